@@ -1,0 +1,97 @@
+/** Minimal host tensor: a typed array plus shape. Row-major. */
+export type DType = 'F32' | 'F16' | 'BF16' | 'F64' | 'I32' | 'I64' | 'I16' | 'I8' | 'U8' | 'BOOL';
+
+export type TypedArray =
+  | Float32Array | Float64Array | Uint16Array | Int32Array | BigInt64Array | Int16Array | Int8Array | Uint8Array;
+
+export interface Tensor {
+  dtype: DType;
+  shape: number[];
+  /** F16/BF16 are stored as raw Uint16Array bit patterns; BOOL as Uint8Array. */
+  data: TypedArray;
+}
+
+export const DTYPE_BYTES: Record<DType, number> = {
+  F32: 4, F16: 2, BF16: 2, F64: 8, I32: 4, I64: 8, I16: 2, I8: 1, U8: 1, BOOL: 1,
+};
+
+export function numel(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** IEEE half bits → float. */
+export function f16ToF32(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+/** float → IEEE half bits, round-to-nearest-even (matches torch .half()). */
+export function f32ToF16(v: number): number {
+  f32[0] = v;
+  const x = u32[0]!;
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  let e = exp - 127 + 15;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    const half = 1 << (shift - 1);
+    let r = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    if (rem > half || (rem === half && (r & 1))) r++;
+    return sign | r;
+  }
+  let r = mant >>> 13;
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (r & 1))) {
+    r++;
+    if (r === 0x400) { r = 0; e++; if (e >= 31) return sign | 0x7c00; }
+  }
+  return sign | (e << 10) | r;
+}
+
+export function bf16ToF32(h: number): number {
+  u32[0] = h << 16;
+  return f32[0]!;
+}
+
+export function f32ToBf16(v: number): number {
+  f32[0] = v;
+  const x = u32[0]!;
+  if ((x & 0x7fffffff) > 0x7f800000) return (x >>> 16) | 0x40;
+  return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/** Any float tensor (F32/F16/BF16/F64) → new Float32Array. */
+export function toFloat32(t: Tensor): Float32Array {
+  const n = t.data.length;
+  switch (t.dtype) {
+    case 'F32': return t.data as Float32Array;
+    case 'F64': return Float32Array.from(t.data as Float64Array);
+    case 'F16': { const o = new Float32Array(n); const d = t.data as Uint16Array; for (let i = 0; i < n; i++) o[i] = f16ToF32(d[i]!); return o; }
+    case 'BF16': { const o = new Float32Array(n); const d = t.data as Uint16Array; const ou = new Uint32Array(o.buffer); for (let i = 0; i < n; i++) ou[i] = d[i]! << 16; return o; }
+    default: throw new Error(`toFloat32: dtype ${t.dtype} is not a float type`);
+  }
+}
+
+export function f32Tensor(shape: number[], data?: Float32Array): Tensor {
+  return { dtype: 'F32', shape, data: data ?? new Float32Array(numel(shape)) };
+}
+
+/** Float32Array → F16 bits. */
+export function toF16Bits(a: ArrayLike<number>): Uint16Array {
+  const o = new Uint16Array(a.length);
+  for (let i = 0; i < a.length; i++) o[i] = f32ToF16(a[i]!);
+  return o;
+}
