@@ -1,0 +1,43 @@
+import * as ort from 'onnxruntime-node';
+import { availableParallelism } from 'node:os';
+import { fail } from '../errors.ts';
+
+export type Device = 'cpu' | 'webgpu' | 'cuda';
+export interface SessionOptions { device?: Device; threads?: number; optimization?: 'disabled' | 'basic' | 'extended' | 'all' }
+
+export const DEVICES: readonly Device[] = ['cpu', 'webgpu', 'cuda'];
+
+export function parseDevice(s: string | undefined): Device {
+  const d = (s ?? 'cpu').toLowerCase();
+  if (!(DEVICES as readonly string[]).includes(d)) fail(`unknown device "${s}" (supported: ${DEVICES.join(', ')})`);
+  return d as Device;
+}
+
+/** Create an ORT session from model bytes. `cuda` needs ORT's CUDA EP installed (see README). */
+export async function createSession(model: Uint8Array, o: SessionOptions = {}): Promise<ort.InferenceSession> {
+  const device = o.device ?? 'cpu';
+  const threads = o.threads ?? availableParallelism();
+  try {
+    return await ort.InferenceSession.create(model, {
+      executionProviders: device === 'cpu' ? ['cpu'] : [device, 'cpu'],
+      graphOptimizationLevel: o.optimization ?? 'all',
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+    });
+  } catch (e) {
+    const msg = (e as Error).message.split('\n')[0];
+    if (device !== 'cpu') fail(`could not create an ONNX Runtime session on device "${device}": ${msg}`);
+    throw e;
+  }
+}
+
+export type OrtTensor = ort.Tensor;
+export const OrtTensorCtor = ort.Tensor;
+
+export function f32(data: Float32Array, dims: readonly number[]): ort.Tensor { return new ort.Tensor('float32', data, dims); }
+export function f64(data: Float64Array, dims: readonly number[]): ort.Tensor { return new ort.Tensor('float64', data, dims); }
+export function i64(data: BigInt64Array | readonly number[], dims: readonly number[]): ort.Tensor {
+  return new ort.Tensor('int64', data instanceof BigInt64Array ? data : BigInt64Array.from(data.map(BigInt)), dims);
+}
+export function i32(data: Int32Array, dims: readonly number[]): ort.Tensor { return new ort.Tensor('int32', data, dims); }
