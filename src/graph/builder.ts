@@ -61,11 +61,13 @@ export class GraphBuilder {
   /** Small cached constants. */
   constF(values: number | readonly number[], dims?: readonly number[]): string {
     const arr = typeof values === 'number' ? [values] : values;
-    return this.cached(`f:${arr.join(',')}:${dims ?? ''}`, (n) => this.init(n, 'float32', dims ?? (typeof values === 'number' ? [] : [arr.length]), Float32Array.from(arr)));
+    const d = dims ?? (typeof values === 'number' ? [] : [arr.length]);
+    return this.cached(`f:${arr.join(',')}:[${d}]`, (n) => this.init(n, 'float32', d, Float32Array.from(arr)));
   }
   constI64(values: number | readonly number[], dims?: readonly number[]): string {
     const arr = typeof values === 'number' ? [values] : values;
-    return this.cached(`i:${arr.join(',')}:${dims ?? ''}`, (n) => this.init(n, 'int64', dims ?? (typeof values === 'number' ? [] : [arr.length]), BigInt64Array.from(arr.map(BigInt))));
+    const d = dims ?? (typeof values === 'number' ? [] : [arr.length]);
+    return this.cached(`i:${arr.join(',')}:[${d}]`, (n) => this.init(n, 'int64', d, BigInt64Array.from(arr.map(BigInt))));
   }
   private cached(key: string, make: (name: string) => string): string {
     let n = this.constCache.get(key);

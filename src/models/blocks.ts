@@ -1,0 +1,117 @@
+/** Shared graph blocks for decoder-only transformers. All tensors fp32, hidden layout [B, S, H]. */
+import { F, type GraphBuilder } from '../graph/builder.ts';
+import type { LayerContext, WeightSource } from './types.ts';
+
+/** RMSNorm: x / sqrt(mean(x²) + eps) · (w + offset). offset 1 for Gemma-style (1 + w). */
+export function rmsNorm(g: GraphBuilder, x: string, weight: string, eps: number, offset = 0): string {
+  const ms = g.op('ReduceMean', [g.op('Mul', [x, x]), g.constI64([-1])], { keepdims: 1 });
+  const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [ms, g.constF(eps)])])]);
+  const w = offset ? g.op('Add', [weight, g.constF(offset)]) : weight;
+  return g.op('Mul', [g.op('Mul', [x, inv]), w]);
+}
+
+/** LayerNorm over the last axis. */
+export function layerNorm(g: GraphBuilder, x: string, weight: string, bias: string, eps: number): string {
+  return g.op('LayerNormalization', [x, weight, bias], { axis: -1, epsilon: F(eps) });
+}
+
+/** [B,S,heads*d] → [B,heads,S,d] */
+export function splitHeads(g: GraphBuilder, x: string, heads: number, d: number): string {
+  return g.op('Transpose', [g.op('Reshape', [x, g.constI64([0, 0, heads, d])])], { perm: [0, 2, 1, 3] });
+}
+
+/** [B,heads,S,d] → [B,S,heads*d] */
+export function mergeHeads(g: GraphBuilder, x: string, heads: number, d: number): string {
+  return g.op('Reshape', [g.op('Transpose', [x], { perm: [0, 2, 1, 3] }), g.constI64([0, 0, heads * d])]);
+}
+
+/**
+ * cos/sin tables [B,1,S,rotDim] from positions [B,S] (int64) in HF rotate_half layout (freqs duplicated over halves).
+ */
+export function ropeTables(g: GraphBuilder, positions: string, invFreq: Float64Array, scaling = 1): { cos: string; sin: string } {
+  const inv = g.init(g.fresh('inv_freq'), 'float32', [invFreq.length], Float32Array.from(invFreq));
+  const pos = g.op('Unsqueeze', [g.op('Cast', [positions], { to: 1 }), g.constI64([-1])]); // [B,S,1]
+  const freqs = g.op('Mul', [pos, inv]); // [B,S,d/2]
+  const emb = g.op('Unsqueeze', [g.op('Concat', [freqs, freqs], { axis: -1 }), g.constI64([1])]); // [B,1,S,d]
+  let cos = g.op('Cos', [emb]), sin = g.op('Sin', [emb]);
+  if (scaling !== 1) { cos = g.op('Mul', [cos, g.constF(scaling)]); sin = g.op('Mul', [sin, g.constF(scaling)]); }
+  return { cos, sin };
+}
+
+/** x·cos + rotate_half(x)·sin on the first rotDim channels of x [B,h,S,d] (partial rotary keeps the rest). */
+export function applyRope(g: GraphBuilder, x: string, rope: { cos: string; sin: string }, headDim: number, rotDim = headDim): string {
+  const rot = rotDim === headDim ? x : g.op('Slice', [x, g.constI64([0]), g.constI64([rotDim]), g.constI64([-1])]);
+  const half = rotDim / 2;
+  const [x1, x2] = g.opN('Split', [rot, g.constI64([half, half])], 2, { axis: -1 });
+  const rotated = g.op('Concat', [g.op('Neg', [x2!]), x1!], { axis: -1 });
+  const out = g.op('Add', [g.op('Mul', [rot, rope.cos]), g.op('Mul', [rotated, rope.sin])]);
+  if (rotDim === headDim) return out;
+  const pass = g.op('Slice', [x, g.constI64([rotDim]), g.constI64([headDim]), g.constI64([-1])]);
+  return g.op('Concat', [out, pass], { axis: -1 });
+}
+
+/**
+ * Scaled dot-product attention with GQA, additive mask and optional KV cache.
+ * q [B,H,S,d], k/v [B,kvH,S,d]. GQA without copying K/V: q is viewed as [B,kvH,rep·S,d].
+ */
+export function attention(ctx: LayerContext, q: string, k: string, v: string, heads: number, kvHeads: number, d: number, scale = 1 / Math.sqrt(d)): string {
+  const { g } = ctx;
+  if (ctx.past) {
+    k = g.op('Concat', [ctx.past.key, k], { axis: 2 });
+    v = g.op('Concat', [ctx.past.value, v], { axis: 2 });
+    ctx.present = { key: k, value: v };
+  }
+  const rep = heads / kvHeads;
+  const qg = rep === 1 ? q : g.op('Reshape', [q, g.constI64([0, kvHeads, -1, d])]);
+  let scores = g.op('MatMul', [g.op('Mul', [qg, g.constF(scale)]), g.op('Transpose', [k], { perm: [0, 1, 3, 2] })]);
+  if (rep !== 1) scores = g.op('Reshape', [scores, g.constI64([0, heads, -1, 0])]); // [B,H,S,T]
+  const probs = g.op('Softmax', [g.op('Add', [scores, ctx.mask])], { axis: -1 });
+  const pg = rep === 1 ? probs : g.op('Reshape', [probs, g.constI64([0, kvHeads, -1, 0])]);
+  const out = g.op('MatMul', [pg, v]);
+  return rep === 1 ? out : g.op('Reshape', [out, g.constI64([0, heads, -1, d])]);
+}
+
+/**
+ * Additive causal mask [B,1,S,T] (0 visible, −3.4e38 hidden) for queries at absolute positions P..P+S−1 over T=P+S keys.
+ * `keyMask` [B,T] int64 (1 = real token) hides padding; `window` hides keys older than the sliding window.
+ */
+export function causalMask(g: GraphBuilder, seqLen: string, totalLen: string, keyMask?: string, window?: number | null): string {
+  const past = g.op('Sub', [totalLen, seqLen]);
+  const one = g.constI64(1), zero = g.constI64(0);
+  const qpos = g.op('Unsqueeze', [g.op('Range', [past, totalLen, one]), g.constI64([-1])]); // [S,1]
+  const kpos = g.op('Unsqueeze', [g.op('Range', [zero, totalLen, one]), g.constI64([0])]); // [1,T]
+  let ok = g.op('LessOrEqual', [kpos, qpos]);
+  if (window) ok = g.op('And', [ok, g.op('Greater', [kpos, g.op('Sub', [qpos, g.constI64(window)])])]);
+  if (keyMask) {
+    const km = g.op('Unsqueeze', [g.op('Cast', [keyMask], { to: 9 }), g.constI64([1, 2])]); // [B,1,1,T]
+    ok = g.op('And', [ok, km]);
+  }
+  const m = g.op('Where', [ok, g.constF(0), g.constF(-3.4028234663852886e38)]);
+  return keyMask ? m : g.op('Unsqueeze', [m, g.constI64([0, 1])]);
+}
+
+/** Scalar int64 dim `axis` of x. */
+export function dim(g: GraphBuilder, x: string, axis: number): string {
+  return g.op('Squeeze', [g.op('Shape', [x], { start: axis, end: axis + 1 })], {});
+}
+
+/** SwiGLU / GeGLU MLP: down(act(gate(x)) · up(x)). */
+export function gatedMlp(g: GraphBuilder, w: WeightSource, x: string, prefix: string, hidden: number, inter: number, act: string, bias = false): string {
+  const gate = w.linear(g, x, { name: `${prefix}gate_proj`, inFeatures: hidden, outFeatures: inter, bias });
+  const up = w.linear(g, x, { name: `${prefix}up_proj`, inFeatures: hidden, outFeatures: inter, bias });
+  return w.linear(g, g.op('Mul', [activation(g, gate, act), up]), { name: `${prefix}down_proj`, inFeatures: inter, outFeatures: hidden, bias });
+}
+
+export type Activation = 'silu' | 'gelu' | 'gelu_tanh' | 'relu';
+
+/** HF ACT2FN names: silu/swish, gelu (erf), gelu_new/gelu_pytorch_tanh (tanh approx), relu. */
+export function activation(g: GraphBuilder, x: string, act: Activation | string): string {
+  switch (act) {
+    case 'silu': case 'swish': return g.op('Mul', [x, g.op('Sigmoid', [x])]);
+    case 'relu': return g.op('Relu', [x]);
+    case 'gelu': return g.op('Gelu', [x]);
+    case 'gelu_tanh': case 'gelu_new': case 'gelu_pytorch_tanh': case 'gelu_fast':
+      return g.op('Gelu', [x], { approximate: 'tanh' });
+    default: throw new Error(`activation "${act}" is not supported`);
+  }
+}

@@ -1,0 +1,20 @@
+import { fail } from '../errors.ts';
+import { llama } from './llama.ts';
+import type { ArchDefinition } from './types.ts';
+
+/** Every supported architecture. Adding one = one file + one line here. */
+const ARCHS: ArchDefinition[] = [llama];
+
+const custom: ArchDefinition[] = [];
+/** Register a user-defined architecture (same shape as the built-in files). */
+export function registerArchitecture(def: ArchDefinition): void { custom.unshift(def); }
+
+export function supportedModelTypes(): string[] {
+  return [...custom, ...ARCHS].flatMap((a) => a.modelTypes);
+}
+
+export function archFor(modelType: string): ArchDefinition {
+  const a = [...custom, ...ARCHS].find((x) => x.modelTypes.includes(modelType));
+  if (!a) fail(`model_type "${modelType}" is not supported (supported: ${supportedModelTypes().join(', ')})`);
+  return a;
+}

@@ -1,0 +1,62 @@
+import type { GraphBuilder } from '../graph/builder.ts';
+import type { ModelConfig } from '../io/config.ts';
+
+/** One linear (torch `nn.Linear` semantics: weight [out, in], y = x·Wᵀ + b). `name` is the full module name. */
+export interface LinearSpec { name: string; inFeatures: number; outFeatures: number; bias: boolean }
+
+/**
+ * Where weights come from when a graph is built: fp32 initializers (inference), graph inputs (calibration,
+ * one graph for all layers) or packed int weights (MatMulNBits). Architecture code only calls these.
+ */
+export interface WeightSource {
+  /** y = x·Wᵀ + b for linear `spec`; x is [..., in]. */
+  linear(g: GraphBuilder, x: string, spec: LinearSpec): string;
+  /** A float tensor by checkpoint name (norm weights, embeddings, biases outside linears). */
+  tensor(g: GraphBuilder, name: string, shape: readonly number[]): string;
+}
+
+/** Per-graph values shared by every decoder layer. */
+export interface LayerContext {
+  g: GraphBuilder;
+  cfg: ModelConfig;
+  w: WeightSource;
+  /** e.g. "model.layers.3." */
+  prefix: string;
+  /** cos/sin [B, 1, S, rotaryDim] */
+  rope: { cos: string; sin: string };
+  /** additive attention mask, broadcastable to [B, heads, S, T] */
+  mask: string;
+  /** KV cache input for this layer, [B, kvHeads, P, headDim] each; absent for calibration graphs */
+  past?: { key: string; value: string };
+  /** set by the layer when past is given: [B, kvHeads, P+S, headDim] */
+  present?: { key: string; value: string };
+}
+
+/**
+ * A declarative architecture: the module tree (as AutoGPTQ's `layers_block_name`, `outside_layer_modules`,
+ * `inside_layer_modules`) plus the graph pieces. Add an architecture by adding one file like llama.ts.
+ */
+export interface ArchDefinition {
+  /** HF `model_type` values this definition serves. */
+  modelTypes: readonly string[];
+  /** Checkpoint prefix of decoder layer i, e.g. "model.layers.". */
+  layersBlockName: string;
+  /** Non-layer modules (kept in fp, never quantized unless lm_head is asked for). */
+  outsideLayerModules: readonly string[];
+  /** Linears of one layer (relative names) in execution order, grouped as quantized together (true_sequential). */
+  insideLayerModules: readonly (readonly string[])[];
+  /** Shapes of one layer's linears (relative names). */
+  layerLinears(cfg: ModelConfig): LayerLinear[];
+  /** Name of the output head's weight (tied to embeddings when absent in the checkpoint). */
+  lmHead: string;
+  /** Validate config fields the graph needs; throw one-line errors. */
+  check?(cfg: ModelConfig): void;
+  /** ids [B,S] int64 → hidden [B,S,H] */
+  embed(g: GraphBuilder, cfg: ModelConfig, w: WeightSource, ids: string, positions: string): string;
+  /** one decoder layer, hidden → hidden */
+  layer(ctx: LayerContext, hidden: string): string;
+  /** hidden → logits (final norm + head) */
+  head(g: GraphBuilder, cfg: ModelConfig, w: WeightSource, hidden: string): string;
+}
+
+export interface LayerLinear { rel: string; inFeatures: number; outFeatures: number; bias: boolean }

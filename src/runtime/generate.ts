@@ -1,0 +1,58 @@
+/** Autoregressive generation over a CausalLM with KV cache: batching (left padding), stop tokens/strings, streaming. */
+import { mulberry32 } from '../io/random.ts';
+import type { CausalLM } from './causal-lm.ts';
+import { applyRepetitionPenalty, sampleToken, type SamplingOptions } from './sampling.ts';
+
+export interface GenerateOptions extends SamplingOptions {
+  maxNewTokens?: number;
+  /** Stop when any of these token ids is produced (e.g. eos). */
+  eosTokenIds?: number[];
+  /** Stop when the decoded text contains one of these (needs `decode`). */
+  stopStrings?: string[];
+  decode?: (ids: number[]) => string;
+  seed?: number;
+  padTokenId?: number;
+  /** Called with (row, token) as each token is produced. */
+  onToken?: (row: number, token: number) => void;
+}
+
+export interface GenerateResult { tokens: number[][]; finishReason: ('eos' | 'stop' | 'length')[]; prefillMs: number; decodeMs: number; steps: number }
+
+/** Generate continuations for each prompt (token ids). Prompts of different length are left-padded. */
+export async function generate(model: CausalLM, prompts: number[][], o: GenerateOptions = {}): Promise<GenerateResult> {
+  const B = prompts.length, maxNew = o.maxNewTokens ?? 64, V = model.cfg.vocabSize;
+  const L = Math.max(...prompts.map((p) => p.length));
+  if (L === 0) throw new Error('generate: empty prompt');
+  const pad = o.padTokenId ?? 0;
+  const ids = prompts.map((p) => [...new Array(L - p.length).fill(pad), ...p]);
+  const mask = prompts.map((p) => [...new Array(L - p.length).fill(0), ...new Array(p.length).fill(1)]);
+  const rand = mulberry32(o.seed ?? 0);
+  const out: number[][] = prompts.map(() => []);
+  const done: (GenerateResult['finishReason'][number] | null)[] = prompts.map(() => null);
+  const eos = new Set(o.eosTokenIds ?? []);
+  const t0 = performance.now();
+  let { logits, cache } = await model.forwardStep(ids, model.emptyCache(B), mask);
+  const prefillMs = performance.now() - t0;
+  let steps = 0;
+  for (; steps < maxNew; steps++) {
+    const next: number[] = [];
+    for (let b = 0; b < B; b++) {
+      if (done[b]) { next.push(pad); continue; }
+      const row = logits.slice(b * V, (b + 1) * V);
+      applyRepetitionPenalty(row, [...prompts[b]!, ...out[b]!], o.repetitionPenalty ?? 1);
+      const t = sampleToken(row, o, rand);
+      next.push(t);
+      if (eos.has(t)) { done[b] = 'eos'; continue; }
+      out[b]!.push(t);
+      o.onToken?.(b, t);
+      if (o.stopStrings?.length && o.decode) {
+        const text = o.decode(out[b]!);
+        if (o.stopStrings.some((s) => text.includes(s))) done[b] = 'stop';
+      }
+    }
+    if (done.every(Boolean) || steps === maxNew - 1) { steps++; break; }
+    for (let b = 0; b < B; b++) mask[b]!.push(done[b] ? 0 : 1);
+    ({ logits, cache } = await model.forwardStep(next.map((t) => [t]), cache, mask));
+  }
+  return { tokens: out, finishReason: done.map((d) => d ?? 'length'), prefillMs, decodeMs: performance.now() - t0 - prefillMs, steps };
+}

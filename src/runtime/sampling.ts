@@ -1,0 +1,48 @@
+/** Logits processing and sampling with Transformers' semantics and order: penalty → temperature → top-k → top-p. */
+
+export interface SamplingOptions {
+  /** 0 or doSample false → greedy. */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  repetitionPenalty?: number;
+  doSample?: boolean;
+}
+
+/** HF RepetitionPenaltyLogitsProcessor: seen tokens' logits ÷ penalty if > 0, × penalty otherwise. In place. */
+export function applyRepetitionPenalty(logits: Float32Array, seen: Iterable<number>, penalty: number): void {
+  if (penalty === 1) return;
+  for (const t of new Set(seen)) {
+    const v = logits[t]!;
+    logits[t] = v > 0 ? v / penalty : v * penalty;
+  }
+}
+
+export function argmax(a: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < a.length; i++) if (a[i]! > a[best]!) best = i;
+  return best;
+}
+
+/** Choose the next token from one row of logits (modified in place). `rand` is a uniform [0,1) source. */
+export function sampleToken(logits: Float32Array, o: SamplingOptions, rand: () => number): number {
+  const greedy = o.doSample === false || !o.temperature || o.temperature <= 0;
+  if (greedy) return argmax(logits);
+  const t = o.temperature!;
+  let idx = Array.from(logits.keys()).sort((a, b) => logits[b]! - logits[a]!);
+  if (o.topK && o.topK > 0 && o.topK < idx.length) idx = idx.slice(0, o.topK);
+  const max = logits[idx[0]!]! / t;
+  let p = idx.map((i) => Math.exp(logits[i]! / t - max));
+  const z = p.reduce((a, b) => a + b, 0);
+  p = p.map((x) => x / z);
+  if (o.topP !== undefined && o.topP < 1) {
+    // HF TopPLogitsWarper keeps the smallest prefix with cumulative prob > 1 − top_p … i.e. ≥ top_p, at least 1 token.
+    let c = 0, keep = 0;
+    while (keep < p.length) { c += p[keep]!; keep++; if (c >= o.topP) break; }
+    idx = idx.slice(0, keep); p = p.slice(0, keep);
+    const z2 = p.reduce((a, b) => a + b, 0); p = p.map((x) => x / z2);
+  }
+  let u = rand();
+  for (let i = 0; i < p.length; i++) { u -= p[i]!; if (u <= 0) return idx[i]!; }
+  return idx[idx.length - 1]!;
+}
