@@ -1,0 +1,38 @@
+import { DEFAULT_MODEL, num, parse } from './args.ts';
+import { loadAnyModel } from '../runtime/load.ts';
+import { generate } from '../runtime/generate.ts';
+import { StreamDecoder } from '../io/tokenizer.ts';
+import { parseDevice } from '../graph/session.ts';
+
+export const HELP = `gptq generate [model] [prompt] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]
+              [--repetition-penalty R] [--seed S] [--stop STR] [--device cpu|webgpu|cuda]
+  Streams a continuation. model defaults to the embedded stories260K; prompt defaults to "" (just <s>).`;
+
+export async function run(argv: string[]): Promise<void> {
+  const { values: v, positionals: p } = parse(argv, {
+    'max-new-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-k': { type: 'string' },
+    'top-p': { type: 'string' }, 'repetition-penalty': { type: 'string' }, seed: { type: 'string' },
+    stop: { type: 'string', multiple: true }, device: { type: 'string' },
+  });
+  if (v.help) return console.log(HELP);
+  const dir = p[0] ?? DEFAULT_MODEL;
+  const prompt = p[1] ?? '';
+  const { model, tokenizer, gen } = await loadAnyModel(dir, { device: parseDevice(v.device) });
+  if (!tokenizer) throw new Error(`${dir} has no tokenizer.json: generate needs one`);
+  const ids = tokenizer.encode(prompt);
+  const dec = new StreamDecoder(tokenizer);
+  process.stdout.write(prompt);
+  const eos = gen.eosTokenId ?? model.cfg.eosTokenId ?? tokenizer.eosId;
+  const r = await generate(model, [ids], {
+    maxNewTokens: num(v['max-new-tokens'], 'max-new-tokens', 128),
+    temperature: num(v.temperature, 'temperature', 0), topK: num(v['top-k'], 'top-k', gen.topK),
+    topP: num(v['top-p'], 'top-p', gen.topP), repetitionPenalty: num(v['repetition-penalty'], 'repetition-penalty', gen.repetitionPenalty),
+    seed: num(v.seed, 'seed', 0), eosTokenIds: eos === null || eos === undefined ? [] : ([] as number[]).concat(eos),
+    stopStrings: v.stop, decode: (t) => tokenizer.decode(t),
+    onToken: (_, t) => process.stdout.write(dec.push(t)),
+  });
+  process.stdout.write(dec.flush() + '\n');
+  const n = r.tokens[0]!.length;
+  process.stderr.write(`[${n} tokens, prefill ${(ids.length / (r.prefillMs / 1000)).toFixed(1)} tok/s, decode ${(n / (r.decodeMs / 1000)).toFixed(1)} tok/s, finish: ${r.finishReason[0]}]\n`);
+  await model.release();
+}

@@ -1,0 +1,32 @@
+import { DEFAULT_MODEL, num, parse, progress } from './args.ts';
+import { loadAnyModel } from '../runtime/load.ts';
+import { perplexity } from '../eval/perplexity.ts';
+import { datasetName, evalTokens, loadText } from '../io/datasets.ts';
+import { parseDevice } from '../graph/session.ts';
+import { fail } from '../errors.ts';
+
+export const HELP = `gptq ppl [model] [--dataset wikitext2|c4|FILE] [--seqlen N] [--max-windows N] [--dataset-path DIR] [--device D]
+  Perplexity as in the GPTQ paper: whole text tokenized once, non-overlapping seqlen windows, exp(mean NLL).
+  FILE: plain text (CRLF ok), .jsonl with a "text" field, or a .json list.`;
+
+export async function run(argv: string[]): Promise<void> {
+  const { values: v, positionals: p } = parse(argv, {
+    dataset: { type: 'string' }, seqlen: { type: 'string' }, 'max-windows': { type: 'string' },
+    'dataset-path': { type: 'string' }, device: { type: 'string' },
+  });
+  if (v.help) return console.log(HELP);
+  const dir = p[0] ?? DEFAULT_MODEL;
+  const ds = v.dataset ?? 'wikitext2';
+  const seqlen = num(v.seqlen, 'seqlen', 2048);
+  const { model, tokenizer } = await loadAnyModel(dir, { device: parseDevice(v.device) });
+  if (!tokenizer) fail(`${dir} has no tokenizer.json: ppl needs one to tokenize ${ds}`);
+  const texts = await loadText(ds, { datasetPath: v['dataset-path'] });
+  let tokens = evalTokens(tokenizer, texts, datasetName(ds) ?? 'text');
+  if (datasetName(ds) === 'c4') tokens = tokens.slice(0, 256 * seqlen);
+  const r = await perplexity(model, tokens, {
+    seqlen, maxWindows: num(v['max-windows'], 'max-windows'),
+    onProgress: (i, n, ppl) => progress(`ppl window ${i}/${n}: running ppl ${ppl.toFixed(4)}`, i === n),
+  });
+  console.log(`ppl ${r.ppl.toFixed(4)}  (${ds}, seqlen ${seqlen}, ${r.windows} windows, ${r.tokens} tokens, ${r.tokensPerSecond.toFixed(0)} tok/s, ${r.seconds.toFixed(1)} s)`);
+  await model.release();
+}
