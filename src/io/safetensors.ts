@@ -1,0 +1,352 @@
+/** Safetensors reader (lazy, per-tensor reads), sharded checkpoints, and an atomic streaming writer. */
+import { promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { join, basename } from 'node:path';
+import { fail, GptqError } from '../errors.ts';
+import { DTYPE_BYTES, numel, toFloat32, type DType, type Tensor, type TypedArray } from '../tensor.ts';
+import { tempPathFor, writeFileAtomic } from './atomic.ts';
+
+export interface TensorInfo { dtype: DType; shape: number[]; byteLength: number }
+interface Entry extends TensorInfo { begin: number; end: number }
+
+const MAX_HEADER = 100 * 1024 * 1024;
+const CHUNK = 1 << 28; // max bytes per single read/write call
+const CTORS: Record<DType, new (n: number) => TypedArray> = {
+  F32: Float32Array, F16: Uint16Array, BF16: Uint16Array, F64: Float64Array, I32: Int32Array,
+  I64: BigInt64Array, I16: Int16Array, I8: Int8Array, U8: Uint8Array, BOOL: Uint8Array,
+};
+/** safetensors' Rust Dtype enum order (files are laid out by descending dtype, then name). */
+const DTYPE_RANK: DType[] = ['BOOL', 'U8', 'I8', 'I16', 'F16', 'BF16', 'I32', 'F32', 'F64', 'I64'];
+
+const isDType = (d: unknown): d is DType => typeof d === 'string' && Object.hasOwn(DTYPE_BYTES, d);
+const isUint = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
+const oneLine = (s: string) => s.replace(/\s+/g, ' ').trim();
+const errMsg = (e: unknown) => oneLine(e instanceof Error ? e.message : String(e));
+const q = (s: string) => JSON.stringify(s);
+const fmtNames = (names: string[], n = 5) =>
+  names.length ? `${names.slice(0, n).map(q).join(', ')}${names.length > n ? ', …' : ''}` : '(none)';
+
+async function readExact(fh: FileHandle, buf: Uint8Array, pos: number, what: string): Promise<void> {
+  for (let off = 0; off < buf.length;) {
+    const { bytesRead } = await fh.read(buf, off, Math.min(CHUNK, buf.length - off), pos + off);
+    if (bytesRead === 0) fail(`${what}: unexpected end of file (file truncated or changed while open)`);
+    off += bytesRead;
+  }
+}
+
+async function writeAll(fh: FileHandle, buf: Uint8Array): Promise<void> {
+  for (let off = 0; off < buf.length;) {
+    const { bytesWritten } = await fh.write(buf, off, Math.min(CHUNK, buf.length - off));
+    off += bytesWritten;
+  }
+}
+
+export class SafetensorsFile {
+  private closed = false;
+  private constructor(
+    readonly path: string,
+    private fh: FileHandle,
+    private entries: Map<string, Entry>,
+    private dataStart: number,
+    readonly metadata: Record<string, string>,
+  ) {}
+
+  static async open(path: string): Promise<SafetensorsFile> {
+    let fh: FileHandle;
+    try { fh = await fs.open(path, 'r'); } catch (e: any) {
+      fail(e?.code === 'ENOENT' ? `${path}: no such file` : `${path}: cannot open: ${errMsg(e)}`);
+    }
+    try { return await SafetensorsFile.parse(path, fh); } catch (e) { await fh.close(); throw e; }
+  }
+
+  private static async parse(path: string, fh: FileHandle): Promise<SafetensorsFile> {
+    const size = (await fh.stat()).size;
+    if (size < 8) fail(`${path}: truncated safetensors file (${size} bytes, shorter than the 8-byte header length)`);
+    const lenBuf = new Uint8Array(8);
+    await readExact(fh, lenBuf, 0, path);
+    const n = new DataView(lenBuf.buffer).getBigUint64(0, true);
+    if (n > BigInt(MAX_HEADER)) fail(`${path}: header length ${n} is absurd (> 100 MB); not a safetensors file?`);
+    const hlen = Number(n);
+    if (8 + hlen > size) fail(`${path}: header length ${hlen} runs past end of file (file is ${size} bytes; truncated?)`);
+    const hbuf = new Uint8Array(hlen);
+    await readExact(fh, hbuf, 8, path);
+    let header: unknown;
+    try { header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(hbuf)); } catch (e) {
+      fail(`${path}: header is not valid JSON (${errMsg(e).slice(0, 120)}); not a safetensors file?`);
+    }
+    if (!header || typeof header !== 'object' || Array.isArray(header)) fail(`${path}: header is not a JSON object`);
+    const dataStart = 8 + hlen, dataSize = size - dataStart;
+    const metadata: Record<string, string> = {};
+    const entries = new Map<string, Entry>();
+    for (const [name, v] of Object.entries(header as Record<string, any>)) {
+      if (name === '__metadata__') {
+        if (!v || typeof v !== 'object' || Array.isArray(v)) fail(`${path}: __metadata__ must be an object of strings`);
+        for (const [k, s] of Object.entries(v)) {
+          if (typeof s !== 'string') fail(`${path}: __metadata__.${k} must be a string, got ${JSON.stringify(s)}`);
+          metadata[k] = s;
+        }
+        continue;
+      }
+      const at = `${path}: tensor ${q(name)}`;
+      if (!v || typeof v !== 'object') fail(`${at}: entry is not an object`);
+      for (const k of ['dtype', 'shape', 'data_offsets']) if (!(k in v)) fail(`${at}: entry is missing "${k}"`);
+      const { dtype, shape, data_offsets: off } = v;
+      if (!isDType(dtype)) fail(`${at}: unknown dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`);
+      if (!Array.isArray(shape) || !shape.every(isUint)) fail(`${at}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+      if (!Array.isArray(off) || off.length !== 2 || !off.every(isUint) || off[0] > off[1])
+        fail(`${at}: data_offsets must be [begin, end] with 0 <= begin <= end, got ${JSON.stringify(off)}`);
+      const [begin, end] = off as [number, number];
+      const byteLength = numel(shape) * DTYPE_BYTES[dtype];
+      if (byteLength !== end - begin)
+        fail(`${at}: shape [${shape}] x ${dtype} needs ${byteLength} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`);
+      if (end > dataSize) fail(`${at}: data_offsets [${begin}, ${end}] out of range of the ${dataSize}-byte data section (truncated?)`);
+      entries.set(name, { dtype, shape: [...shape], byteLength, begin, end });
+    }
+    const ranges = [...entries].filter(([, e]) => e.end > e.begin).sort((a, b) => a[1].begin - b[1].begin);
+    for (let i = 1; i < ranges.length; i++) {
+      const [pn, p] = ranges[i - 1]!, [cn, c] = ranges[i]!;
+      if (c.begin < p.end) fail(`${path}: tensor ${q(cn)} [${c.begin}, ${c.end}] overlaps tensor ${q(pn)} [${p.begin}, ${p.end}]`);
+    }
+    return new SafetensorsFile(path, fh, entries, dataStart, metadata);
+  }
+
+  names(): string[] { return [...this.entries.keys()]; }
+  has(name: string): boolean { return this.entries.has(name); }
+  info(name: string): TensorInfo {
+    const { dtype, shape, byteLength } = this.entry(name);
+    return { dtype, shape: [...shape], byteLength };
+  }
+  totalBytes(): number { let s = 0; for (const e of this.entries.values()) s += e.byteLength; return s; }
+
+  private entry(name: string): Entry {
+    const e = this.entries.get(name);
+    if (!e) fail(`${this.path}: no tensor ${q(name)} (${this.entries.size} tensors, e.g. ${fmtNames(this.names())})`);
+    return e;
+  }
+
+  async read(name: string): Promise<Tensor> {
+    const e = this.entry(name);
+    if (this.closed) fail(`${this.path}: cannot read tensor ${q(name)}: file is closed`);
+    const data = new CTORS[e.dtype](numel(e.shape)); // aligned allocation, then read into it
+    await readExact(this.fh, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), this.dataStart + e.begin, `${this.path}: tensor ${q(name)}`);
+    return { dtype: e.dtype, shape: [...e.shape], data };
+  }
+
+  async readFloat32(name: string): Promise<Float32Array> {
+    const { dtype } = this.entry(name);
+    if (!['F32', 'F16', 'BF16', 'F64'].includes(dtype)) fail(`${this.path}: tensor ${q(name)} has dtype ${dtype}, not a float type`);
+    return toFloat32(await this.read(name));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.fh.close();
+  }
+}
+
+const exists = (p: string) => fs.stat(p).then((s) => s.isFile(), () => false);
+
+/** A model directory: model.safetensors, a sharded index, or a single *.safetensors file. */
+export class Checkpoint {
+  private constructor(
+    readonly dir: string,
+    private shards: SafetensorsFile[],
+    private where: Map<string, SafetensorsFile>,
+    /** __metadata__ of the first file (e.g. {"format":"pt"}). */
+    readonly metadata: Record<string, string>,
+    readonly indexPath?: string,
+  ) {}
+
+  get files(): string[] { return this.shards.map((s) => s.path); }
+
+  static async open(dir: string): Promise<Checkpoint> {
+    let listing: string[];
+    try { listing = (await fs.readdir(dir)).sort(); } catch (e: any) {
+      fail(e?.code === 'ENOENT' ? `${dir}: no such directory` : e?.code === 'ENOTDIR' ? `${dir}: not a directory` : `${dir}: cannot list: ${errMsg(e)}`);
+    }
+    if (listing.includes('model.safetensors')) return Checkpoint.single(dir, join(dir, 'model.safetensors'));
+    const indexes = listing.filter((f) => f.endsWith('.safetensors.index.json'));
+    const index = indexes.includes('model.safetensors.index.json') ? 'model.safetensors.index.json' : indexes.length === 1 ? indexes[0] : undefined;
+    if (index) return Checkpoint.sharded(dir, join(dir, index));
+    if (indexes.length > 1) fail(`${dir}: several safetensors index files (${fmtNames(indexes)}); cannot tell which to use`);
+    const st = listing.filter((f) => f.endsWith('.safetensors'));
+    if (st.length === 1) return Checkpoint.single(dir, join(dir, st[0]!));
+    if (st.length > 1) fail(`${dir}: ${st.length} .safetensors files (${fmtNames(st)}) but no model.safetensors.index.json to say which tensor is where`);
+    if (listing.some((f) => /^pytorch_model.*\.bin(\.index\.json)?$/.test(f) || f.endsWith('.pt') || f.endsWith('.pth')))
+      fail(`${dir}: only PyTorch pickle checkpoints (pytorch_model*.bin) found; these are not supported. Convert to safetensors, e.g. with transformers save_pretrained(..., safe_serialization=True) or the Hugging Face "convert to safetensors" Space`);
+    fail(`${dir}: no model.safetensors, model.safetensors.index.json or *.safetensors file found`);
+  }
+
+  private static async single(dir: string, path: string): Promise<Checkpoint> {
+    const f = await SafetensorsFile.open(path);
+    return new Checkpoint(dir, [f], new Map(f.names().map((n) => [n, f])), f.metadata);
+  }
+
+  private static async sharded(dir: string, indexPath: string): Promise<Checkpoint> {
+    let idx: any;
+    try { idx = JSON.parse(await fs.readFile(indexPath, 'utf8')); } catch (e) { fail(`${indexPath}: cannot parse index: ${errMsg(e).slice(0, 160)}`); }
+    const wm = idx?.weight_map;
+    if (!wm || typeof wm !== 'object' || Array.isArray(wm)) fail(`${indexPath}: missing "weight_map" object`);
+    const shardNames = [...new Set(Object.values(wm as Record<string, unknown>))];
+    const shards: SafetensorsFile[] = [];
+    const byName = new Map<string, SafetensorsFile>();
+    try {
+      for (const s of shardNames) {
+        if (typeof s !== 'string' || s.includes('/') || s.includes('\\')) fail(`${indexPath}: bad shard file name ${JSON.stringify(s)} in weight_map`);
+        const p = join(dir, s);
+        if (!(await exists(p))) fail(`${indexPath}: shard ${q(s)} named in weight_map is missing (${p})`);
+        const f = await SafetensorsFile.open(p);
+        shards.push(f);
+        byName.set(s, f);
+      }
+      const where = new Map<string, SafetensorsFile>();
+      for (const [name, s] of Object.entries(wm as Record<string, string>)) {
+        const f = byName.get(s)!;
+        if (!f.has(name)) fail(`${indexPath}: weight_map puts tensor ${q(name)} in ${q(s)} but that shard has no such tensor`);
+        where.set(name, f);
+      }
+      return new Checkpoint(dir, shards, where, shards[0]?.metadata ?? {}, indexPath);
+    } catch (e) {
+      await Promise.all(shards.map((f) => f.close()));
+      throw e;
+    }
+  }
+
+  names(): string[] { return [...this.where.keys()]; }
+  has(name: string): boolean { return this.where.has(name); }
+  private file(name: string): SafetensorsFile {
+    const f = this.where.get(name);
+    if (!f) fail(`${this.dir}: checkpoint has no tensor ${q(name)} (${this.where.size} tensors, e.g. ${fmtNames(this.names())})`);
+    return f;
+  }
+  info(name: string): TensorInfo { return this.file(name).info(name); }
+  async read(name: string): Promise<Tensor> { return this.file(name).read(name); }
+  async readFloat32(name: string): Promise<Float32Array> { return this.file(name).readFloat32(name); }
+  totalBytes(): number { let s = 0; for (const [n, f] of this.where) s += f.info(n).byteLength; return s; }
+  async close(): Promise<void> { await Promise.all(this.shards.map((f) => f.close())); }
+}
+
+// ---------------------------------------------------------------- writer
+
+type TensorMap = Map<string, Tensor> | Record<string, Tensor>;
+const entriesOf = (t: TensorMap): [string, Tensor][] => (t instanceof Map ? [...t] : Object.entries(t));
+
+function checkTensor(path: string, name: string, t: Tensor): number {
+  const at = `${path}: tensor ${q(name)}`;
+  if (!name || name === '__metadata__') fail(`${path}: invalid tensor name ${q(name)}`);
+  if (!t || !isDType(t.dtype)) fail(`${at}: unknown dtype ${JSON.stringify(t?.dtype)}`);
+  if (!Array.isArray(t.shape) || !t.shape.every(isUint)) fail(`${at}: shape must be non-negative integers, got ${JSON.stringify(t.shape)}`);
+  const Ctor = CTORS[t.dtype];
+  if (!(t.data instanceof Ctor)) fail(`${at}: dtype ${t.dtype} needs a ${Ctor.name}, got ${(t.data as any)?.constructor?.name ?? typeof t.data}`);
+  const n = numel(t.shape);
+  if (t.data.length !== n) fail(`${at}: shape [${t.shape}] has ${n} elements but data has ${t.data.length}`);
+  return n * DTYPE_BYTES[t.dtype];
+}
+
+function sortedForLayout(list: [string, Tensor][]): [string, Tensor][] {
+  const r = (d: DType) => DTYPE_RANK.indexOf(d);
+  return [...list].sort(([an, a], [bn, b]) => r(b.dtype) - r(a.dtype) || (an < bn ? -1 : an > bn ? 1 : 0));
+}
+
+/** Header bytes (8-byte length + JSON padded with spaces to a multiple of 8) for tensors in layout order. */
+function headerFor(list: [string, Tensor][], metadata?: Record<string, string>): Uint8Array {
+  const h: Record<string, unknown> = {};
+  if (metadata) h.__metadata__ = metadata;
+  let off = 0;
+  for (const [name, t] of list) {
+    const len = numel(t.shape) * DTYPE_BYTES[t.dtype];
+    h[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + len] };
+    off += len;
+  }
+  const json = new TextEncoder().encode(JSON.stringify(h));
+  const pad = (8 - (json.length % 8)) % 8;
+  const out = new Uint8Array(8 + json.length + pad).fill(0x20, 8 + json.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(json.length + pad), true);
+  out.set(json, 8);
+  return out;
+}
+
+/** Write a safetensors file atomically, streaming tensor data (no whole-file buffer). Little-endian host assumed. */
+export async function writeSafetensors(path: string, tensors: TensorMap, metadata?: Record<string, string>): Promise<void> {
+  const list = entriesOf(tensors);
+  const seen = new Set<string>();
+  for (const [name, t] of list) {
+    if (seen.has(name)) fail(`${path}: duplicate tensor name ${q(name)}`);
+    seen.add(name);
+    checkTensor(path, name, t);
+  }
+  if (metadata) for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') fail(`${path}: metadata ${q(k)} must be a string`);
+  const ordered = sortedForLayout(list);
+  const tmp = tempPathFor(path);
+  try {
+    const fh = await fs.open(tmp, 'w');
+    try {
+      await writeAll(fh, headerFor(ordered, metadata));
+      for (const [, t] of ordered) await writeAll(fh, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fs.rename(tmp, path);
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    if (e instanceof GptqError) throw e;
+    fail(`${path}: cannot write safetensors file: ${errMsg(e)}`);
+  }
+}
+
+/** "5GB" → 5e9, "500MB", "10KiB", "2GiB", plain numbers (bytes). HF semantics: GB = 1e9, GiB = 2^30. */
+export function parseSize(size: string | number): number {
+  if (typeof size === 'number') {
+    if (!Number.isFinite(size) || size <= 0) fail(`invalid size ${size}: must be a positive number of bytes`);
+    return Math.floor(size);
+  }
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$/i.exec(size);
+  if (!m) fail(`invalid size ${JSON.stringify(size)}: expected e.g. "5GB", "500MB", "10KiB" or a byte count`);
+  const unit = (m[2] ?? 'B').toUpperCase();
+  const p = 'BKMGT'.indexOf(unit[0]!);
+  const mult = unit === 'B' ? 1 : unit.includes('I') ? 1024 ** p : 1000 ** p;
+  const n = Math.floor(Number(m[1]) * mult);
+  if (n <= 0) fail(`invalid size ${JSON.stringify(size)}: must be positive`);
+  return n;
+}
+
+export interface SaveShardedOptions { maxShardSize?: string | number; metadata?: Record<string, string> }
+export interface SaveShardedResult { files: string[]; indexPath?: string; totalSize: number }
+
+/**
+ * Save like transformers' save_pretrained: one `model.safetensors` if it fits in maxShardSize (default "5GB"),
+ * else `model-0000i-of-0000N.safetensors` + `model.safetensors.index.json`. Stale files of the other layout are removed.
+ */
+export async function saveSharded(dir: string, tensors: TensorMap, opts: SaveShardedOptions = {}): Promise<SaveShardedResult> {
+  const max = parseSize(opts.maxShardSize ?? '5GB');
+  const metadata = opts.metadata ?? { format: 'pt' };
+  const list = entriesOf(tensors);
+  const shards: [string, Tensor][][] = [];
+  let cur: [string, Tensor][] = [], curSize = 0, total = 0;
+  for (const [name, t] of list) { // greedy in insertion order, like transformers' shard_checkpoint
+    const n = checkTensor(join(dir, 'model.safetensors'), name, t);
+    if (cur.length && curSize + n > max) { shards.push(cur); cur = []; curSize = 0; }
+    cur.push([name, t]); curSize += n; total += n;
+  }
+  if (cur.length || !shards.length) shards.push(cur);
+  await fs.mkdir(dir, { recursive: true });
+  const N = shards.length, pad = (i: number) => String(i).padStart(5, '0');
+  const names = N === 1 ? ['model.safetensors'] : shards.map((_, i) => `model-${pad(i + 1)}-of-${pad(N)}.safetensors`);
+  for (let i = 0; i < N; i++) await writeSafetensors(join(dir, names[i]!), new Map(shards[i]), metadata);
+  let indexPath: string | undefined;
+  if (N > 1) {
+    const weight_map: Record<string, string> = {};
+    const all = shards.flatMap((s, i) => s.map(([n]) => [n, names[i]!] as const)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    for (const [n, f] of all) weight_map[n] = f;
+    indexPath = join(dir, 'model.safetensors.index.json');
+    await writeFileAtomic(indexPath, JSON.stringify({ metadata: { total_size: total }, weight_map }, null, 2) + '\n');
+  }
+  // remove leftovers of a previous save with a different layout
+  const keep = new Set([...names, ...(indexPath ? [basename(indexPath)] : [])]);
+  for (const f of await fs.readdir(dir))
+    if (!keep.has(f) && (f === 'model.safetensors' || f === 'model.safetensors.index.json' || /^model-\d{5}-of-\d{5}\.safetensors$/.test(f)))
+      await fs.rm(join(dir, f), { force: true });
+  return { files: names.map((n) => join(dir, n)), indexPath, totalSize: total };
+}

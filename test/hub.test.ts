@@ -1,0 +1,172 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync, writeFileSync, mkdirSync, existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { ROOT, tmpDir } from './helpers.ts';
+import { resolveModelDir, resolveDataset, modelCacheDir, isHubId } from '../src/io/hub.ts';
+import { loadModelConfig } from '../src/io/config.ts';
+import { TextTokenizer } from '../src/io/tokenizer.ts';
+import { readTextFile } from '../src/io/datasets.ts';
+import { GptqError } from '../src/errors.ts';
+
+const STORIES = join(ROOT, 'assets', 'stories260K');
+const HUB = 'https://hub.test';
+
+interface FakeRepo { id: string; kind?: 'model' | 'dataset'; files: Record<string, Uint8Array> }
+/** A fetch that serves repos like the Hub's tree API and resolve URLs (Range probe + full GET). */
+function fakeHub(repos: FakeRepo[], o: { truncate?: string } = {}) {
+  const calls: { url: string; range: string | null; auth: string | null }[] = [];
+  const fn = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const url = String(input instanceof Request ? input.url : input);
+    const h = new Headers(init?.headers);
+    calls.push({ url, range: h.get('range'), auth: h.get('authorization') });
+    for (const r of repos) {
+      const prefix = r.kind === 'dataset' ? `datasets/${r.id}` : r.id;
+      const tree = `${HUB}/api/${r.kind ?? 'model'}s/${r.id}/tree/main?`;
+      if (url.startsWith(tree))
+        return Response.json(Object.entries(r.files).map(([path, b]) => ({ type: 'file', path, size: b.length, oid: 'x' })));
+      const res = `${HUB}/${prefix}/resolve/main/`;
+      if (url.startsWith(res)) {
+        const path = decodeURIComponent(url.slice(res.length));
+        const body = r.files[path];
+        if (!body) return new Response('not found', { status: 404, headers: { 'X-Error-Code': 'EntryNotFound' } });
+        if (h.get('range') === 'bytes=0-0')
+          return new Response(body.slice(0, 1), { status: 206, headers: { 'Content-Range': `bytes 0-0/${body.length}`, ETag: '"e"' } });
+        return new Response(o.truncate === path ? body.slice(0, body.length - 1) : body, { status: 200 });
+      }
+    }
+    return Response.json({ error: 'Repository not found' }, { status: 404 });
+  };
+  return { fetch: fn as typeof fetch, calls };
+}
+const noFetch = (async () => { throw new Error('network used'); }) as unknown as typeof fetch;
+const storiesFiles = () => Object.fromEntries(readdirSync(STORIES).map((f) => [f, new Uint8Array(readFileSync(join(STORIES, f)))]));
+
+async function withEnv<T>(env: Record<string, string | undefined>, fn: () => Promise<T>): Promise<T> {
+  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+  for (const [k, v] of Object.entries(env)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+  try { return await fn(); } finally {
+    for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+  }
+}
+
+test('local directories pass through; bad paths error', async () => {
+  assert.equal(await resolveModelDir(STORIES, { fetch: noFetch }), STORIES);
+  await assert.rejects(resolveModelDir(join(STORIES, 'config.json'), { fetch: noFetch }), /is a file; expected a model directory/);
+  await assert.rejects(resolveModelDir('./no/such/dir', { fetch: noFetch }), /model directory \.\/no\/such\/dir does not exist/);
+  assert.equal(isHubId('meta-llama/Llama-3.2-1B'), true);
+  assert.equal(isHubId('a/b/c'), false);
+  assert.equal(isHubId('../x'), false);
+});
+
+test('offline with an empty cache: clear error, no network', async () => {
+  const t = tmpDir();
+  try {
+    await withEnv({ HF_HUB_OFFLINE: '1', GPTQJS_OFFLINE: undefined }, async () => {
+      await assert.rejects(resolveModelDir('org/model', { cacheDir: t.path, fetch: noFetch }),
+        (e: Error) => e instanceof GptqError && /model org\/model \(revision main\) is not in cache .* and offline/.test(e.message));
+      await assert.rejects(resolveDataset('c4', { cacheDir: t.path, fetch: noFetch }), /dataset c4 is not in cache .* and offline/);
+    });
+    await withEnv({ HF_HUB_OFFLINE: undefined, GPTQJS_OFFLINE: 'true' }, () =>
+      assert.rejects(resolveModelDir('org/model', { cacheDir: t.path, fetch: noFetch }), /and offline/));
+    await withEnv({ HF_HUB_OFFLINE: undefined, GPTQJS_OFFLINE: undefined }, () =>
+      assert.rejects(resolveModelDir('org/model', { cacheDir: t.path, fetch: noFetch, offline: true }), /and offline/));
+  } finally { t.cleanup(); }
+});
+
+test('cache hits need no network (also offline); GPTQJS_CACHE is the default cache', async () => {
+  const t = tmpDir();
+  try {
+    const dir = modelCacheDir('org/model', { cacheDir: t.path, revision: 'v1.0' });
+    assert.equal(dir, join(t.path, 'models', 'org--model', 'v1.0'));
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'config.json'), '{}');
+    // incomplete (no manifest) is not a hit
+    await assert.rejects(resolveModelDir('org/model', { cacheDir: t.path, revision: 'v1.0', offline: true }), /not in cache/);
+    writeFileSync(join(dir, '.gptqjs-complete.json'), '{}');
+    assert.equal(await resolveModelDir('org/model', { cacheDir: t.path, revision: 'v1.0', offline: true, fetch: noFetch }), dir);
+    await withEnv({ GPTQJS_CACHE: t.path }, async () => {
+      assert.equal(await resolveModelDir('org/model', { revision: 'v1.0', fetch: noFetch }), dir);
+      const wt = join(t.path, 'datasets', 'wikitext2', 'wiki.test.raw');
+      mkdirSync(join(t.path, 'datasets', 'wikitext2'), { recursive: true });
+      writeFileSync(wt, 'x\r\n');
+      assert.equal(await resolveDataset('wikitext2', { fetch: noFetch }), wt);
+    });
+  } finally { t.cleanup(); }
+});
+
+test('download end to end through an injected fetch', async () => {
+  const t = tmpDir();
+  const files = storiesFiles();
+  const hub = fakeHub([{ id: 'karpathy/stories260K', files }]);
+  const opts = { cacheDir: t.path, fetch: hub.fetch, hubUrl: HUB, offline: false, accessToken: 'hf_test' };
+  try {
+    const dir = await resolveModelDir('karpathy/stories260K', opts);
+    assert.equal(dir, join(t.path, 'models', 'karpathy--stories260K', 'main'));
+    for (const f of ['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model'])
+      assert.deepEqual(new Uint8Array(readFileSync(join(dir, f))), files[f], f);
+    assert.ok(!existsSync(join(dir, 'README.md')), 'README.md is not a model file');
+    assert.ok(readdirSync(dir).every((f) => !f.includes('.tmp-')), 'no temp files left');
+    assert.ok(hub.calls.every((c) => c.auth === 'Bearer hf_test'));
+    assert.equal((await loadModelConfig(dir)).hiddenSize, 64);
+    assert.deepEqual((await TextTokenizer.fromDir(dir)).encode('Once upon'), [1, 403, 407]);
+    const n = hub.calls.length;
+    assert.equal(await resolveModelDir('karpathy/stories260K', opts), dir);
+    assert.equal(hub.calls.length, n, 'second resolve is a cache hit');
+    // another revision is a separate cache entry
+    await assert.rejects(resolveModelDir('karpathy/stories260K', { ...opts, revision: 'dev' }), /cannot list files/);
+  } finally { t.cleanup(); }
+});
+
+test('interrupted downloads resume; truncated bodies are rejected and leave nothing behind', async () => {
+  const t = tmpDir();
+  const files = storiesFiles();
+  try {
+    const bad = fakeHub([{ id: 'o/m', files }], { truncate: 'model.safetensors' });
+    await assert.rejects(resolveModelDir('o/m', { cacheDir: t.path, fetch: bad.fetch, hubUrl: HUB, offline: false }),
+      (e: Error) => e instanceof GptqError && /model\.safetensors: got \d+ of \d+ bytes/.test(e.message));
+    const dir = modelCacheDir('o/m', { cacheDir: t.path });
+    assert.ok(!existsSync(join(dir, 'model.safetensors')));
+    assert.ok(!existsSync(join(dir, '.gptqjs-complete.json')));
+    assert.ok(readdirSync(dir).every((f) => !f.includes('.tmp-')));
+    assert.equal(statSync(join(dir, 'config.json')).size, files['config.json']!.length);
+    const before = new Set(readdirSync(dir));
+    assert.ok(before.has('generation_config.json'));
+    const good = fakeHub([{ id: 'o/m', files }]);
+    await resolveModelDir('o/m', { cacheDir: t.path, fetch: good.fetch, hubUrl: HUB, offline: false });
+    const fetched = good.calls.filter((c) => c.url.includes('/resolve/') && !c.range).map((c) => c.url.split('/').pop()!);
+    assert.ok(fetched.includes('model.safetensors'));
+    assert.ok(fetched.every((f) => !before.has(f)), `only missing files are downloaded again: ${fetched}`);
+    assert.deepEqual(new Uint8Array(readFileSync(join(dir, 'model.safetensors'))), files['model.safetensors']);
+  } finally { t.cleanup(); }
+});
+
+test('Hub errors: unknown repo, no safetensors, no config', async () => {
+  const t = tmpDir();
+  const enc = (s: string) => new TextEncoder().encode(s);
+  const hub = fakeHub([{ id: 'o/bin', files: { 'config.json': enc('{}'), 'pytorch_model.bin': enc('x') } },
+    { id: 'o/noconf', files: { 'model.safetensors': enc('x') } }]);
+  const opts = { cacheDir: t.path, fetch: hub.fetch, hubUrl: HUB, offline: false };
+  try {
+    await assert.rejects(resolveModelDir('o/missing', opts), (e: Error) => e instanceof GptqError && /model o\/missing: cannot list files on the Hub .*HF_TOKEN/.test(e.message) && !e.message.includes('\n'));
+    await assert.rejects(resolveModelDir('o/bin', opts), /o\/bin: repo has no \.safetensors weights/);
+    await assert.rejects(resolveModelDir('o/noconf', opts), /o\/noconf: repo has no config\.json/);
+  } finally { t.cleanup(); }
+});
+
+test('c4 shard download: json.gz gunzipped into the cache as JSON lines', async () => {
+  const t = tmpDir();
+  const jsonl = '{"text":"first doc","url":"u"}\n{"text":"second doc"}\n';
+  const hub = fakeHub([{ id: 'allenai/c4', kind: 'dataset', files: { 'en/c4-train.00000-of-01024.json.gz': new Uint8Array(gzipSync(jsonl)) } }]);
+  try {
+    const p = await resolveDataset('c4', { cacheDir: t.path, fetch: hub.fetch, hubUrl: HUB, offline: false });
+    assert.equal(p, join(t.path, 'datasets', 'allenai--c4', 'c4-train.00000-of-01024.jsonl'));
+    assert.equal(readFileSync(p, 'utf8'), jsonl);
+    assert.deepEqual(await readTextFile(p), ['first doc', 'second doc']);
+    const n = hub.calls.length;
+    assert.equal(await resolveDataset('c4', { cacheDir: t.path, fetch: hub.fetch, hubUrl: HUB, offline: true }), p);
+    assert.equal(hub.calls.length, n);
+    await assert.rejects(resolveDataset('pile', { cacheDir: t.path }), /dataset pile: unknown/);
+  } finally { t.cleanup(); }
+});
