@@ -4,26 +4,44 @@ import type { GraphBuilder } from './builder.ts';
 import type { LinearSpec, WeightSource } from '../models/types.ts';
 import { fail } from '../errors.ts';
 
-/** y = x·Wᵀ + b as Gemm(transB) on a 2-D view of x (no transposed copy of W; bias fused). */
-export function gemmLinear(g: GraphBuilder, x: string, weight: string, bias: string | undefined, outFeatures: number): string {
+/**
+ * y = x·Wᵀ + b as Gemm(transB) on a 2-D view of x (no transposed copy of W; bias fused).
+ * `transB` false: W is stored [in, out] (HF Conv1D) and y = x·W + b.
+ */
+export function gemmLinear(g: GraphBuilder, x: string, weight: string, bias: string | undefined, outFeatures: number, transB = true): string {
   const inF = g.op('Shape', [x], { start: -1 });
   const x2 = g.op('Reshape', [x, g.op('Concat', [g.constI64([-1]), inF], { axis: 0 })]);
-  const y2 = g.op('Gemm', bias ? [x2, weight, bias] : [x2, weight], { transB: 1 });
+  const y2 = g.op('Gemm', bias ? [x2, weight, bias] : [x2, weight], { transB: transB ? 1 : 0 });
   const lead = g.op('Shape', [x], { end: -1 });
   return g.op('Reshape', [y2, g.op('Concat', [lead, g.constI64([outFeatures])], { axis: 0 })]);
 }
 
 export type TensorLookup = (name: string) => Float32Array | undefined;
 
-/** Checkpoint tensors as fp32 initializers. A missing `lm_head.weight` falls back to the tied embedding. */
+/** [out, in] for nn.Linear, [in, out] for HF Conv1D. */
+export const weightShape = (s: LinearSpec): number[] => (s.conv1d ? [s.inFeatures, s.outFeatures] : [s.outFeatures, s.inFeatures]);
+
+/**
+ * Checkpoint tensors as fp32 initializers. A missing `<linear>.weight` falls back to `spec.tiedTo` (tied
+ * embeddings; for `lm_head` without tiedTo: the constructor's `tiedTo`). A missing tensor is also looked up
+ * without its first name component: checkpoints saved from HF base models (GPT2Model, OPTModel) lack the
+ * `base_model_prefix` ("transformer.h.0.ln_1.weight" is stored as "h.0.ln_1.weight").
+ */
 export class InitializerWeights implements WeightSource {
   private emitted = new Map<string, string>();
   constructor(private readonly get: TensorLookup, private readonly tiedTo = 'model.embed_tokens.weight') {}
 
+  private find(name: string): Float32Array | undefined {
+    const d = this.get(name);
+    if (d) return d;
+    const dot = name.indexOf('.');
+    return dot > 0 && name.indexOf('.', dot + 1) > 0 ? this.get(name.slice(dot + 1)) : undefined;
+  }
+
   tensor(g: GraphBuilder, name: string, shape: readonly number[]): string {
     let v = this.emitted.get(name);
     if (v) return v;
-    const data = this.get(name);
+    const data = this.find(name);
     if (!data) fail(`checkpoint has no tensor "${name}"`);
     const n = shape.reduce((a, b) => a * b, 1);
     if (data.length !== n) fail(`tensor "${name}" has ${data.length} elements, expected shape [${shape.join(', ')}]`);
@@ -33,10 +51,13 @@ export class InitializerWeights implements WeightSource {
   }
 
   linear(g: GraphBuilder, x: string, s: LinearSpec): string {
-    const wName = s.name === 'lm_head' && !this.get('lm_head.weight') ? this.tiedTo : `${s.name}.weight`;
-    const w = this.tensor(g, wName, [s.outFeatures, s.inFeatures]);
+    const tied = s.tiedTo ?? (s.name === 'lm_head' ? this.tiedTo : undefined);
+    const wName = tied && !this.find(`${s.name}.weight`) ? tied : `${s.name}.weight`;
+    // A tied embedding is [vocab, hidden] = nn.Linear layout whatever the head's own layout would be.
+    const conv1d = !!s.conv1d && wName === `${s.name}.weight`;
+    const w = this.tensor(g, wName, weightShape({ ...s, conv1d }));
     const b = s.bias ? this.tensor(g, `${s.name}.bias`, [s.outFeatures]) : undefined;
-    return gemmLinear(g, x, w, b, s.outFeatures);
+    return gemmLinear(g, x, w, b, s.outFeatures, !conv1d);
   }
 }
 
@@ -67,8 +88,8 @@ export class InputWeights implements WeightSource {
 
   linear(g: GraphBuilder, x: string, s: LinearSpec): string {
     this.taps.set(this.rel(s.name), { value: x, inFeatures: s.inFeatures });
-    const w = this.tensor(g, `${s.name}.weight`, [s.outFeatures, s.inFeatures]);
+    const w = this.tensor(g, `${s.name}.weight`, weightShape(s));
     const b = s.bias ? this.tensor(g, `${s.name}.bias`, [s.outFeatures]) : undefined;
-    return gemmLinear(g, x, w, b, s.outFeatures);
+    return gemmLinear(g, x, w, b, s.outFeatures, !s.conv1d);
   }
 }

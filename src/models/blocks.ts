@@ -104,6 +104,17 @@ export function gatedMlp(g: GraphBuilder, w: WeightSource, x: string, prefix: st
 
 export type Activation = 'silu' | 'gelu' | 'gelu_tanh' | 'relu';
 
+/** The HF ACT2FN names `activation` understands. */
+export const ACTIVATION_NAMES: readonly string[] = ['silu', 'swish', 'relu', 'gelu', 'gelu_tanh', 'gelu_new', 'gelu_pytorch_tanh', 'gelu_fast'];
+
+/** Decoder layer number: ctx.layerIndex, else the trailing "<i>." of ctx.prefix (e.g. "transformer.h.3." → 3). */
+export function layerIndexOf(ctx: LayerContext): number {
+  if (ctx.layerIndex !== undefined) return ctx.layerIndex;
+  const m = /(\d+)\.$/.exec(ctx.prefix);
+  if (!m) throw new Error(`cannot tell the layer number from prefix "${ctx.prefix}"`);
+  return Number(m[1]);
+}
+
 /** HF ACT2FN names: silu/swish, gelu (erf), gelu_new/gelu_pytorch_tanh (tanh approx), relu. */
 export function activation(g: GraphBuilder, x: string, act: Activation | string): string {
   switch (act) {

@@ -1,9 +1,15 @@
 import { fail } from '../errors.ts';
 import { llama } from './llama.ts';
+import { gpt2 } from './gpt2.ts';
+import { opt } from './opt.ts';
 import type { ArchDefinition } from './types.ts';
 
 /** Every supported architecture. Adding one = one file + one line here. */
-const ARCHS: ArchDefinition[] = [llama];
+const ARCHS: ArchDefinition[] = [
+  llama,
+  gpt2,
+  opt,
+];
 
 const custom: ArchDefinition[] = [];
 /** Register a user-defined architecture (same shape as the built-in files). */

@@ -2,7 +2,13 @@ import type { GraphBuilder } from '../graph/builder.ts';
 import type { ModelConfig } from '../io/config.ts';
 
 /** One linear (torch `nn.Linear` semantics: weight [out, in], y = x·Wᵀ + b). `name` is the full module name. */
-export interface LinearSpec { name: string; inFeatures: number; outFeatures: number; bias: boolean }
+export interface LinearSpec {
+  name: string; inFeatures: number; outFeatures: number; bias: boolean;
+  /** The checkpoint stores the weight as [in, out] (HF `Conv1D`, GPT-2): y = x·W + b. */
+  conv1d?: boolean;
+  /** Tensor to use when the checkpoint has no `<name>.weight` (tied embeddings, e.g. "transformer.wte.weight"). */
+  tiedTo?: string;
+}
 
 /**
  * Where weights come from when a graph is built: fp32 initializers (inference), graph inputs (calibration,
@@ -24,6 +30,8 @@ export interface LayerContext {
   prefix: string;
   /** cos/sin [B, 1, S, rotaryDim] */
   rope: { cos: string; sin: string };
+  /** Layer number when the graph knows it (absent: parse it from `prefix`; calibration graphs use layer 0's prefix). */
+  layerIndex?: number;
   /** additive attention mask, broadcastable to [B, heads, S, T] */
   mask: string;
   /** KV cache input for this layer, [B, kvHeads, P, headDim] each; absent for calibration graphs */
@@ -49,6 +57,8 @@ export interface ArchDefinition {
   layerLinears(cfg: ModelConfig): LayerLinear[];
   /** Name of the output head's weight (tied to embeddings when absent in the checkpoint). */
   lmHead: string;
+  /** Checkpoint tensor the head falls back to when `<lmHead>.weight` is absent (default "model.embed_tokens.weight"). */
+  tiedEmbedding?: string;
   /** Validate config fields the graph needs; throw one-line errors. */
   check?(cfg: ModelConfig): void;
   /** ids [B,S] int64 → hidden [B,S,H] */
@@ -59,4 +69,8 @@ export interface ArchDefinition {
   head(g: GraphBuilder, cfg: ModelConfig, w: WeightSource, hidden: string): string;
 }
 
-export interface LayerLinear { rel: string; inFeatures: number; outFeatures: number; bias: boolean }
+export interface LayerLinear {
+  rel: string; inFeatures: number; outFeatures: number; bias: boolean;
+  /** Weight stored [in, out] (HF Conv1D): transpose to [out, in] before GPTQ, as AutoGPTQ does. */
+  conv1d?: boolean;
+}
