@@ -22,17 +22,21 @@ export function meanNll(logits: Float32Array, ids: ArrayLike<number>, V: number)
   return sum / (S - 1);
 }
 
-export async function perplexity(model: CausalLM, tokens: ArrayLike<number>, o: { seqlen?: number; maxWindows?: number; onProgress?: (i: number, n: number, ppl: number) => void } = {}): Promise<PerplexityResult> {
+export async function perplexity(model: CausalLM, tokens: ArrayLike<number>, o: { seqlen?: number; maxWindows?: number; batch?: number; onProgress?: (i: number, n: number, ppl: number) => void } = {}): Promise<PerplexityResult> {
   const seqlen = o.seqlen ?? 2048;
   let n = Math.floor(tokens.length / seqlen);
   if (n === 0) fail(`perplexity: text has ${tokens.length} tokens, fewer than one window of seqlen ${seqlen}`);
   if (o.maxWindows) n = Math.min(n, o.maxWindows);
   const t0 = performance.now();
   let total = 0;
-  for (let i = 0; i < n; i++) {
-    const ids = Array.from({ length: seqlen }, (_, j) => tokens[i * seqlen + j]!);
-    total += meanNll(await model.logits([ids]), ids, model.cfg.vocabSize);
-    o.onProgress?.(i + 1, n, Math.exp(total / (i + 1)));
+  const V = model.cfg.vocabSize;
+  // Several windows per run (logits capped near 256 MB) to amortize per-run overhead.
+  const B = o.batch ?? Math.max(1, Math.min(16, Math.floor(2 ** 26 / (seqlen * V)), Math.floor(8192 / seqlen)));
+  for (let i = 0; i < n; i += B) {
+    const rows = Array.from({ length: Math.min(B, n - i) }, (_, b) => Array.from({ length: seqlen }, (_, j) => tokens[(i + b) * seqlen + j]!));
+    const logits = await model.logits(rows);
+    rows.forEach((ids, b) => { total += meanNll(logits.subarray(b * seqlen * V, (b + 1) * seqlen * V), ids, V); });
+    o.onProgress?.(i + rows.length, n, Math.exp(total / (i + rows.length)));
   }
   const seconds = (performance.now() - t0) / 1000;
   return { ppl: Math.exp(total / n), nll: total / n, windows: n, tokens: n * seqlen, seconds, tokensPerSecond: (n * seqlen) / seconds };

@@ -51,7 +51,7 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
   let h = arch.embed(g, cfg, w, ids, positions);
   const r = rope(g, cfg, positions);
   for (let i = 0; i < cfg.numLayers; i++) {
-    const ctx: LayerContext = { g, cfg, w, prefix: `${arch.layersBlockName}${i}.`, rope: r, mask, past: pasts[i] };
+    const ctx: LayerContext = { g, cfg, w, prefix: `${arch.layersBlockName}${i}.`, layerIndex: i, rope: r, mask, past: pasts[i] };
     h = arch.layer(ctx, h);
     if (o.kvCache) {
       const n = kvNames(i);
@@ -69,12 +69,12 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
  * `hessians` names the linears (relative, e.g. "mlp.down_proj") whose input Gram matrix Σ XᵀX (over B·S rows)
  * is emitted as output `xtx.<name>` [in,in]; with `withHidden` false only those are computed.
  */
-export function buildLayerGraph(arch: ArchDefinition, cfg: ModelConfig, w: WeightSource & { taps?: Map<string, { value: string; inFeatures: number }> }, o: { hessians?: readonly string[]; withHidden?: boolean } = {}): GraphBuilder {
+export function buildLayerGraph(arch: ArchDefinition, cfg: ModelConfig, w: WeightSource & { taps?: Map<string, { value: string; inFeatures: number }> }, o: { hessians?: readonly string[]; withHidden?: boolean; layerIndex?: number } = {}): GraphBuilder {
   const g = new GraphBuilder(`${cfg.modelType}_layer`);
   const x = g.input('hidden_in', 'float32', ['batch', 'seq', cfg.hiddenSize]);
   const S = dim(g, x, 1);
   const positions = g.op('Unsqueeze', [g.op('Range', [g.constI64(0), S, g.constI64(1)]), g.constI64([0])]);
-  const ctx: LayerContext = { g, cfg, w, prefix: `${arch.layersBlockName}0.`, rope: rope(g, cfg, positions), mask: causalMask(g, S, S, undefined, cfg.slidingWindow) };
+  const ctx: LayerContext = { g, cfg, w, prefix: `${arch.layersBlockName}0.`, layerIndex: o.layerIndex ?? 0, rope: rope(g, cfg, positions), mask: causalMask(g, S, S, undefined, cfg.slidingWindow) };
   const out = arch.layer(ctx, x);
   if (o.withHidden ?? true) g.output(out, 'float32', ['batch', 'seq', cfg.hiddenSize], 'hidden_out');
   for (const name of o.hessians ?? []) {

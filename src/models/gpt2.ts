@@ -36,6 +36,7 @@ export const gpt2: ArchDefinition = {
     ];
   },
 
+  layerGraphVaries: (cfg) => configBool(cfg, 'scale_attn_by_inverse_layer_idx', false),
   check(cfg) {
     if (cfg.hiddenSize % cfg.numHeads !== 0) fail(`${cfg.path}: n_embd (${cfg.hiddenSize}) must be divisible by n_head (${cfg.numHeads})`);
     if (cfg.numKvHeads !== cfg.numHeads || cfg.headDim * cfg.numHeads !== cfg.hiddenSize)

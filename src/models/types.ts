@@ -59,6 +59,8 @@ export interface ArchDefinition {
   lmHead: string;
   /** Checkpoint tensor the head falls back to when `<lmHead>.weight` is absent (default "model.embed_tokens.weight"). */
   tiedEmbedding?: string;
+  /** True when decoder layers' graphs differ by index (e.g. GPT-2 scale_attn_by_inverse_layer_idx). */
+  layerGraphVaries?(cfg: ModelConfig): boolean;
   /** Validate config fields the graph needs; throw one-line errors. */
   check?(cfg: ModelConfig): void;
   /** ids [B,S] int64 → hidden [B,S,H] */
