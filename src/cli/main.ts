@@ -4,6 +4,7 @@ import { GptqError } from '../errors.ts';
 const COMMANDS: Record<string, () => Promise<{ run(argv: string[]): Promise<void>; HELP: string }>> = {
   generate: () => import('./generate.ts'),
   ppl: () => import('./ppl.ts'),
+  quantize: () => import('./quantize.ts'),
 };
 
 const USAGE = `gptq — GPTQ quantization and inference for JavaScript (ONNX Runtime)

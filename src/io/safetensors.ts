@@ -229,28 +229,42 @@ export class Checkpoint {
 
 // ---------------------------------------------------------------- writer
 
-type TensorMap = Map<string, Tensor> | Record<string, Tensor>;
-const entriesOf = (t: TensorMap): [string, Tensor][] => (t instanceof Map ? [...t] : Object.entries(t));
+/** A tensor whose data is read only when it is written (streaming saves of models larger than RAM). */
+export interface LazyTensor { dtype: DType; shape: number[]; load(): Promise<Tensor['data']> }
+export type TensorLike = Tensor | LazyTensor;
+type TensorMap = Map<string, TensorLike> | Record<string, TensorLike>;
+const entriesOf = (t: TensorMap): [string, TensorLike][] => (t instanceof Map ? [...t] : Object.entries(t));
 
-function checkTensor(path: string, name: string, t: Tensor): number {
+/** Lazy view of a checkpoint tensor. */
+export function lazyFrom(ck: { info(n: string): TensorInfo; read(n: string): Promise<Tensor> }, name: string): LazyTensor {
+  const i = ck.info(name);
+  return { dtype: i.dtype, shape: i.shape, load: async () => (await ck.read(name)).data };
+}
+
+function checkTensor(path: string, name: string, t: TensorLike): number {
   const at = `${path}: tensor ${q(name)}`;
   if (!name || name === '__metadata__') fail(`${path}: invalid tensor name ${q(name)}`);
   if (!t || !isDType(t.dtype)) fail(`${at}: unknown dtype ${JSON.stringify(t?.dtype)}`);
   if (!Array.isArray(t.shape) || !t.shape.every(isUint)) fail(`${at}: shape must be non-negative integers, got ${JSON.stringify(t.shape)}`);
-  const Ctor = CTORS[t.dtype];
-  if (!(t.data instanceof Ctor)) fail(`${at}: dtype ${t.dtype} needs a ${Ctor.name}, got ${(t.data as any)?.constructor?.name ?? typeof t.data}`);
   const n = numel(t.shape);
-  if (t.data.length !== n) fail(`${at}: shape [${t.shape}] has ${n} elements but data has ${t.data.length}`);
+  if ('data' in t) checkData(at, t, t.data);
   return n * DTYPE_BYTES[t.dtype];
 }
 
-function sortedForLayout(list: [string, Tensor][]): [string, Tensor][] {
+function checkData(at: string, t: TensorLike, data: Tensor['data']): void {
+  const Ctor = CTORS[t.dtype];
+  if (!(data instanceof Ctor)) fail(`${at}: dtype ${t.dtype} needs a ${Ctor.name}, got ${(data as any)?.constructor?.name ?? typeof data}`);
+  const n = numel(t.shape);
+  if (data.length !== n) fail(`${at}: shape [${t.shape}] has ${n} elements but data has ${data.length}`);
+}
+
+function sortedForLayout(list: [string, TensorLike][]): [string, TensorLike][] {
   const r = (d: DType) => DTYPE_RANK.indexOf(d);
   return [...list].sort(([an, a], [bn, b]) => r(b.dtype) - r(a.dtype) || (an < bn ? -1 : an > bn ? 1 : 0));
 }
 
 /** Header bytes (8-byte length + JSON padded with spaces to a multiple of 8) for tensors in layout order. */
-function headerFor(list: [string, Tensor][], metadata?: Record<string, string>): Uint8Array {
+function headerFor(list: [string, TensorLike][], metadata?: Record<string, string>): Uint8Array {
   const h: Record<string, unknown> = {};
   if (metadata) h.__metadata__ = metadata;
   let off = 0;
@@ -283,7 +297,11 @@ export async function writeSafetensors(path: string, tensors: TensorMap, metadat
     const fh = await fs.open(tmp, 'w');
     try {
       await writeAll(fh, headerFor(ordered, metadata));
-      for (const [, t] of ordered) await writeAll(fh, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+      for (const [name, t] of ordered) {
+        const data = 'data' in t ? t.data : await t.load();
+        checkData(`${path}: tensor ${q(name)}`, t, data);
+        await writeAll(fh, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      }
       await fh.sync();
     } finally {
       await fh.close();
@@ -323,8 +341,8 @@ export async function saveSharded(dir: string, tensors: TensorMap, opts: SaveSha
   const max = parseSize(opts.maxShardSize ?? '5GB');
   const metadata = opts.metadata ?? { format: 'pt' };
   const list = entriesOf(tensors);
-  const shards: [string, Tensor][][] = [];
-  let cur: [string, Tensor][] = [], curSize = 0, total = 0;
+  const shards: [string, TensorLike][][] = [];
+  let cur: [string, TensorLike][] = [], curSize = 0, total = 0;
   for (const [name, t] of list) { // greedy in insertion order, like transformers' shard_checkpoint
     const n = checkTensor(join(dir, 'model.safetensors'), name, t);
     if (cur.length && curSize + n > max) { shards.push(cur); cur = []; curSize = 0; }

@@ -1,0 +1,99 @@
+/**
+ * The user-facing API, mirroring AutoGPTQ:
+ *   const m = await GPTQModel.fromPretrained(dir, { quantizeConfig: { bits: 4, groupSize: 128 } });
+ *   await m.quantize('c4', { nsamples: 128, seqlen: 2048, onProgress });
+ *   await m.saveQuantized(out);
+ */
+import { loadModelConfig, type ModelConfig } from './io/config.ts';
+import { Checkpoint } from './io/safetensors.ts';
+import { TextTokenizer } from './io/tokenizer.ts';
+import { calibrationSamples, loadText, type CalibrationSet, type TokenizedExample, type LoadTextOptions } from './io/datasets.ts';
+import { archFor } from './models/registry.ts';
+import type { ArchDefinition } from './models/types.ts';
+import { resolveQuantizeConfig, type QuantizeConfig } from './quant/config.ts';
+import { quantizeLayers, type QuantizeEvent, type QuantizeLoopResult } from './quant/quantize-model.ts';
+import { saveQuantizedCheckpoint, type SaveOptions } from './quant/save.ts';
+import { WorkDir, hashCalibration, hashCheckpoint } from './quant/workdir.ts';
+import { CausalLM, loadFloatWeights, type LoadOptions } from './runtime/causal-lm.ts';
+import { InitializerWeights } from './graph/weights.ts';
+import type { Device } from './graph/session.ts';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fail } from './errors.ts';
+
+export type CalibrationInput = 'c4' | 'wikitext2' | string | string[] | TokenizedExample[] | CalibrationSet;
+
+export interface QuantizeCallOptions extends LoadTextOptions {
+  nsamples?: number;
+  seqlen?: number;
+  seed?: number;
+  method?: 'gptq' | 'rtn';
+  onProgress?: (e: QuantizeEvent) => void;
+  onLog?: (msg: string) => void;
+  signal?: AbortSignal;
+  batchTokens?: number;
+  /** Evaluation only: fake-quantize modules AutoGPTQ cannot pack too (the result cannot be saved). */
+  quantizeUnpackable?: boolean;
+  /** Keep dequantized fp32 weights in memory (needed by fakeQuantModel()). */
+  keepDequantized?: boolean;
+  /** Write each finished layer here; rerunning the same call resumes after the last finished layer. */
+  workDir?: string;
+}
+
+export class GPTQModel {
+  result?: QuantizeLoopResult;
+  private constructor(readonly dir: string, readonly cfg: ModelConfig, readonly arch: ArchDefinition, readonly ck: Checkpoint,
+    readonly quantizeConfig: QuantizeConfig, readonly tokenizer: TextTokenizer | undefined, readonly device: Device) {}
+
+  static async fromPretrained(dir: string, o: { quantizeConfig?: Partial<QuantizeConfig>; device?: Device } = {}): Promise<GPTQModel> {
+    const cfg = await loadModelConfig(dir);
+    if (cfg.quantizationConfig) fail(`${dir} is already quantized (config.json has quantization_config); load it with GPTQModel.fromQuantized`);
+    const arch = archFor(cfg.modelType);
+    arch.check?.(cfg);
+    const q = resolveQuantizeConfig(o.quantizeConfig ?? {});
+    if (q.lmHead) fail('quantizeConfig.lmHead: quantizing lm_head is not supported yet');
+    const tok = existsSync(join(dir, 'tokenizer.json')) ? await TextTokenizer.fromDir(dir) : undefined;
+    return new GPTQModel(dir, cfg, arch, await Checkpoint.open(dir), q, tok, o.device ?? 'cpu');
+  }
+
+  /** Turn any calibration input into token windows. */
+  async calibration(data: CalibrationInput, o: QuantizeCallOptions = {}): Promise<CalibrationSet> {
+    if (!Array.isArray(data) && typeof data === 'object') return data;
+    const needTok = () => this.tokenizer ?? fail(`${this.dir} has no tokenizer.json: pass pre-tokenized {inputIds} examples`);
+    const opts = { nsamples: o.nsamples ?? 128, seqlen: o.seqlen ?? 2048, seed: o.seed ?? 0 };
+    if (typeof data === 'string') return calibrationSamples(needTok(), await loadText(data, o), opts);
+    if (data.length && typeof data[0] === 'string') return calibrationSamples(needTok(), data as string[], { ...opts, mode: 'examples' });
+    return calibrationSamples((s) => needTok().encode(s), data as TokenizedExample[], opts);
+  }
+
+  async quantize(data: CalibrationInput = 'c4', o: QuantizeCallOptions = {}): Promise<QuantizeLoopResult> {
+    const calib = await this.calibration(data, o);
+    const workDir = o.workDir ? await WorkDir.open(o.workDir, {
+      source: await hashCheckpoint(this.dir, this.ck.files),
+      config: JSON.stringify({ ...this.quantizeConfig, method: o.method ?? 'gptq', batchTokens: o.batchTokens ?? 4096, quantizeUnpackable: !!o.quantizeUnpackable }),
+      calibration: hashCalibration(calib.inputIds),
+    }) : undefined;
+    this.result = await quantizeLayers(this.arch, this.cfg, this.ck, this.quantizeConfig, calib, {
+      method: o.method, device: this.device, onEvent: o.onProgress, onLog: o.onLog, signal: o.signal, batchTokens: o.batchTokens,
+      quantizeUnpackable: o.quantizeUnpackable, keepDequantized: o.keepDequantized || o.quantizeUnpackable, workDir,
+    });
+    return this.result;
+  }
+
+  async saveQuantized(out: string, o: SaveOptions = {}): Promise<void> {
+    if (!this.result) fail('saveQuantized: call quantize() first');
+    if (this.result.evaluationOnly) fail('saveQuantized: this result fake-quantized unpackable modules (quantizeUnpackable) and cannot be saved; quantize again without it');
+    await saveQuantizedCheckpoint(out, this, this.quantizeConfig, this.result, o);
+  }
+
+  /** The model with quantized-dequantized weights in fp32 (for evaluating quantization error). */
+  async fakeQuantModel(o: LoadOptions = {}): Promise<CausalLM> {
+    if (!this.result) fail('fakeQuantModel: call quantize() first');
+    if (!this.result.dequantized.size) fail('fakeQuantModel: quantize with { keepDequantized: true } first');
+    const w = await loadFloatWeights(this.dir);
+    for (const [n, t] of this.result.dequantized) w.set(n, t);
+    return CausalLM.fromWeights(this.cfg, () => new InitializerWeights((n) => w.get(n)), o);
+  }
+
+  async close(): Promise<void> { await this.ck.close(); }
+}

@@ -1,0 +1,291 @@
+/**
+ * GPTQ (Frantar et al. 2022, "GPTQ: Accurate Post-Training Quantization for Generative Pre-trained Transformers"),
+ * matching AutoGPTQ's `GPTQ.fasterquant` (auto_gptq/quantization/gptq.py) step for step:
+ *
+ *   dead = diag(H) == 0 → H[i,i] = 1, W[:,i] = 0
+ *   act-order: perm = argsort(diag H, descending); W = W[:,perm]; H = H[perm][:,perm]
+ *   H += damp·mean(diag H)·I;  Hinv = cholesky(H⁻¹, upper)            (retry with more damp if H is not PD)
+ *   for each block [i1, i2) of blockSize columns:
+ *     for i in block:  (group start (i1+i) % groupSize == 0 → quantizer.find_params(W[:, i1+i : i1+i+groupSize]))
+ *       q = quant(w);  err = (w − q) / Hinv[i,i];  Losses += (w − q)² / Hinv[i,i]² / 2
+ *       W1[:, i:] −= err · Hinv[i, i:]                                    (within the block, in TS)
+ *     W[:, i2:] −= Err1 · Hinv[i1:i2, i2:]                                (lazy batch update, ORT GEMM)
+ *
+ * Layout: we keep W transposed and permuted (Wt [cols, rows]) so a column is contiguous, and use the equivalent
+ * left-looking form of the lazy update: at the start of block b, W[:, i1:i2] = W0[:, i1:i2] − Err[:, :i1]·Hinv[:i1, i1:i2]
+ * (one [cnt × i1]·[i1 × rows] GEMM per block; only the block itself is materialized). As in AutoGPTQ, group params
+ * are found on W as of the start of the current block (W, not W1: within-block updates are not yet applied).
+ * Rows are independent, so the inner loop runs over row chunks that stay in L2, in float64.
+ */
+import { matmul } from '../graph/linalg.ts';
+import { fail } from '../errors.ts';
+import type { QuantizeConfig } from './config.ts';
+import { findParams, roundHalfEven, type FindParamsOptions, type QuantParams } from './quantizer.ts';
+
+export type GptqConfig = Pick<QuantizeConfig, 'bits' | 'groupSize' | 'descAct' | 'staticGroups' | 'sym' | 'dampPercent' | 'blockSize' | 'mse'>
+  & { dampAutoIncrement?: number };
+
+export interface GptqOptions {
+  onLog?: (msg: string) => void;
+  /** Calibration token count, for AutoGPTQ's logged `avg loss = sum(Losses) / nsamples` (default 1). */
+  nsamples?: number;
+  /** Hessian-inverse factorization: blocks up to this size are done directly in float64 TS, larger ones split
+   *  recursively with GEMMs (default 128). */
+  factorLeaf?: number;
+  /** Columns per sub-block of the second lazy-batching level inside a block (default 16). */
+  subBlock?: number;
+  /** Rows per inner-loop chunk (default 512, so the sub-block's chunk stays in L2). */
+  rowChunk?: number;
+  /** Precision of the ORT products (lazy batch updates, Hessian-inverse factorization). 'f32' (default) is
+   *  AutoGPTQ's own precision; 'f64' (MLAS DGEMM, ~3× slower) matches the unblocked float64 reference to ~1e-8. */
+  precision?: 'f32' | 'f64';
+}
+
+export interface GptqResult {
+  /** Dequantized weights [rows, cols] (what AutoGPTQ writes back into layer.weight). */
+  Q: Float32Array;
+  /** Integer codes [rows, cols], original column order. */
+  intCodes: Uint8Array;
+  /** [groups, rows], groups in g_idx numbering. */
+  scales: Float32Array;
+  zeros: Int32Array;
+  gIdx: Int32Array;
+  /** Act-order permutation (processing order → original column), or null. */
+  perm: Int32Array | null;
+  /** torch.sum(Losses); avgLoss = loss / nsamples. */
+  loss: number;
+  avgLoss: number;
+  /** damp_percent actually used (> cfg.dampPercent after retries). */
+  dampUsed: number;
+  timings: { prepare: number; cholesky: number; solve: number; finalize: number; total: number };
+}
+
+type FArr = Float32Array | Float64Array;
+/** Operands of the ORT products are float32 or float64 (opts.precision). */
+const alloc = (f64: boolean, len: number): FArr => (f64 ? new Float64Array(len) : new Float32Array(len));
+const cast = (f64: boolean, x: Float64Array): FArr => (f64 ? x : new Float32Array(x));
+
+/**
+ * Hinv = upper Cholesky factor U of H⁻¹ (H⁻¹ = UᵀU) without forming H⁻¹: with H = V·Vᵀ, V upper ("reverse"
+ * Cholesky), U = V⁻¹. Recursively, for H = [[A, Bᵀ], [B, C]]:
+ *   U22 = f(C);  V12 = Bᵀ·U22ᵀ;  U11 = f(A − V12·V12ᵀ);  U12 = −U11·V12·U22.
+ * Leaves (≤ leaf) in float64 TS. Returns null if H is not positive definite.
+ */
+async function hinvUpper(H: Float64Array, n: number, leaf: number, f64: boolean): Promise<Float64Array | null> {
+  if (n <= leaf) return hinvUpperDirect(H, n);
+  const h = Math.floor(n / 64) * 32 || n >> 1, m = n - h;
+  const C = new Float64Array(m * m), A = new Float64Array(h * h), Bt = alloc(f64, h * m);
+  for (let i = 0; i < m; i++) C.set(H.subarray((h + i) * n + h, (h + i + 1) * n), i * m);
+  for (let i = 0; i < h; i++) { A.set(H.subarray(i * n, i * n + h), i * h); Bt.set(H.subarray(i * n + h, (i + 1) * n), i * m); }
+  const U22 = await hinvUpper(C, m, leaf, f64);
+  if (!U22) return null;
+  const U22c = cast(f64, U22);
+  const V12 = await matmul(Bt, U22c, h, m, m, { transB: true });
+  const P = await matmul(V12, V12, h, m, h, { transB: true });
+  for (let i = 0; i < h * h; i++) A[i] = A[i]! - P[i]!;
+  const U11 = await hinvUpper(A, h, leaf, f64);
+  if (!U11) return null;
+  const U12 = await matmul(cast(f64, U11), await matmul(V12, U22c, h, m, m), h, h, m);
+  const U = new Float64Array(n * n);
+  for (let i = 0; i < h; i++) {
+    U.set(U11.subarray(i * h, (i + 1) * h), i * n);
+    for (let j = 0; j < m; j++) U[i * n + h + j] = -U12[i * m + j]!;
+  }
+  for (let i = 0; i < m; i++) U.set(U22.subarray(i * m, (i + 1) * m), (h + i) * n + h);
+  return U;
+}
+
+/** Float64 leaf: V upper with H = V·Vᵀ (columns right to left), then U = V⁻¹ by back substitution. */
+function hinvUpperDirect(H: Float64Array, n: number): Float64Array | null {
+  const V = new Float64Array(n * n);
+  for (let j = n - 1; j >= 0; j--) {
+    const jr = j * n;
+    let s = H[jr + j]!;
+    for (let k = j + 1; k < n; k++) s -= V[jr + k]! * V[jr + k]!;
+    if (!(s > 0)) return null;
+    const d = Math.sqrt(s);
+    V[jr + j] = d;
+    for (let i = 0; i < j; i++) {
+      const ir = i * n;
+      let t = H[ir + j]!;
+      for (let k = j + 1; k < n; k++) t -= V[ir + k]! * V[jr + k]!;
+      V[ir + j] = t / d;
+    }
+  }
+  const U = new Float64Array(n * n), x = new Float64Array(n);
+  for (let j = 0; j < n; j++) { // column j of U: V·x = e_j
+    x[j] = 1 / V[j * n + j]!;
+    for (let i = j - 1; i >= 0; i--) {
+      const ir = i * n;
+      let t = 0;
+      for (let k = i + 1; k <= j; k++) t += V[ir + k]! * x[k]!;
+      x[i] = -t / V[ir + i]!;
+    }
+    for (let i = 0; i <= j; i++) U[i * n + j] = x[i]!;
+  }
+  return U;
+}
+
+/** GPTQ-quantize one linear: W [rows=out, cols=in] row-major, H [cols, cols] = 2/n·ΣXᵀX. */
+export async function gptqQuantize(W: Float32Array, H: Float32Array, rows: number, cols: number, cfg: GptqConfig, opts: GptqOptions = {}): Promise<GptqResult> {
+  const t0 = performance.now();
+  const R = rows, n = cols, gs = cfg.groupSize, B = cfg.blockSize;
+  if (!(Number.isInteger(R) && R > 0 && Number.isInteger(n) && n > 0)) fail(`gptq: bad shape ${rows}x${cols}`);
+  if (W.length !== R * n) fail(`gptq: W has ${W.length} elements, expected ${R}x${n}`);
+  if (H.length !== n * n) fail(`gptq: H has ${H.length} elements, expected ${n}x${n}`);
+  if (![2, 3, 4, 8].includes(cfg.bits)) fail(`gptq: bits must be 2, 3, 4 or 8, got ${cfg.bits}`);
+  if (!(gs === -1 || (Number.isInteger(gs) && gs > 0))) fail(`gptq: groupSize must be -1 or > 0, got ${gs}`);
+  if (cfg.staticGroups && gs <= 0) fail('gptq: staticGroups needs groupSize > 0');
+  if (!(Number.isInteger(B) && B > 0)) fail(`gptq: blockSize must be a positive integer, got ${B}`);
+  for (let i = 0; i < H.length; i++) if (!Number.isFinite(H[i]!)) fail(`gptq: Hessian has a non-finite entry at [${Math.floor(i / n)}, ${i % n}]`);
+  const log = opts.onLog ?? (() => {});
+  const maxq = 2 ** cfg.bits - 1;
+  const f64 = opts.precision === 'f64';
+  const qopt: FindParamsOptions = { bits: cfg.bits, sym: cfg.sym, mse: cfg.mse };
+
+  // quantizer.find_params(W) runs before the dead columns are zeroed; it is what groupSize −1 uses.
+  const params0 = gs === -1 ? findParams(W, R, n, qopt) : null;
+  const diag = new Float64Array(n);
+  const dead = new Uint8Array(n);
+  for (let j = 0; j < n; j++) { const v = H[j * n + j]!; dead[j] = v === 0 ? 1 : 0; diag[j] = v === 0 ? 1 : v; }
+  let W0 = W;
+  if (dead.includes(1)) {
+    W0 = W.slice();
+    for (let r = 0; r < R; r++) for (let j = 0; j < n; j++) if (dead[j]) W0[r * n + j] = 0;
+  }
+  // static_groups: one quantizer per group of original columns, on the (dead-zeroed) unquantized W.
+  const staticParams: QuantParams[] = [];
+  if (cfg.staticGroups) for (let c = 0; c < n; c += gs) staticParams.push(findParams(W0, R, Math.min(gs, n - c), qopt, { offset: c, rowStride: n, colStride: 1 }));
+
+  // Act-order. torch.argsort(descending=True) is not documented stable; we break ties by column index (stable).
+  const perm = new Int32Array(n).map((_, i) => i);
+  if (cfg.descAct) perm.sort((a, b) => diag[b]! - diag[a]! || a - b);
+  const Wt = new Float32Array(n * R); // Wt[c, r] = W0[r, perm[c]]
+  for (let c = 0; c < n; c++) { const j = perm[c]!; for (let r = 0; r < R; r++) Wt[c * R + r] = W0[r * n + j]!; }
+  const t1 = performance.now();
+
+  // Damped Hessian, permuted; Hinv = upper Cholesky of its inverse. GPTQModel-style retry when not PD.
+  let meanDiag = 0;
+  for (let j = 0; j < n; j++) meanDiag += diag[j]!;
+  meanDiag /= n;
+  let damp = cfg.dampPercent, U: Float64Array | null = null;
+  const inc = cfg.dampAutoIncrement ?? 0;
+  for (;;) {
+    const Hp = new Float64Array(n * n);
+    for (let a = 0; a < n; a++) {
+      const ra = perm[a]! * n;
+      for (let b = 0; b < n; b++) Hp[a * n + b] = H[ra + perm[b]!]!;
+      Hp[a * n + a] = diag[perm[a]!]! + damp * meanDiag;
+    }
+    U = await hinvUpper(Hp, n, opts.factorLeaf ?? 128, f64);
+    if (U) break;
+    const next = damp + inc;
+    if (!(inc > 0) || !(next < 1)) fail(`gptq: Hessian is not positive definite with damp_percent=${damp.toFixed(5)}; raise dampPercent or use more calibration samples`);
+    log(`gptq: damp_percent=${damp.toFixed(5)} leaves H not positive definite, retrying with ${next.toFixed(5)}`);
+    damp = next;
+  }
+  const t2 = performance.now();
+
+  // Block-start state of columns [c0, c1) while at block i1: Wt[c0:c1] − Hinv[:i1, c0:c1]ᵀ·Err[:, :i1]ᵀ → out (f64).
+  const Et = alloc(f64, n * R);
+  const blockStart = async (i1: number, c0: number, c1: number, out: Float64Array): Promise<void> => {
+    const w = c1 - c0, base = c0 * R;
+    if (i1 === 0) { for (let t = 0; t < w * R; t++) out[t] = Wt[base + t]!; return; }
+    const Ucol = alloc(f64, i1 * w);
+    for (let k = 0; k < i1; k++) for (let j = 0; j < w; j++) Ucol[k * w + j] = U![k * n + c0 + j]!;
+    const P = await matmul(Ucol, Et.subarray(0, i1 * R), w, i1, R, { transA: true });
+    for (let t = 0; t < w * R; t++) out[t] = Wt[base + t]! - P[t]!;
+  };
+
+  const groupParams: QuantParams[] = [];
+  const codesT = new Uint8Array(n * R);
+  const sb = Math.max(1, Math.min(opts.subBlock ?? 16, B));
+  const W1 = new Float64Array(B * R), E1 = new Float64Array(sb * R), tile = new Float64Array(B * B), zeroP = alloc(f64, sb * R);
+  const RC = opts.rowChunk ?? 512;
+  let loss = 0;
+  for (let i1 = 0; i1 < n; i1 += B) {
+    const i2 = Math.min(i1 + B, n), cnt = i2 - i1;
+    await blockStart(i1, i1, i2, W1);
+    if (gs > 0 && !cfg.staticGroups) {
+      for (let c = Math.ceil(i1 / gs) * gs; c < i2; c += gs) {
+        const e = Math.min(c + gs, n);
+        let src = W1, off = (c - i1) * R;
+        if (e > i2) { // group reaches past this block: also needs block-start state of columns [i2, e)
+          src = new Float64Array((e - c) * R);
+          src.set(W1.subarray(off, cnt * R));
+          await blockStart(i1, i2, e, src.subarray((i2 - c) * R));
+          off = 0;
+        }
+        groupParams.push(findParams(src, R, e - c, qopt, { offset: off, rowStride: 1, colStride: R }));
+      }
+    }
+    for (let i = 0; i < cnt; i++) for (let j = 0; j < cnt; j++) tile[i * cnt + j] = U[(i1 + i) * n + i1 + j]!;
+    // Within the block, the same lazy batching one level down: sub-blocks of sb columns get the errors of the
+    // block's earlier columns by one GEMM (W1[:, s0:s1] −= Err1[:, :s0]·Hinv1[:s0, s0:s1]); only sb-wide
+    // rank-1 updates run in TS.
+    for (let s0 = 0; s0 < cnt; s0 += sb) {
+      const s1 = Math.min(s0 + sb, cnt), sw = s1 - s0;
+      let P: FArr = zeroP; // errors of the block's columns [0, s0) applied to this sub-block
+      if (s0 > 0) {
+        const A = alloc(f64, s0 * sw);
+        for (let k = 0; k < s0; k++) for (let j = 0; j < sw; j++) A[k * sw + j] = tile[k * cnt + s0 + j]!;
+        P = await matmul(A, Et.subarray(i1 * R, (i1 + s0) * R), sw, s0, R, { transA: true });
+      }
+      const qp: QuantParams[] = [];
+      for (let i = s0; i < s1; i++) {
+        const c = i1 + i;
+        qp.push(gs === -1 ? params0! : cfg.staticGroups ? staticParams[Math.floor(perm[c]! / gs)]! : groupParams[Math.floor(c / gs)]!);
+      }
+      for (let r0 = 0; r0 < R; r0 += RC) {
+        const r1 = Math.min(r0 + RC, R);
+        for (let i = s0; i < s1; i++) {
+          const p = qp[i - s0]!, sc = p.scale, zr = p.zero, d = tile[i * cnt + i]!;
+          const wo = i * R, eo = (i - s0) * R, co = (i1 + i) * R;
+          for (let r = r0; r < r1; r++) {
+            const w = W1[wo + r]! - P[eo + r]!, s = sc[r]!, z = zr[r]!;
+            let q = roundHalfEven(w / s) + z;
+            q = q < 0 ? 0 : q > maxq ? maxq : q;
+            codesT[co + r] = q;
+            const e = (w - s * (q - z)) / d;
+            E1[eo + r] = e;
+            Et[co + r] = e;
+            loss += e * e;
+          }
+          for (let j = i + 1; j < s1; j++) {
+            const h = tile[i * cnt + j]!;
+            if (h === 0) continue;
+            const jo = j * R;
+            for (let r = r0; r < r1; r++) W1[jo + r] -= E1[eo + r]! * h;
+          }
+        }
+      }
+    }
+  }
+  loss /= 2;
+  const t3 = performance.now();
+
+  // Outputs in AutoGPTQ's conventions: scales/zeros [groups, rows]; g_idx per original column.
+  const gIdx = new Int32Array(n);
+  const plist = gs === -1 ? [params0!] : cfg.staticGroups ? staticParams : groupParams;
+  if (gs > 0) for (let c = 0; c < n; c++) gIdx[perm[c]!] = Math.floor((cfg.staticGroups ? perm[c]! : c) / gs);
+  const G = plist.length;
+  const scales = new Float32Array(G * R), zeros = new Int32Array(G * R);
+  plist.forEach((p, g) => { scales.set(p.scale, g * R); zeros.set(p.zero, g * R); });
+  const intCodes = new Uint8Array(R * n), Q = new Float32Array(R * n);
+  const T = 64; // tiled transpose codesT[c, r] → intCodes[r, perm[c]]
+  for (let c0 = 0; c0 < n; c0 += T) for (let r0 = 0; r0 < R; r0 += T) {
+    for (let c = c0; c < Math.min(c0 + T, n); c++) {
+      const j = perm[c]!, co = c * R;
+      for (let r = r0; r < Math.min(r0 + T, R); r++) intCodes[r * n + j] = codesT[co + r]!;
+    }
+  }
+  for (let r = 0; r < R; r++) for (let j = 0; j < n; j++) {
+    const g = gIdx[j]! * R + r;
+    Q[r * n + j] = scales[g]! * (intCodes[r * n + j]! - zeros[g]!);
+  }
+  const t4 = performance.now();
+  return {
+    Q, intCodes, scales, zeros, gIdx, perm: cfg.descAct ? perm : null, loss, avgLoss: loss / (opts.nsamples ?? 1), dampUsed: damp,
+    timings: { prepare: (t1 - t0) / 1e3, cholesky: (t2 - t1) / 1e3, solve: (t3 - t2) / 1e3, finalize: (t4 - t3) / 1e3, total: (t4 - t0) / 1e3 },
+  };
+}

@@ -1,0 +1,181 @@
+/**
+ * AutoGPTQ v1 ("gptq") tensor packing, byte-compatible with QuantLinear.pack in qlinear_cuda_old / qlinear_cuda:
+ *   qweight [in·bits/32, out] int32: 32/bits codes per word along the input dim, lowest bits first;
+ *   qzeros  [groups, out·bits/32] int32: (zero − 1) packed the same way along the output dim;
+ *   scales  [groups, out] fp16;  g_idx [in] int32.
+ * 3-bit packs 32 values into 3 words, two of them straddling word boundaries (value 10: bits 30–31 of word 0 +
+ * bit 0 of word 1; value 21: bit 31 of word 1 + bits 0–1 of word 2).
+ * gptq_v2 (GPTQModel) differs only in qzeros storing zero itself.
+ */
+import { fail } from '../errors.ts';
+import { f16ToF32, toF16Bits } from '../tensor.ts';
+
+export type PackBits = 2 | 3 | 4 | 8;
+
+/** Why AutoGPTQ can't pack this linear (its buffers use in // 32 * bits and out // 32 * bits), or null. */
+export function packable(inFeatures: number, outFeatures: number, bits: number): string | null {
+  if (![2, 3, 4, 8].includes(bits)) return `bits must be 2, 3, 4 or 8, got ${bits}`;
+  if (inFeatures <= 0 || inFeatures % 32 !== 0) return `in_features ${inFeatures} is not a multiple of 32 (qweight packs 32 input rows per ${bits} int32 rows)`;
+  if (outFeatures <= 0 || outFeatures % 32 !== 0) return `out_features ${outFeatures} is not a multiple of 32 (qzeros packs 32 output columns per ${bits} int32 columns)`;
+  return null;
+}
+
+function check(inF: number, outF: number, bits: number): void {
+  const why = packable(inF, outF, bits);
+  if (why) fail(`cannot pack ${outF}x${inF} linear: ${why}`);
+}
+
+/**
+ * Pack 32·k values v(t) (t = 0..32k−1, already as uint32 bit patterns, possibly ≥ 2^bits like AutoGPTQ's
+ * uint32(zero−1)) into k·bits words, exactly like AutoGPTQ's numpy loop (|=, uint32 shifts).
+ */
+function packRun(get: (t: number) => number, put: (w: number, word: number) => void, nValues: number, bits: number): void {
+  if (bits !== 3) {
+    for (let w = 0, t = 0; t < nValues; w++) {
+      let word = 0;
+      for (let s = 0; s < 32; s += bits) word |= get(t++) << s;
+      put(w, word);
+    }
+    return;
+  }
+  for (let w = 0, t = 0; t < nValues; w += 3) {
+    let a = 0, b = 0, c = 0;
+    for (let j = 0; j < 10; j++) a |= get(t++) << (3 * j);
+    const v10 = get(t++);
+    a |= v10 << 30; b |= (v10 >>> 2) & 1;
+    for (let j = 0; j < 10; j++) b |= get(t++) << (3 * j + 1);
+    const v21 = get(t++);
+    b |= v21 << 31; c |= (v21 >>> 1) & 3;
+    for (let j = 0; j < 10; j++) c |= get(t++) << (3 * j + 2);
+    put(w, a); put(w + 1, b); put(w + 2, c);
+  }
+}
+
+/** Inverse of packRun: value t of a run of words (masked to `bits`). */
+function unpackRun(word: (w: number) => number, put: (t: number, v: number) => void, nValues: number, bits: number): void {
+  const mask = (1 << bits) - 1;
+  if (bits !== 3) {
+    for (let w = 0, t = 0; t < nValues; w++) {
+      const x = word(w);
+      for (let s = 0; s < 32; s += bits) put(t++, (x >>> s) & mask);
+    }
+    return;
+  }
+  for (let w = 0, t = 0; t < nValues; w += 3) {
+    const a = word(w), b = word(w + 1), c = word(w + 2);
+    for (let j = 0; j < 10; j++) put(t++, (a >>> (3 * j)) & 7);
+    put(t++, ((a >>> 30) & 3) | ((b & 1) << 2));
+    for (let j = 0; j < 10; j++) put(t++, (b >>> (3 * j + 1)) & 7);
+    put(t++, ((b >>> 31) & 1) | ((c & 3) << 1));
+    for (let j = 0; j < 10; j++) put(t++, (c >>> (3 * j + 2)) & 7);
+  }
+}
+
+/** codes [out, in] (torch Linear layout, values 0..2^bits−1) → qweight Int32Array [in·bits/32, out]. */
+export function packQweight(codes: Uint8Array, bits: PackBits, inFeatures: number, outFeatures: number): Int32Array {
+  check(inFeatures, outFeatures, bits);
+  if (codes.length !== inFeatures * outFeatures) fail(`packQweight: codes has ${codes.length} elements, expected ${outFeatures}x${inFeatures}`);
+  const q = new Int32Array((inFeatures / 32) * bits * outFeatures);
+  for (let o = 0; o < outFeatures; o++) {
+    const base = o * inFeatures;
+    packRun((t) => codes[base + t]!, (w, word) => { q[w * outFeatures + o] = word; }, inFeatures, bits);
+  }
+  return q;
+}
+
+/** qweight [in·bits/32, out] → codes Uint8Array [out, in]. */
+export function unpackQweight(qweight: Int32Array, bits: PackBits, inFeatures: number, outFeatures: number): Uint8Array {
+  check(inFeatures, outFeatures, bits);
+  if (qweight.length !== (inFeatures / 32) * bits * outFeatures) fail(`unpackQweight: qweight has ${qweight.length} elements, expected ${(inFeatures / 32) * bits}x${outFeatures}`);
+  const codes = new Uint8Array(inFeatures * outFeatures);
+  for (let o = 0; o < outFeatures; o++) {
+    const base = o * inFeatures;
+    unpackRun((w) => qweight[w * outFeatures + o]!, (t, v) => { codes[base + t] = v; }, inFeatures, bits);
+  }
+  return codes;
+}
+
+/**
+ * zeros [groups, out] (integers 0..2^bits−1) → qzeros Int32Array [groups, out·bits/32].
+ * v1 stores zero−1 as AutoGPTQ does: uint32(zero−1), not masked — so zero = 0 (asym group with min ≥ 0) spills
+ * ones into the higher slots of its word exactly like AutoGPTQ's numpy code (the v1 flaw gptq_v2 fixes).
+ */
+export function packQzeros(zeros: ArrayLike<number>, bits: PackBits, groups: number, outFeatures: number, format: 'gptq' | 'gptq_v2' = 'gptq'): Int32Array {
+  check(32, outFeatures, bits);
+  if (zeros.length !== groups * outFeatures) fail(`packQzeros: zeros has ${zeros.length} elements, expected ${groups}x${outFeatures}`);
+  const cols = (outFeatures / 32) * bits, d = format === 'gptq' ? 1 : 0;
+  const q = new Int32Array(groups * cols);
+  for (let g = 0; g < groups; g++) {
+    const zb = g * outFeatures, qb = g * cols;
+    packRun((t) => (zeros[zb + t]! - d) >>> 0, (w, word) => { q[qb + w] = word; }, outFeatures, bits);
+  }
+  return q;
+}
+
+/** qzeros [groups, out·bits/32] → zeros Int32Array [groups, out] (v1: stored + 1). */
+export function unpackQzeros(qzeros: Int32Array, bits: PackBits, groups: number, outFeatures: number, format: 'gptq' | 'gptq_v2' = 'gptq'): Int32Array {
+  check(32, outFeatures, bits);
+  const cols = (outFeatures / 32) * bits, d = format === 'gptq' ? 1 : 0;
+  if (qzeros.length !== groups * cols) fail(`unpackQzeros: qzeros has ${qzeros.length} elements, expected ${groups}x${cols}`);
+  const z = new Int32Array(groups * outFeatures);
+  for (let g = 0; g < groups; g++) {
+    const zb = g * outFeatures, qb = g * cols;
+    unpackRun((w) => qzeros[qb + w]!, (t, v) => { z[zb + t] = v + d; }, outFeatures, bits);
+  }
+  return z;
+}
+
+/** gptq_v2 qzeros → v1 (GPTQModel's convert_gptq_v2_to_v1_format: zero − 1). */
+export function convertV2ToV1Zeros(qzeros: Int32Array, bits: PackBits, groups: number, outFeatures: number): Int32Array {
+  return packQzeros(unpackQzeros(qzeros, bits, groups, outFeatures, 'gptq_v2'), bits, groups, outFeatures, 'gptq');
+}
+
+/** v1 qzeros → gptq_v2 (zero + 1; a v1 zero of 0 cannot be represented and reads back as 2^bits, i.e. 0 mod 2^bits). */
+export function convertV1ToV2Zeros(qzeros: Int32Array, bits: PackBits, groups: number, outFeatures: number): Int32Array {
+  return packQzeros(unpackQzeros(qzeros, bits, groups, outFeatures, 'gptq'), bits, groups, outFeatures, 'gptq_v2');
+}
+
+export interface PackedLinear {
+  qweight: Int32Array; // [in·bits/32, out]
+  qzeros: Int32Array;  // [groups, out·bits/32]
+  scales: Uint16Array; // [groups, out] fp16 bits
+  gIdx: Int32Array;    // [in]
+}
+
+/** Pack GPTQ output (codes [out,in], scales/zeros [groups,out], g_idx [in]) into AutoGPTQ v1 tensors. */
+export function packLinear(p: {
+  codes: Uint8Array; scales: Float32Array; zeros: ArrayLike<number>; gIdx: Int32Array; bits: PackBits; inFeatures: number; outFeatures: number;
+}): PackedLinear {
+  const groups = p.scales.length / p.outFeatures;
+  if (!Number.isInteger(groups) || p.zeros.length !== p.scales.length) fail(`packLinear: scales/zeros must both be [groups, ${p.outFeatures}]`);
+  if (p.gIdx.length !== p.inFeatures) fail(`packLinear: g_idx has ${p.gIdx.length} entries, expected ${p.inFeatures}`);
+  return {
+    qweight: packQweight(p.codes, p.bits, p.inFeatures, p.outFeatures),
+    qzeros: packQzeros(p.zeros, p.bits, groups, p.outFeatures),
+    scales: toF16Bits(p.scales),
+    gIdx: p.gIdx,
+  };
+}
+
+/** Dequantize packed tensors → Float32Array [out, in]: W[o, j] = scale[g, o]·(q[j, o] − zero[g, o]), g = g_idx[j]. */
+export function dequantize(p: {
+  qweight: Int32Array; qzeros: Int32Array; scales: Uint16Array | Float32Array; gIdx: Int32Array; bits: PackBits;
+  inFeatures: number; outFeatures: number; format?: 'gptq' | 'gptq_v2';
+}): Float32Array {
+  const { inFeatures: inF, outFeatures: outF, bits } = p;
+  const groups = p.scales.length / outF;
+  if (!Number.isInteger(groups)) fail(`dequantize: scales length ${p.scales.length} is not a multiple of out_features ${outF}`);
+  if (p.gIdx.length !== inF) fail(`dequantize: g_idx has ${p.gIdx.length} entries, expected ${inF}`);
+  const codes = unpackQweight(p.qweight, bits, inF, outF);
+  const zeros = unpackQzeros(p.qzeros, bits, groups, outF, p.format ?? 'gptq');
+  const scales = p.scales instanceof Uint16Array ? Float32Array.from(p.scales, f16ToF32) : p.scales;
+  const out = new Float32Array(outF * inF);
+  for (let o = 0; o < outF; o++) {
+    for (let j = 0; j < inF; j++) {
+      const g = p.gIdx[j]!;
+      if (g < 0 || g >= groups) fail(`dequantize: g_idx[${j}] = ${g} is out of range [0, ${groups})`);
+      out[o * inF + j] = scales[g * outF + o]! * (codes[o * inF + j]! - zeros[g * outF + o]!);
+    }
+  }
+  return out;
+}

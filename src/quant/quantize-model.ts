@@ -1,0 +1,268 @@
+/**
+ * The GPTQ layer loop (AutoGPTQ `BaseGPTQForCausalLM.quantize`): capture layer-0 inputs; for each decoder layer
+ * and each sequential group, accumulate H = 2/n·ΣXᵀX inside the ORT layer graph, run GPTQ per module, write
+ * the dequantized weights back, then recompute the layer's outputs with the quantized weights as the next
+ * layer's inputs. Layers are streamed from the checkpoint: only the current layer's weights are resident.
+ */
+import type { InferenceSession } from 'onnxruntime-node';
+import { GraphBuilder } from '../graph/builder.ts';
+import { buildLayerGraph } from '../graph/causal-lm.ts';
+import { createSession, f32, i64, type Device } from '../graph/session.ts';
+import { InitializerWeights, InputWeights } from '../graph/weights.ts';
+import type { ModelConfig } from '../io/config.ts';
+import type { Checkpoint } from '../io/safetensors.ts';
+import type { CalibrationSet } from '../io/datasets.ts';
+import type { ArchDefinition } from '../models/types.ts';
+import { fail } from '../errors.ts';
+import type { QuantizeConfig } from './config.ts';
+import { gptqQuantize } from './gptq.ts';
+import { packLinear, packable, type PackBits, type PackedLinear } from './pack.ts';
+import { rtnQuantize } from './rtn.ts';
+import { moduleTensors } from './save.ts';
+import type { LayerRecord, WorkDir } from './workdir.ts';
+import type { TensorLike } from '../io/safetensors.ts';
+import type { Tensor } from '../tensor.ts';
+
+export interface QuantizedModule extends PackedLinear { name: string; inFeatures: number; outFeatures: number; bias?: Float32Array; loss: number; seconds: number }
+export interface SkippedModule { name: string; reason: string }
+
+export interface QuantizeEvent {
+  stage: 'capture' | 'hessian' | 'module' | 'forward' | 'layer-done' | 'skip';
+  layer: number; layers: number; module?: string; loss?: number; seconds?: number; eta?: number; message?: string;
+}
+
+export interface QuantizeLoopOptions {
+  method?: 'gptq' | 'rtn';
+  device?: Device;
+  /** Tokens per ORT run when pushing calibration data through a layer (default 4096). */
+  batchTokens?: number;
+  onEvent?: (e: QuantizeEvent) => void;
+  onLog?: (msg: string) => void;
+  signal?: AbortSignal;
+  /** Durable per-layer state: finished layers are written there and a rerun resumes after them. */
+  workDir?: WorkDir;
+  /** Keep every module's dequantized fp32 weights in memory (for fake-quant evaluation; costs fp32 model size). */
+  keepDequantized?: boolean;
+  /** Evaluation only: also GPTQ modules AutoGPTQ cannot pack (kept out of `modules`, so they are not saved). */
+  quantizeUnpackable?: boolean;
+}
+
+export interface QuantizeLoopResult {
+  /** Names of the quantized modules. */
+  quantized: Set<string>;
+  /** Their packed tensors (in memory, or lazily read from the work dir). */
+  packed: Map<string, TensorLike>;
+  /** Per-module average GPTQ loss. */
+  losses: Map<string, number>;
+  skipped: SkippedModule[];
+  /** Dequantized weights of every quantized module (for evaluating the fake-quantized model). */
+  dequantized: Map<string, Float32Array>;
+  /** True when unpackable modules were fake-quantized: the result can be evaluated but not saved. */
+  evaluationOnly: boolean;
+}
+
+/** Calibration rows grouped into equal-length batches: hidden states live as [B,S,H] Float32Arrays. */
+interface Batch { ids: Int32Array[]; seq: number; hidden: Float32Array }
+
+function batches(calib: CalibrationSet, batchTokens: number): Batch[] {
+  const bySeq = new Map<number, Int32Array[]>();
+  calib.inputIds.forEach((ids, i) => {
+    const m = calib.attentionMask[i];
+    const kept = m && m.some((x) => !x) ? ids.filter((_, k) => m[k]) : ids; // drop padding tokens
+    if (kept.length) (bySeq.get(kept.length) ?? bySeq.set(kept.length, []).get(kept.length)!).push(kept);
+  });
+  const out: Batch[] = [];
+  for (const [seq, rows] of bySeq) {
+    const per = Math.max(1, Math.floor(batchTokens / seq));
+    for (let i = 0; i < rows.length; i += per) out.push({ ids: rows.slice(i, i + per), seq, hidden: new Float32Array(0) });
+  }
+  return out;
+}
+
+async function embedSession(arch: ArchDefinition, cfg: ModelConfig, ck: Checkpoint, device?: Device): Promise<InferenceSession> {
+  const outside = new Map<string, Float32Array>();
+  for (const n of ck.names()) if (!n.startsWith(arch.layersBlockName) && arch.outsideLayerModules.some((m) => n.startsWith(m + '.'))) outside.set(n, await ck.readFloat32(n));
+  const g = new GraphBuilder('embed');
+  const ids = g.input('input_ids', 'int64', ['batch', 'seq']);
+  const S = g.op('Squeeze', [g.op('Shape', [ids], { start: 1, end: 2 })]);
+  const pos = g.op('Unsqueeze', [g.op('Range', [g.constI64(0), S, g.constI64(1)]), g.constI64([0])]);
+  g.output(arch.embed(g, cfg, new InitializerWeights((n) => outside.get(n)), ids, pos), 'float32', ['batch', 'seq', cfg.hiddenSize], 'hidden');
+  return createSession(g.prune().toBytes(), { device });
+}
+
+export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck: Checkpoint, q: QuantizeConfig, calib: CalibrationSet, o: QuantizeLoopOptions = {}): Promise<QuantizeLoopResult> {
+  const L = cfg.numLayers, H = cfg.hiddenSize, method = o.method ?? 'gptq';
+  const log = o.onLog ?? (() => {});
+  const data = batches(calib, o.batchTokens ?? 4096);
+  const nsamples = data.reduce((a, b) => a + b.ids.length, 0);
+  if (!nsamples) fail('calibration: no tokens to calibrate on');
+  for (const b of data) for (const row of b.ids) for (const t of row)
+    if (t < 0 || t >= cfg.vocabSize) fail(`calibration: token id ${t} is outside the model's vocabulary (vocab_size ${cfg.vocabSize} in ${cfg.path}); tokenizer and model do not match`);
+  const emit = (e: Omit<QuantizeEvent, 'layers'>) => o.onEvent?.({ ...e, layers: L });
+  const result: QuantizeLoopResult = { quantized: new Set(), packed: new Map(), losses: new Map(), skipped: [], dequantized: new Map(), evaluationOnly: !!o.quantizeUnpackable };
+
+  // Layer-0 inputs: embed the calibration tokens, or resume from the work dir's saved activations.
+  const start = o.workDir ? await o.workDir.layersDone() : 0;
+  if (start > 0) {
+    const acts = await o.workDir!.loadActivations();
+    if (acts.length !== data.length || acts.some((a, k) => a.length !== data[k]!.ids.length * data[k]!.seq * H))
+      fail(`work dir ${o.workDir!.dir}: saved activations do not match the calibration batches; delete the work dir to start over`);
+    acts.forEach((a, k) => { data[k]!.hidden = a; });
+    emit({ stage: 'capture', layer: start, message: `resuming at layer ${start + 1}/${L} from ${o.workDir!.dir}` });
+  } else {
+    const emb = await embedSession(arch, cfg, ck, o.device);
+    for (const b of data) {
+      const r = await emb.run({ input_ids: i64(Array.from(b.ids.flatMap((x) => Array.from(x))), [b.ids.length, b.seq]) });
+      b.hidden = r.hidden!.data as Float32Array;
+    }
+    await emb.release();
+    emit({ stage: 'capture', layer: 0, message: `${nsamples} samples, ${data.reduce((a, b) => a + b.ids.length * b.seq, 0)} tokens` });
+  }
+
+  // One set of graphs serves every layer (weights are inputs); rebuilt per layer only if the graph varies by index.
+  const linBy = new Map(arch.layerLinears(cfg).map((l) => [l.rel, l]));
+  const groups = q.trueSequential ? arch.insideLayerModules.map((g) => [...g]) : [arch.insideLayerModules.flat()];
+  const varies = arch.layerGraphVaries?.(cfg) ?? false;
+  let graphs = start < L ? await layerGraphs(arch, cfg, groups, start, o.device) : undefined;
+
+  const t0 = performance.now();
+  for (let li = start; li < L; li++) {
+    if (o.signal?.aborted) fail('quantization interrupted');
+    const prefix = `${arch.layersBlockName}${li}.`;
+    if (varies && li > start) { await releaseGraphs(graphs!); graphs = await layerGraphs(arch, cfg, groups, li, o.device); }
+    const { fwd, fwdW, hessGraphs } = graphs!;
+    const weights = new Map<string, Float32Array>();
+    for (const inp of fwdW.inputs) {
+      const name = resolveName(ck, prefix + inp.rel);
+      const w = await ck.readFloat32(name);
+      if (!allFinite(w)) fail(`${ck.dir}: tensor "${name}" contains NaN or Inf; the source checkpoint is corrupt`);
+      weights.set(inp.rel, w);
+    }
+    const feedWeights = (inputs: { rel: string; shape: number[] }[]) =>
+      Object.fromEntries(inputs.map((i) => [i.rel, f32(weights.get(i.rel)!, i.shape)]));
+    const layerTensors: Record<string, Tensor> = {};
+    const record: LayerRecord = { skipped: [], losses: {} };
+
+    for (const grp of hessGraphs) {
+      const todo = grp.mods.filter((m) => {
+        const l = linBy.get(m)!;
+        const why = packable(l.inFeatures, l.outFeatures, q.bits);
+        if (why) {
+          record.skipped.push({ name: prefix + m, reason: why });
+          emit({ stage: 'skip', layer: li, module: m, message: o.quantizeUnpackable ? `${why} (fake-quantized for evaluation only)` : why });
+        }
+        return !why || o.quantizeUnpackable;
+      });
+      if (!todo.length) continue;
+      const hess = method === 'gptq' ? await hessians(grp, todo, feedWeights(grp.inputs), data, H, nsamples) : new Map<string, Float32Array>();
+      if (method === 'gptq') emit({ stage: 'hessian', layer: li, message: [...hess.keys()].join(',') });
+      for (const m of todo) {
+        const l = linBy.get(m)!;
+        const ts = performance.now();
+        // GPTQ works on torch Linear layout [out, in]; Conv1D (GPT-2) stores [in, out] (AutoGPTQ transposes too).
+        const W = l.conv1d ? transpose(weights.get(`${m}.weight`)!, l.inFeatures, l.outFeatures) : weights.get(`${m}.weight`)!;
+        const r = method === 'gptq'
+          ? await gptqQuantize(W, hess.get(grp.repOf.get(m)!)!, l.outFeatures, l.inFeatures, q, { onLog: (s) => log(`${prefix}${m}: ${s}`), nsamples })
+          : { ...rtnQuantize(W, l.outFeatures, l.inFeatures, q), avgLoss: NaN };
+        weights.set(`${m}.weight`, l.conv1d ? transpose(r.Q, l.outFeatures, l.inFeatures) : r.Q);
+        if (o.keepDequantized) result.dequantized.set(`${prefix}${m}.weight`, weights.get(`${m}.weight`)!);
+        const seconds = (performance.now() - ts) / 1000;
+        emit({ stage: 'module', layer: li, module: m, loss: r.avgLoss, seconds });
+        if (packable(l.inFeatures, l.outFeatures, q.bits)) continue; // evaluation-only fake quantization
+        const packed = packLinear({ codes: r.intCodes, scales: r.scales, zeros: r.zeros, gIdx: r.gIdx, bits: q.bits as PackBits, inFeatures: l.inFeatures, outFeatures: l.outFeatures });
+        const mod: QuantizedModule = { ...packed, name: prefix + m, inFeatures: l.inFeatures, outFeatures: l.outFeatures, bias: l.bias ? weights.get(`${m}.bias`) : undefined, loss: r.avgLoss, seconds };
+        Object.assign(layerTensors, moduleTensors(mod, q.bits));
+        record.losses[mod.name] = r.avgLoss;
+      }
+    }
+    // Next layer's inputs from the quantized layer.
+    const wf = feedWeights(fwdW.inputs);
+    for (const b of data) {
+      b.hidden = (await fwd.run({ ...wf, hidden_in: f32(b.hidden, [b.ids.length, b.seq, H]) })).hidden_out!.data as Float32Array;
+      if (!allFinite(b.hidden)) fail(`calibration activations became NaN/Inf after layer ${li} (${prefix.slice(0, -1)}); check the source weights and calibration data`);
+    }
+    if (o.workDir) {
+      await o.workDir.saveLayer(li, layerTensors, record, data.map((b) => b.hidden), data.map((b) => [b.ids.length, b.seq, H]));
+    } else {
+      addLayer(result, new Map(Object.entries(layerTensors)), record);
+    }
+    const el = (performance.now() - t0) / 1000;
+    emit({ stage: 'layer-done', layer: li, seconds: el, eta: (el / (li - start + 1)) * (L - li - 1) });
+  }
+  if (graphs) await releaseGraphs(graphs);
+  if (o.workDir) for (let li = 0; li < L; li++) {
+    const { tensors, record } = await o.workDir.layer(li);
+    addLayer(result, tensors, record);
+  }
+  return result;
+}
+
+function addLayer(r: QuantizeLoopResult, tensors: Map<string, TensorLike>, rec: LayerRecord): void {
+  for (const [n, t] of tensors) r.packed.set(n, t);
+  for (const [n, loss] of Object.entries(rec.losses)) { r.quantized.add(n); r.losses.set(n, loss); }
+  r.skipped.push(...rec.skipped);
+}
+
+/** H = 2/n·ΣXᵀX per distinct input of the group's modules, accumulated over all calibration batches. */
+async function hessians(grp: LayerGraphs['hessGraphs'][number], todo: string[], wf: Record<string, ReturnType<typeof f32>>, data: Batch[], H: number, nsamples: number) {
+  const hess = new Map<string, Float32Array>();
+  const reps = new Set(todo.map((m) => grp.repOf.get(m)!));
+  for (const b of data) {
+    const r = await grp.sess.run({ ...wf, hidden_in: f32(b.hidden, [b.ids.length, b.seq, H]) });
+    for (const rep of reps) {
+      const x = r[`xtx.${rep}`]!.data as Float32Array;
+      const acc = hess.get(rep);
+      if (!acc) hess.set(rep, x); else for (let k = 0; k < x.length; k++) acc[k]! += x[k]!;
+    }
+  }
+  for (const h of hess.values()) for (let k = 0; k < h.length; k++) h[k]! *= 2 / nsamples;
+  return hess;
+}
+
+function allFinite(a: Float32Array): boolean {
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) return false;
+  return true;
+}
+
+type LayerGraphs = Awaited<ReturnType<typeof layerGraphs>>;
+
+/** Forward graph + one Hessian graph per sequential group (modules sharing an input share one Gram matrix). */
+async function layerGraphs(arch: ArchDefinition, cfg: ModelConfig, groups: string[][], layerIndex: number, device?: Device) {
+  const base = `${arch.layersBlockName}0.`;
+  const fwdW = new InputWeights(base);
+  const fwd = await createSession(buildLayerGraph(arch, cfg, fwdW, { layerIndex }).toBytes(), { device });
+  const hessGraphs = await Promise.all(groups.map(async (mods) => {
+    const w = new InputWeights(base);
+    buildLayerGraph(arch, cfg, w, { withHidden: false, layerIndex }); // discover taps
+    const byTap = new Map<string, string>();
+    for (const m of mods) {
+      const t = w.taps.get(m);
+      if (!t) fail(`${cfg.modelType}: layer has no linear "${m}"`);
+      if (!byTap.has(t.value)) byTap.set(t.value, m);
+    }
+    const reps = [...byTap.values()];
+    const w2 = new InputWeights(base);
+    const sess = await createSession(buildLayerGraph(arch, cfg, w2, { withHidden: false, hessians: reps, layerIndex }).toBytes(), { device });
+    const repOf = new Map(mods.map((m) => [m, byTap.get(w.taps.get(m)!.value)!]));
+    return { mods, sess, inputs: w2.inputs, repOf };
+  }));
+  return { fwd, fwdW, hessGraphs };
+}
+
+async function releaseGraphs(g: LayerGraphs): Promise<void> {
+  await g.fwd.release();
+  for (const h of g.hessGraphs) await h.sess.release();
+}
+
+function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
+  const o = new Float32Array(a.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) o[c * rows + r] = a[r * cols + c]!;
+  return o;
+}
+
+/** Checkpoints saved from the base model lack its prefix (e.g. GPT-2 "h.0." for "transformer.h.0."). */
+export function resolveName(ck: Checkpoint, name: string): string {
+  if (ck.has(name)) return name;
+  const short = name.slice(name.indexOf('.') + 1);
+  return ck.has(short) ? short : name;
+}

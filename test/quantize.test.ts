@@ -1,0 +1,150 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { GPTQModel } from '../src/gptq-model.ts';
+import { Checkpoint } from '../src/io/safetensors.ts';
+import { loadModelConfig } from '../src/io/config.ts';
+import { buildLayerGraph } from '../src/graph/causal-lm.ts';
+import { InputWeights } from '../src/graph/weights.ts';
+import { createSession, f32 } from '../src/graph/session.ts';
+import { llama } from '../src/models/llama.ts';
+import { dequantize } from '../src/quant/pack.ts';
+import { CausalLM, loadFloatWeights } from '../src/runtime/causal-lm.ts';
+import { f16ToF32 } from '../src/tensor.ts';
+import { makeLlamaCheckpoint } from './synth.ts';
+import { randn, rng, tmpDir } from './helpers.ts';
+
+const DIMS = { hidden: 64, intermediate: 128, layers: 2, heads: 4, kvHeads: 2, vocab: 96, seed: 3 };
+/** Pre-tokenized calibration: a few fixed random token windows. */
+function examples(n = 16, len = 32, seed = 5) {
+  const r = rng(seed);
+  return Array.from({ length: n }, () => ({ inputIds: Array.from({ length: len }, () => Math.floor(r() * DIMS.vocab)) }));
+}
+
+test('quantize → saveQuantized writes AutoGPTQ names, shapes, dtypes and configs', async () => {
+  const t = tmpDir();
+  try {
+    const src = join(t.path, 'src'), out = join(t.path, 'q');
+    await makeLlamaCheckpoint(src, DIMS);
+    const m = await GPTQModel.fromPretrained(src, { quantizeConfig: { bits: 4, groupSize: 32 } });
+    const res = await m.quantize(examples(), { keepDequantized: true });
+    assert.equal(res.quantized.size, 14);
+    assert.equal(res.skipped.length, 0);
+    await m.saveQuantized(out);
+    const ck = await Checkpoint.open(out);
+    assert.deepEqual(ck.metadata, { format: 'pt' });
+    const p = 'model.layers.1.';
+    const expect: Record<string, [string, number[]]> = {
+      [`${p}self_attn.q_proj.qweight`]: ['I32', [8, 64]], [`${p}self_attn.q_proj.qzeros`]: ['I32', [2, 8]],
+      [`${p}self_attn.q_proj.scales`]: ['F16', [2, 64]], [`${p}self_attn.q_proj.g_idx`]: ['I32', [64]],
+      [`${p}self_attn.k_proj.qweight`]: ['I32', [8, 32]], [`${p}self_attn.k_proj.qzeros`]: ['I32', [2, 4]],
+      [`${p}mlp.down_proj.qweight`]: ['I32', [16, 64]], [`${p}mlp.down_proj.scales`]: ['F16', [4, 64]],
+      [`${p}mlp.gate_proj.qzeros`]: ['I32', [2, 16]], 'model.embed_tokens.weight': ['F32', [96, 64]],
+      [`${p}input_layernorm.weight`]: ['F32', [64]], 'lm_head.weight': ['F32', [96, 64]],
+    };
+    for (const [n, [dt, shape]] of Object.entries(expect)) assert.deepEqual([ck.info(n).dtype, ck.info(n).shape], [dt, shape], n);
+    assert.ok(!ck.has(`${p}self_attn.q_proj.weight`), 'quantized module keeps no fp weight');
+    // Non-quantized tensors keep names and values.
+    const orig = await Checkpoint.open(src);
+    assert.deepEqual(await ck.readFloat32('model.norm.weight'), await orig.readFloat32('model.norm.weight'));
+    // Packed tensors decode back to the dequantized weights (up to the fp16 rounding of scales).
+    const name = `${p}mlp.down_proj`;
+    const deq = dequantize({ qweight: (await ck.read(`${name}.qweight`)).data as Int32Array, qzeros: (await ck.read(`${name}.qzeros`)).data as Int32Array,
+      scales: (await ck.read(`${name}.scales`)).data as Uint16Array, gIdx: (await ck.read(`${name}.g_idx`)).data as Int32Array, bits: 4, inFeatures: 128, outFeatures: 64 });
+    const Q = res.dequantized.get(`${name}.weight`)!;
+    let md = 0, mx = 0;
+    for (let i = 0; i < Q.length; i++) { md = Math.max(md, Math.abs(deq[i]! - Q[i]!)); mx = Math.max(mx, Math.abs(Q[i]!)); }
+    assert.ok(md <= mx * 1e-3, `dequantized vs GPTQ output: ${md} (max |w| ${mx})`);
+    const qc = JSON.parse(readFileSync(join(out, 'quantize_config.json'), 'utf8'));
+    assert.deepEqual([qc.bits, qc.group_size, qc.desc_act, qc.sym, qc.damp_percent, qc.true_sequential, qc.static_groups, qc.quant_method, qc.checkpoint_format], [4, 32, false, true, 0.01, true, false, 'gptq', 'gptq']);
+    const cfg = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+    assert.equal(cfg.quantization_config.quant_method, 'gptq');
+    assert.equal(cfg.quantization_config.bits, 4);
+    assert.equal(cfg.hidden_size, 64);
+    assert.ok(existsSync(join(out, 'generation_config.json')));
+    await ck.close(); await orig.close(); await m.close();
+  } finally { t.cleanup(); }
+});
+
+test('in-graph Hessian XᵀX equals a float64 computation of the q_proj input (RMSNorm of embeddings)', async () => {
+  const t = tmpDir();
+  try {
+    await makeLlamaCheckpoint(t.path, DIMS);
+    const cfg = await loadModelConfig(t.path);
+    const w = await loadFloatWeights(t.path);
+    const iw = new InputWeights('model.layers.0.');
+    const sess = await createSession(buildLayerGraph(llama, cfg, iw, { withHidden: false, hessians: ['self_attn.q_proj'] }).toBytes());
+    const B = 2, S = 7, H = 64;
+    const x = randn(B * S * H, 11);
+    const feeds = Object.fromEntries(iw.inputs.map((i) => [i.rel, f32(w.get(i.name)!, i.shape)]));
+    const r = await sess.run({ ...feeds, hidden_in: f32(x, [B, S, H]) });
+    const got = r['xtx.self_attn.q_proj']!.data as Float32Array;
+    const ln = w.get('model.layers.0.input_layernorm.weight')!;
+    const X = new Float64Array(B * S * H);
+    for (let t2 = 0; t2 < B * S; t2++) {
+      let ms = 0; for (let j = 0; j < H; j++) ms += x[t2 * H + j]! ** 2;
+      const inv = 1 / Math.sqrt(ms / H + cfg.rmsNormEps);
+      for (let j = 0; j < H; j++) X[t2 * H + j] = x[t2 * H + j]! * inv * ln[j]!;
+    }
+    let md = 0, mx = 0;
+    for (let i = 0; i < H; i++) for (let j = 0; j < H; j++) {
+      let s = 0; for (let t2 = 0; t2 < B * S; t2++) s += X[t2 * H + i]! * X[t2 * H + j]!;
+      md = Math.max(md, Math.abs(s - got[i * H + j]!)); mx = Math.max(mx, Math.abs(s));
+    }
+    assert.ok(md <= 1e-5 * mx, `max |ΔH| ${md} (max |H| ${mx})`);
+    await sess.release();
+  } finally { t.cleanup(); }
+});
+
+/** Mean squared logit error of a model vs the fp32 model on held-out ids. */
+async function logitMse(model: CausalLM, ref: CausalLM, ids: number[][]): Promise<number> {
+  const a = await model.logits(ids), b = await ref.logits(ids);
+  let s = 0; for (let i = 0; i < a.length; i++) s += (a[i]! - b[i]!) ** 2;
+  return s / a.length;
+}
+
+test('GPTQ beats round-to-nearest at 3 and 4 bits (logit error vs fp32 on held-out tokens)', async () => {
+  const t = tmpDir();
+  try {
+    await makeLlamaCheckpoint(t.path, DIMS);
+    const fp = await CausalLM.load(t.path);
+    const held = examples(4, 32, 99).map((e) => e.inputIds);
+    for (const bits of [3, 4] as const) {
+      const errs: Record<string, number> = {};
+      for (const method of ['gptq', 'rtn'] as const) {
+        const m = await GPTQModel.fromPretrained(t.path, { quantizeConfig: { bits, groupSize: 32 } });
+        await m.quantize(examples(32, 32), { method, keepDequantized: true });
+        errs[method] = await logitMse(await m.fakeQuantModel(), fp, held);
+        await m.close();
+      }
+      assert.ok(errs.gptq! < errs.rtn!, `${bits}-bit: gptq ${errs.gptq} vs rtn ${errs.rtn}`);
+    }
+  } finally { t.cleanup(); }
+});
+
+test('unpackable modules (stories260K MLP, 172) are kept in full precision and recorded; interrupt writes nothing', async () => {
+  const t = tmpDir();
+  try {
+    const m = await GPTQModel.fromPretrained('assets/stories260K', { quantizeConfig: { bits: 4, groupSize: 32 } });
+    const calib = await m.calibration('c4', { nsamples: 4, seqlen: 64 });
+    const res = await m.quantize(calib);
+    assert.equal(res.quantized.size, 20);
+    assert.deepEqual([...new Set(res.skipped.map((s) => s.name.split('.').slice(-2).join('.')))].sort(), ['mlp.down_proj', 'mlp.gate_proj', 'mlp.up_proj']);
+    assert.match(res.skipped.find((s) => s.name.endsWith('down_proj'))!.reason, /in_features 172 is not a multiple of 32/);
+    const out = join(t.path, 'q');
+    await m.saveQuantized(out);
+    const cfg = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).quantization_config;
+    assert.deepEqual(cfg.modules_in_block_to_quantize, [['self_attn.k_proj', 'self_attn.v_proj', 'self_attn.q_proj'], ['self_attn.o_proj']]);
+    assert.ok(Object.keys(cfg.dynamic).some((k) => k.includes('down_proj')));
+    const ck = await Checkpoint.open(out);
+    assert.equal(ck.info('model.layers.0.mlp.down_proj.weight').dtype, 'F32');
+    await ck.close();
+    // Interrupted run: error, and no output directory (or temp) appears.
+    const ac = new AbortController(); ac.abort();
+    await assert.rejects(m.quantize(calib, { signal: ac.signal }), /interrupted/);
+    await assert.rejects(m.saveQuantized(join(t.path, 'bad\0name')));
+    assert.deepEqual(readdirSync(t.path).sort(), ['q']);
+    await m.close();
+  } finally { t.cleanup(); }
+});
