@@ -3,6 +3,7 @@ import { loadAnyModel } from '../runtime/load.ts';
 import { generate } from '../runtime/generate.ts';
 import { StreamDecoder } from '../io/tokenizer.ts';
 import { parseDevice } from '../graph/session.ts';
+import { fail } from '../errors.ts';
 
 export const HELP = `gptq generate [model] [prompt] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]
               [--repetition-penalty R] [--seed S] [--stop STR] [--device cpu|webgpu|cuda]
@@ -18,7 +19,7 @@ export async function run(argv: string[]): Promise<void> {
   const dir = p[0] ?? DEFAULT_MODEL;
   const prompt = p[1] ?? '';
   const { model, tokenizer, gen } = await loadAnyModel(dir, { device: parseDevice(v.device) });
-  if (!tokenizer) throw new Error(`${dir} has no tokenizer.json: generate needs one`);
+  if (!tokenizer) fail(`${dir} has no tokenizer.json: generate needs one`);
   const ids = tokenizer.encode(prompt);
   const dec = new StreamDecoder(tokenizer);
   process.stdout.write(prompt);
