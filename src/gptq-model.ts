@@ -14,12 +14,15 @@ import { resolveQuantizeConfig, type QuantizeConfig } from './quant/config.ts';
 import { quantizeLayers, type QuantizeEvent, type QuantizeLoopResult } from './quant/quantize-model.ts';
 import { saveQuantizedCheckpoint, type SaveOptions } from './quant/save.ts';
 import { WorkDir, hashCalibration, hashCheckpoint } from './quant/workdir.ts';
+import { estimateMemory, fmtBytes } from './quant/memory.ts';
 import { CausalLM, loadFloatWeights, type LoadOptions } from './runtime/causal-lm.ts';
 import { InitializerWeights } from './graph/weights.ts';
 import type { Device } from './graph/session.ts';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fail } from './errors.ts';
+import { loadQuantizedModel, type LoadedQuantizedModel } from './runtime/load.ts';
+import type { AccuracyLevel } from './runtime/quantized-weights.ts';
 
 export type CalibrationInput = 'c4' | 'wikitext2' | string | string[] | TokenizedExample[] | CalibrationSet;
 
@@ -38,6 +41,8 @@ export interface QuantizeCallOptions extends LoadTextOptions {
   keepDequantized?: boolean;
   /** Write each finished layer here; rerunning the same call resumes after the last finished layer. */
   workDir?: string;
+  /** Refuse up front (with the estimate) when the plan needs more resident memory than this many bytes. */
+  maxMemory?: number;
 }
 
 export class GPTQModel {
@@ -56,6 +61,16 @@ export class GPTQModel {
     return new GPTQModel(dir, cfg, arch, await Checkpoint.open(dir), q, tok, o.device ?? 'cpu');
   }
 
+  /**
+   * Load a GPTQ checkpoint (ours, AutoGPTQ, GPTQModel or transformers layouts) for inference on ORT's int-N
+   * MatMulNBits kernels: the CausalLM, its tokenizer (when the directory has one), generation config and the
+   * quantization settings/kernels. accuracyLevel 0 (default) = fp32 activations (the dequantized model's exact
+   * math); 4 = int8 activations (faster, small accuracy cost).
+   */
+  static async fromQuantized(dir: string, o: { device?: Device; accuracyLevel?: AccuracyLevel; threads?: number; onLog?: (msg: string) => void } = {}): Promise<LoadedQuantizedModel> {
+    return loadQuantizedModel(dir, o);
+  }
+
   /** Turn any calibration input into token windows. */
   async calibration(data: CalibrationInput, o: QuantizeCallOptions = {}): Promise<CalibrationSet> {
     if (!Array.isArray(data) && typeof data === 'object') return data;
@@ -68,6 +83,12 @@ export class GPTQModel {
 
   async quantize(data: CalibrationInput = 'c4', o: QuantizeCallOptions = {}): Promise<QuantizeLoopResult> {
     const calib = await this.calibration(data, o);
+    if (o.maxMemory) {
+      const tokens = calib.inputIds.reduce((a, r) => a + r.length, 0);
+      const e = estimateMemory(this.arch, this.cfg, this.quantizeConfig, tokens, Math.max(...calib.inputIds.map((r) => r.length)), o.batchTokens);
+      if (e.total > o.maxMemory)
+        fail(`quantize: estimated peak memory ${fmtBytes(e.total)} exceeds --max-memory ${fmtBytes(o.maxMemory)} (layer weights ${fmtBytes(e.layerWeights)}, activations ${fmtBytes(e.activations)} for ${tokens} tokens, Hessians ${fmtBytes(e.hessians)}, ORT workspace ${fmtBytes(e.workspace)}, embeddings ${fmtBytes(e.outside)}); use fewer samples/shorter seqlen or a smaller --batch-tokens`);
+    }
     const workDir = o.workDir ? await WorkDir.open(o.workDir, {
       source: await hashCheckpoint(this.dir, this.ck.files),
       config: JSON.stringify({ ...this.quantizeConfig, method: o.method ?? 'gptq', batchTokens: o.batchTokens ?? 4096, quantizeUnpackable: !!o.quantizeUnpackable }),

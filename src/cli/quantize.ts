@@ -4,11 +4,12 @@ import { parseDevice } from '../graph/session.ts';
 import type { Bits } from '../quant/config.ts';
 import { fail } from '../errors.ts';
 import { rm } from 'node:fs/promises';
+import { parseSize } from '../io/safetensors.ts';
 
 export const HELP = `gptq quantize [model] --out DIR [--bits 4] [--group-size 128] [--desc-act] [--static-groups] [--asym]
               [--damp 0.01] [--no-true-sequential] [--mse] [--dataset c4|wikitext2|FILE] [--dataset-path DIR]
               [--nsamples 128] [--seqlen 2048] [--seed 0] [--method gptq|rtn] [--max-shard-size 5GB] [--device cpu]
-              [--work-dir DIR]
+              [--work-dir DIR] [--max-memory 8GB] [--batch-tokens 4096]
   GPTQ-quantizes a Hugging Face checkpoint and writes an AutoGPTQ-format model to DIR (atomically).
   model defaults to the embedded stories260K. Finished layers are written to the work dir (default DIR.partial);
   after a crash or Ctrl-C, rerunning the same command resumes after the last finished layer.`;
@@ -21,6 +22,7 @@ export async function run(argv: string[]): Promise<void> {
     dataset: { type: 'string' }, 'dataset-path': { type: 'string' }, nsamples: { type: 'string' },
     seqlen: { type: 'string' }, seed: { type: 'string' }, method: { type: 'string' },
     'max-shard-size': { type: 'string' }, device: { type: 'string' }, 'work-dir': { type: 'string' },
+    'max-memory': { type: 'string' }, 'batch-tokens': { type: 'string' },
   });
   if (v.help) return console.log(HELP);
   if (!v.out) fail('quantize: --out DIR is required');
@@ -45,6 +47,7 @@ export async function run(argv: string[]): Promise<void> {
   const res = await m.quantize(v.dataset ?? 'c4', {
     nsamples: num(v.nsamples, 'nsamples', 128), seqlen: num(v.seqlen, 'seqlen', 2048), seed: num(v.seed, 'seed', 0),
     datasetPath: v['dataset-path'], method, signal: ac.signal, workDir,
+    maxMemory: v['max-memory'] ? parseSize(v['max-memory']) : undefined, batchTokens: num(v['batch-tokens'], 'batch-tokens'),
     onLog: (s) => progress(s, true),
     onProgress: (e) => {
       const L = `layer ${e.layer + 1}/${e.layers}`;

@@ -114,6 +114,7 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
     for (const b of data) {
       const r = await emb.run({ input_ids: i64(Array.from(b.ids.flatMap((x) => Array.from(x))), [b.ids.length, b.seq]) });
       b.hidden = r.hidden!.data as Float32Array;
+      if (!allFinite(b.hidden)) fail(`calibration activations are NaN/Inf at the input of layer 0 (embedding output); check the embedding weights`);
     }
     await emb.release();
     emit({ stage: 'capture', layer: 0, message: `${nsamples} samples, ${data.reduce((a, b) => a + b.ids.length * b.seq, 0)} tokens` });
@@ -163,6 +164,7 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
         const W = l.conv1d ? transpose(weights.get(`${m}.weight`)!, l.inFeatures, l.outFeatures) : weights.get(`${m}.weight`)!;
         const r = method === 'gptq'
           ? await gptqQuantize(W, hess.get(grp.repOf.get(m)!)!, l.outFeatures, l.inFeatures, q, { onLog: (s) => log(`${prefix}${m}: ${s}`), nsamples })
+            .catch((e: Error) => fail(`${prefix}${m}: ${e.message}`))
           : { ...rtnQuantize(W, l.outFeatures, l.inFeatures, q), avgLoss: NaN };
         weights.set(`${m}.weight`, l.conv1d ? transpose(r.Q, l.outFeatures, l.inFeatures) : r.Q);
         if (o.keepDequantized) result.dequantized.set(`${prefix}${m}.weight`, weights.get(`${m}.weight`)!);
@@ -179,7 +181,7 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
     const wf = feedWeights(fwdW.inputs);
     for (const b of data) {
       b.hidden = (await fwd.run({ ...wf, hidden_in: f32(b.hidden, [b.ids.length, b.seq, H]) })).hidden_out!.data as Float32Array;
-      if (!allFinite(b.hidden)) fail(`calibration activations became NaN/Inf after layer ${li} (${prefix.slice(0, -1)}); check the source weights and calibration data`);
+      if (!allFinite(b.hidden)) fail(`calibration activations are NaN/Inf at the output of layer ${li} (${prefix.slice(0, -1)}); check the source weights and calibration data`);
     }
     if (o.workDir) {
       await o.workDir.saveLayer(li, layerTensors, record, data.map((b) => b.hidden), data.map((b) => [b.ids.length, b.seq, H]));

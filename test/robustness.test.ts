@@ -1,0 +1,95 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { GPTQModel } from '../src/gptq-model.ts';
+import { llamaTensors, llamaConfig, writeCheckpoint, type LlamaOpts } from './synth.ts';
+import { ROOT, rng, tmpDir } from './helpers.ts';
+
+const DIMS: LlamaOpts = { hidden: 64, intermediate: 128, layers: 2, heads: 4, kvHeads: 2, vocab: 96, seed: 4 };
+const examples = (n = 8, len = 16, vocab = 96) => { const r = rng(2); return Array.from({ length: n }, () => ({ inputIds: Array.from({ length: len }, () => Math.floor(r() * vocab)) })); };
+
+/** Synthetic checkpoint with one tensor edited. */
+async function edited(dir: string, edit: (t: ReturnType<typeof llamaTensors>) => void) {
+  const t = llamaTensors(DIMS); edit(t); await writeCheckpoint(dir, llamaConfig(DIMS), t);
+}
+
+test('NaN in a weight: clear error naming the tensor, nothing written', async () => {
+  const t = tmpDir();
+  try {
+    const src = join(t.path, 'src');
+    await edited(src, (w) => { (w['model.layers.1.mlp.up_proj.weight']!.data as Float32Array)[5] = NaN; });
+    const m = await GPTQModel.fromPretrained(src, { quantizeConfig: { bits: 4, groupSize: 32 } });
+    await assert.rejects(m.quantize(examples(), { workDir: join(t.path, 'work') }), /tensor "model\.layers\.1\.mlp\.up_proj\.weight" contains NaN or Inf/);
+    await m.close();
+    assert.deepEqual(readdirSync(t.path).sort(), ['src', 'work']);
+    assert.deepEqual(readdirSync(join(t.path, 'work')).filter((f) => f.startsWith('.')), [], 'no temp files');
+  } finally { t.cleanup(); }
+});
+
+test('Inf/NaN calibration activations: error names the layer', async () => {
+  const t = tmpDir();
+  try {
+    const src = join(t.path, 'src');
+    await edited(src, (w) => { const e = w['model.embed_tokens.weight']!.data as Float32Array; for (let v = 0; v < 96; v++) e[v * 64 + 7] = Infinity; });
+    const m = await GPTQModel.fromPretrained(src, { quantizeConfig: { bits: 4, groupSize: 32 } });
+    await assert.rejects(m.quantize(examples()), /calibration activations are NaN\/Inf at the input of layer 0/);
+    await m.close();
+    // Finite but huge weights: activations overflow inside layer 0; the error names the module or layer.
+    await edited(src, (w) => { (w['model.layers.0.mlp.up_proj.weight']!.data as Float32Array).fill(1e19); });
+    const m2 = await GPTQModel.fromPretrained(src, { quantizeConfig: { bits: 4, groupSize: 32 } });
+    await assert.rejects(m2.quantize(examples()), /NaN\/Inf at the output of layer 0|model\.layers\.0\.[a-z_.]+: .*non-finite/);
+    await m2.close();
+  } finally { t.cleanup(); }
+});
+
+test('all-zero Hessian columns (dead inputs): quantizes, dead columns are zero, losses finite', async () => {
+  const t = tmpDir();
+  try {
+    const src = join(t.path, 'src');
+    const dead = [3, 17, 40];
+    await edited(src, (w) => { for (const c of dead) (w['model.layers.0.input_layernorm.weight']!.data as Float32Array)[c] = 0; });
+    const m = await GPTQModel.fromPretrained(src, { quantizeConfig: { bits: 4, groupSize: 32 } });
+    const r = await m.quantize(examples(), { keepDequantized: true });
+    const q = r.dequantized.get('model.layers.0.self_attn.q_proj.weight')!;
+    for (let o = 0; o < 64; o++) for (const c of dead) assert.equal(q[o * 64 + c], 0);
+    for (const [n, l] of r.losses) assert.ok(Number.isFinite(l), `${n} loss ${l}`);
+    await m.close();
+  } finally { t.cleanup(); }
+});
+
+test('tokenizer/vocab mismatch: calibration ids beyond vocab_size are refused', async () => {
+  const t = tmpDir();
+  try {
+    const src = join(t.path, 'src');
+    await edited(src, () => {});
+    const m = await GPTQModel.fromPretrained(src);
+    await assert.rejects(m.quantize(examples(4, 16, 500)), /token id \d+ is outside the model's vocabulary \(vocab_size 96/);
+    await m.close();
+  } finally { t.cleanup(); }
+});
+
+test('unsupported dtype for a weight: one-line error naming file and tensor', async () => {
+  const t = tmpDir();
+  try {
+    const src = join(t.path, 'src');
+    await edited(src, (w) => { w['model.layers.0.self_attn.k_proj.weight'] = { dtype: 'I8', shape: [32, 64], data: new Int8Array(32 * 64) }; });
+    const m = await GPTQModel.fromPretrained(src);
+    await assert.rejects(m.quantize(examples()), /model\.safetensors: tensor "model\.layers\.0\.self_attn\.k_proj\.weight" has dtype I8, not a float type/);
+    await m.close();
+  } finally { t.cleanup(); }
+});
+
+test('disk full while saving (file size limit): no partial output, no temp files', () => {
+  const t = tmpDir();
+  try {
+    const out = join(t.path, 'q');
+    const cmd = `trap "" XFSZ; ulimit -f 400; exec "${process.execPath}" "${join(ROOT, 'bin', 'gptq.js')}" quantize --out "${out}" --nsamples 4 --seqlen 64 --group-size 32`;
+    const r = spawnSync('bash', ['-c', cmd], { encoding: 'utf8' });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /cannot write safetensors file: .*(EFBIG|file too large|ENOSPC)/i);
+    assert.ok(!existsSync(out), 'no output directory');
+    assert.deepEqual(readdirSync(t.path).filter((f) => f !== 'q.partial'), [], `leftovers: ${readdirSync(t.path)}`);
+  } finally { t.cleanup(); }
+});
