@@ -3,6 +3,7 @@ import { GptqError } from '../errors.ts';
 
 const COMMANDS: Record<string, () => Promise<{ run(argv: string[]): Promise<void>; HELP: string }>> = {
   generate: () => import('./generate.ts'),
+  inspect: () => import('./inspect.ts'),
   ppl: () => import('./ppl.ts'),
   quantize: () => import('./quantize.ts'),
 };

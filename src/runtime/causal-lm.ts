@@ -7,8 +7,19 @@ import { createSession, f32, i64, type Device } from '../graph/session.ts';
 import { InitializerWeights } from '../graph/weights.ts';
 import { archFor } from '../models/registry.ts';
 import type { ArchDefinition, WeightSource } from '../models/types.ts';
+import { checkAccuracyLevel, loadQuantizedWeights, type AccuracyLevel, type QuantizedLoadInfo } from './quantized-weights.ts';
 
-export interface LoadOptions { device?: Device; threads?: number }
+export interface LoadOptions {
+  device?: Device; threads?: number;
+  /**
+   * GPTQ checkpoints: MatMulNBits `accuracy_level`. 0 (default) = fp32 activations, the exact math of the
+   * dequantized model; 4 = int8-quantized activations (faster, small accuracy cost; also enables the fast
+   * 8-bit kernel). Ignored for fp checkpoints.
+   */
+  accuracyLevel?: AccuracyLevel;
+  /** Where load-time notices go (e.g. modules dequantized to fp32); default stderr. */
+  onLog?: (msg: string) => void;
+}
 
 /** KV cache of a running sequence batch: per layer [B, kvH, P, d]. */
 export interface KvCache { keys: Float32Array[]; values: Float32Array[]; length: number; batch: number }
@@ -27,6 +38,8 @@ export async function loadFloatWeights(dir: string): Promise<Map<string, Float32
 }
 
 export class CausalLM {
+  /** Set for GPTQ checkpoints: settings and the kernel each quantized module runs on. */
+  quantization?: QuantizedLoadInfo;
   private constructor(
     readonly cfg: ModelConfig, readonly arch: ArchDefinition,
     private readonly full: InferenceSession, private readonly step: InferenceSession,
@@ -41,9 +54,21 @@ export class CausalLM {
     return new CausalLM(cfg, arch, full, step);
   }
 
-  /** Load an fp16/bf16/fp32 HF checkpoint directory. */
+  /**
+   * Load an HF checkpoint directory: fp16/bf16/fp32, or GPTQ (AutoGPTQ / GPTQModel / transformers layouts) when it
+   * holds `.qweight` tensors — those modules run on MatMulNBits, modules with a plain `.weight` stay fp32.
+   */
   static async load(dir: string, o: LoadOptions = {}): Promise<CausalLM> {
     const cfg = await loadModelConfig(dir);
+    const accuracyLevel = checkAccuracyLevel(o.accuracyLevel);
+    const arch = archFor(cfg.modelType);
+    arch.check?.(cfg);
+    const q = await loadQuantizedWeights(dir, cfg, arch, { accuracyLevel, onLog: o.onLog });
+    if (q) {
+      const m = await CausalLM.fromWeights(cfg, q.source, o);
+      m.quantization = q.info;
+      return m;
+    }
     const weights = await loadFloatWeights(dir);
     return CausalLM.fromWeights(cfg, () => new InitializerWeights((n) => weights.get(n)), o);
   }
