@@ -48,6 +48,10 @@ export interface ModelConfig {
 interface Defaults {
   tie: boolean; eps: number; maxPos: number; act: string; kv?: number; headDim?: number;
   inter?: number; sliding?: number | null; bos?: number; eos?: number; pad?: number;
+  /** partial rotary factor when config.json has none (GPTNeoXConfig rotary_pct 0.25, PhiConfig 0.5); else 1. */
+  prf?: number;
+  /** rotary_dim when config.json has no such field (GPTJConfig 64). */
+  rotaryDim?: number;
 }
 /**
  * Per model_type defaults, from transformers' configuration_<model>.py. PretrainedConfig itself defaults
@@ -64,17 +68,27 @@ const MODEL_DEFAULTS: Record<string, Defaults> = {
   gpt2: { tie: true, eps: 1e-5, maxPos: 1024, act: 'gelu_new', bos: 50256, eos: 50256 },
   // OPTConfig: no eps field (nn.LayerNorm's 1e-5), ffn_dim 3072, activation_function relu.
   opt: { tie: true, eps: 1e-5, maxPos: 2048, act: 'relu', inter: 3072, bos: 2, eos: 2, pad: 1 },
+  // GPTNeoXConfig: rotary_pct 0.25, rotary_emb_base 10000, hidden_act gelu, use_parallel_residual, untied embed_out.
+  gpt_neox: { tie: false, eps: 1e-5, maxPos: 2048, act: 'gelu', inter: 24576, bos: 0, eos: 2, prf: 0.25 },
+  // GPTJConfig: rotary_dim 64, n_inner null (4·n_embd), activation_function gelu_new.
+  gptj: { tie: false, eps: 1e-5, maxPos: 2048, act: 'gelu_new', bos: 50256, eos: 50256, rotaryDim: 64 },
+  // PhiConfig: partial_rotary_factor 0.5, hidden_act gelu_new.
+  phi: { tie: false, eps: 1e-5, maxPos: 2048, act: 'gelu_new', inter: 8192, bos: 1, eos: 2, prf: 0.5 },
+  // BloomConfig: ALiBi (no max positions; seq_length is informative), layer_norm_epsilon 1e-5, MLP 4·hidden.
+  bloom: { tie: true, eps: 1e-5, maxPos: 2048, act: 'gelu_tanh', bos: 1, eos: 2 },
+  // FalconConfig: max_position_embeddings 2048, activation gelu, ffn_hidden_size 4·hidden; kv heads: see parseModelConfig.
+  falcon: { tie: true, eps: 1e-5, maxPos: 2048, act: 'gelu', bos: 11, eos: 11 },
 };
 /** Unknown model types: PretrainedConfig's tie_word_embeddings=True; eps 1e-6 (llama family). */
 const GENERIC: Defaults = { tie: true, eps: 1e-6, maxPos: 2048, act: 'silu' };
 
 /** Transformers' attribute_map aliases (gpt2/gptj/bloom/falcon/opt …) for the standard names. */
 const ALIASES: Record<string, string[]> = {
-  hidden_size: ['n_embd', 'd_model'],
+  hidden_size: ['n_embd', 'd_model', 'n_embed'],
   num_hidden_layers: ['n_layer', 'num_layers'],
   num_attention_heads: ['n_head', 'num_heads'],
   max_position_embeddings: ['n_positions', 'max_sequence_length', 'seq_length'],
-  intermediate_size: ['n_inner', 'ffn_dim'],
+  intermediate_size: ['n_inner', 'ffn_dim', 'ffn_hidden_size'],
   rms_norm_eps: ['layer_norm_eps', 'layer_norm_epsilon'],
   hidden_act: ['activation_function'],
 };
@@ -168,7 +182,11 @@ export function parseModelConfig(raw: unknown, path = 'config.json'): ModelConfi
   const numLayers = f.int('num_hidden_layers');
   const numHeads = f.int('num_attention_heads');
   const vocabSize = f.int('vocab_size');
-  const numKvHeads = f.int('num_key_value_heads', d.kv ?? numHeads);
+  // FalconAttention: num_kv_heads (old configs: n_head_kv) with new_decoder_architecture, one shared head when
+  // multi_query (the default), else one per head.
+  const falconKv = modelType !== 'falcon' ? undefined : r.new_decoder_architecture === true
+    ? f.int('num_kv_heads', typeof r.n_head_kv === 'number' ? r.n_head_kv : numHeads) : r.multi_query === false ? numHeads : 1;
+  const numKvHeads = falconKv ?? f.int('num_key_value_heads', d.kv ?? numHeads);
   const headDim = f.int('head_dim', d.headDim ?? Math.floor(hiddenSize / numHeads));
   if (numHeads % numKvHeads !== 0) fail(`${path}: field "num_key_value_heads" (${numKvHeads}) must divide num_attention_heads (${numHeads})`);
 
@@ -181,10 +199,16 @@ export function parseModelConfig(raw: unknown, path = 'config.json'): ModelConfi
   if (ropeScaling && ropeScaling.type === 'default') ropeScaling = null;
 
   let prf = f.num('partial_rotary_factor', typeof rpObj?.partial_rotary_factor === 'number'
-    ? rpObj.partial_rotary_factor : f.num('rotary_pct', 1));
-  if (typeof r.rotary_dim === 'number' && r.partial_rotary_factor === undefined) prf = r.rotary_dim / headDim; // gptj/codegen
+    ? rpObj.partial_rotary_factor : f.num('rotary_pct', d.prf ?? 1));
+  // gptj/codegen: rotary_dim channels (null: all of them); absent → the model type's default.
+  const rdField = r.rotary_dim === undefined ? d.rotaryDim : r.rotary_dim;
+  const rd = typeof rdField === 'number' && r.partial_rotary_factor === undefined ? rdField : undefined;
+  if (rd !== undefined) {
+    if (!(Number.isInteger(rd) && rd > 0 && rd <= headDim)) fail(`${path}: field "rotary_dim" must be an integer in [1, head_dim ${headDim}], got ${rd}`);
+    prf = rd / headDim;
+  }
   if (!(prf > 0 && prf <= 1)) fail(`${path}: field "partial_rotary_factor" must be in (0, 1], got ${prf}`);
-  const rotaryDim = Math.floor(headDim * prf);
+  const rotaryDim = rd ?? Math.floor(headDim * prf);
 
   let slidingWindow: number | null = null;
   const sw = r.sliding_window === undefined ? d.sliding ?? null : r.sliding_window;

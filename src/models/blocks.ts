@@ -51,6 +51,26 @@ export function applyRope(g: GraphBuilder, x: string, rope: { cos: string; sin: 
 }
 
 /**
+ * GPT-J / CodeGen rotate_every_two rotary on the first rotDim channels of x [B,h,S,d]: channel pairs (2i, 2i+1) rotate
+ * by frequency i: (x₂ᵢ·cosᵢ − x₂ᵢ₊₁·sinᵢ, x₂ᵢ₊₁·cosᵢ + x₂ᵢ·sinᵢ). `rope` is ropeTables' rotate_half layout (its first
+ * rotDim/2 channels are the rotDim/2 distinct frequencies).
+ */
+export function applyRopeInterleaved(g: GraphBuilder, x: string, rope: { cos: string; sin: string }, headDim: number, rotDim = headDim): string {
+  const half = rotDim / 2;
+  const freqs = (t: string) => g.op('Unsqueeze', [g.op('Slice', [t, g.constI64([0]), g.constI64([half]), g.constI64([-1])]), g.constI64([-1])]); // [B,1,S,half,1]
+  const cos = freqs(rope.cos), sin = freqs(rope.sin);
+  const rot = rotDim === headDim ? x : g.op('Slice', [x, g.constI64([0]), g.constI64([rotDim]), g.constI64([-1])]);
+  const pairs = g.op('Reshape', [rot, g.constI64([0, 0, 0, half, 2])]); // [B,h,S,half,2]
+  const [even, odd] = g.opN('Split', [pairs, g.constI64([1, 1])], 2, { axis: -1 });
+  const e = g.op('Sub', [g.op('Mul', [even!, cos]), g.op('Mul', [odd!, sin])]);
+  const o = g.op('Add', [g.op('Mul', [odd!, cos]), g.op('Mul', [even!, sin])]);
+  const out = g.op('Reshape', [g.op('Concat', [e, o], { axis: -1 }), g.constI64([0, 0, 0, rotDim])]);
+  if (rotDim === headDim) return out;
+  const pass = g.op('Slice', [x, g.constI64([rotDim]), g.constI64([headDim]), g.constI64([-1])]);
+  return g.op('Concat', [out, pass], { axis: -1 });
+}
+
+/**
  * Scaled dot-product attention with GQA, additive mask and optional KV cache.
  * q [B,H,S,d], k/v [B,kvH,S,d]. GQA without copying K/V: q is viewed as [B,kvH,rep·S,d].
  */
@@ -125,4 +145,52 @@ export function activation(g: GraphBuilder, x: string, act: Activation | string)
       return g.op('Gelu', [x], { approximate: 'tanh' });
     default: throw new Error(`activation "${act}" is not supported`);
   }
+}
+
+/**
+ * Split a fused q/k/v projection [B,S,groups·(qPer+2)·d] stored per group as [q_0 … q_{qPer−1}, k, v] (each d wide)
+ * into q [B,groups·qPer,S,d] and k, v [B,groups,S,d] (query head g·qPer + r reads kv head g, as `attention` expects).
+ * BLOOM and non-multi-query Falcon: groups = heads, qPer = 1 ([heads, 3, d]); multi-query Falcon: groups = 1,
+ * qPer = heads; Falcon new_decoder_architecture: groups = kv heads, qPer = heads / kv heads.
+ */
+export function splitFusedQkv(g: GraphBuilder, qkv: string, groups: number, qPer: number, d: number): { q: string; k: string; v: string } {
+  const r = g.op('Reshape', [qkv, g.constI64([0, 0, groups, qPer + 2, d])]);
+  const [q, k, v] = g.opN('Split', [r, g.constI64([qPer, 1, 1])], 3, { axis: 3 });
+  const heads = (t: string, n: number) => g.op('Transpose', [g.op('Reshape', [t, g.constI64([0, 0, n, d])])], { perm: [0, 2, 1, 3] });
+  return { q: heads(q!, groups * qPer), k: heads(k!, groups), v: heads(v!, groups) };
+}
+
+/**
+ * ALiBi slopes (Press et al. get_slopes, as transformers build_alibi_tensor): with p the largest power of two ≤ heads,
+ * heads 0..p−1 get 2^(−8(i+1)/p); the remaining heads get the odd powers 2^(−4(2i+1)/p), i.e. every other slope of 2p heads.
+ */
+export function alibiSlopes(heads: number): Float64Array {
+  const p = 2 ** Math.floor(Math.log2(heads));
+  const out = new Float64Array(heads);
+  for (let i = 0; i < p; i++) out[i] = 2 ** ((-8 * (i + 1)) / p);
+  for (let i = 0; i < Math.min(p, heads - p); i++) out[p + i] = 2 ** ((-4 * (2 * i + 1)) / p);
+  return out;
+}
+
+const alibiCache = new WeakMap<GraphBuilder, Map<string, string>>();
+
+/**
+ * The additive mask plus the ALiBi bias slope_h · pos_j, [B|1, heads, S, T]. pos_j is key j's position as in
+ * transformers build_alibi_tensor: (cumsum(attention_mask) − 1) · attention_mask, where the key mask is read off the
+ * last query row of the causal additive `mask` (0 = visible; the last query sees every unpadded key). Built once per
+ * graph and mask.
+ */
+export function alibiMask(g: GraphBuilder, mask: string, heads: number): string {
+  const key = `${mask}:${heads}`;
+  let byGraph = alibiCache.get(g);
+  if (!byGraph) alibiCache.set(g, (byGraph = new Map()));
+  const hit = byGraph.get(key);
+  if (hit) return hit;
+  const last = g.op('Slice', [mask, g.constI64([-1]), g.constI64([2 ** 62]), g.constI64([2])]); // [B|1,1,1,T]
+  const vis = g.op('Cast', [g.op('Equal', [last, g.constF(0)])], { to: 7 }); // int64
+  const pos = g.op('Mul', [g.op('Sub', [g.op('CumSum', [vis, g.constI64(-1)]), g.constI64(1)]), vis]);
+  const slopes = g.init(g.fresh('alibi_slopes'), 'float32', [1, heads, 1, 1], Float32Array.from(alibiSlopes(heads)));
+  const out = g.op('Add', [mask, g.op('Mul', [g.op('Cast', [pos], { to: 1 }), slopes])]);
+  byGraph.set(key, out);
+  return out;
 }

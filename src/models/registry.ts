@@ -2,6 +2,12 @@ import { fail } from '../errors.ts';
 import { llama } from './llama.ts';
 import { gpt2 } from './gpt2.ts';
 import { opt } from './opt.ts';
+import { gptNeox } from './gpt-neox.ts';
+import { gptj } from './gptj.ts';
+import { phi } from './phi.ts';
+import { bloom } from './bloom.ts';
+import { falcon } from './falcon.ts';
+import { gemma } from './gemma.ts';
 import type { ArchDefinition } from './types.ts';
 
 /** Every supported architecture. Adding one = one file + one line here. */
@@ -9,6 +15,12 @@ const ARCHS: ArchDefinition[] = [
   llama,
   gpt2,
   opt,
+  gptNeox,
+  gptj,
+  phi,
+  bloom,
+  falcon,
+  gemma,
 ];
 
 const custom: ArchDefinition[] = [];

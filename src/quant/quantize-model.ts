@@ -81,7 +81,12 @@ function batches(calib: CalibrationSet, batchTokens: number): Batch[] {
 
 async function embedSession(arch: ArchDefinition, cfg: ModelConfig, ck: Checkpoint, device?: Device): Promise<InferenceSession> {
   const outside = new Map<string, Float32Array>();
-  for (const n of ck.names()) if (!n.startsWith(arch.layersBlockName) && arch.outsideLayerModules.some((m) => n.startsWith(m + '.'))) outside.set(n, await ck.readFloat32(n));
+  // Outside modules by full name; checkpoints saved from the base model lack its prefix (bloom-560m: "word_embeddings.weight").
+  for (const n of ck.names()) for (const m of arch.outsideLayerModules) {
+    const short = m.slice(m.indexOf('.') + 1);
+    const full = n.startsWith(m + '.') ? n : m.includes('.') && n.startsWith(short + '.') ? m.slice(0, m.indexOf('.') + 1) + n : undefined;
+    if (full && FLOAT_DTYPES.has(ck.info(n).dtype)) outside.set(full, await ck.readFloat32(n));
+  }
   const g = new GraphBuilder('embed');
   const ids = g.input('input_ids', 'int64', ['batch', 'seq']);
   const S = g.op('Squeeze', [g.op('Shape', [ids], { start: 1, end: 2 })]);
@@ -172,7 +177,9 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
         emit({ stage: 'module', layer: li, module: m, loss: r.avgLoss, seconds });
         if (packable(l.inFeatures, l.outFeatures, q.bits)) continue; // evaluation-only fake quantization
         const packed = packLinear({ codes: r.intCodes, scales: r.scales, zeros: r.zeros, gIdx: r.gIdx, bits: q.bits as PackBits, inFeatures: l.inFeatures, outFeatures: l.outFeatures });
-        const mod: QuantizedModule = { ...packed, name: prefix + m, inFeatures: l.inFeatures, outFeatures: l.outFeatures, bias: l.bias ? weights.get(`${m}.bias`) : undefined, loss: r.avgLoss, seconds };
+        // Saved names follow the source checkpoint's naming (with or without the base-model prefix).
+        const name = resolveName(ck, `${prefix}${m}.weight`).slice(0, -'.weight'.length);
+        const mod: QuantizedModule = { ...packed, name, inFeatures: l.inFeatures, outFeatures: l.outFeatures, bias: l.bias ? weights.get(`${m}.bias`) : undefined, loss: r.avgLoss, seconds };
         Object.assign(layerTensors, moduleTensors(mod, q.bits));
         record.losses[mod.name] = r.avgLoss;
       }
@@ -220,6 +227,8 @@ async function hessians(grp: LayerGraphs['hessGraphs'][number], todo: string[], 
   for (const h of hess.values()) for (let k = 0; k < h.length; k++) h[k]! *= 2 / nsamples;
   return hess;
 }
+
+const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
 
 function allFinite(a: Float32Array): boolean {
   for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) return false;

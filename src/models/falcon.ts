@@ -1,0 +1,121 @@
+/**
+ * Falcon (transformers modeling_falcon.py, FalconForCausalLM; model_type "falcon").
+ *  - `transformer.word_embeddings`, rotary (rotate_half) on the full head_dim, `transformer.ln_f`, lm_head tied.
+ *  - fused `self_attention.query_key_value` [B,S,groups·(qPer+2)·head_dim], per group [q_0..q_{qPer−1}, k, v]:
+ *      new_decoder_architecture: groups = num_kv_heads, qPer = heads / num_kv_heads (GQA);
+ *      else multi_query:         groups = 1, qPer = heads (one shared kv head);
+ *      else:                     groups = heads, qPer = 1 ([heads, 3, head_dim]).
+ *  - decoder layer (FalconDecoderLayer):
+ *      new_decoder_architecture: a = ln_attn(x), m = ln_mlp(x) (num_ln_in_parallel_attn 2, the default) or
+ *        a = m = input_layernorm(x) (num_ln_in_parallel_attn 1); out = x + attn(a) + mlp(m);
+ *      parallel_attn: a = input_layernorm(x); out = x + attn(a) + mlp(a);
+ *      else: x2 = x + attn(input_layernorm(x)); out = x2 + mlp(post_attention_layernorm(x2)).
+ *  - mlp: dense_4h_to_h(act(dense_h_to_4h)), width ffn_hidden_size (default 4·hidden), act = `activation`
+ *    (default "gelu", erf). Every linear has a bias iff `bias`.
+ *  - alibi=true Falcon (rare; HF scales ALiBi differently from BLOOM) is rejected.
+ * cfg.numKvHeads (the KV-cache head count) is derived in io/config.ts from these flags.
+ */
+import { fail } from '../errors.ts';
+import { configBool, configInt } from '../io/config.ts';
+import type { ModelConfig } from '../io/config.ts';
+import { ACTIVATION_NAMES, activation, applyRope, attention, layerNorm, mergeHeads, splitFusedQkv } from './blocks.ts';
+import type { ArchDefinition, LayerContext, LinearSpec } from './types.ts';
+
+const WE = 'transformer.word_embeddings.weight';
+
+/** FalconConfig fields beyond the common ones (defaults as in FalconConfig). */
+export function falconOptions(cfg: ModelConfig) {
+  const newArch = configBool(cfg, 'new_decoder_architecture', false);
+  const act = cfg.raw.activation ?? 'gelu';
+  if (typeof act !== 'string') fail(`${cfg.path}: field "activation" must be a string, got ${JSON.stringify(act)}`);
+  return {
+    newArch,
+    multiQuery: configBool(cfg, 'multi_query', true),
+    parallelAttn: configBool(cfg, 'parallel_attn', true),
+    /** Norms in a new-architecture layer: 2 = ln_attn + ln_mlp, 1 = one input_layernorm. */
+    numLn: newArch ? configInt(cfg, 'num_ln_in_parallel_attn', 2) : 1,
+    bias: configBool(cfg, 'bias', false),
+    alibi: configBool(cfg, 'alibi', false),
+    ffn: configInt(cfg, 'ffn_hidden_size', 4 * cfg.hiddenSize),
+    act,
+  };
+}
+
+/** q/k/v layout of the fused projection: `groups` groups of qPer query heads + one k + one v head. */
+function qkvLayout(cfg: ModelConfig): { groups: number; qPer: number } {
+  const o = falconOptions(cfg), nh = cfg.numHeads;
+  if (o.newArch) return { groups: cfg.numKvHeads, qPer: nh / cfg.numKvHeads };
+  return o.multiQuery ? { groups: 1, qPer: nh } : { groups: nh, qPer: 1 };
+}
+
+function linears(cfg: ModelConfig, prefix: string): Record<string, LinearSpec> {
+  return Object.fromEntries(falcon.layerLinears(cfg).map((l) => [l.rel, { ...l, name: prefix + l.rel }]));
+}
+
+export const falcon: ArchDefinition = {
+  modelTypes: ['falcon'],
+  layersBlockName: 'transformer.h.',
+  outsideLayerModules: ['transformer.word_embeddings', 'transformer.ln_f'],
+  // AutoGPTQ RWGPTQForCausalLM (rw.py), also used for Falcon.
+  insideLayerModules: [['self_attention.query_key_value'], ['self_attention.dense'], ['mlp.dense_h_to_4h'], ['mlp.dense_4h_to_h']],
+  lmHead: 'lm_head',
+  tiedEmbedding: WE,
+
+  layerLinears(cfg) {
+    const { hiddenSize: h, headDim: d } = cfg;
+    const o = falconOptions(cfg);
+    const { groups, qPer } = qkvLayout(cfg);
+    return [
+      { rel: 'self_attention.query_key_value', inFeatures: h, outFeatures: groups * (qPer + 2) * d, bias: o.bias },
+      { rel: 'self_attention.dense', inFeatures: h, outFeatures: h, bias: o.bias },
+      { rel: 'mlp.dense_h_to_4h', inFeatures: h, outFeatures: o.ffn, bias: o.bias },
+      { rel: 'mlp.dense_4h_to_h', inFeatures: o.ffn, outFeatures: h, bias: o.bias },
+    ];
+  },
+
+  check(cfg) {
+    const o = falconOptions(cfg);
+    const { hiddenSize: h, numHeads: nh } = cfg;
+    if (o.alibi) fail(`${cfg.path}: falcon with alibi=true is not supported (only rotary Falcon models are)`);
+    if (h % nh !== 0 || cfg.headDim * nh !== h) fail(`${cfg.path}: falcon needs head_dim = hidden_size (${h}) / num_attention_heads (${nh})`);
+    if (cfg.rotaryDim !== cfg.headDim) fail(`${cfg.path}: falcon applies rotary to the whole head (partial_rotary_factor must be 1)`);
+    const kv = o.newArch ? cfg.numKvHeads : o.multiQuery ? 1 : nh;
+    if (cfg.numKvHeads !== kv || nh % kv !== 0) fail(`${cfg.path}: falcon kv heads ${cfg.numKvHeads} do not match the layout (expected ${kv})`);
+    if (o.newArch && !o.parallelAttn) fail(`${cfg.path}: falcon with new_decoder_architecture needs parallel_attn=true (as transformers)`);
+    if (o.newArch && o.numLn !== 1 && o.numLn !== 2) fail(`${cfg.path}: field "num_ln_in_parallel_attn" must be 1 or 2, got ${o.numLn}`);
+    if (!o.newArch && cfg.raw.num_ln_in_parallel_attn === 2) fail(`${cfg.path}: num_ln_in_parallel_attn=2 needs new_decoder_architecture=true`);
+    if (!ACTIVATION_NAMES.includes(o.act)) fail(`${cfg.path}: activation "${o.act}" is not supported (supported: ${ACTIVATION_NAMES.join(', ')})`);
+  },
+
+  embed(g, cfg, w, ids) {
+    return g.op('Gather', [w.tensor(g, WE, [cfg.vocabSize, cfg.hiddenSize]), ids], { axis: 0 });
+  },
+
+  layer(ctx: LayerContext, x: string): string {
+    const { g, cfg, w, prefix: p } = ctx;
+    const { hiddenSize: h, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
+    const o = falconOptions(cfg);
+    const lin = linears(cfg, p);
+    const ln = (name: string, v: string) => layerNorm(g, v, w.tensor(g, `${p}${name}.weight`, [h]), w.tensor(g, `${p}${name}.bias`, [h]), cfg.rmsNormEps);
+    const { groups, qPer } = qkvLayout(cfg);
+
+    const two = o.newArch && o.numLn === 2;
+    const a = ln(two ? 'ln_attn' : 'input_layernorm', x);
+    const { q, k, v } = splitFusedQkv(g, w.linear(g, a, lin['self_attention.query_key_value']!), groups, qPer, d);
+    const attn = mergeHeads(g, attention(ctx, applyRope(g, q, ctx.rope, d), applyRope(g, k, ctx.rope, d), v, nh, nkv, d), nh, d);
+    const attnOut = w.linear(g, attn, lin['self_attention.dense']!);
+    const mlp = (m: string) => w.linear(g, activation(g, w.linear(g, m, lin['mlp.dense_h_to_4h']!), o.act), lin['mlp.dense_4h_to_h']!);
+    if (o.newArch || o.parallelAttn) {
+      const m = two ? ln('ln_mlp', x) : a;
+      return g.op('Add', [x, g.op('Add', [mlp(m), attnOut])]);
+    }
+    const x2 = g.op('Add', [x, attnOut]);
+    return g.op('Add', [x2, mlp(ln('post_attention_layernorm', x2))]);
+  },
+
+  head(g, cfg, w, x) {
+    const h = cfg.hiddenSize;
+    const n = layerNorm(g, x, w.tensor(g, 'transformer.ln_f.weight', [h]), w.tensor(g, 'transformer.ln_f.bias', [h]), cfg.rmsNormEps);
+    return w.linear(g, n, { name: 'lm_head', inFeatures: h, outFeatures: cfg.vocabSize, bias: false, tiedTo: WE });
+  },
+};
