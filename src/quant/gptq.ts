@@ -8,14 +8,18 @@
  *   for each block [i1, i2) of blockSize columns:
  *     for i in block:  (group start (i1+i) % groupSize == 0 → quantizer.find_params(W[:, i1+i : i1+i+groupSize]))
  *       q = quant(w);  err = (w − q) / Hinv[i,i];  Losses += (w − q)² / Hinv[i,i]² / 2
- *       W1[:, i:] −= err · Hinv[i, i:]                                    (within the block, in TS)
- *     W[:, i2:] −= Err1 · Hinv[i1:i2, i2:]                                (lazy batch update, ORT GEMM)
+ *       W1[:, i:] −= err · Hinv[i, i:]
+ *     W[:, i2:] −= Err1 · Hinv[i1:i2, i2:]                                (lazy batch update)
  *
- * Layout: we keep W transposed and permuted (Wt [cols, rows]) so a column is contiguous, and use the equivalent
- * left-looking form of the lazy update: at the start of block b, W[:, i1:i2] = W0[:, i1:i2] − Err[:, :i1]·Hinv[:i1, i1:i2]
- * (one [cnt × i1]·[i1 × rows] GEMM per block; only the block itself is materialized). As in AutoGPTQ, group params
- * are found on W as of the start of the current block (W, not W1: within-block updates are not yet applied).
- * Rows are independent, so the inner loop runs over row chunks that stay in L2, in float64.
+ * How it runs here (same arithmetic, reorganized):
+ *  - W is kept transposed and permuted (Wt [cols, rows]): a column is a contiguous row of Wt.
+ *  - The lazy update is applied left-looking: at block start, W[:, i1:i2] = W0[:, i1:i2] − Err[:, :i1]·Hinv[:i1, i1:i2]
+ *    (one ORT GEMM per block). This is exactly AutoGPTQ's W at block start, which is also what its find_params
+ *    sees (W, not W1: the block's own updates are not applied yet).
+ *  - Inside a block the same trick one level down: every sub-block of `subBlock` columns first gets the errors of
+ *    the block's earlier columns by one GEMM, then TS does the column loop with the few rank-1 updates left.
+ *  - Rows are independent, so the column loop runs over row chunks that stay in L2; TS state is float64, the GEMM
+ *    operands float32 (AutoGPTQ's precision) or float64 (opts.precision).
  */
 import { matmul } from '../graph/linalg.ts';
 import { fail } from '../errors.ts';
@@ -27,12 +31,13 @@ export type GptqConfig = Pick<QuantizeConfig, 'bits' | 'groupSize' | 'descAct' |
 
 export interface GptqOptions {
   onLog?: (msg: string) => void;
-  /** Calibration token count, for AutoGPTQ's logged `avg loss = sum(Losses) / nsamples` (default 1). */
+  /** Divisor of AutoGPTQ's logged `avg loss = sum(Losses) / nsamples` (AutoGPTQ counts calibration sequences,
+   *  GPTQModel tokens; default 1). */
   nsamples?: number;
   /** Hessian-inverse factorization: blocks up to this size are done directly in float64 TS, larger ones split
    *  recursively with GEMMs (default 128). */
   factorLeaf?: number;
-  /** Columns per sub-block of the second lazy-batching level inside a block (default 16). */
+  /** Columns per sub-block of the second lazy-batching level inside a block (default 8). */
   subBlock?: number;
   /** Rows per inner-loop chunk (default 512, so the sub-block's chunk stays in L2). */
   rowChunk?: number;
@@ -57,7 +62,8 @@ export interface GptqResult {
   avgLoss: number;
   /** damp_percent actually used (> cfg.dampPercent after retries). */
   dampUsed: number;
-  timings: { prepare: number; cholesky: number; solve: number; finalize: number; total: number };
+  /** Seconds. solve = lazyGemm (the ORT updates, both levels) + the rest (group params, TS column loop). */
+  timings: { prepare: number; cholesky: number; solve: number; lazyGemm: number; finalize: number; total: number };
 }
 
 type FArr = Float32Array | Float64Array;
@@ -160,8 +166,13 @@ export async function gptqQuantize(W: Float32Array, H: Float32Array, rows: numbe
   // Act-order. torch.argsort(descending=True) is not documented stable; we break ties by column index (stable).
   const perm = new Int32Array(n).map((_, i) => i);
   if (cfg.descAct) perm.sort((a, b) => diag[b]! - diag[a]! || a - b);
-  const Wt = new Float32Array(n * R); // Wt[c, r] = W0[r, perm[c]]
-  for (let c = 0; c < n; c++) { const j = perm[c]!; for (let r = 0; r < R; r++) Wt[c * R + r] = W0[r * n + j]!; }
+  const Wt = new Float32Array(n * R); // Wt[c, r] = W0[r, perm[c]], transposed in 64×64 tiles
+  for (let c0 = 0; c0 < n; c0 += 64) for (let r0 = 0; r0 < R; r0 += 64) {
+    for (let c = c0; c < Math.min(c0 + 64, n); c++) {
+      const j = perm[c]!, o = c * R;
+      for (let r = r0; r < Math.min(r0 + 64, R); r++) Wt[o + r] = W0[r * n + j]!;
+    }
+  }
   const t1 = performance.now();
 
   // Damped Hessian, permuted; Hinv = upper Cholesky of its inverse. GPTQModel-style retry when not PD.
@@ -172,11 +183,9 @@ export async function gptqQuantize(W: Float32Array, H: Float32Array, rows: numbe
   const inc = cfg.dampAutoIncrement ?? 0;
   for (;;) {
     const Hp = new Float64Array(n * n);
-    for (let a = 0; a < n; a++) {
-      const ra = perm[a]! * n;
-      for (let b = 0; b < n; b++) Hp[a * n + b] = H[ra + perm[b]!]!;
-      Hp[a * n + a] = diag[perm[a]!]! + damp * meanDiag;
-    }
+    if (!cfg.descAct) Hp.set(H);
+    else for (let a = 0; a < n; a++) { const ra = perm[a]! * n, o = a * n; for (let b = 0; b < n; b++) Hp[o + b] = H[ra + perm[b]!]!; }
+    for (let a = 0; a < n; a++) Hp[a * n + a] = diag[perm[a]!]! + damp * meanDiag;
     U = await hinvUpper(Hp, n, opts.factorLeaf ?? 128, f64);
     if (U) break;
     const next = damp + inc;
@@ -188,19 +197,22 @@ export async function gptqQuantize(W: Float32Array, H: Float32Array, rows: numbe
 
   // Block-start state of columns [c0, c1) while at block i1: Wt[c0:c1] − Hinv[:i1, c0:c1]ᵀ·Err[:, :i1]ᵀ → out (f64).
   const Et = alloc(f64, n * R);
+  let tGemm = 0;
   const blockStart = async (i1: number, c0: number, c1: number, out: Float64Array): Promise<void> => {
     const w = c1 - c0, base = c0 * R;
     if (i1 === 0) { for (let t = 0; t < w * R; t++) out[t] = Wt[base + t]!; return; }
     const Ucol = alloc(f64, i1 * w);
     for (let k = 0; k < i1; k++) for (let j = 0; j < w; j++) Ucol[k * w + j] = U![k * n + c0 + j]!;
+    const tg = performance.now();
     const P = await matmul(Ucol, Et.subarray(0, i1 * R), w, i1, R, { transA: true });
+    tGemm += performance.now() - tg;
     for (let t = 0; t < w * R; t++) out[t] = Wt[base + t]! - P[t]!;
   };
 
   const groupParams: QuantParams[] = [];
   const codesT = new Uint8Array(n * R);
-  const sb = Math.max(1, Math.min(opts.subBlock ?? 16, B));
-  const W1 = new Float64Array(B * R), E1 = new Float64Array(sb * R), tile = new Float64Array(B * B), zeroP = alloc(f64, sb * R);
+  const sb = Math.max(1, Math.min(opts.subBlock ?? 8, B));
+  const W1 = new Float64Array(B * R), tile = new Float64Array(B * B), zeroP = alloc(f64, sb * R);
   const RC = opts.rowChunk ?? 512;
   let loss = 0;
   for (let i1 = 0; i1 < n; i1 += B) {
@@ -229,7 +241,9 @@ export async function gptqQuantize(W: Float32Array, H: Float32Array, rows: numbe
       if (s0 > 0) {
         const A = alloc(f64, s0 * sw);
         for (let k = 0; k < s0; k++) for (let j = 0; j < sw; j++) A[k * sw + j] = tile[k * cnt + s0 + j]!;
+        const tg = performance.now();
         P = await matmul(A, Et.subarray(i1 * R, (i1 + s0) * R), sw, s0, R, { transA: true });
+        tGemm += performance.now() - tg;
       }
       const qp: QuantParams[] = [];
       for (let i = s0; i < s1; i++) {
@@ -241,21 +255,20 @@ export async function gptqQuantize(W: Float32Array, H: Float32Array, rows: numbe
         for (let i = s0; i < s1; i++) {
           const p = qp[i - s0]!, sc = p.scale, zr = p.zero, d = tile[i * cnt + i]!;
           const wo = i * R, eo = (i - s0) * R, co = (i1 + i) * R;
-          for (let r = r0; r < r1; r++) {
+          for (let r = r0; r < r1; r++) { // q = quant(w); err = (w − q) / d; Losses = err² / 2
             const w = W1[wo + r]! - P[eo + r]!, s = sc[r]!, z = zr[r]!;
             let q = roundHalfEven(w / s) + z;
             q = q < 0 ? 0 : q > maxq ? maxq : q;
             codesT[co + r] = q;
             const e = (w - s * (q - z)) / d;
-            E1[eo + r] = e;
             Et[co + r] = e;
             loss += e * e;
           }
-          for (let j = i + 1; j < s1; j++) {
+          for (let j = i + 1; j < s1; j++) { // W1[:, j] −= err · Hinv1[i, j]
             const h = tile[i * cnt + j]!;
             if (h === 0) continue;
             const jo = j * R;
-            for (let r = r0; r < r1; r++) W1[jo + r] -= E1[eo + r]! * h;
+            for (let r = r0; r < r1; r++) W1[jo + r] -= Et[co + r]! * h;
           }
         }
       }
@@ -271,21 +284,21 @@ export async function gptqQuantize(W: Float32Array, H: Float32Array, rows: numbe
   const G = plist.length;
   const scales = new Float32Array(G * R), zeros = new Int32Array(G * R);
   plist.forEach((p, g) => { scales.set(p.scale, g * R); zeros.set(p.zero, g * R); });
+  // Un-permute (Q = Q[:, invperm]) while transposing back to [rows, cols]; Q = scale·(q − zero) in float32.
   const intCodes = new Uint8Array(R * n), Q = new Float32Array(R * n);
-  const T = 64; // tiled transpose codesT[c, r] → intCodes[r, perm[c]]
-  for (let c0 = 0; c0 < n; c0 += T) for (let r0 = 0; r0 < R; r0 += T) {
-    for (let c = c0; c < Math.min(c0 + T, n); c++) {
-      const j = perm[c]!, co = c * R;
-      for (let r = r0; r < Math.min(r0 + T, R); r++) intCodes[r * n + j] = codesT[co + r]!;
+  for (let c0 = 0; c0 < n; c0 += 64) for (let r0 = 0; r0 < R; r0 += 64) {
+    for (let c = c0; c < Math.min(c0 + 64, n); c++) {
+      const j = perm[c]!, o = c * R, g = gIdx[j]! * R;
+      for (let r = r0; r < Math.min(r0 + 64, R); r++) {
+        const q = codesT[o + r]!;
+        intCodes[r * n + j] = q;
+        Q[r * n + j] = scales[g + r]! * (q - zeros[g + r]!);
+      }
     }
-  }
-  for (let r = 0; r < R; r++) for (let j = 0; j < n; j++) {
-    const g = gIdx[j]! * R + r;
-    Q[r * n + j] = scales[g]! * (intCodes[r * n + j]! - zeros[g]!);
   }
   const t4 = performance.now();
   return {
     Q, intCodes, scales, zeros, gIdx, perm: cfg.descAct ? perm : null, loss, avgLoss: loss / (opts.nsamples ?? 1), dampUsed: damp,
-    timings: { prepare: (t1 - t0) / 1e3, cholesky: (t2 - t1) / 1e3, solve: (t3 - t2) / 1e3, finalize: (t4 - t3) / 1e3, total: (t4 - t0) / 1e3 },
+    timings: { prepare: (t1 - t0) / 1e3, cholesky: (t2 - t1) / 1e3, solve: (t3 - t2) / 1e3, lazyGemm: tGemm / 1e3, finalize: (t4 - t3) / 1e3, total: (t4 - t0) / 1e3 },
   };
 }

@@ -64,17 +64,21 @@ export function findParams(x: ArrayLike<number>, rows: number, cols: number, o: 
   const off = lay.offset ?? 0, rs = lay.rowStride ?? cols, cs = lay.colStride ?? 1;
   const perchannel = o.perchannel ?? true;
   const n = perchannel ? rows : 1;
-  const mn = new Float64Array(n).fill(Infinity), mx = new Float64Array(n).fill(-Infinity);
-  // Loop with the contiguous stride innermost.
-  const rowsInner = Math.abs(rs) <= Math.abs(cs);
-  for (let a = 0; a < (rowsInner ? cols : rows); a++) {
-    for (let b = 0; b < (rowsInner ? rows : cols); b++) {
-      const r = rowsInner ? b : a, c = rowsInner ? a : b;
-      const v = x[off + r * rs + c * cs]!, k = perchannel ? r : 0;
-      if (v < mn[k]!) mn[k] = v;
-      if (v > mx[k]!) mx[k] = v;
+  const mn = new Float64Array(rows).fill(Infinity), mx = new Float64Array(rows).fill(-Infinity);
+  if (Math.abs(rs) <= Math.abs(cs)) { // rows contiguous (a transposed slice): sweep columns, vectorized over rows
+    for (let c = 0; c < cols; c++) {
+      const o = off + c * cs;
+      for (let r = 0; r < rows; r++) { const v = x[o + r * rs]!; if (v < mn[r]!) mn[r] = v; if (v > mx[r]!) mx[r] = v; }
+    }
+  } else {
+    for (let r = 0; r < rows; r++) {
+      const o = off + r * rs;
+      let lo = Infinity, hi = -Infinity;
+      for (let c = 0; c < cols; c++) { const v = x[o + c * cs]!; if (v < lo) lo = v; if (v > hi) hi = v; }
+      mn[r] = lo; mx[r] = hi;
     }
   }
+  if (!perchannel) for (let r = 1; r < rows; r++) { mn[0] = Math.min(mn[0]!, mn[r]!); mx[0] = Math.max(mx[0]!, mx[r]!); }
   const scale = new Float32Array(rows), zero = new Float32Array(rows);
   const vals = new Float64Array(perchannel ? cols : rows * cols);
   for (let k = 0; k < n; k++) {

@@ -1,0 +1,160 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { gptqQuantize, type GptqConfig, type GptqResult } from '../src/quant/gptq.ts';
+import { dequantize, packLinear } from '../src/quant/pack.ts';
+import { GptqError } from '../src/errors.ts';
+import { f16ToF32 } from '../src/tensor.ts';
+import { gptqReference, type RefResult } from './reference/gptq-ref.ts';
+import { randn } from './helpers.ts';
+
+/** W [rows, cols] with a few outliers; H = 2/n·XᵀX from n tokens whose columns are correlated and unevenly scaled. */
+function problem(rows: number, cols: number, ntok: number, seed: number, deadCols: number[] = []) {
+  const z = randn(ntok * cols, seed), f = randn(ntok * 8, seed + 1);
+  const X = new Float64Array(ntok * cols);
+  for (let t = 0; t < ntok; t++) for (let j = 0; j < cols; j++) {
+    const sc = deadCols.includes(j) ? 0 : 0.2 + (2 * ((j * 37) % 11)) / 11;
+    X[t * cols + j] = sc * (z[t * cols + j]! + 0.7 * (j ? z[t * cols + j - 1]! : 0) + 0.9 * f[t * 8 + (j % 8)]!);
+  }
+  const H = new Float32Array(cols * cols);
+  for (let a = 0; a < cols; a++) for (let b = 0; b <= a; b++) {
+    let s = 0;
+    for (let t = 0; t < ntok; t++) s += X[t * cols + a]! * X[t * cols + b]!;
+    H[a * cols + b] = H[b * cols + a] = (2 / ntok) * s;
+  }
+  const W = randn(rows * cols, seed + 2, 0.05);
+  for (let i = 0; i < 20; i++) W[(i * 7919) % W.length] = 0.4 * (i % 2 ? 1 : -1);
+  return { W, H };
+}
+
+const base = { dampPercent: 0.01, blockSize: 128, mse: false, staticGroups: false };
+type Case = GptqConfig & { name: string };
+const CASES: Case[] = ([
+  { name: '4b g-1 sym', bits: 4, groupSize: -1, descAct: false, sym: true },
+  { name: '4b g32 asym', bits: 4, groupSize: 32, descAct: false, sym: false },
+  { name: '4b g32 act-order sym', bits: 4, groupSize: 32, descAct: true, sym: true },
+  { name: '4b g32 act-order static asym', bits: 4, groupSize: 32, descAct: true, sym: false, staticGroups: true },
+  { name: '3b g32 act-order asym', bits: 3, groupSize: 32, descAct: true, sym: false },
+  { name: '3b g-1 act-order sym', bits: 3, groupSize: -1, descAct: true, sym: true },
+  { name: '3b g32 static sym', bits: 3, groupSize: 32, descAct: false, sym: true, staticGroups: true },
+  { name: '4b g48 block64 act-order asym (groups straddle blocks)', bits: 4, groupSize: 48, descAct: true, sym: false, blockSize: 64 },
+  { name: '2b g64 asym', bits: 2, groupSize: 64, descAct: false, sym: false },
+  { name: '8b g128 act-order sym', bits: 8, groupSize: 128, descAct: true, sym: true },
+] as (Partial<Case> & Pick<Case, 'name' | 'bits' | 'groupSize' | 'descAct' | 'sym'>)[]).map((c) => ({ ...base, ...c }));
+
+const ROWS = 64, COLS = 256;
+const P = problem(ROWS, COLS, 512, 7);
+const refs = new Map<string, RefResult>();
+const ref = (c: GptqConfig & { name: string }) => {
+  let r = refs.get(c.name);
+  if (!r) { r = gptqReference(P.W, P.H, ROWS, COLS, c); refs.set(c.name, r); }
+  return r;
+};
+
+function compare(o: GptqResult, r: RefResult) {
+  let same = 0;
+  for (let i = 0; i < o.intCodes.length; i++) if (o.intCodes[i] === r.codes[i]) same++;
+  return { same: same / o.intCodes.length, flips: o.intCodes.length - same, lossRel: Math.abs(o.loss - r.loss) / r.loss };
+}
+
+test('float64 precision matches the unblocked float64 reference (codes, loss, scales, zeros, g_idx)', async (t) => {
+  const report: string[] = [];
+  for (const c of CASES) {
+    // factorLeaf 64 exercises the recursive Hessian-inverse factorization; subBlock 16 the two-level lazy batching.
+    const o = await gptqQuantize(P.W, P.H, ROWS, COLS, c, { precision: 'f64', factorLeaf: 64 });
+    const r = ref(c), m = compare(o, r);
+    report.push(`${c.name}: codes ${(100 * m.same).toFixed(3)}% loss rel ${m.lossRel.toExponential(1)}`);
+    assert.ok(m.same >= 0.999, `${c.name}: ${m.flips} codes differ`);
+    assert.ok(m.lossRel <= 1e-6, `${c.name}: loss ${o.loss} vs ${r.loss}`);
+    assert.deepEqual(o.gIdx, r.gIdx, c.name);
+    assert.equal(o.scales.length, r.scales.length);
+    for (let i = 0; i < r.scales.length; i++) {
+      assert.ok(Math.abs(o.scales[i]! - r.scales[i]!) <= 1e-6 * r.scales[i]!, `${c.name}: scale ${i}`);
+      assert.equal(o.zeros[i], r.zeros[i], `${c.name}: zero ${i}`);
+    }
+    for (let i = 0; i < r.Q.length; i += 97) assert.ok(Math.abs(o.Q[i]! - r.Q[i]!) <= 1e-6, `${c.name}: Q[${i}]`);
+  }
+  t.diagnostic(`f64 vs reference: ${report.join("; ")}`);
+});
+
+test('float32 (default, AutoGPTQ precision) agrees with the float64 reference up to float32 rounding', async (t) => {
+  // float32 GEMMs occasionally flip a code sitting within ~1e-7 of a rounding boundary; GPTQ then propagates a
+  // different error along that row, so a flip moves a few more codes of the row and the loss by up to ~1e-3.
+  let same = 0, total = 0;
+  const report: string[] = [];
+  for (const c of CASES) {
+    const o = await gptqQuantize(P.W, P.H, ROWS, COLS, c);
+    const m = compare(o, ref(c));
+    same += m.same * o.intCodes.length; total += o.intCodes.length;
+    report.push(`${c.name}: ${m.flips} flips, loss rel ${m.lossRel.toExponential(1)}`);
+    assert.ok(m.same >= 0.99, `${c.name}: ${m.flips} codes differ`);
+    assert.ok(m.lossRel <= (m.flips ? 5e-3 : 1e-6), `${c.name}: loss rel ${m.lossRel} with ${m.flips} flips`);
+  }
+  t.diagnostic(`f32 vs reference: ${report.join("; ")}`);
+  assert.ok(same / total >= 0.999, `only ${(100 * same / total).toFixed(3)}% of codes identical`);
+});
+
+test('act-order: columns in decreasing diag(H) order, g_idx[perm[j]] = j / groupSize; static groups keep g_idx = j / groupSize', async () => {
+  const c = { ...base, bits: 4 as const, groupSize: 32, descAct: true, sym: true };
+  const o = await gptqQuantize(P.W, P.H, ROWS, COLS, c);
+  const perm = o.perm!;
+  for (let j = 1; j < COLS; j++) assert.ok(P.H[perm[j - 1]! * (COLS + 1)]! >= P.H[perm[j]! * (COLS + 1)]!);
+  for (let j = 0; j < COLS; j++) assert.equal(o.gIdx[perm[j]!], Math.floor(j / 32));
+  assert.ok(o.gIdx.some((g, j) => g !== Math.floor(j / 32)), 'act-order g_idx is not the trivial one');
+  const st = await gptqQuantize(P.W, P.H, ROWS, COLS, { ...c, staticGroups: true });
+  assert.deepEqual(st.gIdx, Int32Array.from({ length: COLS }, (_, j) => Math.floor(j / 32)));
+  // Q = scale[g_idx]·(code − zero[g_idx]); packing + dequantize gives it back with fp16 scales.
+  const packed = packLinear({ codes: o.intCodes, scales: o.scales, zeros: o.zeros, gIdx: o.gIdx, bits: 4, inFeatures: COLS, outFeatures: ROWS });
+  const D = dequantize({ ...packed, bits: 4, inFeatures: COLS, outFeatures: ROWS });
+  for (let r = 0; r < ROWS; r++) for (let j = 0; j < COLS; j++) {
+    const g = o.gIdx[j]! * ROWS + r, code = o.intCodes[r * COLS + j]!;
+    assert.equal(o.Q[r * COLS + j], Math.fround(o.scales[g]! * (code - o.zeros[g]!)));
+    assert.equal(D[r * COLS + j], Math.fround(f16ToF32(packed.scales[g]!) * (code - o.zeros[g]!)));
+  }
+  assert.equal(o.scales.length, (COLS / 32) * ROWS);
+  assert.ok(o.zeros instanceof Int32Array);
+});
+
+test('dead columns (diag(H) = 0) are zeroed and quantized to their zero point', async () => {
+  const dead = [3, 100, 255];
+  const { W, H } = problem(32, 128, 256, 21, dead);
+  for (const descAct of [false, true]) {
+    const c = { ...base, bits: 4 as const, groupSize: 32, descAct, sym: false };
+    const o = await gptqQuantize(W, H, 32, 128, c, { precision: 'f64' });
+    const r = gptqReference(W, H, 32, 128, c);
+    assert.deepEqual(o.intCodes, r.codes);
+    for (let row = 0; row < 32; row++) for (const j of dead.filter((d) => d < 128)) {
+      assert.equal(o.Q[row * 128 + j], 0);
+      assert.equal(o.intCodes[row * 128 + j], o.zeros[o.gIdx[j]! * 32 + row]);
+    }
+  }
+});
+
+test('non-PD Hessian: damp is raised by dampAutoIncrement until Cholesky succeeds (GPTQModel), else a GptqError', async () => {
+  const cols = 64, { W, H } = problem(16, cols, 8, 5); // rank ≤ 8
+  let mean = 0;
+  for (let j = 0; j < cols; j++) mean += H[j * (cols + 1)]!;
+  mean /= cols;
+  for (let j = 0; j < cols; j++) H[j * (cols + 1)] = H[j * (cols + 1)]! - 0.004 * mean; // eigenvalues down to −0.004·mean
+  const logs: string[] = [];
+  const c = { ...base, bits: 4 as const, groupSize: 32, descAct: false, sym: true, dampPercent: 0.001, dampAutoIncrement: 0.0025 };
+  const o = await gptqQuantize(W, H, 16, cols, c, { onLog: (m) => logs.push(m) });
+  assert.ok(Math.abs(o.dampUsed - 0.006) < 1e-12, `dampUsed ${o.dampUsed}`);
+  assert.equal(logs.length, 2);
+  assert.match(logs[0]!, /damp_percent=0\.00100 .*not positive definite, retrying with 0\.00350/);
+  assert.ok(Number.isFinite(o.loss));
+  await assert.rejects(gptqQuantize(W, H, 16, cols, { ...c, dampAutoIncrement: 0 }), (e: unknown) => e instanceof GptqError && /not positive definite with damp_percent=0\.00100/.test(e.message));
+});
+
+test('mse grid search and input validation', async () => {
+  const c = { ...base, bits: 3 as const, groupSize: 64, descAct: false, sym: false };
+  const { W, H } = problem(16, 128, 256, 3);
+  const plain = await gptqQuantize(W, H, 16, 128, c);
+  const mse = await gptqQuantize(W, H, 16, 128, { ...c, mse: true });
+  assert.ok(Number.isFinite(mse.loss) && mse.intCodes.every((q) => q <= 7));
+  assert.notDeepEqual(mse.scales, plain.scales);
+  await assert.rejects(gptqQuantize(W, H, 16, 127, c), /W has 2048 elements, expected 16x127/);
+  await assert.rejects(gptqQuantize(W, H.subarray(1), 16, 128, c), /H has/);
+  await assert.rejects(gptqQuantize(W, H, 16, 128, { ...c, groupSize: 0 }), GptqError);
+  const bad = H.slice(); bad[5] = NaN;
+  await assert.rejects(gptqQuantize(W, bad, 16, 128, c), /non-finite entry at \[0, 5\]/);
+});
