@@ -16,16 +16,8 @@ export function tmpDir(prefix = 'gptqjs-test-'): { path: string; cleanup: () => 
 }
 
 /** Deterministic PRNG (mulberry32) for synthetic weights. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 as rng } from '../src/io/random.ts';
+import { mulberry32 as rng } from '../src/io/random.ts';
 
 /** Standard normal samples via Box-Muller. */
 export function randn(n: number, seed: number, scale = 1): Float32Array {

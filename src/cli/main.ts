@@ -2,6 +2,8 @@
 import { GptqError } from '../errors.ts';
 
 const COMMANDS: Record<string, () => Promise<{ run(argv: string[]): Promise<void>; HELP: string }>> = {
+  bench: () => import('./bench.ts'),
+  chat: () => import('./chat.ts'),
   generate: () => import('./generate.ts'),
   inspect: () => import('./inspect.ts'),
   ppl: () => import('./ppl.ts'),

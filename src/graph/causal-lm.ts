@@ -1,6 +1,7 @@
 /** Whole-model and single-layer graphs for any ArchDefinition. */
 import { GraphBuilder } from './builder.ts';
-import { causalMask, dim, ropeTables } from '../models/blocks.ts';
+import { applyRope, causalMask, dim, ropeTables, useFusedNorms } from '../models/blocks.ts';
+import { gqaAttention, GqaUnsupportedError, type GqaState } from '../models/attention-gqa.ts';
 import type { ArchDefinition, LayerContext, WeightSource } from '../models/types.ts';
 import type { ModelConfig } from '../io/config.ts';
 import { ropeInvFreq } from '../io/config.ts';
@@ -10,7 +11,26 @@ export interface ModelGraphOptions {
   kvCache: boolean;
   /** only the last position's logits [B,1,V] (generation) instead of [B,S,V] (perplexity). */
   lastLogitsOnly?: boolean;
+  /**
+   * How kvCache graphs keep the cache. 'concat' (default): past [B,kvH,P,d] in, present [B,kvH,P+S,d] out, grown by
+   * Concat. 'gqa': past and present are one preallocated buffer [B,kvH,capacity,d] that the caller binds to the same
+   * memory; com.microsoft.GroupQueryAttention appends the new positions in place (src/models/attention-gqa.ts).
+   * Throws GqaUnsupportedError when some layer cannot run that way.
+   */
+  kvMode?: 'concat' | 'gqa';
+  /**
+   * Add an int64 scalar input `num_logits_to_keep`: logits of the last N positions [B,N,V] (N = S: all; 1: next-token
+   * only), so one graph serves perplexity, prefill and decode. Overrides lastLogitsOnly.
+   */
+  logitsToKeepInput?: boolean;
+  /**
+   * Use ORT CPU kernels for whole blocks (same fp32 math): SimplifiedLayerNormalization for RMSNorm and
+   * com.microsoft.RotaryEmbedding for applyRope. Fewer nodes per decode step; CPU EP only.
+   */
+  fusedOps?: boolean;
 }
+
+export { GqaUnsupportedError };
 
 /** Names of the KV tensors of layer i. */
 export const kvNames = (i: number) => ({
@@ -18,14 +38,38 @@ export const kvNames = (i: number) => ({
   presentKey: `present.${i}.key`, presentValue: `present.${i}.value`,
 });
 
-function rope(g: GraphBuilder, cfg: ModelConfig, positions: string) {
+function rope(g: GraphBuilder, cfg: ModelConfig, positions: string, fused = false): LayerContext['rope'] {
   const { invFreq, attentionScaling } = ropeInvFreq(cfg);
-  return ropeTables(g, positions, invFreq, attentionScaling);
+  const tables = ropeTables(g, positions, invFreq, attentionScaling);
+  if (!fused) return tables;
+  // com.microsoft.RotaryEmbedding reads cos/sin rows of a cache by position id. Cache rows are computed for exactly
+  // the B·S positions of this step (row b·S+s holds position_ids[b,s]) and the ids index them, so positions are
+  // unbounded and left-padded rows keep their own positions.
+  const half = invFreq.length;
+  let cache: { ids: string; cos: string; sin: string } | undefined;
+  const caches = () => (cache ??= (() => {
+    const inv = g.init(g.fresh('rope_inv_freq'), 'float32', [1, half], Float32Array.from(invFreq));
+    const fr = g.op('MatMul', [g.op('Cast', [g.op('Reshape', [positions, g.constI64([-1, 1])])], { to: 1 }), inv]); // [B·S, half]
+    let cos = g.op('Cos', [fr]), sin = g.op('Sin', [fr]);
+    if (attentionScaling !== 1) { cos = g.op('Mul', [cos, g.constF(attentionScaling)]); sin = g.op('Mul', [sin, g.constF(attentionScaling)]); }
+    const ids = g.op('Reshape', [g.op('Range', [g.constI64(0), g.op('Size', [positions]), g.constI64(1)]), g.op('Shape', [positions])]);
+    return { ids, cos, sin };
+  })());
+  return {
+    ...tables,
+    fused: (x, headDim, rotDim) => {
+      if (rotDim !== 2 * half) return applyRope(g, x, tables, headDim, rotDim);
+      const c = caches();
+      const slice = (a: number, b: number) => g.op('Slice', [x, g.constI64([a]), g.constI64([b]), g.constI64([-1])]);
+      const out = g.ms('RotaryEmbedding', [rotDim === headDim ? x : slice(0, rotDim), c.ids, c.cos, c.sin], { interleaved: 0 })[0]!;
+      return rotDim === headDim ? out : g.op('Concat', [out, slice(rotDim, headDim)], { axis: -1 });
+    },
+  };
 }
 
 /**
  * input_ids [B,S] → logits. With kvCache: inputs position_ids [B,S], attention_mask [B,P+S] and past KV
- * [B,kvH,P,d] per layer; outputs present KV [B,kvH,P+S,d].
+ * [B,kvH,P,d] per layer; outputs present KV [B,kvH,P+S,d] (kvMode 'gqa': both [B,kvH,capacity,d], one buffer).
  */
 export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightSource, o: ModelGraphOptions): GraphBuilder {
   const g = new GraphBuilder(`${cfg.modelType}_causal_lm`);
@@ -33,43 +77,68 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
   const S = dim(g, ids, 1);
   let positions: string, mask: string;
   const pasts: { key: string; value: string }[] = [];
+  const gqa = o.kvCache && o.kvMode === 'gqa';
+  const kvLen = gqa ? 'capacity' : 'past', presentLen = gqa ? 'capacity' : 'total';
+  let gqaState: GqaState | undefined;
   if (o.kvCache) {
     positions = g.input('position_ids', 'int64', ['batch', 'seq']);
     const am = g.input('attention_mask', 'int64', ['batch', 'total']);
     for (let i = 0; i < cfg.numLayers; i++) {
       const n = kvNames(i);
       pasts.push({
-        key: g.input(n.pastKey, 'float32', ['batch', cfg.numKvHeads, 'past', cfg.headDim]),
-        value: g.input(n.pastValue, 'float32', ['batch', cfg.numKvHeads, 'past', cfg.headDim]),
+        key: g.input(n.pastKey, 'float32', ['batch', cfg.numKvHeads, kvLen, cfg.headDim]),
+        value: g.input(n.pastValue, 'float32', ['batch', cfg.numKvHeads, kvLen, cfg.headDim]),
       });
     }
-    mask = causalMask(g, S, dim(g, am, 1), am, cfg.slidingWindow);
+    const T = dim(g, am, 1);
+    mask = causalMask(g, S, T, am, cfg.slidingWindow);
+    if (gqa) {
+      const total = g.op('Cast', [T], { to: 6 }); // int32 scalar
+      const B = g.op('Shape', [ids], { start: 0, end: 1 });
+      const seqlensK = g.op('Expand', [g.op('Sub', [total, g.op('Cast', [g.constI64(1)], { to: 6 })]), B]);
+      gqaState = { seqlensK, totalLength: total, kvHeads: cfg.numKvHeads, headDim: cfg.headDim, calls: 0 };
+    }
   } else {
     positions = g.op('Unsqueeze', [g.op('Range', [g.constI64(0), S, g.constI64(1)]), g.constI64([0])]);
     mask = causalMask(g, S, S, undefined, cfg.slidingWindow);
   }
+  if (o.fusedOps) useFusedNorms(g);
   let h = arch.embed(g, cfg, w, ids, positions);
-  const r = rope(g, cfg, positions);
+  const r = rope(g, cfg, positions, !!o.fusedOps);
+  const fusedAttention = gqaState ? gqaAttention(gqaState) : undefined;
   for (let i = 0; i < cfg.numLayers; i++) {
-    const ctx: LayerContext = { g, cfg, w, prefix: `${arch.layersBlockName}${i}.`, layerIndex: i, rope: r, mask, past: pasts[i] };
+    const ctx: LayerContext = { g, cfg, w, prefix: `${arch.layersBlockName}${i}.`, layerIndex: i, rope: r, mask, past: pasts[i], fusedAttention };
+    const calls = gqaState?.calls ?? 0;
     h = arch.layer(ctx, h);
+    if (gqaState && gqaState.calls !== calls + 1) {
+      throw new GqaUnsupportedError(`${cfg.modelType} layer ${i} does not compute its attention with attention() exactly once`);
+    }
     if (o.kvCache) {
       const n = kvNames(i);
-      g.output(ctx.present!.key, 'float32', ['batch', cfg.numKvHeads, 'total', cfg.headDim], n.presentKey);
-      g.output(ctx.present!.value, 'float32', ['batch', cfg.numKvHeads, 'total', cfg.headDim], n.presentValue);
+      g.output(ctx.present!.key, 'float32', ['batch', cfg.numKvHeads, presentLen, cfg.headDim], n.presentKey);
+      g.output(ctx.present!.value, 'float32', ['batch', cfg.numKvHeads, presentLen, cfg.headDim], n.presentValue);
     }
   }
-  if (o.lastLogitsOnly) h = g.op('Slice', [h, g.constI64([-1]), g.constI64([2 ** 62]), g.constI64([1])]);
-  g.output(arch.head(g, cfg, w, h), 'float32', ['batch', o.lastLogitsOnly ? 1 : 'seq', cfg.vocabSize], 'logits');
-  return g;
+  let logitsLen: string | number = 'seq';
+  if (o.logitsToKeepInput) {
+    const keep = g.input('num_logits_to_keep', 'int64', []);
+    h = g.op('Slice', [h, g.op('Unsqueeze', [g.op('Neg', [keep]), g.constI64([0])]), g.constI64([2 ** 62]), g.constI64([1])]);
+    logitsLen = 'keep';
+  } else if (o.lastLogitsOnly) {
+    h = g.op('Slice', [h, g.constI64([-1]), g.constI64([2 ** 62]), g.constI64([1])]);
+    logitsLen = 1;
+  }
+  g.output(arch.head(g, cfg, w, h), 'float32', ['batch', logitsLen, cfg.vocabSize], 'logits');
+  return o.fusedOps ? g.prune() : g;
 }
 
 /**
  * One decoder layer for calibration: hidden_in [B,S,H] → hidden_out, causal, positions 0..S−1.
  * `hessians` names the linears (relative, e.g. "mlp.down_proj") whose input Gram matrix Σ XᵀX (over B·S rows)
- * is emitted as output `xtx.<name>` [in,in]; with `withHidden` false only those are computed.
+ * is emitted as output `xtx.<name>` [in,in]; with `withHidden` false only those are computed. A linear with a
+ * `hessianRowWeight` sums only its marked rows and also outputs their count as `rows.<name>` (scalar).
  */
-export function buildLayerGraph(arch: ArchDefinition, cfg: ModelConfig, w: WeightSource & { taps?: Map<string, { value: string; inFeatures: number }> }, o: { hessians?: readonly string[]; withHidden?: boolean; layerIndex?: number } = {}): GraphBuilder {
+export function buildLayerGraph(arch: ArchDefinition, cfg: ModelConfig, w: WeightSource & { taps?: Map<string, { value: string; inFeatures: number; rowWeight?: string }> }, o: { hessians?: readonly string[]; withHidden?: boolean; layerIndex?: number } = {}): GraphBuilder {
   const g = new GraphBuilder(`${cfg.modelType}_layer`);
   const x = g.input('hidden_in', 'float32', ['batch', 'seq', cfg.hiddenSize]);
   const S = dim(g, x, 1);
@@ -80,7 +149,11 @@ export function buildLayerGraph(arch: ArchDefinition, cfg: ModelConfig, w: Weigh
   for (const name of o.hessians ?? []) {
     const tap = w.taps?.get(name);
     if (!tap) throw new Error(`layer graph has no linear "${name}"`);
-    const x2 = g.op('Reshape', [tap.value, g.constI64([-1, tap.inFeatures])]);
+    let x2 = g.op('Reshape', [tap.value, g.constI64([-1, tap.inFeatures])]);
+    if (tap.rowWeight) { // only the rows routed to this linear (0/1 mask): Σ mask·xᵀx, and the routed-row count
+      x2 = g.op('Mul', [x2, g.op('Reshape', [tap.rowWeight, g.constI64([-1, 1])])]);
+      g.output(g.op('ReduceSum', [tap.rowWeight], { keepdims: 0 }), 'float32', [], `rows.${name}`);
+    }
     g.output(g.op('Gemm', [x2, x2], { transA: 1 }), 'float32', [tap.inFeatures, tap.inFeatures], `xtx.${name}`);
   }
   return g.prune();

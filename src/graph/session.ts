@@ -13,18 +13,19 @@ export function parseDevice(s: string | undefined): Device {
   return d as Device;
 }
 
-/** Create an ORT session from model bytes. `cuda` needs ORT's CUDA EP installed (see README). */
-export async function createSession(model: Uint8Array, o: SessionOptions = {}): Promise<ort.InferenceSession> {
+/** Create an ORT session from model bytes (or an .onnx file path). `cuda` needs ORT's CUDA EP installed (see README). */
+export async function createSession(model: Uint8Array | string, o: SessionOptions = {}): Promise<ort.InferenceSession> {
   const device = o.device ?? 'cpu';
   const threads = o.threads ?? availableParallelism();
   try {
-    return await ort.InferenceSession.create(model, {
+    const so: ort.InferenceSession.SessionOptions = {
       executionProviders: device === 'cpu' ? ['cpu'] : [device, 'cpu'],
       graphOptimizationLevel: o.optimization ?? 'all',
       intraOpNumThreads: threads,
       interOpNumThreads: 1,
       executionMode: 'sequential',
-    });
+    };
+    return await (typeof model === 'string' ? ort.InferenceSession.create(model, so) : ort.InferenceSession.create(model, so));
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0];
     if (device !== 'cpu') fail(`could not create an ONNX Runtime session on device "${device}": ${msg}`);

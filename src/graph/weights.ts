@@ -67,7 +67,8 @@ export class InitializerWeights implements WeightSource {
  */
 export class InputWeights implements WeightSource {
   readonly inputs: { name: string; rel: string; shape: number[]; type: ElemType }[] = [];
-  readonly taps = new Map<string, { value: string; inFeatures: number }>();
+  /** rowWeight: the linear's `hessianRowWeight` (its Hessian sums only the rows it marks). */
+  readonly taps = new Map<string, { value: string; inFeatures: number; rowWeight?: string }>();
   private seen = new Map<string, string>();
   constructor(private readonly stripPrefix: string) {}
 
@@ -87,7 +88,7 @@ export class InputWeights implements WeightSource {
   }
 
   linear(g: GraphBuilder, x: string, s: LinearSpec): string {
-    this.taps.set(this.rel(s.name), { value: x, inFeatures: s.inFeatures });
+    this.taps.set(this.rel(s.name), { value: x, inFeatures: s.inFeatures, ...(s.hessianRowWeight ? { rowWeight: s.hessianRowWeight } : {}) });
     const w = this.tensor(g, `${s.name}.weight`, weightShape(s));
     const b = s.bias ? this.tensor(g, `${s.name}.bias`, [s.outFeatures]) : undefined;
     return gemmLinear(g, x, w, b, s.outFeatures, !s.conv1d);

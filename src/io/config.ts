@@ -52,6 +52,8 @@ interface Defaults {
   prf?: number;
   /** rotary_dim when config.json has no such field (GPTJConfig 64). */
   rotaryDim?: number;
+  /** rope_theta when config.json has none (MixtralConfig 1e6); else 10000. */
+  theta?: number;
 }
 /**
  * Per model_type defaults, from transformers' configuration_<model>.py. PretrainedConfig itself defaults
@@ -78,9 +80,24 @@ const MODEL_DEFAULTS: Record<string, Defaults> = {
   bloom: { tie: true, eps: 1e-5, maxPos: 2048, act: 'gelu_tanh', bos: 1, eos: 2 },
   // FalconConfig: max_position_embeddings 2048, activation gelu, ffn_hidden_size 4·hidden; kv heads: see parseModelConfig.
   falcon: { tie: true, eps: 1e-5, maxPos: 2048, act: 'gelu', bos: 11, eos: 11 },
+  // MixtralConfig: rms_norm_eps 1e-5, rope_theta 1e6, sliding_window None, 8 kv heads, intermediate 14336.
+  mixtral: { tie: false, eps: 1e-5, maxPos: 4096 * 32, act: 'silu', kv: 8, inter: 14336, sliding: null, bos: 1, eos: 2, theta: 1e6 },
 };
 /** Unknown model types: PretrainedConfig's tie_word_embeddings=True; eps 1e-6 (llama family). */
 const GENERIC: Defaults = { tie: true, eps: 1e-6, maxPos: 2048, act: 'silu' };
+/**
+ * More model types (same sources; InternLM/InternLM2/Baichuan from their remote-code configuration files).
+ * GPTBigCodeConfig: n_positions 1024, n_inner null (4·n_embd); kv heads from multi_query (parseModelConfig).
+ * Starcoder2Config: norm_epsilon 1e-5, 2 kv heads, use_bias true, tied. CohereConfig: layer_norm_eps 1e-5, tied.
+ */
+Object.assign(MODEL_DEFAULTS, {
+  gpt_bigcode: { tie: true, eps: 1e-5, maxPos: 1024, act: 'gelu_pytorch_tanh', bos: 50256, eos: 50256 },
+  starcoder2: { tie: true, eps: 1e-5, maxPos: 4096, act: 'gelu_pytorch_tanh', kv: 2, inter: 12288, bos: 50256, eos: 50256 },
+  internlm: { tie: false, eps: 1e-6, maxPos: 2048, act: 'silu', inter: 11008, bos: 1, eos: 2, pad: 0 },
+  internlm2: { tie: false, eps: 1e-6, maxPos: 2048, act: 'silu', inter: 11008, bos: 1, eos: 2, pad: 0 },
+  baichuan: { tie: false, eps: 1e-6, maxPos: 4096, act: 'silu', inter: 11008, bos: 1, eos: 2, pad: 0 },
+  cohere: { tie: true, eps: 1e-5, maxPos: 8192, act: 'silu', inter: 22528, bos: 5, eos: 255001, pad: 0 },
+} satisfies Record<string, Defaults>);
 
 /** Transformers' attribute_map aliases (gpt2/gptj/bloom/falcon/opt …) for the standard names. */
 const ALIASES: Record<string, string[]> = {
@@ -89,7 +106,7 @@ const ALIASES: Record<string, string[]> = {
   num_attention_heads: ['n_head', 'num_heads'],
   max_position_embeddings: ['n_positions', 'max_sequence_length', 'seq_length'],
   intermediate_size: ['n_inner', 'ffn_dim', 'ffn_hidden_size'],
-  rms_norm_eps: ['layer_norm_eps', 'layer_norm_epsilon'],
+  rms_norm_eps: ['layer_norm_eps', 'layer_norm_epsilon', 'norm_epsilon'],
   hidden_act: ['activation_function'],
 };
 
@@ -186,15 +203,21 @@ export function parseModelConfig(raw: unknown, path = 'config.json'): ModelConfi
   // multi_query (the default), else one per head.
   const falconKv = modelType !== 'falcon' ? undefined : r.new_decoder_architecture === true
     ? f.int('num_kv_heads', typeof r.n_head_kv === 'number' ? r.n_head_kv : numHeads) : r.multi_query === false ? numHeads : 1;
-  const numKvHeads = falconKv ?? f.int('num_key_value_heads', d.kv ?? numHeads);
+  // GPTBigCodeConfig: one shared kv head when multi_query (the default), else one per head.
+  const bigcodeKv = modelType === 'gpt_bigcode' ? (r.multi_query === false ? numHeads : 1) : undefined;
+  const numKvHeads = falconKv ?? bigcodeKv ?? f.int('num_key_value_heads', d.kv ?? numHeads);
   const headDim = f.int('head_dim', d.headDim ?? Math.floor(hiddenSize / numHeads));
   if (numHeads % numKvHeads !== 0) fail(`${path}: field "num_key_value_heads" (${numKvHeads}) must divide num_attention_heads (${numHeads})`);
 
   // transformers v5 nests rope settings in `rope_parameters` ({rope_type, rope_theta, factor, …}).
   const rp = r.rope_parameters;
   const rpObj = rp && typeof rp === 'object' && !Array.isArray(rp) ? rp as Record<string, unknown> : undefined;
-  const ropeTheta = f.num('rope_theta', typeof rpObj?.rope_theta === 'number' ? rpObj.rope_theta : f.num('rotary_emb_base', 10000));
+  // InternLM (v1) remote code: `rotary: {base, type: "origin" | "dynamic", scaling_factor}`.
+  const rot = modelType === 'internlm' && r.rotary && typeof r.rotary === 'object' && !Array.isArray(r.rotary) ? r.rotary as Record<string, unknown> : undefined;
+  const ropeTheta = f.num('rope_theta', typeof rpObj?.rope_theta === 'number' ? rpObj.rope_theta
+    : typeof rot?.base === 'number' ? rot.base : f.num('rotary_emb_base', d.theta ?? 10000));
   let ropeScaling = parseRopeScaling(path, 'rope_scaling', r.rope_scaling);
+  if (!ropeScaling && rot?.type === 'dynamic') ropeScaling = parseRopeScaling(path, 'rotary', { type: 'dynamic', factor: rot.scaling_factor ?? 1 });
   if (!ropeScaling && rpObj) ropeScaling = parseRopeScaling(path, 'rope_parameters', rpObj);
   if (ropeScaling && ropeScaling.type === 'default') ropeScaling = null;
 

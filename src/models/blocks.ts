@@ -2,11 +2,19 @@
 import { F, type GraphBuilder } from '../graph/builder.ts';
 import type { LayerContext, WeightSource } from './types.ts';
 
+const fusedNormGraphs = new WeakSet<GraphBuilder>();
+/**
+ * Make `rmsNorm` emit ORT's SimplifiedLayerNormalization (one kernel, same fp32 math) in graph `g` — the runtime's CPU
+ * graphs use it; ORT's optimizer does not fuse the decomposed form below.
+ */
+export function useFusedNorms(g: GraphBuilder): void { fusedNormGraphs.add(g); }
+
 /** RMSNorm: x / sqrt(mean(x²) + eps) · (w + offset). offset 1 for Gemma-style (1 + w). */
 export function rmsNorm(g: GraphBuilder, x: string, weight: string, eps: number, offset = 0): string {
+  const w = offset ? g.op('Add', [weight, g.constF(offset)]) : weight;
+  if (fusedNormGraphs.has(g)) return g.op('SimplifiedLayerNormalization', [x, w], { axis: -1, epsilon: F(eps) });
   const ms = g.op('ReduceMean', [g.op('Mul', [x, x]), g.constI64([-1])], { keepdims: 1 });
   const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [ms, g.constF(eps)])])]);
-  const w = offset ? g.op('Add', [weight, g.constF(offset)]) : weight;
   return g.op('Mul', [g.op('Mul', [x, inv]), w]);
 }
 
@@ -38,8 +46,12 @@ export function ropeTables(g: GraphBuilder, positions: string, invFreq: Float64A
   return { cos, sin };
 }
 
-/** x·cos + rotate_half(x)·sin on the first rotDim channels of x [B,h,S,d] (partial rotary keeps the rest). */
-export function applyRope(g: GraphBuilder, x: string, rope: { cos: string; sin: string }, headDim: number, rotDim = headDim): string {
+/**
+ * x·cos + rotate_half(x)·sin on the first rotDim channels of x [B,h,S,d] (partial rotary keeps the rest).
+ * `rope.fused`, when the graph provides it (runtime CPU graphs: com.microsoft.RotaryEmbedding), computes the same.
+ */
+export function applyRope(g: GraphBuilder, x: string, rope: { cos: string; sin: string; fused?: (x: string, headDim: number, rotDim: number) => string }, headDim: number, rotDim = headDim): string {
+  if (rope.fused) return rope.fused(x, headDim, rotDim);
   const rot = rotDim === headDim ? x : g.op('Slice', [x, g.constI64([0]), g.constI64([rotDim]), g.constI64([-1])]);
   const half = rotDim / 2;
   const [x1, x2] = g.opN('Split', [rot, g.constI64([half, half])], 2, { axis: -1 });
@@ -75,6 +87,7 @@ export function applyRopeInterleaved(g: GraphBuilder, x: string, rope: { cos: st
  * q [B,H,S,d], k/v [B,kvH,S,d]. GQA without copying K/V: q is viewed as [B,kvH,rep·S,d].
  */
 export function attention(ctx: LayerContext, q: string, k: string, v: string, heads: number, kvHeads: number, d: number, scale = 1 / Math.sqrt(d)): string {
+  if (ctx.fusedAttention) return ctx.fusedAttention(ctx, q, k, v, heads, kvHeads, d, scale); // runtime decode graphs (attention-gqa.ts)
   const { g } = ctx;
   if (ctx.past) {
     k = g.op('Concat', [ctx.past.key, k], { axis: 2 });

@@ -8,6 +8,13 @@ import { phi } from './phi.ts';
 import { bloom } from './bloom.ts';
 import { falcon } from './falcon.ts';
 import { gemma } from './gemma.ts';
+import { mixtral } from './mixtral.ts';
+import { gptBigCode } from './gpt-bigcode.ts';
+import { starcoder2 } from './starcoder2.ts';
+import { internlm } from './internlm.ts';
+import { internlm2 } from './internlm2.ts';
+import { baichuan } from './baichuan.ts';
+import { cohere } from './cohere.ts';
 import type { ArchDefinition } from './types.ts';
 
 /** Every supported architecture. Adding one = one file + one line here. */
@@ -21,6 +28,13 @@ const ARCHS: ArchDefinition[] = [
   bloom,
   falcon,
   gemma,
+  mixtral,
+  gptBigCode,
+  starcoder2,
+  internlm,
+  internlm2,
+  baichuan,
+  cohere,
 ];
 
 const custom: ArchDefinition[] = [];

@@ -8,6 +8,11 @@ export interface LinearSpec {
   conv1d?: boolean;
   /** Tensor to use when the checkpoint has no `<name>.weight` (tied embeddings, e.g. "transformer.wte.weight"). */
   tiedTo?: string;
+  /**
+   * Calibration only: graph value [rows] (or [rows, 1]) of 0/1 weights over the flattened rows of x; the Hessian
+   * becomes Σ mask·xᵀx, i.e. only the rows routed to this linear (MoE experts evaluated densely). Inference ignores it.
+   */
+  hessianRowWeight?: string;
 }
 
 /**
@@ -28,8 +33,8 @@ export interface LayerContext {
   w: WeightSource;
   /** e.g. "model.layers.3." */
   prefix: string;
-  /** cos/sin [B, 1, S, rotaryDim] */
-  rope: { cos: string; sin: string };
+  /** cos/sin [B, 1, S, rotaryDim]; `fused` (runtime CPU graphs): applyRope's one-op implementation */
+  rope: { cos: string; sin: string; fused?: (x: string, headDim: number, rotDim: number) => string };
   /** Layer number when the graph knows it (absent: parse it from `prefix`; calibration graphs use layer 0's prefix). */
   layerIndex?: number;
   /** additive attention mask, broadcastable to [B, heads, S, T] */
@@ -38,6 +43,11 @@ export interface LayerContext {
   past?: { key: string; value: string };
   /** set by the layer when past is given: [B, kvHeads, P+S, headDim] */
   present?: { key: string; value: string };
+  /**
+   * When set, `attention()` delegates to it (same arguments, same result layout [B, heads, S, d]): the runtime's
+   * decode graphs use com.microsoft.GroupQueryAttention over an in-place KV buffer (src/models/attention-gqa.ts).
+   */
+  fusedAttention?: (ctx: LayerContext, q: string, k: string, v: string, heads: number, kvHeads: number, d: number, scale: number) => string;
 }
 
 /**
@@ -53,6 +63,8 @@ export interface ArchDefinition {
   outsideLayerModules: readonly string[];
   /** Linears of one layer (relative names) in execution order, grouped as quantized together (true_sequential). */
   insideLayerModules: readonly (readonly string[])[];
+  /** insideLayerModules when they depend on the config (MoE: one entry per expert); overrides it when present. */
+  insideLayerModulesFor?(cfg: ModelConfig): readonly (readonly string[])[];
   /** Shapes of one layer's linears (relative names). */
   layerLinears(cfg: ModelConfig): LayerLinear[];
   /** Name of the output head's weight (tied to embeddings when absent in the checkpoint). */

@@ -16,7 +16,8 @@ export function estimateMemory(arch: ArchDefinition, cfg: ModelConfig, q: Quanti
   const layerWeights = 2 * 4 * lin.reduce((a, l) => a + l.inFeatures * l.outFeatures, 0);
   const batch = Math.min(tokens, Math.max(seqlen, batchTokens));
   const activations = 4 * cfg.hiddenSize * (tokens + batch);
-  const groups = q.trueSequential ? arch.insideLayerModules : [arch.insideLayerModules.flat()];
+  const inside = arch.insideLayerModulesFor?.(cfg) ?? arch.insideLayerModules;
+  const groups = q.trueSequential ? inside : [inside.flat()];
   const byRel = new Map(lin.map((l) => [l.rel, l]));
   const hessians = Math.max(...groups.map((g) => {
     const ins = new Set(g.map((m) => byRel.get(m)?.inFeatures ?? 0));

@@ -127,7 +127,8 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
 
   // One set of graphs serves every layer (weights are inputs); rebuilt per layer only if the graph varies by index.
   const linBy = new Map(arch.layerLinears(cfg).map((l) => [l.rel, l]));
-  const groups = q.trueSequential ? arch.insideLayerModules.map((g) => [...g]) : [arch.insideLayerModules.flat()];
+  const inside = arch.insideLayerModulesFor?.(cfg) ?? arch.insideLayerModules;
+  const groups = q.trueSequential ? inside.map((g) => [...g]) : [inside.flat()];
   const varies = arch.layerGraphVaries?.(cfg) ?? false;
   let graphs = start < L ? await layerGraphs(arch, cfg, groups, start, o.device) : undefined;
 
@@ -160,14 +161,20 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
         return !why || o.quantizeUnpackable;
       });
       if (!todo.length) continue;
-      const hess = method === 'gptq' ? await hessians(grp, todo, feedWeights(grp.inputs), data, H, nsamples) : new Map<string, Float32Array>();
+      const routed = new Map<string, number>();
+      const hess = method === 'gptq' ? await hessians(grp, todo, feedWeights(grp.inputs), data, H, nsamples, routed) : new Map<string, Float32Array>();
       if (method === 'gptq') emit({ stage: 'hessian', layer: li, message: [...hess.keys()].join(',') });
       for (const m of todo) {
         const l = linBy.get(m)!;
         const ts = performance.now();
         // GPTQ works on torch Linear layout [out, in]; Conv1D (GPT-2) stores [in, out] (AutoGPTQ transposes too).
         const W = l.conv1d ? transpose(weights.get(`${m}.weight`)!, l.inFeatures, l.outFeatures) : weights.get(`${m}.weight`)!;
-        const r = method === 'gptq'
+        // MoE expert that no calibration token was routed to: H = 0, so GPTQ's dead-column rule would zero the whole
+        // weight (AutoGPTQ computes exactly that, then dies on `avg loss = …/nsamples` with nsamples 0, its issue #634).
+        // Like GPTQModel's fail-safe we round-to-nearest it instead and say so.
+        const unrouted = method === 'gptq' && routed.get(grp.repOf.get(m)!) === 0;
+        if (unrouted) log(`${prefix}${m}: no calibration token was routed to this expert; quantized with RTN instead of GPTQ (use more calibration data)`);
+        const r = method === 'gptq' && !unrouted
           ? await gptqQuantize(W, hess.get(grp.repOf.get(m)!)!, l.outFeatures, l.inFeatures, q, { onLog: (s) => log(`${prefix}${m}: ${s}`), nsamples })
             .catch((e: Error) => fail(`${prefix}${m}: ${e.message}`))
           : { ...rtnQuantize(W, l.outFeatures, l.inFeatures, q), avgLoss: NaN };
@@ -212,8 +219,12 @@ function addLayer(r: QuantizeLoopResult, tensors: Map<string, TensorLike>, rec: 
   r.skipped.push(...rec.skipped);
 }
 
-/** H = 2/n·ΣXᵀX per distinct input of the group's modules, accumulated over all calibration batches. */
-async function hessians(grp: LayerGraphs['hessGraphs'][number], todo: string[], wf: Record<string, ReturnType<typeof f32>>, data: Batch[], H: number, nsamples: number) {
+/**
+ * H = 2/n·ΣXᵀX per distinct input of the group's modules, accumulated over all calibration batches. Row-masked
+ * inputs (MoE experts: only routed tokens) also count their rows into `routed`. n is the calibration sample count
+ * for every module (GPTQ is invariant to H's scale; only the logged avg loss depends on it).
+ */
+async function hessians(grp: LayerGraphs['hessGraphs'][number], todo: string[], wf: Record<string, ReturnType<typeof f32>>, data: Batch[], H: number, nsamples: number, routed?: Map<string, number>) {
   const hess = new Map<string, Float32Array>();
   const reps = new Set(todo.map((m) => grp.repOf.get(m)!));
   for (const b of data) {
@@ -222,6 +233,8 @@ async function hessians(grp: LayerGraphs['hessGraphs'][number], todo: string[], 
       const x = r[`xtx.${rep}`]!.data as Float32Array;
       const acc = hess.get(rep);
       if (!acc) hess.set(rep, x); else for (let k = 0; k < x.length; k++) acc[k]! += x[k]!;
+      const rows = r[`rows.${rep}`];
+      if (rows && routed) routed.set(rep, (routed.get(rep) ?? 0) + Number((rows.data as Float32Array)[0]));
     }
   }
   for (const h of hess.values()) for (let k = 0; k < h.length; k++) h[k]! *= 2 / nsamples;
@@ -246,15 +259,16 @@ async function layerGraphs(arch: ArchDefinition, cfg: ModelConfig, groups: strin
     const w = new InputWeights(base);
     buildLayerGraph(arch, cfg, w, { withHidden: false, layerIndex }); // discover taps
     const byTap = new Map<string, string>();
+    const tapKey = (t: { value: string; rowWeight?: string }) => (t.rowWeight ? `${t.value}|${t.rowWeight}` : t.value);
     for (const m of mods) {
       const t = w.taps.get(m);
       if (!t) fail(`${cfg.modelType}: layer has no linear "${m}"`);
-      if (!byTap.has(t.value)) byTap.set(t.value, m);
+      if (!byTap.has(tapKey(t))) byTap.set(tapKey(t), m);
     }
     const reps = [...byTap.values()];
     const w2 = new InputWeights(base);
     const sess = await createSession(buildLayerGraph(arch, cfg, w2, { withHidden: false, hessians: reps, layerIndex }).toBytes(), { device });
-    const repOf = new Map(mods.map((m) => [m, byTap.get(w.taps.get(m)!.value)!]));
+    const repOf = new Map(mods.map((m) => [m, byTap.get(tapKey(w.taps.get(m)!))!]));
     return { mods, sess, inputs: w2.inputs, repOf };
   }));
   return { fwd, fwdW, hessGraphs };

@@ -30,11 +30,11 @@ export function moduleTensors(m: QuantizedModule, bits: number): Record<string, 
  * transformers' `modules_in_block_to_quantize` (what to convert inside each block) and GPTQModel's `dynamic`
  * negative rules, so loaders keep them in full precision.
  */
-export function quantizationConfigJson(arch: ArchDefinition, q: QuantizeConfig, skipped: SkippedModule[]): Record<string, unknown> {
+export function quantizationConfigJson(arch: ArchDefinition, cfg: ModelConfig, q: QuantizeConfig, skipped: SkippedModule[]): Record<string, unknown> {
   const j: Record<string, unknown> = { ...toQuantizeConfigJson(q), block_name_to_quantize: arch.layersBlockName.replace(/\.$/, '') };
   const skippedRel = [...new Set(skipped.map((s) => s.name.replace(/^.*?\.\d+\./, '')))];
   if (skippedRel.length) {
-    j.modules_in_block_to_quantize = arch.insideLayerModules.map((g) => g.filter((m) => !skippedRel.includes(m))).filter((g) => g.length);
+    j.modules_in_block_to_quantize = (arch.insideLayerModulesFor?.(cfg) ?? arch.insideLayerModules).map((g) => g.filter((m) => !skippedRel.includes(m))).filter((g) => g.length);
     j.dynamic = Object.fromEntries(skippedRel.map((m) => [`-:.*\\.${m.replace(/\./g, '\\.')}$`, {}]));
   }
   return j;
@@ -48,7 +48,7 @@ export async function saveQuantizedCheckpoint(out: string, src: { dir: string; c
   const tensors = new Map<string, TensorLike>();
   for (const n of src.ck.names()) if (!res.quantized.has(n.replace(/\.(weight|bias)$/, ''))) tensors.set(n, lazyFrom(src.ck, n));
   for (const [n, t] of res.packed) tensors.set(n, t);
-  const qjson = quantizationConfigJson(src.arch, q, res.skipped);
+  const qjson = quantizationConfigJson(src.arch, src.cfg, q, res.skipped);
   await writeDirAtomic(out, async (tmp) => {
     await saveSharded(tmp, tensors, { maxShardSize: o.maxShardSize ?? '5GB', metadata: { format: 'pt' } });
     const config = { ...src.cfg.raw, quantization_config: qjson };

@@ -1,13 +1,19 @@
-/** A loaded causal LM: config + ORT session over the whole-model graph (fp32 or quantized weights). */
+/** A loaded causal LM: config + ORT session(s) over the whole-model graph (fp32 or quantized weights). */
+import * as ort from 'onnxruntime-node';
 import type { InferenceSession } from 'onnxruntime-node';
 import { loadModelConfig, type ModelConfig } from '../io/config.ts';
 import { Checkpoint } from '../io/safetensors.ts';
-import { buildCausalLM, kvNames } from '../graph/causal-lm.ts';
-import { createSession, f32, i64, type Device } from '../graph/session.ts';
+import { buildCausalLM, GqaUnsupportedError, kvNames, type ModelGraphOptions } from '../graph/causal-lm.ts';
+import { createSession, f32, type Device } from '../graph/session.ts';
 import { InitializerWeights } from '../graph/weights.ts';
 import { archFor } from '../models/registry.ts';
 import type { ArchDefinition, WeightSource } from '../models/types.ts';
+import { fail } from '../errors.ts';
 import { checkAccuracyLevel, loadQuantizedWeights, type AccuracyLevel, type QuantizedLoadInfo } from './quantized-weights.ts';
+import { checkLmHeadBits, HeadQuantizedWeights, lmHeadNote, quantizeHead, readHeadWeight, type LmHeadBits, type QuantizedHead } from './lm-head.ts';
+import { graphCacheKey, GraphCache, type GraphCacheOption } from './graph-cache.ts';
+
+export type AttentionMode = 'auto' | 'gqa' | 'plain';
 
 export interface LoadOptions {
   device?: Device; threads?: number;
@@ -19,10 +25,36 @@ export interface LoadOptions {
   accuracyLevel?: AccuracyLevel;
   /** Where load-time notices go (e.g. modules dequantized to fp32); default stderr. */
   onLog?: (msg: string) => void;
+  /**
+   * KV-cache attention. 'auto' (default): com.microsoft.GroupQueryAttention appending into a preallocated KV buffer
+   * in place (one session for perplexity, prefill and decode) on the CPU EP when every layer can run on it, else
+   * 'plain'. 'plain': the portable graph that grows the cache with Concat (a full-sequence and a decode session).
+   * Both compute the same function (tests compare them).
+   */
+  attention?: AttentionMode;
+  /**
+   * Opt-in, not exact: run the output head (lm_head, or the tied embedding used as head) on MatMulNBits with weights
+   * round-to-nearest quantized at load — 8: symmetric int8 per 32 inputs, always at accuracy_level 4 (ORT has no fast
+   * 8-bit kernel with fp32 activations); 4: asymmetric int4 per 32 inputs, at the model's accuracy level. The head
+   * is the largest single matrix of small models (vocab × hidden fp32 is read once per generated token). Logged.
+   */
+  lmHeadBits?: LmHeadBits;
+  /**
+   * Compiled-graph cache (src/runtime/graph-cache.ts): true (default for `load`) = ~/.cache/gptqjs/graphs (or
+   * $GPTQJS_CACHE/graphs), a directory path, or false. Keyed by the checkpoint's files (names, sizes, mtimes,
+   * safetensors headers), config, load options, gptqjs and ORT versions.
+   */
+  graphCache?: GraphCacheOption;
 }
 
-/** KV cache of a running sequence batch: per layer [B, kvH, P, d]. */
-export interface KvCache { keys: Float32Array[]; values: Float32Array[]; length: number; batch: number }
+/**
+ * KV cache of a running sequence batch, per layer. Plain form: [B, kvH, length, d]. Buffer form (`capacity` set, the
+ * GroupQueryAttention path): [B, kvH, capacity, d] of which the first `length` positions are valid; steps append in
+ * place, so the cache returned by forwardStep shares storage with the one passed in (an older cache object stays
+ * valid for its own length only until a step from it or a later one overwrites the positions after it; use
+ * `cloneCache` to branch).
+ */
+export interface KvCache { keys: Float32Array[]; values: Float32Array[]; length: number; batch: number; capacity?: number }
 
 /** Read every float tensor of a checkpoint as fp32 (small/medium models; the quantizer streams instead). */
 export async function loadFloatWeights(dir: string): Promise<Map<string, Float32Array>> {
@@ -37,52 +69,189 @@ export async function loadFloatWeights(dir: string): Promise<Map<string, Float32
   } finally { await ck.close(); }
 }
 
+type Sessions = { kind: 'gqa'; fast: InferenceSession } | { kind: 'plain'; full: InferenceSession; step: InferenceSession };
+
+/** Graphs of each attention mode, in session order. */
+const GRAPHS: Record<'gqa' | 'plain', ModelGraphOptions[]> = {
+  gqa: [{ kvCache: true, kvMode: 'gqa', logitsToKeepInput: true, fusedOps: true }],
+  plain: [{ kvCache: false }, { kvCache: true, lastLogitsOnly: true }],
+};
+/** The graphs of a mode for a device (fused CPU kernels only on the CPU EP). */
+const graphsFor = (kind: 'gqa' | 'plain', device: Device): ModelGraphOptions[] =>
+  GRAPHS[kind].map((g) => ({ ...g, fusedOps: device === 'cpu' }));
+
+/** Default first capacity of a KV buffer beyond the positions needed right away (grows by doubling). */
+const CAPACITY_SLACK = 256;
+
 export class CausalLM {
   /** Set for GPTQ checkpoints: settings and the kernel each quantized module runs on. */
   quantization?: QuantizedLoadInfo;
-  private constructor(
-    readonly cfg: ModelConfig, readonly arch: ArchDefinition,
-    private readonly full: InferenceSession, private readonly step: InferenceSession,
-  ) {}
+  /** Set when the output head runs quantized (LoadOptions.lmHeadBits). */
+  lmHead?: { bits: LmHeadBits; accuracyLevel: AccuracyLevel };
+  /** Where the graphs came from and how long building took (ms). */
+  loadInfo: { graphCache: 'hit' | 'miss' | 'off'; attention: 'gqa' | 'plain'; seconds?: number } = { graphCache: 'off', attention: 'plain' };
+  private readonly tensors = new WeakMap<Float32Array, ort.Tensor>();
 
-  /** Build both graphs (full-sequence logits for ppl; KV-cache step for generation) from a weight source. */
+  private constructor(readonly cfg: ModelConfig, readonly arch: ArchDefinition, private readonly s: Sessions) {
+    this.loadInfo.attention = s.kind;
+  }
+
+  /** 'gqa': KV decode appends in place with GroupQueryAttention; 'plain': Concat graphs. */
+  get attention(): 'gqa' | 'plain' { return this.s.kind; }
+
+  /**
+   * Build the graphs from a weight source: with attention 'auto' on CPU one GroupQueryAttention graph (full-sequence
+   * logits, prefill and decode), else the plain full-sequence graph (ppl) and KV-cache step graph.
+   */
   static async fromWeights(cfg: ModelConfig, w: () => WeightSource, o: LoadOptions = {}): Promise<CausalLM> {
+    return CausalLM.fromGraphs(cfg, async (g) => buildCausalLM(archFor(cfg.modelType), cfg, w(), g).toBytes(), o);
+  }
+
+  /**
+   * Sessions from a graph factory (`bytes(options)` builds one graph; it may throw GqaUnsupportedError), through the
+   * graph cache when given. Tries GroupQueryAttention first unless told otherwise.
+   */
+  private static async fromGraphs(cfg: ModelConfig, bytes: (g: ModelGraphOptions) => Promise<Uint8Array>, o: LoadOptions, cache?: { store: GraphCache; key: string }): Promise<CausalLM> {
     const arch = archFor(cfg.modelType);
     arch.check?.(cfg);
-    const full = await createSession(buildCausalLM(arch, cfg, w(), { kvCache: false }).toBytes(), o);
-    const step = await createSession(buildCausalLM(arch, cfg, w(), { kvCache: true, lastLogitsOnly: true }).toBytes(), o);
-    return new CausalLM(cfg, arch, full, step);
+    const mode = o.attention ?? 'auto';
+    if (!['auto', 'gqa', 'plain'].includes(mode)) fail(`attention must be auto, gqa or plain, got ${JSON.stringify(mode)}`);
+    const device = o.device ?? 'cpu';
+    if (mode === 'gqa' && device !== 'cpu') fail(`attention "gqa" runs on the CPU execution provider only (device is ${device})`);
+    const t0 = performance.now();
+    let hit = true;
+    const sessionsFor = async (kind: 'gqa' | 'plain'): Promise<InferenceSession[]> => {
+      const out: InferenceSession[] = [];
+      for (const [i, g] of graphsFor(kind, device).entries()) {
+        const key = cache && `${cache.key}-${kind}${i}`;
+        const path = key && cache.store.lookup(key);
+        if (path) { out.push(await createSession(path, o)); continue; }
+        hit = false;
+        if (key && kind === 'gqa' && cache.store.isUnsupported(key)) throw new GqaUnsupportedError('recorded in the graph cache');
+        let b: Uint8Array;
+        try { b = await bytes(g); } catch (e) {
+          if (key && e instanceof GqaUnsupportedError) await cache.store.markUnsupported(key, e.message);
+          throw e;
+        }
+        if (key) await cache.store.save(key, b);
+        out.push(await createSession(b, o));
+      }
+      return out;
+    };
+    let s: Sessions | undefined;
+    if (mode !== 'plain' && device === 'cpu') {
+      try {
+        const [fast] = await sessionsFor('gqa');
+        s = { kind: 'gqa', fast: fast! };
+      } catch (e) {
+        if (mode === 'gqa' || !(e instanceof GqaUnsupportedError)) throw e;
+        hit = true; // judged by the plain graphs below
+      }
+    }
+    if (!s) {
+      const [full, step] = await sessionsFor('plain');
+      s = { kind: 'plain', full: full!, step: step! };
+    }
+    const m = new CausalLM(cfg, arch, s);
+    m.loadInfo = { graphCache: cache ? (hit ? 'hit' : 'miss') : 'off', attention: s.kind, seconds: (performance.now() - t0) / 1000 };
+    return m;
   }
 
   /**
    * Load an HF checkpoint directory: fp16/bf16/fp32, or GPTQ (AutoGPTQ / GPTQModel / transformers layouts) when it
    * holds `.qweight` tensors — those modules run on MatMulNBits, modules with a plain `.weight` stay fp32.
+   * Compiled graphs are cached (LoadOptions.graphCache): a second load reads no weights here.
    */
   static async load(dir: string, o: LoadOptions = {}): Promise<CausalLM> {
     const cfg = await loadModelConfig(dir);
     const accuracyLevel = checkAccuracyLevel(o.accuracyLevel);
+    const lmHeadBits = checkLmHeadBits(o.lmHeadBits);
     const arch = archFor(cfg.modelType);
     arch.check?.(cfg);
-    const q = await loadQuantizedWeights(dir, cfg, arch, { accuracyLevel, onLog: o.onLog });
-    if (q) {
-      const m = await CausalLM.fromWeights(cfg, q.source, o);
-      m.quantization = q.info;
-      return m;
+    const log = o.onLog ?? ((msg: string) => process.stderr.write(`[gptqjs] ${msg}\n`));
+    const store = GraphCache.open(o.graphCache ?? true);
+    const key = store ? await graphCacheKey(dir, { accuracyLevel, lmHeadBits: lmHeadBits ?? 0, device: o.device ?? 'cpu' }) : '';
+    const headAcc: AccuracyLevel = lmHeadBits === 8 ? 4 : accuracyLevel;
+    if (lmHeadBits) log(lmHeadNote(lmHeadBits, headAcc));
+    // Weights are read (and GPTQ tensors repacked) only when some graph is not in the cache.
+    const logs: string[] = [];
+    let source: Promise<{ w: () => WeightSource; q?: QuantizedLoadInfo }> | undefined;
+    const weights = () => (source ??= (async () => {
+      const q = await loadQuantizedWeights(dir, cfg, arch, { accuracyLevel, onLog: (msg) => { logs.push(msg); log(msg); } });
+      let w: () => WeightSource;
+      if (q) w = q.source;
+      else {
+        const fp = await loadFloatWeights(dir);
+        w = () => new InitializerWeights((n) => fp.get(n));
+      }
+      if (lmHeadBits) {
+        const hw = await readHeadWeight(dir, arch, cfg, q?.info);
+        if (hw) {
+          const head: QuantizedHead = quantizeHead(hw, cfg.vocabSize, cfg.hiddenSize, lmHeadBits);
+          const inner = w;
+          w = () => new HeadQuantizedWeights(inner(), arch.lmHead, head, headAcc);
+        } else log(`lm-head: the output head is already quantized in ${dir}; --lm-head-bits ignored`);
+      }
+      return { w, q: q?.info };
+    })());
+    const m = await CausalLM.fromGraphs(cfg, async (g) => buildCausalLM(arch, cfg, (await weights()).w(), g).toBytes(), o, store ? { store, key } : undefined);
+    if (source) {
+      const { q } = await source;
+      if (q) m.quantization = q;
+      if (store) await store.writeInfo(key, { quantization: q ?? null, logs });
+    } else if (store) {
+      const info = await store.readInfo<{ quantization: QuantizedLoadInfo | null; logs: string[] }>(key);
+      if (info?.quantization) m.quantization = info.quantization;
+      for (const msg of info?.logs ?? []) log(msg);
     }
-    const weights = await loadFloatWeights(dir);
-    return CausalLM.fromWeights(cfg, () => new InitializerWeights((n) => weights.get(n)), o);
+    if (lmHeadBits) m.lmHead = { bits: lmHeadBits, accuracyLevel: headAcc };
+    return m;
   }
 
   /** Logits for every position of each row: ids [B,S] → Float32Array [B,S,V]. */
   async logits(ids: number[][]): Promise<Float32Array> {
     const B = ids.length, S = ids[0]!.length;
-    const r = await this.full.run({ input_ids: i64(ids.flat(), [B, S]) });
+    const input_ids = i64From(ids, B, S);
+    if (this.s.kind === 'plain') {
+      const r = await this.s.full.run({ input_ids });
+      return r.logits!.data as Float32Array;
+    }
+    const { numLayers, numKvHeads: kvH, headDim: d } = this.cfg;
+    const pos = new BigInt64Array(B * S), mask = new BigInt64Array(B * S).fill(1n);
+    for (let b = 0; b < B; b++) for (let s = 0; s < S; s++) pos[b * S + s] = BigInt(s);
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids, position_ids: new ort.Tensor('int64', pos, [B, S]), attention_mask: new ort.Tensor('int64', mask, [B, S]),
+      num_logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(BigInt(S)), []),
+    };
+    const empty = f32(new Float32Array(0), [B, kvH, 0, d]);
+    for (let i = 0; i < numLayers; i++) { const n = kvNames(i); feeds[n.pastKey] = empty; feeds[n.pastValue] = empty; }
+    const r = await this.s.fast.run(feeds, ['logits']);
     return r.logits!.data as Float32Array;
   }
 
-  emptyCache(batch: number): KvCache {
+  /**
+   * An empty cache for `batch` rows. `capacity` (GroupQueryAttention path): preallocate room for that many positions
+   * (e.g. prompt + max new tokens), so that no step has to grow the buffers.
+   */
+  emptyCache(batch: number, capacity?: number): KvCache {
     const z = () => Array.from({ length: this.cfg.numLayers }, () => new Float32Array(0));
+    if (this.s.kind === 'gqa' && capacity && capacity > 0) return this.resized({ keys: z(), values: z(), length: 0, batch }, capacity);
     return { keys: z(), values: z(), length: 0, batch };
+  }
+
+  /**
+   * The first `length` positions of `cache` (reuse a shared prefix, e.g. the previous turns of a chat). A buffer-form
+   * cache is rewound without copying (storage shared with `cache`).
+   */
+  truncateCache(cache: KvCache, length: number): KvCache {
+    if (!(Number.isInteger(length) && length >= 0 && length <= cache.length)) fail(`truncateCache: length ${length} outside [0, ${cache.length}]`);
+    if (cache.capacity !== undefined) return { ...cache, length };
+    return this.compacted({ ...cache, capacity: cache.length }, length);
+  }
+
+  /** A copy of `cache` that later steps on either do not affect. */
+  cloneCache(cache: KvCache): KvCache {
+    return { ...cache, keys: cache.keys.map((a) => a.slice()), values: cache.values.map((a) => a.slice()) };
   }
 
   /**
@@ -90,32 +259,105 @@ export class CausalLM {
    * the mask's cumulative sum). Returns last-position logits [B,V] and the grown cache.
    */
   async forwardStep(ids: number[][], cache: KvCache, attentionMask?: number[][]): Promise<{ logits: Float32Array; cache: KvCache }> {
-    const { numLayers, numKvHeads: kvH, headDim: d } = this.cfg;
     const B = ids.length, S = ids[0]!.length, P = cache.length, T = P + S;
-    const mask = attentionMask ?? Array.from({ length: B }, () => new Array(T).fill(1));
-    const pos: number[] = [];
-    for (const row of mask) {
+    if (cache.batch !== B) fail(`forwardStep: cache has batch ${cache.batch}, ids have ${B} rows`);
+    const mask = attentionMask ?? Array.from({ length: B }, () => new Array<number>(T).fill(1));
+    if (mask.length !== B || mask.some((r) => r.length !== T)) fail(`forwardStep: attention mask must be ${B} rows of ${T} (cached ${P} + new ${S})`);
+    if (this.s.kind === 'gqa' && B > 1 && S > 1 && P > 0) {
+      // GroupQueryAttention takes several new tokens after a non-empty cache only for batch 1: feed them one by one
+      // (the same function; only the last position's logits are returned).
+      let r: { logits: Float32Array; cache: KvCache } = { logits: new Float32Array(0), cache };
+      for (let s = 0; s < S; s++) r = await this.forwardStep(ids.map((row) => [row[s]!]), r.cache, mask.map((row) => row.slice(0, P + s + 1)));
+      return r;
+    }
+    const pos = new BigInt64Array(B * S), am = new BigInt64Array(B * T);
+    for (let b = 0; b < B; b++) {
+      const row = mask[b]!;
       let c = 0;
-      const cum = row.map((m) => (c += m));
-      for (let j = P; j < T; j++) pos.push(Math.max(cum[j]! - 1, 0));
+      for (let j = 0; j < T; j++) {
+        const m = row[j] ? 1 : 0;
+        c += m;
+        am[b * T + j] = m ? 1n : 0n;
+        if (j >= P) pos[b * S + j - P] = BigInt(Math.max(c - 1, 0));
+      }
     }
-    const feeds: Record<string, ReturnType<typeof f32>> = {
-      input_ids: i64(ids.flat(), [B, S]), position_ids: i64(pos, [B, S]), attention_mask: i64(mask.flat(), [B, T]),
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: i64From(ids, B, S), position_ids: new ort.Tensor('int64', pos, [B, S]), attention_mask: new ort.Tensor('int64', am, [B, T]),
     };
+    const { numLayers, numKvHeads: kvH, headDim: d } = this.cfg;
+    if (this.s.kind === 'plain') {
+      const c = cache.capacity === undefined ? cache : this.compacted(cache);
+      for (let i = 0; i < numLayers; i++) {
+        const n = kvNames(i);
+        feeds[n.pastKey] = f32(c.keys[i]!, [B, kvH, P, d]);
+        feeds[n.pastValue] = f32(c.values[i]!, [B, kvH, P, d]);
+      }
+      const r = await this.s.step.run(feeds);
+      const next: KvCache = { keys: [], values: [], length: T, batch: B };
+      for (let i = 0; i < numLayers; i++) {
+        const n = kvNames(i);
+        next.keys.push(r[n.presentKey]!.data as Float32Array);
+        next.values.push(r[n.presentValue]!.data as Float32Array);
+      }
+      return { logits: r.logits!.data as Float32Array, cache: next };
+    }
+    // GroupQueryAttention: past and present are the same buffer (ORT appends in place).
+    let c = cache;
+    if (c.capacity === undefined || c.capacity < T) c = this.resized(c, Math.max(T + CAPACITY_SLACK, (c.capacity ?? 0) * 2));
+    feeds.num_logits_to_keep = new ort.Tensor('int64', BigInt64Array.of(1n), []);
+    const fetches: Record<string, ort.Tensor | null> = { logits: null };
     for (let i = 0; i < numLayers; i++) {
       const n = kvNames(i);
-      feeds[n.pastKey] = f32(cache.keys[i]!, [B, kvH, P, d]);
-      feeds[n.pastValue] = f32(cache.values[i]!, [B, kvH, P, d]);
+      const k = this.bufferTensor(c.keys[i]!, [B, kvH, c.capacity!, d]), v = this.bufferTensor(c.values[i]!, [B, kvH, c.capacity!, d]);
+      feeds[n.pastKey] = k; feeds[n.pastValue] = v;
+      fetches[n.presentKey] = k; fetches[n.presentValue] = v;
     }
-    const r = await this.step.run(feeds);
-    const next: KvCache = { keys: [], values: [], length: T, batch: B };
-    for (let i = 0; i < numLayers; i++) {
-      const n = kvNames(i);
-      next.keys.push(r[n.presentKey]!.data as Float32Array);
-      next.values.push(r[n.presentValue]!.data as Float32Array);
-    }
-    return { logits: r.logits!.data as Float32Array, cache: next };
+    const r = await this.s.fast.run(feeds, fetches as unknown as InferenceSession.FetchesType);
+    return { logits: r.logits!.data as Float32Array, cache: { ...c, length: T } };
   }
 
-  async release(): Promise<void> { await this.full.release(); await this.step.release(); }
+  /** One ort.Tensor per KV buffer, reused by every step (the same memory is bound as input and output). */
+  private bufferTensor(buf: Float32Array, dims: number[]): ort.Tensor {
+    let t = this.tensors.get(buf);
+    if (!t) { t = new ort.Tensor('float32', buf, dims); this.tensors.set(buf, t); }
+    return t;
+  }
+
+  /** Buffer-form copy of `cache` with room for `capacity` positions (the valid `length` positions copied). */
+  private resized(cache: KvCache, capacity: number): KvCache {
+    const { numKvHeads: kvH, headDim: d } = this.cfg;
+    const B = cache.batch, P = cache.length, from = cache.capacity ?? P;
+    const move = (src: Float32Array) => {
+      const dst = new Float32Array(B * kvH * capacity * d);
+      for (let bh = 0; bh < B * kvH; bh++) dst.set(src.subarray(bh * from * d, bh * from * d + P * d), bh * capacity * d);
+      return dst;
+    };
+    return { keys: cache.keys.map(move), values: cache.values.map(move), length: P, batch: B, capacity };
+  }
+
+  /** Plain-form copy ([B, kvH, P, d]) of the first P (default: all valid) positions of a buffer-form cache. */
+  private compacted(cache: KvCache, P = cache.length): KvCache {
+    const { numKvHeads: kvH, headDim: d } = this.cfg;
+    const B = cache.batch, cap = cache.capacity!;
+    const move = (src: Float32Array) => {
+      const dst = new Float32Array(B * kvH * P * d);
+      for (let bh = 0; bh < B * kvH; bh++) dst.set(src.subarray(bh * cap * d, bh * cap * d + P * d), bh * P * d);
+      return dst;
+    };
+    return { keys: cache.keys.map(move), values: cache.values.map(move), length: P, batch: B };
+  }
+
+  async release(): Promise<void> {
+    if (this.s.kind === 'plain') { await this.s.full.release(); await this.s.step.release(); } else await this.s.fast.release();
+  }
+}
+
+function i64From(ids: number[][], B: number, S: number): ort.Tensor {
+  const a = new BigInt64Array(B * S);
+  for (let b = 0; b < B; b++) {
+    const row = ids[b]!;
+    if (row.length !== S) fail(`input ids: row ${b} has ${row.length} tokens, row 0 has ${S} (pad the rows to one length)`);
+    for (let s = 0; s < S; s++) a[b * S + s] = BigInt(row[s]!);
+  }
+  return new ort.Tensor('int64', a, [B, S]);
 }

@@ -1,6 +1,6 @@
 /** Autoregressive generation over a CausalLM with KV cache: batching (left padding), stop tokens/strings, streaming. */
 import { mulberry32 } from '../io/random.ts';
-import type { CausalLM } from './causal-lm.ts';
+import type { CausalLM, KvCache } from './causal-lm.ts';
 import { applyRepetitionPenalty, sampleToken, type SamplingOptions } from './sampling.ts';
 
 export interface GenerateOptions extends SamplingOptions {
@@ -14,9 +14,21 @@ export interface GenerateOptions extends SamplingOptions {
   padTokenId?: number;
   /** Called with (row, token) as each token is produced. */
   onToken?: (row: number, token: number) => void;
+  /**
+   * Continue after this cache (e.g. the previous turn of a chat, see CausalLM.truncateCache): its positions, all real
+   * tokens, precede every prompt. Its batch must equal the number of prompts. The cache may be updated in place.
+   */
+  cache?: KvCache;
 }
 
-export interface GenerateResult { tokens: number[][]; finishReason: ('eos' | 'stop' | 'length')[]; prefillMs: number; decodeMs: number; steps: number }
+export interface GenerateResult {
+  tokens: number[][]; finishReason: ('eos' | 'stop' | 'length')[]; prefillMs: number; decodeMs: number; steps: number;
+  /**
+   * The cache after the run: it holds (cached prefix +) padded prompts + every generated token except the last one
+   * of each row (the last sampled token is never fed back).
+   */
+  cache: KvCache;
+}
 
 /** Generate continuations for each prompt (token ids). Prompts of different length are left-padded. */
 export async function generate(model: CausalLM, prompts: number[][], o: GenerateOptions = {}): Promise<GenerateResult> {
@@ -25,13 +37,15 @@ export async function generate(model: CausalLM, prompts: number[][], o: Generate
   if (L === 0) throw new Error('generate: empty prompt');
   const pad = o.padTokenId ?? 0;
   const ids = prompts.map((p) => [...new Array(L - p.length).fill(pad), ...p]);
-  const mask = prompts.map((p) => [...new Array(L - p.length).fill(0), ...new Array(p.length).fill(1)]);
+  const P0 = o.cache?.length ?? 0;
+  if (o.cache && o.cache.batch !== B) throw new Error(`generate: cache has batch ${o.cache.batch}, ${B} prompts given`);
+  const mask = prompts.map((p) => [...new Array(P0).fill(1), ...new Array(L - p.length).fill(0), ...new Array(p.length).fill(1)]);
   const rand = mulberry32(o.seed ?? 0);
   const out: number[][] = prompts.map(() => []);
   const done: (GenerateResult['finishReason'][number] | null)[] = prompts.map(() => null);
   const eos = new Set(o.eosTokenIds ?? []);
   const t0 = performance.now();
-  let { logits, cache } = await model.forwardStep(ids, model.emptyCache(B), mask);
+  let { logits, cache } = await model.forwardStep(ids, o.cache ?? model.emptyCache(B, L + maxNew), mask);
   const prefillMs = performance.now() - t0;
   let steps = 0;
   for (; steps < maxNew; steps++) {
@@ -54,5 +68,5 @@ export async function generate(model: CausalLM, prompts: number[][], o: Generate
     for (let b = 0; b < B; b++) mask[b]!.push(done[b] ? 0 : 1);
     ({ logits, cache } = await model.forwardStep(next.map((t) => [t]), cache, mask));
   }
-  return { tokens: out, finishReason: done.map((d) => d ?? 'length'), prefillMs, decodeMs: performance.now() - t0 - prefillMs, steps };
+  return { tokens: out, finishReason: done.map((d) => d ?? 'length'), prefillMs, decodeMs: performance.now() - t0 - prefillMs, steps, cache };
 }

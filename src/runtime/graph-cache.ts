@@ -1,0 +1,127 @@
+/**
+ * On-disk cache of compiled model graphs (the ONNX bytes CausalLM.load builds), so that a second load of the same
+ * checkpoint with the same options reads no weights in JS, converts nothing (GPTQ repacking, lm-head quantization)
+ * and encodes nothing: ONNX Runtime loads the .onnx file directly.
+ *
+ * Location: `graphCache: true` → $GPTQJS_CACHE/graphs or ~/.cache/gptqjs/graphs; a string → that directory;
+ * false (or env GPTQJS_GRAPH_CACHE=0) → off. Size cap: GPTQJS_GRAPH_CACHE_MAX_GB (default 16); least recently used
+ * entries are deleted first.
+ *
+ * Key (sha256): the checkpoint directory's absolute path; config.json, quantize_config.json and the safetensors index
+ * verbatim; every safetensors file's name, size, mtime and JSON header (tensor names, dtypes, shapes, offsets —
+ * hashing all weight bytes of a multi-GB model would cost seconds per load); the load options that change graphs;
+ * the gptqjs version plus a hash of its own sources (graph code changes invalidate entries); ORT's version; the host
+ * platform. A checkpoint rewritten in place gets a new mtime, hence a new key.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, promises as fs, readdirSync, readFileSync, statSync, utimesSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as ort from 'onnxruntime-node';
+import { writeFileAtomic } from '../io/atomic.ts';
+
+export type GraphCacheOption = boolean | string;
+
+const SRC_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const PKG_ROOT = resolve(SRC_ROOT, '..');
+
+let codeHash: string | undefined;
+/** gptqjs version + hash of every .ts under src/ (memoized). */
+function codeVersion(): string {
+  if (codeHash) return codeHash;
+  const h = createHash('sha256');
+  try { h.update(JSON.parse(readFileSync(join(PKG_ROOT, 'package.json'), 'utf8')).version ?? '?'); } catch { h.update('?'); }
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.ts')) { h.update(p.slice(SRC_ROOT.length)); h.update(readFileSync(p)); }
+    }
+  };
+  try { walk(SRC_ROOT); } catch { h.update(String(Date.now())); } // unreadable sources: never reuse
+  return (codeHash = h.digest('hex'));
+}
+
+/** Cache key of `dir` loaded with `options` (only options that change the compiled graphs). */
+export async function graphCacheKey(dir: string, options: Record<string, unknown>): Promise<string> {
+  const h = createHash('sha256');
+  const abs = resolve(dir);
+  h.update(JSON.stringify({ dir: abs, options, code: codeVersion(), ort: ort.env.versions?.common ?? '', platform: `${process.platform}-${process.arch}`, format: 1 }));
+  const files = (await fs.readdir(abs)).sort();
+  for (const f of files) {
+    const p = join(abs, f);
+    if (f === 'config.json' || f === 'quantize_config.json' || f.endsWith('.safetensors.index.json')) {
+      h.update(`\0${f}\0`); h.update(await fs.readFile(p));
+    } else if (f.endsWith('.safetensors')) {
+      const st = await fs.stat(p);
+      h.update(`\0${f}\0${st.size}\0${st.mtimeMs}\0`);
+      const fh = await fs.open(p, 'r');
+      try {
+        const len = Buffer.alloc(8);
+        await fh.read(len, 0, 8, 0);
+        const n = Number(len.readBigUInt64LE(0));
+        if (n > 0 && n < 100 * 1024 * 1024) { const hdr = Buffer.alloc(n); await fh.read(hdr, 0, n, 8); h.update(hdr); }
+      } finally { await fh.close(); }
+    }
+  }
+  return h.digest('hex').slice(0, 32);
+}
+
+export class GraphCache {
+  private constructor(readonly dir: string, private readonly maxBytes: number) {}
+
+  /** The cache for a LoadOptions.graphCache value, or undefined when caching is off. */
+  static open(opt: GraphCacheOption): GraphCache | undefined {
+    if (opt === false || process.env.GPTQJS_GRAPH_CACHE === '0') return undefined;
+    const dir = typeof opt === 'string' ? resolve(opt) : join(process.env.GPTQJS_CACHE || join(homedir(), '.cache', 'gptqjs'), 'graphs');
+    const gb = Number(process.env.GPTQJS_GRAPH_CACHE_MAX_GB ?? 16);
+    return new GraphCache(dir, (Number.isFinite(gb) && gb > 0 ? gb : 16) * 1024 ** 3);
+  }
+
+  private path(key: string, ext = '.onnx'): string { return join(this.dir, `${key}${ext}`); }
+
+  /** Path of the cached graph, or undefined (a hit refreshes its mtime for LRU eviction). */
+  lookup(key: string): string | undefined {
+    const p = this.path(key);
+    if (!existsSync(p)) return undefined;
+    try { const now = new Date(); utimesSync(p, now, now); } catch { /* read-only cache: fine */ }
+    return p;
+  }
+
+  /** Store a graph atomically; returns its path. Failures (disk full, read-only) only disable caching of it. */
+  async save(key: string, bytes: Uint8Array): Promise<string | undefined> {
+    try {
+      await fs.mkdir(this.dir, { recursive: true });
+      await this.evict(bytes.byteLength);
+      await writeFileAtomic(this.path(key), bytes);
+      return this.path(key);
+    } catch { return undefined; }
+  }
+
+  isUnsupported(key: string): boolean { return existsSync(this.path(key, '.unsupported')); }
+  async markUnsupported(key: string, why: string): Promise<void> {
+    try { await fs.mkdir(this.dir, { recursive: true }); await writeFileAtomic(this.path(key, '.unsupported'), why + '\n'); } catch { /* ignore */ }
+  }
+
+  async readInfo<T>(key: string): Promise<T | undefined> {
+    try { return JSON.parse(await fs.readFile(this.path(key, '.json'), 'utf8')) as T; } catch { return undefined; }
+  }
+  async writeInfo(key: string, info: unknown): Promise<void> {
+    try { await fs.mkdir(this.dir, { recursive: true }); await writeFileAtomic(this.path(key, '.json'), JSON.stringify(info)); } catch { /* ignore */ }
+  }
+
+  /** Delete least recently used entries until `incoming` more bytes fit under the cap. */
+  private async evict(incoming: number): Promise<void> {
+    const entries = readdirSync(this.dir).filter((f) => !f.includes('.tmp')).map((f) => {
+      const p = join(this.dir, f);
+      try { const st = statSync(p); return { p, size: st.size, t: st.mtimeMs }; } catch { return { p, size: 0, t: 0 }; }
+    });
+    let total = entries.reduce((a, e) => a + e.size, 0) + incoming;
+    for (const e of entries.sort((a, b) => a.t - b.t)) {
+      if (total <= this.maxBytes) break;
+      await fs.rm(e.p, { force: true });
+      total -= e.size;
+    }
+  }
+}

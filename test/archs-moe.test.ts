@@ -1,0 +1,236 @@
+/**
+ * Mixtral (sparse MoE): ORT graphs vs an independent float64 reference with HF's sparse top-k routing, per-expert
+ * Hessians over exactly the routed tokens, and a GPTQ run (quantize → fake-quant logits beat RTN → saveQuantized →
+ * CausalLM.load of the saved directory), plus the unrouted-expert fallback.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { GPTQModel } from '../src/gptq-model.ts';
+import { Checkpoint } from '../src/io/safetensors.ts';
+import { CausalLM, loadFloatWeights } from '../src/runtime/causal-lm.ts';
+import { buildLayerGraph } from '../src/graph/causal-lm.ts';
+import { InputWeights } from '../src/graph/weights.ts';
+import { createSession, f32 } from '../src/graph/session.ts';
+import { loadModelConfig, parseModelConfig } from '../src/io/config.ts';
+import { archFor } from '../src/models/registry.ts';
+import { mixtralRefConfig, mixtralRefEmbed, mixtralRefForward, mixtralRefLayerParts, type Routing } from './reference/mixtral-ref.ts';
+import { makeMixtralCheckpoint, mixtralConfig, type MixtralOpts } from './synth-moe.ts';
+import { rng, tmpDir } from './helpers.ts';
+
+const TOL = 1e-4;
+const V = 96;
+const results: string[] = [];
+const report = (name: string, r: Record<string, number>) => results.push(`${name}: ${Object.entries(r).map(([k, v]) => `${k} ${v.toExponential(2)}`).join(', ')}`);
+const ids16 = (mul = 7, add = 3) => Array.from({ length: 16 }, (_, i) => (i * mul + add) % V);
+
+function maxDiff(lg: Float32Array, ref: Float64Array[], offset = 0): number {
+  let md = 0;
+  ref.forEach((row, s) => { for (let v = 0; v < V; v++) md = Math.max(md, Math.abs(lg[(offset + s) * V + v]! - row[v]!)); });
+  return md;
+}
+
+const parityCases: [string, MixtralOpts][] = [
+  ['4 experts top-2, hidden 64, inter 64, GQA 4/2, 2 layers', { seed: 1 }],
+  ['8 experts top-2, tied embeddings, 3 layers', { seed: 2, experts: 8, tie: true, layers: 3 }],
+  ['4 experts top-1 (renormalized weight 1)', { seed: 3, topK: 1 }],
+];
+
+for (const [name, o] of parityCases) {
+  test(`mixtral ${name}: ORT vs float64 sparse-routing reference (full + KV step ≤ 1e-4)`, async () => {
+    const t = tmpDir();
+    try {
+      await makeMixtralCheckpoint(t.path, o);
+      const m = await CausalLM.load(t.path);
+      const w = await loadFloatWeights(t.path);
+      const c = mixtralRefConfig(JSON.parse(readFileSync(join(t.path, 'config.json'), 'utf8')));
+      let full = 0, step = 0;
+      const used = new Set<string>();
+      try {
+        for (const ids of [ids16(), ids16(13, 5).slice(0, 9)]) {
+          const routing: Routing = [];
+          const r0 = mixtralRefForward(c, (n) => w.get(n), ids, routing);
+          routing.forEach((l, li) => l.forEach((rows, e) => rows.length && used.add(`${li}.${e}`)));
+          full = Math.max(full, maxDiff(await m.logits([ids]), r0));
+          const h = Math.ceil(ids.length / 2);
+          let r = await m.forwardStep([ids.slice(0, h)], m.emptyCache(1));
+          step = Math.max(step, maxDiff(r.logits, [r0[h - 1]!]));
+          for (let s = h; s < ids.length; s++) {
+            r = await m.forwardStep([[ids[s]!]], r.cache);
+            step = Math.max(step, maxDiff(r.logits, [r0[s]!]));
+          }
+        }
+      } finally { await m.release(); }
+      report(name, { full, step, expertsUsed: used.size });
+      assert.ok(used.size >= c.layers * Math.min(c.experts, 3), `routing exercises several experts (${used.size})`);
+      assert.ok(full <= TOL, `full ${full}`);
+      assert.ok(step <= TOL, `step ${step}`);
+    } finally { t.cleanup(); }
+  });
+}
+
+test('mixtral calibration layer graph: hidden_out matches; each expert Hessian = Σ xᵀx over exactly its routed tokens', async () => {
+  const t = tmpDir();
+  try {
+    await makeMixtralCheckpoint(t.path, { seed: 4 });
+    const cfg = await loadModelConfig(t.path);
+    const arch = archFor('mixtral');
+    const weights = await loadFloatWeights(t.path);
+    const w = (n: string) => weights.get(n);
+    const c = mixtralRefConfig(JSON.parse(readFileSync(join(t.path, 'config.json'), 'utf8')));
+    const lins = arch.layerLinears(cfg);
+    assert.equal(lins.length, 4 + 3 * 4);
+    assert.deepEqual([...arch.insideLayerModulesFor!(cfg).flat()].sort(), lins.map((l) => l.rel).sort());
+    assert.deepEqual(arch.insideLayerModulesFor!(cfg)[2]!.slice(0, 2), ['block_sparse_moe.experts.0.w1', 'block_sparse_moe.experts.1.w1']);
+    assert.equal(arch.insideLayerModules[3]!.length, 8, 'static list = AutoGPTQ (8 experts)');
+    const src = new InputWeights(`${arch.layersBlockName}0.`);
+    const g = buildLayerGraph(arch, cfg, src, { hessians: lins.map((l) => l.rel) });
+    // w1 and w3 of one expert share a tap (same input, same mask); different experts do not.
+    const tap = (r: string) => src.taps.get(r)!;
+    assert.equal(tap('block_sparse_moe.experts.0.w1').value, tap('block_sparse_moe.experts.1.w1').value);
+    assert.equal(tap('block_sparse_moe.experts.0.w1').rowWeight, tap('block_sparse_moe.experts.0.w3').rowWeight);
+    assert.notEqual(tap('block_sparse_moe.experts.0.w1').rowWeight, tap('block_sparse_moe.experts.1.w1').rowWeight);
+    assert.equal(tap('self_attn.q_proj').rowWeight, undefined);
+    const sess = await createSession(g.toBytes());
+
+    // Two sequences in one batch: rows are batch-major, as the reference's per-sequence routing concatenated.
+    const seqs = [ids16(), ids16(11, 1)];
+    const layer = 1, S = 16, H = c.hidden, I = c.inter;
+    const hIn = seqs.map((ids) => mixtralRefLayerParts(c, w, 0, mixtralRefEmbed(c, w, ids), S).out);
+    const parts = seqs.map((_, b) => { const routed: number[][] = []; return { ...mixtralRefLayerParts(c, w, layer, hIn[b]!, S, routed), routed }; });
+    const x = new Float32Array(2 * S * H);
+    hIn.forEach((h, b) => x.set(Float32Array.from(h), b * S * H));
+    const feeds: Record<string, ReturnType<typeof f32>> = { hidden_in: f32(x, [2, S, H]) };
+    for (const inp of src.inputs) feeds[inp.rel] = f32(w(`${arch.layersBlockName}${layer}.${inp.rel}`)!, inp.shape);
+    const r = await sess.run(feeds);
+    let dh = 0;
+    parts.forEach((p, b) => p.out.forEach((v, i) => { dh = Math.max(dh, Math.abs((r.hidden_out!.data as Float32Array)[b * S * H + i]! - v)); }));
+
+    let rel = 0;
+    const counts: number[] = [];
+    for (let e = 0; e < c.experts; e++) {
+      const pre = `model.layers.${layer}.block_sparse_moe.experts.${e}.`;
+      const W1 = w(`${pre}w1.weight`)!, W3 = w(`${pre}w3.weight`)!;
+      const h1 = new Float64Array(H * H), h2 = new Float64Array(I * I);
+      let n = 0;
+      parts.forEach((p) => {
+        for (const tok of p.routed[e]!) {
+          n++;
+          const xr = p.moeIn.subarray(tok * H, (tok + 1) * H);
+          const a = new Float64Array(I);
+          for (let o = 0; o < I; o++) {
+            let g1 = 0, u = 0;
+            for (let i = 0; i < H; i++) { g1 += W1[o * H + i]! * xr[i]!; u += W3[o * H + i]! * xr[i]!; }
+            a[o] = (g1 / (1 + Math.exp(-g1))) * u;
+          }
+          for (let i = 0; i < H; i++) for (let j = 0; j < H; j++) h1[i * H + j]! += xr[i]! * xr[j]!;
+          for (let i = 0; i < I; i++) for (let j = 0; j < I; j++) h2[i * I + j]! += a[i]! * a[j]!;
+        }
+      });
+      counts.push(n);
+      for (const [name, want] of [['w1', h1], ['w3', h1], ['w2', h2]] as const) {
+        const key = `block_sparse_moe.experts.${e}.${name}`;
+        const got = r[`xtx.${key}`]!.data as Float32Array;
+        let md = 0, mx = 0;
+        for (let i = 0; i < want.length; i++) { md = Math.max(md, Math.abs(got[i]! - want[i]!)); mx = Math.max(mx, Math.abs(want[i]!)); }
+        rel = Math.max(rel, md / Math.max(mx, 1e-30));
+        assert.equal(Number((r[`rows.${key}`]!.data as Float32Array)[0]), n, `${key} routed rows`);
+      }
+    }
+    await sess.release();
+    report('layer graph', { hidden: dh, hessianRel: rel });
+    assert.equal(counts.reduce((a, b) => a + b, 0), 2 * S * c.topK, 'every token routed to top_k experts');
+    assert.ok(counts.every((n) => n > 0 && n < 2 * S), `per-expert token counts ${counts}`);
+    assert.ok(dh <= TOL, `hidden ${dh}`);
+    assert.ok(rel <= 1e-5, `hessian rel ${rel}`);
+  } finally { t.cleanup(); }
+});
+
+test('mixtral config: MixtralConfig defaults; check()', () => {
+  const base = mixtralConfig();
+  for (const k of ['rope_theta', 'rms_norm_eps', 'sliding_window', 'num_local_experts', 'num_experts_per_tok', 'num_key_value_heads']) delete base[k];
+  base.num_attention_heads = 8; // MixtralConfig num_key_value_heads defaults to 8
+  const cfg = parseModelConfig(base);
+  assert.deepEqual([cfg.ropeTheta, cfg.rmsNormEps, cfg.slidingWindow, cfg.numKvHeads, cfg.tieWordEmbeddings], [1e6, 1e-5, null, 8, false]);
+  const arch = archFor('mixtral');
+  assert.equal(arch.insideLayerModulesFor!(cfg)[3]!.length, 8); // MixtralConfig num_local_experts 8
+  assert.throws(() => arch.check!(parseModelConfig(mixtralConfig({ topK: 5 }))), /num_experts_per_tok \(5\) must be <= num_local_experts \(4\)/);
+});
+
+// ------------------------------------------------------------------------------------------------ GPTQ
+
+function examples(n: number, len: number, seed: number) {
+  const r = rng(seed);
+  return Array.from({ length: n }, () => ({ inputIds: Array.from({ length: len }, () => Math.floor(r() * V)) }));
+}
+
+async function logitMse(a: CausalLM, b: CausalLM, ids: number[][]): Promise<number> {
+  const x = await a.logits(ids), y = await b.logits(ids);
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += (x[i]! - y[i]!) ** 2;
+  return s / x.length;
+}
+
+test('mixtral: GPTQ 4-bit g32 → fake-quant logits (GPTQ < RTN) → saveQuantized → CausalLM.load of the saved dir', async () => {
+  const t = tmpDir();
+  try {
+    const src = join(t.path, 'src'), out = join(t.path, 'q');
+    await makeMixtralCheckpoint(src, { seed: 5 });
+    const fp = await CausalLM.load(src);
+    const held = examples(4, 32, 99).map((e) => e.inputIds);
+    const calib = examples(16, 32, 5);
+    const mse: Record<string, number> = {};
+    let fake: CausalLM | undefined;
+    const nLinears = 2 * (4 + 3 * 4);
+    for (const method of ['rtn', 'gptq'] as const) {
+      const m = await GPTQModel.fromPretrained(src, { quantizeConfig: { bits: 4, groupSize: 32 } });
+      const logs: string[] = [];
+      const res = await m.quantize(calib, { method, keepDequantized: true, onLog: (s) => logs.push(s) });
+      assert.equal(res.skipped.length, 0);
+      assert.equal(res.quantized.size, nLinears);
+      assert.ok(!res.quantized.has('model.layers.0.block_sparse_moe.gate'), 'router stays fp');
+      assert.ok(!logs.some((l) => /no calibration token/.test(l)), 'every expert saw tokens');
+      const fq = await m.fakeQuantModel();
+      assert.ok((await fq.logits(held)).every(Number.isFinite), `${method} logits finite`);
+      mse[method] = await logitMse(fq, fp, held);
+      if (method === 'gptq') { await m.saveQuantized(out); fake = fq; } else await fq.release();
+      await m.close();
+    }
+    assert.ok(mse.gptq! < mse.rtn!, `gptq ${mse.gptq} vs rtn ${mse.rtn}`);
+
+    const ck = await Checkpoint.open(out);
+    assert.deepEqual(ck.info('model.layers.1.block_sparse_moe.experts.3.w1.qweight').shape, [8, 64]);
+    assert.deepEqual(ck.info('model.layers.1.block_sparse_moe.experts.3.w2.scales').shape, [2, 64]);
+    assert.deepEqual(ck.info('model.layers.1.block_sparse_moe.gate.weight').shape, [4, 64]);
+    assert.ok(!ck.has('model.layers.1.block_sparse_moe.experts.3.w1.weight'));
+    await ck.close();
+
+    const q = await CausalLM.load(out);
+    assert.equal(q.quantization?.modules.length, nLinears, 'loaded as GPTQ');
+    const lg = await q.logits(held);
+    assert.ok(lg.every(Number.isFinite));
+    mse.reloadVsFake = await logitMse(q, fake!, held);
+    report('mixtral logit MSE vs fp32', mse);
+    assert.ok(mse.reloadVsFake < 0.05 * mse.gptq!, `reloaded vs fake-quant MSE ${mse.reloadVsFake} (gptq vs fp32 ${mse.gptq})`);
+    await q.release(); await fake!.release(); await fp.release();
+  } finally { t.cleanup(); }
+});
+
+test('mixtral: an expert no calibration token reaches is RTN-quantized (not zeroed) with a log line', async () => {
+  const t = tmpDir();
+  try {
+    await makeMixtralCheckpoint(t.path, { seed: 6, deadExpert: 2 });
+    const m = await GPTQModel.fromPretrained(t.path, { quantizeConfig: { bits: 4, groupSize: 32 } });
+    const logs: string[] = [];
+    const res = await m.quantize(examples(4, 16, 7), { keepDequantized: true, onLog: (s) => logs.push(s) });
+    const dead = logs.filter((l) => /no calibration token was routed/.test(l));
+    assert.deepEqual(dead.map((l) => l.split(':')[0]).sort(), ['0', '1'].flatMap((li) => ['w1', 'w2', 'w3'].map((n) => `model.layers.${li}.block_sparse_moe.experts.2.${n}`)).sort());
+    const w1 = res.dequantized.get('model.layers.0.block_sparse_moe.experts.2.w1.weight')!;
+    assert.ok(w1.some((v) => v !== 0), 'unrouted expert keeps (RTN-quantized) weights');
+    assert.ok(res.dequantized.get('model.layers.0.block_sparse_moe.experts.1.w1.weight')!.some((v) => v !== 0));
+    await m.close();
+  } finally { t.cleanup(); }
+});
+
+test('max |Δ| summary', () => { for (const r of results) console.log(`# ${r}`); });

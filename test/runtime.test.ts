@@ -1,0 +1,278 @@
+/**
+ * Runtime fast paths: GroupQueryAttention in-place KV decode vs the plain Concat graphs (GQA, sliding window,
+ * left-padded batches, ALiBi, cache growth, multi-token steps), the opt-in quantized lm_head, the compiled-graph
+ * cache, `gptq bench` and `gptq chat` (piped stdin).
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, utimesSync } from 'node:fs';
+import { join } from 'node:path';
+import { CausalLM, loadFloatWeights, type KvCache, type LoadOptions } from '../src/runtime/causal-lm.ts';
+import { generate } from '../src/runtime/generate.ts';
+import { dequantizeHead, quantizeHead } from '../src/runtime/lm-head.ts';
+import { InitializerWeights } from '../src/graph/weights.ts';
+import { loadModelConfig } from '../src/io/config.ts';
+import { makeLlamaCheckpoint, type LlamaOpts } from './synth.ts';
+import { makeBloomCheckpoint } from './synth-archs3.ts';
+import { ROOT, randn, tmpDir } from './helpers.ts';
+
+const STORIES = join(ROOT, 'assets', 'stories260K');
+const work = tmpDir('gptqjs-runtime-');
+after(() => work.cleanup());
+const NOCACHE: LoadOptions = { graphCache: false, onLog: () => {} };
+
+function maxAbs(a: Float32Array, b: Float32Array): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+let n = 0;
+async function llama(o: LlamaOpts): Promise<string> {
+  const dir = join(work.path, `m${n++}`);
+  await makeLlamaCheckpoint(dir, o);
+  return dir;
+}
+
+/**
+ * Drive both models through the same steps (batched prefill with left padding, then decode) and return the largest
+ * logit difference over every step; also checks full-sequence logits.
+ */
+async function comparePaths(dir: string, prompts: number[][], steps: number, o: LoadOptions = {}): Promise<{ step: number; full: number; fast: CausalLM }> {
+  const fast = await CausalLM.load(dir, { ...NOCACHE, ...o, attention: 'gqa' });
+  const plain = await CausalLM.load(dir, { ...NOCACHE, ...o, attention: 'plain' });
+  assert.equal(fast.attention, 'gqa');
+  assert.equal(plain.attention, 'plain');
+  const V = fast.cfg.vocabSize, B = prompts.length, L = Math.max(...prompts.map((p) => p.length));
+  const ids = prompts.map((p) => [...new Array(L - p.length).fill(0), ...p]);
+  const mask = prompts.map((p) => [...new Array(L - p.length).fill(0), ...new Array(p.length).fill(1)]);
+  let a = await fast.forwardStep(ids, fast.emptyCache(B), mask.map((r) => [...r]));
+  let b = await plain.forwardStep(ids, plain.emptyCache(B), mask.map((r) => [...r]));
+  let step = maxAbs(a.logits, b.logits);
+  for (let s = 0; s < steps; s++) {
+    const next = Array.from({ length: B }, (_, r) => [(s * 13 + r * 7 + 5) % V]);
+    for (const row of mask) row.push(1);
+    a = await fast.forwardStep(next, a.cache, mask.map((r) => [...r]));
+    b = await plain.forwardStep(next, b.cache, mask.map((r) => [...r]));
+    step = Math.max(step, maxAbs(a.logits, b.logits));
+  }
+  const same = prompts.map((p) => p.slice(0, Math.min(...prompts.map((q) => q.length))));
+  const full = maxAbs(await fast.logits(same), await plain.logits(same));
+  await plain.release();
+  return { step, full, fast };
+}
+
+const PROMPTS = [
+  Array.from({ length: 11 }, (_, i) => (i * 7 + 3) % 64),
+  Array.from({ length: 4 }, (_, i) => (i * 5 + 1) % 64),
+  Array.from({ length: 8 }, (_, i) => (i * 3 + 2) % 64),
+];
+
+test('GQA path = plain path: llama with grouped kv heads, left-padded batch of 3, 12 decode steps', async () => {
+  const dir = await llama({ seed: 11, hidden: 64, intermediate: 96, layers: 2, heads: 4, kvHeads: 2, vocab: 64 });
+  const { step, full, fast } = await comparePaths(dir, PROMPTS, 12);
+  assert.ok(step <= 1e-4, `step ${step}`);
+  assert.ok(full <= 1e-4, `full ${full}`);
+  await fast.release();
+});
+
+test('GQA path = plain path: mistral with sliding window 5 (prompt and decode longer than the window)', async () => {
+  const dir = await llama({ modelType: 'mistral', seed: 12, hidden: 64, intermediate: 96, layers: 2, heads: 4, kvHeads: 1, vocab: 64, slidingWindow: 5 });
+  const { step, full, fast } = await comparePaths(dir, PROMPTS, 10);
+  assert.ok(step <= 1e-4, `step ${step}`);
+  assert.ok(full <= 1e-4, `full ${full}`);
+  await fast.release();
+});
+
+test('GQA path = plain path: bloom (ALiBi bias as attention_bias), left-padded batch', async () => {
+  const dir = join(work.path, 'bloom');
+  await makeBloomCheckpoint(dir, { hidden: 64, layers: 2, heads: 4, vocab: 64, seed: 5 });
+  const { step, full, fast } = await comparePaths(dir, PROMPTS, 6);
+  assert.ok(step <= 1e-4, `step ${step}`);
+  assert.ok(full <= 1e-4, `full ${full}`);
+  await fast.release();
+});
+
+test('GQA cache: growth past a small capacity, multi-token steps (batch 1 and, token by token, batch 2), clone', async () => {
+  const dir = await llama({ seed: 13, hidden: 64, intermediate: 96, layers: 2, heads: 4, kvHeads: 2, vocab: 64 });
+  const fast = await CausalLM.load(dir, { ...NOCACHE, attention: 'gqa' });
+  const plain = await CausalLM.load(dir, { ...NOCACHE, attention: 'plain' });
+  const ids = Array.from({ length: 20 }, (_, i) => (i * 11 + 4) % 64);
+  const want = await plain.logits([ids]);
+  const V = 64;
+  const row = (s: number) => want.subarray(s * V, (s + 1) * V);
+  // capacity 3 → grows several times; chunks of 3 tokens after a non-empty cache (batch 1: one GQA call each)
+  let c: KvCache = fast.emptyCache(1, 3);
+  let r: { logits: Float32Array; cache: KvCache } = { logits: new Float32Array(0), cache: c };
+  for (let s = 0; s < ids.length; s += 3) {
+    const chunk = ids.slice(s, s + 3);
+    r = await fast.forwardStep([chunk], r.cache);
+    assert.ok(maxAbs(r.logits, row(s + chunk.length - 1)) <= 1e-4, `chunk at ${s}`);
+  }
+  assert.ok(r.cache.capacity! >= ids.length);
+  // a clone continues independently of the original
+  c = fast.cloneCache(r.cache);
+  const x = await fast.forwardStep([[7]], c);
+  const y = await fast.forwardStep([[7]], r.cache);
+  assert.ok(maxAbs(x.logits, y.logits) <= 1e-6);
+  // batch 2, 4 new tokens after a cache of 6: fed token by token internally, same as the plain path
+  const two = [ids.slice(0, 10), ids.slice(5, 15)];
+  let a = await fast.forwardStep(two.map((p) => p.slice(0, 6)), fast.emptyCache(2));
+  let b = await plain.forwardStep(two.map((p) => p.slice(0, 6)), plain.emptyCache(2));
+  a = await fast.forwardStep(two.map((p) => p.slice(6)), a.cache);
+  b = await plain.forwardStep(two.map((p) => p.slice(6)), b.cache);
+  assert.ok(maxAbs(a.logits, b.logits) <= 1e-4);
+  assert.equal(a.cache.length, 10);
+  // a buffer-form cache handed to the plain model is compacted, and vice versa
+  const m1 = await plain.forwardStep([[3], [4]], a.cache);
+  const m2 = await fast.forwardStep([[3], [4]], b.cache);
+  assert.ok(maxAbs(m1.logits, m2.logits) <= 1e-4);
+  await fast.release(); await plain.release();
+});
+
+test('GQA path on stories260K: greedy generation (batched, left-padded) identical to the plain path', async () => {
+  const fast = await CausalLM.load(STORIES, { ...NOCACHE, attention: 'auto' });
+  const plain = await CausalLM.load(STORIES, { ...NOCACHE, attention: 'plain' });
+  assert.equal(fast.attention, 'gqa');
+  const prompts = [[1, 403, 407, 261, 378], [1, 84], [1, 346, 261, 300]];
+  const a = await generate(fast, prompts, { maxNewTokens: 24 });
+  const b = await generate(plain, prompts, { maxNewTokens: 24 });
+  assert.deepEqual(a.tokens, b.tokens);
+  await fast.release(); await plain.release();
+});
+
+test('attention auto falls back to the plain graphs when head_dim is not a multiple of 8', async () => {
+  const dir = await llama({ seed: 14, hidden: 24, intermediate: 32, layers: 1, heads: 4, kvHeads: 2, vocab: 32 }); // head_dim 6
+  const m = await CausalLM.load(dir, NOCACHE);
+  assert.equal(m.attention, 'plain');
+  await m.release();
+  await assert.rejects(CausalLM.load(dir, { ...NOCACHE, attention: 'gqa' }), /head_dim 6 is not a multiple of 8/);
+});
+
+test('quantizeHead: int8/int4 round trip within half a step per block; padding and zero rows exact', () => {
+  const N = 5, K = 70; // K not a multiple of the block (32)
+  const w = randn(N * K, 3, 0.5);
+  w.fill(0, K, 2 * K); // a zero row
+  for (const bits of [8, 4] as const) {
+    const h = quantizeHead(w, N, K, bits);
+    const d = dequantizeHead(h);
+    for (let r = 0; r < N; r++) for (let k = 0; k < K; k++) {
+      const blk = Math.floor(k / 32), s = h.scales[r * Math.ceil(K / 32) + blk]!;
+      assert.ok(Math.abs(d[r * K + k]! - w[r * K + k]!) <= s / 2 + 1e-7, `bits ${bits} [${r},${k}]`);
+    }
+    for (let k = 0; k < K; k++) assert.equal(d[K + k], 0);
+  }
+});
+
+test('lm-head opt-in: MatMulNBits head = fp32 graph with the dequantized head (4-bit exact at level 0; 8-bit close)', async () => {
+  const dir = await llama({ seed: 15, hidden: 64, intermediate: 96, layers: 2, heads: 4, kvHeads: 2, vocab: 96 });
+  const cfg = await loadModelConfig(dir);
+  const fp = await loadFloatWeights(dir);
+  const ids = [Array.from({ length: 9 }, (_, i) => (i * 17 + 2) % 96)];
+  const base = await (await CausalLM.load(dir, NOCACHE)).logits(ids);
+  for (const bits of [4, 8] as const) {
+    const logs: string[] = [];
+    const m = await CausalLM.load(dir, { graphCache: false, onLog: (s) => logs.push(s), lmHeadBits: bits });
+    assert.ok(logs.some((s) => s.includes('lm-head') && s.includes('not exact')), 'the opt-in is logged');
+    assert.deepEqual(m.lmHead, { bits, accuracyLevel: bits === 8 ? 4 : 0 });
+    const w = new Map(fp);
+    w.set('lm_head.weight', dequantizeHead(quantizeHead(fp.get('lm_head.weight')!, 96, 64, bits)));
+    const ref = await CausalLM.fromWeights(cfg, () => new InitializerWeights((k) => w.get(k)), { attention: 'plain' });
+    const got = await m.logits(ids);
+    const d = maxAbs(got, await ref.logits(ids));
+    if (bits === 4) assert.ok(d <= 1e-4, `4-bit head vs dequantized fp32: ${d}`);
+    else assert.ok(d <= 5e-2, `8-bit head (int8 activations) vs dequantized fp32: ${d}`);
+    const dBase = maxAbs(got, base); // the price of the opt-in on random weights, for the record
+    assert.ok(dBase > 0 && dBase < 0.5, `vs fp head: ${dBase}`);
+    await m.release(); await ref.release();
+  }
+});
+
+test('graph cache: second load is a hit and reads no weights; a rewritten checkpoint misses; fallback recorded', async () => {
+  const cacheDir = join(work.path, 'graph-cache');
+  const dir = await llama({ seed: 16, hidden: 64, intermediate: 96, layers: 2, heads: 4, kvHeads: 2, vocab: 64 });
+  const o: LoadOptions = { graphCache: cacheDir, onLog: () => {} };
+  const ids = [[1, 2, 3, 4, 5]];
+  const a = await CausalLM.load(dir, o);
+  assert.equal(a.loadInfo.graphCache, 'miss');
+  const b = await CausalLM.load(dir, o);
+  assert.equal(b.loadInfo.graphCache, 'hit');
+  assert.equal(b.attention, 'gqa');
+  assert.equal(maxAbs(await a.logits(ids), await b.logits(ids)), 0);
+  // other options → other entries
+  const c = await CausalLM.load(dir, { ...o, lmHeadBits: 8 });
+  assert.equal(c.loadInfo.graphCache, 'miss');
+  // the checkpoint changes (new mtime) → miss
+  const st = join(dir, 'model.safetensors');
+  const later = new Date(Date.now() + 5000);
+  utimesSync(st, later, later);
+  const d = await CausalLM.load(dir, o);
+  assert.equal(d.loadInfo.graphCache, 'miss');
+  for (const m of [a, b, c, d]) await m.release();
+  // a model that cannot use GroupQueryAttention: the fallback is remembered, the second load is a hit
+  const odd = await llama({ seed: 17, hidden: 24, intermediate: 32, layers: 1, heads: 4, kvHeads: 2, vocab: 32 });
+  const e = await CausalLM.load(odd, o);
+  const f = await CausalLM.load(odd, o);
+  assert.equal(e.attention, 'plain');
+  assert.equal(f.attention, 'plain');
+  assert.equal(f.loadInfo.graphCache, 'hit');
+  await e.release(); await f.release();
+  assert.ok(readdirSync(cacheDir).some((x) => x.endsWith('.unsupported')));
+});
+
+test('graph cache keeps the GPTQ load info and replays load notices on a hit', async () => {
+  const cacheDir = join(work.path, 'graph-cache-q');
+  const dir = join(work.path, 'stories-q8');
+  execFileSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'quantize', STORIES, '--out', dir, '--bits', '8',
+    '--group-size', '32', '--method', 'rtn', '--nsamples', '2', '--seqlen', '32'], { stdio: 'pipe' });
+  const logs1: string[] = [], logs2: string[] = [];
+  const a = await CausalLM.load(dir, { graphCache: cacheDir, onLog: (s) => logs1.push(s) });
+  const b = await CausalLM.load(dir, { graphCache: cacheDir, onLog: (s) => logs2.push(s) });
+  assert.equal(b.loadInfo.graphCache, 'hit');
+  assert.deepEqual(b.quantization, a.quantization);
+  assert.ok(logs1.some((s) => s.includes('dequantized to fp32')), logs1.join('\n'));
+  assert.deepEqual(logs2, logs1);
+  await a.release(); await b.release();
+});
+
+const CLI = join(ROOT, 'src', 'cli', 'main.ts');
+const cli = (args: string[], input?: string) => spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], { input, encoding: 'utf8', env: { ...process.env, GPTQJS_GRAPH_CACHE: '0' } });
+
+test('gptq bench: table and --json on stories260K', () => {
+  const r = cli(['bench', STORIES, '--prompt-len', '16', '--gen-len', '8', '--json']);
+  assert.equal(r.status, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  for (const k of ['loadSeconds', 'prefillTokensPerSecond', 'decodeTokensPerSecond', 'msPerToken', 'peakRssMB']) assert.ok(j[k] > 0, k);
+  assert.equal(j.attention, 'gqa');
+  const t = cli(['bench', STORIES, '--prompt-len', '8', '--gen-len', '4', '--batch', '2', '--attention', 'plain']);
+  assert.equal(t.status, 0, t.stderr);
+  assert.match(t.stdout, /prefill tok\/s +decode tok\/s +ms\/token +peak RSS MB/);
+  assert.match(t.stdout, /plain/);
+});
+
+test('gptq chat: piped stdin on stories260K (no chat template → User:/Assistant: fallback, said so), /reset, /exit', () => {
+  const r = cli(['chat', STORIES, '--max-new-tokens', '12'], 'Once upon a time\n/reset\nThe cat\n/exit\nnever read\n');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /no chat template.*User:.*Assistant:/i);
+  assert.match(r.stderr, /reset/i);
+  const replies = r.stdout.split('\n').filter((l) => l.startsWith('assistant> '));
+  assert.equal(replies.length, 2, r.stdout);
+  assert.ok(replies.every((l) => l.length > 'assistant> '.length), r.stdout);
+  assert.ok(!r.stdout.includes('never read'));
+});
+
+test('gptq chat: a chat template is applied (encodeChat) and eos ends the turn', () => {
+  assert.ok(existsSync(STORIES));
+  const dir = join(work.path, 'stories-chat');
+  execFileSync('cp', ['-r', STORIES, dir]);
+  const cfgPath = join(dir, 'tokenizer_config.json');
+  const cfg = JSON.parse(execFileSync('cat', [cfgPath], { encoding: 'utf8' }));
+  cfg.chat_template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}";
+  execFileSync('sh', ['-c', `cat > ${cfgPath}`], { input: JSON.stringify(cfg) });
+  const r = cli(['chat', dir, '--max-new-tokens', '6', '--system', 'Be brief.', '--show-prompt'], 'Hello there\n');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /system: Be brief\.\nuser: Hello there\nassistant:/);
+  assert.doesNotMatch(r.stderr, /no chat template/i);
+});
