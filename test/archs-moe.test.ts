@@ -8,8 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GPTQModel } from '../src/gptq-model.ts';
-import { Checkpoint } from '../src/io/safetensors.ts';
-import { CausalLM, loadFloatWeights } from '../src/runtime/causal-lm.ts';
+import { loadFloatWeights } from '../src/runtime/causal-lm.ts';
 import { buildLayerGraph } from '../src/graph/causal-lm.ts';
 import { InputWeights } from '../src/graph/weights.ts';
 import { createSession, f32 } from '../src/graph/session.ts';
@@ -17,19 +16,12 @@ import { loadModelConfig, parseModelConfig } from '../src/io/config.ts';
 import { archFor } from '../src/models/registry.ts';
 import { mixtralRefConfig, mixtralRefEmbed, mixtralRefForward, mixtralRefLayerParts, type Routing } from './reference/mixtral-ref.ts';
 import { makeMixtralCheckpoint, mixtralConfig, type MixtralOpts } from './synth-moe.ts';
-import { rng, tmpDir } from './helpers.ts';
+import { tmpDir } from './helpers.ts';
+import { TOL, assertParity, examples, gptqRoundTrip, ids16, parity, reporter } from './arch-harness.ts';
 
-const TOL = 1e-4;
 const V = 96;
-const results: string[] = [];
-const report = (name: string, r: Record<string, number>) => results.push(`${name}: ${Object.entries(r).map(([k, v]) => `${k} ${v.toExponential(2)}`).join(', ')}`);
-const ids16 = (mul = 7, add = 3) => Array.from({ length: 16 }, (_, i) => (i * mul + add) % V);
-
-function maxDiff(lg: Float32Array, ref: Float64Array[], offset = 0): number {
-  let md = 0;
-  ref.forEach((row, s) => { for (let v = 0; v < V; v++) md = Math.max(md, Math.abs(lg[(offset + s) * V + v]! - row[v]!)); });
-  return md;
-}
+const rep = reporter();
+const readRefConfig = (dir: string) => mixtralRefConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
 
 const parityCases: [string, MixtralOpts][] = [
   ['4 experts top-2, hidden 64, inter 64, GQA 4/2, 2 layers', { seed: 1 }],
@@ -42,30 +34,17 @@ for (const [name, o] of parityCases) {
     const t = tmpDir();
     try {
       await makeMixtralCheckpoint(t.path, o);
-      const m = await CausalLM.load(t.path);
-      const w = await loadFloatWeights(t.path);
-      const c = mixtralRefConfig(JSON.parse(readFileSync(join(t.path, 'config.json'), 'utf8')));
-      let full = 0, step = 0;
+      const c = readRefConfig(t.path);
       const used = new Set<string>();
-      try {
-        for (const ids of [ids16(), ids16(13, 5).slice(0, 9)]) {
-          const routing: Routing = [];
-          const r0 = mixtralRefForward(c, (n) => w.get(n), ids, routing);
-          routing.forEach((l, li) => l.forEach((rows, e) => rows.length && used.add(`${li}.${e}`)));
-          full = Math.max(full, maxDiff(await m.logits([ids]), r0));
-          const h = Math.ceil(ids.length / 2);
-          let r = await m.forwardStep([ids.slice(0, h)], m.emptyCache(1));
-          step = Math.max(step, maxDiff(r.logits, [r0[h - 1]!]));
-          for (let s = h; s < ids.length; s++) {
-            r = await m.forwardStep([[ids[s]!]], r.cache);
-            step = Math.max(step, maxDiff(r.logits, [r0[s]!]));
-          }
-        }
-      } finally { await m.release(); }
-      report(name, { full, step, expertsUsed: used.size });
+      const r = await parity(t.path, (_, w, ids) => {
+        const routing: Routing = [];
+        const r0 = mixtralRefForward(c, w, ids, routing);
+        routing.forEach((l, li) => l.forEach((rows, e) => rows.length && used.add(`${li}.${e}`)));
+        return r0;
+      });
+      rep.report(name, { ...r, expertsUsed: used.size });
       assert.ok(used.size >= c.layers * Math.min(c.experts, 3), `routing exercises several experts (${used.size})`);
-      assert.ok(full <= TOL, `full ${full}`);
-      assert.ok(step <= TOL, `step ${step}`);
+      assertParity(r);
     } finally { t.cleanup(); }
   });
 }
@@ -78,7 +57,7 @@ test('mixtral calibration layer graph: hidden_out matches; each expert Hessian =
     const arch = archFor('mixtral');
     const weights = await loadFloatWeights(t.path);
     const w = (n: string) => weights.get(n);
-    const c = mixtralRefConfig(JSON.parse(readFileSync(join(t.path, 'config.json'), 'utf8')));
+    const c = readRefConfig(t.path);
     const lins = arch.layerLinears(cfg);
     assert.equal(lins.length, 4 + 3 * 4);
     assert.deepEqual([...arch.insideLayerModulesFor!(cfg).flat()].sort(), lins.map((l) => l.rel).sort());
@@ -95,7 +74,7 @@ test('mixtral calibration layer graph: hidden_out matches; each expert Hessian =
     const sess = await createSession(g.toBytes());
 
     // Two sequences in one batch: rows are batch-major, as the reference's per-sequence routing concatenated.
-    const seqs = [ids16(), ids16(11, 1)];
+    const seqs = [ids16(V), ids16(V, 11, 1)];
     const layer = 1, S = 16, H = c.hidden, I = c.inter;
     const hIn = seqs.map((ids) => mixtralRefLayerParts(c, w, 0, mixtralRefEmbed(c, w, ids), S).out);
     const parts = seqs.map((_, b) => { const routed: number[][] = []; return { ...mixtralRefLayerParts(c, w, layer, hIn[b]!, S, routed), routed }; });
@@ -139,7 +118,7 @@ test('mixtral calibration layer graph: hidden_out matches; each expert Hessian =
       }
     }
     await sess.release();
-    report('layer graph', { hidden: dh, hessianRel: rel });
+    rep.report('layer graph', { hidden: dh, hessianRel: rel });
     assert.equal(counts.reduce((a, b) => a + b, 0), 2 * S * c.topK, 'every token routed to top_k experts');
     assert.ok(counts.every((n) => n > 0 && n < 2 * S), `per-expert token counts ${counts}`);
     assert.ok(dh <= TOL, `hidden ${dh}`);
@@ -160,60 +139,31 @@ test('mixtral config: MixtralConfig defaults; check()', () => {
 
 // ------------------------------------------------------------------------------------------------ GPTQ
 
-function examples(n: number, len: number, seed: number) {
-  const r = rng(seed);
-  return Array.from({ length: n }, () => ({ inputIds: Array.from({ length: len }, () => Math.floor(r() * V)) }));
-}
-
-async function logitMse(a: CausalLM, b: CausalLM, ids: number[][]): Promise<number> {
-  const x = await a.logits(ids), y = await b.logits(ids);
-  let s = 0;
-  for (let i = 0; i < x.length; i++) s += (x[i]! - y[i]!) ** 2;
-  return s / x.length;
-}
-
 test('mixtral: GPTQ 4-bit g32 → fake-quant logits (GPTQ < RTN) → saveQuantized → CausalLM.load of the saved dir', async () => {
   const t = tmpDir();
   try {
-    const src = join(t.path, 'src'), out = join(t.path, 'q');
+    const src = join(t.path, 'src');
     await makeMixtralCheckpoint(src, { seed: 5 });
-    const fp = await CausalLM.load(src);
-    const held = examples(4, 32, 99).map((e) => e.inputIds);
-    const calib = examples(16, 32, 5);
-    const mse: Record<string, number> = {};
-    let fake: CausalLM | undefined;
     const nLinears = 2 * (4 + 3 * 4);
-    for (const method of ['rtn', 'gptq'] as const) {
-      const m = await GPTQModel.fromPretrained(src, { quantizeConfig: { bits: 4, groupSize: 32 } });
-      const logs: string[] = [];
-      const res = await m.quantize(calib, { method, keepDequantized: true, onLog: (s) => logs.push(s) });
-      assert.equal(res.skipped.length, 0);
-      assert.equal(res.quantized.size, nLinears);
-      assert.ok(!res.quantized.has('model.layers.0.block_sparse_moe.gate'), 'router stays fp');
-      assert.ok(!logs.some((l) => /no calibration token/.test(l)), 'every expert saw tokens');
-      const fq = await m.fakeQuantModel();
-      assert.ok((await fq.logits(held)).every(Number.isFinite), `${method} logits finite`);
-      mse[method] = await logitMse(fq, fp, held);
-      if (method === 'gptq') { await m.saveQuantized(out); fake = fq; } else await fq.release();
-      await m.close();
-    }
-    assert.ok(mse.gptq! < mse.rtn!, `gptq ${mse.gptq} vs rtn ${mse.rtn}`);
-
-    const ck = await Checkpoint.open(out);
-    assert.deepEqual(ck.info('model.layers.1.block_sparse_moe.experts.3.w1.qweight').shape, [8, 64]);
-    assert.deepEqual(ck.info('model.layers.1.block_sparse_moe.experts.3.w2.scales').shape, [2, 64]);
-    assert.deepEqual(ck.info('model.layers.1.block_sparse_moe.gate.weight').shape, [4, 64]);
-    assert.ok(!ck.has('model.layers.1.block_sparse_moe.experts.3.w1.weight'));
-    await ck.close();
-
-    const q = await CausalLM.load(out);
-    assert.equal(q.quantization?.modules.length, nLinears, 'loaded as GPTQ');
-    const lg = await q.logits(held);
-    assert.ok(lg.every(Number.isFinite));
-    mse.reloadVsFake = await logitMse(q, fake!, held);
-    report('mixtral logit MSE vs fp32', mse);
-    assert.ok(mse.reloadVsFake < 0.05 * mse.gptq!, `reloaded vs fake-quant MSE ${mse.reloadVsFake} (gptq vs fp32 ${mse.gptq})`);
-    await q.release(); await fake!.release(); await fp.release();
+    const mse = await gptqRoundTrip(src, join(t.path, 'q'), {
+      linears: nLinears,
+      checkFinite: true,
+      onQuantized: (res, logs) => {
+        assert.ok(!res.quantized.has('model.layers.0.block_sparse_moe.gate'), 'router stays fp');
+        assert.ok(!logs.some((l) => /no calibration token/.test(l)), 'every expert saw tokens');
+      },
+      checkSaved: (ck) => {
+        assert.deepEqual(ck.info('model.layers.1.block_sparse_moe.experts.3.w1.qweight').shape, [8, 64]);
+        assert.deepEqual(ck.info('model.layers.1.block_sparse_moe.experts.3.w2.scales').shape, [2, 64]);
+        assert.deepEqual(ck.info('model.layers.1.block_sparse_moe.gate.weight').shape, [4, 64]);
+        assert.ok(!ck.has('model.layers.1.block_sparse_moe.experts.3.w1.weight'));
+      },
+      checkLoaded: async (q, { held }) => {
+        assert.equal(q.quantization?.modules.length, nLinears, 'loaded as GPTQ');
+        assert.ok((await q.logits(held)).every(Number.isFinite));
+      },
+    });
+    rep.report('mixtral logit MSE vs fp32', mse);
   } finally { t.cleanup(); }
 });
 
@@ -233,4 +183,4 @@ test('mixtral: an expert no calibration token reaches is RTN-quantized (not zero
   } finally { t.cleanup(); }
 });
 
-test('max |Δ| summary', () => { for (const r of results) console.log(`# ${r}`); });
+rep.summaryTest();

@@ -4,20 +4,7 @@
  * (GPT-2 Conv1D weights [in, out], OPT nn.Linear weights [out, in]), deterministic random values.
  */
 import { f32Tensor, type Tensor } from '../src/tensor.ts';
-import { randn } from './helpers.ts';
-import { writeCheckpoint } from './synth.ts';
-
-const sorted = (c: Record<string, any>) => Object.fromEntries(Object.entries(c).sort(([a], [b]) => (a < b ? -1 : 1)));
-
-function sampler(seed: number) {
-  let k = 0;
-  const base = seed * 1_000_003;
-  return (shape: number[], std: number, mean = 0): Tensor => {
-    const d = randn(shape.reduce((a, b) => a * b, 1), base + ++k, std);
-    if (mean) for (let i = 0; i < d.length; i++) d[i]! += mean;
-    return f32Tensor(shape, d);
-  };
-}
+import { addLinear, addNorm, linearWeight, sampler, sortKeys, writeCheckpoint } from './synth.ts';
 
 // ------------------------------------------------------------------------------------------------ GPT-2
 
@@ -37,7 +24,7 @@ export interface Gpt2Opts {
 
 /** config.json of a GPT2LMHeadModel (transformers 4.x field set). */
 export function gpt2Config(o: Gpt2Opts = {}): Record<string, any> {
-  return sorted({
+  return sortKeys({
     activation_function: o.activation ?? 'gelu_new',
     architectures: ['GPT2LMHeadModel'],
     attn_pdrop: 0.1,
@@ -81,14 +68,12 @@ export function gpt2Tensors(o: Gpt2Opts = {}): Record<string, Tensor> {
   };
   for (let i = 0; i < c.n_layer; i++) {
     const p = `${pre}h.${i}.`;
-    t[p + 'ln_1.weight'] = rand([E], 0.1, 1);
-    t[p + 'ln_1.bias'] = rand([E], 0.1);
+    addNorm(t, rand, p + 'ln_1', E, true);
     t[p + 'attn.c_attn.weight'] = conv(E, 3 * E);
     t[p + 'attn.c_attn.bias'] = rand([3 * E], 0.1);
     t[p + 'attn.c_proj.weight'] = conv(E, E);
     t[p + 'attn.c_proj.bias'] = rand([E], 0.1);
-    t[p + 'ln_2.weight'] = rand([E], 0.1, 1);
-    t[p + 'ln_2.bias'] = rand([E], 0.1);
+    addNorm(t, rand, p + 'ln_2', E, true);
     t[p + 'mlp.c_fc.weight'] = conv(E, I);
     t[p + 'mlp.c_fc.bias'] = rand([I], 0.1);
     t[p + 'mlp.c_proj.weight'] = conv(I, E);
@@ -99,8 +84,7 @@ export function gpt2Tensors(o: Gpt2Opts = {}): Record<string, Tensor> {
       t[p + 'attn.bias'] = f32Tensor([1, 1, P, P], tril);
     }
   }
-  t[`${pre}ln_f.weight`] = rand([E], 0.1, 1);
-  t[`${pre}ln_f.bias`] = rand([E], 0.1);
+  addNorm(t, rand, `${pre}ln_f`, E, true);
   if (o.storeLmHead) t['lm_head.weight'] = t[`${pre}wte.weight`]!;
   return t;
 }
@@ -130,7 +114,7 @@ export interface OptOpts {
 /** config.json of an OPTForCausalLM (facebook/opt-* field set). */
 export function optConfig(o: OptOpts = {}): Record<string, any> {
   const hidden = o.hidden ?? 32;
-  return sorted({
+  return sortKeys({
     _name_or_path: 'facebook/opt-tiny',
     _remove_final_layer_norm: false,
     activation_dropout: 0.0,
@@ -165,7 +149,7 @@ export function optTensors(o: OptOpts = {}): Record<string, Tensor> {
   const c = optConfig(o);
   const E = c.hidden_size, F = c.ffn_dim, V = c.vocab_size, P = c.word_embed_proj_dim;
   const rand = sampler(o.seed ?? 1);
-  const lin = (outF: number, inF: number) => rand([outF, inF], 1 / Math.sqrt(inF)); // nn.Linear [out, in]
+  const lin = (outF: number, inF: number) => linearWeight(rand, outF, inF); // nn.Linear [out, in]
   const d = o.basePrefixless ? 'decoder.' : 'model.decoder.';
   const t: Record<string, Tensor> = {
     [`${d}embed_tokens.weight`]: rand([V, P], 1),
@@ -175,15 +159,8 @@ export function optTensors(o: OptOpts = {}): Record<string, Tensor> {
     t[`${d}project_in.weight`] = lin(E, P);
     t[`${d}project_out.weight`] = lin(P, E);
   }
-  const ln = (name: string) => {
-    if (!c.layer_norm_elementwise_affine) return;
-    t[`${name}.weight`] = rand([E], 0.1, 1);
-    t[`${name}.bias`] = rand([E], 0.1);
-  };
-  const linear = (name: string, outF: number, inF: number) => {
-    t[`${name}.weight`] = lin(outF, inF);
-    if (c.enable_bias) t[`${name}.bias`] = rand([outF], 0.1);
-  };
+  const ln = (name: string) => { if (c.layer_norm_elementwise_affine) addNorm(t, rand, name, E, true); };
+  const linear = (name: string, outF: number, inF: number) => addLinear(t, rand, name, outF, inF, c.enable_bias);
   for (let i = 0; i < c.num_hidden_layers; i++) {
     const p = `${d}layers.${i}.`;
     linear(p + 'self_attn.k_proj', E, E);

@@ -5,33 +5,7 @@
  * Defaults (hidden 64, 4 heads, intermediate 128) keep every linear packable at group size 32.
  */
 import { f32Tensor, type Tensor } from '../src/tensor.ts';
-import { randn } from './helpers.ts';
-import { writeCheckpoint } from './synth.ts';
-
-const sorted = (c: Record<string, any>) => Object.fromEntries(Object.entries(c).sort(([a], [b]) => (a < b ? -1 : 1)));
-
-function sampler(seed: number) {
-  let k = 0;
-  const base = seed * 1_000_003;
-  return (shape: number[], std: number, mean = 0): Tensor => {
-    const d = randn(shape.reduce((a, b) => a * b, 1), base + ++k, std);
-    if (mean) for (let i = 0; i < d.length; i++) d[i]! += mean;
-    return f32Tensor(shape, d);
-  };
-}
-
-type Rand = ReturnType<typeof sampler>;
-const lin = (rand: Rand, outF: number, inF: number) => rand([outF, inF], 1 / Math.sqrt(inF)); // nn.Linear [out, in]
-
-function addLayerNorm(t: Record<string, Tensor>, rand: Rand, name: string, n: number): void {
-  t[`${name}.weight`] = rand([n], 0.1, 1);
-  t[`${name}.bias`] = rand([n], 0.1);
-}
-
-function addLinear(t: Record<string, Tensor>, rand: Rand, name: string, outF: number, inF: number, bias: boolean): void {
-  t[`${name}.weight`] = lin(rand, outF, inF);
-  if (bias) t[`${name}.bias`] = rand([outF], 0.1);
-}
+import { addLinear, addNorm, linearWeight, sampler, sortKeys, writeCheckpoint } from './synth.ts';
 
 // ------------------------------------------------------------------------------------------------ GPT-NeoX
 
@@ -72,7 +46,7 @@ export function neoxConfig(o: NeoxOpts = {}): Record<string, any> {
     use_parallel_residual: o.parallelResidual ?? true,
     vocab_size: o.vocab ?? 96,
   };
-  return sorted(c);
+  return sortKeys(c);
 }
 
 export function neoxTensors(o: NeoxOpts = {}): Record<string, Tensor> {
@@ -82,8 +56,8 @@ export function neoxTensors(o: NeoxOpts = {}): Record<string, Tensor> {
   const t: Record<string, Tensor> = { 'gpt_neox.embed_in.weight': rand([V, H], 1) };
   for (let i = 0; i < c.num_hidden_layers; i++) {
     const p = `gpt_neox.layers.${i}.`;
-    addLayerNorm(t, rand, `${p}input_layernorm`, H);
-    addLayerNorm(t, rand, `${p}post_attention_layernorm`, H);
+    addNorm(t, rand, `${p}input_layernorm`, H, true);
+    addNorm(t, rand, `${p}post_attention_layernorm`, H, true);
     addLinear(t, rand, `${p}attention.query_key_value`, 3 * H, H, c.attention_bias);
     addLinear(t, rand, `${p}attention.dense`, H, H, c.attention_bias);
     addLinear(t, rand, `${p}mlp.dense_h_to_4h`, I, H, true);
@@ -94,8 +68,8 @@ export function neoxTensors(o: NeoxOpts = {}): Record<string, Tensor> {
       t[`${p}attention.rotary_emb.inv_freq`] = f32Tensor([r / 2], Float32Array.from({ length: r / 2 }, (_, j) => 1 / c.rotary_emb_base ** ((2 * j) / r)));
     }
   }
-  addLayerNorm(t, rand, 'gpt_neox.final_layer_norm', H);
-  if (!c.tie_word_embeddings) t['embed_out.weight'] = lin(rand, V, H);
+  addNorm(t, rand, 'gpt_neox.final_layer_norm', H, true);
+  if (!c.tie_word_embeddings) t['embed_out.weight'] = linearWeight(rand, V, H);
   return t;
 }
 
@@ -144,7 +118,7 @@ export function gptjConfig(o: GptjOpts = {}): Record<string, any> {
     vocab_size: vocab,
   };
   if (o.omitRotaryDim) delete c.rotary_dim;
-  return sorted(c);
+  return sortKeys(c);
 }
 
 export function gptjTensors(o: GptjOpts = {}): Record<string, Tensor> {
@@ -154,12 +128,12 @@ export function gptjTensors(o: GptjOpts = {}): Record<string, Tensor> {
   const t: Record<string, Tensor> = { 'transformer.wte.weight': rand([V, H], 1) };
   for (let i = 0; i < c.n_layer; i++) {
     const p = `transformer.h.${i}.`;
-    addLayerNorm(t, rand, `${p}ln_1`, H);
+    addNorm(t, rand, `${p}ln_1`, H, true);
     for (const n of ['k_proj', 'v_proj', 'q_proj', 'out_proj']) addLinear(t, rand, `${p}attn.${n}`, H, H, false);
     addLinear(t, rand, `${p}mlp.fc_in`, I, H, true);
     addLinear(t, rand, `${p}mlp.fc_out`, H, I, true);
   }
-  addLayerNorm(t, rand, 'transformer.ln_f', H);
+  addNorm(t, rand, 'transformer.ln_f', H, true);
   addLinear(t, rand, 'lm_head', V, H, true);
   return t;
 }
@@ -179,7 +153,7 @@ export interface PhiOpts {
 /** config.json of a PhiForCausalLM (microsoft/phi-2 field set). */
 export function phiConfig(o: PhiOpts = {}): Record<string, any> {
   const vocab = o.vocab ?? 96;
-  return sorted({
+  return sortKeys({
     architectures: ['PhiForCausalLM'],
     attention_dropout: 0.0,
     bos_token_id: 50256 % vocab,
@@ -216,19 +190,19 @@ export function phiTensors(o: PhiOpts = {}): Record<string, Tensor> {
   const t: Record<string, Tensor> = { 'model.embed_tokens.weight': rand([V, H], 1) };
   for (let i = 0; i < c.num_hidden_layers; i++) {
     const p = `model.layers.${i}.`;
-    addLayerNorm(t, rand, `${p}input_layernorm`, H);
+    addNorm(t, rand, `${p}input_layernorm`, H, true);
     addLinear(t, rand, `${p}self_attn.q_proj`, nh * d, H, true);
     addLinear(t, rand, `${p}self_attn.k_proj`, nkv * d, H, true);
     addLinear(t, rand, `${p}self_attn.v_proj`, nkv * d, H, true);
     addLinear(t, rand, `${p}self_attn.dense`, H, nh * d, true);
     if (c.qk_layernorm) {
-      addLayerNorm(t, rand, `${p}self_attn.q_layernorm`, d);
-      addLayerNorm(t, rand, `${p}self_attn.k_layernorm`, d);
+      addNorm(t, rand, `${p}self_attn.q_layernorm`, d, true);
+      addNorm(t, rand, `${p}self_attn.k_layernorm`, d, true);
     }
     addLinear(t, rand, `${p}mlp.fc1`, I, H, true);
     addLinear(t, rand, `${p}mlp.fc2`, H, I, true);
   }
-  addLayerNorm(t, rand, 'model.final_layernorm', H);
+  addNorm(t, rand, 'model.final_layernorm', H, true);
   addLinear(t, rand, 'lm_head', V, H, true);
   return t;
 }

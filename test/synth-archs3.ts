@@ -4,21 +4,8 @@
  * named and shaped as in BloomForCausalLM / FalconForCausalLM / GemmaForCausalLM state dicts (nn.Linear
  * [out, in]), deterministic random values. Sizes keep every linear packable at group size 32.
  */
-import { f32Tensor, type Tensor } from '../src/tensor.ts';
-import { randn } from './helpers.ts';
-import { writeCheckpoint } from './synth.ts';
-
-const sorted = (c: Record<string, any>) => Object.fromEntries(Object.entries(c).sort(([a], [b]) => (a < b ? -1 : 1)));
-
-function sampler(seed: number) {
-  let k = 0;
-  const base = seed * 1_000_003;
-  return (shape: number[], std: number, mean = 0): Tensor => {
-    const d = randn(shape.reduce((a, b) => a * b, 1), base + ++k, std);
-    if (mean) for (let i = 0; i < d.length; i++) d[i]! += mean;
-    return f32Tensor(shape, d);
-  };
-}
+import { type Tensor } from '../src/tensor.ts';
+import { addLinear, addNorm, sampler, sortKeys, writeCheckpoint } from './synth.ts';
 
 // ------------------------------------------------------------------------------------------------ BLOOM
 
@@ -61,36 +48,25 @@ export function bloomConfig(o: BloomOpts = {}): Record<string, any> {
   };
   if (o.legacy) c.n_embed = o.hidden ?? 64;
   else c.hidden_size = o.hidden ?? 64;
-  return sorted(c);
+  return sortKeys(c);
 }
 
 export function bloomTensors(o: BloomOpts = {}): Record<string, Tensor> {
   const E = o.hidden ?? 64, V = o.vocab ?? 96, L = o.layers ?? 2;
   const rand = sampler(o.seed ?? 1);
-  const lin = (outF: number, inF: number) => rand([outF, inF], 1 / Math.sqrt(inF));
   const pre = o.legacy ? '' : 'transformer.';
-  const t: Record<string, Tensor> = {
-    [`${pre}word_embeddings.weight`]: rand([V, E], 1),
-    [`${pre}word_embeddings_layernorm.weight`]: rand([E], 0.1, 1),
-    [`${pre}word_embeddings_layernorm.bias`]: rand([E], 0.1),
-  };
+  const t: Record<string, Tensor> = { [`${pre}word_embeddings.weight`]: rand([V, E], 1) };
+  addNorm(t, rand, `${pre}word_embeddings_layernorm`, E, true);
   for (let i = 0; i < L; i++) {
     const p = `${pre}h.${i}.`;
-    t[p + 'input_layernorm.weight'] = rand([E], 0.1, 1);
-    t[p + 'input_layernorm.bias'] = rand([E], 0.1);
-    t[p + 'self_attention.query_key_value.weight'] = lin(3 * E, E);
-    t[p + 'self_attention.query_key_value.bias'] = rand([3 * E], 0.1);
-    t[p + 'self_attention.dense.weight'] = lin(E, E);
-    t[p + 'self_attention.dense.bias'] = rand([E], 0.1);
-    t[p + 'post_attention_layernorm.weight'] = rand([E], 0.1, 1);
-    t[p + 'post_attention_layernorm.bias'] = rand([E], 0.1);
-    t[p + 'mlp.dense_h_to_4h.weight'] = lin(4 * E, E);
-    t[p + 'mlp.dense_h_to_4h.bias'] = rand([4 * E], 0.1);
-    t[p + 'mlp.dense_4h_to_h.weight'] = lin(E, 4 * E);
-    t[p + 'mlp.dense_4h_to_h.bias'] = rand([E], 0.1);
+    addNorm(t, rand, p + 'input_layernorm', E, true);
+    addLinear(t, rand, p + 'self_attention.query_key_value', 3 * E, E, true);
+    addLinear(t, rand, p + 'self_attention.dense', E, E, true);
+    addNorm(t, rand, p + 'post_attention_layernorm', E, true);
+    addLinear(t, rand, p + 'mlp.dense_h_to_4h', 4 * E, E, true);
+    addLinear(t, rand, p + 'mlp.dense_4h_to_h', E, 4 * E, true);
   }
-  t[`${pre}ln_f.weight`] = rand([E], 0.1, 1);
-  t[`${pre}ln_f.bias`] = rand([E], 0.1);
+  addNorm(t, rand, `${pre}ln_f`, E, true);
   if (o.storeLmHead) t['lm_head.weight'] = t[`${pre}word_embeddings.weight`]!;
   return t;
 }
@@ -139,7 +115,7 @@ export function falconConfig(o: FalconOpts = {}): Record<string, any> {
   if (o.activation !== undefined) c.activation = o.activation;
   if (o.ropeTheta !== undefined) c.rope_theta = o.ropeTheta;
   if (o.maxPos !== undefined) c.max_position_embeddings = o.maxPos;
-  return sorted(c);
+  return sortKeys(c);
 }
 
 export function falconTensors(o: FalconOpts = {}): Record<string, Tensor> {
@@ -149,11 +125,8 @@ export function falconTensors(o: FalconOpts = {}): Record<string, Tensor> {
   const qkvOut = newArch ? (2 * kv + nh) * d : c.multi_query ? E + 2 * d : 3 * E;
   const rand = sampler(o.seed ?? 1);
   const t: Record<string, Tensor> = { 'transformer.word_embeddings.weight': rand([V, E], 1) };
-  const ln = (name: string) => { t[`${name}.weight`] = rand([E], 0.1, 1); t[`${name}.bias`] = rand([E], 0.1); };
-  const linear = (name: string, outF: number, inF: number) => {
-    t[`${name}.weight`] = rand([outF, inF], 1 / Math.sqrt(inF));
-    if (c.bias) t[`${name}.bias`] = rand([outF], 0.1);
-  };
+  const ln = (name: string) => addNorm(t, rand, name, E, true);
+  const linear = (name: string, outF: number, inF: number) => addLinear(t, rand, name, outF, inF, c.bias);
   for (let i = 0; i < c.num_hidden_layers; i++) {
     const p = `transformer.h.${i}.`;
     if (newArch && (c.num_ln_in_parallel_attn ?? 2) === 2) { ln(p + 'ln_attn'); ln(p + 'ln_mlp'); } else ln(p + 'input_layernorm');
@@ -210,7 +183,7 @@ export function gemmaConfig(o: GemmaOpts = {}): Record<string, any> {
   };
   const ha = o.hiddenActivation === undefined ? 'gelu_pytorch_tanh' : o.hiddenActivation;
   if (ha !== null) c.hidden_activation = ha;
-  return sorted(c);
+  return sortKeys(c);
 }
 
 export function gemmaTensors(o: GemmaOpts = {}): Record<string, Tensor> {
@@ -219,10 +192,7 @@ export function gemmaTensors(o: GemmaOpts = {}): Record<string, Tensor> {
   const q = c.num_attention_heads * d, kvd = c.num_key_value_heads * d;
   const rand = sampler(o.seed ?? 1);
   const t: Record<string, Tensor> = { 'model.embed_tokens.weight': rand([V, E], 0.2) };
-  const linear = (name: string, outF: number, inF: number, bias: boolean) => {
-    t[`${name}.weight`] = rand([outF, inF], 1 / Math.sqrt(inF));
-    if (bias) t[`${name}.bias`] = rand([outF], 0.1);
-  };
+  const linear = (name: string, outF: number, inF: number, bias: boolean) => addLinear(t, rand, name, outF, inF, bias);
   for (let i = 0; i < c.num_hidden_layers; i++) {
     const p = `model.layers.${i}.`;
     t[p + 'input_layernorm.weight'] = rand([E], 0.1); // GemmaRMSNorm weights are centred on 0 (scale 1 + w)

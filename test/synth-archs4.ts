@@ -5,32 +5,9 @@
  * CohereForAI/c4ai-command-r-v01 / -plus), tensors named and shaped as in their state dicts (nn.Linear [out, in]),
  * deterministic random values. Defaults (hidden 64, 4 heads, intermediate 128) keep every linear packable at g32.
  */
-import { f32Tensor, type Tensor } from '../src/tensor.ts';
-import { randn } from './helpers.ts';
-import { writeCheckpoint } from './synth.ts';
+import { f32Tensor } from '../src/tensor.ts';
+import { addLinear, addNorm, sampler, sortKeys, writeCheckpoint, type Tensors } from './synth.ts';
 
-const sorted = (c: Record<string, any>) => Object.fromEntries(Object.entries(c).sort(([a], [b]) => (a < b ? -1 : 1)));
-
-function sampler(seed: number) {
-  let k = 0;
-  const base = seed * 1_000_003;
-  return (shape: number[], std: number, mean = 0): Tensor => {
-    const d = randn(shape.reduce((a, b) => a * b, 1), base + ++k, std);
-    if (mean) for (let i = 0; i < d.length; i++) d[i]! += mean;
-    return f32Tensor(shape, d);
-  };
-}
-type Rand = ReturnType<typeof sampler>;
-type Tensors = Record<string, Tensor>;
-
-function addLinear(t: Tensors, rand: Rand, name: string, outF: number, inF: number, bias: boolean): void {
-  t[`${name}.weight`] = rand([outF, inF], 1 / Math.sqrt(inF));
-  if (bias) t[`${name}.bias`] = rand([outF], 0.1);
-}
-function addNorm(t: Tensors, rand: Rand, name: string, n: number, bias: boolean): void {
-  t[`${name}.weight`] = rand([n], 0.1, 1);
-  if (bias) t[`${name}.bias`] = rand([n], 0.1);
-}
 
 interface Common { hidden?: number; layers?: number; heads?: number; inter?: number; vocab?: number; seed?: number }
 
@@ -39,7 +16,7 @@ interface Common { hidden?: number; layers?: number; heads?: number; inter?: num
 export interface BigCodeOpts extends Common { multiQuery?: boolean; positions?: number; act?: string; storeLmHead?: boolean }
 
 export function bigcodeConfig(o: BigCodeOpts = {}): Record<string, any> {
-  return sorted({
+  return sortKeys({
     activation_function: o.act ?? 'gelu_pytorch_tanh',
     architectures: ['GPTBigCodeForCausalLM'],
     attention_softmax_in_fp32: true,
@@ -134,7 +111,7 @@ export function starcoder2Config(o: Starcoder2Opts = {}): Record<string, any> {
     vocab_size: o.vocab ?? 96,
   };
   if (o.tie !== undefined) c.tie_word_embeddings = o.tie; // starcoder2-3b/7b/15b omit it (default true)
-  return sorted(c);
+  return sortKeys(c);
 }
 
 export function starcoder2Tensors(o: Starcoder2Opts = {}): Tensors {
@@ -181,9 +158,9 @@ export function internConfig(o: InternOpts = {}): Record<string, any> {
       rotary: o.rotary === undefined ? { base: 10000, type: 'dynamic' } : o.rotary,
     };
     if (c.rotary === null) delete c.rotary;
-    return sorted(c);
+    return sortKeys(c);
   }
-  return sorted({
+  return sortKeys({
     ...common, architectures: ['InternLM2ForCausalLM'], attn_implementation: 'eager',
     auto_map: { AutoConfig: 'configuration_internlm2.InternLM2Config', AutoModel: 'modeling_internlm2.InternLM2ForCausalLM', AutoModelForCausalLM: 'modeling_internlm2.InternLM2ForCausalLM' },
     bias: o.bias ?? false, max_position_embeddings: 32768, model_type: 'internlm2', num_key_value_heads: o.kvHeads ?? 2,
@@ -251,7 +228,7 @@ export function baichuanConfig(o: BaichuanOpts = {}): Record<string, any> {
   };
   if (v2) { c._from_model_config = true; c.z_loss_weight = 0; }
   if (o.alibi13b) delete c.max_position_embeddings;
-  return sorted(c);
+  return sortKeys(c);
 }
 
 export function baichuanTensors(o: BaichuanOpts = {}): Tensors {
@@ -287,7 +264,7 @@ export async function makeBaichuanCheckpoint(dir: string, o: BaichuanOpts = {}):
 export interface CohereOpts extends Common { kvHeads?: number; qkNorm?: boolean; attentionBias?: boolean; logitScale?: number; ropeTheta?: number; /** Untied: tie_word_embeddings false and a stored lm_head. */ storeLmHead?: boolean }
 
 export function cohereConfig(o: CohereOpts = {}): Record<string, any> {
-  return sorted({
+  return sortKeys({
     architectures: ['CohereForCausalLM'],
     attention_bias: o.attentionBias ?? false,
     attention_dropout: 0.0,

@@ -5,9 +5,8 @@
  * (model.layers.i.block_sparse_moe.gate.weight [E, H], …experts.j.w1/w3 [I, H], …w2 [H, I]), deterministic values.
  * Defaults: hidden 64, intermediate 64, 4 heads / 2 kv heads, 4 experts, top-2, 2 layers, vocab 96.
  */
-import { f32Tensor, type Tensor } from '../src/tensor.ts';
-import { randn } from './helpers.ts';
-import { writeCheckpoint } from './synth.ts';
+import { type Tensor } from '../src/tensor.ts';
+import { linearWeight, sampler, sortKeys, writeCheckpoint } from './synth.ts';
 
 export interface MixtralOpts {
   hidden?: number; inter?: number; layers?: number; heads?: number; kvHeads?: number; vocab?: number;
@@ -49,35 +48,33 @@ export function mixtralConfig(o: MixtralOpts = {}): Record<string, any> {
     use_cache: true,
     vocab_size: o.vocab ?? 96,
   };
-  return Object.fromEntries(Object.entries(c).sort(([a], [b]) => (a < b ? -1 : 1)));
+  return sortKeys(c);
 }
 
 export function mixtralTensors(o: MixtralOpts = {}): Record<string, Tensor> {
   const c = mixtralConfig(o);
   const H = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, E = c.num_local_experts;
   const d = H / c.num_attention_heads, kvd = c.num_key_value_heads * d;
-  let k = 0;
-  const base = (o.seed ?? 1) * 1_000_003;
-  const rand = (shape: number[], std: number, mean = 0) => {
-    const x = randn(shape.reduce((a, b) => a * b, 1), base + ++k, std);
-    if (mean) for (let i = 0; i < x.length; i++) x[i]! += mean;
-    return x;
-  };
-  const lin = (out: number, inp: number) => f32Tensor([out, inp], rand([out, inp], 1 / Math.sqrt(inp)));
+  const rand = sampler(o.seed ?? 1);
+  const lin = (out: number, inp: number) => linearWeight(rand, out, inp);
   const emb = rand([V, H], 1);
-  if (o.deadExpert !== undefined) for (let v = 0; v < V; v++) emb[v * H]! += 4;
-  const t: Record<string, Tensor> = { 'model.embed_tokens.weight': f32Tensor([V, H], emb) };
+  if (o.deadExpert !== undefined) for (let v = 0; v < V; v++) (emb.data as Float32Array)[v * H]! += 4;
+  const t: Record<string, Tensor> = { 'model.embed_tokens.weight': emb };
   for (let i = 0; i < c.num_hidden_layers; i++) {
     const p = `model.layers.${i}.`;
-    t[p + 'input_layernorm.weight'] = f32Tensor([H], rand([H], 0.1, 1));
+    t[p + 'input_layernorm.weight'] = rand([H], 0.1, 1);
     t[p + 'self_attn.q_proj.weight'] = lin(H, H);
     t[p + 'self_attn.k_proj.weight'] = lin(kvd, H);
     t[p + 'self_attn.v_proj.weight'] = lin(kvd, H);
     t[p + 'self_attn.o_proj.weight'] = lin(H, H);
-    t[p + 'post_attention_layernorm.weight'] = f32Tensor([H], rand([H], 0.1, 1));
+    t[p + 'post_attention_layernorm.weight'] = rand([H], 0.1, 1);
     const gate = rand([E, H], o.routerStd ?? 1);
-    if (o.deadExpert !== undefined) { gate.fill(0, o.deadExpert * H, (o.deadExpert + 1) * H); gate[o.deadExpert * H] = -50; }
-    t[p + 'block_sparse_moe.gate.weight'] = f32Tensor([E, H], gate);
+    if (o.deadExpert !== undefined) {
+      const g = gate.data as Float32Array;
+      g.fill(0, o.deadExpert * H, (o.deadExpert + 1) * H);
+      g[o.deadExpert * H] = -50;
+    }
+    t[p + 'block_sparse_moe.gate.weight'] = gate;
     for (let e = 0; e < E; e++) {
       const q = `${p}block_sparse_moe.experts.${e}.`;
       t[q + 'w1.weight'] = lin(I, H);
@@ -85,7 +82,7 @@ export function mixtralTensors(o: MixtralOpts = {}): Record<string, Tensor> {
       t[q + 'w3.weight'] = lin(I, H);
     }
   }
-  t['model.norm.weight'] = f32Tensor([H], rand([H], 0.1, 1));
+  t['model.norm.weight'] = rand([H], 0.1, 1);
   if (!c.tie_word_embeddings) t['lm_head.weight'] = lin(V, H);
   return t;
 }

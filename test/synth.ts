@@ -8,6 +8,39 @@ import { randn } from './helpers.ts';
 
 const json = (o: unknown) => JSON.stringify(o, null, 2) + '\n';
 
+/** A config.json object with its keys sorted, as transformers writes them. */
+export const sortKeys = (c: Record<string, any>): Record<string, any> =>
+  Object.fromEntries(Object.entries(c).sort(([a], [b]) => (a < b ? -1 : 1)));
+
+export type Tensors = Record<string, Tensor>;
+
+/** Deterministic tensor sampler: the k-th call draws randn(numel, seed·1000003 + k, std) + mean. */
+export function sampler(seed: number) {
+  let k = 0;
+  const base = seed * 1_000_003;
+  return (shape: number[], std: number, mean = 0): Tensor => {
+    const d = randn(shape.reduce((a, b) => a * b, 1), base + ++k, std);
+    if (mean) for (let i = 0; i < d.length; i++) d[i]! += mean;
+    return f32Tensor(shape, d);
+  };
+}
+export type Rand = ReturnType<typeof sampler>;
+
+/** nn.Linear weight [out, in], std 1/√in. */
+export const linearWeight = (rand: Rand, outF: number, inF: number): Tensor => rand([outF, inF], 1 / Math.sqrt(inF));
+
+/** `name.weight` = {@link linearWeight}, then (if `bias`) `name.bias` ~ N(0, 0.1²). */
+export function addLinear(t: Tensors, rand: Rand, name: string, outF: number, inF: number, bias: boolean): void {
+  t[`${name}.weight`] = linearWeight(rand, outF, inF);
+  if (bias) t[`${name}.bias`] = rand([outF], 0.1);
+}
+
+/** Norm `name.weight` ~ 1 + N(0, 0.1²), then (if `bias`) `name.bias` ~ N(0, 0.1²). */
+export function addNorm(t: Tensors, rand: Rand, name: string, n: number, bias: boolean): void {
+  t[`${name}.weight`] = rand([n], 0.1, 1);
+  if (bias) t[`${name}.bias`] = rand([n], 0.1);
+}
+
 /** Write config.json, generation_config.json and model.safetensors ({"format":"pt"}) into `dir` (created). */
 export async function writeCheckpoint(dir: string, config: Record<string, any>, tensors: Record<string, Tensor>): Promise<void> {
   await fs.mkdir(dir, { recursive: true });
@@ -59,7 +92,7 @@ export function llamaConfig(opts: LlamaOpts = {}): Record<string, any> {
   if (mt === 'llama') Object.assign(c, { attention_bias: false, mlp_bias: false, head_dim: hidden / heads, pretraining_tp: 1 });
   if (mt === 'mistral') Object.assign(c, { head_dim: hidden / heads, sliding_window: opts.slidingWindow ?? null });
   if (mt === 'qwen2') Object.assign(c, { max_window_layers: c.num_hidden_layers, sliding_window: null, use_sliding_window: false });
-  return Object.fromEntries(Object.entries(c).sort(([a], [b]) => (a < b ? -1 : 1)));
+  return sortKeys(c);
 }
 
 /** HF tensor names/shapes + deterministic weights for a Llama/Mistral/Qwen2 checkpoint. */
@@ -67,14 +100,8 @@ export function llamaTensors(opts: LlamaOpts = {}): Record<string, Tensor> {
   const c = llamaConfig(opts);
   const H = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, hd = H / c.num_attention_heads;
   const kvd = c.num_key_value_heads * hd;
-  let k = 0;
-  const base = (opts.seed ?? 1) * 1_000_003;
-  const rand = (shape: number[], std: number, mean = 0) => {
-    const d = randn(shape.reduce((a, b) => a * b, 1), base + ++k, std);
-    if (mean) for (let i = 0; i < d.length; i++) d[i]! += mean;
-    return f32Tensor(shape, d);
-  };
-  const lin = (out: number, inp: number) => rand([out, inp], 1 / Math.sqrt(inp)); // torch Linear [out, in]
+  const rand = sampler(opts.seed ?? 1);
+  const lin = (out: number, inp: number) => linearWeight(rand, out, inp); // torch Linear [out, in]
   const t: Record<string, Tensor> = { 'model.embed_tokens.weight': rand([V, H], 1) };
   for (let i = 0; i < c.num_hidden_layers; i++) {
     const p = `model.layers.${i}.`;

@@ -12,16 +12,12 @@
 import { fail } from '../errors.ts';
 import type { ModelConfig } from '../io/config.ts';
 import { F } from '../graph/builder.ts';
-import { ACTIVATION_NAMES, applyRope, attention, gatedMlp, mergeHeads, rmsNorm, splitHeads } from './blocks.ts';
-import type { ArchDefinition, LayerContext, LinearSpec } from './types.ts';
+import { ACTIVATION_NAMES, attendHeads, gatedMlp, layerLinearSpecs, rmsNormAt, splitHeads } from './blocks.ts';
+import type { ArchDefinition, LayerContext } from './types.ts';
 
 /** Baichuan2's NormHead (vLLM's rule: vocab 125696; also any config with Baichuan2's z_loss_weight field). */
 export function baichuanNormHead(cfg: ModelConfig): boolean {
   return cfg.vocabSize === 125696 || cfg.raw.z_loss_weight !== undefined;
-}
-
-function linears(cfg: ModelConfig, prefix: string): Record<string, LinearSpec> {
-  return Object.fromEntries(baichuan.layerLinears(cfg).map((l) => [l.rel, { ...l, name: prefix + l.rel }]));
 }
 
 export const baichuan: ArchDefinition = {
@@ -60,19 +56,18 @@ export const baichuan: ArchDefinition = {
   layer(ctx: LayerContext, x: string): string {
     const { g, cfg, w, prefix: p } = ctx;
     const { hiddenSize: h, numHeads: nh, headDim: d } = cfg;
-    const lin = linears(cfg, p);
-    const n1 = rmsNorm(g, x, w.tensor(g, `${p}input_layernorm.weight`, [h]), cfg.rmsNormEps);
+    const lin = layerLinearSpecs(baichuan, cfg, p);
+    const n1 = rmsNormAt(g, w, `${p}input_layernorm`, x, h, cfg.rmsNormEps);
     const [q, k, v] = g.opN('Split', [w.linear(g, n1, lin['self_attn.W_pack']!), g.constI64([h, h, h])], 3, { axis: -1 })
       .map((t) => splitHeads(g, t, nh, d));
-    const attn = mergeHeads(g, attention(ctx, applyRope(g, q!, ctx.rope, d), applyRope(g, k!, ctx.rope, d), v!, nh, nh, d), nh, d);
-    const x2 = g.op('Add', [x, w.linear(g, attn, lin['self_attn.o_proj']!)]);
-    const n2 = rmsNorm(g, x2, w.tensor(g, `${p}post_attention_layernorm.weight`, [h]), cfg.rmsNormEps);
+    const x2 = g.op('Add', [x, attendHeads(ctx, q!, k!, v!, lin['self_attn.o_proj']!, { heads: nh, kvHeads: nh, headDim: d })]);
+    const n2 = rmsNormAt(g, w, `${p}post_attention_layernorm`, x2, h, cfg.rmsNormEps);
     return g.op('Add', [x2, gatedMlp(g, w, n2, `${p}mlp.`, h, cfg.intermediateSize, cfg.hiddenAct)]);
   },
 
   head(g, cfg, w, x) {
     const { hiddenSize: h, vocabSize: V } = cfg;
-    const n = rmsNorm(g, x, w.tensor(g, 'model.norm.weight', [h]), cfg.rmsNormEps);
+    const n = rmsNormAt(g, w, 'model.norm', x, h, cfg.rmsNormEps);
     if (!baichuanNormHead(cfg)) return w.linear(g, n, { name: 'lm_head', inFeatures: h, outFeatures: V, bias: false });
     // NormHead: F.normalize(W, dim=1) = W / max(‖W_row‖₂, 1e-12).
     const W = w.tensor(g, 'lm_head.weight', [V, h]);

@@ -1,6 +1,7 @@
 /** Shared graph blocks for decoder-only transformers. All tensors fp32, hidden layout [B, S, H]. */
 import { F, type GraphBuilder } from '../graph/builder.ts';
-import type { LayerContext, WeightSource } from './types.ts';
+import type { ModelConfig } from '../io/config.ts';
+import type { ArchDefinition, LayerContext, LayerLinear, LinearSpec, WeightSource } from './types.ts';
 
 const fusedNormGraphs = new WeakSet<GraphBuilder>();
 /**
@@ -21,6 +22,43 @@ export function rmsNorm(g: GraphBuilder, x: string, weight: string, eps: number,
 /** LayerNorm over the last axis. */
 export function layerNorm(g: GraphBuilder, x: string, weight: string, bias: string, eps: number): string {
   return g.op('LayerNormalization', [x, weight, bias], { axis: -1, epsilon: F(eps) });
+}
+
+/** LayerNorm with checkpoint tensors `<name>.weight` and `<name>.bias` (both [n]). */
+export function layerNormAt(g: GraphBuilder, w: WeightSource, name: string, x: string, n: number, eps: number): string {
+  return layerNorm(g, x, w.tensor(g, `${name}.weight`, [n]), w.tensor(g, `${name}.bias`, [n]), eps);
+}
+
+/** RMSNorm with checkpoint tensor `<name>.weight` [n] (offset 1: Gemma-style (1 + w)). */
+export function rmsNormAt(g: GraphBuilder, w: WeightSource, name: string, x: string, n: number, eps: number, offset = 0): string {
+  return rmsNorm(g, x, w.tensor(g, `${name}.weight`, [n]), eps, offset);
+}
+
+/** AutoGPTQ's module groups for llama-layout layers (LlamaGPTQForCausalLM and the archs that reuse its groups). */
+export const LLAMA_INSIDE_MODULES: readonly (readonly string[])[] = [
+  ['self_attn.k_proj', 'self_attn.v_proj', 'self_attn.q_proj'],
+  ['self_attn.o_proj'],
+  ['mlp.up_proj', 'mlp.gate_proj'],
+  ['mlp.down_proj'],
+];
+
+/** The llama-layout layer linears: self_attn.{q,k,v,o}_proj ([kvHeads]·head_dim wide k/v) and mlp.{gate,up,down}_proj. */
+export function llamaLinears(cfg: ModelConfig, kvHeads: number, bias: { qkv: boolean; o: boolean; mlp: boolean }): LayerLinear[] {
+  const { hiddenSize: h, intermediateSize: i, numHeads: nh, headDim: d } = cfg;
+  return [
+    { rel: 'self_attn.q_proj', inFeatures: h, outFeatures: nh * d, bias: bias.qkv },
+    { rel: 'self_attn.k_proj', inFeatures: h, outFeatures: kvHeads * d, bias: bias.qkv },
+    { rel: 'self_attn.v_proj', inFeatures: h, outFeatures: kvHeads * d, bias: bias.qkv },
+    { rel: 'self_attn.o_proj', inFeatures: nh * d, outFeatures: h, bias: bias.o },
+    { rel: 'mlp.gate_proj', inFeatures: h, outFeatures: i, bias: bias.mlp },
+    { rel: 'mlp.up_proj', inFeatures: h, outFeatures: i, bias: bias.mlp },
+    { rel: 'mlp.down_proj', inFeatures: i, outFeatures: h, bias: bias.mlp },
+  ];
+}
+
+/** An architecture's layer linears for the layer at `prefix`, by relative name, with full module names. */
+export function layerLinearSpecs(arch: Pick<ArchDefinition, 'layerLinears'>, cfg: ModelConfig, prefix: string): Record<string, LinearSpec> {
+  return Object.fromEntries(arch.layerLinears(cfg).map((l) => [l.rel, { ...l, name: prefix + l.rel }]));
 }
 
 /** [B,S,heads*d] → [B,heads,S,d] */
@@ -102,6 +140,54 @@ export function attention(ctx: LayerContext, q: string, k: string, v: string, he
   const pg = rep === 1 ? probs : g.op('Reshape', [probs, g.constI64([0, kvHeads, -1, 0])]);
   const out = g.op('MatMul', [pg, v]);
   return rep === 1 ? out : g.op('Reshape', [out, g.constI64([0, heads, -1, d])]);
+}
+
+export interface AttentionOpts {
+  heads: number; kvHeads: number; headDim: number;
+  /** Rotary on q and k: HF rotate_half (default), GPT-J rotate_every_two ('interleaved'), or none. */
+  rope?: 'half' | 'interleaved' | 'none';
+  /** Channels of each head that rotate (partial rotary); default headDim. */
+  rotaryDim?: number;
+  /** Score scale; default 1/√headDim. */
+  scale?: number;
+  /** qk-norm: applied to the q / k heads [B,heads,S,d] before rotary. */
+  qkNorm?: (t: string, which: 'q' | 'k', heads: number) => string;
+}
+
+function ropeOf(ctx: LayerContext, t: string, o: AttentionOpts): string {
+  if (o.rope === 'none') return t;
+  if (o.rope === 'interleaved') return applyRopeInterleaved(ctx.g, t, ctx.rope, o.headDim, o.rotaryDim);
+  return applyRope(ctx.g, t, ctx.rope, o.headDim, o.rotaryDim);
+}
+
+/** rotary(q), rotary(k) → attention → merge heads → output projection `out`. q [B,heads,S,d], k/v [B,kvHeads,S,d]. */
+export function attendHeads(ctx: LayerContext, q: string, k: string, v: string, out: LinearSpec, o: AttentionOpts): string {
+  const { g } = ctx;
+  const { heads: nh, kvHeads: nkv, headDim: d } = o;
+  const attn = attention(ctx, ropeOf(ctx, q, o), ropeOf(ctx, k, o), v, nh, nkv, d, o.scale);
+  return ctx.w.linear(g, mergeHeads(g, attn, nh, d), out);
+}
+
+/**
+ * Self-attention with separate q/k/v projections of x: project → split heads → optional qk-norm → rotary →
+ * attention → merge heads → output projection `lin.o`.
+ */
+export function selfAttention(ctx: LayerContext, x: string, lin: { q: LinearSpec; k: LinearSpec; v: LinearSpec; o: LinearSpec }, o: AttentionOpts): string {
+  const { g, w } = ctx;
+  const heads = (spec: LinearSpec, n: number) => splitHeads(g, w.linear(g, x, spec), n, o.headDim);
+  const qk = (spec: LinearSpec, which: 'q' | 'k', n: number) => {
+    const t = heads(spec, n);
+    return ropeOf(ctx, o.qkNorm ? o.qkNorm(t, which, n) : t, o);
+  };
+  const q = qk(lin.q, 'q', o.heads);
+  const k = qk(lin.k, 'k', o.kvHeads);
+  const v = heads(lin.v, o.kvHeads);
+  return attendHeads(ctx, q, k, v, lin.o, { ...o, rope: 'none' });
+}
+
+/** Plain MLP: down(act(up(x))). */
+export function mlp(g: GraphBuilder, w: WeightSource, x: string, up: LinearSpec, down: LinearSpec, act: string): string {
+  return w.linear(g, activation(g, w.linear(g, x, up), act), down);
 }
 
 /**

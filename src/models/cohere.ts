@@ -14,8 +14,8 @@ import { fail } from '../errors.ts';
 import { configBool } from '../io/config.ts';
 import type { ModelConfig } from '../io/config.ts';
 import { F, type GraphBuilder } from '../graph/builder.ts';
-import { ACTIVATION_NAMES, applyRopeInterleaved, attention, gatedMlp, mergeHeads, splitHeads } from './blocks.ts';
-import type { ArchDefinition, LayerContext, LinearSpec } from './types.ts';
+import { ACTIVATION_NAMES, LLAMA_INSIDE_MODULES, llamaLinears, gatedMlp, layerLinearSpecs, selfAttention } from './blocks.ts';
+import type { ArchDefinition, LayerContext } from './types.ts';
 
 const EMBED = 'model.embed_tokens.weight';
 
@@ -31,36 +31,17 @@ function biaslessLayerNorm(g: GraphBuilder, x: string, weight: string, eps: numb
   return g.op('LayerNormalization', [x, weight], { axis: -1, epsilon: F(eps) });
 }
 
-function linears(cfg: ModelConfig, prefix: string): Record<string, LinearSpec> {
-  return Object.fromEntries(cohere.layerLinears(cfg).map((l) => [l.rel, { ...l, name: prefix + l.rel }]));
-}
-
 export const cohere: ArchDefinition = {
   modelTypes: ['cohere'],
   layersBlockName: 'model.layers.',
   outsideLayerModules: ['model.embed_tokens', 'model.norm'],
   // AutoGPTQ CohereGPTQForCausalLM (llama's groups).
-  insideLayerModules: [
-    ['self_attn.k_proj', 'self_attn.v_proj', 'self_attn.q_proj'],
-    ['self_attn.o_proj'],
-    ['mlp.up_proj', 'mlp.gate_proj'],
-    ['mlp.down_proj'],
-  ],
+  insideLayerModules: LLAMA_INSIDE_MODULES,
   lmHead: 'lm_head',
   tiedEmbedding: EMBED,
 
   layerLinears(cfg) {
-    const { hiddenSize: h, intermediateSize: i, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
-    const bias = cfg.attentionBias;
-    return [
-      { rel: 'self_attn.q_proj', inFeatures: h, outFeatures: nh * d, bias },
-      { rel: 'self_attn.k_proj', inFeatures: h, outFeatures: nkv * d, bias },
-      { rel: 'self_attn.v_proj', inFeatures: h, outFeatures: nkv * d, bias },
-      { rel: 'self_attn.o_proj', inFeatures: nh * d, outFeatures: h, bias },
-      { rel: 'mlp.gate_proj', inFeatures: h, outFeatures: i, bias: false },
-      { rel: 'mlp.up_proj', inFeatures: h, outFeatures: i, bias: false },
-      { rel: 'mlp.down_proj', inFeatures: i, outFeatures: h, bias: false },
-    ];
+    return llamaLinears(cfg, cfg.numKvHeads, { qkv: cfg.attentionBias, o: cfg.attentionBias, mlp: false });
   },
 
   check(cfg) {
@@ -77,21 +58,17 @@ export const cohere: ArchDefinition = {
   layer(ctx: LayerContext, x: string): string {
     const { g, cfg, w, prefix: p } = ctx;
     const { hiddenSize: h, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
-    const lin = linears(cfg, p);
+    const lin = layerLinearSpecs(cohere, cfg, p);
     const qkNorm = configBool(cfg, 'use_qk_norm', false);
     const n = biaslessLayerNorm(g, x, w.tensor(g, `${p}input_layernorm.weight`, [h]), cfg.rmsNormEps);
-    const proj = (name: string, heads: number, norm?: string) => {
-      let t = splitHeads(g, w.linear(g, n, lin[`self_attn.${name}`]!), heads, d); // [B,heads,S,d]
-      if (norm && qkNorm) { // per-head weight [heads, d] → [heads, 1, d] against [B, heads, S, d]
-        const wt = g.op('Reshape', [w.tensor(g, `${p}self_attn.${norm}.weight`, [heads, d]), g.constI64([heads, 1, d])]);
-        t = g.op('Mul', [biaslessLayerNorm(g, t, g.constF(new Array(d).fill(1), [d]), cfg.rmsNormEps), wt]);
-      }
-      return t;
+    // qk norm: per-head weight [heads, d] → [heads, 1, d] against [B, heads, S, d]
+    const headNorm = (t: string, which: 'q' | 'k', heads: number) => {
+      const wt = g.op('Reshape', [w.tensor(g, `${p}self_attn.${which}_norm.weight`, [heads, d]), g.constI64([heads, 1, d])]);
+      return g.op('Mul', [biaslessLayerNorm(g, t, g.constF(new Array(d).fill(1), [d]), cfg.rmsNormEps), wt]);
     };
-    const q = applyRopeInterleaved(g, proj('q_proj', nh, 'q_norm'), ctx.rope, d);
-    const k = applyRopeInterleaved(g, proj('k_proj', nkv, 'k_norm'), ctx.rope, d);
-    const v = proj('v_proj', nkv);
-    const attn = w.linear(g, mergeHeads(g, attention(ctx, q, k, v, nh, nkv, d), nh, d), lin['self_attn.o_proj']!);
+    const attn = selfAttention(ctx, n, {
+      q: lin['self_attn.q_proj']!, k: lin['self_attn.k_proj']!, v: lin['self_attn.v_proj']!, o: lin['self_attn.o_proj']!,
+    }, { heads: nh, kvHeads: nkv, headDim: d, rope: 'interleaved', qkNorm: qkNorm ? headNorm : undefined });
     const mlp = gatedMlp(g, w, n, `${p}mlp.`, h, cfg.intermediateSize, cfg.hiddenAct);
     return g.op('Add', [g.op('Add', [x, attn]), mlp]);
   },

@@ -10,7 +10,7 @@
  */
 import { fail } from '../errors.ts';
 import type { ModelConfig } from '../io/config.ts';
-import { ACTIVATION_NAMES, applyRope, attention, gatedMlp, mergeHeads, rmsNorm, splitHeads } from './blocks.ts';
+import { ACTIVATION_NAMES, LLAMA_INSIDE_MODULES, llamaLinears, gatedMlp, layerLinearSpecs, rmsNormAt, selfAttention } from './blocks.ts';
 import type { ArchDefinition, LayerContext } from './types.ts';
 
 /**
@@ -27,27 +27,12 @@ export const gemma: ArchDefinition = {
   layersBlockName: 'model.layers.',
   outsideLayerModules: ['model.embed_tokens', 'model.norm'],
   // AutoGPTQ GemmaGPTQForCausalLM (same groups as llama).
-  insideLayerModules: [
-    ['self_attn.k_proj', 'self_attn.v_proj', 'self_attn.q_proj'],
-    ['self_attn.o_proj'],
-    ['mlp.up_proj', 'mlp.gate_proj'],
-    ['mlp.down_proj'],
-  ],
+  insideLayerModules: LLAMA_INSIDE_MODULES,
   lmHead: 'lm_head',
   tiedEmbedding: 'model.embed_tokens.weight',
 
   layerLinears(cfg) {
-    const { hiddenSize: h, intermediateSize: i, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
-    const bias = cfg.attentionBias;
-    return [
-      { rel: 'self_attn.q_proj', inFeatures: h, outFeatures: nh * d, bias },
-      { rel: 'self_attn.k_proj', inFeatures: h, outFeatures: nkv * d, bias },
-      { rel: 'self_attn.v_proj', inFeatures: h, outFeatures: nkv * d, bias },
-      { rel: 'self_attn.o_proj', inFeatures: nh * d, outFeatures: h, bias },
-      { rel: 'mlp.gate_proj', inFeatures: h, outFeatures: i, bias: false },
-      { rel: 'mlp.up_proj', inFeatures: h, outFeatures: i, bias: false },
-      { rel: 'mlp.down_proj', inFeatures: i, outFeatures: h, bias: false },
-    ];
+    return llamaLinears(cfg, cfg.numKvHeads, { qkv: cfg.attentionBias, o: cfg.attentionBias, mlp: false });
   },
 
   check(cfg) {
@@ -66,19 +51,18 @@ export const gemma: ArchDefinition = {
   layer(ctx: LayerContext, x: string): string {
     const { g, cfg, w, prefix: p } = ctx;
     const { hiddenSize: h, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
-    const lin = Object.fromEntries(gemma.layerLinears(cfg).map((l) => [l.rel, { ...l, name: p + l.rel }]));
-    const n1 = rmsNorm(g, x, w.tensor(g, `${p}input_layernorm.weight`, [h]), cfg.rmsNormEps, 1);
-    const q = applyRope(g, splitHeads(g, w.linear(g, n1, lin['self_attn.q_proj']!), nh, d), ctx.rope, d);
-    const k = applyRope(g, splitHeads(g, w.linear(g, n1, lin['self_attn.k_proj']!), nkv, d), ctx.rope, d);
-    const v = splitHeads(g, w.linear(g, n1, lin['self_attn.v_proj']!), nkv, d);
-    const attn = mergeHeads(g, attention(ctx, q, k, v, nh, nkv, d), nh, d);
-    const x2 = g.op('Add', [x, w.linear(g, attn, lin['self_attn.o_proj']!)]);
-    const n2 = rmsNorm(g, x2, w.tensor(g, `${p}post_attention_layernorm.weight`, [h]), cfg.rmsNormEps, 1);
+    const lin = layerLinearSpecs(gemma, cfg, p);
+    const n1 = rmsNormAt(g, w, `${p}input_layernorm`, x, h, cfg.rmsNormEps, 1);
+    const attn = selfAttention(ctx, n1, {
+      q: lin['self_attn.q_proj']!, k: lin['self_attn.k_proj']!, v: lin['self_attn.v_proj']!, o: lin['self_attn.o_proj']!,
+    }, { heads: nh, kvHeads: nkv, headDim: d });
+    const x2 = g.op('Add', [x, attn]);
+    const n2 = rmsNormAt(g, w, `${p}post_attention_layernorm`, x2, h, cfg.rmsNormEps, 1);
     return g.op('Add', [x2, gatedMlp(g, w, n2, `${p}mlp.`, h, cfg.intermediateSize, gemmaActivation(cfg))]);
   },
 
   head(g, cfg, w, x) {
-    const n = rmsNorm(g, x, w.tensor(g, 'model.norm.weight', [cfg.hiddenSize]), cfg.rmsNormEps, 1);
+    const n = rmsNormAt(g, w, 'model.norm', x, cfg.hiddenSize, cfg.rmsNormEps, 1);
     return w.linear(g, n, { name: 'lm_head', inFeatures: cfg.hiddenSize, outFeatures: cfg.vocabSize, bias: false, tiedTo: 'model.embed_tokens.weight' });
   },
 };

@@ -15,15 +15,10 @@
  */
 import { fail } from '../errors.ts';
 import { configBool } from '../io/config.ts';
-import type { ModelConfig } from '../io/config.ts';
-import { ACTIVATION_NAMES, activation, attention, layerNorm, mergeHeads, splitFusedQkv } from './blocks.ts';
-import type { ArchDefinition, LayerContext, LinearSpec } from './types.ts';
+import { ACTIVATION_NAMES, attendHeads, layerLinearSpecs, layerNormAt, mlp, splitFusedQkv } from './blocks.ts';
+import type { ArchDefinition, LayerContext } from './types.ts';
 
 const WTE = 'transformer.wte.weight';
-
-function linears(cfg: ModelConfig, prefix: string): Record<string, LinearSpec> {
-  return Object.fromEntries(gptBigCode.layerLinears(cfg).map((l) => [l.rel, { ...l, name: prefix + l.rel }]));
-}
 
 export const gptBigCode: ArchDefinition = {
   modelTypes: ['gpt_bigcode'],
@@ -63,22 +58,20 @@ export const gptBigCode: ArchDefinition = {
   layer(ctx: LayerContext, x: string): string {
     const { g, cfg, w, prefix: p } = ctx;
     const { hiddenSize: h, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
-    const lin = linears(cfg, p);
-    const ln = (name: string, v: string) => layerNorm(g, v, w.tensor(g, `${p}${name}.weight`, [h]), w.tensor(g, `${p}${name}.bias`, [h]), cfg.rmsNormEps);
+    const lin = layerLinearSpecs(gptBigCode, cfg, p);
+    const ln = (name: string, v: string) => layerNormAt(g, w, `${p}${name}`, v, h, cfg.rmsNormEps);
     const scale = configBool(cfg, 'scale_attn_weights', true) ? 1 / Math.sqrt(d) : 1;
 
     const qkv = w.linear(g, ln('ln_1', x), lin['attn.c_attn']!);
     // multi_query: [q_0 … q_{heads−1}, k, v] = one group of `heads` queries; else `heads` groups of one.
     const { q, k, v } = nkv === 1 && nh !== 1 ? splitFusedQkv(g, qkv, 1, nh, d) : splitFusedQkv(g, qkv, nh, 1, d);
-    const attn = mergeHeads(g, attention(ctx, q, k, v, nh, nkv, d, scale), nh, d);
-    const x2 = g.op('Add', [x, w.linear(g, attn, lin['attn.c_proj']!)]);
-    const up = activation(g, w.linear(g, ln('ln_2', x2), lin['mlp.c_fc']!), cfg.hiddenAct);
-    return g.op('Add', [x2, w.linear(g, up, lin['mlp.c_proj']!)]);
+    const x2 = g.op('Add', [x, attendHeads(ctx, q, k, v, lin['attn.c_proj']!, { heads: nh, kvHeads: nkv, headDim: d, rope: 'none', scale })]);
+    return g.op('Add', [x2, mlp(g, w, ln('ln_2', x2), lin['mlp.c_fc']!, lin['mlp.c_proj']!, cfg.hiddenAct)]);
   },
 
   head(g, cfg, w, x) {
     const h = cfg.hiddenSize;
-    const n = layerNorm(g, x, w.tensor(g, 'transformer.ln_f.weight', [h]), w.tensor(g, 'transformer.ln_f.bias', [h]), cfg.rmsNormEps);
+    const n = layerNormAt(g, w, 'transformer.ln_f', x, h, cfg.rmsNormEps);
     return w.linear(g, n, { name: 'lm_head', inFeatures: h, outFeatures: cfg.vocabSize, bias: false, tiedTo: WTE });
   },
 };

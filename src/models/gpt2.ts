@@ -7,15 +7,10 @@
  */
 import { fail } from '../errors.ts';
 import { configBool } from '../io/config.ts';
-import type { ModelConfig } from '../io/config.ts';
-import { ACTIVATION_NAMES, activation, attention, layerIndexOf, layerNorm, mergeHeads, splitHeads } from './blocks.ts';
-import type { ArchDefinition, LayerContext, LinearSpec } from './types.ts';
+import { ACTIVATION_NAMES, attendHeads, layerIndexOf, layerLinearSpecs, layerNormAt, mlp, splitHeads } from './blocks.ts';
+import type { ArchDefinition, LayerContext } from './types.ts';
 
 const WTE = 'transformer.wte.weight';
-
-function linears(cfg: ModelConfig, prefix: string): Record<string, LinearSpec> {
-  return Object.fromEntries(gpt2.layerLinears(cfg).map((l) => [l.rel, { ...l, name: prefix + l.rel }]));
-}
 
 export const gpt2: ArchDefinition = {
   modelTypes: ['gpt2'],
@@ -56,24 +51,22 @@ export const gpt2: ArchDefinition = {
   layer(ctx: LayerContext, x: string): string {
     const { g, cfg, w, prefix: p } = ctx;
     const { hiddenSize: h, numHeads: nh, headDim: d } = cfg;
-    const lin = linears(cfg, p);
-    const ln = (name: string, v: string) => layerNorm(g, v, w.tensor(g, `${p}${name}.weight`, [h]), w.tensor(g, `${p}${name}.bias`, [h]), cfg.rmsNormEps);
+    const lin = layerLinearSpecs(gpt2, cfg, p);
+    const ln = (name: string, v: string) => layerNormAt(g, w, `${p}${name}`, v, h, cfg.rmsNormEps);
 
     let scale = configBool(cfg, 'scale_attn_weights', true) ? 1 / Math.sqrt(d) : 1;
     if (configBool(cfg, 'scale_attn_by_inverse_layer_idx', false)) scale /= layerIndexOf(ctx) + 1;
 
     const qkv = w.linear(g, ln('ln_1', x), lin['attn.c_attn']!);
     const [q, k, v] = g.opN('Split', [qkv, g.constI64([h, h, h])], 3, { axis: -1 });
-    const heads = (t: string) => splitHeads(g, t, nh, d);
-    const attn = mergeHeads(g, attention(ctx, heads(q!), heads(k!), heads(v!), nh, nh, d, scale), nh, d);
-    const x2 = g.op('Add', [x, w.linear(g, attn, lin['attn.c_proj']!)]);
-    const up = activation(g, w.linear(g, ln('ln_2', x2), lin['mlp.c_fc']!), cfg.hiddenAct);
-    return g.op('Add', [x2, w.linear(g, up, lin['mlp.c_proj']!)]);
+    const [qh, kh, vh] = [q!, k!, v!].map((t) => splitHeads(g, t, nh, d));
+    const x2 = g.op('Add', [x, attendHeads(ctx, qh!, kh!, vh!, lin['attn.c_proj']!, { heads: nh, kvHeads: nh, headDim: d, rope: 'none', scale })]);
+    return g.op('Add', [x2, mlp(g, w, ln('ln_2', x2), lin['mlp.c_fc']!, lin['mlp.c_proj']!, cfg.hiddenAct)]);
   },
 
   head(g, cfg, w, x) {
     const h = cfg.hiddenSize;
-    const n = layerNorm(g, x, w.tensor(g, 'transformer.ln_f.weight', [h]), w.tensor(g, 'transformer.ln_f.bias', [h]), cfg.rmsNormEps);
+    const n = layerNormAt(g, w, 'transformer.ln_f', x, h, cfg.rmsNormEps);
     return w.linear(g, n, { name: 'lm_head', inFeatures: h, outFeatures: cfg.vocabSize, bias: false, tiedTo: WTE });
   },
 };

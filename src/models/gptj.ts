@@ -8,15 +8,10 @@
  * rotary_dim null means rotary over all of n_embd, which HF can only apply when there is a single head.
  */
 import { fail } from '../errors.ts';
-import type { ModelConfig } from '../io/config.ts';
-import { ACTIVATION_NAMES, activation, applyRopeInterleaved, attention, layerNorm, mergeHeads, splitHeads } from './blocks.ts';
-import type { ArchDefinition, LayerContext, LinearSpec } from './types.ts';
+import { ACTIVATION_NAMES, layerLinearSpecs, layerNormAt, mlp, selfAttention } from './blocks.ts';
+import type { ArchDefinition, LayerContext } from './types.ts';
 
 const WTE = 'transformer.wte.weight';
-
-function linears(cfg: ModelConfig, prefix: string): Record<string, LinearSpec> {
-  return Object.fromEntries(gptj.layerLinears(cfg).map((l) => [l.rel, { ...l, name: prefix + l.rel }]));
-}
 
 export const gptj: ArchDefinition = {
   modelTypes: ['gptj'],
@@ -56,20 +51,18 @@ export const gptj: ArchDefinition = {
   layer(ctx: LayerContext, x: string): string {
     const { g, cfg, w, prefix: p } = ctx;
     const { hiddenSize: h, numHeads: nh, headDim: d } = cfg;
-    const lin = linears(cfg, p);
-    const n = layerNorm(g, x, w.tensor(g, `${p}ln_1.weight`, [h]), w.tensor(g, `${p}ln_1.bias`, [h]), cfg.rmsNormEps);
-    const rope = (t: string) => applyRopeInterleaved(g, splitHeads(g, t, nh, d), ctx.rope, d, cfg.rotaryDim);
-    const q = rope(w.linear(g, n, lin['attn.q_proj']!));
-    const k = rope(w.linear(g, n, lin['attn.k_proj']!));
-    const v = splitHeads(g, w.linear(g, n, lin['attn.v_proj']!), nh, d);
-    const attn = w.linear(g, mergeHeads(g, attention(ctx, q, k, v, nh, nh, d), nh, d), lin['attn.out_proj']!);
-    const mlp = w.linear(g, activation(g, w.linear(g, n, lin['mlp.fc_in']!), cfg.hiddenAct), lin['mlp.fc_out']!);
-    return g.op('Add', [g.op('Add', [x, attn]), mlp]);
+    const lin = layerLinearSpecs(gptj, cfg, p);
+    const n = layerNormAt(g, w, `${p}ln_1`, x, h, cfg.rmsNormEps);
+    const attn = selfAttention(ctx, n, {
+      q: lin['attn.q_proj']!, k: lin['attn.k_proj']!, v: lin['attn.v_proj']!, o: lin['attn.out_proj']!,
+    }, { heads: nh, kvHeads: nh, headDim: d, rope: 'interleaved', rotaryDim: cfg.rotaryDim });
+    const ff = mlp(g, w, n, lin['mlp.fc_in']!, lin['mlp.fc_out']!, cfg.hiddenAct);
+    return g.op('Add', [g.op('Add', [x, attn]), ff]);
   },
 
   head(g, cfg, w, x) {
     const h = cfg.hiddenSize;
-    const n = layerNorm(g, x, w.tensor(g, 'transformer.ln_f.weight', [h]), w.tensor(g, 'transformer.ln_f.bias', [h]), cfg.rmsNormEps);
+    const n = layerNormAt(g, w, 'transformer.ln_f', x, h, cfg.rmsNormEps);
     return w.linear(g, n, { name: 'lm_head', inFeatures: h, outFeatures: cfg.vocabSize, bias: true, tiedTo: WTE });
   },
 };

@@ -8,39 +8,20 @@
  */
 import { fail } from '../errors.ts';
 import { configBool } from '../io/config.ts';
-import type { ModelConfig } from '../io/config.ts';
-import { ACTIVATION_NAMES, applyRope, attention, gatedMlp, mergeHeads, rmsNorm, splitHeads } from './blocks.ts';
-import type { ArchDefinition, LayerContext, LinearSpec } from './types.ts';
-
-function linears(cfg: ModelConfig, prefix: string): Record<string, LinearSpec> {
-  return Object.fromEntries(internlm.layerLinears(cfg).map((l) => [l.rel, { ...l, name: prefix + l.rel }]));
-}
+import { ACTIVATION_NAMES, LLAMA_INSIDE_MODULES, llamaLinears, gatedMlp, layerLinearSpecs, rmsNormAt, selfAttention } from './blocks.ts';
+import type { ArchDefinition, LayerContext } from './types.ts';
 
 export const internlm: ArchDefinition = {
   modelTypes: ['internlm'],
   layersBlockName: 'model.layers.',
   outsideLayerModules: ['model.embed_tokens', 'model.norm'],
   // AutoGPTQ InternLMGPTQForCausalLM (llama's groups).
-  insideLayerModules: [
-    ['self_attn.k_proj', 'self_attn.v_proj', 'self_attn.q_proj'],
-    ['self_attn.o_proj'],
-    ['mlp.up_proj', 'mlp.gate_proj'],
-    ['mlp.down_proj'],
-  ],
+  insideLayerModules: LLAMA_INSIDE_MODULES,
   lmHead: 'lm_head',
 
   layerLinears(cfg) {
-    const { hiddenSize: h, intermediateSize: i, numHeads: nh, headDim: d } = cfg;
     const bias = configBool(cfg, 'bias', true);
-    return [
-      { rel: 'self_attn.q_proj', inFeatures: h, outFeatures: nh * d, bias },
-      { rel: 'self_attn.k_proj', inFeatures: h, outFeatures: nh * d, bias },
-      { rel: 'self_attn.v_proj', inFeatures: h, outFeatures: nh * d, bias },
-      { rel: 'self_attn.o_proj', inFeatures: nh * d, outFeatures: h, bias },
-      { rel: 'mlp.gate_proj', inFeatures: h, outFeatures: i, bias: false },
-      { rel: 'mlp.up_proj', inFeatures: h, outFeatures: i, bias: false },
-      { rel: 'mlp.down_proj', inFeatures: i, outFeatures: h, bias: false },
-    ];
+    return llamaLinears(cfg, cfg.numHeads, { qkv: bias, o: bias, mlp: false }); // no GQA: k/v as wide as q
   },
 
   check(cfg) {
@@ -62,19 +43,18 @@ export const internlm: ArchDefinition = {
   layer(ctx: LayerContext, x: string): string {
     const { g, cfg, w, prefix: p } = ctx;
     const { hiddenSize: h, numHeads: nh, headDim: d } = cfg;
-    const lin = linears(cfg, p);
-    const n1 = rmsNorm(g, x, w.tensor(g, `${p}input_layernorm.weight`, [h]), cfg.rmsNormEps);
-    const q = applyRope(g, splitHeads(g, w.linear(g, n1, lin['self_attn.q_proj']!), nh, d), ctx.rope, d);
-    const k = applyRope(g, splitHeads(g, w.linear(g, n1, lin['self_attn.k_proj']!), nh, d), ctx.rope, d);
-    const v = splitHeads(g, w.linear(g, n1, lin['self_attn.v_proj']!), nh, d);
-    const attn = mergeHeads(g, attention(ctx, q, k, v, nh, nh, d), nh, d);
-    const x2 = g.op('Add', [x, w.linear(g, attn, lin['self_attn.o_proj']!)]);
-    const n2 = rmsNorm(g, x2, w.tensor(g, `${p}post_attention_layernorm.weight`, [h]), cfg.rmsNormEps);
+    const lin = layerLinearSpecs(internlm, cfg, p);
+    const n1 = rmsNormAt(g, w, `${p}input_layernorm`, x, h, cfg.rmsNormEps);
+    const attn = selfAttention(ctx, n1, {
+      q: lin['self_attn.q_proj']!, k: lin['self_attn.k_proj']!, v: lin['self_attn.v_proj']!, o: lin['self_attn.o_proj']!,
+    }, { heads: nh, kvHeads: nh, headDim: d });
+    const x2 = g.op('Add', [x, attn]);
+    const n2 = rmsNormAt(g, w, `${p}post_attention_layernorm`, x2, h, cfg.rmsNormEps);
     return g.op('Add', [x2, gatedMlp(g, w, n2, `${p}mlp.`, h, cfg.intermediateSize, cfg.hiddenAct)]);
   },
 
   head(g, cfg, w, x) {
-    const n = rmsNorm(g, x, w.tensor(g, 'model.norm.weight', [cfg.hiddenSize]), cfg.rmsNormEps);
+    const n = rmsNormAt(g, w, 'model.norm', x, cfg.hiddenSize, cfg.rmsNormEps);
     return w.linear(g, n, { name: 'lm_head', inFeatures: cfg.hiddenSize, outFeatures: cfg.vocabSize, bias: false, tiedTo: 'model.embed_tokens.weight' });
   },
 };

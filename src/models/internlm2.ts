@@ -11,15 +11,10 @@
  */
 import { fail } from '../errors.ts';
 import { configBool } from '../io/config.ts';
-import type { ModelConfig } from '../io/config.ts';
-import { ACTIVATION_NAMES, activation, applyRope, attention, mergeHeads, rmsNorm, splitFusedQkv } from './blocks.ts';
-import type { ArchDefinition, LayerContext, LinearSpec } from './types.ts';
+import { ACTIVATION_NAMES, activation, attendHeads, layerLinearSpecs, rmsNormAt, splitFusedQkv } from './blocks.ts';
+import type { ArchDefinition, LayerContext } from './types.ts';
 
 const EMBED = 'model.tok_embeddings.weight';
-
-function linears(cfg: ModelConfig, prefix: string): Record<string, LinearSpec> {
-  return Object.fromEntries(internlm2.layerLinears(cfg).map((l) => [l.rel, { ...l, name: prefix + l.rel }]));
-}
 
 export const internlm2: ArchDefinition = {
   modelTypes: ['internlm2'],
@@ -57,19 +52,18 @@ export const internlm2: ArchDefinition = {
   layer(ctx: LayerContext, x: string): string {
     const { g, cfg, w, prefix: p } = ctx;
     const { hiddenSize: h, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
-    const lin = linears(cfg, p);
-    const n1 = rmsNorm(g, x, w.tensor(g, `${p}attention_norm.weight`, [h]), cfg.rmsNormEps);
+    const lin = layerLinearSpecs(internlm2, cfg, p);
+    const n1 = rmsNormAt(g, w, `${p}attention_norm`, x, h, cfg.rmsNormEps);
     const { q, k, v } = splitFusedQkv(g, w.linear(g, n1, lin['attention.wqkv']!), nkv, nh / nkv, d);
-    const attn = mergeHeads(g, attention(ctx, applyRope(g, q, ctx.rope, d), applyRope(g, k, ctx.rope, d), v, nh, nkv, d), nh, d);
-    const x2 = g.op('Add', [x, w.linear(g, attn, lin['attention.wo']!)]);
-    const n2 = rmsNorm(g, x2, w.tensor(g, `${p}ffn_norm.weight`, [h]), cfg.rmsNormEps);
+    const x2 = g.op('Add', [x, attendHeads(ctx, q, k, v, lin['attention.wo']!, { heads: nh, kvHeads: nkv, headDim: d })]);
+    const n2 = rmsNormAt(g, w, `${p}ffn_norm`, x2, h, cfg.rmsNormEps);
     const gate = activation(g, w.linear(g, n2, lin['feed_forward.w1']!), cfg.hiddenAct);
     const up = w.linear(g, n2, lin['feed_forward.w3']!);
     return g.op('Add', [x2, w.linear(g, g.op('Mul', [gate, up]), lin['feed_forward.w2']!)]);
   },
 
   head(g, cfg, w, x) {
-    const n = rmsNorm(g, x, w.tensor(g, 'model.norm.weight', [cfg.hiddenSize]), cfg.rmsNormEps);
+    const n = rmsNormAt(g, w, 'model.norm', x, cfg.hiddenSize, cfg.rmsNormEps);
     return w.linear(g, n, { name: 'output', inFeatures: cfg.hiddenSize, outFeatures: cfg.vocabSize, bias: false, tiedTo: EMBED });
   },
 };

@@ -9,13 +9,8 @@
  */
 import { fail } from '../errors.ts';
 import { configBool } from '../io/config.ts';
-import type { ModelConfig } from '../io/config.ts';
-import { ACTIVATION_NAMES, activation, applyRope, attention, layerNorm, mergeHeads, splitHeads } from './blocks.ts';
-import type { ArchDefinition, LayerContext, LinearSpec } from './types.ts';
-
-function linears(cfg: ModelConfig, prefix: string): Record<string, LinearSpec> {
-  return Object.fromEntries(phi.layerLinears(cfg).map((l) => [l.rel, { ...l, name: prefix + l.rel }]));
-}
+import { ACTIVATION_NAMES, layerLinearSpecs, layerNormAt, mlp, selfAttention } from './blocks.ts';
+import type { ArchDefinition, LayerContext } from './types.ts';
 
 export const phi: ArchDefinition = {
   modelTypes: ['phi'],
@@ -53,27 +48,21 @@ export const phi: ArchDefinition = {
   layer(ctx: LayerContext, x: string): string {
     const { g, cfg, w, prefix: p } = ctx;
     const { hiddenSize: h, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
-    const lin = linears(cfg, p);
-    const ln = (name: string, v: string, n: number) => layerNorm(g, v, w.tensor(g, `${p}${name}.weight`, [n]), w.tensor(g, `${p}${name}.bias`, [n]), cfg.rmsNormEps);
+    const lin = layerLinearSpecs(phi, cfg, p);
     const qkNorm = configBool(cfg, 'qk_layernorm', false);
 
-    const n = ln('input_layernorm', x, h);
-    const proj = (name: string, heads: number, norm?: string) => {
-      const t = splitHeads(g, w.linear(g, n, lin[`self_attn.${name}`]!), heads, d); // [B,heads,S,d]
-      const t2 = norm && qkNorm ? ln(`self_attn.${norm}`, t, d) : t;
-      return applyRope(g, t2, ctx.rope, d, cfg.rotaryDim);
-    };
-    const q = proj('q_proj', nh, 'q_layernorm');
-    const k = proj('k_proj', nkv, 'k_layernorm');
-    const v = splitHeads(g, w.linear(g, n, lin['self_attn.v_proj']!), nkv, d);
-    const attn = w.linear(g, mergeHeads(g, attention(ctx, q, k, v, nh, nkv, d), nh, d), lin['self_attn.dense']!);
-    const mlp = w.linear(g, activation(g, w.linear(g, n, lin['mlp.fc1']!), cfg.hiddenAct), lin['mlp.fc2']!);
-    return g.op('Add', [g.op('Add', [x, attn]), mlp]);
+    const n = layerNormAt(g, w, `${p}input_layernorm`, x, h, cfg.rmsNormEps);
+    const headNorm = (t: string, which: 'q' | 'k') => layerNormAt(g, w, `${p}self_attn.${which}_layernorm`, t, d, cfg.rmsNormEps);
+    const attn = selfAttention(ctx, n, {
+      q: lin['self_attn.q_proj']!, k: lin['self_attn.k_proj']!, v: lin['self_attn.v_proj']!, o: lin['self_attn.dense']!,
+    }, { heads: nh, kvHeads: nkv, headDim: d, rotaryDim: cfg.rotaryDim, qkNorm: qkNorm ? headNorm : undefined });
+    const ff = mlp(g, w, n, lin['mlp.fc1']!, lin['mlp.fc2']!, cfg.hiddenAct);
+    return g.op('Add', [g.op('Add', [x, attn]), ff]);
   },
 
   head(g, cfg, w, x) {
     const h = cfg.hiddenSize;
-    const n = layerNorm(g, x, w.tensor(g, 'model.final_layernorm.weight', [h]), w.tensor(g, 'model.final_layernorm.bias', [h]), cfg.rmsNormEps);
+    const n = layerNormAt(g, w, 'model.final_layernorm', x, h, cfg.rmsNormEps);
     return w.linear(g, n, { name: 'lm_head', inFeatures: h, outFeatures: cfg.vocabSize, bias: true, tiedTo: 'model.embed_tokens.weight' });
   },
 };

@@ -10,15 +10,10 @@
  */
 import { fail } from '../errors.ts';
 import { configBool } from '../io/config.ts';
-import type { ModelConfig } from '../io/config.ts';
-import { ACTIVATION_NAMES, activation, applyRope, attention, layerNorm, mergeHeads, splitHeads } from './blocks.ts';
-import type { ArchDefinition, LayerContext, LinearSpec } from './types.ts';
+import { ACTIVATION_NAMES, layerLinearSpecs, layerNormAt, mlp, selfAttention } from './blocks.ts';
+import type { ArchDefinition, LayerContext } from './types.ts';
 
 const EMBED = 'model.embed_tokens.weight';
-
-function linears(cfg: ModelConfig, prefix: string): Record<string, LinearSpec> {
-  return Object.fromEntries(starcoder2.layerLinears(cfg).map((l) => [l.rel, { ...l, name: prefix + l.rel }]));
-}
 
 export const starcoder2: ArchDefinition = {
   modelTypes: ['starcoder2'],
@@ -55,21 +50,18 @@ export const starcoder2: ArchDefinition = {
   layer(ctx: LayerContext, x: string): string {
     const { g, cfg, w, prefix: p } = ctx;
     const { hiddenSize: h, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
-    const lin = linears(cfg, p);
-    const ln = (name: string, v: string) => layerNorm(g, v, w.tensor(g, `${p}${name}.weight`, [h]), w.tensor(g, `${p}${name}.bias`, [h]), cfg.rmsNormEps);
-    const n1 = ln('input_layernorm', x);
-    const q = applyRope(g, splitHeads(g, w.linear(g, n1, lin['self_attn.q_proj']!), nh, d), ctx.rope, d);
-    const k = applyRope(g, splitHeads(g, w.linear(g, n1, lin['self_attn.k_proj']!), nkv, d), ctx.rope, d);
-    const v = splitHeads(g, w.linear(g, n1, lin['self_attn.v_proj']!), nkv, d);
-    const attn = mergeHeads(g, attention(ctx, q, k, v, nh, nkv, d), nh, d);
-    const x2 = g.op('Add', [x, w.linear(g, attn, lin['self_attn.o_proj']!)]);
-    const up = activation(g, w.linear(g, ln('post_attention_layernorm', x2), lin['mlp.c_fc']!), cfg.hiddenAct);
-    return g.op('Add', [x2, w.linear(g, up, lin['mlp.c_proj']!)]);
+    const lin = layerLinearSpecs(starcoder2, cfg, p);
+    const ln = (name: string, v: string) => layerNormAt(g, w, `${p}${name}`, v, h, cfg.rmsNormEps);
+    const attn = selfAttention(ctx, ln('input_layernorm', x), {
+      q: lin['self_attn.q_proj']!, k: lin['self_attn.k_proj']!, v: lin['self_attn.v_proj']!, o: lin['self_attn.o_proj']!,
+    }, { heads: nh, kvHeads: nkv, headDim: d });
+    const x2 = g.op('Add', [x, attn]);
+    return g.op('Add', [x2, mlp(g, w, ln('post_attention_layernorm', x2), lin['mlp.c_fc']!, lin['mlp.c_proj']!, cfg.hiddenAct)]);
   },
 
   head(g, cfg, w, x) {
     const h = cfg.hiddenSize;
-    const n = layerNorm(g, x, w.tensor(g, 'model.norm.weight', [h]), w.tensor(g, 'model.norm.bias', [h]), cfg.rmsNormEps);
+    const n = layerNormAt(g, w, 'model.norm', x, h, cfg.rmsNormEps);
     return w.linear(g, n, { name: 'lm_head', inFeatures: h, outFeatures: cfg.vocabSize, bias: false, tiedTo: EMBED });
   },
 };

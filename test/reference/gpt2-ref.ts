@@ -16,6 +16,7 @@
  * Tensor names are looked up with and without the `transformer.` prefix (base-model checkpoints lack it).
  */
 import { fail } from '../../src/errors.ts';
+import { act, layerNorm } from './ref-math.ts';
 
 export interface Gpt2RefConfig {
   hidden: number;
@@ -60,20 +61,6 @@ function get(w: Weights, name: string, size: number): Float32Array {
   return t;
 }
 
-function layerNorm(x: Float64Array, seq: number, n: number, w: Float32Array, b: Float32Array, eps: number): Float64Array {
-  const y = new Float64Array(seq * n);
-  for (let s = 0; s < seq; s++) {
-    let mean = 0;
-    for (let i = 0; i < n; i++) mean += x[s * n + i]!;
-    mean /= n;
-    let v = 0;
-    for (let i = 0; i < n; i++) v += (x[s * n + i]! - mean) ** 2;
-    const inv = 1 / Math.sqrt(v / n + eps);
-    for (let i = 0; i < n; i++) y[s * n + i] = (x[s * n + i]! - mean) * inv * w[i]! + b[i]!;
-  }
-  return y;
-}
-
 /** Conv1D: W [in, out]. */
 function conv1d(x: Float64Array, seq: number, inF: number, outF: number, W: Float32Array, b: Float32Array): Float64Array {
   const y = new Float64Array(seq * outF);
@@ -85,11 +72,6 @@ function conv1d(x: Float64Array, seq: number, inF: number, outF: number, W: Floa
     }
   }
   return y;
-}
-
-function act(v: number, kind: Gpt2RefConfig['act']): number {
-  if (kind === 'relu') return v > 0 ? v : 0;
-  return 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
 }
 
 /** One GPT2Block on h [seq·hidden] (positions 0..seq−1). */
@@ -125,7 +107,7 @@ export function gpt2RefBlock(c: Gpt2RefConfig, w: Weights, layer: number, h: Flo
   for (let i = 0; i < seq * E; i++) h1[i] = h[i]! + proj[i]!;
   const m = layerNorm(h1, seq, E, get(w, p + 'ln_2.weight', E), get(w, p + 'ln_2.bias', E), c.eps);
   const fc = conv1d(m, seq, E, I, get(w, p + 'mlp.c_fc.weight', E * I), get(w, p + 'mlp.c_fc.bias', I));
-  for (let i = 0; i < fc.length; i++) fc[i] = act(fc[i]!, c.act);
+  for (let i = 0; i < fc.length; i++) fc[i] = act(c.act, fc[i]!);
   const down = conv1d(fc, seq, I, E, get(w, p + 'mlp.c_proj.weight', I * E), get(w, p + 'mlp.c_proj.bias', E));
   const h2 = new Float64Array(seq * E);
   for (let i = 0; i < seq * E; i++) h2[i] = h1[i]! + down[i]!;

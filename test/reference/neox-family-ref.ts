@@ -23,6 +23,7 @@
  *   qk_layernorm) → rotary → attn → dense; x + attn + fc2(act(fc1(n))). Head: final_layernorm, lm_head + bias.
  */
 import { fail } from '../../src/errors.ts';
+import { layerNorm, linear } from './ref-math.ts';
 
 export type Weights = (name: string) => Float32Array | undefined;
 type Act = 'gelu' | 'gelu_new' | 'relu';
@@ -73,34 +74,6 @@ function get(w: Weights, name: string, size: number, who: string): Float32Array 
   if (!t) fail(`${who} reference: missing ${name}`);
   if (t.length !== size) fail(`${who} reference: ${name} has ${t.length} values, expected ${size}`);
   return t;
-}
-
-/** LayerNorm over rows of width n. */
-function layerNorm(x: Float64Array, rows: number, n: number, w: Float32Array, b: Float32Array, eps: number): Float64Array {
-  const y = new Float64Array(rows * n);
-  for (let s = 0; s < rows; s++) {
-    let mean = 0;
-    for (let i = 0; i < n; i++) mean += x[s * n + i]!;
-    mean /= n;
-    let v = 0;
-    for (let i = 0; i < n; i++) v += (x[s * n + i]! - mean) ** 2;
-    const inv = 1 / Math.sqrt(v / n + eps);
-    for (let i = 0; i < n; i++) y[s * n + i] = (x[s * n + i]! - mean) * inv * w[i]! + b[i]!;
-  }
-  return y;
-}
-
-/** nn.Linear: W [out, in]. */
-function linear(x: Float64Array, seq: number, inF: number, outF: number, W: Float32Array, b?: Float32Array): Float64Array {
-  const y = new Float64Array(seq * outF);
-  for (let s = 0; s < seq; s++) {
-    for (let o = 0; o < outF; o++) {
-      let acc = b ? b[o]! : 0;
-      for (let i = 0; i < inF; i++) acc += x[s * inF + i]! * W[o * inF + i]!;
-      y[s * outF + o] = acc;
-    }
-  }
-  return y;
 }
 
 /** Rotate one head vector v[off .. off+rotDim) in place at position pos. */

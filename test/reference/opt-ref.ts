@@ -17,6 +17,7 @@
  * Tensor names are looked up with and without the `model.` prefix.
  */
 import { fail } from '../../src/errors.ts';
+import { act, linear as linearRows, logitsRows } from './ref-math.ts';
 
 export interface OptRefConfig {
   hidden: number;
@@ -89,20 +90,7 @@ function layerNorm(c: OptRefConfig, w: Weights, name: string, x: Float64Array, s
 function linear(w: Weights, name: string, bias: boolean, x: Float64Array, seq: number, inF: number, outF: number): Float64Array {
   const W = get(w, `${name}.weight`, outF * inF);
   const b = bias ? get(w, `${name}.bias`, outF) : undefined;
-  const y = new Float64Array(seq * outF);
-  for (let s = 0; s < seq; s++) {
-    for (let o = 0; o < outF; o++) {
-      let acc = b ? b[o]! : 0;
-      for (let i = 0; i < inF; i++) acc += x[s * inF + i]! * W[o * inF + i]!;
-      y[s * outF + o] = acc;
-    }
-  }
-  return y;
-}
-
-function act(v: number, kind: OptRefConfig['act']): number {
-  if (kind === 'relu') return v > 0 ? v : 0;
-  return 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
+  return linearRows(x, seq, inF, outF, W, b);
 }
 
 /** One OPTDecoderLayer on h [seq·hidden]. */
@@ -141,7 +129,7 @@ export function optRefLayer(c: OptRefConfig, w: Weights, layer: number, h: Float
   if (!c.preLN) h1 = layerNorm(c, w, p + 'self_attn_layer_norm', h1, seq);
   const f = c.preLN ? layerNorm(c, w, p + 'final_layer_norm', h1, seq) : h1;
   const up = linear(w, p + 'fc1', c.bias, f, seq, E, c.ffn);
-  for (let i = 0; i < up.length; i++) up[i] = act(up[i]!, c.act);
+  for (let i = 0; i < up.length; i++) up[i] = act(c.act, up[i]!);
   const down = linear(w, p + 'fc2', c.bias, up, seq, c.ffn, E);
   let h2: Float64Array = new Float64Array(seq * E);
   for (let i = 0; i < h2.length; i++) h2[i] = h1[i]! + down[i]!;
@@ -174,15 +162,5 @@ export function optRefForward(c: OptRefConfig, w: Weights, ids: number[]): Float
   if (c.finalLN) h = layerNorm(c, w, 'model.decoder.final_layer_norm', h, seq);
   if (P !== E) h = linear(w, 'model.decoder.project_out', false, h, seq, E, P);
   const head = w('lm_head.weight') ?? get(w, 'model.decoder.embed_tokens.weight', V * P);
-  const rows: Float64Array[] = [];
-  for (let s = 0; s < seq; s++) {
-    const r = new Float64Array(V);
-    for (let v = 0; v < V; v++) {
-      let acc = 0;
-      for (let i = 0; i < P; i++) acc += h[s * P + i]! * head[v * P + i]!;
-      r[v] = acc;
-    }
-    rows.push(r);
-  }
-  return rows;
+  return logitsRows(h, seq, P, V, head);
 }

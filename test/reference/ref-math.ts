@@ -1,5 +1,5 @@
 /**
- * Float64 plain-loop building blocks for the BLOOM / Falcon / Gemma reference forwards.
+ * Float64 plain-loop building blocks shared by the reference forwards (test/reference/*-ref.ts).
  *
  * TEST ORACLE ONLY: shares no code with the ONNX graphs under test. Conventions (as transformers):
  *  - hidden states [seq, n] row-major Float64Arrays; nn.Linear weights [out, in]: y[o] = Σ_i W[o·in + i]·x[i] + b[o];
