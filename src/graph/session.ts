@@ -3,7 +3,11 @@ import { availableParallelism } from 'node:os';
 import { fail } from '../errors.ts';
 
 export type Device = 'cpu' | 'webgpu' | 'cuda';
-export interface SessionOptions { device?: Device; threads?: number; optimization?: 'disabled' | 'basic' | 'extended' | 'all' }
+export interface SessionOptions {
+  device?: Device; threads?: number; optimization?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** No CPU memory arena / memory-pattern planning: buffers go back to the OS after each run (several big sessions). */
+  lowMemory?: boolean;
+}
 
 export const DEVICES: readonly Device[] = ['cpu', 'webgpu', 'cuda'];
 
@@ -24,6 +28,7 @@ export async function createSession(model: Uint8Array | string, o: SessionOption
       intraOpNumThreads: threads,
       interOpNumThreads: 1,
       executionMode: 'sequential',
+      ...(o.lowMemory ? { enableCpuMemArena: false, enableMemPattern: false } : {}),
     };
     return await (typeof model === 'string' ? ort.InferenceSession.create(model, so) : ort.InferenceSession.create(model, so));
   } catch (e) {

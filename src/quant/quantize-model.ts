@@ -92,7 +92,7 @@ async function embedSession(arch: ArchDefinition, cfg: ModelConfig, ck: Checkpoi
   const S = g.op('Squeeze', [g.op('Shape', [ids], { start: 1, end: 2 })]);
   const pos = g.op('Unsqueeze', [g.op('Range', [g.constI64(0), S, g.constI64(1)]), g.constI64([0])]);
   g.output(arch.embed(g, cfg, new InitializerWeights((n) => outside.get(n)), ids, pos), 'float32', ['batch', 'seq', cfg.hiddenSize], 'hidden');
-  return createSession(g.prune().toBytes(), { device });
+  return createSession(g.prune().toBytes(), { device, lowMemory: true });
 }
 
 export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck: Checkpoint, q: QuantizeConfig, calib: CalibrationSet, o: QuantizeLoopOptions = {}): Promise<QuantizeLoopResult> {
@@ -254,7 +254,7 @@ type LayerGraphs = Awaited<ReturnType<typeof layerGraphs>>;
 async function layerGraphs(arch: ArchDefinition, cfg: ModelConfig, groups: string[][], layerIndex: number, device?: Device) {
   const base = `${arch.layersBlockName}0.`;
   const fwdW = new InputWeights(base);
-  const fwd = await createSession(buildLayerGraph(arch, cfg, fwdW, { layerIndex }).toBytes(), { device });
+  const fwd = await createSession(buildLayerGraph(arch, cfg, fwdW, { layerIndex }).toBytes(), { device, lowMemory: true });
   const hessGraphs = await Promise.all(groups.map(async (mods) => {
     const w = new InputWeights(base);
     buildLayerGraph(arch, cfg, w, { withHidden: false, layerIndex }); // discover taps
@@ -267,7 +267,7 @@ async function layerGraphs(arch: ArchDefinition, cfg: ModelConfig, groups: strin
     }
     const reps = [...byTap.values()];
     const w2 = new InputWeights(base);
-    const sess = await createSession(buildLayerGraph(arch, cfg, w2, { withHidden: false, hessians: reps, layerIndex }).toBytes(), { device });
+    const sess = await createSession(buildLayerGraph(arch, cfg, w2, { withHidden: false, hessians: reps, layerIndex }).toBytes(), { device, lowMemory: true });
     const repOf = new Map(mods.map((m) => [m, byTap.get(tapKey(w.taps.get(m)!))!]));
     return { mods, sess, inputs: w2.inputs, repOf };
   }));
