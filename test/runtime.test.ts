@@ -143,6 +143,21 @@ test('GQA path on stories260K: greedy generation (batched, left-padded) identica
   await fast.release(); await plain.release();
 });
 
+test('generate continues after a cached prefix (chat turns): same tokens as generating from the whole text', async () => {
+  for (const attention of ['gqa', 'plain'] as const) {
+    const m = await CausalLM.load(STORIES, { ...NOCACHE, attention });
+    const prefix = [1, 403, 407, 261, 378, 300], more = [346, 261];
+    const whole = await generate(m, [[...prefix, ...more]], { maxNewTokens: 10 });
+    const first = await generate(m, [prefix], { maxNewTokens: 5 });
+    // keep the prompt part of the cache only, then continue with the new tokens
+    const cache = m.truncateCache(first.cache, prefix.length);
+    const cont = await generate(m, [more], { maxNewTokens: 10, cache });
+    assert.deepEqual(cont.tokens, whole.tokens, attention);
+    assert.equal(cont.cache.length, prefix.length + more.length + 9);
+    await m.release();
+  }
+});
+
 test('attention auto falls back to the plain graphs when head_dim is not a multiple of 8', async () => {
   const dir = await llama({ seed: 14, hidden: 24, intermediate: 32, layers: 1, heads: 4, kvHeads: 2, vocab: 32 }); // head_dim 6
   const m = await CausalLM.load(dir, NOCACHE);

@@ -1,12 +1,12 @@
 import { DEFAULT_MODEL, num, parse } from './args.ts';
-import { LOAD_FLAGS, LOAD_HELP, loadOptions } from './load-flags.ts';
+import { LOAD_FLAGS, loadHelp, loadOptions } from './load-flags.ts';
 import { benchModel, formatBenchTable } from '../eval/bench.ts';
 
-export const HELP = `gptq bench [model] [--prompt-len 512] [--gen-len 128] [--batch 1] [--accuracy-level 0|4] [--lm-head-bits 8|4]
+export const HELP = `gptq bench [model] [--prompt-len 512] [--gen-len 128] [--batch 1] [--accuracy-level 4|0] [--lm-head-bits 8|4]
             [--json] [--label NAME]
   Inference speed of one model: load seconds (* = compiled graphs from the cache), prefill tok/s, decode tok/s
   (batch / median step time), ms/token, peak RSS (process maxRSS), checkpoint size. Random prompt tokens.
-${LOAD_HELP}`;
+${loadHelp(4)}`;
 
 export async function run(argv: string[]): Promise<void> {
   const { values: v, positionals: p } = parse(argv, {
@@ -16,7 +16,7 @@ export async function run(argv: string[]): Promise<void> {
   if (v.help) return console.log(HELP);
   const dir = p[0] ?? DEFAULT_MODEL;
   const r = await benchModel(dir, {
-    ...loadOptions(v), promptLen: num(v['prompt-len'], 'prompt-len', 512), genLen: num(v['gen-len'], 'gen-len', 128),
+    ...loadOptions(v, 4), promptLen: num(v['prompt-len'], 'prompt-len', 512), genLen: num(v['gen-len'], 'gen-len', 128),
     batch: num(v.batch, 'batch', 1), seed: num(v.seed, 'seed', 1), onProgress: (s) => process.stderr.write(`${s}\n`),
   });
   const row = { ...r, label: v.label };

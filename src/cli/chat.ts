@@ -1,6 +1,6 @@
 import { createInterface } from 'node:readline';
 import { DEFAULT_MODEL, num, parse } from './args.ts';
-import { LOAD_FLAGS, LOAD_HELP, loadOptions } from './load-flags.ts';
+import { LOAD_FLAGS, loadHelp, loadOptions, noteDefaultAccuracy } from './load-flags.ts';
 import { loadAnyModel } from '../runtime/load.ts';
 import { generate } from '../runtime/generate.ts';
 import type { KvCache } from '../runtime/causal-lm.ts';
@@ -14,7 +14,7 @@ export const HELP = `gptq chat [model] [--system TEXT] [--max-new-tokens 256] [-
   reply ends at eos or at the next "User:"). Reads lines from stdin, so it can be piped. Earlier turns stay in the
   KV cache: each turn only prefills what is new.
   commands: /reset (forget the conversation), /exit (or end of input), /help
-${LOAD_HELP}`;
+${loadHelp(4)}`;
 
 const FALLBACK_STOP = '\nUser:';
 
@@ -70,7 +70,9 @@ export async function run(argv: string[]): Promise<void> {
   });
   if (v.help) return console.log(HELP);
   const dir = p[0] ?? DEFAULT_MODEL;
-  const { model, tokenizer: tok, gen } = await loadAnyModel(dir, loadOptions(v));
+  const lo = loadOptions(v, 4);
+  const { model, tokenizer: tok, gen } = await loadAnyModel(dir, lo);
+  noteDefaultAccuracy(v, model, lo);
   if (!tok) fail(`${dir} has no tokenizer.json: chat needs one`);
   const eosIds = ([] as number[]).concat(gen.eosTokenId ?? model.cfg.eosTokenId ?? tok.eosId ?? []);
   const stops = tok.chatTemplate ? [] : [FALLBACK_STOP];

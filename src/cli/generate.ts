@@ -2,23 +2,26 @@ import { DEFAULT_MODEL, num, parse } from './args.ts';
 import { loadAnyModel } from '../runtime/load.ts';
 import { generate } from '../runtime/generate.ts';
 import { StreamDecoder } from '../io/tokenizer.ts';
-import { parseDevice } from '../graph/session.ts';
+import { LOAD_FLAGS, loadHelp, loadOptions, noteDefaultAccuracy } from './load-flags.ts';
 import { fail } from '../errors.ts';
 
 export const HELP = `gptq generate [model] [prompt] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]
-              [--repetition-penalty R] [--seed S] [--stop STR] [--device cpu|webgpu|cuda]
-  Streams a continuation. model defaults to the embedded stories260K; prompt defaults to "" (just <s>).`;
+              [--repetition-penalty R] [--seed S] [--stop STR] [--accuracy-level 4|0] [--lm-head-bits 8|4]
+  Streams a continuation. model defaults to the embedded stories260K; prompt defaults to "" (just <s>).
+${loadHelp(4)}`;
 
 export async function run(argv: string[]): Promise<void> {
   const { values: v, positionals: p } = parse(argv, {
     'max-new-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-k': { type: 'string' },
     'top-p': { type: 'string' }, 'repetition-penalty': { type: 'string' }, seed: { type: 'string' },
-    stop: { type: 'string', multiple: true }, device: { type: 'string' },
+    stop: { type: 'string', multiple: true }, ...LOAD_FLAGS,
   });
   if (v.help) return console.log(HELP);
   const dir = p[0] ?? DEFAULT_MODEL;
   const prompt = p[1] ?? '';
-  const { model, tokenizer, gen } = await loadAnyModel(dir, { device: parseDevice(v.device) });
+  const lo = loadOptions(v, 4);
+  const { model, tokenizer, gen } = await loadAnyModel(dir, lo);
+  noteDefaultAccuracy(v, model, lo);
   if (!tokenizer) fail(`${dir} has no tokenizer.json: generate needs one`);
   const ids = tokenizer.encode(prompt);
   const dec = new StreamDecoder(tokenizer);

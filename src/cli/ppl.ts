@@ -2,23 +2,25 @@ import { DEFAULT_MODEL, num, parse, progress } from './args.ts';
 import { loadAnyModel } from '../runtime/load.ts';
 import { perplexity } from '../eval/perplexity.ts';
 import { datasetName, evalTokens, loadText } from '../io/datasets.ts';
-import { parseDevice } from '../graph/session.ts';
+import { LOAD_FLAGS, loadHelp, loadOptions } from './load-flags.ts';
 import { fail } from '../errors.ts';
 
-export const HELP = `gptq ppl [model] [--dataset wikitext2|c4|FILE] [--seqlen N] [--max-windows N] [--dataset-path DIR] [--device D]
+export const HELP = `gptq ppl [model] [--dataset wikitext2|c4|FILE] [--seqlen N] [--max-windows N] [--dataset-path DIR]
+         [--accuracy-level 0|4] [--lm-head-bits 8|4]
   Perplexity as in the GPTQ paper: whole text tokenized once, non-overlapping seqlen windows, exp(mean NLL).
-  FILE: plain text (CRLF ok), .jsonl with a "text" field, or a .json list.`;
+  FILE: plain text (CRLF ok), .jsonl with a "text" field, or a .json list.
+${loadHelp(0)}`;
 
 export async function run(argv: string[]): Promise<void> {
   const { values: v, positionals: p } = parse(argv, {
     dataset: { type: 'string' }, seqlen: { type: 'string' }, 'max-windows': { type: 'string' },
-    'dataset-path': { type: 'string' }, device: { type: 'string' },
+    'dataset-path': { type: 'string' }, ...LOAD_FLAGS,
   });
   if (v.help) return console.log(HELP);
   const dir = p[0] ?? DEFAULT_MODEL;
   const ds = v.dataset ?? 'wikitext2';
   const seqlen = num(v.seqlen, 'seqlen', 2048);
-  const { model, tokenizer } = await loadAnyModel(dir, { device: parseDevice(v.device) });
+  const { model, tokenizer } = await loadAnyModel(dir, loadOptions(v));
   if (!tokenizer) fail(`${dir} has no tokenizer.json: ppl needs one to tokenize ${ds}`);
   const texts = await loadText(ds, { datasetPath: v['dataset-path'] });
   let tokens = evalTokens(tokenizer, texts, datasetName(ds) ?? 'text');

@@ -23,7 +23,9 @@ export interface BenchOptions extends LoadOptions {
 }
 
 export interface BenchResult {
-  model: string; attention: string; graphCache: string; accuracyLevel: number; lmHeadBits: number | null;
+  model: string; attention: string; graphCache: string;
+  /** MatMulNBits accuracy level in effect; null when the model has no MatMulNBits (fp checkpoint, fp/8-bit head) */
+  accuracyLevel: number | null; lmHeadBits: number | null;
   promptLen: number; genLen: number; batch: number;
   loadSeconds: number;
   prefillTokensPerSecond: number;
@@ -60,7 +62,8 @@ export async function benchModel(dir: string, o: BenchOptions = {}): Promise<Ben
   let fileBytes = 0;
   for (const f of await fs.readdir(dir)) if (f.endsWith('.safetensors')) fileBytes += (await fs.stat(join(dir, f))).size;
   const res: BenchResult = {
-    model: dir, attention: m.attention, graphCache: m.loadInfo.graphCache, accuracyLevel: o.accuracyLevel ?? 0, lmHeadBits: o.lmHeadBits ?? null,
+    model: dir, attention: m.attention, graphCache: m.loadInfo.graphCache,
+    accuracyLevel: m.quantization || m.lmHead?.bits === 4 ? (o.accuracyLevel ?? 0) : null, lmHeadBits: o.lmHeadBits ?? null,
     promptLen, genLen, batch: B, loadSeconds,
     prefillTokensPerSecond: (B * promptLen) / (r.prefillMs / 1000),
     decodeTokensPerSecond: (B * 1000) / med,
@@ -78,7 +81,7 @@ export async function benchModel(dir: string, o: BenchOptions = {}): Promise<Ben
 export function formatBenchTable(rows: (BenchResult & { label?: string })[]): string {
   const cols: [string, (r: BenchResult & { label?: string }) => string][] = [
     ['model', (r) => r.label ?? r.model],
-    ['acc', (r) => String(r.accuracyLevel)],
+    ['acc', (r) => (r.accuracyLevel === null ? '-' : String(r.accuracyLevel))],
     ['lm_head', (r) => (r.lmHeadBits ? `q${r.lmHeadBits}` : 'ckpt')],
     ['attn', (r) => r.attention],
     ['load s', (r) => `${r.loadSeconds.toFixed(2)}${r.graphCache === 'hit' ? '*' : ''}`],

@@ -47,19 +47,21 @@ function rope(g: GraphBuilder, cfg: ModelConfig, positions: string, fused = fals
   // unbounded and left-padded rows keep their own positions.
   const half = invFreq.length;
   let cache: { ids: string; cos: string; sin: string } | undefined;
-  const caches = () => (cache ??= (() => {
+  const caches = (x: string) => (cache ??= (() => {
     const inv = g.init(g.fresh('rope_inv_freq'), 'float32', [1, half], Float32Array.from(invFreq));
     const fr = g.op('MatMul', [g.op('Cast', [g.op('Reshape', [positions, g.constI64([-1, 1])])], { to: 1 }), inv]); // [B·S, half]
     let cos = g.op('Cos', [fr]), sin = g.op('Sin', [fr]);
     if (attentionScaling !== 1) { cos = g.op('Mul', [cos, g.constF(attentionScaling)]); sin = g.op('Mul', [sin, g.constF(attentionScaling)]); }
     const ids = g.op('Reshape', [g.op('Range', [g.constI64(0), g.op('Size', [positions]), g.constI64(1)]), g.op('Shape', [positions])]);
-    return { ids, cos, sin };
+    // positions may be [1,S] (full-sequence graphs) while x has B rows: the op wants ids [B,S]
+    const bs = g.op('Concat', [g.op('Shape', [x], { start: 0, end: 1 }), g.op('Shape', [positions], { start: 1, end: 2 })], { axis: 0 });
+    return { ids: g.op('Expand', [ids, bs]), cos, sin };
   })());
   return {
     ...tables,
     fused: (x, headDim, rotDim) => {
       if (rotDim !== 2 * half) return applyRope(g, x, tables, headDim, rotDim);
-      const c = caches();
+      const c = caches(x);
       const slice = (a: number, b: number) => g.op('Slice', [x, g.constI64([a]), g.constI64([b]), g.constI64([-1])]);
       const out = g.ms('RotaryEmbedding', [rotDim === headDim ? x : slice(0, rotDim), c.ids, c.cos, c.sin], { interleaved: 0 })[0]!;
       return rotDim === headDim ? out : g.op('Concat', [out, slice(rotDim, headDim)], { axis: -1 });

@@ -7,6 +7,8 @@ export interface SessionOptions {
   device?: Device; threads?: number; optimization?: 'disabled' | 'basic' | 'extended' | 'all';
   /** No CPU memory arena / memory-pattern planning: buffers go back to the OS after each run (several big sessions). */
   lowMemory?: boolean;
+  /** Intra-op threads busy-wait between kernels (ORT's default: true); false is kinder to other load on the machine. */
+  spinning?: boolean;
 }
 
 export const DEVICES: readonly Device[] = ['cpu', 'webgpu', 'cuda'];
@@ -29,6 +31,7 @@ export async function createSession(model: Uint8Array | string, o: SessionOption
       interOpNumThreads: 1,
       executionMode: 'sequential',
       ...(o.lowMemory ? { enableCpuMemArena: false, enableMemPattern: false } : {}),
+      ...(o.spinning === undefined ? {} : { extra: { session: { intra_op: { allow_spinning: o.spinning ? '1' : '0' } } } }),
     };
     return await (typeof model === 'string' ? ort.InferenceSession.create(model, so) : ort.InferenceSession.create(model, so));
   } catch (e) {

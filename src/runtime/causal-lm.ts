@@ -1,22 +1,31 @@
 /** A loaded causal LM: config + ORT session(s) over the whole-model graph (fp32 or quantized weights). */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { InferenceSession } from 'onnxruntime-node';
 import { loadModelConfig, type ModelConfig } from '../io/config.ts';
 import { Checkpoint } from '../io/safetensors.ts';
 import { buildCausalLM, GqaUnsupportedError, kvNames, type ModelGraphOptions } from '../graph/causal-lm.ts';
+import type { GraphBuilder } from '../graph/builder.ts';
 import { createSession, f32, type Device } from '../graph/session.ts';
 import { InitializerWeights } from '../graph/weights.ts';
 import { archFor } from '../models/registry.ts';
 import type { ArchDefinition, WeightSource } from '../models/types.ts';
 import { fail } from '../errors.ts';
 import { checkAccuracyLevel, loadQuantizedWeights, type AccuracyLevel, type QuantizedLoadInfo } from './quantized-weights.ts';
-import { checkLmHeadBits, HeadQuantizedWeights, lmHeadNote, quantizeHead, readHeadWeight, type LmHeadBits, type QuantizedHead } from './lm-head.ts';
-import { graphCacheKey, GraphCache, type GraphCacheOption } from './graph-cache.ts';
+import { checkLmHeadBits, HeadQuantizedWeights, isQuantizedModule, lmHeadNote, quantizeHead, readHeadWeight, type LmHeadBits, type QuantizedHead } from './lm-head.ts';
+import { collectGarbage, graphCacheKey, GraphCache, type GraphCacheOption } from './graph-cache.ts';
 
 export type AttentionMode = 'auto' | 'gqa' | 'plain';
 
 export interface LoadOptions {
   device?: Device; threads?: number;
+  /**
+   * ORT intra-op threads busy-wait between kernels (ORT's own default). Default here: false — on the 2-core dev
+   * machine with other processes running, decode was 1.5× faster without spinning (bench/decode.ts); on an idle
+   * machine spinning saves a thread wake-up per parallel kernel.
+   */
+  spinning?: boolean;
   /**
    * GPTQ checkpoints: MatMulNBits `accuracy_level`. 0 (default) = fp32 activations, the exact math of the
    * dequantized model; 4 = int8-quantized activations (faster, small accuracy cost; also enables the fast
@@ -41,18 +50,18 @@ export interface LoadOptions {
   lmHeadBits?: LmHeadBits;
   /**
    * Compiled-graph cache (src/runtime/graph-cache.ts): true (default for `load`) = ~/.cache/gptqjs/graphs (or
-   * $GPTQJS_CACHE/graphs), a directory path, or false. Keyed by the checkpoint's files (names, sizes, mtimes,
-   * safetensors headers), config, load options, gptqjs and ORT versions.
+   * $GPTQJS_CACHE/graphs) for checkpoints of 32 MB or more; a directory path (every size); or false. Keyed by the
+   * checkpoint's files (names, sizes, mtimes, safetensors headers), config, load options, gptqjs and ORT versions.
    */
   graphCache?: GraphCacheOption;
 }
 
 /**
  * KV cache of a running sequence batch, per layer. Plain form: [B, kvH, length, d]. Buffer form (`capacity` set, the
- * GroupQueryAttention path): [B, kvH, capacity, d] of which the first `length` positions are valid; steps append in
- * place, so the cache returned by forwardStep shares storage with the one passed in (an older cache object stays
- * valid for its own length only until a step from it or a later one overwrites the positions after it; use
- * `cloneCache` to branch).
+ * GroupQueryAttention path): [B, kvH, capacity, d], the first `length` positions valid. Steps append in place, so the
+ * cache forwardStep returns shares storage with the one passed in: an older cache object still holds its first
+ * `length` positions (they are never rewritten; see truncateCache), but two continuations of one cache overwrite each
+ * other's new positions — use `cloneCache` to branch.
  */
 export interface KvCache { keys: Float32Array[]; values: Float32Array[]; length: number; batch: number; capacity?: number }
 
@@ -73,7 +82,7 @@ type Sessions = { kind: 'gqa'; fast: InferenceSession } | { kind: 'plain'; full:
 
 /** Graphs of each attention mode, in session order. */
 const GRAPHS: Record<'gqa' | 'plain', ModelGraphOptions[]> = {
-  gqa: [{ kvCache: true, kvMode: 'gqa', logitsToKeepInput: true, fusedOps: true }],
+  gqa: [{ kvCache: true, kvMode: 'gqa', logitsToKeepInput: true }],
   plain: [{ kvCache: false }, { kvCache: true, lastLogitsOnly: true }],
 };
 /** The graphs of a mode for a device (fused CPU kernels only on the CPU EP). */
@@ -88,7 +97,7 @@ export class CausalLM {
   quantization?: QuantizedLoadInfo;
   /** Set when the output head runs quantized (LoadOptions.lmHeadBits). */
   lmHead?: { bits: LmHeadBits; accuracyLevel: AccuracyLevel };
-  /** Where the graphs came from and how long building took (ms). */
+  /** Where the graphs came from (graph cache) and how long building + session creation took, in seconds. */
   loadInfo: { graphCache: 'hit' | 'miss' | 'off'; attention: 'gqa' | 'plain'; seconds?: number } = { graphCache: 'off', attention: 'plain' };
   private readonly tensors = new WeakMap<Float32Array, ort.Tensor>();
 
@@ -104,14 +113,18 @@ export class CausalLM {
    * logits, prefill and decode), else the plain full-sequence graph (ppl) and KV-cache step graph.
    */
   static async fromWeights(cfg: ModelConfig, w: () => WeightSource, o: LoadOptions = {}): Promise<CausalLM> {
-    return CausalLM.fromGraphs(cfg, async (g) => buildCausalLM(archFor(cfg.modelType), cfg, w(), g).toBytes(), o);
+    return CausalLM.fromGraphs(cfg, async (g) => buildCausalLM(archFor(cfg.modelType), cfg, w(), g), o);
   }
 
   /**
-   * Sessions from a graph factory (`bytes(options)` builds one graph; it may throw GqaUnsupportedError), through the
-   * graph cache when given. Tries GroupQueryAttention first unless told otherwise.
+   * Sessions from a graph factory (`build(options)` may throw GqaUnsupportedError), through the graph cache when
+   * given. Tries GroupQueryAttention first unless told otherwise. Every graph is built (and, with a cache, written
+   * to disk with its weights as memory-mappable external data) before any session is created; then `release` drops
+   * the caller's JS weights and the garbage is collected, so that JS copies and ORT's copies of the weights do not
+   * add up in the peak memory.
    */
-  private static async fromGraphs(cfg: ModelConfig, bytes: (g: ModelGraphOptions) => Promise<Uint8Array>, o: LoadOptions, cache?: { store: GraphCache; key: string }): Promise<CausalLM> {
+  private static async fromGraphs(cfg: ModelConfig, build: (g: ModelGraphOptions) => Promise<GraphBuilder>, o: LoadOptions,
+    cache?: { store: GraphCache; key: string }, release?: () => void): Promise<CausalLM> {
     const arch = archFor(cfg.modelType);
     arch.check?.(cfg);
     const mode = o.attention ?? 'auto';
@@ -120,38 +133,37 @@ export class CausalLM {
     if (mode === 'gqa' && device !== 'cpu') fail(`attention "gqa" runs on the CPU execution provider only (device is ${device})`);
     const t0 = performance.now();
     let hit = true;
-    const sessionsFor = async (kind: 'gqa' | 'plain'): Promise<InferenceSession[]> => {
-      const out: InferenceSession[] = [];
+    /** A file path (cache) or bytes per graph of `kind`. */
+    const graphsOf = async (kind: 'gqa' | 'plain'): Promise<(string | Uint8Array)[]> => {
+      const out: (string | Uint8Array)[] = [];
       for (const [i, g] of graphsFor(kind, device).entries()) {
         const key = cache && `${cache.key}-${kind}${i}`;
         const path = key && cache.store.lookup(key);
-        if (path) { out.push(await createSession(path, o)); continue; }
+        if (path) { out.push(path); continue; }
         hit = false;
         if (key && kind === 'gqa' && cache.store.isUnsupported(key)) throw new GqaUnsupportedError('recorded in the graph cache');
-        let b: Uint8Array;
-        try { b = await bytes(g); } catch (e) {
+        let b: GraphBuilder;
+        try { b = await build(g); } catch (e) {
           if (key && e instanceof GqaUnsupportedError) await cache.store.markUnsupported(key, e.message);
           throw e;
         }
-        if (key) await cache.store.save(key, b);
-        out.push(await createSession(b, o));
+        const saved = key ? await cache.store.save(key, b) : undefined;
+        out.push(saved ?? b.toBytes());
       }
       return out;
     };
-    let s: Sessions | undefined;
+    let kind: 'gqa' | 'plain' | undefined, graphs: (string | Uint8Array)[] = [];
     if (mode !== 'plain' && device === 'cpu') {
-      try {
-        const [fast] = await sessionsFor('gqa');
-        s = { kind: 'gqa', fast: fast! };
-      } catch (e) {
+      try { graphs = await graphsOf('gqa'); kind = 'gqa'; } catch (e) {
         if (mode === 'gqa' || !(e instanceof GqaUnsupportedError)) throw e;
         hit = true; // judged by the plain graphs below
       }
     }
-    if (!s) {
-      const [full, step] = await sessionsFor('plain');
-      s = { kind: 'plain', full: full!, step: step! };
-    }
+    if (!kind) { graphs = await graphsOf('plain'); kind = 'plain'; }
+    if (release) { release(); await collectGarbage(); }
+    const sessions: InferenceSession[] = [];
+    for (const g of graphs) sessions.push(await createSession(g, { ...o, spinning: o.spinning ?? false }));
+    const s: Sessions = kind === 'gqa' ? { kind, fast: sessions[0]! } : { kind, full: sessions[0]!, step: sessions[1]! };
     const m = new CausalLM(cfg, arch, s);
     m.loadInfo = { graphCache: cache ? (hit ? 'hit' : 'miss') : 'off', attention: s.kind, seconds: (performance.now() - t0) / 1000 };
     return m;
@@ -160,7 +172,7 @@ export class CausalLM {
   /**
    * Load an HF checkpoint directory: fp16/bf16/fp32, or GPTQ (AutoGPTQ / GPTQModel / transformers layouts) when it
    * holds `.qweight` tensors — those modules run on MatMulNBits, modules with a plain `.weight` stay fp32.
-   * Compiled graphs are cached (LoadOptions.graphCache): a second load reads no weights here.
+   * Compiled graphs are cached (LoadOptions.graphCache): a second load reads no weights in JS.
    */
   static async load(dir: string, o: LoadOptions = {}): Promise<CausalLM> {
     const cfg = await loadModelConfig(dir);
@@ -169,34 +181,54 @@ export class CausalLM {
     const arch = archFor(cfg.modelType);
     arch.check?.(cfg);
     const log = o.onLog ?? ((msg: string) => process.stderr.write(`[gptqjs] ${msg}\n`));
-    const store = GraphCache.open(o.graphCache ?? true);
-    const key = store ? await graphCacheKey(dir, { accuracyLevel, lmHeadBits: lmHeadBits ?? 0, device: o.device ?? 'cpu' }) : '';
+    const store = await GraphCache.forCheckpoint(o.graphCache ?? true, dir);
+    // The accuracy level changes only MatMulNBits nodes: GPTQ modules, or a 4-bit quantized head.
+    const gptq = !!cfg.quantizationConfig || existsSync(join(dir, 'quantize_config.json'));
+    const keyAcc = gptq || lmHeadBits === 4 ? accuracyLevel : 0;
+    const key = store ? await graphCacheKey(dir, { accuracyLevel: keyAcc, lmHeadBits: lmHeadBits ?? 0, device: o.device ?? 'cpu' }) : '';
     const headAcc: AccuracyLevel = lmHeadBits === 8 ? 4 : accuracyLevel;
     if (lmHeadBits) log(lmHeadNote(lmHeadBits, headAcc));
     // Weights are read (and GPTQ tensors repacked) only when some graph is not in the cache.
     const logs: string[] = [];
-    let source: Promise<{ w: () => WeightSource; q?: QuantizedLoadInfo }> | undefined;
+    let q: QuantizedLoadInfo | undefined, loaded = false, headUsed = true;
+    let source: Promise<() => WeightSource> | undefined;
     const weights = () => (source ??= (async () => {
-      const q = await loadQuantizedWeights(dir, cfg, arch, { accuracyLevel, onLog: (msg) => { logs.push(msg); log(msg); } });
+      loaded = true;
+      // The head first (read, quantized, its fp32 copy dropped) so that it is not held next to all other weights.
+      const quantizedHead = async (bits: LmHeadBits): Promise<QuantizedHead | undefined> => {
+        const hw = await readHeadWeight(dir, arch, cfg);
+        return hw && quantizeHead(hw, cfg.vocabSize, cfg.hiddenSize, bits);
+      };
+      const head = lmHeadBits ? await quantizedHead(lmHeadBits) : undefined;
+      if (head) await collectGarbage(); // the fp32 head is garbage now
+      const qw = await loadQuantizedWeights(dir, cfg, arch, { accuracyLevel, onLog: (msg) => { logs.push(msg); log(msg); } });
+      q = qw?.info;
       let w: () => WeightSource;
-      if (q) w = q.source;
+      if (qw) w = qw.source;
       else {
         const fp = await loadFloatWeights(dir);
         w = () => new InitializerWeights((n) => fp.get(n));
       }
-      if (lmHeadBits) {
-        const hw = await readHeadWeight(dir, arch, cfg, q?.info);
-        if (hw) {
-          const head: QuantizedHead = quantizeHead(hw, cfg.vocabSize, cfg.hiddenSize, lmHeadBits);
-          const inner = w;
-          w = () => new HeadQuantizedWeights(inner(), arch.lmHead, head, headAcc);
-        } else log(`lm-head: the output head is already quantized in ${dir}; --lm-head-bits ignored`);
+      if (lmHeadBits && (!head || isQuantizedModule(q, arch.lmHead))) {
+        const msg = `lm-head: the output head of ${dir} is GPTQ-quantized already; lmHeadBits ignored`;
+        logs.push(msg); log(msg);
+      } else if (head) {
+        const inner = w, hd = head;
+        headUsed = false;
+        w = () => {
+          const hq = new HeadQuantizedWeights(inner(), arch.lmHead, hd, headAcc);
+          return {
+            tensor: (g, n, shape) => hq.tensor(g, n, shape),
+            linear: (g, x, spec) => { const y = hq.linear(g, x, spec); if (hq.used) headUsed = true; return y; },
+          };
+        };
       }
-      return { w, q: q?.info };
+      return w;
     })());
-    const m = await CausalLM.fromGraphs(cfg, async (g) => buildCausalLM(arch, cfg, (await weights()).w(), g).toBytes(), o, store ? { store, key } : undefined);
-    if (source) {
-      const { q } = await source;
+    const m = await CausalLM.fromGraphs(cfg, async (g) => buildCausalLM(arch, cfg, (await weights())(), g), o,
+      store ? { store, key } : undefined, () => { source = undefined; });
+    if (loaded) {
+      if (!headUsed) log(`lm-head: the ${cfg.modelType} head is not the linear "${arch.lmHead}"; lmHeadBits had no effect`);
       if (q) m.quantization = q;
       if (store) await store.writeInfo(key, { quantization: q ?? null, logs });
     } else if (store) {

@@ -1,10 +1,12 @@
 /**
- * On-disk cache of compiled model graphs (the ONNX bytes CausalLM.load builds), so that a second load of the same
+ * On-disk cache of compiled model graphs (the ONNX models CausalLM.load builds), so that a second load of the same
  * checkpoint with the same options reads no weights in JS, converts nothing (GPTQ repacking, lm-head quantization)
- * and encodes nothing: ONNX Runtime loads the .onnx file directly.
+ * and encodes nothing: ONNX Runtime loads `<key>-<graph>.onnx` directly and memory-maps its weights
+ * (`.onnx.data`, 64 KiB-aligned external data). A first load writes the entry, then loads it the same way.
  *
  * Location: `graphCache: true` → $GPTQJS_CACHE/graphs or ~/.cache/gptqjs/graphs; a string → that directory;
- * false (or env GPTQJS_GRAPH_CACHE=0) → off. Size cap: GPTQJS_GRAPH_CACHE_MAX_GB (default 16); least recently used
+ * false → off (env GPTQJS_GRAPH_CACHE=0 turns the default location off). The default location skips checkpoints
+ * under 32 MB (GPTQJS_GRAPH_CACHE_MIN_MB). Size cap: GPTQJS_GRAPH_CACHE_MAX_GB (default 16); least recently used
  * entries are deleted first.
  *
  * Key (sha256): the checkpoint directory's absolute path; config.json, quantize_config.json and the safetensors index
@@ -18,7 +20,11 @@ import { existsSync, promises as fs, readdirSync, readFileSync, statSync, utimes
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import * as ort from 'onnxruntime-node';
+import type { GraphBuilder } from '../graph/builder.ts';
+import { writeModelWithExternalData } from '../graph/external-data.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 
 export type GraphCacheOption = boolean | string;
@@ -68,12 +74,41 @@ export async function graphCacheKey(dir: string, options: Record<string, unknown
   return h.digest('hex').slice(0, 32);
 }
 
+/**
+ * Best-effort full garbage collection, so that large JS arrays that became unreachable (weights already written into
+ * a graph file) are freed before ONNX Runtime allocates its own copies. Uses V8's gc() (exposed at run time);
+ * array buffers are released by a background sweeper, hence the short waits.
+ */
+export async function collectGarbage(): Promise<void> {
+  if (gcFn === undefined) {
+    try { v8.setFlagsFromString('--expose-gc'); gcFn = vm.runInNewContext('gc') as () => void; } catch { gcFn = null; }
+  }
+  if (!gcFn) return;
+  for (let i = 0; i < 2; i++) { gcFn(); await new Promise((r) => setTimeout(r, 25)); }
+}
+let gcFn: (() => void) | null | undefined;
+
 export class GraphCache {
   private constructor(readonly dir: string, private readonly maxBytes: number) {}
 
+  /**
+   * The cache for a LoadOptions.graphCache value, or undefined when caching is off. The default location (`true`)
+   * skips checkpoints under GPTQJS_GRAPH_CACHE_MIN_MB (default 32) of safetensors: they build in milliseconds, and
+   * test suites would litter the cache with them. An explicit directory caches every size.
+   */
+  static async forCheckpoint(opt: GraphCacheOption, dir: string): Promise<GraphCache | undefined> {
+    if (opt === true) {
+      const min = Number(process.env.GPTQJS_GRAPH_CACHE_MIN_MB ?? 32) * 1024 ** 2;
+      let bytes = 0;
+      try { for (const f of await fs.readdir(dir)) if (f.endsWith('.safetensors')) bytes += (await fs.stat(join(dir, f))).size; } catch { /* the loader reports it */ }
+      if (bytes < min) return undefined;
+    }
+    return GraphCache.open(opt);
+  }
+
   /** The cache for a LoadOptions.graphCache value, or undefined when caching is off. */
   static open(opt: GraphCacheOption): GraphCache | undefined {
-    if (opt === false || process.env.GPTQJS_GRAPH_CACHE === '0') return undefined;
+    if (opt === false || (opt === true && process.env.GPTQJS_GRAPH_CACHE === '0')) return undefined;
     const dir = typeof opt === 'string' ? resolve(opt) : join(process.env.GPTQJS_CACHE || join(homedir(), '.cache', 'gptqjs'), 'graphs');
     const gb = Number(process.env.GPTQJS_GRAPH_CACHE_MAX_GB ?? 16);
     return new GraphCache(dir, (Number.isFinite(gb) && gb > 0 ? gb : 16) * 1024 ** 3);
@@ -81,22 +116,29 @@ export class GraphCache {
 
   private path(key: string, ext = '.onnx'): string { return join(this.dir, `${key}${ext}`); }
 
-  /** Path of the cached graph, or undefined (a hit refreshes its mtime for LRU eviction). */
+  /** Path of the cached graph (its weights in `<path>.data`), or undefined. A hit refreshes the entry's mtime (LRU). */
   lookup(key: string): string | undefined {
     const p = this.path(key);
-    if (!existsSync(p)) return undefined;
-    try { const now = new Date(); utimesSync(p, now, now); } catch { /* read-only cache: fine */ }
+    if (!existsSync(p) || !existsSync(`${p}.data`)) return undefined;
+    try { const now = new Date(); utimesSync(p, now, now); utimesSync(`${p}.data`, now, now); } catch { /* read-only cache: fine */ }
     return p;
   }
 
-  /** Store a graph atomically; returns its path. Failures (disk full, read-only) only disable caching of it. */
-  async save(key: string, bytes: Uint8Array): Promise<string | undefined> {
+  /**
+   * Store a graph (weights as external data, streamed from the builder's arrays); returns its path, or undefined when
+   * it could not be written (disk full, read-only): the caller then uses the graph from memory.
+   */
+  async save(key: string, g: GraphBuilder): Promise<string | undefined> {
+    const bytes = g.initializers.reduce((a, t) => a + t.raw.byteLength, 0);
     try {
       await fs.mkdir(this.dir, { recursive: true });
-      await this.evict(bytes.byteLength);
-      await writeFileAtomic(this.path(key), bytes);
+      await this.evict(bytes);
+      await writeModelWithExternalData(g, this.path(key));
       return this.path(key);
-    } catch { return undefined; }
+    } catch {
+      await fs.rm(this.path(key), { force: true }); await fs.rm(`${this.path(key)}.data`, { force: true });
+      return undefined;
+    }
   }
 
   isUnsupported(key: string): boolean { return existsSync(this.path(key, '.unsupported')); }
@@ -111,16 +153,21 @@ export class GraphCache {
     try { await fs.mkdir(this.dir, { recursive: true }); await writeFileAtomic(this.path(key, '.json'), JSON.stringify(info)); } catch { /* ignore */ }
   }
 
-  /** Delete least recently used entries until `incoming` more bytes fit under the cap. */
+  /** Delete whole entries (all files of one checkpoint key), least recently used first, until `incoming` fits. */
   private async evict(incoming: number): Promise<void> {
-    const entries = readdirSync(this.dir).filter((f) => !f.includes('.tmp')).map((f) => {
-      const p = join(this.dir, f);
-      try { const st = statSync(p); return { p, size: st.size, t: st.mtimeMs }; } catch { return { p, size: 0, t: 0 }; }
-    });
-    let total = entries.reduce((a, e) => a + e.size, 0) + incoming;
-    for (const e of entries.sort((a, b) => a.t - b.t)) {
+    const groups = new Map<string, { files: string[]; size: number; t: number }>();
+    for (const f of readdirSync(this.dir)) {
+      if (f.startsWith('.')) continue; // temp files of writes in progress
+      const p = join(this.dir, f), id = f.slice(0, 32);
+      let st; try { st = statSync(p); } catch { continue; }
+      const e = groups.get(id) ?? { files: [], size: 0, t: 0 };
+      e.files.push(p); e.size += st.size; e.t = Math.max(e.t, st.mtimeMs);
+      groups.set(id, e);
+    }
+    let total = [...groups.values()].reduce((a, e) => a + e.size, 0) + incoming;
+    for (const e of [...groups.values()].sort((a, b) => a.t - b.t)) {
       if (total <= this.maxBytes) break;
-      await fs.rm(e.p, { force: true });
+      for (const f of e.files) await fs.rm(f, { force: true });
       total -= e.size;
     }
   }

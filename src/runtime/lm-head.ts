@@ -93,18 +93,24 @@ export function dequantizeHead(h: QuantizedHead): Float32Array {
   return w;
 }
 
+const stripFirst = (n: string) => { const d = n.indexOf('.'); return d > 0 && n.indexOf('.', d + 1) > 0 ? n.slice(d + 1) : n; };
+
+/** Whether module `name` (or its base-model-prefixless form) is among a GPTQ checkpoint's quantized modules. */
+export function isQuantizedModule(q: QuantizedLoadInfo | undefined, name: string): boolean {
+  return !!q?.modules.some((m) => m.name === name || m.name === stripFirst(name));
+}
+
 /**
  * The fp head weight [vocab, hidden] of a checkpoint (its own `<lmHead>.weight` or the tied embedding), or undefined
- * when the checkpoint stores the head GPTQ-quantized already.
+ * when the checkpoint stores the head GPTQ-quantized (`<lmHead>.qweight`).
  */
-export async function readHeadWeight(dir: string, arch: ArchDefinition, cfg: ModelConfig, q?: QuantizedLoadInfo): Promise<Float32Array | undefined> {
-  const strip = (n: string) => { const d = n.indexOf('.'); return d > 0 && n.indexOf('.', d + 1) > 0 ? n.slice(d + 1) : n; };
+export async function readHeadWeight(dir: string, arch: ArchDefinition, cfg: ModelConfig): Promise<Float32Array | undefined> {
   const head = arch.lmHead;
-  if (q?.modules.some((m) => m.name === head || m.name === strip(head))) return undefined;
   const ck = await Checkpoint.open(dir);
   try {
+    if (ck.has(`${head}.qweight`) || ck.has(`${stripFirst(head)}.qweight`)) return undefined;
     const tied = arch.tiedEmbedding ?? 'model.embed_tokens.weight';
-    for (const n of [`${head}.weight`, strip(`${head}.weight`), tied, strip(tied)]) {
+    for (const n of [`${head}.weight`, stripFirst(`${head}.weight`), tied, stripFirst(tied)]) {
       if (!ck.has(n)) continue;
       const w = await ck.readFloat32(n);
       if (w.length !== cfg.vocabSize * cfg.hiddenSize) fail(`lm-head: tensor "${n}" has ${w.length} elements, expected vocab ${cfg.vocabSize} × hidden ${cfg.hiddenSize}`);
