@@ -3,6 +3,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
 import { fail } from '../errors.ts';
+import { resolveModelDir } from '../io/hub.ts';
 
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** The embedded default model (llama2.c stories260K). */
@@ -37,4 +38,9 @@ export function fmtSeconds(s: number): string {
   if (s < 60) return `${s.toFixed(1)}s`;
   const m = Math.floor(s / 60);
   return m < 60 ? `${m}m${Math.round(s % 60)}s` : `${Math.floor(m / 60)}h${m % 60}m`;
+}
+
+/** The model positional: a local directory or a Hub id (downloaded to the cache); default: embedded stories260K. */
+export async function modelDir(arg: string | undefined): Promise<string> {
+  return arg === undefined ? DEFAULT_MODEL : resolveModelDir(arg);
 }

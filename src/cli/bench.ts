@@ -1,4 +1,4 @@
-import { DEFAULT_MODEL, num, parse } from './args.ts';
+import { modelDir, num, parse } from './args.ts';
 import { LOAD_FLAGS, loadHelp, loadOptions } from './load-flags.ts';
 import { benchModel, formatBenchTable } from '../eval/bench.ts';
 
@@ -14,7 +14,7 @@ export async function run(argv: string[]): Promise<void> {
     json: { type: 'boolean' }, label: { type: 'string' }, seed: { type: 'string' },
   });
   if (v.help) return console.log(HELP);
-  const dir = p[0] ?? DEFAULT_MODEL;
+  const dir = await modelDir(p[0]);
   const r = await benchModel(dir, {
     ...loadOptions(v, 4), promptLen: num(v['prompt-len'], 'prompt-len', 512), genLen: num(v['gen-len'], 'gen-len', 128),
     batch: num(v.batch, 'batch', 1), seed: num(v.seed, 'seed', 1), onProgress: (s) => process.stderr.write(`${s}\n`),

@@ -1,5 +1,5 @@
 import { createInterface } from 'node:readline';
-import { DEFAULT_MODEL, num, parse } from './args.ts';
+import { modelDir, num, parse } from './args.ts';
 import { LOAD_FLAGS, loadHelp, loadOptions, noteDefaultAccuracy } from './load-flags.ts';
 import { loadAnyModel } from '../runtime/load.ts';
 import { generate } from '../runtime/generate.ts';
@@ -69,7 +69,7 @@ export async function run(argv: string[]): Promise<void> {
     'show-prompt': { type: 'boolean' },
   });
   if (v.help) return console.log(HELP);
-  const dir = p[0] ?? DEFAULT_MODEL;
+  const dir = await modelDir(p[0]);
   const lo = loadOptions(v, 4);
   const { model, tokenizer: tok, gen } = await loadAnyModel(dir, lo);
   noteDefaultAccuracy(v, model, lo);

@@ -1,4 +1,4 @@
-import { DEFAULT_MODEL, num, parse } from './args.ts';
+import { modelDir, num, parse } from './args.ts';
 import { loadAnyModel } from '../runtime/load.ts';
 import { generate } from '../runtime/generate.ts';
 import { StreamDecoder } from '../io/tokenizer.ts';
@@ -17,7 +17,7 @@ export async function run(argv: string[]): Promise<void> {
     stop: { type: 'string', multiple: true }, ...LOAD_FLAGS,
   });
   if (v.help) return console.log(HELP);
-  const dir = p[0] ?? DEFAULT_MODEL;
+  const dir = await modelDir(p[0]);
   const prompt = p[1] ?? '';
   const lo = loadOptions(v, 4);
   const { model, tokenizer, gen } = await loadAnyModel(dir, lo);

@@ -1,4 +1,4 @@
-import { DEFAULT_MODEL, num, parse, progress } from './args.ts';
+import { modelDir, num, parse, progress } from './args.ts';
 import { loadAnyModel } from '../runtime/load.ts';
 import { perplexity } from '../eval/perplexity.ts';
 import { datasetName, evalTokens, loadText } from '../io/datasets.ts';
@@ -17,7 +17,7 @@ export async function run(argv: string[]): Promise<void> {
     'dataset-path': { type: 'string' }, ...LOAD_FLAGS,
   });
   if (v.help) return console.log(HELP);
-  const dir = p[0] ?? DEFAULT_MODEL;
+  const dir = await modelDir(p[0]);
   const ds = v.dataset ?? 'wikitext2';
   const seqlen = num(v.seqlen, 'seqlen', 2048);
   const { model, tokenizer } = await loadAnyModel(dir, loadOptions(v));

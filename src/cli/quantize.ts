@@ -1,4 +1,4 @@
-import { DEFAULT_MODEL, fmtSeconds, num, parse, progress } from './args.ts';
+import { modelDir, fmtSeconds, num, parse, progress } from './args.ts';
 import { GPTQModel } from '../gptq-model.ts';
 import { parseDevice } from '../graph/session.ts';
 import type { Bits } from '../quant/config.ts';
@@ -28,7 +28,7 @@ export async function run(argv: string[]): Promise<void> {
   if (!v.out) fail('quantize: --out DIR is required');
   const method = (v.method ?? 'gptq') as 'gptq' | 'rtn';
   if (method !== 'gptq' && method !== 'rtn') fail(`--method: "${v.method}" (use gptq or rtn)`);
-  const dir = p[0] ?? DEFAULT_MODEL;
+  const dir = await modelDir(p[0]);
   const m = await GPTQModel.fromPretrained(dir, {
     device: parseDevice(v.device),
     quantizeConfig: {
