@@ -137,10 +137,11 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
 /**
  * One decoder layer for calibration: hidden_in [B,S,H] → hidden_out, causal, positions 0..S−1.
  * `hessians` names the linears (relative, e.g. "mlp.down_proj") whose input Gram matrix Σ XᵀX (over B·S rows)
- * is emitted as output `xtx.<name>` [in,in]; with `withHidden` false only those are computed. A linear with a
+ * is emitted as output `xtx.<name>` [in,in] (plus input `xtx_acc.<name>` with `accumulate`); with `withHidden` false
+ * only those are computed. A linear with a
  * `hessianRowWeight` sums only its marked rows and also outputs their count as `rows.<name>` (scalar).
  */
-export function buildLayerGraph(arch: ArchDefinition, cfg: ModelConfig, w: WeightSource & { taps?: Map<string, { value: string; inFeatures: number; rowWeight?: string }> }, o: { hessians?: readonly string[]; withHidden?: boolean; layerIndex?: number } = {}): GraphBuilder {
+export function buildLayerGraph(arch: ArchDefinition, cfg: ModelConfig, w: WeightSource & { taps?: Map<string, { value: string; inFeatures: number; rowWeight?: string }> }, o: { hessians?: readonly string[]; withHidden?: boolean; layerIndex?: number; accumulate?: boolean } = {}): GraphBuilder {
   const g = new GraphBuilder(`${cfg.modelType}_layer`);
   const x = g.input('hidden_in', 'float32', ['batch', 'seq', cfg.hiddenSize]);
   const S = dim(g, x, 1);
@@ -156,7 +157,9 @@ export function buildLayerGraph(arch: ArchDefinition, cfg: ModelConfig, w: Weigh
       x2 = g.op('Mul', [x2, g.op('Reshape', [tap.rowWeight, g.constI64([-1, 1])])]);
       g.output(g.op('ReduceSum', [tap.rowWeight], { keepdims: 0 }), 'float32', [], `rows.${name}`);
     }
-    g.output(g.op('Gemm', [x2, x2], { transA: 1 }), 'float32', [tap.inFeatures, tap.inFeatures], `xtx.${name}`);
+    // accumulate: input `xtx_acc.<name>` is added in the Gemm (C, β = 1), so sums never pass through JS loops.
+    const acc = o.accumulate ? [g.input(`xtx_acc.${name}`, 'float32', [tap.inFeatures, tap.inFeatures])] : [];
+    g.output(g.op('Gemm', [x2, x2, ...acc], { transA: 1, ...(o.accumulate ? { beta: { kind: 'float', v: 1 } } : {}) }), 'float32', [tap.inFeatures, tap.inFeatures], `xtx.${name}`);
   }
   return g.prune();
 }

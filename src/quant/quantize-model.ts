@@ -225,19 +225,19 @@ function addLayer(r: QuantizeLoopResult, tensors: Map<string, TensorLike>, rec: 
  * for every module (GPTQ is invariant to H's scale; only the logged avg loss depends on it).
  */
 async function hessians(grp: LayerGraphs['hessGraphs'][number], todo: string[], wf: Record<string, ReturnType<typeof f32>>, data: Batch[], H: number, nsamples: number, routed?: Map<string, number>) {
+  const reps = [...new Set(todo.map((m) => grp.repOf.get(m)!))];
   const hess = new Map<string, Float32Array>();
-  const reps = new Set(todo.map((m) => grp.repOf.get(m)!));
+  for (const rep of reps) { const n = grp.inFeatures.get(rep)!; hess.set(rep, new Float32Array(n * n)); }
   for (const b of data) {
-    const r = await grp.sess.run({ ...wf, hidden_in: f32(b.hidden, [b.ids.length, b.seq, H]) });
+    const acc = Object.fromEntries(reps.map((rep) => [`xtx_acc.${rep}`, f32(hess.get(rep)!, [grp.inFeatures.get(rep)!, grp.inFeatures.get(rep)!])]));
+    const r = await grp.sess.run({ ...wf, ...acc, hidden_in: f32(b.hidden, [b.ids.length, b.seq, H]) });
     for (const rep of reps) {
-      const x = r[`xtx.${rep}`]!.data as Float32Array;
-      const acc = hess.get(rep);
-      if (!acc) hess.set(rep, x); else for (let k = 0; k < x.length; k++) acc[k]! += x[k]!;
+      hess.set(rep, r[`xtx.${rep}`]!.data as Float32Array); // running sum, accumulated inside the Gemm
       const rows = r[`rows.${rep}`];
       if (rows && routed) routed.set(rep, (routed.get(rep) ?? 0) + Number((rows.data as Float32Array)[0]));
     }
   }
-  for (const h of hess.values()) for (let k = 0; k < h.length; k++) h[k]! *= 2 / nsamples;
+  for (const h of hess.values()) for (let k = 0; k < h.length; k++) h[k]! *= 2 / nsamples; // once per group
   return hess;
 }
 
@@ -267,9 +267,10 @@ async function layerGraphs(arch: ArchDefinition, cfg: ModelConfig, groups: strin
     }
     const reps = [...byTap.values()];
     const w2 = new InputWeights(base);
-    const sess = await createSession(buildLayerGraph(arch, cfg, w2, { withHidden: false, hessians: reps, layerIndex }).toBytes(), { device, lowMemory: true });
+    const sess = await createSession(buildLayerGraph(arch, cfg, w2, { withHidden: false, hessians: reps, layerIndex, accumulate: true }).toBytes(), { device, lowMemory: true });
     const repOf = new Map(mods.map((m) => [m, byTap.get(tapKey(w.taps.get(m)!))!]));
-    return { mods, sess, inputs: w2.inputs, repOf };
+    const inFeatures = new Map(reps.map((r) => [r, w.taps.get(r)!.inFeatures]));
+    return { mods, sess, inputs: w2.inputs, repOf, inFeatures };
   }));
   return { fwd, fwdW, hessGraphs };
 }
