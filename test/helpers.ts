@@ -16,8 +16,8 @@ export function tmpDir(prefix = 'gptqjs-test-'): { path: string; cleanup: () => 
 }
 
 /** Deterministic PRNG (mulberry32) for synthetic weights. */
-export { mulberry32 as rng } from '../src/io/random.ts';
-import { mulberry32 as rng } from '../src/io/random.ts';
+import { mulberry32 } from '../src/io/random.ts';
+export const rng = mulberry32;
 
 /** Standard normal samples via Box-Muller. */
 export function randn(n: number, seed: number, scale = 1): Float32Array {

@@ -31,19 +31,6 @@ export async function matmul(a: Arr, b: Arr, m: number, k: number, n: number, o:
   return r.C!.data as Arr;
 }
 
-/** C[m,n] − A[m,k]·B[k,n] → new [m,n] (Gemm alpha −1, beta 1). */
-export async function matmulSub(c: Arr, a: Arr, b: Arr, m: number, k: number, n: number): Promise<Arr> {
-  const t = elem(a);
-  const s = await session(`mmsub:${t}`, () => {
-    const g = new GraphBuilder('matmul_sub');
-    const A = g.input('A', t, ['m', 'k']), B = g.input('B', t, ['k', 'n']), C = g.input('C', t, ['m', 'n']);
-    g.output(g.op('Gemm', [A, B, C], { alpha: { kind: 'float', v: -1 }, beta: { kind: 'float', v: 1 } }, { name: 'Y' }), t);
-    return g;
-  });
-  const r = await s.run({ A: tensor(a, [m, k]), B: tensor(b, [k, n]), C: tensor(c, [m, n]) });
-  return r.Y!.data as Arr;
-}
-
 /** Xᵀ·X for X [n, d] → [d, d]. */
 export function gram(x: Arr, n: number, d: number): Promise<Arr> {
   return matmul(x, x, d, n, d, { transA: true });

@@ -41,9 +41,6 @@ export async function createSession(model: Uint8Array | string, o: SessionOption
   }
 }
 
-export type OrtTensor = ort.Tensor;
-export const OrtTensorCtor = ort.Tensor;
-
 export function f32(data: Float32Array, dims: readonly number[]): ort.Tensor { return new ort.Tensor('float32', data, dims); }
 export function f64(data: Float64Array, dims: readonly number[]): ort.Tensor { return new ort.Tensor('float64', data, dims); }
 export function i64(data: BigInt64Array | readonly number[], dims: readonly number[]): ort.Tensor {

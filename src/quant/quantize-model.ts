@@ -27,7 +27,7 @@ export interface QuantizedModule extends PackedLinear { name: string; inFeatures
 export interface SkippedModule { name: string; reason: string }
 
 export interface QuantizeEvent {
-  stage: 'capture' | 'hessian' | 'module' | 'forward' | 'layer-done' | 'skip';
+  stage: 'capture' | 'hessian' | 'module' | 'layer-done' | 'skip';
   layer: number; layers: number; module?: string; loss?: number; seconds?: number; eta?: number; message?: string;
 }
 
