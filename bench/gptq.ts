@@ -11,6 +11,7 @@ import { packLinear } from '../src/quant/pack.ts';
 import { randn } from '../test/helpers.ts';
 
 const AUTOGPTQ_S: Record<string, number> = { '4096x4096': 12.2, '11008x4096': 18.5 };
+// 4096x11008 (down_proj: H is 11008²) has no peer figure; it sizes the Hessian-inverse factorization.
 const shapes = (process.env.GPTQ_BENCH_SHAPES ?? '4096x4096,11008x4096').split(',').map((s) => s.split('x').map(Number) as [number, number]);
 const ntok = 2048;
 const cfg = resolveQuantizeConfig({ bits: 4, groupSize: 128 });

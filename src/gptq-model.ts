@@ -11,7 +11,7 @@ import { calibrationSamples, loadText, type CalibrationSet, type TokenizedExampl
 import { archFor } from './models/registry.ts';
 import type { ArchDefinition } from './models/types.ts';
 import { resolveQuantizeConfig, type QuantizeConfig } from './quant/config.ts';
-import { quantizeLayers, type QuantizeEvent, type QuantizeLoopResult } from './quant/quantize-model.ts';
+import { quantizeLayers, type ActivationDtype, type QuantizeEvent, type QuantizeLoopResult } from './quant/quantize-model.ts';
 import { saveQuantizedCheckpoint, type SaveOptions } from './quant/save.ts';
 import { WorkDir, hashCalibration, hashCheckpoint } from './quant/workdir.ts';
 import { estimateMemory, fmtBytes } from './quant/memory.ts';
@@ -43,6 +43,8 @@ export interface QuantizeCallOptions extends LoadTextOptions {
   workDir?: string;
   /** Refuse up front (with the estimate) when the plan needs more resident memory than this many bytes. */
   maxMemory?: number;
+  /** Storage of calibration activations between layers: 'float16' (default, half the memory) or 'float32'. */
+  activationDtype?: ActivationDtype;
 }
 
 export class GPTQModel {
@@ -85,18 +87,18 @@ export class GPTQModel {
     const calib = await this.calibration(data, o);
     if (o.maxMemory) {
       const tokens = calib.inputIds.reduce((a, r) => a + r.length, 0);
-      const e = estimateMemory(this.arch, this.cfg, this.quantizeConfig, tokens, Math.max(...calib.inputIds.map((r) => r.length)), o.batchTokens);
+      const e = estimateMemory(this.arch, this.cfg, this.quantizeConfig, tokens, Math.max(...calib.inputIds.map((r) => r.length)), o.batchTokens, o.activationDtype);
       if (e.total > o.maxMemory)
-        fail(`quantize: estimated peak memory ${fmtBytes(e.total)} exceeds --max-memory ${fmtBytes(o.maxMemory)} (layer weights ${fmtBytes(e.layerWeights)}, activations ${fmtBytes(e.activations)} for ${tokens} tokens, Hessians ${fmtBytes(e.hessians)}, ORT workspace ${fmtBytes(e.workspace)}, embeddings ${fmtBytes(e.outside)}); use fewer samples/shorter seqlen or a smaller --batch-tokens`);
+        fail(`quantize: estimated peak memory ${fmtBytes(e.total)} exceeds --max-memory ${fmtBytes(o.maxMemory)} (layer weights ${fmtBytes(e.layerWeights)}, activations ${fmtBytes(e.activations)} for ${tokens} tokens, Hessians ${fmtBytes(e.hessians)}, GPTQ buffers ${fmtBytes(e.gptq)}, ORT workspace ${fmtBytes(e.workspace)}, embeddings ${fmtBytes(e.outside)}); use fewer samples/shorter seqlen or a smaller --batch-tokens`);
     }
     const workDir = o.workDir ? await WorkDir.open(o.workDir, {
       source: await hashCheckpoint(this.dir, this.ck.files),
-      config: JSON.stringify({ ...this.quantizeConfig, method: o.method ?? 'gptq', batchTokens: o.batchTokens ?? 4096, quantizeUnpackable: !!o.quantizeUnpackable }),
+      config: JSON.stringify({ ...this.quantizeConfig, method: o.method ?? 'gptq', batchTokens: o.batchTokens ?? 4096, quantizeUnpackable: !!o.quantizeUnpackable, activationDtype: o.activationDtype ?? 'float16' }),
       calibration: hashCalibration(calib.inputIds),
     }) : undefined;
     this.result = await quantizeLayers(this.arch, this.cfg, this.ck, this.quantizeConfig, calib, {
       method: o.method, device: this.device, onEvent: o.onProgress, onLog: o.onLog, signal: o.signal, batchTokens: o.batchTokens,
-      quantizeUnpackable: o.quantizeUnpackable, keepDequantized: o.keepDequantized || o.quantizeUnpackable, workDir,
+      quantizeUnpackable: o.quantizeUnpackable, keepDequantized: o.keepDequantized || o.quantizeUnpackable, workDir, activationDtype: o.activationDtype,
     });
     return this.result;
   }

@@ -158,3 +158,24 @@ test('mse grid search and input validation', async () => {
   const bad = H.slice(); bad[5] = NaN;
   await assert.rejects(gptqQuantize(W, bad, 16, 128, c), /non-finite entry at \[0, 5\]/);
 });
+
+test('consumeHessian (H overwritten in place, act-order permuted in place, damp retries restored from the lower triangle) = the copying path', async () => {
+  const cols = 160, { W, H } = problem(24, cols, 8, 11); // rank ≤ 8: needs damp retries
+  let mean = 0;
+  for (let j = 0; j < cols; j++) mean += H[j * (cols + 1)]!;
+  for (let j = 0; j < cols; j++) H[j * (cols + 1)] = H[j * (cols + 1)]! - (0.004 * mean) / cols;
+  for (const descAct of [false, true]) {
+    const c = { ...base, bits: 4 as const, groupSize: 32, descAct, sym: false, dampPercent: 0.001, dampAutoIncrement: 0.0025 };
+    const logsA: string[] = [], logsB: string[] = [];
+    const a = await gptqQuantize(W, H, 24, cols, c, { factorLeaf: 32, onLog: (m) => logsA.push(m) });
+    const Hc = H.slice();
+    const b = await gptqQuantize(W, Hc, 24, cols, c, { factorLeaf: 32, consumeHessian: true, onLog: (m) => logsB.push(m) });
+    assert.ok(logsA.length >= 1, 'the problem needs at least one damp retry');
+    assert.deepEqual(logsB, logsA);
+    assert.equal(b.dampUsed, a.dampUsed);
+    assert.deepEqual(b.intCodes, a.intCodes, `descAct ${descAct}: codes`);
+    assert.deepEqual(b.scales, a.scales);
+    assert.equal(b.loss, a.loss);
+    assert.notDeepEqual(Hc, H, 'H was consumed (its buffer now holds the factor)');
+  }
+});

@@ -7,11 +7,11 @@ import { Checkpoint } from '../src/io/safetensors.ts';
 import { loadModelConfig } from '../src/io/config.ts';
 import { buildLayerGraph } from '../src/graph/causal-lm.ts';
 import { InputWeights } from '../src/graph/weights.ts';
-import { createSession, f32 } from '../src/graph/session.ts';
+import { createSession, f16, f32 } from '../src/graph/session.ts';
 import { llama } from '../src/models/llama.ts';
 import { dequantize } from '../src/quant/pack.ts';
 import { CausalLM, loadFloatWeights } from '../src/runtime/causal-lm.ts';
-import { f16ToF32 } from '../src/tensor.ts';
+import { f16ToF32, toF16Bits } from '../src/tensor.ts';
 import { makeLlamaCheckpoint } from './synth.ts';
 import { randn, rng, tmpDir } from './helpers.ts';
 
@@ -94,6 +94,50 @@ test('in-graph Hessian XᵀX equals a float64 computation of the q_proj input (R
     }
     assert.ok(md <= 1e-5 * mx, `max |ΔH| ${md} (max |H| ${mx})`);
     await sess.release();
+  } finally { t.cleanup(); }
+});
+
+test('Hessian running sum bound in place (one buffer as Gemm C input and output) = the float64 sum of per-batch XᵀX', async () => {
+  const t = tmpDir();
+  try {
+    await makeLlamaCheckpoint(t.path, DIMS);
+    const cfg = await loadModelConfig(t.path);
+    const w = await loadFloatWeights(t.path);
+    const one = new InputWeights('model.layers.0.'), acc = new InputWeights('model.layers.0.');
+    const s1 = await createSession(buildLayerGraph(llama, cfg, one, { withHidden: false, hessians: ['mlp.down_proj'] }).toBytes());
+    const s2 = await createSession(buildLayerGraph(llama, cfg, acc, { withHidden: false, hessians: ['mlp.down_proj'], accumulate: true }).toBytes());
+    const feeds = (iw: InputWeights) => Object.fromEntries(iw.inputs.map((i) => [i.rel, f32(w.get(i.name)!, i.shape)]));
+    const n = 128, sum = new Float64Array(n * n), H = new Float32Array(n * n), bound = f32(H, [n, n]);
+    for (let b = 0; b < 3; b++) {
+      const x = f32(randn(2 * 9 * 64, 20 + b), [2, 9, 64]);
+      const r1 = (await s1.run({ ...feeds(one), hidden_in: x }))['xtx.mlp.down_proj']!.data as Float32Array;
+      r1.forEach((v, i) => { sum[i] += v; });
+      await s2.run({ ...feeds(acc), hidden_in: x, 'xtx_acc.mlp.down_proj': bound }, { 'xtx.mlp.down_proj': bound });
+    }
+    let md = 0, mx = 0;
+    sum.forEach((v, i) => { md = Math.max(md, Math.abs(v - H[i]!)); mx = Math.max(mx, Math.abs(v)); });
+    assert.ok(mx > 0 && md <= 1e-6 * mx, `max |ΔH| ${md} (max |H| ${mx})`);
+    await s1.release(); await s2.release();
+  } finally { t.cleanup(); }
+});
+
+test('fp16 activation storage: the layer graph casts at its edges only (output = fp16 rounding of the fp32 layer on the same input)', async () => {
+  const t = tmpDir();
+  try {
+    await makeLlamaCheckpoint(t.path, DIMS);
+    const cfg = await loadModelConfig(t.path);
+    const w = await loadFloatWeights(t.path);
+    const a = new InputWeights('model.layers.0.'), b = new InputWeights('model.layers.0.');
+    const s32 = await createSession(buildLayerGraph(llama, cfg, a).toBytes());
+    const s16 = await createSession(buildLayerGraph(llama, cfg, b, { hiddenType: 'float16' }).toBytes());
+    const feeds = (iw: InputWeights) => Object.fromEntries(iw.inputs.map((i) => [i.rel, f32(w.get(i.name)!, i.shape)]));
+    const bits = toF16Bits(randn(2 * 9 * 64, 31));
+    const x32 = Float32Array.from(bits, f16ToF32);
+    const y32 = (await s32.run({ ...feeds(a), hidden_in: f32(x32, [2, 9, 64]) })).hidden_out!.data as Float32Array;
+    const y16 = (await s16.run({ ...feeds(b), hidden_in: f16(bits, [2, 9, 64]) })).hidden_out!.data as Uint16Array;
+    assert.ok(y16 instanceof Uint16Array);
+    assert.deepEqual(Array.from(y16), Array.from(toF16Bits(y32)));
+    await s32.release(); await s16.release();
   } finally { t.cleanup(); }
 });
 

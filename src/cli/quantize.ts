@@ -9,10 +9,12 @@ import { parseSize } from '../io/safetensors.ts';
 export const HELP = `gptq quantize [model] --out DIR [--bits 4] [--group-size 128] [--desc-act] [--static-groups] [--asym]
               [--damp 0.01] [--no-true-sequential] [--mse] [--dataset c4|wikitext2|FILE] [--dataset-path DIR]
               [--nsamples 128] [--seqlen 2048] [--seed 0] [--method gptq|rtn] [--max-shard-size 5GB] [--device cpu]
-              [--work-dir DIR] [--max-memory 8GB] [--batch-tokens 4096]
+              [--work-dir DIR] [--max-memory 8GB] [--batch-tokens 4096] [--activation-dtype fp16|fp32]
   GPTQ-quantizes a Hugging Face checkpoint and writes an AutoGPTQ-format model to DIR (atomically).
   model defaults to the embedded stories260K. Finished layers are written to the work dir (default DIR.partial);
-  after a crash or Ctrl-C, rerunning the same command resumes after the last finished layer.`;
+  after a crash or Ctrl-C, rerunning the same command resumes after the last finished layer.
+  Calibration activations are kept in fp16 between layers (half the memory; the layer math runs in fp32);
+  --activation-dtype fp32 keeps them in fp32.`;
 
 export async function run(argv: string[]): Promise<void> {
   const { values: v, positionals: p } = parse(argv, {
@@ -22,11 +24,13 @@ export async function run(argv: string[]): Promise<void> {
     dataset: { type: 'string' }, 'dataset-path': { type: 'string' }, nsamples: { type: 'string' },
     seqlen: { type: 'string' }, seed: { type: 'string' }, method: { type: 'string' },
     'max-shard-size': { type: 'string' }, device: { type: 'string' }, 'work-dir': { type: 'string' },
-    'max-memory': { type: 'string' }, 'batch-tokens': { type: 'string' },
+    'max-memory': { type: 'string' }, 'batch-tokens': { type: 'string' }, 'activation-dtype': { type: 'string' },
   });
   if (v.help) return console.log(HELP);
   if (!v.out) fail('quantize: --out DIR is required');
   const method = (v.method ?? 'gptq') as 'gptq' | 'rtn';
+  const actDtype = ({ fp16: 'float16', float16: 'float16', fp32: 'float32', float32: 'float32' } as const)[(v['activation-dtype'] ?? 'fp16') as 'fp16'];
+  if (!actDtype) fail(`--activation-dtype: "${v['activation-dtype']}" (use fp16 or fp32)`);
   if (method !== 'gptq' && method !== 'rtn') fail(`--method: "${v.method}" (use gptq or rtn)`);
   const dir = await modelDir(p[0]);
   const m = await GPTQModel.fromPretrained(dir, {
@@ -47,7 +51,7 @@ export async function run(argv: string[]): Promise<void> {
   const res = await m.quantize(v.dataset ?? 'c4', {
     nsamples: num(v.nsamples, 'nsamples', 128), seqlen: num(v.seqlen, 'seqlen', 2048), seed: num(v.seed, 'seed', 0),
     datasetPath: v['dataset-path'], method, signal: ac.signal, workDir,
-    maxMemory: v['max-memory'] ? parseSize(v['max-memory']) : undefined, batchTokens: num(v['batch-tokens'], 'batch-tokens'),
+    maxMemory: v['max-memory'] ? parseSize(v['max-memory']) : undefined, batchTokens: num(v['batch-tokens'], 'batch-tokens'), activationDtype: actDtype,
     onLog: (s) => progress(s, true),
     onProgress: (e) => {
       const L = `layer ${e.layer + 1}/${e.layers}`;

@@ -140,15 +140,18 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
  * is emitted as output `xtx.<name>` [in,in] (plus input `xtx_acc.<name>` with `accumulate`); with `withHidden` false
  * only those are computed. A linear with a
  * `hessianRowWeight` sums only its marked rows and also outputs their count as `rows.<name>` (scalar).
+ * `hiddenType` float16: hidden_in/hidden_out are stored as fp16 (cast at the edges; the layer runs in fp32).
  */
-export function buildLayerGraph(arch: ArchDefinition, cfg: ModelConfig, w: WeightSource & { taps?: Map<string, { value: string; inFeatures: number; rowWeight?: string }> }, o: { hessians?: readonly string[]; withHidden?: boolean; layerIndex?: number; accumulate?: boolean } = {}): GraphBuilder {
+export function buildLayerGraph(arch: ArchDefinition, cfg: ModelConfig, w: WeightSource & { taps?: Map<string, { value: string; inFeatures: number; rowWeight?: string }> }, o: { hessians?: readonly string[]; withHidden?: boolean; layerIndex?: number; accumulate?: boolean; hiddenType?: 'float32' | 'float16' } = {}): GraphBuilder {
   const g = new GraphBuilder(`${cfg.modelType}_layer`);
-  const x = g.input('hidden_in', 'float32', ['batch', 'seq', cfg.hiddenSize]);
+  const half = o.hiddenType === 'float16';
+  const xin = g.input('hidden_in', half ? 'float16' : 'float32', ['batch', 'seq', cfg.hiddenSize]);
+  const x = half ? g.op('Cast', [xin], { to: 1 }) : xin;
   const S = dim(g, x, 1);
   const positions = g.op('Unsqueeze', [g.op('Range', [g.constI64(0), S, g.constI64(1)]), g.constI64([0])]);
   const ctx: LayerContext = { g, cfg, w, prefix: `${arch.layersBlockName}0.`, layerIndex: o.layerIndex ?? 0, rope: rope(g, cfg, positions), mask: causalMask(g, S, S, undefined, cfg.slidingWindow) };
   const out = arch.layer(ctx, x);
-  if (o.withHidden ?? true) g.output(out, 'float32', ['batch', 'seq', cfg.hiddenSize], 'hidden_out');
+  if (o.withHidden ?? true) g.output(half ? g.op('Cast', [out], { to: 10 }) : out, half ? 'float16' : 'float32', ['batch', 'seq', cfg.hiddenSize], 'hidden_out');
   for (const name of o.hessians ?? []) {
     const tap = w.taps?.get(name);
     if (!tap) throw new Error(`layer graph has no linear "${name}"`);

@@ -11,15 +11,24 @@ const sessions = new Map<string, Promise<InferenceSession>>();
 
 function session(key: string, build: () => GraphBuilder): Promise<InferenceSession> {
   let s = sessions.get(key);
-  if (!s) { s = createSession(build().toBytes()); sessions.set(key, s); }
+  // No CPU arena: GPTQ's products come in many sizes and an arena would keep the largest ones resident.
+  if (!s) { s = createSession(build().toBytes(), { lowMemory: true }); sessions.set(key, s); }
   return s;
+}
+
+/** Run with the output written into `out` (its first m·n elements) when given, else into a new array. */
+async function run(s: InferenceSession, feeds: Record<string, ReturnType<typeof tensor>>, name: string, dims: [number, number], out?: Arr): Promise<Arr> {
+  if (!out) return (await s.run(feeds))[name]!.data as Arr;
+  const view = out.subarray(0, dims[0] * dims[1]);
+  await s.run(feeds, { [name]: tensor(view, dims) });
+  return view;
 }
 
 function tensor(a: Arr, dims: number[]) { return a instanceof Float64Array ? f64(a, dims) : f32(a, dims); }
 function elem(a: Arr) { return a instanceof Float64Array ? 'float64' as const : 'float32' as const; }
 
-/** op(A)[m,k] · op(B)[k,n] → [m,n] (Gemm). */
-export async function matmul(a: Arr, b: Arr, m: number, k: number, n: number, o: { transA?: boolean; transB?: boolean } = {}): Promise<Arr> {
+/** op(A)[m,k] · op(B)[k,n] → [m,n] (Gemm); `out`: preallocated result buffer (≥ m·n elements, same type). */
+export async function matmul(a: Arr, b: Arr, m: number, k: number, n: number, o: { transA?: boolean; transB?: boolean; out?: Arr } = {}): Promise<Arr> {
   const t = elem(a), tA = o.transA ? 1 : 0, tB = o.transB ? 1 : 0;
   const s = await session(`mm:${t}:${tA}${tB}`, () => {
     const g = new GraphBuilder('matmul');
@@ -27,8 +36,19 @@ export async function matmul(a: Arr, b: Arr, m: number, k: number, n: number, o:
     g.output(g.op('Gemm', [A, B], { transA: tA, transB: tB }, { name: 'C' }), t);
     return g;
   });
-  const r = await s.run({ A: tensor(a, tA ? [k, m] : [m, k]), B: tensor(b, tB ? [n, k] : [k, n]) });
-  return r.C!.data as Arr;
+  return run(s, { A: tensor(a, tA ? [k, m] : [m, k]), B: tensor(b, tB ? [n, k] : [k, n]) }, 'C', [m, n], o.out);
+}
+
+/** alpha·op(A)[m,k]·op(B)[k,n] + beta·C[m,n] (Gemm with C; `out` may be C itself: computed in place). */
+export async function gemm(a: Arr, b: Arr, c: Arr, m: number, k: number, n: number, o: { transA?: boolean; transB?: boolean; alpha?: number; beta?: number; out?: Arr } = {}): Promise<Arr> {
+  const t = elem(a), tA = o.transA ? 1 : 0, tB = o.transB ? 1 : 0, alpha = o.alpha ?? 1, beta = o.beta ?? 1;
+  const s = await session(`gemm:${t}:${tA}${tB}:${alpha}:${beta}`, () => {
+    const g = new GraphBuilder('gemm');
+    const A = g.input('A', t, ['a0', 'a1']), B = g.input('B', t, ['b0', 'b1']), C = g.input('C', t, ['c0', 'c1']);
+    g.output(g.op('Gemm', [A, B, C], { transA: tA, transB: tB, alpha: { kind: 'float', v: alpha }, beta: { kind: 'float', v: beta } }, { name: 'Y' }), t);
+    return g;
+  });
+  return run(s, { A: tensor(a, tA ? [k, m] : [m, k]), B: tensor(b, tB ? [n, k] : [k, n]), C: tensor(c, [m, n]) }, 'Y', [m, n], o.out);
 }
 
 /** Xᵀ·X for X [n, d] → [d, d]. */

@@ -42,6 +42,8 @@ export async function createSession(model: Uint8Array | string, o: SessionOption
 }
 
 export function f32(data: Float32Array, dims: readonly number[]): ort.Tensor { return new ort.Tensor('float32', data, dims); }
+/** float16 tensor from raw IEEE half bits. */
+export function f16(data: Uint16Array, dims: readonly number[]): ort.Tensor { return new ort.Tensor('float16', data, dims); }
 export function f64(data: Float64Array, dims: readonly number[]): ort.Tensor { return new ort.Tensor('float64', data, dims); }
 export function i64(data: BigInt64Array | readonly number[], dims: readonly number[]): ort.Tensor {
   return new ort.Tensor('int64', data instanceof BigInt64Array ? data : BigInt64Array.from(data.map(BigInt)), dims);

@@ -21,7 +21,7 @@
  *  - Rows are independent, so the column loop runs over row chunks that stay in L2; TS state is float64, the GEMM
  *    operands float32 (AutoGPTQ's precision) or float64 (opts.precision).
  */
-import { matmul } from '../graph/linalg.ts';
+import { gemm, matmul } from '../graph/linalg.ts';
 import { fail } from '../errors.ts';
 import type { QuantizeConfig } from './config.ts';
 import { findParams, roundHalfEven, type FindParamsOptions, type QuantParams } from './quantizer.ts';
@@ -34,9 +34,11 @@ export interface GptqOptions {
   /** Divisor of AutoGPTQ's logged `avg loss = sum(Losses) / nsamples` (AutoGPTQ counts calibration sequences,
    *  GPTQModel tokens; default 1). */
   nsamples?: number;
-  /** Hessian-inverse factorization: blocks up to this size are done directly in float64 TS, larger ones split
-   *  recursively with GEMMs (default 128). */
+  /** Hessian-inverse factorization: panel width; diagonal blocks of this size are done in float64 TS, the rest
+   *  by GEMMs (default 256). */
   factorLeaf?: number;
+  /** H may be overwritten (its buffer becomes the Hessian-inverse factor): saves one [cols, cols] copy. */
+  consumeHessian?: boolean;
   /** Columns per sub-block of the second lazy-batching level inside a block (default 8). */
   subBlock?: number;
   /** Rows per inner-loop chunk (default 512, so the sub-block's chunk stays in L2). */
@@ -72,37 +74,73 @@ const alloc = (f64: boolean, len: number): FArr => (f64 ? new Float64Array(len) 
 const cast = (f64: boolean, x: Float64Array): FArr => (f64 ? x : new Float32Array(x));
 
 /**
- * Hinv = upper Cholesky factor U of H⁻¹ (H⁻¹ = UᵀU) without forming H⁻¹: with H = V·Vᵀ, V upper ("reverse"
- * Cholesky), U = V⁻¹. Recursively, for H = [[A, Bᵀ], [B, C]]:
- *   U22 = f(C);  V12 = Bᵀ·U22ᵀ;  U11 = f(A − V12·V12ᵀ);  U12 = −U11·V12·U22.
- * Leaves (≤ leaf) in float64 TS. Returns null if H is not positive definite.
+ * Hinv = upper Cholesky factor U of H⁻¹ (H⁻¹ = UᵀU) without forming H⁻¹, in place: with H = V·Vᵀ, V upper
+ * ("reverse" Cholesky), U = V⁻¹. M holds H in its upper triangle (diagonal damped); on return the upper triangle is U.
+ * The strict lower triangle is never read or written (it keeps H for a damp retry). Blocked by panels of P columns:
+ *   V: right to left, V_KK = chol(H_KK) (float64 TS), V_TK = H_TK·V_KK⁻ᵀ, H_TT −= V_TK·V_TKᵀ
+ *   U: left to right, U_JJ = V_JJ⁻¹ (float64 TS), U_TJ = −U_TT·V_TJ·U_JJ
+ * The products are ORT GEMMs on panel-sized copies, so the only extra memory is O(n·P). Returns false if H is not PD.
  */
-async function hinvUpper(H: Float64Array, n: number, leaf: number, f64: boolean): Promise<Float64Array | null> {
-  if (n <= leaf) return hinvUpperDirect(H, n);
-  const h = Math.floor(n / 64) * 32 || n >> 1, m = n - h;
-  const C = new Float64Array(m * m), A = new Float64Array(h * h), Bt = alloc(f64, h * m);
-  for (let i = 0; i < m; i++) C.set(H.subarray((h + i) * n + h, (h + i + 1) * n), i * m);
-  for (let i = 0; i < h; i++) { A.set(H.subarray(i * n, i * n + h), i * h); Bt.set(H.subarray(i * n + h, (i + 1) * n), i * m); }
-  const U22 = await hinvUpper(C, m, leaf, f64);
-  if (!U22) return null;
-  const U22c = cast(f64, U22);
-  const V12 = await matmul(Bt, U22c, h, m, m, { transB: true });
-  const P = await matmul(V12, V12, h, m, h, { transB: true });
-  for (let i = 0; i < h * h; i++) A[i] = A[i]! - P[i]!;
-  const U11 = await hinvUpper(A, h, leaf, f64);
-  if (!U11) return null;
-  const U12 = await matmul(cast(f64, U11), await matmul(V12, U22c, h, m, m), h, h, m);
-  const U = new Float64Array(n * n);
-  for (let i = 0; i < h; i++) {
-    U.set(U11.subarray(i * h, (i + 1) * h), i * n);
-    for (let j = 0; j < m; j++) U[i * n + h + j] = -U12[i * m + j]!;
+async function hinvUpperInPlace(M: FArr, n: number, P: number, f64: boolean): Promise<boolean> {
+  const RP = 512; // rows per trailing-update product
+  // Scratch reused by every step (no per-step garbage): two n×P panels, an RP×n row block, an RP×P product.
+  const pw = Math.min(P, n), P1 = alloc(f64, n * pw), P2 = alloc(f64, n * pw), RB = alloc(f64, Math.min(RP, n) * n), T = alloc(f64, Math.min(RP, n) * pw);
+  const block = (k0: number, b: number) => { // symmetric float64 copy of the diagonal block from the upper triangle
+    const D = new Float64Array(b * b);
+    for (let i = 0; i < b; i++) for (let j = i; j < b; j++) D[i * b + j] = D[j * b + i] = M[(k0 + i) * n + k0 + j]!;
+    return D;
+  };
+  const putUpper = (X: Float64Array, k0: number, b: number) => { for (let i = 0; i < b; i++) for (let j = i; j < b; j++) M[(k0 + i) * n + k0 + j] = X[i * b + j]!; };
+  const panel = (rows: number, c0: number, b: number) => { // M[0:rows, c0:c0+b] → P1
+    for (let i = 0; i < rows; i++) P1.set(M.subarray(i * n + c0, i * n + c0 + b), i * b);
+    return P1.subarray(0, rows * b);
+  };
+  const putPanel = (X: FArr, rows: number, c0: number, b: number, r0 = 0) => { for (let i = 0; i < rows; i++) M.set(X.subarray(i * b, (i + 1) * b), (r0 + i) * n + c0); };
+  // rows [i0, i1) of M's upper triangle over columns [i0, c1) → RB (lower part zeroed when asked)
+  const rowBlock = (i0: number, i1: number, c1: number, zeroLower: boolean) => {
+    const w = c1 - i0;
+    for (let i = i0; i < i1; i++) {
+      RB.set(M.subarray(i * n + i0, i * n + c1), (i - i0) * w);
+      if (zeroLower) RB.fill(0, (i - i0) * w, (i - i0) * w + (i - i0));
+    }
+    return RB.subarray(0, (i1 - i0) * w);
+  };
+
+  for (let k1 = n; k1 > 0;) { // V, right to left
+    const k0 = Math.max(0, k1 - P), b = k1 - k0;
+    const V = revCholDirect(block(k0, b), b);
+    if (!V) return false;
+    putUpper(V, k0, b);
+    if (k0 > 0) {
+      const Y = await matmul(panel(k0, k0, b), cast(f64, invUpperDirect(V, b)), k0, b, b, { transB: true, out: P2 }); // V_TK
+      putPanel(Y, k0, k0, b);
+      for (let i0 = 0; i0 < k0; i0 += RP) { // H_TT −= V_TK·V_TKᵀ on the upper triangle, RP rows at a time
+        const i1 = Math.min(i0 + RP, k0), w = k0 - i0, C = rowBlock(i0, i1, k0, false);
+        const G = await gemm(Y.subarray(i0 * b, i1 * b), Y.subarray(i0 * b, k0 * b), C, i1 - i0, b, w, { transB: true, alpha: -1, out: C });
+        for (let i = i0; i < i1; i++) M.set(G.subarray((i - i0) * w + (i - i0), (i - i0 + 1) * w), i * n + i);
+      }
+    }
+    k1 = k0;
   }
-  for (let i = 0; i < m; i++) U.set(U22.subarray(i * m, (i + 1) * m), (h + i) * n + h);
-  return U;
+  for (let j0 = 0; j0 < n; j0 += P) { // U = V⁻¹, left to right
+    const b = Math.min(P, n - j0);
+    const Ujj = invUpperDirect(block(j0, b), b); // block() mirrors V's upper triangle: only its upper part is used
+    if (j0 > 0) {
+      const Z = await matmul(panel(j0, j0, b), cast(f64, Ujj), j0, b, b, { out: P2 }); // V_TJ·U_JJ
+      for (let i0 = 0; i0 < j0; i0 += RP) { // U_TJ = −U_TT·Z; U_TT rows [i0, i1) are zero left of the diagonal
+        const i1 = Math.min(i0 + RP, j0);
+        const X = await matmul(rowBlock(i0, i1, j0, true), Z.subarray(i0 * b, j0 * b), i1 - i0, j0 - i0, b, { out: T });
+        for (let t = 0; t < X.length; t++) X[t] = -X[t]!;
+        putPanel(X, i1 - i0, j0, b, i0);
+      }
+    }
+    putUpper(Ujj, j0, b);
+  }
+  return true;
 }
 
-/** Float64 leaf: V upper with H = V·Vᵀ (columns right to left), then U = V⁻¹ by back substitution. */
-function hinvUpperDirect(H: Float64Array, n: number): Float64Array | null {
+/** Float64 leaf: V upper with H = V·Vᵀ (columns right to left); null if H is not positive definite. */
+function revCholDirect(H: Float64Array, n: number): Float64Array | null {
   const V = new Float64Array(n * n);
   for (let j = n - 1; j >= 0; j--) {
     const jr = j * n;
@@ -118,6 +156,11 @@ function hinvUpperDirect(H: Float64Array, n: number): Float64Array | null {
       V[ir + j] = t / d;
     }
   }
+  return V;
+}
+
+/** Float64 leaf: U = V⁻¹ for V upper triangular (entries below the diagonal are ignored), by back substitution. */
+function invUpperDirect(V: Float64Array, n: number): Float64Array {
   const U = new Float64Array(n * n), x = new Float64Array(n);
   for (let j = 0; j < n; j++) { // column j of U: V·x = e_j
     x[j] = 1 / V[j * n + j]!;
@@ -130,6 +173,28 @@ function hinvUpperDirect(H: Float64Array, n: number): Float64Array | null {
     for (let i = 0; i <= j; i++) U[i * n + j] = x[i]!;
   }
   return U;
+}
+
+/** M ← M[perm][:, perm] in place (rows by cycles, then each row through one scratch row). */
+function permuteInPlace(M: FArr, n: number, perm: Int32Array): void {
+  const seen = new Uint8Array(n), tmp = M.slice(0, n);
+  for (let s = 0; s < n; s++) {
+    if (seen[s] || perm[s] === s) continue;
+    tmp.set(M.subarray(s * n, (s + 1) * n));
+    let a = s;
+    for (;;) {
+      seen[a] = 1;
+      const next = perm[a]!;
+      if (next === s) { M.set(tmp, a * n); break; }
+      M.copyWithin(a * n, next * n, (next + 1) * n);
+      a = next;
+    }
+  }
+  for (let a = 0; a < n; a++) {
+    const row = M.subarray(a * n, (a + 1) * n);
+    tmp.set(row);
+    for (let b = 0; b < n; b++) row[b] = tmp[perm[b]!]!;
+  }
 }
 
 /** GPTQ-quantize one linear: W [rows=out, cols=in] row-major, H [cols, cols] = 2/n·ΣXᵀX. */
@@ -154,57 +219,59 @@ export async function gptqQuantize(W: Float32Array, H: Float32Array, rows: numbe
   const diag = new Float64Array(n);
   const dead = new Uint8Array(n);
   for (let j = 0; j < n; j++) { const v = H[j * n + j]!; dead[j] = v === 0 ? 1 : 0; diag[j] = v === 0 ? 1 : v; }
-  let W0 = W;
-  if (dead.includes(1)) {
-    W0 = W.slice();
-    for (let r = 0; r < R; r++) for (let j = 0; j < n; j++) if (dead[j]) W0[r * n + j] = 0;
-  }
+  const hasDead = dead.includes(1);
   // static_groups: one quantizer per group of original columns, on the (dead-zeroed) unquantized W.
   const staticParams: QuantParams[] = [];
-  if (cfg.staticGroups) for (let c = 0; c < n; c += gs) staticParams.push(findParams(W0, R, Math.min(gs, n - c), qopt, { offset: c, rowStride: n, colStride: 1 }));
+  if (cfg.staticGroups) {
+    let W0 = W;
+    if (hasDead) { W0 = W.slice(); for (let r = 0; r < R; r++) for (let j = 0; j < n; j++) if (dead[j]) W0[r * n + j] = 0; }
+    for (let c = 0; c < n; c += gs) staticParams.push(findParams(W0, R, Math.min(gs, n - c), qopt, { offset: c, rowStride: n, colStride: 1 }));
+  }
 
   // Act-order. torch.argsort(descending=True) is not documented stable; we break ties by column index (stable).
   const perm = new Int32Array(n).map((_, i) => i);
   if (cfg.descAct) perm.sort((a, b) => diag[b]! - diag[a]! || a - b);
-  const Wt = new Float32Array(n * R); // Wt[c, r] = W0[r, perm[c]], transposed in 64×64 tiles
+  const Wt = new Float32Array(n * R); // Wt[c, r] = W[r, perm[c]] (0 for dead columns), transposed in 64×64 tiles
   for (let c0 = 0; c0 < n; c0 += 64) for (let r0 = 0; r0 < R; r0 += 64) {
     for (let c = c0; c < Math.min(c0 + 64, n); c++) {
       const j = perm[c]!, o = c * R;
-      for (let r = r0; r < Math.min(r0 + 64, R); r++) Wt[o + r] = W0[r * n + j]!;
+      if (!dead[j]) for (let r = r0; r < Math.min(r0 + 64, R); r++) Wt[o + r] = W[r * n + j]!;
     }
   }
   const t1 = performance.now();
 
-  // Damped Hessian, permuted; Hinv = upper Cholesky of its inverse. GPTQModel-style retry when not PD.
+  // Damped Hessian, permuted, in M: H's own buffer when the caller hands it over, else a copy. Hinv = upper
+  // Cholesky of its inverse, in place. GPTQModel-style retry when not PD (H is kept in M's lower triangle).
   let meanDiag = 0;
   for (let j = 0; j < n; j++) meanDiag += diag[j]!;
   meanDiag /= n;
-  let damp = cfg.dampPercent, U: Float64Array | null = null;
+  const M: FArr = opts.consumeHessian && !f64 ? H : alloc(f64, n * n);
+  if (!cfg.descAct) { if (M !== H) M.set(H); } else if (M === H) permuteInPlace(M, n, perm);
+  else for (let a = 0; a < n; a++) { const ra = perm[a]! * n, o = a * n; for (let b = 0; b < n; b++) M[o + b] = H[ra + perm[b]!]!; }
+  let damp = cfg.dampPercent;
   const inc = cfg.dampAutoIncrement ?? 0;
-  for (;;) {
-    const Hp = new Float64Array(n * n);
-    if (!cfg.descAct) Hp.set(H);
-    else for (let a = 0; a < n; a++) { const ra = perm[a]! * n, o = a * n; for (let b = 0; b < n; b++) Hp[o + b] = H[ra + perm[b]!]!; }
-    for (let a = 0; a < n; a++) Hp[a * n + a] = diag[perm[a]!]! + damp * meanDiag;
-    U = await hinvUpper(Hp, n, opts.factorLeaf ?? 128, f64);
-    if (U) break;
+  for (let retry = false; ; retry = true) {
+    if (retry) for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) M[i * n + j] = M[j * n + i]!;
+    for (let a = 0; a < n; a++) M[a * n + a] = diag[perm[a]!]! + damp * meanDiag;
+    if (await hinvUpperInPlace(M, n, opts.factorLeaf ?? 256, f64)) break;
     const next = damp + inc;
     if (!(inc > 0) || !(next < 1)) fail(`gptq: Hessian is not positive definite with damp_percent=${damp.toFixed(5)}; raise dampPercent or use more calibration samples`);
     log(`gptq: damp_percent=${damp.toFixed(5)} leaves H not positive definite, retrying with ${next.toFixed(5)}`);
     damp = next;
   }
+  const U = M;
   const t2 = performance.now();
 
   // Block-start state of columns [c0, c1) while at block i1: Wt[c0:c1] − Hinv[:i1, c0:c1]ᵀ·Err[:, :i1]ᵀ → out (f64).
   const Et = alloc(f64, n * R);
   let tGemm = 0;
+  const wmax = Math.max(B, gs), Ucol = alloc(f64, n * wmax), Pcol = alloc(f64, wmax * R); // scratch
   const blockStart = async (i1: number, c0: number, c1: number, out: Float64Array): Promise<void> => {
     const w = c1 - c0, base = c0 * R;
     if (i1 === 0) { for (let t = 0; t < w * R; t++) out[t] = Wt[base + t]!; return; }
-    const Ucol = alloc(f64, i1 * w);
-    for (let k = 0; k < i1; k++) for (let j = 0; j < w; j++) Ucol[k * w + j] = U![k * n + c0 + j]!;
+    for (let k = 0; k < i1; k++) for (let j = 0; j < w; j++) Ucol[k * w + j] = U[k * n + c0 + j]!;
     const tg = performance.now();
-    const P = await matmul(Ucol, Et.subarray(0, i1 * R), w, i1, R, { transA: true });
+    const P = await matmul(Ucol.subarray(0, i1 * w), Et.subarray(0, i1 * R), w, i1, R, { transA: true, out: Pcol });
     tGemm += performance.now() - tg;
     for (let t = 0; t < w * R; t++) out[t] = Wt[base + t]! - P[t]!;
   };
@@ -213,6 +280,7 @@ export async function gptqQuantize(W: Float32Array, H: Float32Array, rows: numbe
   const codesT = new Uint8Array(n * R);
   const sb = Math.max(1, Math.min(opts.subBlock ?? 8, B));
   const W1 = new Float64Array(B * R), tile = new Float64Array(B * B), zeroP = alloc(f64, sb * R);
+  const Asub = alloc(f64, B * sb), Psub = alloc(f64, sb * R); // scratch of the sub-block products
   const RC = opts.rowChunk ?? 512;
   let loss = 0;
   for (let i1 = 0; i1 < n; i1 += B) {
@@ -239,10 +307,9 @@ export async function gptqQuantize(W: Float32Array, H: Float32Array, rows: numbe
       const s1 = Math.min(s0 + sb, cnt), sw = s1 - s0;
       let P: FArr = zeroP; // errors of the block's columns [0, s0) applied to this sub-block
       if (s0 > 0) {
-        const A = alloc(f64, s0 * sw);
-        for (let k = 0; k < s0; k++) for (let j = 0; j < sw; j++) A[k * sw + j] = tile[k * cnt + s0 + j]!;
+        for (let k = 0; k < s0; k++) for (let j = 0; j < sw; j++) Asub[k * sw + j] = tile[k * cnt + s0 + j]!;
         const tg = performance.now();
-        P = await matmul(A, Et.subarray(i1 * R, (i1 + s0) * R), sw, s0, R, { transA: true });
+        P = await matmul(Asub.subarray(0, s0 * sw), Et.subarray(i1 * R, (i1 + s0) * R), sw, s0, R, { transA: true, out: Psub });
         tGemm += performance.now() - tg;
       }
       const qp: QuantParams[] = [];

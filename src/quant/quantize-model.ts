@@ -2,17 +2,20 @@
  * The GPTQ layer loop (AutoGPTQ `BaseGPTQForCausalLM.quantize`): capture layer-0 inputs; for each decoder layer
  * and each sequential group, accumulate H = 2/n·ΣXᵀX inside the ORT layer graph, run GPTQ per module, write
  * the dequantized weights back, then recompute the layer's outputs with the quantized weights as the next
- * layer's inputs. Layers are streamed from the checkpoint: only the current layer's weights are resident.
+ * layer's inputs. Memory: layers are streamed from the checkpoint (a weight is read when a graph or GPTQ needs
+ * it; quantized modules stay as integer codes between passes), calibration activations are stored in fp16 by
+ * default (AutoGPTQ calibrates in fp16 too) and overwritten in place, and Hessians accumulate into one buffer
+ * that GPTQ then factorizes in place.
  */
 import type { InferenceSession } from 'onnxruntime-node';
 import { GraphBuilder } from '../graph/builder.ts';
 import { buildLayerGraph } from '../graph/causal-lm.ts';
-import { createSession, f32, i64, type Device } from '../graph/session.ts';
-import { InitializerWeights, InputWeights } from '../graph/weights.ts';
+import { createSession, f16, f32, i64, type Device } from '../graph/session.ts';
+import { InputWeights } from '../graph/weights.ts';
 import type { ModelConfig } from '../io/config.ts';
 import type { Checkpoint } from '../io/safetensors.ts';
 import type { CalibrationSet } from '../io/datasets.ts';
-import type { ArchDefinition } from '../models/types.ts';
+import type { ArchDefinition, LayerLinear } from '../models/types.ts';
 import { fail } from '../errors.ts';
 import type { QuantizeConfig } from './config.ts';
 import { gptqQuantize } from './gptq.ts';
@@ -20,8 +23,10 @@ import { packLinear, packable, type PackBits, type PackedLinear } from './pack.t
 import { rtnQuantize } from './rtn.ts';
 import { moduleTensors } from './save.ts';
 import type { LayerRecord, WorkDir } from './workdir.ts';
+import { collectGarbage } from './memory.ts';
 import type { TensorLike } from '../io/safetensors.ts';
 import type { Tensor } from '../tensor.ts';
+import type { Tensor as OrtTensor } from 'onnxruntime-node';
 
 export interface QuantizedModule extends PackedLinear { name: string; inFeatures: number; outFeatures: number; bias?: Float32Array; loss: number; seconds: number }
 export interface SkippedModule { name: string; reason: string }
@@ -45,7 +50,12 @@ export interface QuantizeLoopOptions {
   keepDequantized?: boolean;
   /** Evaluation only: also GPTQ modules AutoGPTQ cannot pack (kept out of `modules`, so they are not saved). */
   quantizeUnpackable?: boolean;
+  /** Storage of the calibration activations between layers (default float16: half the memory; the layer math
+   *  itself stays fp32). */
+  activationDtype?: ActivationDtype;
 }
+
+export type ActivationDtype = 'float16' | 'float32';
 
 export interface QuantizeLoopResult {
   /** Names of the quantized modules. */
@@ -61,8 +71,12 @@ export interface QuantizeLoopResult {
   evaluationOnly: boolean;
 }
 
-/** Calibration rows grouped into equal-length batches: hidden states live as [B,S,H] Float32Arrays. */
-interface Batch { ids: Int32Array[]; seq: number; hidden: Float32Array }
+/** Hidden states [B,S,H]: Float32Array, or float16 bits in a Uint16Array. */
+type Acts = Float32Array | Uint16Array;
+/** Calibration rows grouped into equal-length batches. */
+interface Batch { ids: Int32Array[]; seq: number; hidden: Acts }
+
+const actTensor = (a: Acts, dims: number[]): OrtTensor => (a instanceof Uint16Array ? f16(a, dims) : f32(a, dims));
 
 function batches(calib: CalibrationSet, batchTokens: number): Batch[] {
   const bySeq = new Map<number, Int32Array[]>();
@@ -74,29 +88,28 @@ function batches(calib: CalibrationSet, batchTokens: number): Batch[] {
   const out: Batch[] = [];
   for (const [seq, rows] of bySeq) {
     const per = Math.max(1, Math.floor(batchTokens / seq));
-    for (let i = 0; i < rows.length; i += per) out.push({ ids: rows.slice(i, i + per), seq, hidden: new Float32Array(0) });
+    for (let i = 0; i < rows.length; i += per) out.push({ ids: rows.slice(i, i + per), seq, hidden: new Uint16Array(0) });
   }
   return out;
 }
 
-async function embedSession(arch: ArchDefinition, cfg: ModelConfig, ck: Checkpoint, device?: Device): Promise<InferenceSession> {
-  const outside = new Map<string, Float32Array>();
-  // Outside modules by full name; checkpoints saved from the base model lack its prefix (bloom-560m: "word_embeddings.weight").
-  for (const n of ck.names()) for (const m of arch.outsideLayerModules) {
-    const short = m.slice(m.indexOf('.') + 1);
-    const full = n.startsWith(m + '.') ? n : m.includes('.') && n.startsWith(short + '.') ? m.slice(0, m.indexOf('.') + 1) + n : undefined;
-    if (full && FLOAT_DTYPES.has(ck.info(n).dtype)) outside.set(full, await ck.readFloat32(n));
-  }
+/** Embedding graph (weights as inputs, fed straight from the checkpoint: no copy inside the model bytes). */
+async function embedSession(arch: ArchDefinition, cfg: ModelConfig, ck: Checkpoint, act: ActivationDtype, device?: Device) {
+  const w = new InputWeights('');
   const g = new GraphBuilder('embed');
   const ids = g.input('input_ids', 'int64', ['batch', 'seq']);
   const S = g.op('Squeeze', [g.op('Shape', [ids], { start: 1, end: 2 })]);
   const pos = g.op('Unsqueeze', [g.op('Range', [g.constI64(0), S, g.constI64(1)]), g.constI64([0])]);
-  g.output(arch.embed(g, cfg, new InitializerWeights((n) => outside.get(n)), ids, pos), 'float32', ['batch', 'seq', cfg.hiddenSize], 'hidden');
-  return createSession(g.prune().toBytes(), { device, lowMemory: true });
+  const h = arch.embed(g, cfg, w, ids, pos);
+  g.output(act === 'float16' ? g.op('Cast', [h], { to: 10 }) : h, act, ['batch', 'seq', cfg.hiddenSize], 'hidden');
+  const sess = await createSession(g.prune().toBytes(), { device, lowMemory: true });
+  const feeds: Record<string, OrtTensor> = {};
+  for (const i of w.inputs) feeds[i.rel] = f32(await ck.readFloat32(resolveName(ck, i.name)), i.shape);
+  return { sess, feeds };
 }
 
 export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck: Checkpoint, q: QuantizeConfig, calib: CalibrationSet, o: QuantizeLoopOptions = {}): Promise<QuantizeLoopResult> {
-  const L = cfg.numLayers, H = cfg.hiddenSize, method = o.method ?? 'gptq';
+  const L = cfg.numLayers, H = cfg.hiddenSize, method = o.method ?? 'gptq', act = o.activationDtype ?? 'float16';
   const log = o.onLog ?? (() => {});
   const data = batches(calib, o.batchTokens ?? 4096);
   const nsamples = data.reduce((a, b) => a + b.ids.length, 0);
@@ -110,18 +123,12 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
   const start = o.workDir ? await o.workDir.layersDone() : 0;
   if (start > 0) {
     const acts = await o.workDir!.loadActivations();
-    if (acts.length !== data.length || acts.some((a, k) => a.length !== data[k]!.ids.length * data[k]!.seq * H))
+    if (acts.length !== data.length || acts.some((a, k) => a.length !== data[k]!.ids.length * data[k]!.seq * H || (a instanceof Uint16Array) !== (act === 'float16')))
       fail(`work dir ${o.workDir!.dir}: saved activations do not match the calibration batches; delete the work dir to start over`);
     acts.forEach((a, k) => { data[k]!.hidden = a; });
     emit({ stage: 'capture', layer: start, message: `resuming at layer ${start + 1}/${L} from ${o.workDir!.dir}` });
   } else {
-    const emb = await embedSession(arch, cfg, ck, o.device);
-    for (const b of data) {
-      const r = await emb.run({ input_ids: i64(Array.from(b.ids.flatMap((x) => Array.from(x))), [b.ids.length, b.seq]) });
-      b.hidden = r.hidden!.data as Float32Array;
-      if (!allFinite(b.hidden)) fail(`calibration activations are NaN/Inf at the input of layer 0 (embedding output); check the embedding weights`);
-    }
-    await emb.release();
+    await captureInputs(arch, cfg, ck, data, act, o.device);
     emit({ stage: 'capture', layer: 0, message: `${nsamples} samples, ${data.reduce((a, b) => a + b.ids.length * b.seq, 0)} tokens` });
   }
 
@@ -130,23 +137,16 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
   const inside = arch.insideLayerModulesFor?.(cfg) ?? arch.insideLayerModules;
   const groups = q.trueSequential ? inside.map((g) => [...g]) : [inside.flat()];
   const varies = arch.layerGraphVaries?.(cfg) ?? false;
-  let graphs = start < L ? await layerGraphs(arch, cfg, groups, start, o.device) : undefined;
+  let graphs = start < L ? await layerGraphs(arch, cfg, groups, start, act, o.device) : undefined;
 
   const t0 = performance.now();
   for (let li = start; li < L; li++) {
     if (o.signal?.aborted) fail('quantization interrupted');
     const prefix = `${arch.layersBlockName}${li}.`;
-    if (varies && li > start) { await releaseGraphs(graphs!); graphs = await layerGraphs(arch, cfg, groups, li, o.device); }
+    if (varies && li > start) { await releaseGraphs(graphs!); graphs = await layerGraphs(arch, cfg, groups, li, act, o.device); }
     const { fwd, fwdW, hessGraphs } = graphs!;
-    const weights = new Map<string, Float32Array>();
-    for (const inp of fwdW.inputs) {
-      const name = resolveName(ck, prefix + inp.rel);
-      const w = await ck.readFloat32(name);
-      if (!allFinite(w)) fail(`${ck.dir}: tensor "${name}" contains NaN or Inf; the source checkpoint is corrupt`);
-      weights.set(inp.rel, w);
-    }
-    const feedWeights = (inputs: { rel: string; shape: number[] }[]) =>
-      Object.fromEntries(inputs.map((i) => [i.rel, f32(weights.get(i.rel)!, i.shape)]));
+    const weights = new LayerWeights(ck, prefix);
+    const mctx: ModuleContext = { ck, q, method, prefix, weights, nsamples, log, dequantized: o.keepDequantized ? result.dequantized : undefined };
     const layerTensors: Record<string, Tensor> = {};
     const record: LayerRecord = { skipped: [], losses: {} };
 
@@ -162,46 +162,26 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
       });
       if (!todo.length) continue;
       const routed = new Map<string, number>();
-      const hess = method === 'gptq' ? await hessians(grp, todo, feedWeights(grp.inputs), data, H, nsamples, routed) : new Map<string, Float32Array>();
+      const hess = method === 'gptq' ? await hessians(grp, todo, weights, data, H, nsamples, routed) : new Map<string, Float32Array>();
+      collectGarbage();
       if (method === 'gptq') emit({ stage: 'hessian', layer: li, message: [...hess.keys()].join(',') });
       for (const m of todo) {
-        const l = linBy.get(m)!;
-        const ts = performance.now();
-        // GPTQ works on torch Linear layout [out, in]; Conv1D (GPT-2) stores [in, out] (AutoGPTQ transposes too).
-        const W = l.conv1d ? transpose(weights.get(`${m}.weight`)!, l.inFeatures, l.outFeatures) : weights.get(`${m}.weight`)!;
-        // MoE expert that no calibration token was routed to: H = 0, so GPTQ's dead-column rule would zero the whole
-        // weight (AutoGPTQ computes exactly that, then dies on `avg loss = …/nsamples` with nsamples 0, its issue #634).
-        // Like GPTQModel's fail-safe we round-to-nearest it instead and say so.
-        const unrouted = method === 'gptq' && routed.get(grp.repOf.get(m)!) === 0;
-        if (unrouted) log(`${prefix}${m}: no calibration token was routed to this expert; quantized with RTN instead of GPTQ (use more calibration data)`);
-        const r = method === 'gptq' && !unrouted
-          ? await gptqQuantize(W, hess.get(grp.repOf.get(m)!)!, l.outFeatures, l.inFeatures, q, { onLog: (s) => log(`${prefix}${m}: ${s}`), nsamples })
-            .catch((e: Error) => fail(`${prefix}${m}: ${e.message}`))
-          : { ...rtnQuantize(W, l.outFeatures, l.inFeatures, q), avgLoss: NaN };
-        weights.set(`${m}.weight`, l.conv1d ? transpose(r.Q, l.outFeatures, l.inFeatures) : r.Q);
-        if (o.keepDequantized) result.dequantized.set(`${prefix}${m}.weight`, weights.get(`${m}.weight`)!);
-        const seconds = (performance.now() - ts) / 1000;
-        emit({ stage: 'module', layer: li, module: m, loss: r.avgLoss, seconds });
-        if (packable(l.inFeatures, l.outFeatures, q.bits)) continue; // evaluation-only fake quantization
-        const packed = packLinear({ codes: r.intCodes, scales: r.scales, zeros: r.zeros, gIdx: r.gIdx, bits: q.bits as PackBits, inFeatures: l.inFeatures, outFeatures: l.outFeatures });
-        // Saved names follow the source checkpoint's naming (with or without the base-model prefix).
-        const name = resolveName(ck, `${prefix}${m}.weight`).slice(0, -'.weight'.length);
-        const mod: QuantizedModule = { ...packed, name, inFeatures: l.inFeatures, outFeatures: l.outFeatures, bias: l.bias ? weights.get(`${m}.bias`) : undefined, loss: r.avgLoss, seconds };
-        Object.assign(layerTensors, moduleTensors(mod, q.bits));
-        record.losses[mod.name] = r.avgLoss;
+        // The last module reading a Hessian hands its buffer to GPTQ (factorized in place, no copy).
+        const rep = grp.repOf.get(m)!, lastUse = todo.filter((x) => grp.repOf.get(x) === rep).at(-1) === m;
+        const r = await quantizeModule(mctx, m, linBy.get(m)!, hess.get(rep), lastUse, routed.get(rep) === 0);
+        if (lastUse) hess.delete(rep);
+        emit({ stage: 'module', layer: li, module: m, loss: r.loss, seconds: r.seconds });
+        if (r.tensors) { Object.assign(layerTensors, r.tensors); record.losses[r.name] = r.loss; }
+        collectGarbage();
       }
     }
-    // Next layer's inputs from the quantized layer.
-    const wf = feedWeights(fwdW.inputs);
-    for (const b of data) {
-      b.hidden = (await fwd.run({ ...wf, hidden_in: f32(b.hidden, [b.ids.length, b.seq, H]) })).hidden_out!.data as Float32Array;
-      if (!allFinite(b.hidden)) fail(`calibration activations are NaN/Inf at the output of layer ${li} (${prefix.slice(0, -1)}); check the source weights and calibration data`);
-    }
+    await forwardLayer(fwd, fwdW.inputs, weights, data, H, prefix.slice(0, -1));
     if (o.workDir) {
       await o.workDir.saveLayer(li, layerTensors, record, data.map((b) => b.hidden), data.map((b) => [b.ids.length, b.seq, H]));
     } else {
       addLayer(result, new Map(Object.entries(layerTensors)), record);
     }
+    collectGarbage();
     const el = (performance.now() - t0) / 1000;
     emit({ stage: 'layer-done', layer: li, seconds: el, eta: (el / (li - start + 1)) * (L - li - 1) });
   }
@@ -211,6 +191,65 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
     addLayer(result, tensors, record);
   }
   return result;
+}
+
+// The steps below are separate functions on purpose: an async function's locals can stay referenced until it
+// returns, so big temporaries (weights, Hessians, feeds) must live in a callee's frame to be freed on time.
+
+/** Layer-0 inputs: the calibration tokens through the embedding graph. */
+async function captureInputs(arch: ArchDefinition, cfg: ModelConfig, ck: Checkpoint, data: Batch[], act: ActivationDtype, device?: Device): Promise<void> {
+  const emb = await embedSession(arch, cfg, ck, act, device);
+  for (const b of data) {
+    const r = await emb.sess.run({ ...emb.feeds, input_ids: i64(Array.from(b.ids.flatMap((x) => Array.from(x))), [b.ids.length, b.seq]) });
+    b.hidden = r.hidden!.data as Acts;
+    if (!allFinite(b.hidden)) fail(`calibration activations are NaN/Inf at the input of layer 0 (embedding output); check the embedding weights`);
+  }
+  await emb.sess.release();
+}
+
+interface ModuleContext {
+  ck: Checkpoint; q: QuantizeConfig; method: 'gptq' | 'rtn'; prefix: string; weights: LayerWeights; nsamples: number;
+  log: (msg: string) => void; dequantized?: Map<string, Float32Array>;
+}
+
+/** GPTQ (or RTN) of one linear from its source weight; its codes then stand in for the weight in `c.weights`. */
+async function quantizeModule(c: ModuleContext, m: string, l: LayerLinear, H: Float32Array | undefined, consumeHessian: boolean, unrouted: boolean) {
+  const { q, prefix } = c, ts = performance.now();
+  // GPTQ works on torch Linear layout [out, in]; Conv1D (GPT-2) stores [in, out] (AutoGPTQ transposes too).
+  const src = await c.weights.source(`${m}.weight`);
+  const W = l.conv1d ? transpose(src, l.inFeatures, l.outFeatures) : src;
+  // MoE expert that no calibration token was routed to: H = 0, so GPTQ's dead-column rule would zero the whole
+  // weight (AutoGPTQ computes exactly that, then dies on `avg loss = …/nsamples` with nsamples 0, its issue #634).
+  // Like GPTQModel's fail-safe we round-to-nearest it instead and say so.
+  const gptq = c.method === 'gptq' && !unrouted;
+  if (c.method === 'gptq' && unrouted) c.log(`${prefix}${m}: no calibration token was routed to this expert; quantized with RTN instead of GPTQ (use more calibration data)`);
+  const r = gptq
+    ? await gptqQuantize(W, H!, l.outFeatures, l.inFeatures, q, { onLog: (s) => c.log(`${prefix}${m}: ${s}`), nsamples: c.nsamples, consumeHessian })
+      .catch((e: Error) => fail(`${prefix}${m}: ${e.message}`))
+    : { ...rtnQuantize(W, l.outFeatures, l.inFeatures, q), avgLoss: NaN };
+  c.weights.setQuantized(m, l, r);
+  c.dequantized?.set(`${prefix}${m}.weight`, l.conv1d ? transpose(r.Q, l.outFeatures, l.inFeatures) : r.Q);
+  const seconds = (performance.now() - ts) / 1000;
+  // Saved names follow the source checkpoint's naming (with or without the base-model prefix).
+  const name = resolveName(c.ck, `${prefix}${m}.weight`).slice(0, -'.weight'.length);
+  if (packable(l.inFeatures, l.outFeatures, q.bits)) return { name, loss: r.avgLoss, seconds }; // evaluation-only fake quantization
+  const packed = packLinear({ codes: r.intCodes, scales: r.scales, zeros: r.zeros, gIdx: r.gIdx, bits: q.bits as PackBits, inFeatures: l.inFeatures, outFeatures: l.outFeatures });
+  const mod: QuantizedModule = { ...packed, name, inFeatures: l.inFeatures, outFeatures: l.outFeatures, bias: l.bias ? await c.weights.source(`${m}.bias`) : undefined, loss: r.avgLoss, seconds };
+  return { name, loss: r.avgLoss, seconds, tensors: moduleTensors(mod, q.bits) };
+}
+
+/** Next layer's inputs from the quantized layer, written over the inputs (one spare batch buffer rotates). */
+async function forwardLayer(fwd: InferenceSession, inputs: { rel: string; shape: number[] }[], weights: LayerWeights, data: Batch[], H: number, layerName: string): Promise<void> {
+  const wf = await weights.feeds(inputs);
+  const spare = new Map<number, Acts>();
+  for (const b of data) {
+    const dims = [b.ids.length, b.seq, H], half = b.hidden instanceof Uint16Array;
+    const out = spare.get(b.hidden.length) ?? (half ? new Uint16Array(b.hidden.length) : new Float32Array(b.hidden.length));
+    await fwd.run({ ...wf, hidden_in: actTensor(b.hidden, dims) }, { hidden_out: actTensor(out, dims) });
+    spare.set(b.hidden.length, b.hidden);
+    b.hidden = out;
+    if (!allFinite(b.hidden)) fail(`calibration activations are NaN/Inf at the output of layer ${layerName.split('.').pop()} (${layerName})${half ? ' (stored as float16: values beyond ±65504 overflow; try activationDtype float32 / --activation-dtype fp32)' : ''}; check the source weights and calibration data`);
+  }
 }
 
 function addLayer(r: QuantizeLoopResult, tensors: Map<string, TensorLike>, rec: LayerRecord): void {
@@ -224,15 +263,21 @@ function addLayer(r: QuantizeLoopResult, tensors: Map<string, TensorLike>, rec: 
  * inputs (MoE experts: only routed tokens) also count their rows into `routed`. n is the calibration sample count
  * for every module (GPTQ is invariant to H's scale; only the logged avg loss depends on it).
  */
-async function hessians(grp: LayerGraphs['hessGraphs'][number], todo: string[], wf: Record<string, ReturnType<typeof f32>>, data: Batch[], H: number, nsamples: number, routed?: Map<string, number>) {
+async function hessians(grp: LayerGraphs['hessGraphs'][number], todo: string[], weights: LayerWeights, data: Batch[], H: number, nsamples: number, routed?: Map<string, number>) {
   const reps = [...new Set(todo.map((m) => grp.repOf.get(m)!))];
+  const wf = await weights.feeds(grp.inputs);
   const hess = new Map<string, Float32Array>();
-  for (const rep of reps) { const n = grp.inFeatures.get(rep)!; hess.set(rep, new Float32Array(n * n)); }
+  // Each running sum is one buffer bound as both the Gemm's C input and its output: accumulated in place.
+  const acc: Record<string, OrtTensor> = {}, fetches: Record<string, OrtTensor | null> = {};
+  for (const name of grp.sess.outputNames) fetches[name] = null;
+  for (const rep of reps) {
+    const n = grp.inFeatures.get(rep)!, h = new Float32Array(n * n);
+    hess.set(rep, h);
+    acc[`xtx_acc.${rep}`] = fetches[`xtx.${rep}`] = f32(h, [n, n]);
+  }
   for (const b of data) {
-    const acc = Object.fromEntries(reps.map((rep) => [`xtx_acc.${rep}`, f32(hess.get(rep)!, [grp.inFeatures.get(rep)!, grp.inFeatures.get(rep)!])]));
-    const r = await grp.sess.run({ ...wf, ...acc, hidden_in: f32(b.hidden, [b.ids.length, b.seq, H]) });
+    const r = await grp.sess.run({ ...wf, ...acc, hidden_in: actTensor(b.hidden, [b.ids.length, b.seq, H]) }, fetches as never);
     for (const rep of reps) {
-      hess.set(rep, r[`xtx.${rep}`]!.data as Float32Array); // running sum, accumulated inside the Gemm
       const rows = r[`rows.${rep}`];
       if (rows && routed) routed.set(rep, (routed.get(rep) ?? 0) + Number((rows.data as Float32Array)[0]));
     }
@@ -241,20 +286,64 @@ async function hessians(grp: LayerGraphs['hessGraphs'][number], todo: string[], 
   return hess;
 }
 
-const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
-
-function allFinite(a: Float32Array): boolean {
+function allFinite(a: Float32Array | Uint16Array): boolean {
+  if (a instanceof Uint16Array) { for (let i = 0; i < a.length; i++) if ((a[i]! & 0x7c00) === 0x7c00) return false; return true; }
   for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) return false;
   return true;
 }
 
+/**
+ * The current layer's weights by relative name: source tensors are read from the checkpoint when needed (small
+ * ones cached); quantized linears are kept as integer codes and materialized in fp32 (exactly GPTQ's Q =
+ * scale·(q − zero)) only for the duration of a graph run.
+ */
+class LayerWeights {
+  private codes = new Map<string, { l: LayerLinear; r: Pick<PackedInput, 'intCodes' | 'scales' | 'zeros' | 'gIdx'> }>();
+  private small = new Map<string, Float32Array>();
+  constructor(private readonly ck: Checkpoint, private readonly prefix: string) {}
+
+  async source(rel: string): Promise<Float32Array> {
+    const hit = this.small.get(rel);
+    if (hit) return hit;
+    const name = resolveName(this.ck, this.prefix + rel);
+    const w = await this.ck.readFloat32(name);
+    if (!allFinite(w)) fail(`${this.ck.dir}: tensor "${name}" contains NaN or Inf; the source checkpoint is corrupt`);
+    if (w.length <= 1 << 20) this.small.set(rel, w);
+    return w;
+  }
+
+  setQuantized(m: string, l: LayerLinear, r: PackedInput): void {
+    this.codes.set(`${m}.weight`, { l, r: { intCodes: r.intCodes, scales: r.scales, zeros: r.zeros, gIdx: r.gIdx } });
+  }
+
+  async get(rel: string): Promise<Float32Array> {
+    const q = this.codes.get(rel);
+    if (!q) return this.source(rel);
+    const { l, r } = q, R = l.outFeatures, n = l.inFeatures;
+    const out = new Float32Array(R * n); // [out, in], or [in, out] for Conv1D
+    for (let row = 0; row < R; row++) for (let j = 0; j < n; j++) {
+      const g = r.gIdx[j]! * R + row;
+      out[l.conv1d ? j * R + row : row * n + j] = r.scales[g]! * (r.intCodes[row * n + j]! - r.zeros[g]!);
+    }
+    return out;
+  }
+
+  async feeds(inputs: { rel: string; shape: number[] }[]): Promise<Record<string, OrtTensor>> {
+    const f: Record<string, OrtTensor> = {};
+    for (const i of inputs) f[i.rel] = f32(await this.get(i.rel), i.shape);
+    return f;
+  }
+}
+
+type PackedInput = { intCodes: Uint8Array; scales: Float32Array; zeros: Int32Array; gIdx: Int32Array };
+
 type LayerGraphs = Awaited<ReturnType<typeof layerGraphs>>;
 
 /** Forward graph + one Hessian graph per sequential group (modules sharing an input share one Gram matrix). */
-async function layerGraphs(arch: ArchDefinition, cfg: ModelConfig, groups: string[][], layerIndex: number, device?: Device) {
+async function layerGraphs(arch: ArchDefinition, cfg: ModelConfig, groups: string[][], layerIndex: number, hiddenType: ActivationDtype, device?: Device) {
   const base = `${arch.layersBlockName}0.`;
   const fwdW = new InputWeights(base);
-  const fwd = await createSession(buildLayerGraph(arch, cfg, fwdW, { layerIndex }).toBytes(), { device, lowMemory: true });
+  const fwd = await createSession(buildLayerGraph(arch, cfg, fwdW, { layerIndex, hiddenType }).toBytes(), { device, lowMemory: true });
   const hessGraphs = await Promise.all(groups.map(async (mods) => {
     const w = new InputWeights(base);
     buildLayerGraph(arch, cfg, w, { withHidden: false, layerIndex }); // discover taps
@@ -267,7 +356,7 @@ async function layerGraphs(arch: ArchDefinition, cfg: ModelConfig, groups: strin
     }
     const reps = [...byTap.values()];
     const w2 = new InputWeights(base);
-    const sess = await createSession(buildLayerGraph(arch, cfg, w2, { withHidden: false, hessians: reps, layerIndex, accumulate: true }).toBytes(), { device, lowMemory: true });
+    const sess = await createSession(buildLayerGraph(arch, cfg, w2, { withHidden: false, hessians: reps, layerIndex, accumulate: true, hiddenType }).toBytes(), { device, lowMemory: true });
     const repOf = new Map(mods.map((m) => [m, byTap.get(tapKey(w.taps.get(m)!))!]));
     const inFeatures = new Map(reps.map((r) => [r, w.taps.get(r)!.inFeatures]));
     return { mods, sess, inputs: w2.inputs, repOf, inFeatures };

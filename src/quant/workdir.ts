@@ -65,19 +65,20 @@ export class WorkDir {
     return n;
   }
 
-  async saveLayer(i: number, tensors: Record<string, Tensor>, rec: LayerRecord, nextInputs: Float32Array[], shapes: number[][]): Promise<void> {
+  /** nextInputs: fp32, or fp16 bits (Uint16Array). */
+  async saveLayer(i: number, tensors: Record<string, Tensor>, rec: LayerRecord, nextInputs: (Float32Array | Uint16Array)[], shapes: number[][]): Promise<void> {
     await writeSafetensors(join(this.dir, layerFile(i)), tensors, { format: 'pt', record: JSON.stringify(rec) });
     const acts: Record<string, Tensor> = {};
-    nextInputs.forEach((a, k) => { acts[`batch.${String(k).padStart(5, '0')}`] = { dtype: 'F32', shape: shapes[k]!, data: a }; });
+    nextInputs.forEach((a, k) => { acts[`batch.${String(k).padStart(5, '0')}`] = { dtype: a instanceof Uint16Array ? 'F16' : 'F32', shape: shapes[k]!, data: a }; });
     await writeSafetensors(join(this.dir, 'acts.safetensors'), acts, { layer: String(i + 1) });
   }
 
-  /** Activations saved for the next unfinished layer, in batch order. */
-  async loadActivations(): Promise<Float32Array[]> {
+  /** Activations saved for the next unfinished layer, in batch order, as stored (F32, or F16 bits). */
+  async loadActivations(): Promise<(Float32Array | Uint16Array)[]> {
     const f = await SafetensorsFile.open(join(this.dir, 'acts.safetensors'));
     try {
-      const out: Float32Array[] = [];
-      for (const n of f.names().sort()) out.push(await f.readFloat32(n));
+      const out: (Float32Array | Uint16Array)[] = [];
+      for (const n of f.names().sort()) out.push((await f.read(n)).data as Float32Array | Uint16Array);
       return out;
     } finally { await f.close(); }
   }
