@@ -4,6 +4,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { GPTQModel } from '../src/gptq-model.ts';
+import { estimateMemory } from '../src/quant/memory.ts';
+import { resolveQuantizeConfig } from '../src/quant/config.ts';
+import { llama } from '../src/models/llama.ts';
 import { llamaTensors, llamaConfig, writeCheckpoint, type LlamaOpts } from './synth.ts';
 import { ROOT, rng, tmpDir } from './helpers.ts';
 
@@ -92,4 +95,30 @@ test('disk full while saving (file size limit): no partial output, no temp files
     assert.ok(!existsSync(out), 'no output directory');
     assert.deepEqual(readdirSync(t.path).filter((f) => f !== 'q.partial'), [], `leftovers: ${readdirSync(t.path)}`);
   } finally { t.cleanup(); }
+});
+
+test('--max-memory: a plan over the limit is refused up front with its estimate; nothing is written', async () => {
+  const t = tmpDir();
+  try {
+    const src = join(t.path, 'src');
+    await edited(src, () => {});
+    const m = await GPTQModel.fromPretrained(src, { quantizeConfig: { bits: 4, groupSize: 32 } });
+    await assert.rejects(m.quantize(examples(), { workDir: join(t.path, 'work'), maxMemory: 50e6 }),
+      /estimated peak memory \d+ MB exceeds --max-memory 50 MB \(layer weights .*activations .* for 128 tokens/);
+    assert.deepEqual(readdirSync(t.path), ['src']);
+    const r = await m.quantize(examples(), { maxMemory: 2e9 }); // the same plan fits in 2 GB
+    assert.ok(r.quantized.size > 0);
+    await m.close();
+  } finally { t.cleanup(); }
+});
+
+test('memory estimate at Llama-7B layer shapes: fp16 activations halve the activation term', () => {
+  const cfg = { hiddenSize: 4096, intermediateSize: 11008, numHeads: 32, numKvHeads: 32, headDim: 128, numLayers: 4, vocabSize: 32000 } as Parameters<typeof estimateMemory>[1];
+  const q = resolveQuantizeConfig({ bits: 4, groupSize: 128 });
+  const e16 = estimateMemory(llama, cfg, q, 128 * 512, 512, 2048), e32 = estimateMemory(llama, cfg, q, 128 * 512, 512, 2048, 'float32');
+  assert.equal(e16.activations, 2 * 4096 * (65536 + 2048));
+  assert.equal(e32.activations, 2 * e16.activations);
+  assert.equal(e16.hessians, 4 * 11008 ** 2); // down_proj's group: one buffer, factorized in place
+  assert.equal(e16.layerWeights, 5 * (4 * 4096 ** 2 + 3 * 4096 * 11008)); // fp32 layer + 1-byte codes
+  assert.ok(e16.total < e32.total);
 });
