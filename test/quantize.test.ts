@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { GPTQModel } from '../src/gptq-model.ts';
 import { Checkpoint } from '../src/io/safetensors.ts';
@@ -13,6 +13,8 @@ import { dequantize } from '../src/quant/pack.ts';
 import { CausalLM, loadFloatWeights } from '../src/runtime/causal-lm.ts';
 import { f16ToF32, toF16Bits } from '../src/tensor.ts';
 import { makeLlamaCheckpoint } from './synth.ts';
+import { makeGptjCheckpoint } from './synth-archs2.ts';
+import { archFor } from '../src/models/registry.ts';
 import { randn, rng, tmpDir } from './helpers.ts';
 
 const DIMS = { hidden: 64, intermediate: 128, layers: 2, heads: 4, kvHeads: 2, vocab: 96, seed: 3 };
@@ -138,6 +140,32 @@ test('fp16 activation storage: the layer graph casts at its edges only (output =
     assert.ok(y16 instanceof Uint16Array);
     assert.deepEqual(Array.from(y16), Array.from(toF16Bits(y32)));
     await s32.release(); await s16.release();
+  } finally { t.cleanup(); }
+});
+
+test('layer forward written in place over its input (hidden_out bound to the hidden_in buffer) = out of place; llama and parallel-residual gptj, fp32 and fp16', async () => {
+  const t = tmpDir();
+  try {
+    for (const [kind, make] of [['llama', () => makeLlamaCheckpoint(t.path, DIMS)], ['gptj', () => makeGptjCheckpoint(t.path, {})]] as const) {
+      await make();
+      const cfg = await loadModelConfig(t.path);
+      const w = await loadFloatWeights(t.path);
+      const arch = archFor(cfg.modelType);
+      for (const hiddenType of ['float32', 'float16'] as const) {
+        const iw = new InputWeights(`${arch.layersBlockName}0.`);
+        const sess = await createSession(buildLayerGraph(arch, cfg, iw, { hiddenType }).toBytes());
+        const feeds = Object.fromEntries(iw.inputs.map((i) => [i.rel, f32(w.get(i.name)!, i.shape)]));
+        const dims = [2, 7, cfg.hiddenSize], x32 = randn(2 * 7 * cfg.hiddenSize, 41);
+        const x = hiddenType === 'float16' ? toF16Bits(x32) : x32;
+        const tensor = (a: Float32Array | Uint16Array) => (a instanceof Uint16Array ? f16(a, dims) : f32(a, dims));
+        const ref = (await sess.run({ ...feeds, hidden_in: tensor(x) })).hidden_out!.data as Float32Array | Uint16Array;
+        const buf = x.slice(), bound = tensor(buf);
+        await sess.run({ ...feeds, hidden_in: bound }, { hidden_out: bound });
+        assert.deepEqual(Array.from(buf), Array.from(ref), `${kind} ${hiddenType}`);
+        await sess.release();
+      }
+      t.cleanup(); mkdirSync(t.path, { recursive: true });
+    }
   } finally { t.cleanup(); }
 });
 

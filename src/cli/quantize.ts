@@ -16,6 +16,8 @@ export const HELP = `gptq quantize [model] --out DIR [--bits 4] [--group-size 12
   Calibration activations are kept in fp16 between layers (half the memory; the layer math runs in fp32);
   --activation-dtype fp32 keeps them in fp32.`;
 
+const rss = () => `${(process.memoryUsage.rss() / 1e9).toFixed(2)} GB`;
+
 export async function run(argv: string[]): Promise<void> {
   const { values: v, positionals: p } = parse(argv, {
     out: { type: 'string', short: 'o' }, bits: { type: 'string' }, 'group-size': { type: 'string' },
@@ -56,9 +58,9 @@ export async function run(argv: string[]): Promise<void> {
     onProgress: (e) => {
       const L = `layer ${e.layer + 1}/${e.layers}`;
       if (e.stage === 'capture') progress(`calibration: ${e.message}`, true);
-      else if (e.stage === 'module') progress(`${L} ${e.module!.padEnd(18)} loss ${Number.isNaN(e.loss) ? '   -   ' : e.loss!.toExponential(3)}  ${e.seconds!.toFixed(2)}s`, true);
+      else if (e.stage === 'module') progress(`${L} ${e.module!.padEnd(18)} loss ${Number.isNaN(e.loss) ? '   -   ' : e.loss!.toExponential(3)}  ${e.seconds!.toFixed(2)}s  rss ${rss()}`, true);
       else if (e.stage === 'skip') progress(`${L} ${e.module!.padEnd(18)} kept in full precision: ${e.message}`, true);
-      else if (e.stage === 'layer-done') progress(`${L} done, elapsed ${fmtSeconds(e.seconds!)}, ETA ${fmtSeconds(e.eta!)}`, true);
+      else if (e.stage === 'layer-done') progress(`${L} done, elapsed ${fmtSeconds(e.seconds!)}, ETA ${fmtSeconds(e.eta!)}, rss ${rss()}`, true);
     },
   });
   process.off('SIGINT', onSig);

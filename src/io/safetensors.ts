@@ -132,6 +132,14 @@ export class SafetensorsFile {
     return { dtype: e.dtype, shape: [...e.shape], data };
   }
 
+  /** Read a tensor's raw data into `out` (same element size and count). */
+  async readInto(name: string, out: TypedArray): Promise<void> {
+    const e = this.entry(name), bytes = numel(e.shape) * DTYPE_BYTES[e.dtype];
+    if (this.closed) fail(`${this.path}: cannot read tensor ${q(name)}: file is closed`);
+    if (out.byteLength !== bytes) fail(`${this.path}: tensor ${q(name)} has ${bytes} bytes, the destination ${out.byteLength}`);
+    await readExact(this.fh, new Uint8Array(out.buffer, out.byteOffset, out.byteLength), this.dataStart + e.begin, `${this.path}: tensor ${q(name)}`);
+  }
+
   async readFloat32(name: string): Promise<Float32Array> {
     const { dtype } = this.entry(name);
     if (!['F32', 'F16', 'BF16', 'F64'].includes(dtype)) fail(`${this.path}: tensor ${q(name)} has dtype ${dtype}, not a float type`);

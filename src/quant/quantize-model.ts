@@ -114,6 +114,10 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
   const data = batches(calib, o.batchTokens ?? 4096);
   const nsamples = data.reduce((a, b) => a + b.ids.length, 0);
   if (!nsamples) fail('calibration: no tokens to calibrate on');
+  // All activations in one buffer (batches are views): each layer overwrites its inputs with its outputs.
+  const total = data.reduce((a, b) => a + b.ids.length * b.seq * H, 0);
+  const store = act === 'float16' ? new Uint16Array(total) : new Float32Array(total);
+  data.reduce((off, b) => { const n = b.ids.length * b.seq * H; b.hidden = store.subarray(off, off + n); return off + n; }, 0);
   for (const b of data) for (const row of b.ids) for (const t of row)
     if (t < 0 || t >= cfg.vocabSize) fail(`calibration: token id ${t} is outside the model's vocabulary (vocab_size ${cfg.vocabSize} in ${cfg.path}); tokenizer and model do not match`);
   const emit = (e: Omit<QuantizeEvent, 'layers'>) => o.onEvent?.({ ...e, layers: L });
@@ -122,10 +126,7 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
   // Layer-0 inputs: embed the calibration tokens, or resume from the work dir's saved activations.
   const start = o.workDir ? await o.workDir.layersDone() : 0;
   if (start > 0) {
-    const acts = await o.workDir!.loadActivations();
-    if (acts.length !== data.length || acts.some((a, k) => a.length !== data[k]!.ids.length * data[k]!.seq * H || (a instanceof Uint16Array) !== (act === 'float16')))
-      fail(`work dir ${o.workDir!.dir}: saved activations do not match the calibration batches; delete the work dir to start over`);
-    acts.forEach((a, k) => { data[k]!.hidden = a; });
+    await o.workDir!.loadActivations(data.map((b) => b.hidden));
     emit({ stage: 'capture', layer: start, message: `resuming at layer ${start + 1}/${L} from ${o.workDir!.dir}` });
   } else {
     await captureInputs(arch, cfg, ck, data, act, o.device);
@@ -200,8 +201,7 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
 async function captureInputs(arch: ArchDefinition, cfg: ModelConfig, ck: Checkpoint, data: Batch[], act: ActivationDtype, device?: Device): Promise<void> {
   const emb = await embedSession(arch, cfg, ck, act, device);
   for (const b of data) {
-    const r = await emb.sess.run({ ...emb.feeds, input_ids: i64(Array.from(b.ids.flatMap((x) => Array.from(x))), [b.ids.length, b.seq]) });
-    b.hidden = r.hidden!.data as Acts;
+    await emb.sess.run({ ...emb.feeds, input_ids: i64(Array.from(b.ids.flatMap((x) => Array.from(x))), [b.ids.length, b.seq]) }, { hidden: actTensor(b.hidden, [b.ids.length, b.seq, cfg.hiddenSize]) });
     if (!allFinite(b.hidden)) fail(`calibration activations are NaN/Inf at the input of layer 0 (embedding output); check the embedding weights`);
   }
   await emb.sess.release();
@@ -238,16 +238,15 @@ async function quantizeModule(c: ModuleContext, m: string, l: LayerLinear, H: Fl
   return { name, loss: r.avgLoss, seconds, tensors: moduleTensors(mod, q.bits) };
 }
 
-/** Next layer's inputs from the quantized layer, written over the inputs (one spare batch buffer rotates). */
+/**
+ * Next layer's inputs from the quantized layer, written in place over the inputs: hidden_out is produced by the
+ * graph's last node (a Cast in fp16 storage, else an elementwise residual Add), after every read of hidden_in.
+ */
 async function forwardLayer(fwd: InferenceSession, inputs: { rel: string; shape: number[] }[], weights: LayerWeights, data: Batch[], H: number, layerName: string): Promise<void> {
   const wf = await weights.feeds(inputs);
-  const spare = new Map<number, Acts>();
   for (const b of data) {
-    const dims = [b.ids.length, b.seq, H], half = b.hidden instanceof Uint16Array;
-    const out = spare.get(b.hidden.length) ?? (half ? new Uint16Array(b.hidden.length) : new Float32Array(b.hidden.length));
-    await fwd.run({ ...wf, hidden_in: actTensor(b.hidden, dims) }, { hidden_out: actTensor(out, dims) });
-    spare.set(b.hidden.length, b.hidden);
-    b.hidden = out;
+    const dims = [b.ids.length, b.seq, H], half = b.hidden instanceof Uint16Array, t = actTensor(b.hidden, dims);
+    await fwd.run({ ...wf, hidden_in: t }, { hidden_out: t });
     if (!allFinite(b.hidden)) fail(`calibration activations are NaN/Inf at the output of layer ${layerName.split('.').pop()} (${layerName})${half ? ' (stored as float16: values beyond ±65504 overflow; try activationDtype float32 / --activation-dtype fp32)' : ''}; check the source weights and calibration data`);
   }
 }

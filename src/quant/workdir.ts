@@ -73,13 +73,16 @@ export class WorkDir {
     await writeSafetensors(join(this.dir, 'acts.safetensors'), acts, { layer: String(i + 1) });
   }
 
-  /** Activations saved for the next unfinished layer, in batch order, as stored (F32, or F16 bits). */
-  async loadActivations(): Promise<(Float32Array | Uint16Array)[]> {
-    const f = await SafetensorsFile.open(join(this.dir, 'acts.safetensors'));
+  /** Read the activations saved for the next unfinished layer into `into` (one array per batch, in order). */
+  async loadActivations(into: (Float32Array | Uint16Array)[]): Promise<void> {
+    const path = join(this.dir, 'acts.safetensors');
+    const f = await SafetensorsFile.open(path);
     try {
-      const out: (Float32Array | Uint16Array)[] = [];
-      for (const n of f.names().sort()) out.push((await f.read(n)).data as Float32Array | Uint16Array);
-      return out;
+      const names = f.names().sort();
+      const bad = names.length !== into.length ? `${names.length} batches saved, ${into.length} expected`
+        : names.map((n, k) => (f.info(n).dtype !== (into[k] instanceof Uint16Array ? 'F16' : 'F32') || f.info(n).shape.reduce((a, b) => a * b, 1) !== into[k]!.length ? n : '')).find((x) => x);
+      if (bad) fail(`work dir ${this.dir}: saved activations do not match the calibration batches (${bad}); delete the work dir to start over`);
+      for (let k = 0; k < names.length; k++) await f.readInto(names[k]!, into[k]!);
     } finally { await f.close(); }
   }
 
