@@ -3,6 +3,7 @@ import type { ElemType } from './onnx-proto.ts';
 import type { GraphBuilder } from './builder.ts';
 import type { LinearSpec, WeightSource } from '../models/types.ts';
 import { fail } from '../errors.ts';
+import { lookupBaseModelName } from '../io/safetensors.ts';
 
 /**
  * y = x·Wᵀ + b as Gemm(transB) on a 2-D view of x (no transposed copy of W; bias fused).
@@ -24,19 +25,13 @@ export const weightShape = (s: LinearSpec): number[] => (s.conv1d ? [s.inFeature
 /**
  * Checkpoint tensors as fp32 initializers. A missing `<linear>.weight` falls back to `spec.tiedTo` (tied
  * embeddings; for `lm_head` without tiedTo: the constructor's `tiedTo`). A missing tensor is also looked up
- * without its first name component: checkpoints saved from HF base models (GPT2Model, OPTModel) lack the
- * `base_model_prefix` ("transformer.h.0.ln_1.weight" is stored as "h.0.ln_1.weight").
+ * without the base-model prefix (withoutBasePrefix in src/io/safetensors.ts).
  */
 export class InitializerWeights implements WeightSource {
   private emitted = new Map<string, string>();
   constructor(private readonly get: TensorLookup, private readonly tiedTo = 'model.embed_tokens.weight') {}
 
-  private find(name: string): Float32Array | undefined {
-    const d = this.get(name);
-    if (d) return d;
-    const dot = name.indexOf('.');
-    return dot > 0 && name.indexOf('.', dot + 1) > 0 ? this.get(name.slice(dot + 1)) : undefined;
-  }
+  private find(name: string): Float32Array | undefined { return lookupBaseModelName(this.get, name); }
 
   tensor(g: GraphBuilder, name: string, shape: readonly number[]): string {
     let v = this.emitted.get(name);

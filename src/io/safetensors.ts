@@ -156,6 +156,24 @@ export class SafetensorsFile {
 const exists = (p: string) => fs.stat(p).then((s) => s.isFile(), () => false);
 
 /** A model directory: model.safetensors, a sharded index, or a single *.safetensors file. */
+/**
+ * Checkpoints saved from a Hugging Face base model (GPT2Model, OPTModel, BloomModel) lack its `base_model_prefix`:
+ * "transformer.h.0.ln_1.weight" is stored as "h.0.ln_1.weight". The name to try when `name` is not found (only for
+ * names with at least two dots, so "lm_head.weight" never becomes "weight"), or undefined.
+ */
+export function withoutBasePrefix(name: string): string | undefined {
+  const dot = name.indexOf('.');
+  return dot > 0 && name.indexOf('.', dot + 1) > 0 ? name.slice(dot + 1) : undefined;
+}
+
+/** get(name), else get(name without the base-model prefix). */
+export function lookupBaseModelName<T>(get: (n: string) => T | undefined, name: string): T | undefined {
+  const v = get(name);
+  if (v !== undefined) return v;
+  const short = withoutBasePrefix(name);
+  return short === undefined ? undefined : get(short);
+}
+
 export class Checkpoint {
   private constructor(
     readonly dir: string,
@@ -223,6 +241,11 @@ export class Checkpoint {
 
   names(): string[] { return [...this.where.keys()]; }
   has(name: string): boolean { return this.where.has(name); }
+  /** The stored name of a model tensor: `name`, or `name` without the base-model prefix (see withoutBasePrefix). */
+  resolve(name: string): string {
+    const short = withoutBasePrefix(name);
+    return !this.has(name) && short !== undefined && this.has(short) ? short : name;
+  }
   private file(name: string): SafetensorsFile {
     const f = this.where.get(name);
     if (!f) fail(`${this.dir}: checkpoint has no tensor ${q(name)} (${this.where.size} tensors, e.g. ${fmtNames(this.names())})`);

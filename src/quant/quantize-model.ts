@@ -104,7 +104,7 @@ async function embedSession(arch: ArchDefinition, cfg: ModelConfig, ck: Checkpoi
   g.output(act === 'float16' ? g.op('Cast', [h], { to: 10 }) : h, act, ['batch', 'seq', cfg.hiddenSize], 'hidden');
   const sess = await createSession(g.prune().toBytes(), { device, lowMemory: true });
   const feeds: Record<string, OrtTensor> = {};
-  for (const i of w.inputs) feeds[i.rel] = f32(await ck.readFloat32(resolveName(ck, i.name)), i.shape);
+  for (const i of w.inputs) feeds[i.rel] = f32(await ck.readFloat32(ck.resolve(i.name)), i.shape);
   return { sess, feeds };
 }
 
@@ -231,7 +231,7 @@ async function quantizeModule(c: ModuleContext, m: string, l: LayerLinear, H: Fl
   c.dequantized?.set(`${prefix}${m}.weight`, l.conv1d ? transpose(r.Q, l.outFeatures, l.inFeatures) : r.Q);
   const seconds = (performance.now() - ts) / 1000;
   // Saved names follow the source checkpoint's naming (with or without the base-model prefix).
-  const name = resolveName(c.ck, `${prefix}${m}.weight`).slice(0, -'.weight'.length);
+  const name = c.ck.resolve(`${prefix}${m}.weight`).slice(0, -'.weight'.length);
   if (packable(l.inFeatures, l.outFeatures, q.bits)) return { name, loss: r.avgLoss, seconds }; // evaluation-only fake quantization
   const packed = packLinear({ codes: r.intCodes, scales: r.scales, zeros: r.zeros, gIdx: r.gIdx, bits: q.bits as PackBits, inFeatures: l.inFeatures, outFeatures: l.outFeatures });
   const mod: QuantizedModule = { ...packed, name, inFeatures: l.inFeatures, outFeatures: l.outFeatures, bias: l.bias ? await c.weights.source(`${m}.bias`) : undefined, loss: r.avgLoss, seconds };
@@ -304,7 +304,7 @@ class LayerWeights {
   async source(rel: string): Promise<Float32Array> {
     const hit = this.small.get(rel);
     if (hit) return hit;
-    const name = resolveName(this.ck, this.prefix + rel);
+    const name = this.ck.resolve(this.prefix + rel);
     const w = await this.ck.readFloat32(name);
     if (!allFinite(w)) fail(`${this.ck.dir}: tensor "${name}" contains NaN or Inf; the source checkpoint is corrupt`);
     if (w.length <= 1 << 20) this.small.set(rel, w);
@@ -374,9 +374,3 @@ function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
   return o;
 }
 
-/** Checkpoints saved from the base model lack its prefix (e.g. GPT-2 "h.0." for "transformer.h.0."). */
-export function resolveName(ck: Checkpoint, name: string): string {
-  if (ck.has(name)) return name;
-  const short = name.slice(name.indexOf('.') + 1);
-  return ck.has(short) ? short : name;
-}

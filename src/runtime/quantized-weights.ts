@@ -23,7 +23,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import type { GraphBuilder } from '../graph/builder.ts';
 import { gemmLinear, InitializerWeights, type TensorLookup } from '../graph/weights.ts';
 import type { ModelConfig } from '../io/config.ts';
-import { Checkpoint } from '../io/safetensors.ts';
+import { Checkpoint, lookupBaseModelName, withoutBasePrefix } from '../io/safetensors.ts';
 import type { ArchDefinition, LinearSpec, WeightSource } from '../models/types.ts';
 import { fromQuantizeConfigJson, type QuantizeConfig } from '../quant/config.ts';
 import { dequantize, unpackQweight, unpackQzeros, type PackBits } from '../quant/pack.ts';
@@ -182,12 +182,7 @@ export class QuantizedWeights implements WeightSource {
 
   tensor(g: GraphBuilder, name: string, shape: readonly number[]): string { return this.fp.tensor(g, name, shape); }
 
-  private find(name: string): PreparedLinear | undefined {
-    const p = this.linears.get(name);
-    if (p) return p;
-    const dot = name.indexOf('.');
-    return dot > 0 && name.indexOf('.', dot + 1) > 0 ? this.linears.get(name.slice(dot + 1)) : undefined;
-  }
+  private find(name: string): PreparedLinear | undefined { return lookupBaseModelName((n) => this.linears.get(n), name); }
 
   linear(g: GraphBuilder, x: string, s: LinearSpec): string {
     const p = this.find(s.name);
@@ -316,8 +311,8 @@ export function archLinears(arch: ArchDefinition, cfg: ModelConfig): Map<string,
 export function linearSpecs(arch: ArchDefinition, cfg: ModelConfig): Map<string, { inFeatures: number; outFeatures: number; bias: boolean }> {
   const m = archLinears(arch, cfg);
   for (const [k, v] of [...m]) {
-    const dot = k.indexOf('.');
-    if (dot > 0 && k.indexOf('.', dot + 1) > 0 && !m.has(k.slice(dot + 1))) m.set(k.slice(dot + 1), v);
+    const short = withoutBasePrefix(k);
+    if (short !== undefined && !m.has(short)) m.set(short, v);
   }
   return m;
 }
