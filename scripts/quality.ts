@@ -22,7 +22,7 @@ const maxWindows = v['max-windows'] ? Number(v['max-windows']) : undefined;
 const ppl = async (m: CausalLM) => (await perplexity(m, tokens, { seqlen, maxWindows })).ppl;
 
 const rows: string[][] = [['setting', 'modules quantized', 'wikitext2 ppl']];
-rows.push(['fp32', '-', (await ppl(await CausalLM.load(dir))).toFixed(3)]);
+rows.push(['fp32', '-', (await ppl(await CausalLM.load(dir, { nll: true }))).toFixed(3)]);
 for (const bits of [4, 3] as const) for (const all of [false, true]) for (const method of ['rtn', 'gptq'] as const) {
   const m = await GPTQModel.fromPretrained(dir, { quantizeConfig: { bits, groupSize: 32 } });
   const r = await m.quantize(calib, { method, keepDequantized: true, quantizeUnpackable: all });

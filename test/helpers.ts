@@ -31,3 +31,38 @@ export function randn(n: number, seed: number, scale = 1): Float32Array {
   }
   return o;
 }
+
+/**
+ * Float64 reference of the per-token NLL perplexity uses: −log softmax(logits[b,s])[ids[b][s+1]] for rows `ids` [B][S]
+ * and their fp32 logits [B,S,V]; returns [B·(S−1)], row-major (CausalLM.nll's layout).
+ */
+export function refNll(logits: Float32Array, ids: number[][], V: number): Float64Array {
+  const S = ids[0]!.length, out = new Float64Array(ids.length * (S - 1));
+  ids.forEach((row, b) => {
+    for (let s = 0; s < S - 1; s++) {
+      const o = (b * S + s) * V;
+      let max = -Infinity;
+      for (let v = 0; v < V; v++) max = Math.max(max, logits[o + v]!);
+      let z = 0;
+      for (let v = 0; v < V; v++) z += Math.exp(logits[o + v]! - max);
+      out[b * (S - 1) + s] = Math.log(z) + max - logits[o + row[s + 1]!]!;
+    }
+  });
+  return out;
+}
+
+/** Largest |a − ref| / max(|ref|, 1) (relative, absolute near 0). */
+export function maxRelDiff(a: ArrayLike<number>, ref: ArrayLike<number>): number {
+  if (a.length !== ref.length) throw new Error(`length ${a.length} ≠ ${ref.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - ref[i]!) / Math.max(Math.abs(ref[i]!), 1));
+  return m;
+}
+
+/** exp(mean over rows of the row's mean NLL): the perplexity of those windows from a [B·(S−1)] NLL array. */
+export function pplOf(nll: ArrayLike<number>, rows: number): number {
+  const n = nll.length / rows;
+  let total = 0;
+  for (let b = 0; b < rows; b++) { let s = 0; for (let i = b * n; i < (b + 1) * n; i++) s += nll[i]!; total += s / n; }
+  return Math.exp(total / rows);
+}

@@ -4,10 +4,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CausalLM, loadFloatWeights } from '../src/runtime/causal-lm.ts';
 import { generate } from '../src/runtime/generate.ts';
+import { perplexity } from '../src/eval/perplexity.ts';
 import { TextTokenizer } from '../src/io/tokenizer.ts';
 import { refConfigFromJson, refForward } from './reference/llama-ref.ts';
 import { makeLlamaCheckpoint } from './synth.ts';
-import { ROOT, tmpDir } from './helpers.ts';
+import { ROOT, maxRelDiff, pplOf, refNll, tmpDir } from './helpers.ts';
 
 const STORIES = join(ROOT, 'assets', 'stories260K');
 
@@ -56,6 +57,34 @@ test('stories260K: greedy from <s> reproduces the llama2.c story', async () => {
   assert.ok(text.startsWith('Once upon a time, there was a little girl named Lily.'), text);
   assert.deepEqual(streamed, r.tokens[0]);
   await m.release();
+});
+
+test('stories260K: in-graph NLL (labels → nll) = float64 log-softmax of model.logits() (≤1e-5 rel); gqa/plain × main graph/separate session; perplexity() uses it', async (t) => {
+  const tok = await TextTokenizer.fromDir(STORIES);
+  const text = readFileSync(join(ROOT, 'assets', 'c4_demo.jsonl'), 'utf8').split('\n').filter(Boolean).slice(0, 4).map((l) => JSON.parse(l).text as string).join('\n');
+  const tokens = tok.encode(text), S = 128;
+  assert.ok(tokens.length >= 3 * S, `${tokens.length} tokens`);
+  const rows = [0, 1, 2].map((b) => tokens.slice(b * S, (b + 1) * S));
+  for (const attention of ['gqa', 'plain'] as const) for (const nll of [true, false]) {
+    const what = `${attention}, ${nll ? 'nll in the main graph' : 'separate nll session'}`;
+    const m = await CausalLM.load(STORIES, { attention, nll });
+    assert.equal(m.attention, attention);
+    const V = m.cfg.vocabSize;
+    const ref = refNll(await m.logits(rows), rows, V);
+    const got = await m.nll(rows);
+    assert.equal(got.length, 3 * (S - 1));
+    const d = maxRelDiff(got, ref);
+    // perplexity(): 3 windows in batches of 2 (a partial last batch) = exp(mean of the reference window means)
+    const r = await perplexity(m, tokens.slice(0, 3 * S + 5), { seqlen: S, batch: 2 });
+    const want = pplOf(ref, 3);
+    t.diagnostic(`${what}: max rel Δnll ${d.toExponential(2)}, ppl ${r.ppl} vs reference ${want}`);
+    assert.ok(d <= 1e-5, `${what}: max |Δnll|/max(|nll|,1) ${d}`);
+    assert.equal(r.windows, 3);
+    assert.ok(Math.abs(r.ppl - want) / want <= 1e-6, `${what}: ppl ${r.ppl} vs reference ${want}`);
+    await assert.rejects(m.nll([[1, V]]), /outside the vocabulary/);
+    await assert.rejects(m.nll([[1]]), /at least 2 tokens/);
+    await m.release();
+  }
 });
 
 test('batched generation with left padding equals one-by-one generation', async () => {

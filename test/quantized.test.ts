@@ -11,6 +11,7 @@ import { GPTQModel } from '../src/gptq-model.ts';
 import { GptqError } from '../src/errors.ts';
 import { CausalLM, loadFloatWeights, type LoadOptions } from '../src/runtime/causal-lm.ts';
 import { generate } from '../src/runtime/generate.ts';
+import { perplexity } from '../src/eval/perplexity.ts';
 import { InitializerWeights } from '../src/graph/weights.ts';
 import { loadModelConfig } from '../src/io/config.ts';
 import { calibrationSamples, type CalibrationSet } from '../src/io/datasets.ts';
@@ -25,7 +26,7 @@ import { f16ToF32 } from '../src/tensor.ts';
 import { inspectModel, formatReport, summarizeNames } from '../src/cli/inspect.ts';
 import type { Tensor } from '../src/tensor.ts';
 import { makeLlamaCheckpoint } from './synth.ts';
-import { ROOT, SHARED, SKIP_SHARED, rng, tmpDir } from './helpers.ts';
+import { ROOT, SHARED, SKIP_SHARED, maxRelDiff, pplOf, refNll, rng, tmpDir } from './helpers.ts';
 import { archFor } from '../src/models/registry.ts';
 
 const STORIES = join(ROOT, 'assets', 'stories260K');
@@ -268,6 +269,26 @@ test('KV-cache decode of an act-order 3-bit checkpoint matches its full forward 
   }
   assert.ok(md <= 1e-4, `step vs full ${md}`);
   await m.release();
+});
+
+test('4-bit act-order checkpoint (MatMulNBits): in-graph NLL = float64 log-softmax of its logits (≤1e-5 rel), perplexity() agrees', async (t) => {
+  const dir = await quantized({ bits: 4, sym: true, descAct: true, groupSize: 32 });
+  for (const nll of [false, true]) {
+    const m = await CausalLM.load(dir, { ...quiet, nll });
+    assert.deepEqual(kernels(m), { 'matmulnbits-4': 14 });
+    const V = m.cfg.vocabSize;
+    const ref = refNll(await m.logits(IDS), IDS, V);
+    const got = await m.nll(IDS);
+    assert.equal(got.length, IDS.length * (IDS[0]!.length - 1));
+    const d = maxRelDiff(got, ref);
+    const r = await perplexity(m, IDS.flat(), { seqlen: IDS[0]!.length });
+    const want = pplOf(ref, 2);
+    t.diagnostic(`${nll ? 'nll in the main graph' : 'separate nll session'}: max rel Δnll ${d.toExponential(2)}, ppl ${r.ppl} vs reference ${want}`);
+    assert.ok(d <= 1e-5, `max |Δnll|/max(|nll|,1) ${d}`);
+    assert.equal(r.windows, 2);
+    assert.ok(Math.abs(r.ppl - want) / want <= 1e-6, `ppl ${r.ppl} vs reference ${want}`);
+    await m.release();
+  }
 });
 
 test('qwen2 (q/k/v biases) 4-bit: bias goes through MatMulNBits and matches', async () => {

@@ -15,7 +15,7 @@ import { InitializerWeights } from '../src/graph/weights.ts';
 import { loadModelConfig } from '../src/io/config.ts';
 import { makeLlamaCheckpoint, type LlamaOpts } from './synth.ts';
 import { makeBloomCheckpoint } from './synth-archs3.ts';
-import { ROOT, randn, tmpDir } from './helpers.ts';
+import { ROOT, maxRelDiff, randn, refNll, tmpDir } from './helpers.ts';
 
 const STORIES = join(ROOT, 'assets', 'stories260K');
 const work = tmpDir('gptqjs-runtime-');
@@ -250,6 +250,45 @@ test('graph cache keeps the GPTQ load info and replays load notices on a hit', a
   assert.ok(logs1.some((s) => s.includes('dequantized to fp32')), logs1.join('\n'));
   assert.deepEqual(logs2, logs1);
   await a.release(); await b.release();
+});
+
+test('nll(): in the main graph with LoadOptions.nll (decode unchanged), else a separate session on first use, graph-cached', async () => {
+  const cacheDir = join(work.path, 'graph-cache-nll');
+  const dir = await llama({ seed: 18, hidden: 64, intermediate: 96, layers: 2, heads: 4, kvHeads: 2, vocab: 64 });
+  const o: LoadOptions = { graphCache: cacheDir, onLog: () => {} };
+  const ids = [[1, 2, 3, 4, 5, 6, 7, 8], [8, 7, 6, 5, 4, 3, 2, 63]];
+  const a = await CausalLM.load(dir, o);
+  const ref = refNll(await a.logits(ids), ids, 64);
+  const entries = readdirSync(cacheDir).length;
+  const na = await a.nll(ids); // builds the NLL variant of the main graph: one more cache entry (.onnx + .onnx.data)
+  assert.ok(maxRelDiff(na, ref) <= 1e-5, `${maxRelDiff(na, ref)}`);
+  assert.equal(readdirSync(cacheDir).length, entries + 2);
+  assert.deepEqual(await a.nll([[5, 6, 7]]), (await a.nll([[5, 6, 7], [1, 2, 3]])).subarray(0, 2)); // session reused
+  const b = await CausalLM.load(dir, o);
+  assert.equal(b.loadInfo.graphCache, 'hit');
+  assert.deepEqual(await b.nll(ids), na); // from the cache entry
+  assert.equal(readdirSync(cacheDir).length, entries + 2);
+  // LoadOptions.nll: the same graph is the main one (a cache hit now); logits and KV decode are unchanged
+  const c = await CausalLM.load(dir, { ...o, nll: true });
+  assert.equal(c.loadInfo.graphCache, 'hit');
+  assert.equal(c.attention, 'gqa');
+  assert.deepEqual(await c.nll(ids), na);
+  assert.equal(maxAbs(await c.logits(ids), await a.logits(ids)), 0);
+  let ra = await a.forwardStep([ids[0]!.slice(0, 5)], a.emptyCache(1)), rc = await c.forwardStep([ids[0]!.slice(0, 5)], c.emptyCache(1));
+  assert.equal(maxAbs(ra.logits, rc.logits), 0);
+  for (const t of [9, 10, 11]) {
+    ra = await a.forwardStep([[t]], ra.cache); rc = await c.forwardStep([[t]], rc.cache);
+    assert.equal(maxAbs(ra.logits, rc.logits), 0);
+  }
+  for (const m of [a, b, c]) await m.release();
+  await assert.rejects(a.nll(ids), /released/); // the NLL session went with the model
+  // fromWeights keeps no weights for a later graph: nll defaults to true there
+  const cfg = await loadModelConfig(dir), w = await loadFloatWeights(dir);
+  const e = await CausalLM.fromWeights(cfg, () => new InitializerWeights((k) => w.get(k)), {});
+  assert.ok(maxRelDiff(await e.nll(ids), ref) <= 1e-5);
+  const f = await CausalLM.fromWeights(cfg, () => new InitializerWeights((k) => w.get(k)), { nll: false });
+  await assert.rejects(f.nll(ids), /in-memory weights with nll: false/);
+  await e.release(); await f.release();
 });
 
 const CLI = join(ROOT, 'src', 'cli', 'main.ts');

@@ -20,7 +20,8 @@ export async function run(argv: string[]): Promise<void> {
   const dir = await modelDir(p[0]);
   const ds = v.dataset ?? 'wikitext2';
   const seqlen = num(v.seqlen, 'seqlen', 2048);
-  const { model, tokenizer } = await loadAnyModel(dir, loadOptions(v));
+  // nll: the main graph computes the per-token NLL (no second session, no logits back to JS)
+  const { model, tokenizer } = await loadAnyModel(dir, { ...loadOptions(v), nll: true });
   if (!tokenizer) fail(`${dir} has no tokenizer.json: ppl needs one to tokenize ${ds}`);
   const texts = await loadText(ds, { datasetPath: v['dataset-path'] });
   let tokens = evalTokens(tokenizer, texts, datasetName(ds) ?? 'text');

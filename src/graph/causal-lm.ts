@@ -28,6 +28,13 @@ export interface ModelGraphOptions {
    * com.microsoft.RotaryEmbedding for applyRope. Fewer nodes per decode step; CPU EP only.
    */
   fusedOps?: boolean;
+  /**
+   * Add an int64 input `labels` [B,L] and an output `nll` [B,L] = −log softmax(logits[b,l])[labels[b,l]] for the
+   * first L ≤ N returned positions (fp32 like the logits: LogSoftmax over all N, GatherElements with the shorter
+   * indices, no copy of the logits), so perplexity reads B·L floats instead of the [B,N,V] logits. Calls that want
+   * no NLL feed labels [B,0].
+   */
+  nllOutput?: boolean;
 }
 
 export { GqaUnsupportedError };
@@ -130,7 +137,12 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
     h = g.op('Slice', [h, g.constI64([-1]), g.constI64([2 ** 62]), g.constI64([1])]);
     logitsLen = 1;
   }
-  g.output(arch.head(g, cfg, w, h), 'float32', ['batch', logitsLen, cfg.vocabSize], 'logits');
+  const logits = g.output(arch.head(g, cfg, w, h), 'float32', ['batch', logitsLen, cfg.vocabSize], 'logits');
+  if (o.nllOutput) {
+    const labels = g.input('labels', 'int64', ['batch', 'labels']);
+    const picked = g.op('GatherElements', [g.op('LogSoftmax', [logits], { axis: -1 }), g.op('Unsqueeze', [labels, g.constI64([-1])])], { axis: -1 });
+    g.output(g.op('Neg', [g.op('Squeeze', [picked, g.constI64([-1])])]), 'float32', ['batch', 'labels'], 'nll');
+  }
   return o.fusedOps ? g.prune() : g;
 }
 

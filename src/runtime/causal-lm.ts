@@ -1,4 +1,5 @@
 /** A loaded causal LM: config + ORT session(s) over the whole-model graph (fp32 or quantized weights). */
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -14,7 +15,8 @@ import type { ArchDefinition, WeightSource } from '../models/types.ts';
 import { fail } from '../errors.ts';
 import { checkAccuracyLevel, loadQuantizedWeights, type AccuracyLevel, type QuantizedLoadInfo } from './quantized-weights.ts';
 import { checkLmHeadBits, HeadQuantizedWeights, isQuantizedModule, lmHeadNote, quantizeHead, readHeadWeight, type LmHeadBits, type QuantizedHead } from './lm-head.ts';
-import { collectGarbage, graphCacheKey, GraphCache, type GraphCacheOption } from './graph-cache.ts';
+import { graphCacheKey, GraphCache, type GraphCacheOption } from './graph-cache.ts';
+import { collectGarbage } from '../gc.ts';
 
 export type AttentionMode = 'auto' | 'gqa' | 'plain';
 
@@ -54,6 +56,14 @@ export interface LoadOptions {
    * checkpoint's files (names, sizes, mtimes, safetensors headers), config, load options, gptqjs and ORT versions.
    */
   graphCache?: GraphCacheOption;
+  /**
+   * Build the full-sequence graph with the per-token NLL output (input `labels`, output `nll`; see `nll()`), so that
+   * perplexity runs on the main session. Off by default for `load`: it adds a LogSoftmax over the returned logits to
+   * every run (per decode step ~10 µs at vocab 512, ~0.1 ms at 152k on the 2-core dev machine). Without it, the first
+   * `nll()` call builds a separate full-sequence NLL session (the checkpoint is read again on a graph-cache miss), a
+   * second copy of the weights in ONNX Runtime while the model stays loaded. `gptq ppl` sets it.
+   */
+  nll?: boolean;
 }
 
 /**
@@ -80,14 +90,17 @@ export async function loadFloatWeights(dir: string): Promise<Map<string, Float32
 
 type Sessions = { kind: 'gqa'; fast: InferenceSession } | { kind: 'plain'; full: InferenceSession; step: InferenceSession };
 
-/** Graphs of each attention mode, in session order. */
+/** Graphs of each attention mode, in session order (the first one runs full sequences: logits(), nll()). */
 const GRAPHS: Record<'gqa' | 'plain', ModelGraphOptions[]> = {
   gqa: [{ kvCache: true, kvMode: 'gqa', logitsToKeepInput: true }],
   plain: [{ kvCache: false }, { kvCache: true, lastLogitsOnly: true }],
 };
-/** The graphs of a mode for a device (fused CPU kernels only on the CPU EP). */
-const graphsFor = (kind: 'gqa' | 'plain', device: Device): ModelGraphOptions[] =>
-  GRAPHS[kind].map((g) => ({ ...g, fusedOps: device === 'cpu' }));
+/** The graphs of a mode for a device (fused CPU kernels only on the CPU EP), with the NLL output on request. */
+const graphsFor = (kind: 'gqa' | 'plain', device: Device, nll = false): ModelGraphOptions[] =>
+  GRAPHS[kind].map((g, i) => ({ ...g, fusedOps: device === 'cpu', ...(nll && i === 0 ? { nllOutput: true } : {}) }));
+/** Graph-cache key of one graph of a checkpoint: its name and a hash of its options. */
+const graphKey = (base: string, name: string, g: ModelGraphOptions) =>
+  `${base}-${name}-${createHash('sha256').update(JSON.stringify(g)).digest('hex').slice(0, 8)}`;
 
 /** Default first capacity of a KV buffer beyond the positions needed right away (grows by doubling). */
 const CAPACITY_SLACK = 256;
@@ -100,6 +113,11 @@ export class CausalLM {
   /** Where the graphs came from (graph cache) and how long building + session creation took, in seconds. */
   loadInfo: { graphCache: 'hit' | 'miss' | 'off'; attention: 'gqa' | 'plain'; seconds?: number } = { graphCache: 'off', attention: 'plain' };
   private readonly tensors = new WeakMap<Float32Array, ort.Tensor>();
+  /** The main full-sequence graph has the `labels` input and `nll` output (LoadOptions.nll). */
+  private nllInMain = false;
+  /** Without it: the separate NLL session, created by the first nll() call. */
+  private nllSession?: Promise<InferenceSession>;
+  private makeNllSession?: () => Promise<InferenceSession>;
 
   private constructor(readonly cfg: ModelConfig, readonly arch: ArchDefinition, private readonly s: Sessions) {
     this.loadInfo.attention = s.kind;
@@ -110,10 +128,13 @@ export class CausalLM {
 
   /**
    * Build the graphs from a weight source: with attention 'auto' on CPU one GroupQueryAttention graph (full-sequence
-   * logits, prefill and decode), else the plain full-sequence graph (ppl) and KV-cache step graph.
+   * logits, prefill and decode), else the plain full-sequence graph (ppl) and KV-cache step graph. LoadOptions.nll
+   * defaults to true here: the weights are not kept for building a separate NLL graph later.
    */
   static async fromWeights(cfg: ModelConfig, w: () => WeightSource, o: LoadOptions = {}): Promise<CausalLM> {
-    return CausalLM.fromGraphs(cfg, async (g) => buildCausalLM(archFor(cfg.modelType), cfg, w(), g), o);
+    const m = await CausalLM.fromGraphs(cfg, async (g) => buildCausalLM(archFor(cfg.modelType), cfg, w(), g), { ...o, nll: o.nll ?? true });
+    if (!m.nllInMain) m.makeNllSession = async () => fail('nll: this model was built from in-memory weights with nll: false; build it with nll: true');
+    return m;
   }
 
   /**
@@ -136,8 +157,8 @@ export class CausalLM {
     /** A file path (cache) or bytes per graph of `kind`. */
     const graphsOf = async (kind: 'gqa' | 'plain'): Promise<(string | Uint8Array)[]> => {
       const out: (string | Uint8Array)[] = [];
-      for (const [i, g] of graphsFor(kind, device).entries()) {
-        const key = cache && `${cache.key}-${kind}${i}`;
+      for (const [i, g] of graphsFor(kind, device, !!o.nll).entries()) {
+        const key = cache && graphKey(cache.key, `${kind}${i}`, g);
         const path = key && cache.store.lookup(key);
         if (path) { out.push(path); continue; }
         hit = false;
@@ -166,6 +187,20 @@ export class CausalLM {
     const s: Sessions = kind === 'gqa' ? { kind, fast: sessions[0]! } : { kind, full: sessions[0]!, step: sessions[1]! };
     const m = new CausalLM(cfg, arch, s);
     m.loadInfo = { graphCache: cache ? (hit ? 'hit' : 'miss') : 'off', attention: s.kind, seconds: (performance.now() - t0) / 1000 };
+    m.nllInMain = !!o.nll;
+    if (!o.nll) {
+      m.makeNllSession = async () => {
+        // the main full-sequence graph plus the NLL output (the graph a load with `nll` runs, same cache entry)
+        const g = graphsFor(s.kind, device, true)[0]!, key = cache && graphKey(cache.key, `${s.kind}0`, g);
+        let graph: string | Uint8Array | undefined = key ? cache.store.lookup(key) : undefined;
+        if (!graph) {
+          const b = await build(g);
+          graph = (key ? await cache.store.save(key, b) : undefined) ?? b.toBytes();
+        }
+        if (release) { release(); await collectGarbage(); }
+        return createSession(graph, { ...o, spinning: o.spinning ?? false });
+      };
+    }
     return m;
   }
 
@@ -190,7 +225,9 @@ export class CausalLM {
     if (lmHeadBits) log(lmHeadNote(lmHeadBits, headAcc));
     // Weights are read (and GPTQ tensors repacked) only when some graph is not in the cache.
     const logs: string[] = [];
-    let q: QuantizedLoadInfo | undefined, loaded = false, headUsed = true;
+    let q: QuantizedLoadInfo | undefined, loaded = false, headUsed = true, loadDone = false;
+    /** Load notices, once (weights are read again if nll() builds its own graph later). */
+    const note = (msg: string) => { if (!loadDone) { logs.push(msg); log(msg); } };
     let source: Promise<() => WeightSource> | undefined;
     const weights = () => (source ??= (async () => {
       loaded = true;
@@ -201,7 +238,7 @@ export class CausalLM {
       };
       const head = lmHeadBits ? await quantizedHead(lmHeadBits) : undefined;
       if (head) await collectGarbage(); // the fp32 head is garbage now
-      const qw = await loadQuantizedWeights(dir, cfg, arch, { accuracyLevel, onLog: (msg) => { logs.push(msg); log(msg); } });
+      const qw = await loadQuantizedWeights(dir, cfg, arch, { accuracyLevel, onLog: note });
       q = qw?.info;
       let w: () => WeightSource;
       if (qw) w = qw.source;
@@ -210,8 +247,7 @@ export class CausalLM {
         w = () => new InitializerWeights((n) => fp.get(n));
       }
       if (lmHeadBits && (!head || isQuantizedModule(q, arch.lmHead))) {
-        const msg = `lm-head: the output head of ${dir} is GPTQ-quantized already; lmHeadBits ignored`;
-        logs.push(msg); log(msg);
+        note(`lm-head: the output head of ${dir} is GPTQ-quantized already; lmHeadBits ignored`);
       } else if (head) {
         const inner = w, hd = head;
         headUsed = false;
@@ -237,28 +273,53 @@ export class CausalLM {
       for (const msg of info?.logs ?? []) log(msg);
     }
     if (lmHeadBits) m.lmHead = { bits: lmHeadBits, accuracyLevel: headAcc };
+    loadDone = true;
     return m;
   }
 
   /** Logits for every position of each row: ids [B,S] → Float32Array [B,S,V]. */
   async logits(ids: number[][]): Promise<Float32Array> {
+    return this.runFull(ids, 'logits');
+  }
+
+  /**
+   * Next-token negative log-likelihood of each row, computed in the graph (fp32 log-softmax of the logits; the
+   * [B,S,V] logits never leave ONNX Runtime): ids [B,S] → Float32Array [B,S−1], entry [b,s] = −log p(ids[b][s+1] |
+   * ids[b][0..s]). Perplexity = exp(mean). Runs on the main session when loaded with LoadOptions.nll, else on a
+   * separate full-sequence NLL session built by the first call (graph cache as for the main graphs).
+   */
+  async nll(ids: number[][]): Promise<Float32Array> {
+    const B = ids.length, S = ids[0]?.length ?? 0, V = this.cfg.vocabSize;
+    if (S < 2) fail(`nll: rows need at least 2 tokens, got ${S}`);
+    ids.forEach((r, b) => r.forEach((t, s) => { if (s > 0 && !(Number.isInteger(t) && t >= 0 && t < V)) fail(`nll: token ${t} (row ${b}, position ${s}) outside the vocabulary [0, ${V})`); }));
+    if (this.nllInMain) return this.runFull(ids, 'nll');
+    return this.runFull(ids, 'nll', await (this.nllSession ??= this.makeNllSession!().catch((e: unknown) => { this.nllSession = undefined; throw e; })));
+  }
+
+  /**
+   * The full-sequence forward of ids [B,S] on the main session (or `nllSession`, the same graph with the NLL output),
+   * fetching the logits [B,S,V] or the NLL [B,S−1].
+   */
+  private async runFull(ids: number[][], out: 'logits' | 'nll', nllSession?: InferenceSession): Promise<Float32Array> {
     const B = ids.length, S = ids[0]!.length;
     const input_ids = i64From(ids, B, S);
+    const labels: Record<string, ort.Tensor> = !(nllSession || this.nllInMain) ? {}
+      : { labels: out === 'nll' ? i64From(ids.map((r) => r.slice(1)), B, S - 1) : noLabels(B) };
     if (this.s.kind === 'plain') {
-      const r = await this.s.full.run({ input_ids });
-      return r.logits!.data as Float32Array;
+      const r = await (nllSession ?? this.s.full).run({ input_ids, ...labels }, [out]);
+      return r[out]!.data as Float32Array;
     }
     const { numLayers, numKvHeads: kvH, headDim: d } = this.cfg;
     const pos = new BigInt64Array(B * S), mask = new BigInt64Array(B * S).fill(1n);
     for (let b = 0; b < B; b++) for (let s = 0; s < S; s++) pos[b * S + s] = BigInt(s);
     const feeds: Record<string, ort.Tensor> = {
       input_ids, position_ids: new ort.Tensor('int64', pos, [B, S]), attention_mask: new ort.Tensor('int64', mask, [B, S]),
-      num_logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(BigInt(S)), []),
+      num_logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(BigInt(S)), []), ...labels,
     };
     const empty = f32(new Float32Array(0), [B, kvH, 0, d]);
     for (let i = 0; i < numLayers; i++) { const n = kvNames(i); feeds[n.pastKey] = empty; feeds[n.pastValue] = empty; }
-    const r = await this.s.fast.run(feeds, ['logits']);
-    return r.logits!.data as Float32Array;
+    const r = await (nllSession ?? this.s.fast).run(feeds, [out]);
+    return r[out]!.data as Float32Array;
   }
 
   /**
@@ -337,6 +398,7 @@ export class CausalLM {
     let c = cache;
     if (c.capacity === undefined || c.capacity < T) c = this.resized(c, Math.max(T + CAPACITY_SLACK, (c.capacity ?? 0) * 2));
     feeds.num_logits_to_keep = new ort.Tensor('int64', BigInt64Array.of(1n), []);
+    if (this.nllInMain) feeds.labels = noLabels(B);
     const fetches: Record<string, ort.Tensor | null> = { logits: null };
     for (let i = 0; i < numLayers; i++) {
       const n = kvNames(i);
@@ -381,8 +443,15 @@ export class CausalLM {
 
   async release(): Promise<void> {
     if (this.s.kind === 'plain') { await this.s.full.release(); await this.s.step.release(); } else await this.s.fast.release();
+    const nll = this.nllSession;
+    this.nllSession = undefined;
+    this.makeNllSession = async () => fail('nll: the model was released');
+    if (nll) await (await nll.catch(() => undefined))?.release();
   }
 }
+
+/** `labels` [B,0]: no NLL wanted (main graph built with nllOutput). */
+const noLabels = (B: number) => new ort.Tensor('int64', new BigInt64Array(0), [B, 0]);
 
 function i64From(ids: number[][], B: number, S: number): ort.Tensor {
   const a = new BigInt64Array(B * S);
