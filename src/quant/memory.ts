@@ -1,6 +1,4 @@
 /** Up-front estimate of the quantizer's resident memory (so `--max-memory` can refuse before hours of work). */
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import type { ModelConfig } from '../io/config.ts';
 import type { ArchDefinition } from '../models/types.ts';
 import type { QuantizeConfig } from './config.ts';
@@ -37,18 +35,4 @@ export function estimateMemory(arch: ArchDefinition, cfg: ModelConfig, q: Quanti
 
 export function fmtBytes(n: number): string {
   return n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : `${(n / 1e6).toFixed(0)} MB`;
-}
-
-let gcFn: (() => void) | undefined | null = null;
-
-/**
- * Full V8 collection, so the big typed arrays of the previous step (Hessians, activations, weights) are returned
- * now rather than when V8's heuristics get to them (their memory lives outside the JS heap, where V8 reacts late).
- */
-export function collectGarbage(): void {
-  if (gcFn === null) {
-    const g = (globalThis as { gc?: () => void }).gc;
-    try { gcFn = g ?? (setFlagsFromString('--expose-gc'), runInNewContext('gc') as () => void); } catch { gcFn = undefined; }
-  }
-  gcFn?.();
 }

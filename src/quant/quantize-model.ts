@@ -23,7 +23,7 @@ import { packLinear, packable, type PackBits, type PackedLinear } from './pack.t
 import { rtnQuantize } from './rtn.ts';
 import { moduleTensors } from './save.ts';
 import type { LayerRecord, WorkDir } from './workdir.ts';
-import { collectGarbage } from './memory.ts';
+import { collectGarbage } from '../gc.ts';
 import type { TensorLike } from '../io/safetensors.ts';
 import type { Tensor } from '../tensor.ts';
 import type { Tensor as OrtTensor } from 'onnxruntime-node';
@@ -164,7 +164,7 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
       if (!todo.length) continue;
       const routed = new Map<string, number>();
       const hess = method === 'gptq' ? await hessians(grp, todo, weights, data, H, nsamples, routed) : new Map<string, Float32Array>();
-      collectGarbage();
+      await collectGarbage();
       if (method === 'gptq') emit({ stage: 'hessian', layer: li, message: [...hess.keys()].join(',') });
       for (const m of todo) {
         // The last module reading a Hessian hands its buffer to GPTQ (factorized in place, no copy).
@@ -173,7 +173,7 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
         if (lastUse) hess.delete(rep);
         emit({ stage: 'module', layer: li, module: m, loss: r.loss, seconds: r.seconds });
         if (r.tensors) { Object.assign(layerTensors, r.tensors); record.losses[r.name] = r.loss; }
-        collectGarbage();
+        await collectGarbage();
       }
     }
     await forwardLayer(fwd, fwdW.inputs, weights, data, H, prefix.slice(0, -1));
@@ -182,7 +182,7 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
     } else {
       addLayer(result, new Map(Object.entries(layerTensors)), record);
     }
-    collectGarbage();
+    await collectGarbage();
     const el = (performance.now() - t0) / 1000;
     emit({ stage: 'layer-done', layer: li, seconds: el, eta: (el / (li - start + 1)) * (L - li - 1) });
   }

@@ -20,8 +20,6 @@ import { existsSync, promises as fs, readdirSync, readFileSync, statSync, utimes
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import * as ort from 'onnxruntime-node';
 import type { GraphBuilder } from '../graph/builder.ts';
 import { writeModelWithExternalData } from '../graph/external-data.ts';
@@ -74,19 +72,6 @@ export async function graphCacheKey(dir: string, options: Record<string, unknown
   return h.digest('hex').slice(0, 32);
 }
 
-/**
- * Best-effort full garbage collection, so that large JS arrays that became unreachable (weights already written into
- * a graph file) are freed before ONNX Runtime allocates its own copies. Uses V8's gc() (exposed at run time);
- * array buffers are released by a background sweeper, hence the short waits.
- */
-export async function collectGarbage(): Promise<void> {
-  if (gcFn === undefined) {
-    try { v8.setFlagsFromString('--expose-gc'); gcFn = vm.runInNewContext('gc') as () => void; } catch { gcFn = null; }
-  }
-  if (!gcFn) return;
-  for (let i = 0; i < 2; i++) { gcFn(); await new Promise((r) => setTimeout(r, 25)); }
-}
-let gcFn: (() => void) | null | undefined;
 
 export class GraphCache {
   private constructor(readonly dir: string, private readonly maxBytes: number) {}
