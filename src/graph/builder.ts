@@ -95,7 +95,8 @@ export class GraphBuilder {
   }
 
   /** Drop nodes and initializers that no output depends on. */
-  prune(): this {
+  /** Drop nodes (and initializers) no output depends on; with `inputs`, also graph inputs nothing reads. */
+  prune(o: { inputs?: boolean } = {}): this {
     const needed = new Set(this.outputs.map((o) => o.name));
     const keep: NodeSpec[] = [];
     for (let i = this.nodes.length - 1; i >= 0; i--) {
@@ -105,6 +106,7 @@ export class GraphBuilder {
     this.nodes.splice(0, this.nodes.length, ...keep.reverse());
     const inits = this.initializers.filter((t) => needed.has(t.name));
     this.initializers.splice(0, this.initializers.length, ...inits);
+    if (o.inputs) { const ins = this.inputs.filter((v) => needed.has(v.name)); this.inputs.splice(0, this.inputs.length, ...ins); }
     return this;
   }
 

@@ -176,5 +176,5 @@ export function buildLayerGraph(arch: ArchDefinition, cfg: ModelConfig, w: Weigh
     const acc = o.accumulate ? [g.input(`xtx_acc.${name}`, 'float32', [tap.inFeatures, tap.inFeatures])] : [];
     g.output(g.op('Gemm', [x2, x2, ...acc], { transA: 1, ...(o.accumulate ? { beta: { kind: 'float', v: 1 } } : {}) }), 'float32', [tap.inFeatures, tap.inFeatures], `xtx.${name}`);
   }
-  return g.prune();
+  return g.prune({ inputs: true }); // a Hessian graph reads only the weights upstream of its taps
 }

@@ -23,7 +23,7 @@ import { packLinear, packable, type PackBits, type PackedLinear } from './pack.t
 import { rtnQuantize } from './rtn.ts';
 import { moduleTensors } from './save.ts';
 import type { LayerRecord, WorkDir } from './workdir.ts';
-import { collectGarbage } from '../gc.ts';
+import { collectGarbage, noteGarbage } from '../gc.ts';
 import type { TensorLike } from '../io/safetensors.ts';
 import type { Tensor } from '../tensor.ts';
 import type { Tensor as OrtTensor } from 'onnxruntime-node';
@@ -202,6 +202,7 @@ async function captureInputs(arch: ArchDefinition, cfg: ModelConfig, ck: Checkpo
   const emb = await embedSession(arch, cfg, ck, act, device);
   for (const b of data) {
     await emb.sess.run({ ...emb.feeds, input_ids: i64(Array.from(b.ids.flatMap((x) => Array.from(x))), [b.ids.length, b.seq]) }, { hidden: actTensor(b.hidden, [b.ids.length, b.seq, cfg.hiddenSize]) });
+    noteGarbage(b.hidden.byteLength);
     if (!allFinite(b.hidden)) fail(`calibration activations are NaN/Inf at the input of layer 0 (embedding output); check the embedding weights`);
   }
   await emb.sess.release();
@@ -247,6 +248,7 @@ async function forwardLayer(fwd: InferenceSession, inputs: { rel: string; shape:
   for (const b of data) {
     const dims = [b.ids.length, b.seq, H], half = b.hidden instanceof Uint16Array, t = actTensor(b.hidden, dims);
     await fwd.run({ ...wf, hidden_in: t }, { hidden_out: t });
+    noteGarbage(b.hidden.byteLength);
     if (!allFinite(b.hidden)) fail(`calibration activations are NaN/Inf at the output of layer ${layerName.split('.').pop()} (${layerName})${half ? ' (stored as float16: values beyond ±65504 overflow; try activationDtype float32 / --activation-dtype fp32)' : ''}; check the source weights and calibration data`);
   }
 }
@@ -274,8 +276,10 @@ async function hessians(grp: LayerGraphs['hessGraphs'][number], todo: string[], 
     hess.set(rep, h);
     acc[`xtx_acc.${rep}`] = fetches[`xtx.${rep}`] = f32(h, [n, n]);
   }
+  const hessBytes = [...hess.values()].reduce((a, h) => a + h.byteLength, 0);
   for (const b of data) {
     const r = await grp.sess.run({ ...wf, ...acc, hidden_in: actTensor(b.hidden, [b.ids.length, b.seq, H]) }, fetches as never);
+    noteGarbage(hessBytes); // onnxruntime-node returns a copy of each bound output
     for (const rep of reps) {
       const rows = r[`rows.${rep}`];
       if (rows && routed) routed.set(rep, (routed.get(rep) ?? 0) + Number((rows.data as Float32Array)[0]));
@@ -358,7 +362,7 @@ async function layerGraphs(arch: ArchDefinition, cfg: ModelConfig, groups: strin
     const sess = await createSession(buildLayerGraph(arch, cfg, w2, { withHidden: false, hessians: reps, layerIndex, accumulate: true, hiddenType }).toBytes(), { device, lowMemory: true });
     const repOf = new Map(mods.map((m) => [m, byTap.get(tapKey(w.taps.get(m)!))!]));
     const inFeatures = new Map(reps.map((r) => [r, w.taps.get(r)!.inFeatures]));
-    return { mods, sess, inputs: w2.inputs, repOf, inFeatures };
+    return { mods, sess, inputs: w2.inputs.filter((i) => sess.inputNames.includes(i.rel)), repOf, inFeatures }; // only what the pruned graph reads
   }));
   return { fwd, fwdW, hessGraphs };
 }
