@@ -27,13 +27,13 @@ function gcFunction(): (() => void) | null {
 let pending = 0;
 
 /**
- * Record `bytes` of fresh garbage; once 256 MB have piled up, run a quick gc(). onnxruntime-node returns a new
+ * Record `bytes` of fresh garbage; once 64 MB have piled up, run a quick gc(). onnxruntime-node returns a new
  * ArrayBuffer copy even for an output bound to a preallocated tensor, so each bound run makes output-sized garbage
  * (a 485 MB Hessian per calibration batch) that V8 would otherwise collect late.
  */
 export function noteGarbage(bytes: number): void {
   pending += bytes;
-  if (pending < 256e6) return;
+  if (pending < 64e6) return;
   pending = 0;
   gcFunction()?.();
 }

@@ -10,6 +10,10 @@ import { InputWeights } from '../src/graph/weights.ts';
 import { createSession, f16, f32 } from '../src/graph/session.ts';
 import { llama } from '../src/models/llama.ts';
 import { dequantize } from '../src/quant/pack.ts';
+import { quantizeLayers } from '../src/quant/quantize-model.ts';
+import { resolveQuantizeConfig } from '../src/quant/config.ts';
+import type { TensorLike } from '../src/io/safetensors.ts';
+const dataOf = async (t: TensorLike) => ('data' in t ? t.data : await t.load());
 import { CausalLM, loadFloatWeights } from '../src/runtime/causal-lm.ts';
 import { f16ToF32, toF16Bits } from '../src/tensor.ts';
 import { makeLlamaCheckpoint } from './synth.ts';
@@ -166,6 +170,27 @@ test('layer forward written in place over its input (hidden_out bound to the hid
       }
       t.cleanup(); mkdirSync(t.path, { recursive: true });
     }
+  } finally { t.cleanup(); }
+});
+
+test('finished modules dequantized in-graph (DequantizeLinear from codes) give byte-identical results to feeding fp32 weights', async () => {
+  const t = tmpDir();
+  try {
+    await makeLlamaCheckpoint(t.path, DIMS);
+    const cfg = await loadModelConfig(t.path);
+    const ck = await Checkpoint.open(t.path);
+    const calib = { inputIds: examples(8, 32).map((e) => Int32Array.from(e.inputIds)), attentionMask: [], concatenated: false };
+    for (const qc of [{ groupSize: 32, descAct: false }, { groupSize: -1, descAct: false }, { groupSize: 32, descAct: true, staticGroups: true }]) {
+      const q = resolveQuantizeConfig({ bits: 4, ...qc });
+      const a = await quantizeLayers(llama, cfg, ck, q, calib);
+      const b = await quantizeLayers(llama, cfg, ck, q, calib, { dequantizeInGraph: false });
+      assert.equal(a.packed.size, b.packed.size);
+      for (const [n, x] of a.packed) {
+        const [dx, dy] = [await dataOf(x), await dataOf(b.packed.get(n)!)];
+        assert.deepEqual(new Uint8Array(dx.buffer, dx.byteOffset, dx.byteLength), new Uint8Array(dy.buffer, dy.byteOffset, dy.byteLength), `${JSON.stringify(qc)}: ${n}`);
+      }
+    }
+    await ck.close();
   } finally { t.cleanup(); }
 });
 

@@ -48,4 +48,5 @@ export function f64(data: Float64Array, dims: readonly number[]): ort.Tensor { r
 export function i64(data: BigInt64Array | readonly number[], dims: readonly number[]): ort.Tensor {
   return new ort.Tensor('int64', data instanceof BigInt64Array ? data : BigInt64Array.from(data.map(BigInt)), dims);
 }
+export function u8(data: Uint8Array, dims: readonly number[]): ort.Tensor { return new ort.Tensor('uint8', data, dims); }
 export function i32(data: Int32Array, dims: readonly number[]): ort.Tensor { return new ort.Tensor('int32', data, dims); }

@@ -65,26 +65,46 @@ export class InputWeights implements WeightSource {
   /** rowWeight: the linear's `hessianRowWeight` (its Hessian sums only the rows it marks). */
   readonly taps = new Map<string, { value: string; inFeatures: number; rowWeight?: string }>();
   private seen = new Map<string, string>();
-  constructor(private readonly stripPrefix: string) {}
+  /**
+   * `dequantize(rel)` → group size: that linear's weight enters as integer codes `<rel>.weight.codes` uint8 [out,in],
+   * `.scales` float32 [out,groups] and `.zeros` uint8 [out,groups], dequantized in the graph (blocked
+   * DequantizeLinear: exactly scale·(q − zero) in fp32), so no fp32 copy of it stays resident.
+   */
+  constructor(private readonly stripPrefix: string, private readonly dequantize?: (rel: string) => number | undefined) {}
+
+  private input(g: GraphBuilder, name: string, rel: string, type: ElemType, shape: readonly number[]): string {
+    let v = this.seen.get(rel);
+    if (!v) {
+      v = g.input(rel, type, shape);
+      this.inputs.push({ name, rel, shape: [...shape], type });
+      this.seen.set(rel, v);
+    }
+    return v;
+  }
 
   private rel(name: string): string {
     return name.startsWith(this.stripPrefix) ? name.slice(this.stripPrefix.length) : name;
   }
 
   tensor(g: GraphBuilder, name: string, shape: readonly number[]): string {
-    const rel = this.rel(name);
-    let v = this.seen.get(rel);
-    if (!v) {
-      v = g.input(rel, 'float32', shape);
-      this.inputs.push({ name, rel, shape: [...shape], type: 'float32' });
-      this.seen.set(rel, v);
-    }
-    return v;
+    return this.input(g, name, this.rel(name), 'float32', shape);
   }
 
   linear(g: GraphBuilder, x: string, s: LinearSpec): string {
-    this.taps.set(this.rel(s.name), { value: x, inFeatures: s.inFeatures, ...(s.hessianRowWeight ? { rowWeight: s.hessianRowWeight } : {}) });
-    const w = this.tensor(g, `${s.name}.weight`, weightShape(s));
+    const rel = this.rel(s.name), gs = this.dequantize?.(rel);
+    this.taps.set(rel, { value: x, inFeatures: s.inFeatures, ...(s.hessianRowWeight ? { rowWeight: s.hessianRowWeight } : {}) });
+    let w: string;
+    if (gs) {
+      const n = `${s.name}.weight`, r = `${rel}.weight`, groups = s.inFeatures / gs;
+      const dq = g.op('DequantizeLinear', [
+        this.input(g, n, `${r}.codes`, 'uint8', [s.outFeatures, s.inFeatures]),
+        this.input(g, n, `${r}.scales`, 'float32', [s.outFeatures, groups]),
+        this.input(g, n, `${r}.zeros`, 'uint8', [s.outFeatures, groups]),
+      ], { axis: 1, block_size: gs });
+      w = s.conv1d ? g.op('Transpose', [dq], { perm: [1, 0] }) : dq;
+    } else {
+      w = this.tensor(g, `${s.name}.weight`, weightShape(s));
+    }
     const b = s.bias ? this.tensor(g, `${s.name}.bias`, [s.outFeatures]) : undefined;
     return gemmLinear(g, x, w, b, s.outFeatures, !s.conv1d);
   }

@@ -24,7 +24,7 @@
 import { gemm, matmul } from '../graph/linalg.ts';
 import { fail } from '../errors.ts';
 import type { QuantizeConfig } from './config.ts';
-import { findParams, roundHalfEven, type FindParamsOptions, type QuantParams } from './quantizer.ts';
+import { dequantizeCodes, findParams, roundHalfEven, type FindParamsOptions, type QuantParams } from './quantizer.ts';
 
 export type GptqConfig = Pick<QuantizeConfig, 'bits' | 'groupSize' | 'descAct' | 'staticGroups' | 'sym' | 'dampPercent' | 'blockSize' | 'mse'>
   & { dampAutoIncrement?: number };
@@ -49,8 +49,8 @@ export interface GptqOptions {
 }
 
 export interface GptqResult {
-  /** Dequantized weights [rows, cols] (what AutoGPTQ writes back into layer.weight). */
-  Q: Float32Array;
+  /** Dequantized weights [rows, cols] (what AutoGPTQ writes back into layer.weight); computed on first access. */
+  readonly Q: Float32Array;
   /** Integer codes [rows, cols], original column order. */
   intCodes: Uint8Array;
   /** [groups, rows], groups in g_idx numbering. */
@@ -352,20 +352,18 @@ export async function gptqQuantize(W: Float32Array, H: Float32Array, rows: numbe
   const scales = new Float32Array(G * R), zeros = new Int32Array(G * R);
   plist.forEach((p, g) => { scales.set(p.scale, g * R); zeros.set(p.zero, g * R); });
   // Un-permute (Q = Q[:, invperm]) while transposing back to [rows, cols]; Q = scale·(q − zero) in float32.
-  const intCodes = new Uint8Array(R * n), Q = new Float32Array(R * n);
+  const intCodes = new Uint8Array(R * n);
   for (let c0 = 0; c0 < n; c0 += 64) for (let r0 = 0; r0 < R; r0 += 64) {
     for (let c = c0; c < Math.min(c0 + 64, n); c++) {
-      const j = perm[c]!, o = c * R, g = gIdx[j]! * R;
-      for (let r = r0; r < Math.min(r0 + 64, R); r++) {
-        const q = codesT[o + r]!;
-        intCodes[r * n + j] = q;
-        Q[r * n + j] = scales[g + r]! * (q - zeros[g + r]!);
-      }
+      const j = perm[c]!, o = c * R;
+      for (let r = r0; r < Math.min(r0 + 64, R); r++) intCodes[r * n + j] = codesT[o + r]!;
     }
   }
   const t4 = performance.now();
+  let Q: Float32Array | undefined; // computed on first use: the layer loop keeps only the codes
   return {
-    Q, intCodes, scales, zeros, gIdx, perm: cfg.descAct ? perm : null, loss, avgLoss: loss / (opts.nsamples ?? 1), dampUsed: damp,
+    get Q() { return (Q ??= dequantizeCodes(intCodes, scales, zeros, gIdx, R, n)); },
+    intCodes, scales, zeros, gIdx, perm: cfg.descAct ? perm : null, loss, avgLoss: loss / (opts.nsamples ?? 1), dampUsed: damp,
     timings: { prepare: (t1 - t0) / 1e3, cholesky: (t2 - t1) / 1e3, solve: (t3 - t2) / 1e3, lazyGemm: tGemm / 1e3, finalize: (t4 - t3) / 1e3, total: (t4 - t0) / 1e3 },
   };
 }

@@ -10,7 +10,7 @@
 import type { InferenceSession } from 'onnxruntime-node';
 import { GraphBuilder } from '../graph/builder.ts';
 import { buildLayerGraph } from '../graph/causal-lm.ts';
-import { createSession, f16, f32, i64, type Device } from '../graph/session.ts';
+import { createSession, f16, f32, i64, u8, type Device } from '../graph/session.ts';
 import { InputWeights } from '../graph/weights.ts';
 import type { ModelConfig } from '../io/config.ts';
 import type { Checkpoint } from '../io/safetensors.ts';
@@ -19,6 +19,7 @@ import type { ArchDefinition, LayerLinear } from '../models/types.ts';
 import { fail } from '../errors.ts';
 import type { QuantizeConfig } from './config.ts';
 import { gptqQuantize } from './gptq.ts';
+import { dequantizeCodes } from './quantizer.ts';
 import { packLinear, packable, type PackBits, type PackedLinear } from './pack.ts';
 import { rtnQuantize } from './rtn.ts';
 import { moduleTensors } from './save.ts';
@@ -53,6 +54,8 @@ export interface QuantizeLoopOptions {
   /** Storage of the calibration activations between layers (default float16: half the memory; the layer math
    *  itself stays fp32). */
   activationDtype?: ActivationDtype;
+  /** Finished modules enter later graphs as codes dequantized in-graph (default true; false: as fp32 arrays). */
+  dequantizeInGraph?: boolean;
 }
 
 export type ActivationDtype = 'float16' | 'float32';
@@ -138,13 +141,21 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
   const inside = arch.insideLayerModulesFor?.(cfg) ?? arch.insideLayerModules;
   const groups = q.trueSequential ? inside.map((g) => [...g]) : [inside.flat()];
   const varies = arch.layerGraphVaries?.(cfg) ?? false;
-  let graphs = start < L ? await layerGraphs(arch, cfg, groups, start, act, o.device) : undefined;
+  // Finished modules enter the later graphs as codes + scales + zeros, dequantized in-graph (DequantizeLinear),
+  // when their groups are contiguous column blocks (not act-order without static groups); else as fp32 weights.
+  const dqGroupSize = (rel: string): number | undefined => {
+    const l = linBy.get(rel);
+    if (!l || o.dequantizeInGraph === false || (packable(l.inFeatures, l.outFeatures, q.bits) && !o.quantizeUnpackable)) return undefined;
+    const gs = q.groupSize > 0 ? q.groupSize : l.inFeatures;
+    return (!q.descAct || q.staticGroups) && l.inFeatures % gs === 0 ? gs : undefined;
+  };
+  let graphs = start < L ? await layerGraphs(arch, cfg, groups, start, act, dqGroupSize, o.device) : undefined;
 
   const t0 = performance.now();
   for (let li = start; li < L; li++) {
     if (o.signal?.aborted) fail('quantization interrupted');
     const prefix = `${arch.layersBlockName}${li}.`;
-    if (varies && li > start) { await releaseGraphs(graphs!); graphs = await layerGraphs(arch, cfg, groups, li, act, o.device); }
+    if (varies && li > start) { await releaseGraphs(graphs!); graphs = await layerGraphs(arch, cfg, groups, li, act, dqGroupSize, o.device); }
     const { fwd, fwdW, hessGraphs } = graphs!;
     const weights = new LayerWeights(ck, prefix);
     const mctx: ModuleContext = { ck, q, method, prefix, weights, nsamples, log, dequantized: o.keepDequantized ? result.dequantized : undefined };
@@ -301,7 +312,7 @@ function allFinite(a: Float32Array | Uint16Array): boolean {
  * scale·(q − zero)) only for the duration of a graph run.
  */
 class LayerWeights {
-  private codes = new Map<string, { l: LayerLinear; r: Pick<PackedInput, 'intCodes' | 'scales' | 'zeros' | 'gIdx'> }>();
+  private codes = new Map<string, { l: LayerLinear; r: Pick<PackedInput, 'intCodes' | 'scales' | 'zeros' | 'gIdx'>; dq?: { scales: Float32Array; zeros: Uint8Array } }>();
   private small = new Map<string, Float32Array>();
   constructor(private readonly ck: Checkpoint, private readonly prefix: string) {}
 
@@ -322,32 +333,42 @@ class LayerWeights {
   async get(rel: string): Promise<Float32Array> {
     const q = this.codes.get(rel);
     if (!q) return this.source(rel);
-    const { l, r } = q, R = l.outFeatures, n = l.inFeatures;
-    const out = new Float32Array(R * n); // [out, in], or [in, out] for Conv1D
-    for (let row = 0; row < R; row++) for (let j = 0; j < n; j++) {
-      const g = r.gIdx[j]! * R + row;
-      out[l.conv1d ? j * R + row : row * n + j] = r.scales[g]! * (r.intCodes[row * n + j]! - r.zeros[g]!);
-    }
-    return out;
+    const { l, r } = q; // [out, in], or [in, out] for Conv1D
+    return dequantizeCodes(r.intCodes, r.scales, r.zeros, r.gIdx, l.outFeatures, l.inFeatures, l.conv1d);
   }
 
   async feeds(inputs: { rel: string; shape: number[] }[]): Promise<Record<string, OrtTensor>> {
     const f: Record<string, OrtTensor> = {};
-    for (const i of inputs) f[i.rel] = f32(await this.get(i.rel), i.shape);
+    for (const i of inputs) {
+      const m = /^(.*\.weight)\.(codes|scales|zeros)$/.exec(i.rel);
+      if (!m) { f[i.rel] = f32(await this.get(i.rel), i.shape); continue; }
+      const q = this.codes.get(m[1]!);
+      if (!q) fail(`internal: ${this.prefix}${m[1]} is not quantized yet`);
+      q.dq ??= dqLayout(q.r, q.l.outFeatures);
+      f[i.rel] = m[2] === 'codes' ? u8(q.r.intCodes, i.shape) : m[2] === 'scales' ? f32(q.dq.scales, i.shape) : u8(q.dq.zeros, i.shape);
+    }
     return f;
   }
 }
 
 type PackedInput = { intCodes: Uint8Array; scales: Float32Array; zeros: Int32Array; gIdx: Int32Array };
 
+/** GPTQ's scales/zeros [groups, rows] → DequantizeLinear's [rows, groups] (zeros as uint8). */
+function dqLayout(r: Pick<PackedInput, 'scales' | 'zeros'>, rows: number) {
+  const G = r.scales.length / rows, scales = new Float32Array(rows * G), zeros = new Uint8Array(rows * G);
+  for (let g = 0; g < G; g++) for (let i = 0; i < rows; i++) { scales[i * G + g] = r.scales[g * rows + i]!; zeros[i * G + g] = r.zeros[g * rows + i]!; }
+  return { scales, zeros };
+}
+
 type LayerGraphs = Awaited<ReturnType<typeof layerGraphs>>;
 
 /** Forward graph + one Hessian graph per sequential group (modules sharing an input share one Gram matrix). */
-async function layerGraphs(arch: ArchDefinition, cfg: ModelConfig, groups: string[][], layerIndex: number, hiddenType: ActivationDtype, device?: Device) {
+async function layerGraphs(arch: ArchDefinition, cfg: ModelConfig, groups: string[][], layerIndex: number, hiddenType: ActivationDtype, dq: (rel: string) => number | undefined, device?: Device) {
   const base = `${arch.layersBlockName}0.`;
-  const fwdW = new InputWeights(base);
+  const fwdW = new InputWeights(base, dq);
+  const groupOf = new Map(groups.flatMap((mods, k) => mods.map((m) => [m, k] as const)));
   const fwd = await createSession(buildLayerGraph(arch, cfg, fwdW, { layerIndex, hiddenType }).toBytes(), { device, lowMemory: true });
-  const hessGraphs = await Promise.all(groups.map(async (mods) => {
+  const hessGraphs = await Promise.all(groups.map(async (mods, k) => {
     const w = new InputWeights(base);
     buildLayerGraph(arch, cfg, w, { withHidden: false, layerIndex }); // discover taps
     const byTap = new Map<string, string>();
@@ -358,7 +379,7 @@ async function layerGraphs(arch: ArchDefinition, cfg: ModelConfig, groups: strin
       if (!byTap.has(tapKey(t))) byTap.set(tapKey(t), m);
     }
     const reps = [...byTap.values()];
-    const w2 = new InputWeights(base);
+    const w2 = new InputWeights(base, (rel) => ((groupOf.get(rel) ?? k) < k ? dq(rel) : undefined)); // earlier groups are quantized
     const sess = await createSession(buildLayerGraph(arch, cfg, w2, { withHidden: false, hessians: reps, layerIndex, accumulate: true, hiddenType }).toBytes(), { device, lowMemory: true });
     const repOf = new Map(mods.map((m) => [m, byTap.get(tapKey(w.taps.get(m)!))!]));
     const inFeatures = new Map(reps.map((r) => [r, w.taps.get(r)!.inFeatures]));

@@ -103,3 +103,13 @@ export function findParams(x: ArrayLike<number>, rows: number, cols: number, o: 
   }
   return { scale, zero, maxq };
 }
+
+/** W = scale·(q − zero) in float32, [rows, cols] from codes [rows, cols] and scales/zeros [groups, rows] by g_idx. */
+export function dequantizeCodes(codes: Uint8Array, scales: Float32Array, zeros: Int32Array, gIdx: Int32Array, rows: number, cols: number, transposed = false): Float32Array {
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let j = 0; j < cols; j++) {
+    const g = gIdx[j]! * rows + r;
+    out[transposed ? j * rows + r : r * cols + j] = scales[g]! * (codes[r * cols + j]! - zeros[g]!);
+  }
+  return out;
+}
