@@ -6,26 +6,28 @@ import type { QuantizeConfig } from './config.ts';
 export interface MemoryEstimate { layerWeights: number; activations: number; hessians: number; gptq: number; workspace: number; outside: number; total: number }
 
 /**
- * Bytes: one layer's fp32 weights (plus 1 byte per weight for the integer codes of finished modules),
- * calibration activations (2 or 4 bytes per value, plus one batch in flight), the Hessians of the largest
- * sequential group (plus one copy when modules share one), GPTQ's per-module buffers for the largest linear, ORT
- * workspace for one batch (the widest intermediate a few times, plus attention scores), and outside modules
- * (embeddings, during capture only: counted, not summed with the layer phase), + 300 MB for the runtime itself.
+ * Bytes, as the layer loop (src/quant/quantize-model.ts) holds them: the layer's integer codes (1 byte per weight;
+ * with act-order groups, which cannot be dequantized in-graph, also 4 bytes per weight of fp32 copies), calibration
+ * activations (2 or 4 bytes per value; one buffer), the Hessians of the largest sequential group plus one transient
+ * copy of the largest (onnxruntime-node returns a copy of each bound output), GPTQ's buffers for the largest linear
+ * (fp32 weight, its transposed working copy and errors, codes), ORT workspace for one batch (the widest
+ * intermediate a few times, plus attention scores), and outside modules (embeddings, during capture only: counted,
+ * not summed with the layer phase), + 300 MB for the runtime itself.
  */
 export function estimateMemory(arch: ArchDefinition, cfg: ModelConfig, q: QuantizeConfig, tokens: number, seqlen: number, batchTokens = 4096, activationDtype: 'float16' | 'float32' = 'float16'): MemoryEstimate {
   const lin = arch.layerLinears(cfg);
-  const layerWeights = 5 * lin.reduce((a, l) => a + l.inFeatures * l.outFeatures, 0);
+  const inGraph = !q.descAct || q.staticGroups;
+  const layerWeights = (inGraph ? 1 : 5) * lin.reduce((a, l) => a + l.inFeatures * l.outFeatures, 0);
   const batch = Math.min(tokens, Math.max(seqlen, batchTokens));
-  const activations = (activationDtype === 'float16' ? 2 : 4) * cfg.hiddenSize * (tokens + batch);
+  const activations = (activationDtype === 'float16' ? 2 : 4) * cfg.hiddenSize * tokens;
   const inside = arch.insideLayerModulesFor?.(cfg) ?? arch.insideLayerModules;
   const groups = q.trueSequential ? inside : [inside.flat()];
   const byRel = new Map(lin.map((l) => [l.rel, l]));
   const hessians = Math.max(...groups.map((g) => {
-    const ins = g.map((m) => byRel.get(m)?.inFeatures ?? 0), distinct = [...new Set(ins)];
-    const shared = distinct.length < ins.length ? 4 * Math.max(...ins) ** 2 : 0; // copy for a non-last sharer
-    return distinct.reduce((a, i) => a + 4 * i * i, 0) + shared;
+    const ins = [...new Set(g.map((m) => byRel.get(m)?.inFeatures ?? 0))];
+    return ins.reduce((a, i) => a + 4 * i * i, 0) + 4 * Math.max(...ins) ** 2;
   }));
-  const gptq = Math.max(...lin.map((l) => 4 * 4 * l.inFeatures * l.outFeatures)); // W, Wᵀ, errors, Q
+  const gptq = Math.max(...lin.map((l) => 14 * l.inFeatures * l.outFeatures)); // W, Wᵀ, errors (fp32), codes ×2 (u8)
   const widest = Math.max(cfg.intermediateSize, ...lin.map((l) => l.outFeatures));
   const workspace = 4 * batch * widest * 4 + 4 * cfg.numHeads * batch * Math.min(seqlen, batch);
   const outside = 4 * cfg.vocabSize * cfg.hiddenSize;
