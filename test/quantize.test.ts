@@ -9,7 +9,7 @@ import { buildLayerGraph } from '../src/graph/causal-lm.ts';
 import { InputWeights } from '../src/graph/weights.ts';
 import { createSession, f16, f32 } from '../src/graph/session.ts';
 import { llama } from '../src/models/llama.ts';
-import { dequantize } from '../src/quant/pack.ts';
+import { dequantize, unpackQweight } from '../src/quant/pack.ts';
 import { quantizeLayers } from '../src/quant/quantize-model.ts';
 import { resolveQuantizeConfig } from '../src/quant/config.ts';
 import type { TensorLike } from '../src/io/safetensors.ts';
@@ -190,6 +190,28 @@ test('finished modules dequantized in-graph (DequantizeLinear from codes) give b
         assert.deepEqual(new Uint8Array(dx.buffer, dx.byteOffset, dx.byteLength), new Uint8Array(dy.buffer, dy.byteOffset, dy.byteLength), `${JSON.stringify(qc)}: ${n}`);
       }
     }
+    await ck.close();
+  } finally { t.cleanup(); }
+});
+
+test('Hessians summed from the tap rows by panel GEMMs (big-H path) = in-graph Gram, up to fp32 summation order', async () => {
+  const t = tmpDir();
+  try {
+    await makeLlamaCheckpoint(t.path, DIMS);
+    const cfg = await loadModelConfig(t.path);
+    const ck = await Checkpoint.open(t.path);
+    const calib = { inputIds: examples(8, 32).map((e) => Int32Array.from(e.inputIds)), attentionMask: [], concatenated: false };
+    const q = resolveQuantizeConfig({ bits: 4, groupSize: 32 });
+    const a = await quantizeLayers(llama, cfg, ck, q, calib, { batchTokens: 64 });
+    const b = await quantizeLayers(llama, cfg, ck, q, calib, { batchTokens: 64, hessianInGraphMaxBytes: 0 }); // every H via rows
+    let same = 0, total = 0;
+    for (const [n, la] of a.losses) assert.ok(Math.abs(b.losses.get(n)! - la) <= 1e-4 * la, `${n}: loss ${b.losses.get(n)} vs ${la}`);
+    for (const [n, x] of a.packed) if (n.endsWith('.qweight')) {
+      const [inF, outF] = [x.shape[0]! * 8, x.shape[1]!];
+      const ca = unpackQweight((await dataOf(x)) as Int32Array, 4, inF, outF), cb = unpackQweight((await dataOf(b.packed.get(n)!)) as Int32Array, 4, inF, outF);
+      total += ca.length; ca.forEach((v, i) => { if (v === cb[i]) same++; });
+    }
+    assert.ok(total > 0 && same / total >= 0.999, `codes agree ${same}/${total}`);
     await ck.close();
   } finally { t.cleanup(); }
 });

@@ -153,8 +153,9 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
  * only those are computed. A linear with a
  * `hessianRowWeight` sums only its marked rows and also outputs their count as `rows.<name>` (scalar).
  * `hiddenType` float16: hidden_in/hidden_out are stored as fp16 (cast at the edges; the layer runs in fp32).
+ * `tapsOut`: for these of the `hessians`, output the linear's input rows `x.<name>` [rows, in] instead of the Gram.
  */
-export function buildLayerGraph(arch: ArchDefinition, cfg: ModelConfig, w: WeightSource & { taps?: Map<string, { value: string; inFeatures: number; rowWeight?: string }> }, o: { hessians?: readonly string[]; withHidden?: boolean; layerIndex?: number; accumulate?: boolean; hiddenType?: 'float32' | 'float16' } = {}): GraphBuilder {
+export function buildLayerGraph(arch: ArchDefinition, cfg: ModelConfig, w: WeightSource & { taps?: Map<string, { value: string; inFeatures: number; rowWeight?: string }> }, o: { hessians?: readonly string[]; withHidden?: boolean; layerIndex?: number; accumulate?: boolean; hiddenType?: 'float32' | 'float16'; tapsOut?: readonly string[] } = {}): GraphBuilder {
   const g = new GraphBuilder(`${cfg.modelType}_layer`);
   const half = o.hiddenType === 'float16';
   const xin = g.input('hidden_in', half ? 'float16' : 'float32', ['batch', 'seq', cfg.hiddenSize]);
@@ -172,6 +173,7 @@ export function buildLayerGraph(arch: ArchDefinition, cfg: ModelConfig, w: Weigh
       x2 = g.op('Mul', [x2, g.op('Reshape', [tap.rowWeight, g.constI64([-1, 1])])]);
       g.output(g.op('ReduceSum', [tap.rowWeight], { keepdims: 0 }), 'float32', [], `rows.${name}`);
     }
+    if (o.tapsOut?.includes(name)) { g.output(x2, 'float32', ['rows', tap.inFeatures], `x.${name}`); continue; }
     // accumulate: input `xtx_acc.<name>` is added in the Gemm (C, β = 1), so sums never pass through JS loops.
     const acc = o.accumulate ? [g.input(`xtx_acc.${name}`, 'float32', [tap.inFeatures, tap.inFeatures])] : [];
     g.output(g.op('Gemm', [x2, x2, ...acc], { transA: 1, ...(o.accumulate ? { beta: { kind: 'float', v: 1 } } : {}) }), 'float32', [tap.inFeatures, tap.inFeatures], `xtx.${name}`);

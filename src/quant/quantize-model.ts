@@ -19,6 +19,7 @@ import type { ArchDefinition, LayerLinear } from '../models/types.ts';
 import { fail } from '../errors.ts';
 import type { QuantizeConfig } from './config.ts';
 import { gptqQuantize } from './gptq.ts';
+import { gemm } from '../graph/linalg.ts';
 import { dequantizeCodes } from './quantizer.ts';
 import { packLinear, packable, type PackBits, type PackedLinear } from './pack.ts';
 import { rtnQuantize } from './rtn.ts';
@@ -56,6 +57,8 @@ export interface QuantizeLoopOptions {
   activationDtype?: ActivationDtype;
   /** Finished modules enter later graphs as codes dequantized in-graph (default true; false: as fp32 arrays). */
   dequantizeInGraph?: boolean;
+  /** Hessians larger than this many bytes are summed from the tap rows by panel GEMMs (default 64 MB). */
+  hessianInGraphMaxBytes?: number;
 }
 
 export type ActivationDtype = 'float16' | 'float32';
@@ -149,13 +152,14 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
     const gs = q.groupSize > 0 ? q.groupSize : l.inFeatures;
     return (!q.descAct || q.staticGroups) && l.inFeatures % gs === 0 ? gs : undefined;
   };
-  let graphs = start < L ? await layerGraphs(arch, cfg, groups, start, act, dqGroupSize, o.device) : undefined;
+  const maxInGraph = o.hessianInGraphMaxBytes ?? 64e6;
+  let graphs = start < L ? await layerGraphs(arch, cfg, groups, start, act, dqGroupSize, maxInGraph, o.device) : undefined;
 
   const t0 = performance.now();
   for (let li = start; li < L; li++) {
     if (o.signal?.aborted) fail('quantization interrupted');
     const prefix = `${arch.layersBlockName}${li}.`;
-    if (varies && li > start) { await releaseGraphs(graphs!); graphs = await layerGraphs(arch, cfg, groups, li, act, dqGroupSize, o.device); }
+    if (varies && li > start) { await releaseGraphs(graphs!); graphs = await layerGraphs(arch, cfg, groups, li, act, dqGroupSize, maxInGraph, o.device); }
     const { fwd, fwdW, hessGraphs } = graphs!;
     const weights = new LayerWeights(ck, prefix);
     const mctx: ModuleContext = { ck, q, method, prefix, weights, nsamples, log, dequantized: o.keepDequantized ? result.dequantized : undefined };
@@ -285,12 +289,13 @@ async function hessians(grp: LayerGraphs['hessGraphs'][number], todo: string[], 
   for (const rep of reps) {
     const n = grp.inFeatures.get(rep)!, h = new Float32Array(n * n);
     hess.set(rep, h);
-    acc[`xtx_acc.${rep}`] = fetches[`xtx.${rep}`] = f32(h, [n, n]);
+    if (!grp.viaRows.includes(rep)) acc[`xtx_acc.${rep}`] = fetches[`xtx.${rep}`] = f32(h, [n, n]);
   }
   const hessBytes = [...hess.values()].reduce((a, h) => a + h.byteLength, 0);
   for (const b of data) {
     const r = await grp.sess.run({ ...wf, ...acc, hidden_in: actTensor(b.hidden, [b.ids.length, b.seq, H]) }, fetches as never);
     noteGarbage(hessBytes); // onnxruntime-node returns a copy of each bound output
+    for (const rep of grp.viaRows) { const x = r[`x.${rep}`]!; await addGram(hess.get(rep)!, x.data as Float32Array, x.dims[0]!, x.dims[1]!); }
     for (const rep of reps) {
       const rows = r[`rows.${rep}`];
       if (rows && routed) routed.set(rep, (routed.get(rep) ?? 0) + Number((rows.data as Float32Array)[0]));
@@ -298,6 +303,20 @@ async function hessians(grp: LayerGraphs['hessGraphs'][number], todo: string[], 
   }
   for (const h of hess.values()) for (let k = 0; k < h.length; k++) h[k]! *= 2 / nsamples; // once per group
   return hess;
+}
+
+/**
+ * H += XᵀX for X [rows, n], by row panels of H (each an ORT Gemm with the panel as C and output, in place), so the
+ * copy onnxruntime-node returns per run is panel-sized instead of a whole [n, n] Hessian.
+ */
+async function addGram(h: Float32Array, x: Float32Array, rows: number, n: number): Promise<void> {
+  const P = 1024, cols = new Float32Array(rows * Math.min(P, n));
+  for (let i0 = 0; i0 < n; i0 += P) {
+    const p = Math.min(P, n - i0), a = cols.subarray(0, rows * p);
+    for (let t = 0; t < rows; t++) a.set(x.subarray(t * n + i0, t * n + i0 + p), t * p); // X[:, i0:i0+p]
+    const panel = h.subarray(i0 * n, (i0 + p) * n);
+    await gemm(a, x, panel, p, rows, n, { transA: true, out: panel });
+  }
 }
 
 function allFinite(a: Float32Array | Uint16Array): boolean {
@@ -363,7 +382,7 @@ function dqLayout(r: Pick<PackedInput, 'scales' | 'zeros'>, rows: number) {
 type LayerGraphs = Awaited<ReturnType<typeof layerGraphs>>;
 
 /** Forward graph + one Hessian graph per sequential group (modules sharing an input share one Gram matrix). */
-async function layerGraphs(arch: ArchDefinition, cfg: ModelConfig, groups: string[][], layerIndex: number, hiddenType: ActivationDtype, dq: (rel: string) => number | undefined, device?: Device) {
+async function layerGraphs(arch: ArchDefinition, cfg: ModelConfig, groups: string[][], layerIndex: number, hiddenType: ActivationDtype, dq: (rel: string) => number | undefined, maxInGraph: number, device?: Device) {
   const base = `${arch.layersBlockName}0.`;
   const fwdW = new InputWeights(base, dq);
   const groupOf = new Map(groups.flatMap((mods, k) => mods.map((m) => [m, k] as const)));
@@ -379,11 +398,13 @@ async function layerGraphs(arch: ArchDefinition, cfg: ModelConfig, groups: strin
       if (!byTap.has(tapKey(t))) byTap.set(tapKey(t), m);
     }
     const reps = [...byTap.values()];
+    // Big Hessians are summed from the tap rows by panel GEMMs (see addGram), the rest in-graph.
+    const viaRows = reps.filter((r) => 4 * w.taps.get(r)!.inFeatures ** 2 > maxInGraph);
     const w2 = new InputWeights(base, (rel) => ((groupOf.get(rel) ?? k) < k ? dq(rel) : undefined)); // earlier groups are quantized
-    const sess = await createSession(buildLayerGraph(arch, cfg, w2, { withHidden: false, hessians: reps, layerIndex, accumulate: true, hiddenType }).toBytes(), { device, lowMemory: true });
+    const sess = await createSession(buildLayerGraph(arch, cfg, w2, { withHidden: false, hessians: reps, layerIndex, accumulate: true, hiddenType, tapsOut: viaRows }).toBytes(), { device, lowMemory: true });
     const repOf = new Map(mods.map((m) => [m, byTap.get(tapKey(w.taps.get(m)!))!]));
     const inFeatures = new Map(reps.map((r) => [r, w.taps.get(r)!.inFeatures]));
-    return { mods, sess, inputs: w2.inputs.filter((i) => sess.inputNames.includes(i.rel)), repOf, inFeatures }; // only what the pruned graph reads
+    return { mods, sess, inputs: w2.inputs.filter((i) => sess.inputNames.includes(i.rel)), repOf, inFeatures, viaRows }; // only what the pruned graph reads
   }));
   return { fwd, fwdW, hessGraphs };
 }
