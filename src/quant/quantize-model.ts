@@ -1,11 +1,11 @@
 /**
  * The GPTQ layer loop (AutoGPTQ `BaseGPTQForCausalLM.quantize`): capture layer-0 inputs; for each decoder layer
- * and each sequential group, accumulate H = 2/n·ΣXᵀX inside the ORT layer graph, run GPTQ per module, write
- * the dequantized weights back, then recompute the layer's outputs with the quantized weights as the next
- * layer's inputs. Memory: layers are streamed from the checkpoint (a weight is read when a graph or GPTQ needs
- * it; quantized modules stay as integer codes between passes), calibration activations are stored in fp16 by
- * default (AutoGPTQ calibrates in fp16 too) and overwritten in place, and Hessians accumulate into one buffer
- * that GPTQ then factorizes in place.
+ * and each sequential group, accumulate H = 2/n·ΣXᵀX (inside the ORT layer graph, or from the tap rows by panel
+ * GEMMs when H is big), run GPTQ per module, then recompute the layer's outputs with the quantized weights as the
+ * next layer's inputs. Memory: layers are streamed from the checkpoint (a weight is read when a graph or GPTQ needs
+ * it); finished modules stay as integer codes and later graphs dequantize them in-graph; calibration activations
+ * live in one buffer (fp16 by default, as AutoGPTQ calibrates) that each layer overwrites in place; GPTQ factorizes
+ * the Hessian in its own buffer.
  */
 import type { InferenceSession } from 'onnxruntime-node';
 import { GraphBuilder } from '../graph/builder.ts';
