@@ -10,7 +10,8 @@ import { InputWeights } from '../src/graph/weights.ts';
 import { createSession, f16, f32 } from '../src/graph/session.ts';
 import { llama } from '../src/models/llama.ts';
 import { dequantize, unpackQweight } from '../src/quant/pack.ts';
-import { quantizeLayers } from '../src/quant/quantize-model.ts';
+import { quantizeLayers, type QuantizeLoopOptions, type QuantizeLoopResult } from '../src/quant/quantize-model.ts';
+import type { QuantizeConfig } from '../src/quant/config.ts';
 import { resolveQuantizeConfig } from '../src/quant/config.ts';
 import type { TensorLike } from '../src/io/safetensors.ts';
 const dataOf = async (t: TensorLike) => ('data' in t ? t.data : await t.load());
@@ -173,37 +174,35 @@ test('layer forward written in place over its input (hidden_out bound to the hid
   } finally { t.cleanup(); }
 });
 
-test('finished modules dequantized in-graph (DequantizeLinear from codes) give byte-identical results to feeding fp32 weights', async () => {
+/** Run `fn` on the synthetic llama with a fixed calibration set (the quantize-loop variants compared below). */
+async function withLoop(fn: (run: (q: QuantizeConfig, o?: QuantizeLoopOptions) => Promise<QuantizeLoopResult>) => Promise<void>) {
   const t = tmpDir();
   try {
     await makeLlamaCheckpoint(t.path, DIMS);
     const cfg = await loadModelConfig(t.path);
     const ck = await Checkpoint.open(t.path);
     const calib = { inputIds: examples(8, 32).map((e) => Int32Array.from(e.inputIds)), attentionMask: [], concatenated: false };
-    for (const qc of [{ groupSize: 32, descAct: false }, { groupSize: -1, descAct: false }, { groupSize: 32, descAct: true, staticGroups: true }]) {
+    try { await fn((q, o) => quantizeLayers(llama, cfg, ck, q, calib, o)); } finally { await ck.close(); }
+  } finally { t.cleanup(); }
+}
+
+test('finished modules dequantized in-graph (DequantizeLinear from codes) give byte-identical results to feeding fp32 weights', () => withLoop(async (run) => {
+  for (const qc of [{ groupSize: 32, descAct: false }, { groupSize: -1, descAct: false }, { groupSize: 32, descAct: true, staticGroups: true }]) {
       const q = resolveQuantizeConfig({ bits: 4, ...qc });
-      const a = await quantizeLayers(llama, cfg, ck, q, calib);
-      const b = await quantizeLayers(llama, cfg, ck, q, calib, { dequantizeInGraph: false });
+      const a = await run(q);
+      const b = await run(q, { dequantizeInGraph: false });
       assert.equal(a.packed.size, b.packed.size);
       for (const [n, x] of a.packed) {
         const [dx, dy] = [await dataOf(x), await dataOf(b.packed.get(n)!)];
         assert.deepEqual(new Uint8Array(dx.buffer, dx.byteOffset, dx.byteLength), new Uint8Array(dy.buffer, dy.byteOffset, dy.byteLength), `${JSON.stringify(qc)}: ${n}`);
       }
     }
-    await ck.close();
-  } finally { t.cleanup(); }
-});
+}));
 
-test('Hessians summed from the tap rows by panel GEMMs (big-H path) = in-graph Gram, up to fp32 summation order', async () => {
-  const t = tmpDir();
-  try {
-    await makeLlamaCheckpoint(t.path, DIMS);
-    const cfg = await loadModelConfig(t.path);
-    const ck = await Checkpoint.open(t.path);
-    const calib = { inputIds: examples(8, 32).map((e) => Int32Array.from(e.inputIds)), attentionMask: [], concatenated: false };
+test('Hessians summed from the tap rows by panel GEMMs (big-H path) = in-graph Gram, up to fp32 summation order', () => withLoop(async (run) => {
     const q = resolveQuantizeConfig({ bits: 4, groupSize: 32 });
-    const a = await quantizeLayers(llama, cfg, ck, q, calib, { batchTokens: 64 });
-    const b = await quantizeLayers(llama, cfg, ck, q, calib, { batchTokens: 64, hessianInGraphMaxBytes: 0 }); // every H via rows
+    const a = await run(q, { batchTokens: 64 });
+    const b = await run(q, { batchTokens: 64, hessianInGraphMaxBytes: 0 }); // every H via rows
     let same = 0, total = 0;
     for (const [n, la] of a.losses) assert.ok(Math.abs(b.losses.get(n)! - la) <= 1e-4 * la, `${n}: loss ${b.losses.get(n)} vs ${la}`);
     for (const [n, x] of a.packed) if (n.endsWith('.qweight')) {
@@ -212,9 +211,7 @@ test('Hessians summed from the tap rows by panel GEMMs (big-H path) = in-graph G
       total += ca.length; ca.forEach((v, i) => { if (v === cb[i]) same++; });
     }
     assert.ok(total > 0 && same / total >= 0.999, `codes agree ${same}/${total}`);
-    await ck.close();
-  } finally { t.cleanup(); }
-});
+}));
 
 /** Mean squared logit error of a model vs the fp32 model on held-out ids. */
 async function logitMse(model: CausalLM, ref: CausalLM, ids: number[][]): Promise<number> {
