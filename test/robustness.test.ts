@@ -118,7 +118,7 @@ test('memory estimate at Llama-7B layer shapes: activation, Hessian and weight t
   const e16 = estimateMemory(llama, cfg, q, 128 * 512, 512, 2048), e32 = estimateMemory(llama, cfg, q, 128 * 512, 512, 2048, 'float32');
   assert.equal(e16.activations, 2 * 4096 * 65536);
   assert.equal(e32.activations, 2 * e16.activations);
-  assert.equal(e16.hessians, 2 * 4 * 11008 ** 2); // down_proj's group: one buffer (factorized in place) + the binding's copy
+  assert.equal(e16.hessians, 4 * 11008 ** 2 + 4 * 1024 * 11008); // down_proj's H (factorized in place) + one panel copy
   assert.equal(e16.layerWeights, 4 * 4096 ** 2 + 3 * 4096 * 11008); // 1-byte codes, dequantized in-graph
   const actOrder = estimateMemory(llama, cfg, resolveQuantizeConfig({ bits: 4, groupSize: 128, descAct: true }), 128 * 512, 512, 2048);
   assert.equal(actOrder.layerWeights, 5 * e16.layerWeights); // + fp32 copies: act-order groups are not column blocks

@@ -8,8 +8,8 @@ export interface MemoryEstimate { layerWeights: number; activations: number; hes
 /**
  * Bytes, as the layer loop (src/quant/quantize-model.ts) holds them: the layer's integer codes (1 byte per weight;
  * with act-order groups, which cannot be dequantized in-graph, also 4 bytes per weight of fp32 copies), calibration
- * activations (2 or 4 bytes per value; one buffer), the Hessians of the largest sequential group plus one transient
- * copy of the largest (onnxruntime-node returns a copy of each bound output), GPTQ's buffers for the largest linear
+ * activations (2 or 4 bytes per value; one buffer), the Hessians of the largest sequential group plus the transient
+ * copy onnxruntime-node returns of each bound output (a whole H up to 64 MB, else one 1024-row panel), GPTQ's buffers for the largest linear
  * (fp32 weight, its transposed working copy and errors, codes), ORT workspace for one batch (the widest
  * intermediate a few times, plus attention scores), and outside modules (embeddings, during capture only: counted,
  * not summed with the layer phase), + 300 MB for the runtime itself.
@@ -25,7 +25,8 @@ export function estimateMemory(arch: ArchDefinition, cfg: ModelConfig, q: Quanti
   const byRel = new Map(lin.map((l) => [l.rel, l]));
   const hessians = Math.max(...groups.map((g) => {
     const ins = [...new Set(g.map((m) => byRel.get(m)?.inFeatures ?? 0))];
-    return ins.reduce((a, i) => a + 4 * i * i, 0) + 4 * Math.max(...ins) ** 2;
+    const m = Math.max(...ins), copy = 4 * m * m <= 64e6 ? 4 * m * m : 4 * 1024 * m; // in-graph H, or one panel
+    return ins.reduce((a, i) => a + 4 * i * i, 0) + copy;
   }));
   const gptq = Math.max(...lin.map((l) => 14 * l.inFeatures * l.outFeatures)); // W, Wᵀ, errors (fp32), codes ×2 (u8)
   const widest = Math.max(cfg.intermediateSize, ...lin.map((l) => l.outFeatures));
