@@ -4,8 +4,7 @@
  */
 import type { InferenceSession } from 'onnxruntime-node';
 import { GraphBuilder } from './builder.ts';
-import { createSession, f32, f64 } from './session.ts';
-import { noteGarbage } from '../gc.ts';
+import { createSession, f32, f64, runInto } from './session.ts';
 
 type Arr = Float32Array | Float64Array;
 const sessions = new Map<string, Promise<InferenceSession>>();
@@ -21,8 +20,7 @@ function session(key: string, build: () => GraphBuilder): Promise<InferenceSessi
 async function run(s: InferenceSession, feeds: Record<string, ReturnType<typeof tensor>>, name: string, dims: [number, number], out?: Arr): Promise<Arr> {
   if (!out) return (await s.run(feeds))[name]!.data as Arr;
   const view = out.subarray(0, dims[0] * dims[1]);
-  await s.run(feeds, { [name]: tensor(view, dims) });
-  noteGarbage(view.byteLength); // the binding still returns a copy
+  await runInto(s, feeds, { [name]: tensor(view, dims) });
   return view;
 }
 

@@ -1,6 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { availableParallelism } from 'node:os';
 import { fail } from '../errors.ts';
+import { noteGarbage } from '../gc.ts';
 
 export type Device = 'cpu' | 'webgpu' | 'cuda';
 export interface SessionOptions {
@@ -50,3 +51,14 @@ export function i64(data: BigInt64Array | readonly number[], dims: readonly numb
 }
 export function u8(data: Uint8Array, dims: readonly number[]): ort.Tensor { return new ort.Tensor('uint8', data, dims); }
 export function i32(data: Int32Array, dims: readonly number[]): ort.Tensor { return new ort.Tensor('int32', data, dims); }
+
+/**
+ * session.run with outputs written into preallocated tensors (`null`: allocated by ORT). onnxruntime-node still
+ * returns a fresh copy of every output, bound or not; the bound ones' bytes go to noteGarbage so those copies are
+ * collected early instead of piling up outside V8's heap.
+ */
+export async function runInto(s: ort.InferenceSession, feeds: Record<string, ort.Tensor>, fetches: Record<string, ort.Tensor | null>): Promise<ort.InferenceSession.ReturnType> {
+  const r = await s.run(feeds, fetches as ort.InferenceSession.FetchesType);
+  noteGarbage(Object.values(fetches).reduce((a, t) => a + (t ? (t.data as ArrayBufferView).byteLength : 0), 0));
+  return r;
+}

@@ -10,7 +10,7 @@
 import type { InferenceSession } from 'onnxruntime-node';
 import { GraphBuilder } from '../graph/builder.ts';
 import { buildLayerGraph } from '../graph/causal-lm.ts';
-import { createSession, f16, f32, i64, u8, type Device } from '../graph/session.ts';
+import { createSession, f16, f32, i64, runInto, u8, type Device } from '../graph/session.ts';
 import { InputWeights } from '../graph/weights.ts';
 import type { ModelConfig } from '../io/config.ts';
 import type { Checkpoint } from '../io/safetensors.ts';
@@ -25,7 +25,7 @@ import { packLinear, packable, type PackBits, type PackedLinear } from './pack.t
 import { rtnQuantize } from './rtn.ts';
 import { moduleTensors } from './save.ts';
 import type { LayerRecord, WorkDir } from './workdir.ts';
-import { collectGarbage, noteGarbage } from '../gc.ts';
+import { collectGarbage } from '../gc.ts';
 import type { TensorLike } from '../io/safetensors.ts';
 import type { Tensor } from '../tensor.ts';
 import type { Tensor as OrtTensor } from 'onnxruntime-node';
@@ -216,8 +216,7 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
 async function captureInputs(arch: ArchDefinition, cfg: ModelConfig, ck: Checkpoint, data: Batch[], act: ActivationDtype, device?: Device): Promise<void> {
   const emb = await embedSession(arch, cfg, ck, act, device);
   for (const b of data) {
-    await emb.sess.run({ ...emb.feeds, input_ids: i64(Array.from(b.ids.flatMap((x) => Array.from(x))), [b.ids.length, b.seq]) }, { hidden: actTensor(b.hidden, [b.ids.length, b.seq, cfg.hiddenSize]) });
-    noteGarbage(b.hidden.byteLength);
+    await runInto(emb.sess, { ...emb.feeds, input_ids: i64(Array.from(b.ids.flatMap((x) => Array.from(x))), [b.ids.length, b.seq]) }, { hidden: actTensor(b.hidden, [b.ids.length, b.seq, cfg.hiddenSize]) });
     if (!allFinite(b.hidden)) fail(`calibration activations are NaN/Inf at the input of layer 0 (embedding output); check the embedding weights`);
   }
   await emb.sess.release();
@@ -262,8 +261,7 @@ async function forwardLayer(fwd: InferenceSession, inputs: { rel: string; shape:
   const wf = await weights.feeds(inputs);
   for (const b of data) {
     const dims = [b.ids.length, b.seq, H], half = b.hidden instanceof Uint16Array, t = actTensor(b.hidden, dims);
-    await fwd.run({ ...wf, hidden_in: t }, { hidden_out: t });
-    noteGarbage(b.hidden.byteLength);
+    await runInto(fwd, { ...wf, hidden_in: t }, { hidden_out: t });
     if (!allFinite(b.hidden)) fail(`calibration activations are NaN/Inf at the output of layer ${layerName.split('.').pop()} (${layerName})${half ? ' (stored as float16: values beyond ±65504 overflow; try activationDtype float32 / --activation-dtype fp32)' : ''}; check the source weights and calibration data`);
   }
 }
@@ -291,10 +289,8 @@ async function hessians(grp: LayerGraphs['hessGraphs'][number], todo: string[], 
     hess.set(rep, h);
     if (!grp.viaRows.includes(rep)) acc[`xtx_acc.${rep}`] = fetches[`xtx.${rep}`] = f32(h, [n, n]);
   }
-  const hessBytes = [...hess.values()].reduce((a, h) => a + h.byteLength, 0);
   for (const b of data) {
-    const r = await grp.sess.run({ ...wf, ...acc, hidden_in: actTensor(b.hidden, [b.ids.length, b.seq, H]) }, fetches as never);
-    noteGarbage(hessBytes); // onnxruntime-node returns a copy of each bound output
+    const r = await runInto(grp.sess, { ...wf, ...acc, hidden_in: actTensor(b.hidden, [b.ids.length, b.seq, H]) }, fetches);
     for (const rep of grp.viaRows) { const x = r[`x.${rep}`]!; await addGram(hess.get(rep)!, x.data as Float32Array, x.dims[0]!, x.dims[1]!); }
     for (const rep of reps) {
       const rows = r[`rows.${rep}`];
