@@ -11,9 +11,10 @@ import { calibrationSamples, loadText, type CalibrationSet, type TokenizedExampl
 import { archFor } from './models/registry.ts';
 import type { ArchDefinition } from './models/types.ts';
 import { resolveQuantizeConfig, type QuantizeConfig } from './quant/config.ts';
-import { quantizeLayers, type ActivationDtype, type QuantizeEvent, type QuantizeLoopResult } from './quant/quantize-model.ts';
+import { quantizeLayers, type ActivationDtype, type QuantizeLoopResult } from './quant/quantize-model.ts';
+import type { ProgressCallback } from './progress.ts';
 import { saveQuantizedCheckpoint, type SaveOptions } from './quant/save.ts';
-import { WorkDir, hashCalibration, hashCheckpoint } from './quant/workdir.ts';
+import { WorkDir, hashCalibration, hashCheckpoint, runIdOf } from './quant/workdir.ts';
 import { estimateMemory, fmtBytes } from './quant/memory.ts';
 import { CausalLM, loadFloatWeights, type LoadOptions } from './runtime/causal-lm.ts';
 import { InitializerWeights } from './graph/weights.ts';
@@ -31,7 +32,11 @@ export interface QuantizeCallOptions extends LoadTextOptions {
   seqlen?: number;
   seed?: number;
   method?: 'gptq' | 'rtn';
-  onProgress?: (e: QuantizeEvent) => void;
+  /**
+   * Progress (src/progress.ts): task 'quantize' events per module and layer (done/total: layers, elapsed, eta), and
+   * task 'download' events when the calibration dataset is downloaded.
+   */
+  onProgress?: ProgressCallback;
   onLog?: (msg: string) => void;
   signal?: AbortSignal;
   batchTokens?: number;
@@ -39,7 +44,11 @@ export interface QuantizeCallOptions extends LoadTextOptions {
   quantizeUnpackable?: boolean;
   /** Keep dequantized fp32 weights in memory (needed by fakeQuantModel()). */
   keepDequantized?: boolean;
-  /** Write each finished layer here; rerunning the same call resumes after the last finished layer. */
+  /**
+   * Write each finished layer here; rerunning the same call resumes after the last finished layer. The folder is
+   * locked for this process from the start of quantize() until removeWorkDir() or close(): a second process using it
+   * fails at once naming this one; a folder holding other files is refused.
+   */
   workDir?: string;
   /** Refuse up front (with the estimate) when the plan needs more resident memory than this many bytes. */
   maxMemory?: number;
@@ -49,6 +58,9 @@ export interface QuantizeCallOptions extends LoadTextOptions {
 
 export class GPTQModel {
   result?: QuantizeLoopResult;
+  private work?: WorkDir;
+  /** sha256 of the run key (source checkpoint, quantize config, calibration) when quantize() used a work dir. */
+  private runId?: string;
   private constructor(readonly dir: string, readonly cfg: ModelConfig, readonly arch: ArchDefinition, readonly ck: Checkpoint,
     readonly quantizeConfig: QuantizeConfig, readonly tokenizer: TextTokenizer | undefined, readonly device: Device) {}
 
@@ -59,6 +71,12 @@ export class GPTQModel {
     arch.check?.(cfg);
     const q = resolveQuantizeConfig(o.quantizeConfig ?? {});
     if (q.lmHead) fail('quantizeConfig.lmHead: quantizing lm_head is not supported yet');
+    // AutoGPTQ would quietly make one group of the whole row (recorded as group_size N, which kernels such as Marlin
+    // then reject); refuse and point at per-channel instead.
+    if (q.groupSize > 0) {
+      const small = arch.layerLinears(cfg).reduce((a, l) => (l.inFeatures < a.inFeatures ? l : a));
+      if (q.groupSize > small.inFeatures) fail(`group size ${q.groupSize} (quantizeConfig.groupSize, --group-size) is larger than the ${small.inFeatures} input features of ${small.rel} in ${cfg.path}; use -1 for one group per output channel, or a group size ≤ ${small.inFeatures}`);
+    }
     const tok = existsSync(join(dir, 'tokenizer.json')) ? await TextTokenizer.fromDir(dir) : undefined;
     return new GPTQModel(dir, cfg, arch, await Checkpoint.open(dir), q, tok, o.device ?? 'cpu');
   }
@@ -84,6 +102,8 @@ export class GPTQModel {
   }
 
   async quantize(data: CalibrationInput = 'c4', o: QuantizeCallOptions = {}): Promise<QuantizeLoopResult> {
+    // The work dir is locked first, so that a second run with the same work dir fails at once.
+    if (o.workDir && this.work?.dir !== o.workDir) { this.work?.release(); this.work = await WorkDir.acquire(o.workDir, { onLog: o.onLog }); }
     const calib = await this.calibration(data, o);
     if (o.maxMemory) {
       const tokens = calib.inputIds.reduce((a, r) => a + r.length, 0);
@@ -91,23 +111,35 @@ export class GPTQModel {
       if (e.total > o.maxMemory)
         fail(`quantize: estimated peak memory ${fmtBytes(e.total)} exceeds --max-memory ${fmtBytes(o.maxMemory)} (layer weights ${fmtBytes(e.layerWeights)}, activations ${fmtBytes(e.activations)} for ${tokens} tokens, Hessians ${fmtBytes(e.hessians)}, GPTQ buffers ${fmtBytes(e.gptq)}, ORT workspace ${fmtBytes(e.workspace)}, embeddings ${fmtBytes(e.outside)}); use fewer samples/shorter seqlen or a smaller --batch-tokens`);
     }
-    const workDir = o.workDir ? await WorkDir.open(o.workDir, {
-      source: await hashCheckpoint(this.dir, this.ck.files),
-      config: JSON.stringify({ ...this.quantizeConfig, method: o.method ?? 'gptq', batchTokens: o.batchTokens ?? 4096, quantizeUnpackable: !!o.quantizeUnpackable, activationDtype: o.activationDtype ?? 'float16' }),
-      calibration: hashCalibration(calib.inputIds),
-    }) : undefined;
+    if (this.work) {
+      await this.work.bind({
+        source: await hashCheckpoint(this.dir, this.ck.files),
+        config: JSON.stringify({ ...this.quantizeConfig, method: o.method ?? 'gptq', batchTokens: o.batchTokens ?? 4096, quantizeUnpackable: !!o.quantizeUnpackable, activationDtype: o.activationDtype ?? 'float16' }),
+        calibration: hashCalibration(calib.inputIds),
+      });
+      this.runId = runIdOf(this.work.runKey);
+    }
     this.result = await quantizeLayers(this.arch, this.cfg, this.ck, this.quantizeConfig, calib, {
       method: o.method, device: this.device, onEvent: o.onProgress, onLog: o.onLog, signal: o.signal, batchTokens: o.batchTokens,
-      quantizeUnpackable: o.quantizeUnpackable, keepDequantized: o.keepDequantized || o.quantizeUnpackable, workDir, activationDtype: o.activationDtype,
+      quantizeUnpackable: o.quantizeUnpackable, keepDequantized: o.keepDequantized || o.quantizeUnpackable, workDir: this.work, activationDtype: o.activationDtype,
     });
     return this.result;
   }
 
+  /**
+   * Write the quantized checkpoint to `out`. Never silently destroys a folder: `out` may be missing, empty, or this
+   * run's own earlier output; a non-empty folder otherwise needs `overwrite: true`, which replaces only the checkpoint
+   * files (config.json, quantize_config.json, model*.safetensors and index, tokenizer/generation files) and keeps every
+   * other file. `out` equal to the source model folder is always refused. Throws GptqError.
+   */
   async saveQuantized(out: string, o: SaveOptions = {}): Promise<void> {
     if (!this.result) fail('saveQuantized: call quantize() first');
     if (this.result.evaluationOnly) fail('saveQuantized: this result fake-quantized unpackable modules (quantizeUnpackable) and cannot be saved; quantize again without it');
-    await saveQuantizedCheckpoint(out, this, this.quantizeConfig, this.result, o);
+    await saveQuantizedCheckpoint(out, this, this.quantizeConfig, this.result, { ...o, runId: this.runId });
   }
+
+  /** Delete the work dir's files (after a successful save) and release its lock; other files in it are kept. */
+  async removeWorkDir(): Promise<void> { await this.work?.remove(); this.work = undefined; }
 
   /** The model with quantized-dequantized weights in fp32 (for evaluating quantization error). */
   async fakeQuantModel(o: LoadOptions = {}): Promise<CausalLM> {
@@ -118,5 +150,6 @@ export class GPTQModel {
     return CausalLM.fromWeights(this.cfg, () => new InitializerWeights((n) => w.get(n)), o);
   }
 
-  async close(): Promise<void> { await this.ck.close(); }
+  /** Release the work dir's lock (its files stay for a later resume) and close the checkpoint. */
+  async close(): Promise<void> { this.work?.release(); this.work = undefined; await this.ck.close(); }
 }
