@@ -1,20 +1,31 @@
 import { createInterface } from 'node:readline';
-import { modelDir, num, parse } from './args.ts';
-import { LOAD_FLAGS, loadHelp, loadOptions, noteDefaultAccuracy } from './load-flags.ts';
+import { MODEL_ARG, modelDir } from './args.ts';
+import { checkContext, loadFlags, loadOptions, noteDefaultAccuracy, samplingFlags, samplingOptions } from './load-flags.ts';
+import { commandHelp, parseCommand, type CommandSpec } from './flags.ts';
+import { createOutput } from './output.ts';
 import { loadAnyModel } from '../runtime/load.ts';
 import { generate } from '../runtime/generate.ts';
 import type { KvCache } from '../runtime/causal-lm.ts';
 import type { ChatMessage, TextTokenizer } from '../io/tokenizer.ts';
 import { fail } from '../errors.ts';
 
-export const HELP = `gptq chat [model] [--system TEXT] [--max-new-tokens 256] [--temperature T] [--top-k K] [--top-p P]
-          [--repetition-penalty R] [--seed S] [--show-prompt]
-  Interactive chat, streaming replies. Uses the tokenizer's chat template (tokenizer_config.json chat_template or
-  chat_template.jinja); models without one get a plain "User: … / Assistant: …" transcript (a note says so; a
-  reply ends at eos or at the next "User:"). Reads lines from stdin, so it can be piped. Earlier turns stay in the
-  KV cache: each turn only prefills what is new.
-  commands: /reset (forget the conversation), /exit (or end of input), /help
-${loadHelp(4)}`;
+export const COMMAND = {
+  name: 'chat',
+  description: `Interactive chat, streaming replies. Uses the tokenizer's chat template (tokenizer_config.json chat_template or
+chat_template.jinja); models without one get a plain "User: … / Assistant: …" transcript (a note says so; a
+reply ends at eos or at the next "User:"). Reads lines from stdin, so it can be piped. Earlier turns stay in the
+KV cache: each turn only prefills what is new. The seed grows by one per turn.
+commands while chatting: /reset (forget the conversation), /exit (or end of input), /help`,
+  positionals: [MODEL_ARG],
+  flags: [
+    { name: 'system', type: 'string', metavar: 'TEXT', help: 'system message at the start of the conversation' },
+    { name: 'show-prompt', type: 'boolean', help: 'print the rendered conversation (chat template applied) to stderr each turn' },
+    ...samplingFlags(256),
+    ...loadFlags(4),
+  ],
+} as const satisfies CommandSpec;
+
+export const HELP = commandHelp(COMMAND);
 
 const FALLBACK_STOP = '\nUser:';
 
@@ -63,17 +74,15 @@ class StopAwareStream {
 }
 
 export async function run(argv: string[]): Promise<void> {
-  const { values: v, positionals: p } = parse(argv, {
-    ...LOAD_FLAGS, system: { type: 'string' }, 'max-new-tokens': { type: 'string' }, temperature: { type: 'string' },
-    'top-k': { type: 'string' }, 'top-p': { type: 'string' }, 'repetition-penalty': { type: 'string' }, seed: { type: 'string' },
-    'show-prompt': { type: 'boolean' },
-  });
-  if (v.help) return console.log(HELP);
-  const dir = await modelDir(p[0]);
-  const lo = loadOptions(v, 4);
+  const { values: v, positionals: p, given, help } = parseCommand(COMMAND, argv);
+  if (help) return console.log(HELP);
+  const ui = createOutput({ json: false });
+  const lo = loadOptions(v);
+  const dir = await modelDir(p[0], { command: 'chat', promptHint: 'gptq chat reads your messages from stdin (type them after it starts, or pipe them)', onProgress: ui.progress });
   const { model, tokenizer: tok, gen } = await loadAnyModel(dir, lo);
-  noteDefaultAccuracy(v, model, lo);
+  noteDefaultAccuracy(given, model, lo, ui.note);
   if (!tok) fail(`${dir} has no tokenizer.json: chat needs one`);
+  const sampling = samplingOptions(v, gen);
   const eosIds = ([] as number[]).concat(gen.eosTokenId ?? model.cfg.eosTokenId ?? tok.eosId ?? []);
   const stops = tok.chatTemplate ? [] : [FALLBACK_STOP];
   const tty = !!process.stdin.isTTY;
@@ -84,7 +93,7 @@ export async function run(argv: string[]): Promise<void> {
   // KV cache of the conversation so far and the tokens it holds (reused as a prefix by the next turn).
   let cache: KvCache | undefined;
   let cached: number[] = [];
-  let seed = num(v.seed, 'seed', 0);
+  let seed = sampling.seed;
   const rl = createInterface({ input: process.stdin, terminal: tty });
   const ask = () => { if (tty) process.stdout.write('you> '); };
   ask();
@@ -105,10 +114,9 @@ export async function run(argv: string[]): Promise<void> {
     process.stdout.write('assistant> ');
     const out = new StopAwareStream(stops, (s) => process.stdout.write(s));
     const replyIds: number[] = [];
+    checkContext(model, (prior ? lcp : 0) + prompt.length, sampling.maxNewTokens, ui.note);
     const r = await generate(model, [prompt], {
-      maxNewTokens: num(v['max-new-tokens'], 'max-new-tokens', 256), cache: prior,
-      temperature: num(v.temperature, 'temperature', 0), topK: num(v['top-k'], 'top-k', gen.topK), topP: num(v['top-p'], 'top-p', gen.topP),
-      repetitionPenalty: num(v['repetition-penalty'], 'repetition-penalty', gen.repetitionPenalty), seed: seed++,
+      ...sampling, cache: prior, seed: seed++,
       eosTokenIds: eosIds, stopStrings: stops, decode: (t) => tok.decode(t),
       onToken: (_, t) => { replyIds.push(t); out.update(tok.decode(replyIds)); },
     });
