@@ -71,9 +71,10 @@ export class GPTQModel {
     arch.check?.(cfg);
     const q = resolveQuantizeConfig(o.quantizeConfig ?? {});
     if (q.lmHead) fail('quantizeConfig.lmHead: quantizing lm_head is not supported yet');
-    // AutoGPTQ would quietly make one group of the whole row (recorded as group_size N, which kernels such as Marlin
-    // then reject); refuse and point at per-channel instead.
-    if (q.groupSize > 0) {
+    // A group size chosen larger than a linear's input features: AutoGPTQ quietly makes one group of the whole row
+    // (recorded as group_size N, which kernels such as Marlin then reject); refuse and point at per-channel instead.
+    // The default (128) on a model narrower than that keeps AutoGPTQ's behaviour (one group per row).
+    if (o.quantizeConfig?.groupSize !== undefined && q.groupSize > 0) {
       const small = arch.layerLinears(cfg).reduce((a, l) => (l.inFeatures < a.inFeatures ? l : a));
       if (q.groupSize > small.inFeatures) fail(`group size ${q.groupSize} (quantizeConfig.groupSize, --group-size) is larger than the ${small.inFeatures} input features of ${small.rel} in ${cfg.path}; use -1 for one group per output channel, or a group size ≤ ${small.inFeatures}`);
     }
@@ -103,7 +104,18 @@ export class GPTQModel {
 
   async quantize(data: CalibrationInput = 'c4', o: QuantizeCallOptions = {}): Promise<QuantizeLoopResult> {
     // The work dir is locked first, so that a second run with the same work dir fails at once.
+    const created = !!o.workDir && !existsSync(o.workDir);
     if (o.workDir && this.work?.dir !== o.workDir) { this.work?.release(); this.work = await WorkDir.acquire(o.workDir, { onLog: o.onLog }); }
+    try {
+      return await this.quantizeLocked(data, o);
+    } catch (e) {
+      // A work dir this call created and that holds nothing yet (refused before the first layer) is not left behind.
+      if (created && this.work && (await this.work.layersDone()) === 0) await this.removeWorkDir();
+      throw e;
+    }
+  }
+
+  private async quantizeLocked(data: CalibrationInput, o: QuantizeCallOptions): Promise<QuantizeLoopResult> {
     const calib = await this.calibration(data, o);
     if (o.maxMemory) {
       const tokens = calib.inputIds.reduce((a, r) => a + r.length, 0);

@@ -16,3 +16,6 @@ export { resolveModelDir } from './io/hub.ts';
 export { registerArchitecture, supportedModelTypes, archFor } from './models/registry.ts';
 export type { ArchDefinition, LayerContext, WeightSource, LinearSpec } from './models/types.ts';
 export * as blocks from './models/blocks.ts';
+export type { ProgressEvent, ProgressCallback, DownloadProgress, QuantizeProgress, PerplexityProgress } from './progress.ts';
+export type { SaveOptions } from './quant/save.ts';
+export { VERSION } from './version.ts';

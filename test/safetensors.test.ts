@@ -125,10 +125,15 @@ test('saveSharded: tiny maxShardSize → ≥3 shards + index; Checkpoint reads a
       assert.deepEqual(ck.info('layer.3.w').shape, [10, 10]);
       await rejectsWith(ck.read('nope'), d.path, '"nope"', 'layer.');
     } finally { await ck.close(); }
-    // re-save as a single file: stale shards + index are removed
-    const r2 = await saveSharded(d.path, ts);
+    // a folder holding a checkpoint is not written over without overwrite (nothing changes) …
+    const before = readdirSync(d.path).sort();
+    await assert.rejects(saveSharded(d.path, ts), /already holds model.*pass overwrite: true/);
+    assert.deepEqual(readdirSync(d.path).sort(), before);
+    // … with overwrite, re-save as a single file: stale shards + index are removed, other files are kept
+    writeFileSync(join(d.path, 'notes.txt'), 'mine');
+    const r2 = await saveSharded(d.path, ts, { overwrite: true });
     assert.deepEqual(r2.files, [join(d.path, 'model.safetensors')]);
-    assert.deepEqual(readdirSync(d.path), ['model.safetensors']);
+    assert.deepEqual(readdirSync(d.path).sort(), ['model.safetensors', 'notes.txt']);
   } finally { d.cleanup(); }
 });
 

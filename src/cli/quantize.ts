@@ -7,7 +7,7 @@ import { seqlenFor } from './ppl.ts';
 import { GPTQModel } from '../gptq-model.ts';
 import { checkDeviceAvailable, DEVICES, type Device } from '../graph/session.ts';
 import { checkOutputDir } from '../quant/save.ts';
-import type { Bits } from '../quant/config.ts';
+import { DEFAULT_QUANTIZE_CONFIG, type Bits } from '../quant/config.ts';
 import { fail } from '../errors.ts';
 
 const Q = 'quantization (AutoGPTQ BaseQuantizeConfig)', C = 'calibration', O = 'output', R = 'resources';
@@ -31,7 +31,7 @@ Calibration activations are kept in fp16 between layers (half the memory; the la
     { name: 'work-dir', type: 'string', metavar: 'DIR', defaultText: 'DIR.partial', group: O, help: 'where finished layers are kept for resuming (must be new, or a gptqjs work dir)' },
     JSON_FLAG,
     { name: 'bits', type: 'int', oneOf: [2, 3, 4, 8], default: 4, group: Q, help: 'bits per weight' },
-    { name: 'group-size', type: 'int', min: 1, also: [-1], metavar: 'N', default: 128, note: '-1 = one group per output channel', group: Q,
+    { name: 'group-size', type: 'int', min: 1, also: [-1], metavar: 'N', default: DEFAULT_QUANTIZE_CONFIG.groupSize, note: '-1 = one group per output channel', group: Q,
       help: 'input columns sharing one scale/zero; at most the smallest in_features of the model\'s linears' },
     { name: 'desc-act', type: 'boolean', group: Q, help: 'act-order: quantize columns by decreasing Hessian diagonal' },
     { name: 'static-groups', type: 'boolean', group: Q, help: 'with --desc-act: groups fixed before reordering (needs --group-size > 0)' },
@@ -59,7 +59,7 @@ export const HELP = commandHelp(COMMAND);
 const realish = (p: string) => { try { return realpathSync(p); } catch { return resolve(p); } };
 
 export async function run(argv: string[]): Promise<void> {
-  const { values: v, positionals: p, help } = parseCommand(COMMAND, argv);
+  const { values: v, positionals: p, given, help } = parseCommand(COMMAND, argv);
   if (help) return console.log(HELP);
   if (!v.out) fail('quantize: --out DIR is required (the folder the quantized model is written to)');
   const out = v.out.replace(/(.)\/+$/, '$1');
@@ -73,7 +73,7 @@ export async function run(argv: string[]): Promise<void> {
   const m = await GPTQModel.fromPretrained(dir, {
     device,
     quantizeConfig: {
-      bits: v.bits as Bits, groupSize: v['group-size'], descAct: v['desc-act'], staticGroups: v['static-groups'], sym: !v.asym,
+      bits: v.bits as Bits, groupSize: given.has('group-size') ? v['group-size'] : undefined, descAct: v['desc-act'], staticGroups: v['static-groups'], sym: !v.asym,
       dampPercent: v.damp, trueSequential: !v['no-true-sequential'], mse: v.mse,
     },
   });
@@ -83,6 +83,8 @@ export async function run(argv: string[]): Promise<void> {
     const seqlen = seqlenFor(v.seqlen, m.cfg.maxPositionEmbeddings, m.cfg.path);
     // Refuse a bad --out now, not after hours of quantizing (saveQuantized checks again, with the run id).
     const plan = await checkOutputDir(out, { source: dir, overwrite: v.overwrite, config: q });
+    const narrow = m.arch.layerLinears(m.cfg).find((l) => q.groupSize > l.inFeatures);
+    if (narrow) ui.note(`note: the default group size ${q.groupSize} is larger than the ${narrow.inFeatures} input features of ${narrow.rel}: one group per row there (as AutoGPTQ does); --group-size sets it`);
     if (plan === 'overwrite') ui.note(`note: ${out} is not empty; --overwrite: its checkpoint files will be replaced, other files kept`);
     ui.note(`quantizing ${dir} (${m.cfg.modelType}, ${m.cfg.numLayers} layers) → ${out}: ${q.bits}-bit, group ${q.groupSize}, desc_act ${q.descAct}, sym ${q.sym}, ${v.method}`);
     const ac = new AbortController();

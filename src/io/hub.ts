@@ -122,8 +122,8 @@ export async function downloadToFile(url: string, dest: string, o: { fetch?: typ
   const count = new Transform({ transform(chunk: Buffer, _e, cb) { n += chunk.length; o.onBytes?.(n, false); cb(null, chunk); } });
   try {
     const src = Readable.fromWeb(resp.body as any);
-    if (o.gunzip) await pipeline(src, count, createGunzip(), createWriteStream(tmp));
-    else await pipeline(src, count, createWriteStream(tmp));
+    if (o.gunzip) await pipeline(src, count, createGunzip(), createWriteStream(tmp, { flags: 'wx' }));
+    else await pipeline(src, count, createWriteStream(tmp, { flags: 'wx' }));
     if (o.expectedSize !== undefined && n !== o.expectedSize) fail(`download ${url}: got ${n} of ${o.expectedSize} bytes`);
     const fh = await fs.open(tmp, 'r+');
     try { await fh.sync(); } finally { await fh.close(); }

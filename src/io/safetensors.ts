@@ -325,7 +325,7 @@ export async function writeSafetensors(path: string, tensors: TensorMap, metadat
   const ordered = sortedForLayout(list);
   const tmp = tempPathFor(path);
   try {
-    const fh = await fs.open(tmp, 'w');
+    const fh = await fs.open(tmp, 'wx');
     try {
       await writeAll(fh, headerFor(ordered, metadata));
       for (const [name, t] of ordered) {
@@ -361,12 +361,17 @@ export function parseSize(size: string | number): number {
   return n;
 }
 
-export interface SaveShardedOptions { maxShardSize?: string | number; metadata?: Record<string, string> }
+export interface SaveShardedOptions {
+  maxShardSize?: string | number; metadata?: Record<string, string>;
+  /** Replace model*.safetensors / model.safetensors.index.json files already in `dir` (default false: refused). */
+  overwrite?: boolean;
+}
 export interface SaveShardedResult { files: string[]; indexPath?: string; totalSize: number }
 
 /**
  * Save like transformers' save_pretrained: one `model.safetensors` if it fits in maxShardSize (default "5GB"),
- * else `model-0000i-of-0000N.safetensors` + `model.safetensors.index.json`. Stale files of the other layout are removed.
+ * else `model-0000i-of-0000N.safetensors` + `model.safetensors.index.json`. A folder already holding such files is refused
+ * unless `overwrite` (then stale files of the other layout are removed too); no other file is ever touched.
  */
 export async function saveSharded(dir: string, tensors: TensorMap, opts: SaveShardedOptions = {}): Promise<SaveShardedResult> {
   const max = parseSize(opts.maxShardSize ?? '5GB');
@@ -381,6 +386,9 @@ export async function saveSharded(dir: string, tensors: TensorMap, opts: SaveSha
   }
   if (cur.length || !shards.length) shards.push(cur);
   await fs.mkdir(dir, { recursive: true });
+  const isShardFile = (f: string) => f === 'model.safetensors' || f === 'model.safetensors.index.json' || /^model-\d{5}-of-\d{5}\.safetensors$/.test(f);
+  const existing = (await fs.readdir(dir)).filter(isShardFile);
+  if (existing.length && !opts.overwrite) fail(`${dir} already holds ${existing.slice(0, 2).join(', ')}${existing.length > 2 ? ', …' : ''}; pass overwrite: true to replace the model*.safetensors files there (other files are never touched)`);
   const N = shards.length, pad = (i: number) => String(i).padStart(5, '0');
   const names = N === 1 ? ['model.safetensors'] : shards.map((_, i) => `model-${pad(i + 1)}-of-${pad(N)}.safetensors`);
   for (let i = 0; i < N; i++) await writeSafetensors(join(dir, names[i]!), new Map(shards[i]), metadata);
@@ -395,7 +403,7 @@ export async function saveSharded(dir: string, tensors: TensorMap, opts: SaveSha
   // remove leftovers of a previous save with a different layout
   const keep = new Set([...names, ...(indexPath ? [basename(indexPath)] : [])]);
   for (const f of await fs.readdir(dir))
-    if (!keep.has(f) && (f === 'model.safetensors' || f === 'model.safetensors.index.json' || /^model-\d{5}-of-\d{5}\.safetensors$/.test(f)))
+    if (!keep.has(f) && isShardFile(f))
       await fs.rm(join(dir, f), { force: true });
   return { files: names.map((n) => join(dir, n)), indexPath, totalSize: total };
 }

@@ -27,6 +27,9 @@ import { writeFileAtomic } from '../io/atomic.ts';
 
 export type GraphCacheOption = boolean | string;
 
+/** Names of cache entries: `<32-hex key>[-graph].onnx`, its `.onnx.data`, `.json` info, `.unsupported` marker. */
+const CACHE_ENTRY = /^[0-9a-f]{32}(-[\w.-]+)?\.(onnx|onnx\.data|json|unsupported)$/;
+
 const SRC_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const PKG_ROOT = resolve(SRC_ROOT, '..');
 
@@ -142,7 +145,9 @@ export class GraphCache {
   private async evict(incoming: number): Promise<void> {
     const groups = new Map<string, { files: string[]; size: number; t: number }>();
     for (const f of readdirSync(this.dir)) {
-      if (f.startsWith('.')) continue; // temp files of writes in progress
+      // Only the cache's own entries (never temp files of writes in progress, nor anything else in the folder: an
+      // explicit graphCache directory may be shared with other files).
+      if (!CACHE_ENTRY.test(f)) continue;
       const p = join(this.dir, f), id = f.slice(0, 32);
       let st; try { st = statSync(p); } catch { continue; }
       const e = groups.get(id) ?? { files: [], size: 0, t: 0 };
