@@ -2,6 +2,7 @@
 import { promises as fs } from 'node:fs';
 import { basename } from 'node:path';
 import { commandHelp, JSON_FLAG, parseCommand, type CommandSpec } from './flags.ts';
+import { fmtBytes } from './output.ts';
 import { loadModelConfig } from '../io/config.ts';
 import { Checkpoint } from '../io/safetensors.ts';
 import { archFor } from '../models/registry.ts';
@@ -128,7 +129,6 @@ export function summarizeNames(names: readonly string[], max = 12): string[] {
 }
 
 const fmtCount = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}K` : `${n}`);
-const fmtBytes = (n: number) => (n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(2)} GiB` : n >= 1024 ** 2 ? `${(n / 1024 ** 2).toFixed(2)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`);
 
 export function formatReport(r: InspectReport): string {
   const L: string[] = [];

@@ -1,5 +1,3 @@
-import { realpathSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { MODEL_ARG, modelDir } from './args.ts';
 import { commandHelp, JSON_FLAG, parseCommand, type CommandSpec } from './flags.ts';
 import { createOutput } from './output.ts';
@@ -7,6 +5,7 @@ import { seqlenFor } from './ppl.ts';
 import { GPTQModel } from '../gptq-model.ts';
 import { checkDeviceAvailable, DEVICES, type Device } from '../graph/session.ts';
 import { checkOutputDir } from '../quant/save.ts';
+import { realPath } from '../io/atomic.ts';
 import { DEFAULT_QUANTIZE_CONFIG, type Bits } from '../quant/config.ts';
 import { fail } from '../errors.ts';
 
@@ -56,8 +55,6 @@ Calibration activations are kept in fp16 between layers (half the memory; the la
 
 export const HELP = commandHelp(COMMAND);
 
-const realish = (p: string) => { try { return realpathSync(p); } catch { return resolve(p); } };
-
 export async function run(argv: string[]): Promise<void> {
   const { values: v, positionals: p, given, help } = parseCommand(COMMAND, argv);
   if (help) return console.log(HELP);
@@ -69,7 +66,7 @@ export async function run(argv: string[]): Promise<void> {
   const dir = await modelDir(p[0], { command: 'quantize', onProgress: ui.progress });
   const workDir = v['work-dir'] ?? `${out}.partial`;
   for (const [what, path] of [['the output folder --out', out], ['the model folder', dir]] as const)
-    if (realish(workDir) === realish(path)) fail(`--work-dir ${workDir} is ${what}; the work dir must be a folder of its own (it is deleted when done)`);
+    if (realPath(workDir) === realPath(path)) fail(`--work-dir ${workDir} is ${what}; the work dir must be a folder of its own (it is deleted when done)`);
   const m = await GPTQModel.fromPretrained(dir, {
     device,
     quantizeConfig: {

@@ -3,9 +3,15 @@
  * temp file + fsync + rename for files; for folders, a staged copy installed only when complete, into a new folder
  * or — only where the caller allows it — over the files it owns in an existing one.
  */
-import { promises as fs } from 'node:fs';
-import { dirname, basename, join } from 'node:path';
+import { promises as fs, realpathSync } from 'node:fs';
+import { dirname, basename, join, resolve } from 'node:path';
 import { fail } from '../errors.ts';
+
+/** Real path of `p` (symlinks resolved), or of its nearest existing parent joined with the rest: `p` need not exist. */
+export function realPath(p: string): string {
+  const abs = resolve(p);
+  try { return realpathSync(abs); } catch { return abs === dirname(abs) ? abs : join(realPath(dirname(abs)), basename(abs)); }
+}
 
 const rand = () => Math.random().toString(36).slice(2, 8);
 

@@ -1,7 +1,7 @@
 /** Write an AutoGPTQ-format checkpoint: packed safetensors, quantize_config.json, config.json#quantization_config. */
-import { promises as fs, existsSync, realpathSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
-import { writeDirAtomic } from '../io/atomic.ts';
+import { promises as fs, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { realPath, writeDirAtomic } from '../io/atomic.ts';
 import { fail } from '../errors.ts';
 import { QUANTIZER_ID } from '../version.ts';
 import { lazyFrom, saveSharded, type Checkpoint, type TensorLike } from '../io/safetensors.ts';
@@ -73,12 +73,6 @@ export async function previousGptqjsOutput(dir: string, entries: string[]): Prom
   } catch { return undefined; }
 }
 
-/** Real path of `p`, or of its nearest existing parent joined with the rest (p need not exist). */
-function realish(p: string): string {
-  const abs = resolve(p);
-  try { return realpathSync(abs); } catch { return abs === dirname(abs) ? abs : join(realish(dirname(abs)), basename(abs)); }
-}
-
 const QC_KEYS = ['bits', 'group_size', 'damp_percent', 'desc_act', 'static_groups', 'sym', 'true_sequential', 'checkpoint_format'];
 
 /**
@@ -89,7 +83,7 @@ const QC_KEYS = ['bits', 'group_size', 'damp_percent', 'desc_act', 'static_group
  * Returns what will happen, for the caller to report.
  */
 export async function checkOutputDir(out: string, o: { source: string; overwrite?: boolean; runId?: string; config?: QuantizeConfig }): Promise<'new' | 'empty' | 'overwrite' | 'same-run'> {
-  const rOut = realish(out), rSrc = realish(o.source);
+  const rOut = realPath(out), rSrc = realPath(o.source);
   if (rOut === rSrc) fail(`output ${out} is the source model folder ${o.source}${out !== o.source ? ` (both are ${rSrc})` : ''}; choose another output folder (refused even with overwrite)`);
   const st = await fs.stat(out).catch(() => null);
   if (!st) return 'new';
