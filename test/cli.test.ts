@@ -149,12 +149,20 @@ test('generate: --json result; prompt + max-new-tokens past max_position_embeddi
 });
 
 test('ppl: one plain line per step when piped; --json: JSON lines on stderr and one object on stdout', () => {
-  const plain = cli(['ppl', '--dataset', C4, '--seqlen', '128', '--max-windows', '3']);
+  const t = tmpDir();
+  // A few documents of the embedded C4 sample: enough for 3 windows of 128 tokens, quick to tokenize.
+  const small = join(t.path, 'small.jsonl');
+  writeFileSync(small, readFileSync(C4, 'utf8').split('\n').slice(0, 12).join('\n') + '\n');
+  try { pplChecks(small); } finally { t.cleanup(); }
+});
+
+function pplChecks(data: string) {
+  const plain = cli(['ppl', '--dataset', data, '--seqlen', '128', '--max-windows', '3']);
   assert.equal(plain.status, 0, plain.stderr);
   assert.match(plain.stdout, /^ppl \d+\.\d{4} {2}\(.*seqlen 128, 3 windows/);
   assert.ok(!plain.stderr.includes('\r'), 'no carriage returns when piped');
   assert.match(plain.stderr, /^ppl window 3\/3: running ppl \d+\.\d{4} {2}elapsed \d/m);
-  const r = cli(['ppl', '--dataset', C4, '--seqlen', '128', '--max-windows', '3', '--json']);
+  const r = cli(['ppl', '--dataset', data, '--seqlen', '128', '--max-windows', '3', '--json']);
   assert.equal(r.status, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   assert.equal(out.windows, 3);
@@ -165,7 +173,7 @@ test('ppl: one plain line per step when piped; --json: JSON lines on stderr and 
   for (const e of prog) { assert.equal(e.task, 'perplexity'); assert.equal(e.total, 3); assert.ok(e.elapsed >= 0); }
   assert.equal(prog.at(-1).done, 3);
   assert.equal(prog.at(-1).ppl.toFixed(4), out.ppl.toFixed(4));
-});
+}
 
 test('inspect --json prints one object', () => {
   const r = cli(['inspect', STORIES, '--json']);
