@@ -1,18 +1,20 @@
 /** Tiny argv helpers over node:util parseArgs. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { fileURLToPath } from 'node:url';
-import { dirname, resolve } from 'node:path';
+import { DEFAULT_MODEL_DIR } from '../paths.ts';
 import { fail } from '../errors.ts';
 import { resolveModelDir } from '../io/hub.ts';
 
-export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export { PACKAGE_ROOT } from '../paths.ts';
 /** The embedded default model (llama2.c stories260K). */
-export const DEFAULT_MODEL = resolve(PACKAGE_ROOT, 'assets', 'stories260K');
+export const DEFAULT_MODEL = DEFAULT_MODEL_DIR;
 
 type Opts = NonNullable<ParseArgsConfig['options']>;
-export function parse<O extends Opts>(argv: string[], options: O) {
+type HelpOpt = { help: { type: 'boolean'; short: 'h' } };
+/** parseArgs' result type for `options` (named here: @types/node does not export it, and the .d.ts build needs a name). */
+type Parsed<O extends Opts> = ReturnType<typeof parseArgs<{ args: string[]; options: O & HelpOpt; allowPositionals: true; strict: true }>>;
+export function parse<O extends Opts>(argv: string[], options: O): Parsed<O> {
   try {
-    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } } as O & { help: { type: 'boolean'; short: 'h' } }, allowPositionals: true, strict: true });
+    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } } as O & HelpOpt, allowPositionals: true, strict: true });
   } catch (e) {
     fail((e as Error).message.split('\n')[0]!);
   }
