@@ -118,5 +118,9 @@ export class GPTQModel {
     return CausalLM.fromWeights(this.cfg, () => new InitializerWeights((n) => w.get(n)), o);
   }
 
-  async close(): Promise<void> { await this.ck.close(); }
+  /** Close the source checkpoint (idempotent). Also `await using m = await GPTQModel.fromPretrained(dir)`. */
+  async dispose(): Promise<void> { await this.ck.dispose(); }
+  async [Symbol.asyncDispose](): Promise<void> { await this.dispose(); }
+  /** @deprecated Use dispose(). */
+  close(): Promise<void> { return this.dispose(); }
 }

@@ -38,5 +38,5 @@ export async function run(argv: string[]): Promise<void> {
   process.stdout.write(dec.flush() + '\n');
   const n = r.tokens[0]!.length;
   process.stderr.write(`[${n} tokens, prefill ${(ids.length / (r.prefillMs / 1000)).toFixed(1)} tok/s, decode ${(n / (r.decodeMs / 1000)).toFixed(1)} tok/s, finish: ${r.finishReason[0]}]\n`);
-  await model.release();
+  await model.dispose();
 }

@@ -31,5 +31,5 @@ export async function run(argv: string[]): Promise<void> {
     onProgress: (i, n, ppl) => progress(`ppl window ${i}/${n}: running ppl ${ppl.toFixed(4)}`, i === n),
   });
   console.log(`ppl ${r.ppl.toFixed(4)}  (${ds}, seqlen ${seqlen}, ${r.windows} windows, ${r.tokens} tokens, ${r.tokensPerSecond.toFixed(0)} tok/s, ${r.seconds.toFixed(1)} s)`);
-  await model.release();
+  await model.dispose();
 }

@@ -67,7 +67,7 @@ export async function run(argv: string[]): Promise<void> {
   const skippedNames = [...new Set(res.skipped.map((s) => s.name.replace(/^.*?\.\d+\./, '')))];
   if (skippedNames.length) console.error(`note: ${res.skipped.length} module(s) kept in full precision (${skippedNames.join(', ')}): ${res.skipped[0]!.reason}; recorded in quantization_config (modules_in_block_to_quantize, dynamic)`);
   await m.saveQuantized(v.out, { maxShardSize: v['max-shard-size'] });
-  await m.close();
+  await m.dispose();
   await rm(workDir, { recursive: true, force: true });
   console.log(`wrote ${v.out}: ${res.quantized.size} quantized modules, ${res.skipped.length} kept, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }

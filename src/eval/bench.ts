@@ -73,7 +73,7 @@ export async function benchModel(dir: string, o: BenchOptions = {}): Promise<Ben
     fileMB: fileBytes / 1024 ** 2,
     loadAverage: loadavg()[0]!,
   };
-  await m.release();
+  await m.dispose();
   return res;
 }
 

@@ -85,7 +85,7 @@ export async function loadFloatWeights(dir: string): Promise<Map<string, Float32
       if (dt === 'F32' || dt === 'F16' || dt === 'BF16' || dt === 'F64') m.set(n, await ck.readFloat32(n));
     }
     return m;
-  } finally { await ck.close(); }
+  } finally { await ck.dispose(); }
 }
 
 type Sessions = { kind: 'gqa'; fast: InferenceSession } | { kind: 'plain'; full: InferenceSession; step: InferenceSession };
@@ -441,13 +441,23 @@ export class CausalLM {
     return { keys: cache.keys.map(move), values: cache.values.map(move), length: P, batch: B };
   }
 
-  async release(): Promise<void> {
+  private disposed = false;
+  /**
+   * Release the ONNX Runtime sessions (idempotent); the model cannot run afterwards. Also
+   * `await using lm = await CausalLM.load(dir)`.
+   */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
     if (this.s.kind === 'plain') { await this.s.full.release(); await this.s.step.release(); } else await this.s.fast.release();
     const nll = this.nllSession;
     this.nllSession = undefined;
-    this.makeNllSession = async () => fail('nll: the model was released');
+    this.makeNllSession = async () => fail('nll: the model was disposed');
     if (nll) await (await nll.catch(() => undefined))?.release();
   }
+  async [Symbol.asyncDispose](): Promise<void> { await this.dispose(); }
+  /** @deprecated Use dispose(). */
+  release(): Promise<void> { return this.dispose(); }
 }
 
 /** `labels` [B,0]: no NLL wanted (main graph built with nllOutput). */

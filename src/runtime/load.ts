@@ -21,7 +21,7 @@ export async function loadAnyModel(dir: string, o: LoadOptions = {}): Promise<Lo
 export async function loadQuantizedModel(dir: string, o: LoadOptions = {}): Promise<LoadedQuantizedModel> {
   const ck = await Checkpoint.open(dir);
   const n = quantizedModuleNames(ck).length;
-  await ck.close();
+  await ck.dispose();
   if (!n) fail(`${dir} is not a GPTQ checkpoint (no .qweight tensors); load it with CausalLM.load, or quantize it with GPTQModel.fromPretrained`);
   const r = await loadAnyModel(dir, o);
   return { ...r, quantization: r.model.quantization! };
