@@ -281,7 +281,7 @@ test('nll(): in the main graph with LoadOptions.nll (decode unchanged), else a s
     assert.equal(maxAbs(ra.logits, rc.logits), 0);
   }
   for (const m of [a, b, c]) await m.dispose();
-  await assert.rejects(a.nll(ids), /released/); // the NLL session went with the model
+  await assert.rejects(a.nll(ids), /disposed/); // the NLL session went with the model
   // fromWeights keeps no weights for a later graph: nll defaults to true there
   const cfg = await loadModelConfig(dir), w = await loadFloatWeights(dir);
   const e = await CausalLM.fromWeights(cfg, () => new InitializerWeights((k) => w.get(k)), {});
