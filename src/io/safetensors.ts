@@ -271,7 +271,7 @@ export class Checkpoint {
 /** A tensor whose data is read only when it is written (streaming saves of models larger than RAM). */
 export interface LazyTensor { dtype: DType; shape: number[]; load(): Promise<Tensor['data']> }
 export type TensorLike = Tensor | LazyTensor;
-type TensorMap = Map<string, TensorLike> | Record<string, TensorLike>;
+export type TensorMap = Map<string, TensorLike> | Record<string, TensorLike>;
 const entriesOf = (t: TensorMap): [string, TensorLike][] => (t instanceof Map ? [...t] : Object.entries(t));
 
 /** Lazy view of a checkpoint tensor. */
