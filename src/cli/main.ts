@@ -7,6 +7,7 @@ const COMMANDS: Record<string, () => Promise<{ run(argv: string[]): Promise<void
   generate: () => import('./generate.ts'),
   inspect: () => import('./inspect.ts'),
   ppl: () => import('./ppl.ts'),
+  push: () => import('./push.ts'),
   quantize: () => import('./quantize.ts'),
 };
 

@@ -8,6 +8,7 @@ import { join, dirname, resolve } from 'node:path';
 import { listFiles, fileDownloadInfo, type RepoDesignation } from '@huggingface/hub';
 import { fail } from '../errors.ts';
 import { tempPathFor, writeFileAtomic } from './atomic.ts';
+import { findHfToken } from './hf-token.ts';
 
 export interface HubOptions {
   /** Branch, tag or commit (default "main"). */
@@ -19,7 +20,7 @@ export interface HubOptions {
   /** Injectable fetch (tests, proxies). */
   fetch?: typeof fetch;
   hubUrl?: string;
-  /** Default env HF_TOKEN. */
+  /** Default: env HF_TOKEN, else the token file huggingface_hub uses (src/io/hf-token.ts). */
   accessToken?: string;
 }
 
@@ -43,7 +44,7 @@ function settings(opts: HubOptions) {
     offline: opts.offline ?? envOffline(),
     fetch: opts.fetch ?? globalThis.fetch,
     hubUrl: opts.hubUrl ?? process.env.HF_ENDPOINT ?? 'https://huggingface.co',
-    accessToken: opts.accessToken ?? process.env.HF_TOKEN ?? undefined,
+    accessToken: opts.accessToken ?? findHfToken()?.token,
   };
 }
 

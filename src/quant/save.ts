@@ -42,19 +42,26 @@ export function quantizationConfigJson(arch: ArchDefinition, cfg: ModelConfig, q
 
 export interface SaveOptions { maxShardSize?: string | number }
 
-/** Write the checkpoint atomically; tensors stream from the source checkpoint and the quantizer's result. */
+/**
+ * Write the checkpoint atomically; tensors stream from the source checkpoint and the quantizer's result. `extra.meta`
+ * goes into quantize_config.json and config.json#quantization_config as `meta` (provenance, src/io/model-card.ts);
+ * `extra.files` are written next to them (README.md: the model card).
+ */
 export async function saveQuantizedCheckpoint(out: string, src: { dir: string; ck: Checkpoint; cfg: ModelConfig; arch: ArchDefinition }, q: QuantizeConfig,
-  res: Pick<QuantizeLoopResult, 'quantized' | 'packed' | 'skipped'>, o: SaveOptions = {}): Promise<void> {
+  res: Pick<QuantizeLoopResult, 'quantized' | 'packed' | 'skipped'>, o: SaveOptions = {},
+  extra: { meta?: Record<string, unknown>; files?: Record<string, string> } = {}): Promise<void> {
   const tensors = new Map<string, TensorLike>();
   for (const n of src.ck.names()) if (!res.quantized.has(n.replace(/\.(weight|bias)$/, ''))) tensors.set(n, lazyFrom(src.ck, n));
   for (const [n, t] of res.packed) tensors.set(n, t);
-  const qjson = quantizationConfigJson(src.arch, src.cfg, q, res.skipped);
+  const meta = extra.meta ? { meta: extra.meta } : {};
+  const qjson = { ...quantizationConfigJson(src.arch, src.cfg, q, res.skipped), ...meta };
   await writeDirAtomic(out, async (tmp) => {
     await saveSharded(tmp, tensors, { maxShardSize: o.maxShardSize ?? '5GB', metadata: { format: 'pt' } });
     const config = { ...src.cfg.raw, quantization_config: qjson };
     await fs.writeFile(join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
-    const qc = { ...toQuantizeConfigJson(q), model_file_base_name: 'model' };
+    const qc = { ...toQuantizeConfigJson(q), model_file_base_name: 'model', ...meta };
     await fs.writeFile(join(tmp, 'quantize_config.json'), JSON.stringify(qc, null, 2) + '\n');
     for (const f of SIDE_FILES) if (existsSync(join(src.dir, f))) await fs.copyFile(join(src.dir, f), join(tmp, f));
+    for (const [f, text] of Object.entries(extra.files ?? {})) await fs.writeFile(join(tmp, f), text);
   });
 }
