@@ -4,7 +4,7 @@
  */
 
 // Quantization (AutoGPTQ's API): GPTQModel.fromPretrained → quantize → saveQuantized
-export { GPTQModel, type CalibrationInput, type QuantizeCallOptions } from './gptq-model.ts';
+export { GPTQModel, type CalibrationInput, type QuantizeCallOptions, type SaveQuantizedOptions, type SavedQuantized } from './gptq-model.ts';
 export { resolveQuantizeConfig, DEFAULT_QUANTIZE_CONFIG, type QuantizeConfig, type Bits, type CheckpointFormat } from './quant/config.ts';
 export type { QuantizeEvent, QuantizeLoopResult, SkippedModule, ActivationDtype } from './quant/quantize-model.ts';
 export type { SaveOptions } from './quant/save.ts';
@@ -36,6 +36,8 @@ export {
   type LoadTextOptions, type CalibrationOptions, type CalibrationSet, type DatasetName, type Tokenize, type TokenizedExample,
 } from './io/datasets.ts';
 export { resolveModelDir, type HubOptions } from './io/hub.ts';
+export { pushToHub, type PushOptions, type PushResult } from './io/push.ts';
+export { modelCardForDir, type CalibrationInfo, type PerplexityInfo } from './io/model-card.ts';
 export { GptqError } from './errors.ts';
 
 // Architectures: registerArchitecture + the graph-building types its definitions use
