@@ -1,5 +1,6 @@
 /** `gptq` command line. */
 import { GptqError } from '../errors.ts';
+import { packageVersion } from '../paths.ts';
 
 const COMMANDS: Record<string, () => Promise<{ run(argv: string[]): Promise<void>; HELP: string }>> = {
   bench: () => import('./bench.ts'),
@@ -19,6 +20,7 @@ commands: ${Object.keys(COMMANDS).join(', ')}`;
 async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') return console.log(USAGE);
+  if (cmd === '--version' || cmd === '-v') return console.log(packageVersion());
   const load = COMMANDS[cmd];
   if (!load) throw new GptqError(`unknown command "${cmd}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
   await (await load()).run(rest);
