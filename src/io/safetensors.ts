@@ -1,7 +1,7 @@
 /** Safetensors reader (lazy, per-tensor reads), sharded checkpoints, and an atomic streaming writer. */
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { join, basename } from 'node:path';
+import { join, basename, isAbsolute, relative, resolve as resolvePath } from 'node:path';
 import { fail, GptqError } from '../errors.ts';
 import { DTYPE_BYTES, numel, toFloat32, type DType, type Tensor, type TypedArray } from '../tensor.ts';
 import { tempPathFor, writeFileAtomic } from './atomic.ts';
@@ -153,13 +153,45 @@ export class SafetensorsFile {
   }
 }
 
+/**
+ * Index of the first NaN/±Inf of `a`, or −1. x·0 is 0 for every finite x and NaN otherwise, so a block's sum of x·0
+ * is 0 exactly when the block is finite: one multiply-add per element, no branch (measured by bench/nonfinite.ts).
+ */
+export function firstNonFinite(a: Float32Array): number {
+  const B = 8192;
+  for (let i = 0; i < a.length; i += B) {
+    const e = Math.min(a.length, i + B);
+    let s = 0;
+    for (let k = i; k < e; k++) s += a[k]! * 0;
+    if (s !== 0) for (let k = i; k < e; k++) if (!Number.isFinite(a[k]!)) return k;
+  }
+  return -1;
+}
+
+const finite = new WeakSet<Float32Array>();
+
+/** Fail (one line naming `where` and the tensor) when `a` holds NaN/Inf; each array is scanned once. */
+export function checkFinite(a: Float32Array, name: string, where: string, shape?: readonly number[]): void {
+  if (finite.has(a)) return;
+  const i = firstNonFinite(a);
+  if (i < 0) { finite.add(a); return; }
+  let at = `element ${i} of ${a.length}`;
+  if (shape && numel(shape) === a.length) {
+    const idx: number[] = [];
+    for (let r = i, d = shape.length - 1; d >= 0; d--) { idx.unshift(r % shape[d]!); r = Math.floor(r / shape[d]!); }
+    at = `at [${idx.join(', ')}] of [${shape.join(', ')}]`;
+  }
+  fail(`${where}: tensor ${q(name)} holds ${a[i]} ${at}; the checkpoint is corrupt (the model's output would be NaN/garbage)`);
+}
+
 const exists = (p: string) => fs.stat(p).then((s) => s.isFile(), () => false);
 
-/** A model directory: model.safetensors, a sharded index, or a single *.safetensors file. */
 /**
  * Checkpoints saved from a Hugging Face base model (GPT2Model, OPTModel, BloomModel) lack its `base_model_prefix`:
  * "transformer.h.0.ln_1.weight" is stored as "h.0.ln_1.weight". The name to try when `name` is not found (only for
- * names with at least two dots, so "lm_head.weight" never becomes "weight"), or undefined.
+ * names with at least two dots, so "lm_head.weight" never becomes "weight"), or undefined. Transformers
+ * (core_model_loading.py `rename_source_key`) adds or strips `base_model_prefix` per key the same way: the prefix is the
+ * first component of every base-model tensor name, and heads (`lm_head.weight`) have none.
  */
 export function withoutBasePrefix(name: string): string | undefined {
   const dot = name.indexOf('.');
@@ -174,7 +206,88 @@ export function lookupBaseModelName<T>(get: (n: string) => T | undefined, name: 
   return short === undefined ? undefined : get(short);
 }
 
+/** Which weights file(s) of a model directory to read, and the rule that chose them (for messages). */
+export interface WeightsChoice { path: string; sharded: boolean; rule: string }
+
+async function readJsonLenient(path: string): Promise<Record<string, unknown> | undefined> {
+  try {
+    const j = JSON.parse(await fs.readFile(path, 'utf8'));
+    return j && typeof j === 'object' && !Array.isArray(j) ? j : undefined;
+  } catch { return undefined; } // missing or invalid: the config loaders report it
+}
+
+/**
+ * The weights file of a model directory, by the loaders' own rules, first match wins:
+ * 1. config.json `transformers_weights` (transformers modeling_utils.py `_get_resolved_checkpoint_files`: an explicit
+ *    `*.safetensors` or `*.safetensors.index.json` inside the directory).
+ * 2. GPTQ checkpoints (quantize_config.json, or config.json `quantization_config`): AutoGPTQ/GPTQModel `from_quantized`
+ *    try `model_file_base_name` from quantize_config.json, else `gptq_model-{bits}bit-{group_size}g` then `model`,
+ *    each as `<base>.safetensors.index.json` (sharded) then `<base>.safetensors` (`get_checkpoints`).
+ * 3. transformers: `model.safetensors`, then `model.safetensors.index.json`.
+ * 4. Beyond the references: the only `*.safetensors.index.json`, or the only `*.safetensors` file.
+ * PyTorch pickles (pytorch_model*.bin, *.pt, *.pth) are refused with how to convert them. One-line errors.
+ */
+export async function chooseWeightsFile(dir: string): Promise<WeightsChoice> {
+  let listing: string[];
+  try { listing = (await fs.readdir(dir)).sort(); } catch (e: any) {
+    fail(e?.code === 'ENOENT' ? `${dir}: no such directory` : e?.code === 'ENOTDIR' ? `${dir}: not a directory` : `${dir}: cannot list: ${errMsg(e)}`);
+  }
+  const has = (f: string) => listing.includes(f);
+  const config = has('config.json') ? await readJsonLenient(join(dir, 'config.json')) : undefined;
+  const explicit = config?.transformers_weights;
+  if (explicit !== undefined && explicit !== null) {
+    const at = `${join(dir, 'config.json')}: field "transformers_weights"`;
+    if (typeof explicit !== 'string' || !(explicit.endsWith('.safetensors') || explicit.endsWith('.safetensors.index.json')))
+      fail(`${at} must name a *.safetensors or *.safetensors.index.json file, got ${JSON.stringify(explicit)}`);
+    const p = resolvePath(dir, explicit), rel = relative(resolvePath(dir), p);
+    if (rel.startsWith('..') || isAbsolute(rel)) fail(`${at} must name a file inside ${dir}, got ${JSON.stringify(explicit)}`);
+    if (!(await exists(p))) fail(`${at} names ${JSON.stringify(explicit)}, which does not exist (${p})`);
+    return { path: p, sharded: explicit.endsWith('.index.json'), rule: 'config.json transformers_weights' };
+  }
+  const qc = has('quantize_config.json') ? await readJsonLenient(join(dir, 'quantize_config.json')) : undefined;
+  const qcfg = qc ?? (config?.quantization_config && typeof config.quantization_config === 'object' ? config.quantization_config as Record<string, unknown> : undefined);
+  const searched: string[] = [];
+  if (qcfg) {
+    const base = qc?.model_file_base_name;
+    const bases = typeof base === 'string' && base ? [base] : [`gptq_model-${qcfg.bits}bit-${qcfg.group_size}g`, 'model'];
+    for (const b of bases) {
+      for (const [f, sharded] of [[`${b}.safetensors.index.json`, true], [`${b}.safetensors`, false]] as const) {
+        searched.push(f);
+        if (has(f)) return { path: join(dir, f), sharded, rule: typeof base === 'string' && base ? 'quantize_config.json model_file_base_name' : 'AutoGPTQ default file name' };
+      }
+    }
+  }
+  if (has('model.safetensors')) return { path: join(dir, 'model.safetensors'), sharded: false, rule: 'model.safetensors' };
+  if (has('model.safetensors.index.json')) return { path: join(dir, 'model.safetensors.index.json'), sharded: true, rule: 'model.safetensors.index.json' };
+  const indexes = listing.filter((f) => f.endsWith('.safetensors.index.json'));
+  if (indexes.length === 1) return { path: join(dir, indexes[0]!), sharded: true, rule: 'the only safetensors index' };
+  if (indexes.length > 1) fail(`${dir}: several safetensors index files (${fmtNames(indexes)}); cannot tell which to use`);
+  const st = listing.filter((f) => f.endsWith('.safetensors'));
+  if (st.length === 1) return { path: join(dir, st[0]!), sharded: false, rule: 'the only .safetensors file' };
+  const tried = searched.length ? ` (tried ${searched.join(', ')} as named by ${qc ? 'quantize_config.json' : 'config.json quantization_config'})` : '';
+  if (st.length > 1) fail(`${dir}: ${st.length} .safetensors files (${fmtNames(st)}) but no model.safetensors.index.json to say which tensor is where${tried}`);
+  const pickles = listing.filter((f) => /^(pytorch_model|gptq_model|model|consolidated).*\.(bin|pt|pth)(\.index\.json)?$/.test(f));
+  if (pickles.length) {
+    const how = qcfg
+      ? 'load it with AutoGPTQ/GPTQModel and save it with save_quantized(out_dir) (safetensors is their default)'
+      : `in Python: AutoModelForCausalLM.from_pretrained("${dir}").save_pretrained(out_dir) writes model.safetensors`;
+    fail(`${dir}: only PyTorch pickle weights (${fmtNames(pickles, 3)}), which gptqjs does not read (pickles can run code); convert them to safetensors: ${how}`);
+  }
+  fail(`${dir}: no model.safetensors, model.safetensors.index.json or *.safetensors file found${tried}`);
+}
+
+/**
+ * A model's tensors: one safetensors file or a sharded index (see chooseWeightsFile), plus aliases — names that read
+ * another stored tensor:
+ * - `__metadata__` entries {removed: kept} that safetensors.torch `save_model` writes for shared tensors (its
+ *   `_remove_duplicate_names` keeps one name per storage, e.g. stores only "lm_head.weight" and records
+ *   "model.embed_tokens.weight": "lm_head.weight"; `load_model` restores them): an entry whose value is a tensor of
+ *   that file and whose key is stored nowhere is an alias.
+ * - aliases a model adds with `alias()` (tied embeddings, renamed heads: src/runtime/model-checkpoint.ts).
+ * `names()` lists the stored tensors only; `has`/`info`/`read` accept aliases too.
+ */
 export class Checkpoint {
+  private readonly aliases = new Map<string, string>();
   private constructor(
     readonly dir: string,
     private shards: SafetensorsFile[],
@@ -182,34 +295,27 @@ export class Checkpoint {
     /** __metadata__ of the first file (e.g. {"format":"pt"}). */
     readonly metadata: Record<string, string>,
     readonly indexPath?: string,
-  ) {}
+    /** The rule that chose the weights file (chooseWeightsFile). */
+    readonly rule = '',
+  ) {
+    for (const f of shards) for (const [k, v] of Object.entries(f.metadata)) {
+      if (!where.has(k) && where.get(v) === f && !this.aliases.has(k)) this.aliases.set(k, v);
+    }
+  }
 
   get files(): string[] { return this.shards.map((s) => s.path); }
 
   static async open(dir: string): Promise<Checkpoint> {
-    let listing: string[];
-    try { listing = (await fs.readdir(dir)).sort(); } catch (e: any) {
-      fail(e?.code === 'ENOENT' ? `${dir}: no such directory` : e?.code === 'ENOTDIR' ? `${dir}: not a directory` : `${dir}: cannot list: ${errMsg(e)}`);
-    }
-    if (listing.includes('model.safetensors')) return Checkpoint.single(dir, join(dir, 'model.safetensors'));
-    const indexes = listing.filter((f) => f.endsWith('.safetensors.index.json'));
-    const index = indexes.includes('model.safetensors.index.json') ? 'model.safetensors.index.json' : indexes.length === 1 ? indexes[0] : undefined;
-    if (index) return Checkpoint.sharded(dir, join(dir, index));
-    if (indexes.length > 1) fail(`${dir}: several safetensors index files (${fmtNames(indexes)}); cannot tell which to use`);
-    const st = listing.filter((f) => f.endsWith('.safetensors'));
-    if (st.length === 1) return Checkpoint.single(dir, join(dir, st[0]!));
-    if (st.length > 1) fail(`${dir}: ${st.length} .safetensors files (${fmtNames(st)}) but no model.safetensors.index.json to say which tensor is where`);
-    if (listing.some((f) => /^pytorch_model.*\.bin(\.index\.json)?$/.test(f) || f.endsWith('.pt') || f.endsWith('.pth')))
-      fail(`${dir}: only PyTorch pickle checkpoints (pytorch_model*.bin) found; these are not supported. Convert to safetensors, e.g. with transformers save_pretrained(..., safe_serialization=True) or the Hugging Face "convert to safetensors" Space`);
-    fail(`${dir}: no model.safetensors, model.safetensors.index.json or *.safetensors file found`);
+    const c = await chooseWeightsFile(dir);
+    return c.sharded ? Checkpoint.sharded(dir, c.path, c.rule) : Checkpoint.single(dir, c.path, c.rule);
   }
 
-  private static async single(dir: string, path: string): Promise<Checkpoint> {
+  private static async single(dir: string, path: string, rule: string): Promise<Checkpoint> {
     const f = await SafetensorsFile.open(path);
-    return new Checkpoint(dir, [f], new Map(f.names().map((n) => [n, f])), f.metadata);
+    return new Checkpoint(dir, [f], new Map(f.names().map((n) => [n, f])), f.metadata, undefined, rule);
   }
 
-  private static async sharded(dir: string, indexPath: string): Promise<Checkpoint> {
+  private static async sharded(dir: string, indexPath: string, rule: string): Promise<Checkpoint> {
     let idx: any;
     try { idx = JSON.parse(await fs.readFile(indexPath, 'utf8')); } catch (e) { fail(`${indexPath}: cannot parse index: ${errMsg(e).slice(0, 160)}`); }
     const wm = idx?.weight_map;
@@ -232,28 +338,44 @@ export class Checkpoint {
         if (!f.has(name)) fail(`${indexPath}: weight_map puts tensor ${q(name)} in ${q(s)} but that shard has no such tensor`);
         where.set(name, f);
       }
-      return new Checkpoint(dir, shards, where, shards[0]?.metadata ?? {}, indexPath);
+      return new Checkpoint(dir, shards, where, shards[0]?.metadata ?? {}, indexPath, rule);
     } catch (e) {
       await Promise.all(shards.map((f) => f.close()));
       throw e;
     }
   }
 
+  /** The stored tensors (aliases excluded). */
   names(): string[] { return [...this.where.keys()]; }
-  has(name: string): boolean { return this.where.has(name); }
-  /** The stored name of a model tensor: `name`, or `name` without the base-model prefix (see withoutBasePrefix). */
+  /** Alias → stored tensor it reads. */
+  aliasMap(): ReadonlyMap<string, string> { return this.aliases; }
+  /** Stored or alias. */
+  has(name: string): boolean { return this.where.has(name) || this.aliases.has(name); }
+  /** The stored tensor behind `name` (itself unless it is an alias). */
+  storedName(name: string): string { return this.where.has(name) ? name : this.aliases.get(name) ?? name; }
+  /** Make `name` read the stored tensor `target` (or `target`'s own target). Stored names cannot be aliased. */
+  alias(name: string, target: string): void {
+    const t = this.storedName(target);
+    if (this.where.has(name)) fail(`${this.dir}: cannot alias ${q(name)} to ${q(target)}: ${q(name)} is stored`);
+    if (!this.where.has(t)) fail(`${this.dir}: cannot alias ${q(name)} to ${q(target)}: no such tensor`);
+    this.aliases.set(name, t);
+  }
+  /** The name of a model tensor here: `name`, or `name` without the base-model prefix (see withoutBasePrefix). */
   resolve(name: string): string {
     const short = withoutBasePrefix(name);
     return !this.has(name) && short !== undefined && this.has(short) ? short : name;
   }
-  private file(name: string): SafetensorsFile {
-    const f = this.where.get(name);
-    if (!f) fail(`${this.dir}: checkpoint has no tensor ${q(name)} (${this.where.size} tensors, e.g. ${fmtNames(this.names())})`);
-    return f;
+  /** Where messages should point: the weights file, or the directory (N shards). */
+  get location(): string { return this.shards.length === 1 ? this.shards[0]!.path : `${this.indexPath ?? this.dir} (${this.shards.length} shards)`; }
+  private file(name: string): [SafetensorsFile, string] {
+    const stored = this.storedName(name);
+    const f = this.where.get(stored);
+    if (!f) fail(`${this.location}: checkpoint has no tensor ${q(name)} (${this.where.size} tensors, e.g. ${fmtNames(this.names())})`);
+    return [f, stored];
   }
-  info(name: string): TensorInfo { return this.file(name).info(name); }
-  async read(name: string): Promise<Tensor> { return this.file(name).read(name); }
-  async readFloat32(name: string): Promise<Float32Array> { return this.file(name).readFloat32(name); }
+  info(name: string): TensorInfo { const [f, n] = this.file(name); return f.info(n); }
+  async read(name: string): Promise<Tensor> { const [f, n] = this.file(name); return f.read(n); }
+  async readFloat32(name: string): Promise<Float32Array> { const [f, n] = this.file(name); return f.readFloat32(n); }
   totalBytes(): number { let s = 0; for (const [n, f] of this.where) s += f.info(n).byteLength; return s; }
   async close(): Promise<void> { await Promise.all(this.shards.map((f) => f.close())); }
 }
