@@ -5,7 +5,8 @@
  *   await m.saveQuantized(out);
  */
 import { loadModelConfig, type ModelConfig } from './io/config.ts';
-import { Checkpoint } from './io/safetensors.ts';
+import type { Checkpoint } from './io/safetensors.ts';
+import { openModelCheckpoint } from './runtime/model-checkpoint.ts';
 import { TextTokenizer } from './io/tokenizer.ts';
 import { calibrationSamples, loadText, type CalibrationSet, type TokenizedExample, type LoadTextOptions } from './io/datasets.ts';
 import { archFor } from './models/registry.ts';
@@ -60,7 +61,7 @@ export class GPTQModel {
     const q = resolveQuantizeConfig(o.quantizeConfig ?? {});
     if (q.lmHead) fail('quantizeConfig.lmHead: quantizing lm_head is not supported yet');
     const tok = existsSync(join(dir, 'tokenizer.json')) ? await TextTokenizer.fromDir(dir) : undefined;
-    return new GPTQModel(dir, cfg, arch, await Checkpoint.open(dir), q, tok, o.device ?? 'cpu');
+    return new GPTQModel(dir, cfg, arch, await openModelCheckpoint(dir, cfg, arch), q, tok, o.device ?? 'cpu');
   }
 
   /**
@@ -113,7 +114,7 @@ export class GPTQModel {
   async fakeQuantModel(o: LoadOptions = {}): Promise<CausalLM> {
     if (!this.result) fail('fakeQuantModel: call quantize() first');
     if (!this.result.dequantized.size) fail('fakeQuantModel: quantize with { keepDequantized: true } first');
-    const w = await loadFloatWeights(this.dir);
+    const w = await loadFloatWeights(this.dir, this);
     for (const [n, t] of this.result.dequantized) w.set(n, t);
     return CausalLM.fromWeights(this.cfg, () => new InitializerWeights((n) => w.get(n)), o);
   }

@@ -6,6 +6,7 @@ import { lazyFrom, saveSharded, type Checkpoint, type TensorLike } from '../io/s
 import type { ModelConfig } from '../io/config.ts';
 import { toF16Bits, type Tensor } from '../tensor.ts';
 import type { ArchDefinition } from '../models/types.ts';
+import { tensorNamesToSave } from '../runtime/model-checkpoint.ts';
 import { toQuantizeConfigJson, type QuantizeConfig } from './config.ts';
 import type { QuantizedModule, QuantizeLoopResult, SkippedModule } from './quantize-model.ts';
 
@@ -46,7 +47,7 @@ export interface SaveOptions { maxShardSize?: string | number }
 export async function saveQuantizedCheckpoint(out: string, src: { dir: string; ck: Checkpoint; cfg: ModelConfig; arch: ArchDefinition }, q: QuantizeConfig,
   res: Pick<QuantizeLoopResult, 'quantized' | 'packed' | 'skipped'>, o: SaveOptions = {}): Promise<void> {
   const tensors = new Map<string, TensorLike>();
-  for (const n of src.ck.names()) if (!res.quantized.has(n.replace(/\.(weight|bias)$/, ''))) tensors.set(n, lazyFrom(src.ck, n));
+  for (const n of tensorNamesToSave(src.ck, src.cfg, src.arch)) if (!res.quantized.has(n.replace(/\.(weight|bias)$/, ''))) tensors.set(n, lazyFrom(src.ck, n));
   for (const [n, t] of res.packed) tensors.set(n, t);
   const qjson = quantizationConfigJson(src.arch, src.cfg, q, res.skipped);
   await writeDirAtomic(out, async (tmp) => {
