@@ -112,7 +112,7 @@ const calib = () => {
 // ------------------------------------------------------------------------------------------ real tool output
 
 test('checkpoints as transformers 5.18 / safetensors write them load with Transformers\' logits (≤ 1e-4)', async () => {
-  for (const name of ['tied-llama-save-model', 'tied-llama-save-pretrained', 'gpt2-base-model', 'neox-v5-names']) {
+  for (const name of ['tied-llama-save-model', 'tied-llama-save-pretrained', 'gpt2-base-model', 'neox-v5-names', 'mixtral-v5-fused']) {
     const dir = join(FIX, name);
     const ref = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8'));
     for (const attention of ['auto', 'plain'] as const) {
@@ -223,8 +223,9 @@ test('tied embeddings follow tie_word_embeddings: symmetric when true, refused w
 
 test('GPT-NeoX head stored as transformers v5 "lm_head.weight": used as embed_out (untied), saved back as embed_out', async () => {
   const dir = join(FIX, 'neox-v5-names');
-  const w = await loadFloatWeights(dir);
-  assert.equal(w.get('embed_out.weight'), w.get('lm_head.weight'));
+  const w = await loadFloatWeights(dir), stored = (await readAll(join(dir, 'model.safetensors'))).tensors;
+  assert.deepEqual(w.get('embed_out.weight'), stored.get('lm_head.weight')!.data);
+  assert.ok(!w.has('lm_head.weight'), 'read under the model\'s name only');
   assert.notDeepEqual(w.get('embed_out.weight'), w.get('gpt_neox.embed_in.weight'));
   const m = await GPTQModel.fromPretrained(dir, { quantizeConfig: { bits: 4, groupSize: 32 } });
   await m.quantize(calibrationSamples(() => [], [{ inputIds: Array.from({ length: 64 }, (_, i) => (i * 7) % 64) }], { nsamples: 4, seqlen: 16 }));
@@ -236,6 +237,35 @@ test('GPT-NeoX head stored as transformers v5 "lm_head.weight": used as embed_ou
   const ref = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8'));
   const lg = await logitsOf(out, [ref.ids]);
   assert.ok(lg.every(Number.isFinite));
+});
+
+test('Mixtral with transformers v5 fused experts: each expert a slice of the stacked tensor; quantized and saved per expert', async () => {
+  const dir = join(FIX, 'mixtral-v5-fused');
+  const ck = await Checkpoint.open(dir);
+  const { tensors } = await readAll(join(dir, 'model.safetensors'));
+  const gu = tensors.get('model.layers.1.mlp.experts.gate_up_proj')!, down = tensors.get('model.layers.1.mlp.experts.down_proj')!;
+  await ck.close();
+  const w = await loadFloatWeights(dir);
+  const I = 48, H = 32, at = (t: Tensor, e: number, rows: number, cols: number, r0 = 0) => (t.data as Float32Array).slice((e * (t.shape[1]!) + r0) * cols, (e * (t.shape[1]!) + r0 + rows) * cols);
+  assert.deepEqual(w.get('model.layers.1.block_sparse_moe.experts.2.w1.weight'), at(gu, 2, I, H));
+  assert.deepEqual(w.get('model.layers.1.block_sparse_moe.experts.2.w3.weight'), at(gu, 2, I, H, I));
+  assert.deepEqual(w.get('model.layers.1.block_sparse_moe.experts.3.w2.weight'), at(down, 3, H, I));
+  assert.deepEqual(w.get('model.layers.1.block_sparse_moe.gate.weight'), tensors.get('model.layers.1.mlp.gate.weight')!.data);
+  assert.ok(![...w.keys()].some((n) => n.includes('.mlp.')), 'the stacked tensors are not read whole');
+  const m = await GPTQModel.fromPretrained(dir, { quantizeConfig: { bits: 4, groupSize: 16 } });
+  await m.quantize(calibrationSamples(() => [], [{ inputIds: Array.from({ length: 64 }, (_, i) => (i * 7) % 64) }], { nsamples: 4, seqlen: 16 }));
+  const out = fresh('mixtral-q');
+  await m.saveQuantized(out);
+  await m.close();
+  const saved = [...(await readAll(join(out, 'model.safetensors'))).tensors.keys()];
+  for (let e = 0; e < 4; e++) for (const x of ['w1', 'w2', 'w3']) {
+    const n = `model.layers.1.block_sparse_moe.experts.${e}.${x}`; // kept fp (out 48: not packable) or GPTQ
+    assert.ok(saved.includes(`${n}.weight`) || saved.includes(`${n}.qweight`), n);
+  }
+  assert.ok(saved.includes('model.layers.0.block_sparse_moe.gate.weight'));
+  assert.ok(!saved.some((n) => n.includes('mlp.experts.') || n.includes('mlp.gate')), 'stacked tensors are not copied');
+  const ref = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8'));
+  assert.ok((await logitsOf(out, [ref.ids])).every(Number.isFinite));
 });
 
 // ------------------------------------------------------------------------------------------ optional / extra tensors

@@ -7,6 +7,8 @@ import { DTYPE_BYTES, f16ToF32, numel, toFloat32, type DType, type Tensor, type 
 import { tempPathFor, writeFileAtomic } from './atomic.ts';
 
 export interface TensorInfo { dtype: DType; shape: number[]; byteLength: number }
+/** A contiguous part of a stored tensor: `shape` elements starting `offset` elements in. */
+export interface TensorSlice { offset: number; shape: number[] }
 interface Entry extends TensorInfo { begin: number; end: number }
 
 const MAX_HEADER = 100 * 1024 * 1024;
@@ -133,12 +135,18 @@ export class SafetensorsFile {
     return e;
   }
 
-  async read(name: string): Promise<Tensor> {
+  /**
+   * Read a tensor, or with `slice` the contiguous part of it that starts `offset` elements in and has `shape`
+   * (e.g. one expert of a stacked [experts, out, in] tensor).
+   */
+  async read(name: string, slice?: TensorSlice): Promise<Tensor> {
     const e = this.entry(name);
     if (this.closed) fail(`${this.path}: cannot read tensor ${q(name)}: file is closed`);
-    const data = new CTORS[e.dtype](numel(e.shape)); // aligned allocation, then read into it
-    await readExact(this.fh, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), this.dataStart + e.begin, `${this.path}: tensor ${q(name)}`);
-    return { dtype: e.dtype, shape: [...e.shape], data };
+    const shape = slice?.shape ?? e.shape, off = (slice?.offset ?? 0) * DTYPE_BYTES[e.dtype];
+    const data = new CTORS[e.dtype](numel(shape)); // aligned allocation, then read into it
+    if (off < 0 || off + data.byteLength > e.end - e.begin) fail(`${this.path}: tensor ${q(name)}: slice [${slice?.offset}, +${numel(shape)}) is out of its range`);
+    await readExact(this.fh, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), this.dataStart + e.begin + off, `${this.path}: tensor ${q(name)}`);
+    return { dtype: e.dtype, shape: [...shape], data };
   }
 
   /** Read a tensor's raw data into `out` (same element size and count). */
@@ -154,10 +162,10 @@ export class SafetensorsFile {
    * each value arithmetically) and BF16 are checked for NaN/Inf while they are converted, at no measurable cost;
    * finite results are remembered, so checkFinite does not scan them again (bench/nonfinite.ts).
    */
-  async readFloat32(name: string): Promise<Float32Array> {
+  async readFloat32(name: string, slice?: TensorSlice): Promise<Float32Array> {
     const { dtype } = this.entry(name);
     if (!['F32', 'F16', 'BF16', 'F64'].includes(dtype)) fail(`${this.path}: tensor ${q(name)} has dtype ${dtype}, not a float type`);
-    const t = await this.read(name);
+    const t = await this.read(name, slice);
     if (dtype !== 'F16' && dtype !== 'BF16') return toFloat32(t);
     const d = t.data as Uint16Array, o = new Float32Array(d.length);
     let acc = 0; // bit 15 ends up set iff some exponent field is all ones (NaN/Inf)
@@ -307,11 +315,15 @@ export async function chooseWeightsFile(dir: string): Promise<WeightsChoice> {
  *   `_remove_duplicate_names` keeps one name per storage, e.g. stores only "lm_head.weight" and records
  *   "model.embed_tokens.weight": "lm_head.weight"; `load_model` restores them): an entry whose value is a tensor of
  *   that file and whose key is stored nowhere is an alias.
- * - aliases a model adds with `alias()` (tied embeddings, renamed heads: src/runtime/model-checkpoint.ts).
- * `names()` lists the stored tensors only; `has`/`info`/`read` accept aliases too.
+ * - aliases and views (slices of a stored tensor) a model adds with `alias()`/`view()`: tied embeddings, renamed
+ *   or fused tensors (src/runtime/model-checkpoint.ts).
+ * `names()` lists the stored tensors only, `modelNames()` the names a model reads; `has`/`info`/`read` accept all.
  */
 export class Checkpoint {
   private readonly aliases = new Map<string, string>();
+  private readonly views = new Map<string, { target: string; slice: TensorSlice }>();
+  /** Stored tensors a model reads under other names only (alias()/view() replacements; see savedNames()). */
+  private readonly superseded = new Set<string>();
   private constructor(
     readonly dir: string,
     private shards: SafetensorsFile[],
@@ -369,37 +381,71 @@ export class Checkpoint {
     }
   }
 
-  /** The stored tensors (aliases excluded). */
+  /** The stored tensors (aliases and views excluded). */
   names(): string[] { return [...this.where.keys()]; }
   /** Alias → stored tensor it reads. */
   aliasMap(): ReadonlyMap<string, string> { return this.aliases; }
-  /** Stored or alias. */
-  has(name: string): boolean { return this.where.has(name) || this.aliases.has(name); }
-  /** The stored tensor behind `name` (itself unless it is an alias). */
-  storedName(name: string): string { return this.where.has(name) ? name : this.aliases.get(name) ?? name; }
-  /** Make `name` read the stored tensor `target` (or `target`'s own target). Stored names cannot be aliased. */
-  alias(name: string, target: string): void {
+  /**
+   * The names a model reads, i.e. what a copy of this checkpoint in the model's own naming stores: stored tensors
+   * not superseded, aliases, views.
+   */
+  modelNames(): string[] {
+    return [...this.names().filter((n) => !this.superseded.has(n)), ...this.aliases.keys(), ...this.views.keys()];
+  }
+  /** Whether `name` reads a slice of a stored tensor (view()). */
+  isView(name: string): boolean { return this.views.has(name); }
+  /** Stored, alias or view. */
+  has(name: string): boolean { return this.where.has(name) || this.aliases.has(name) || this.views.has(name); }
+  /** The stored tensor behind `name` (itself unless it is an alias or view). */
+  storedName(name: string): string { return this.where.has(name) ? name : this.aliases.get(name) ?? this.views.get(name)?.target ?? name; }
+  private free(name: string, what: string): void {
+    if (this.where.has(name)) fail(`${this.dir}: cannot ${what}: ${q(name)} is stored`);
+  }
+  /**
+   * Make `name` read the stored tensor `target` (or `target`'s own target). Stored names cannot be aliased.
+   * `supersede`: `target` is only a storage name of `name` (a rename), so modelNames() lists `name` instead.
+   */
+  alias(name: string, target: string, supersede = false): void {
+    this.free(name, `alias ${q(name)} to ${q(target)}`);
+    const v = this.views.get(target);
+    if (v) { this.views.set(name, v); return; }
     const t = this.storedName(target);
-    if (this.where.has(name)) fail(`${this.dir}: cannot alias ${q(name)} to ${q(target)}: ${q(name)} is stored`);
     if (!this.where.has(t)) fail(`${this.dir}: cannot alias ${q(name)} to ${q(target)}: no such tensor`);
     this.aliases.set(name, t);
+    if (supersede) this.superseded.add(t);
+  }
+  /** Make `name` read a contiguous slice of the stored tensor `target`; `target` then counts as superseded. */
+  view(name: string, target: string, slice: TensorSlice): void {
+    this.free(name, `view ${q(target)} as ${q(name)}`);
+    const f = this.where.get(target);
+    if (!f) fail(`${this.dir}: cannot view ${q(target)} as ${q(name)}: no such stored tensor`);
+    const n = numel(f.info(target).shape);
+    if (!(Number.isInteger(slice.offset) && slice.offset >= 0 && slice.offset + numel(slice.shape) <= n))
+      fail(`${this.location}: tensor ${q(target)} (${n} values) has no slice of ${numel(slice.shape)} values at ${slice.offset} for ${q(name)}`);
+    this.views.set(name, { target, slice: { offset: slice.offset, shape: [...slice.shape] } });
+    this.superseded.add(target);
   }
   /** The name of a model tensor here: `name`, or `name` without the base-model prefix (see withoutBasePrefix). */
   resolve(name: string): string {
     const short = withoutBasePrefix(name);
     return !this.has(name) && short !== undefined && this.has(short) ? short : name;
   }
-  /** Where messages should point: the weights file, or the directory (N shards). */
+  /** Where messages should point: the weights file, or the index (N shards). */
   get location(): string { return this.shards.length === 1 ? this.shards[0]!.path : `${this.indexPath ?? this.dir} (${this.shards.length} shards)`; }
-  private file(name: string): [SafetensorsFile, string] {
-    const stored = this.storedName(name);
+  private file(name: string): [SafetensorsFile, string, TensorSlice | undefined] {
+    const v = this.views.get(name);
+    const stored = v ? v.target : this.storedName(name);
     const f = this.where.get(stored);
     if (!f) fail(`${this.location}: checkpoint has no tensor ${q(name)} (${this.where.size} tensors, e.g. ${fmtNames(this.names())})`);
-    return [f, stored];
+    return [f, stored, v?.slice];
   }
-  info(name: string): TensorInfo { const [f, n] = this.file(name); return f.info(n); }
-  async read(name: string): Promise<Tensor> { const [f, n] = this.file(name); return f.read(n); }
-  async readFloat32(name: string): Promise<Float32Array> { const [f, n] = this.file(name); return f.readFloat32(n); }
+  info(name: string): TensorInfo {
+    const [f, n, slice] = this.file(name);
+    const i = f.info(n);
+    return slice ? { dtype: i.dtype, shape: [...slice.shape], byteLength: numel(slice.shape) * DTYPE_BYTES[i.dtype] } : i;
+  }
+  async read(name: string): Promise<Tensor> { const [f, n, slice] = this.file(name); return f.read(n, slice); }
+  async readFloat32(name: string): Promise<Float32Array> { const [f, n, slice] = this.file(name); return f.readFloat32(n, slice); }
   totalBytes(): number { let s = 0; for (const [n, f] of this.where) s += f.info(n).byteLength; return s; }
   async close(): Promise<void> { await Promise.all(this.shards.map((f) => f.close())); }
 }
