@@ -290,7 +290,7 @@ test('a tensor the model needs is missing → one line naming it and the file (T
   const t = llamaTensors({ ...DIMS, modelType: 'qwen2' });
   delete t['model.layers.0.self_attn.k_proj.bias'];
   await writeCheckpoint(qwen, llamaConfig({ ...DIMS, modelType: 'qwen2' }), t);
-  await rejectsWith(CausalLM.load(qwen, quiet), join(qwen, 'model.safetensors'), '"model.layers.0.self_attn.k_proj.bias"', 'randomly');
+  await rejectsWith(CausalLM.load(qwen, quiet), join(qwen, 'model.safetensors'), '"model.layers.0.self_attn.k_proj.bias"', 'which the model needs', 'initialize it');
   const noNorm = await synth('no-norm', false, (w) => { delete w['model.norm.weight']; });
   await rejectsWith(CausalLM.load(noNorm, quiet), join(noNorm, 'model.safetensors'), '"model.norm.weight"');
 });

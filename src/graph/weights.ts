@@ -40,7 +40,7 @@ export class InitializerWeights implements WeightSource {
     let v = this.emitted.get(name);
     if (v) return v;
     const data = this.find(name);
-    if (!data) fail(`${this.where}: no tensor "${name}", which the model needs (Transformers would initialize it randomly)`);
+    if (!data) fail(`${this.where}: no tensor "${name}", which the model needs (Transformers would only warn and initialize it, not load it)`);
     const n = shape.reduce((a, b) => a * b, 1);
     if (data.length !== n) fail(`${this.where}: tensor "${name}" has ${data.length} elements, expected shape [${shape.join(', ')}]`);
     const same = this.byData.get(data);
