@@ -5,7 +5,8 @@
  *   await m.saveQuantized(out);
  */
 import { loadModelConfig, type ModelConfig } from './io/config.ts';
-import { Checkpoint } from './io/safetensors.ts';
+import type { Checkpoint } from './io/safetensors.ts';
+import { openModelCheckpoint } from './runtime/model-checkpoint.ts';
 import { TextTokenizer } from './io/tokenizer.ts';
 import { calibrationSamples, datasetName, loadText, type CalibrationSet, type TokenizedExample, type LoadTextOptions } from './io/datasets.ts';
 import { resolveModelDir, type HubOptions } from './io/hub.ts';
@@ -117,7 +118,7 @@ export class GPTQModel {
       if (q.groupSize > small.inFeatures) fail(`group size ${q.groupSize} (quantizeConfig.groupSize, --group-size) is larger than the ${small.inFeatures} input features of ${small.rel} in ${cfg.path}; use -1 for one group per output channel, or a group size ≤ ${small.inFeatures}`);
     }
     const tok = existsSync(join(dir, 'tokenizer.json')) ? await TextTokenizer.fromDir(dir) : undefined;
-    const m = new GPTQModel(dir, cfg, arch, await Checkpoint.open(dir), q, tok, o.device ?? 'cpu');
+    const m = new GPTQModel(dir, cfg, arch, await openModelCheckpoint(dir, cfg, arch), q, tok, o.device ?? 'cpu');
     if (dir !== model) m.baseModel = model;
     return m;
   }
@@ -218,7 +219,7 @@ export class GPTQModel {
   async fakeQuantModel(o: LoadOptions = {}): Promise<CausalLM> {
     if (!this.result) fail('fakeQuantModel: call quantize() first');
     if (!this.result.dequantized.size) fail('fakeQuantModel: quantize with { keepDequantized: true } first');
-    const w = await loadFloatWeights(this.dir);
+    const w = await loadFloatWeights(this.dir, this);
     for (const [n, t] of this.result.dequantized) w.set(n, t);
     return CausalLM.fromWeights(this.cfg, () => new InitializerWeights((n) => w.get(n)), o);
   }
