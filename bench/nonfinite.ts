@@ -51,7 +51,7 @@ try {
       const old = dtype === 'F16' ? await best(1, () => toFloat32(t)) : NaN;
       console.log(`${dtype.padEnd(5)} read ${fmt(read)}   readFloat32 (convert + check) ${fmt(load)}   convert alone ${fmt(bare)}${dtype === 'F16' ? `   before (toFloat32) ${fmt(old)}` : ''}`);
     }
-    await f.close();
+    await f.dispose();
     rmSync(file);
   }
 } finally { rmSync(dir, { recursive: true, force: true }); }
@@ -86,7 +86,7 @@ try {
       const t0 = performance.now();
       const m = await CausalLM.load(d, { graphCache: false, onLog: () => {} });
       const load = performance.now() - t0;
-      await m.release();
+      await m.dispose();
       const w = await loadFloatWeights(d);
       const arrays = [...new Set(w.values())];
       const t1 = performance.now();

@@ -261,7 +261,7 @@ test('library: saveQuantized refuses a non-empty folder without overwrite and ou
     assert.ok(readdirSync(out).includes('model.safetensors') && readdirSync(out).includes('keep.txt'));
     // saved without a work dir: no run id, so even its own output needs overwrite next time
     await assert.rejects(m.saveQuantized(out), /overwrite/);
-    await m.close();
+    await m.dispose();
   } finally { t.cleanup(); }
   const u = tmpDir();
   try {

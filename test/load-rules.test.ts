@@ -51,7 +51,7 @@ async function readAll(file: string): Promise<{ tensors: Map<string, Tensor>; me
     const tensors = new Map<string, Tensor>();
     for (const n of f.names()) tensors.set(n, await f.read(n));
     return { tensors, metadata: f.metadata };
-  } finally { await f.close(); }
+  } finally { await f.dispose(); }
 }
 
 /** Copy of model dir `src` (side files too) whose model.safetensors is rewritten by `edit` (and config.json by `cfg`). */
@@ -73,7 +73,7 @@ async function variant(src: string, name: string, edit: (t: Map<string, Tensor>,
 
 async function logitsOf(dir: string, ids: number[][], o: LoadOptions = quiet): Promise<Float32Array> {
   const m = await CausalLM.load(dir, o);
-  try { return await m.logits(ids); } finally { await m.release(); }
+  try { return await m.logits(ids); } finally { await m.dispose(); }
 }
 
 const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
@@ -94,7 +94,7 @@ async function greedy(dir: string, o: LoadOptions = quiet): Promise<string> {
   try {
     const r = await generate(m, [[1]], { maxNewTokens: 20, eosTokenIds: [2] });
     return tok.decode(r.tokens[0]!);
-  } finally { await m.release(); }
+  } finally { await m.dispose(); }
 }
 
 /** stories260K as safetensors.torch.save_model writes a tied model: "lm_head.weight" stored, the embedding an alias. */
@@ -127,7 +127,7 @@ test('checkpoints as transformers 5.18 / safetensors write them load with Transf
     assert.ok(!ck.names().includes('model.embed_tokens.weight') && ck.names().includes('lm_head.weight'));
     assert.equal(ck.storedName('model.embed_tokens.weight'), 'lm_head.weight');
     assert.deepEqual(ck.info('model.embed_tokens.weight').shape, [96, 32]);
-  } finally { await ck.close(); }
+  } finally { await ck.dispose(); }
 });
 
 test('tie_word_embeddings defaults per architecture equal Transformers\' config classes', () => {
@@ -152,7 +152,7 @@ test('stories260K in save_model layout: loads, generates, quantizes to the same 
     await m.quantize(calib());
     const out = fresh('q');
     await m.saveQuantized(out);
-    await m.close();
+    await m.dispose();
     outs.push(out);
   }
   const [a, b] = await Promise.all(outs.map((o) => readAll(join(o, 'model.safetensors'))));
@@ -231,7 +231,7 @@ test('GPT-NeoX head stored as transformers v5 "lm_head.weight": used as embed_ou
   await m.quantize(calibrationSamples(() => [], [{ inputIds: Array.from({ length: 64 }, (_, i) => (i * 7) % 64) }], { nsamples: 4, seqlen: 16 }));
   const out = fresh('neox-q');
   await m.saveQuantized(out);
-  await m.close();
+  await m.dispose();
   const names = (await readAll(join(out, 'model.safetensors'))).tensors;
   assert.ok(names.has('embed_out.weight') && !names.has('lm_head.weight'));
   const ref = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8'));
@@ -244,7 +244,7 @@ test('Mixtral with transformers v5 fused experts: each expert a slice of the sta
   const ck = await Checkpoint.open(dir);
   const { tensors } = await readAll(join(dir, 'model.safetensors'));
   const gu = tensors.get('model.layers.1.mlp.experts.gate_up_proj')!, down = tensors.get('model.layers.1.mlp.experts.down_proj')!;
-  await ck.close();
+  await ck.dispose();
   const w = await loadFloatWeights(dir);
   const I = 48, H = 32, at = (t: Tensor, e: number, rows: number, cols: number, r0 = 0) => (t.data as Float32Array).slice((e * (t.shape[1]!) + r0) * cols, (e * (t.shape[1]!) + r0 + rows) * cols);
   assert.deepEqual(w.get('model.layers.1.block_sparse_moe.experts.2.w1.weight'), at(gu, 2, I, H));
@@ -256,7 +256,7 @@ test('Mixtral with transformers v5 fused experts: each expert a slice of the sta
   await m.quantize(calibrationSamples(() => [], [{ inputIds: Array.from({ length: 64 }, (_, i) => (i * 7) % 64) }], { nsamples: 4, seqlen: 16 }));
   const out = fresh('mixtral-q');
   await m.saveQuantized(out);
-  await m.close();
+  await m.dispose();
   const saved = [...(await readAll(join(out, 'model.safetensors'))).tensors.keys()];
   for (let e = 0; e < 4; e++) for (const x of ['w1', 'w2', 'w3']) {
     const n = `model.layers.1.block_sparse_moe.experts.${e}.${x}`; // kept fp (out 48: not packable) or GPTQ
@@ -282,7 +282,7 @@ test('extra tensors Transformers ignores (rotary inv_freq buffers, biases the co
   // and the quantizer runs on it
   const m = await GPTQModel.fromPretrained(extra, { quantizeConfig: { bits: 4, groupSize: 32 } });
   await m.quantize(calibrationSamples(() => [], [{ inputIds: Array.from({ length: 64 }, (_, i) => (i * 5) % 48) }], { nsamples: 4, seqlen: 16 }));
-  await m.close();
+  await m.dispose();
 });
 
 test('a tensor the model needs is missing → one line naming it and the file (Transformers would initialize it)', async () => {
@@ -303,7 +303,7 @@ test('which weights file: transformers_weights, AutoGPTQ model_file_base_name / 
   await m.quantize(calib());
   const q = fresh('q4');
   await m.saveQuantized(q);
-  await m.close();
+  await m.dispose();
   const good = await logitsOf(q, IDS);
   const qc = JSON.parse(readFileSync(join(q, 'quantize_config.json'), 'utf8'));
   const clone = async (name: string, files: Record<string, string | null>, qcEdit?: (c: any) => void) => {
@@ -323,7 +323,7 @@ test('which weights file: transformers_weights, AutoGPTQ model_file_base_name / 
   const ck = await Checkpoint.open(named);
   assert.deepEqual(ck.files, [join(named, 'my-model.safetensors')]);
   assert.equal(ck.rule, 'quantize_config.json model_file_base_name');
-  await ck.close();
+  await ck.dispose();
   assert.equal(maxAbsDiff(await logitsOf(named, IDS), good), 0);
   // a stale model_file_base_name (file absent) falls back to model.safetensors, as Transformers loads it
   const stale = await clone('stale', {}, (c) => { c.model_file_base_name = 'gone'; });
@@ -358,7 +358,7 @@ test('sharded AutoGPTQ checkpoint: <base>.safetensors.index.json', async () => {
   await m.quantize(calibrationSamples(() => [], [{ inputIds: Array.from({ length: 64 }, (_, i) => (i * 5) % 48) }], { nsamples: 4, seqlen: 16 }));
   const q = fresh('sharded');
   await m.saveQuantized(q, { maxShardSize: '4KB' });
-  await m.close();
+  await m.dispose();
   const good = await logitsOf(q, IDS);
   // rename to AutoGPTQ's sharded naming: gptq_model-4bit-32g.safetensors.index.json + its shards
   const index = JSON.parse(readFileSync(join(q, 'model.safetensors.index.json'), 'utf8'));
@@ -406,7 +406,7 @@ test('NaN scales in a GPTQ checkpoint: load refuses naming the scales tensor; CL
   await m.quantize(calib());
   const q = fresh('q-nan');
   await m.saveQuantized(q);
-  await m.close();
+  await m.dispose();
   const broken = await variant(q, 'q-nan-scales', (t) => { (t.get('model.layers.1.self_attn.o_proj.scales')!.data as Uint16Array)[7] = 0x7e00; });
   await rejectsWith(CausalLM.load(broken, quiet), '"model.layers.1.self_attn.o_proj.scales"', 'holds NaN at [0, 7] of [2, 64]');
   const r = runCli('generate', broken, 'Once upon', '--max-new-tokens', '4');
@@ -422,7 +422,7 @@ test('NaN reaching the logits anyway (a cached graph holds its own weights): the
   const o: LoadOptions = { graphCache: cache, onLog: () => {} };
   const ok = await CausalLM.load(dir, o);
   assert.equal(ok.loadInfo.graphCache, 'miss');
-  await ok.release();
+  await ok.dispose();
   const buf = readFileSync(file), hlen = Number(buf.readBigUInt64LE(0));
   const at = 8 + hlen + JSON.parse(buf.subarray(8, 8 + hlen).toString())[NAN_TENSOR].data_offsets[0];
   const weights = buf.subarray(at, at + 172 * 64 * 4);
@@ -438,7 +438,7 @@ test('NaN reaching the logits anyway (a cached graph holds its own weights): the
   let m = await CausalLM.load(dir, o);
   assert.equal(m.loadInfo.graphCache, 'hit');
   await rejectsWith(m.forwardStep([[1, 403]], m.emptyCache(1)), "the model's logits hold NaN", `no tensor of ${dir} holds NaN/Inf`, 'graphCache: false');
-  await m.release();
+  await m.dispose();
   // the same NaN in the checkpoint too (as if the entry was built from it without the load check): named
   buf.writeFloatLE(NaN, at + 4 * (3 * 64 + 5));
   writeFileSync(file, buf);
@@ -447,14 +447,14 @@ test('NaN reaching the logits anyway (a cached graph holds its own weights): the
   assert.equal(m.loadInfo.graphCache, 'hit');
   await rejectsWith(m.forwardStep([[1, 403]], m.emptyCache(1)), `"${NAN_TENSOR}" holds NaN at [3, 5]`, "the model's logits hold NaN");
   await rejectsWith(m.logits([[1, 403]]), `"${NAN_TENSOR}"`);
-  await m.release();
+  await m.dispose();
 });
 
 test('logits overflow with finite weights: one line saying no tensor holds NaN/Inf', async () => {
   const dir = await variant(STORIES, 'huge', (t) => { (t.get('model.norm.weight')!.data as Float32Array).fill(3e38); });
   const m = await CausalLM.load(dir, quiet);
   await rejectsWith(m.logits([[1, 403, 407]]), "the model's logits hold", `although no tensor of ${dir} holds NaN/Inf`);
-  await m.release();
+  await m.dispose();
 });
 
 test('firstNonFinite: index of the first NaN/±Inf, across block edges', () => {

@@ -500,7 +500,7 @@ export class CausalLM {
     } catch (e) {
       if (e instanceof GptqError) fail(`${e.message.replace(/ \(the model's output would be NaN\/garbage\)$/, '')}: ${first}`);
       throw e;
-    } finally { await ck.close(); }
+    } finally { await ck.dispose(); }
     const cached = this.loadInfo.graphCache === 'hit' ? '; the graph came from the graph cache: if that entry is damaged, load with graphCache: false (GPTQJS_GRAPH_CACHE=0)' : '';
     fail(`${first} although no tensor of ${this.sourceDir} holds NaN/Inf: the activations overflowed float32 (weights too large for this model's math)${cached}`);
   }

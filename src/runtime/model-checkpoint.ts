@@ -84,7 +84,7 @@ export async function openModelCheckpoint(dir: string, cfg?: ModelConfig, arch?:
   const c = cfg ?? await loadModelConfig(dir);
   const a = arch ?? archFor(c.modelType);
   const ck = await Checkpoint.open(dir);
-  try { bindModel(ck, c, a); } catch (e) { await ck.close(); throw e; }
+  try { bindModel(ck, c, a); } catch (e) { await ck.dispose(); throw e; }
   return ck;
 }
 
