@@ -28,7 +28,7 @@ export { TextTokenizer, StreamDecoder, type ChatMessage } from './io/tokenizer.t
 export { loadModelConfig, type ModelConfig, type GenerationConfig, type RopeScaling } from './io/config.ts';
 export {
   Checkpoint, SafetensorsFile, writeSafetensors, saveSharded,
-  type TensorInfo, type TensorLike, type LazyTensor, type TensorMap, type SaveShardedOptions, type SaveShardedResult,
+  type TensorInfo, type TensorSlice, type TensorLike, type LazyTensor, type TensorMap, type SaveShardedOptions, type SaveShardedResult,
 } from './io/safetensors.ts';
 export type { Tensor, DType, TypedArray } from './tensor.ts';
 export {
