@@ -160,12 +160,17 @@ async function taskDocs(t: MultipleChoiceTask, s: TaskSpecObject, o: EvaluateOpt
 }
 
 async function runMultipleChoice(t: MultipleChoiceTask, name: string, s: TaskSpecObject, m: Loaded, o: EvaluateOptions, numFewshot: number, seed: number, out: EvalResults): Promise<void> {
-  const { docs: all, fewshot, split } = await taskDocs(t, s, o, numFewshot);
+  const { docs: all, fewshot, split, files } = await taskDocs(t, s, o, numFewshot);
   if (!all.length) fail(`${name}: the ${split} split has no documents`);
   const n = limitOf(all.length, o.limit);
   const sampler = new FewshotSampler(fewshot, seed);
   const excludeEval = t.fewshotSplit === t.testSplit; // lm-eval: fewshot_cfg.split == config.test_split
-  const docs = all.slice(0, n).map((doc, i) => buildRequests(t, doc, i, numFewshot ? sampler.sample(numFewshot, excludeEval ? doc : undefined) : []));
+  const docs = all.slice(0, n).map((doc, i) => {
+    try { return buildRequests(t, doc, i, numFewshot ? sampler.sample(numFewshot, excludeEval ? doc : undefined) : []); } catch (e) {
+      if ((e as Error).name === 'GptqError') fail(`${name}: ${split} document ${i} (${files.join(', ')}): ${(e as Error).message}`);
+      throw e;
+    }
+  });
   const flat = docs.flatMap((d) => d.requests);
   const res = await loglikelihood(m.model, m.tokenizer, flat, { batchSize: o.batchSize, maxLength: o.maxLength, onProgress: o.onProgress, taskName: name, signal: o.signal });
   let k = 0;
