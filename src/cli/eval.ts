@@ -10,7 +10,7 @@ import { evaluate, TASK_NAMES, type EvalResults, type EvaluateOptions, type Task
 import { isHubId } from '../io/hub.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { loadFlags, loadOptions } from './load-flags.ts';
-import { commandHelp, JSON_FLAG, parseCommand, type CommandSpec, type FlagValues } from './flags.ts';
+import { commandHelp, didYouMean, JSON_FLAG, parseCommand, type CommandSpec, type FlagValues } from './flags.ts';
 import { createOutput, type Output } from './output.ts';
 import { fail } from '../errors.ts';
 
@@ -66,7 +66,10 @@ type Values = FlagValues<typeof EVAL_FLAGS>;
 export function parseTaskFlag(s: string, v: Pick<Values, 'prompt-column' | 'label-column' | 'classes' | 'method' | 'max-new-tokens'>): TaskSpecObject {
   const eq = s.indexOf('=');
   const task = (eq < 0 ? s : s.slice(0, eq)).trim();
-  if (!TASK_NAMES.includes(task)) fail(`--task ${JSON.stringify(s)}: unknown task ${JSON.stringify(task)} (known: ${TASK_NAMES.join(', ')})`);
+  if (!TASK_NAMES.includes(task)) {
+    const d = didYouMean(task, TASK_NAMES);
+    fail(`--task ${JSON.stringify(s)}: unknown task ${JSON.stringify(task)}${d ? `; did you mean ${d}?` : ''} (known: ${TASK_NAMES.join(', ')})`);
+  }
   const spec: TaskSpecObject = { task };
   if (eq >= 0) {
     const [data, fewshot, ...rest] = s.slice(eq + 1).split(',');

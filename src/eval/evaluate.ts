@@ -94,7 +94,15 @@ interface Loaded { model: CausalLM; tokenizer: TextTokenizer }
 /**
  * Evaluate `model` on `tasks`. `model`: a model directory (loaded here with the NLL output, released at the end), or
  * { model, tokenizer } already loaded (load with LoadOptions.nll so that scoring runs on the main session).
- * Throws GptqError naming the task / file / field for unknown tasks, missing data or bad documents.
+ * Metrics (per task, keys "<metric>,none" and "<metric>_stderr,none"):
+ *   - multiple choice (lm-eval 0.4.13, lm_eval/api/task.py process_results): acc = fraction of documents whose gold
+ *     choice has the highest loglikelihood (natural log, summed over its tokens); acc_norm = the same with each
+ *     loglikelihood divided by the choice's length in Unicode code points; stderr = sample std / √n.
+ *   - language_modeling: ppl = exp(mean over samples of the mean label-token NLL), loss = that mean (nats/token).
+ *   - sequence_classification: acc (+ stderr). text_summarization: rouge-{1,2,l}_{f,p,r} (rouge_score definitions).
+ * `samples` (logSamples): per document the requests [context, continuation], filtered_resps [loglikelihood,
+ * is_greedy] per request and the document's scores, as lm-eval's --log_samples.
+ * Throws GptqError naming the task / split / file / field for unknown tasks, missing data or bad documents.
  */
 export async function evaluate(model: string | Loaded, tasks: readonly TaskSpec[], o: EvaluateOptions = {}): Promise<EvalResults> {
   if (!tasks.length) fail('evaluate: no tasks');
