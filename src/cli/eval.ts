@@ -88,6 +88,14 @@ export function parseTaskFlag(s: string, v: Pick<Values, 'prompt-column' | 'labe
   return spec;
 }
 
+/** The --task flags as specs; a task given more than once is named after its data: language_modeling(c4.jsonl). */
+export function taskSpecs(v: Values): TaskSpecObject[] {
+  const specs = v.task.map((t) => parseTaskFlag(t, v));
+  const count = (t: unknown) => specs.filter((x) => x.task === t).length;
+  for (const s of specs) if (count(s.task) > 1) s.name = `${s.task as string}(${s.data ? basename(s.data.replace(/[\\/]+$/, '')) : 'default'})`;
+  return specs;
+}
+
 /** Metrics of a results entry, in display order: value and stderr. */
 function metricsOf(r: Record<string, number | string>): { metric: string; value: number; stderr?: number | string }[] {
   return Object.keys(r).filter((k) => k.endsWith(',none') && !k.includes('_stderr,')).map((k) => {
@@ -98,12 +106,15 @@ function metricsOf(r: Record<string, number | string>): { metric: string; value:
 
 const fmt = (x: number | string | undefined) => (typeof x === 'number' ? (Math.abs(x) >= 100 ? x.toFixed(2) : x.toFixed(4)) : x ?? '');
 
+const taskWidth = (r: EvalResults) => Math.max(24, ...Object.keys(r.results).map((t) => t.length + 2));
+
 /** The results table of one run. */
 export function resultsTable(r: EvalResults): string {
-  const L = [`${'task'.padEnd(24)}${'n'.padStart(6)}  ${'shots'.padStart(5)}  ${'metric'.padEnd(12)}${'value'.padStart(10)}   stderr`];
+  const tw = taskWidth(r);
+  const L = [`${'task'.padEnd(tw)}${'n'.padStart(6)}  ${'shots'.padStart(5)}  ${'metric'.padEnd(12)}${'value'.padStart(10)}   stderr`];
   for (const [task, res] of Object.entries(r.results)) {
     metricsOf(res).forEach((m, i) => {
-      const head = i === 0 ? `${task.padEnd(24)}${String(r['n-samples'][task]!.effective).padStart(6)}  ${String(r['n-shot'][task]).padStart(5)}  ` : ' '.repeat(24 + 6 + 2 + 5 + 2);
+      const head = i === 0 ? `${task.padEnd(tw)}${String(r['n-samples'][task]!.effective).padStart(6)}  ${String(r['n-shot'][task]).padStart(5)}  ` : ' '.repeat(tw + 6 + 2 + 5 + 2);
       L.push(`${head}${m.metric.padEnd(12)}${fmt(m.value).padStart(10)}${m.stderr !== undefined ? `   ± ${fmt(m.stderr)}` : ''}`);
     });
   }
@@ -117,13 +128,13 @@ const label = (dir: string, r: EvalResults) => {
 
 /** compare: both models' metrics side by side, with B − A. */
 export function compareTable(a: EvalResults, b: EvalResults, names: [string, string]): string {
-  const w = Math.max(16, names[0].length + 2, names[1].length + 2);
-  const L = [`${'task'.padEnd(24)}${'n'.padStart(6)}  ${'metric'.padEnd(12)}${names[0].padStart(w)}${names[1].padStart(w)}${'B − A'.padStart(11)}`];
+  const w = Math.max(16, names[0].length + 2, names[1].length + 2), tw = taskWidth(a);
+  const L = [`${'task'.padEnd(tw)}${'n'.padStart(6)}  ${'metric'.padEnd(12)}${names[0].padStart(w)}${names[1].padStart(w)}${'B − A'.padStart(11)}`];
   for (const [task, ra] of Object.entries(a.results)) {
     const rb = b.results[task] ?? {};
     metricsOf(ra).forEach((m, i) => {
       const vb = rb[`${m.metric},none`] as number | undefined;
-      const head = i === 0 ? `${task.padEnd(24)}${String(a['n-samples'][task]!.effective).padStart(6)}  ` : ' '.repeat(32);
+      const head = i === 0 ? `${task.padEnd(tw)}${String(a['n-samples'][task]!.effective).padStart(6)}  ` : ' '.repeat(tw + 8);
       const cell = (v: number | undefined, s: unknown) => `${fmt(v)}${typeof s === 'number' ? ` ±${fmt(s).replace(/^0\./, '.')}` : ''}`;
       L.push(`${head}${m.metric.padEnd(12)}${cell(m.value, m.stderr).padStart(w)}${cell(vb, rb[`${m.metric}_stderr,none`]).padStart(w)}${(vb === undefined ? '' : `${vb - m.value >= 0 ? '+' : ''}${fmt(vb - m.value)}`).padStart(11)}`);
     });
@@ -145,7 +156,7 @@ async function evalOne(dirArg: string | undefined, v: Values, out: Output, comma
     if (!tokenizer) fail(`${dir} has no tokenizer.json: ${command} needs one`);
     if (v['max-length'] && model.cfg.maxPositionEmbeddings && v['max-length'] > model.cfg.maxPositionEmbeddings)
       fail(`--max-length ${v['max-length']}: longer than max_position_embeddings ${model.cfg.maxPositionEmbeddings} of ${dir}`);
-    const tasks = v.task.map((t) => parseTaskFlag(t, v));
+    const tasks = taskSpecs(v);
     return { dir, r: await evaluate({ model, tokenizer }, tasks, evalOptions(v, out)) };
   } finally { await model.release(); }
 }
@@ -165,7 +176,7 @@ export async function run(argv: string[]): Promise<void> {
   const { values: v, positionals: p, help } = parseCommand(COMMAND, argv);
   if (help) return console.log(HELP);
   checkTasks(v, 'eval');
-  v.task.forEach((t) => parseTaskFlag(t, v)); // bad task flags fail before the model loads
+  taskSpecs(v); // bad task flags fail before the model loads
   const out = createOutput({ json: v.json });
   const { dir, r } = await evalOne(p[0], v, out, 'eval');
   await writeOutput(v, r);
@@ -176,7 +187,7 @@ export async function runCompare(argv: string[]): Promise<void> {
   const { values: v, positionals: p, help } = parseCommand(COMPARE, argv);
   if (help) return console.log(COMPARE_HELP);
   checkTasks(v, 'compare');
-  v.task.forEach((t) => parseTaskFlag(t, v));
+  taskSpecs(v);
   const out = createOutput({ json: v.json });
   const a = await evalOne(p[0], v, out, 'compare');
   const b = await evalOne(p[1], v, out, 'compare');

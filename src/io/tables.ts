@@ -157,11 +157,11 @@ export async function loadSplit(source: string, split: string | readonly string[
     }
     if (!files.length) fail(`dataset folder ${source}: no file for ${want} (looked for ${splits.map((s) => `${o.config ? `${o.config}/` : ''}${s}.jsonl|.json|.csv|.parquet or ${s}-*.parquet`).join(', ')}; found ${all.slice(0, 8).join(', ') || 'no table files'})`);
   } else if (isHubId(source)) {
-    let last: unknown;
+    let first: unknown;
     for (const s of splits) {
-      try { files = await resolveDatasetFiles(source, (p) => isSplitFile(p, s, o.config), `split ${s}${o.config ? ` of config ${o.config}` : ''}`, o); found = s; break; } catch (e) { last = e; }
+      try { files = await resolveDatasetFiles(source, (p) => isSplitFile(p, s, o.config), `split ${s}${o.config ? ` of config ${o.config}` : ''}`, o); found = s; break; } catch (e) { first ??= e; }
     }
-    if (!files.length) throw last;
+    if (!files.length) throw first; // the error of the preferred split
   } else fail(`dataset ${source}: no such file or folder (and not a Hub id owner/name)`);
   const rows: Row[] = [];
   for (const f of files) {
