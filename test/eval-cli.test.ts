@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, tmpDir } from './helpers.ts';
-import { compareTable, parseTaskFlag, resultsTable } from '../src/cli/eval.ts';
+import { compareTable, parseTaskFlag, resultsTable, taskSpecs } from '../src/cli/eval.ts';
 import type { EvalResults } from '../src/eval/evaluate.ts';
 
 const CLI = join(ROOT, 'bin', 'gptq.js');
@@ -56,6 +56,8 @@ test('flag errors: unknown task (did the user mean…), missing --task, AutoGPTQ
   r = cli(['eval', STORIES, '--task', 'text_summarization']);
   assert.match(r.stderr, /--task text_summarization: needs data/);
   assert.deepEqual(parseTaskFlag('arc_easy=allenai/ai2_arc:ARC-Challenge', FLAGS), { task: 'arc_easy', data: 'allenai/ai2_arc', config: 'ARC-Challenge' });
+  assert.deepEqual(taskSpecs({ ...FLAGS, task: ['language_modeling=a/c4.jsonl', 'language_modeling=b/stories.jsonl', 'piqa'] } as any).map((x) => x.name),
+    ['language_modeling(c4.jsonl)', 'language_modeling(stories.jsonl)', undefined]);
   assert.deepEqual(parseTaskFlag(`piqa=a.jsonl,b.jsonl`, FLAGS), { task: 'piqa', data: 'a.jsonl', fewshotData: 'b.jsonl' });
   assert.deepEqual(parseTaskFlag('sequence_classification=x.csv', { ...FLAGS, classes: 'neg, pos', method: 'generate' }),
     { task: 'sequence_classification', data: 'x.csv', promptColumn: 'prompt', labelColumn: 'label', method: 'generate', maxNewTokens: 128, classes: ['neg', 'pos'] });
