@@ -256,3 +256,11 @@ test('evaluate: bad input fails in one line naming the task / file', async () =>
   const r = await evaluate(m, [{ task: 'piqa', data: join(FIX, 'tasks', 'piqa', 'validation.jsonl'), fewshotData: join(FIX, 'tasks', 'piqa', 'train.jsonl') }], { numFewshot: 1, limit: 2 });
   assert.deepEqual(r['n-shot'], { piqa: 1 });
 });
+
+test('evaluate(dir, …) loads the model itself (and releases it): same results as a loaded model', async () => {
+  const spec = [{ task: 'winogrande', data: join(FIX, 'tasks', 'winogrande') }];
+  const a = await evaluate(join(ROOT, 'assets', 'stories260K'), spec, { limit: 4, load: { graphCache: false } });
+  const b = await evaluate({ model, tokenizer }, spec, { limit: 4 });
+  assert.deepEqual(a.results, b.results);
+  assert.equal(a.config.model_args, join(ROOT, 'assets', 'stories260K'));
+});

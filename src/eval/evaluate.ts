@@ -13,6 +13,7 @@ import type { HubOptions } from '../io/hub.ts';
 import { loadSplit, type Row } from '../io/tables.ts';
 import type { TextTokenizer } from '../io/tokenizer.ts';
 import type { CausalLM, LoadOptions } from '../runtime/causal-lm.ts';
+import { loadAnyModel } from '../runtime/load.ts';
 import type { ProgressCallback } from '../progress.ts';
 import { VERSION } from '../version.ts';
 import { loglikelihood, type LoglikelihoodResult } from './loglikelihood.ts';
@@ -110,7 +111,6 @@ export async function evaluate(model: string | Loaded, tasks: readonly TaskSpec[
   if (!(Number.isInteger(numFewshot) && numFewshot >= 0)) fail(`numFewshot must be an integer ≥ 0, got ${numFewshot}`);
   let loaded: Loaded, own = false;
   if (typeof model === 'string') {
-    const { loadAnyModel } = await import('../runtime/load.ts');
     const m = await loadAnyModel(model, { ...o.load, nll: true });
     if (!m.tokenizer) { await m.model.release(); fail(`${model} has no tokenizer.json: evaluation needs one`); }
     loaded = { model: m.model, tokenizer: m.tokenizer };
@@ -120,7 +120,7 @@ export async function evaluate(model: string | Loaded, tasks: readonly TaskSpec[
   const out: EvalResults = {
     results: {}, group_subtasks: {}, configs: {}, versions: {}, 'n-shot': {}, higher_is_better: {}, 'n-samples': {},
     config: {
-      model: 'gptqjs', model_args: typeof model === 'string' ? model : loaded.model.cfg.path, model_num_parameters: undefined,
+      model: 'gptqjs', model_args: typeof model === 'string' ? model : loaded.model.cfg.path,
       batch_size: o.batchSize ?? 'auto', limit: o.limit ?? null, fewshot_seed: seed, max_length: o.maxLength ?? (loaded.model.cfg.maxPositionEmbeddings || 2048),
       quantization: loaded.model.quantization ? { bits: loaded.model.quantization.quantizeConfig.bits, groupSize: loaded.model.quantization.quantizeConfig.groupSize } : null,
       gptqjs_version: VERSION,
