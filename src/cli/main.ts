@@ -14,7 +14,7 @@ export const COMMANDS: Record<string, { summary: string; load: () => Promise<{ r
   ppl: { summary: 'perplexity on wikitext2 / c4 / a text file (GPTQ paper method)', load: () => import('./ppl.ts') },
   inspect: { summary: 'what a (GPTQ) checkpoint holds: architecture, parameters, bits per weight, quantization config', load: () => import('./inspect.ts') },
   eval: { summary: 'evaluation tasks: lm-eval multiple choice (ARC, HellaSwag, PIQA, Winogrande), AutoGPTQ LM / classification / summarization', load: () => import('./eval.ts') },
-  compare: { summary: 'the same evaluation tasks on two models (fp vs quantized) side by side', load: async () => { const m = await import('./eval.ts'); return { run: m.runCompare, HELP: m.COMPARE_HELP }; } },
+  compare: { summary: 'the same evaluation tasks on two models (fp vs quantized) side by side', load: () => import('./compare.ts') },
   bench: { summary: 'inference speed of one model: load s, prefill and decode tok/s, ms/token, peak RSS', load: () => import('./bench.ts') },
 };
 
