@@ -106,7 +106,7 @@ const GRAPHS: Record<'gqa' | 'plain', ModelGraphOptions[]> = {
 };
 /** The graphs of a mode for a device (fused CPU kernels only on the CPU EP), with the NLL output on request. */
 const graphsFor = (kind: 'gqa' | 'plain', device: Device, nll = false): ModelGraphOptions[] =>
-  GRAPHS[kind].map((g, i) => ({ ...g, fusedOps: device === 'cpu', ...(nll && i === 0 ? { nllOutput: true } : {}) }));
+  GRAPHS[kind].map((g, i) => ({ ...g, fusedOps: device === 'cpu', ...(nll && i === 0 ? { nllOutput: true, argmaxOutput: true } : {}) }));
 /** Graph-cache key of one graph of a checkpoint: its name and a hash of its options. */
 const graphKey = (base: string, name: string, g: ModelGraphOptions) =>
   `${base}-${name}-${createHash('sha256').update(JSON.stringify(g)).digest('hex').slice(0, 8)}`;
@@ -349,7 +349,7 @@ export class CausalLM {
 
   /** Logits for every position of each row: ids [B,S] → Float32Array [B,S,V]. */
   async logits(ids: number[][]): Promise<Float32Array> {
-    return this.runFull(ids, 'logits');
+    return (await this.runFull(ids, ['logits'])).logits!.data as Float32Array;
   }
 
   /**
@@ -359,26 +359,38 @@ export class CausalLM {
    * separate full-sequence NLL session built by the first call (graph cache as for the main graphs).
    */
   async nll(ids: number[][]): Promise<Float32Array> {
-    const B = ids.length, S = ids[0]?.length ?? 0, V = this.cfg.vocabSize;
+    return (await this.runNll(ids, ['nll'])).nll!.data as Float32Array;
+  }
+
+  /**
+   * `nll(ids)` plus the greedy token at each scored position: argmax [B,S−1] (Int32Array), entry [b,s] = argmax over
+   * the vocabulary of the logits after ids[b][0..s] (first index on ties, as torch.argmax). Both come out of the graph;
+   * the logits stay in ONNX Runtime. Loglikelihood scoring (src/eval/loglikelihood.ts) uses it for lm-eval's is_greedy.
+   */
+  async nllArgmax(ids: number[][]): Promise<{ nll: Float32Array; argmax: Int32Array }> {
+    const r = await this.runNll(ids, ['nll', 'argmax']);
+    return { nll: r.nll!.data as Float32Array, argmax: Int32Array.from(r.argmax!.data as BigInt64Array, (x) => Number(x)) };
+  }
+
+  /** Checks ids, then runs the full-sequence graph with the NLL output (main session or the separate NLL session). */
+  private async runNll(ids: number[][], fetch: string[]): Promise<Record<string, ort.Tensor>> {
+    const S = ids[0]?.length ?? 0, V = this.cfg.vocabSize;
     if (S < 2) fail(`nll: rows need at least 2 tokens, got ${S}`);
     ids.forEach((r, b) => r.forEach((t, s) => { if (s > 0 && !(Number.isInteger(t) && t >= 0 && t < V)) fail(`nll: token ${t} (row ${b}, position ${s}) outside the vocabulary [0, ${V})`); }));
-    if (this.nllInMain) return this.runFull(ids, 'nll');
-    return this.runFull(ids, 'nll', await (this.nllSession ??= this.makeNllSession!().catch((e: unknown) => { this.nllSession = undefined; throw e; })));
+    if (this.nllInMain) return this.runFull(ids, fetch);
+    return this.runFull(ids, fetch, await (this.nllSession ??= this.makeNllSession!().catch((e: unknown) => { this.nllSession = undefined; throw e; })));
   }
 
   /**
    * The full-sequence forward of ids [B,S] on the main session (or `nllSession`, the same graph with the NLL output),
-   * fetching the logits [B,S,V] or the NLL [B,S−1].
+   * fetching `fetch`: the logits [B,S,V], or the NLL [B,S−1] and argmax [B,S−1] (labels = ids shifted by one).
    */
-  private async runFull(ids: number[][], out: 'logits' | 'nll', nllSession?: InferenceSession): Promise<Float32Array> {
+  private async runFull(ids: number[][], fetch: string[], nllSession?: InferenceSession): Promise<Record<string, ort.Tensor>> {
     const B = ids.length, S = ids[0]!.length;
     const input_ids = i64From(ids, B, S);
     const labels: Record<string, ort.Tensor> = !(nllSession || this.nllInMain) ? {}
-      : { labels: out === 'nll' ? i64From(ids.map((r) => r.slice(1)), B, S - 1) : noLabels(B) };
-    if (this.s.kind === 'plain') {
-      const r = await (nllSession ?? this.s.full).run({ input_ids, ...labels }, [out]);
-      return this.finite(r[out]!.data as Float32Array, out);
-    }
+      : { labels: fetch.includes('nll') ? i64From(ids.map((r) => r.slice(1)), B, S - 1) : noLabels(B) };
+    if (this.s.kind === 'plain') return this.finiteOutputs(await (nllSession ?? this.s.full).run({ input_ids, ...labels }, fetch));
     const { numLayers, numKvHeads: kvH, headDim: d } = this.cfg;
     const pos = new BigInt64Array(B * S), mask = new BigInt64Array(B * S).fill(1n);
     for (let b = 0; b < B; b++) for (let s = 0; s < S; s++) pos[b * S + s] = BigInt(s);
@@ -388,8 +400,7 @@ export class CausalLM {
     };
     const empty = f32(new Float32Array(0), [B, kvH, 0, d]);
     for (let i = 0; i < numLayers; i++) { const n = kvNames(i); feeds[n.pastKey] = empty; feeds[n.pastValue] = empty; }
-    const r = await (nllSession ?? this.s.fast).run(feeds, [out]);
-    return this.finite(r[out]!.data as Float32Array, out);
+    return this.finiteOutputs(await (nllSession ?? this.s.fast).run(feeds, fetch));
   }
 
   /**
@@ -486,6 +497,12 @@ export class CausalLM {
    * built by another gptqjs or damaged since), else the activations overflowed. Cost: one multiply-add per value (~V
    * per decode step).
    */
+  /** finite() on the float outputs of a run (logits, nll); the run's outputs unchanged. */
+  private async finiteOutputs(r: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+    for (const what of ['logits', 'nll'] as const) if (r[what]) await this.finite(r[what].data as Float32Array, what);
+    return r;
+  }
+
   private async finite(a: Float32Array, what: 'logits' | 'nll'): Promise<Float32Array> {
     const i = firstNonFinite(a);
     if (i < 0) return a;
