@@ -22,10 +22,10 @@ export type { LmHeadBits } from './runtime/lm-head.ts';
 export type { GraphCacheOption } from './runtime/graph-cache.ts';
 export type { Device } from './graph/session.ts';
 export { perplexity, type PerplexityResult } from './eval/perplexity.ts';
-export { evaluate, TASK_NAMES, type TaskSpec, type TaskSpecObject, type EvaluateOptions, type EvalResults } from './eval/evaluate.ts';
-export { loglikelihood, scoreEncoded, encodePair, type LoglikelihoodRequest, type LoglikelihoodResult } from './eval/loglikelihood.ts';
+export { evaluate, TASK_NAMES, type TaskSpec, type TaskSpecObject, type EvaluateOptions, type EvalResults, type EvalModel } from './eval/evaluate.ts';
+export { loglikelihood, scoreEncoded, encodePair, type LoglikelihoodRequest, type LoglikelihoodResult, type EncodedRequest, type EvalTokenizer, type ScoreOptions } from './eval/loglikelihood.ts';
 export { MULTIPLE_CHOICE_TASKS, type MultipleChoiceTask } from './eval/multiple-choice.ts';
-export { rouge, type RougeScores } from './eval/rouge.ts';
+export { rouge, type RougeScores, type RougeScore } from './eval/rouge.ts';
 
 // Files: tokenizers, configs, safetensors, datasets, the Hub
 export { TextTokenizer, StreamDecoder, type ChatMessage } from './io/tokenizer.ts';
@@ -39,7 +39,7 @@ export {
   loadText, calibrationSamples, evalTokens,
   type LoadTextOptions, type CalibrationOptions, type CalibrationSet, type DatasetName, type Tokenize, type TokenizedExample,
 } from './io/datasets.ts';
-export { readTable, loadSplit, type Row } from './io/tables.ts';
+export { readTable, loadSplit, type Row, type SplitSource } from './io/tables.ts';
 export { resolveModelDir, type HubOptions } from './io/hub.ts';
 export { pushToHub, type PushOptions, type PushResult } from './io/push.ts';
 export { modelCardForDir, type CalibrationInfo, type PerplexityInfo } from './io/model-card.ts';

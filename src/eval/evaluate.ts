@@ -90,7 +90,8 @@ const limitOf = (n: number, limit?: number) => {
   return limit < 1 ? Math.ceil(n * limit) : Math.min(n, Math.floor(limit));
 };
 
-interface Loaded { model: CausalLM; tokenizer: TextTokenizer }
+/** A model already loaded, with its tokenizer (CausalLM.load gives both). */
+export interface EvalModel { model: CausalLM; tokenizer: TextTokenizer }
 
 /**
  * Evaluate `model` on `tasks`. `model`: a model directory (loaded here with the NLL output, released at the end), or
@@ -105,11 +106,11 @@ interface Loaded { model: CausalLM; tokenizer: TextTokenizer }
  * is_greedy] per request and the document's scores, as lm-eval's --log_samples.
  * Throws GptqError naming the task / split / file / field for unknown tasks, missing data or bad documents.
  */
-export async function evaluate(model: string | Loaded, tasks: readonly TaskSpec[], o: EvaluateOptions = {}): Promise<EvalResults> {
+export async function evaluate(model: string | EvalModel, tasks: readonly TaskSpec[], o: EvaluateOptions = {}): Promise<EvalResults> {
   if (!tasks.length) fail('evaluate: no tasks');
   const numFewshot = o.numFewshot ?? 0, seed = o.fewshotSeed ?? 1234;
   if (!(Number.isInteger(numFewshot) && numFewshot >= 0)) fail(`numFewshot must be an integer ≥ 0, got ${numFewshot}`);
-  let loaded: Loaded, own = false;
+  let loaded: EvalModel, own = false;
   if (typeof model === 'string') {
     const m = await loadAnyModel(model, { ...o.load, nll: true });
     if (!m.tokenizer) { await m.model.release(); fail(`${model} has no tokenizer.json: evaluation needs one`); }
@@ -167,7 +168,7 @@ async function taskDocs(t: MultipleChoiceTask, s: TaskSpecObject, o: EvaluateOpt
   return { docs, fewshot, split: ev.split, files: ev.files };
 }
 
-async function runMultipleChoice(t: MultipleChoiceTask, name: string, s: TaskSpecObject, m: Loaded, o: EvaluateOptions, numFewshot: number, seed: number, out: EvalResults): Promise<void> {
+async function runMultipleChoice(t: MultipleChoiceTask, name: string, s: TaskSpecObject, m: EvalModel, o: EvaluateOptions, numFewshot: number, seed: number, out: EvalResults): Promise<void> {
   const { docs: all, fewshot, split, files } = await taskDocs(t, s, o, numFewshot);
   if (!all.length) fail(`${name}: the ${split} split has no documents`);
   const n = limitOf(all.length, o.limit);
@@ -216,7 +217,7 @@ function sampleLog(docId: number, doc: Row, target: number, reqs: { context: str
   };
 }
 
-async function runAutoGptq(kind: AutoGptqTaskKind, name: string, s: TaskSpecObject, m: Loaded, o: EvaluateOptions, out: EvalResults): Promise<void> {
+async function runAutoGptq(kind: AutoGptqTaskKind, name: string, s: TaskSpecObject, m: EvalModel, o: EvaluateOptions, out: EvalResults): Promise<void> {
   if (!s.data) fail(`${name}: ${kind} needs data (a file, folder or Hub dataset id with prompt/label columns)`);
   // AutoGPTQ's get_dataloader: the "evaluation" split, else "test", else "train"
   const ev = await loadSplit(s.data, ['evaluation', 'test', 'train'], { ...o.hub, onProgress: o.onProgress, config: s.config });
