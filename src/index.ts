@@ -45,9 +45,16 @@ export { pushToHub, type PushOptions, type PushResult } from './io/push.ts';
 export { modelCardForDir, type CalibrationInfo, type PerplexityInfo } from './io/model-card.ts';
 export { GptqError } from './errors.ts';
 
-// Architectures: registerArchitecture + the graph-building types its definitions use
+// Architectures: defineArchitecture + registerArchitecture, and the graph-building pieces definitions use
 export { registerArchitecture, supportedModelTypes, archFor } from './models/registry.ts';
-export type { ArchDefinition, LayerContext, WeightSource, LinearSpec, LayerLinear } from './models/types.ts';
+export type { ArchDefinition, ArchConfig, LayerContext, WeightSource, LinearSpec, LayerLinear } from './models/types.ts';
+export {
+  defineArchitecture, linear, repeat, dims, embedTokens, embedWithPositions, configBool, configInt, configNumber, checkActivation,
+  type ArchSpec, type ModuleTree, type Modules, type LinearNode, type Dims, type NormAt,
+} from './models/define.ts';
+export type { ConfigDefaults, ConfigReader } from './io/config.ts';
+export type { Rope, RopeParams } from './models/rope.ts';
+export * as rope from './models/rope.ts';
 export type { GraphBuilder, Attrs } from './graph/builder.ts';
 export type { AttrValue, Dim, ElemType, GraphProtoSpec, NodeSpec, TensorInit, ValueInfo } from './graph/onnx-proto.ts';
 export * as blocks from './models/blocks.ts';

@@ -202,7 +202,7 @@ export async function checkModuleTree(dir: string, o: ModuleTreeOpts = {}): Prom
   const arch = archFor(cfg.modelType);
   const w = await loadFloatWeights(dir);
   const lins = arch.layerLinears(cfg);
-  assert.deepEqual([...arch.insideLayerModules.flat()].sort(), lins.map((l) => l.rel).sort());
+  assert.deepEqual([...arch.insideLayerModules(cfg).flat()].sort(), lins.map((l) => l.rel).sort());
   for (const l of lins) {
     assert.equal(w.get(`${arch.layersBlockName}0.${l.rel}.weight`)?.length, l.inFeatures * l.outFeatures, l.rel);
     if (l.bias) assert.equal(w.get(`${arch.layersBlockName}0.${l.rel}.bias`)?.length, l.outFeatures, `${l.rel}.bias`);

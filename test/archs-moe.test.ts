@@ -60,9 +60,9 @@ test('mixtral calibration layer graph: hidden_out matches; each expert Hessian =
     const c = readRefConfig(t.path);
     const lins = arch.layerLinears(cfg);
     assert.equal(lins.length, 4 + 3 * 4);
-    assert.deepEqual([...arch.insideLayerModulesFor!(cfg).flat()].sort(), lins.map((l) => l.rel).sort());
-    assert.deepEqual(arch.insideLayerModulesFor!(cfg)[2]!.slice(0, 2), ['block_sparse_moe.experts.0.w1', 'block_sparse_moe.experts.1.w1']);
-    assert.equal(arch.insideLayerModules[3]!.length, 8, 'static list = AutoGPTQ (8 experts)');
+    assert.deepEqual([...arch.insideLayerModules(cfg).flat()].sort(), lins.map((l) => l.rel).sort());
+    assert.deepEqual(arch.insideLayerModules(cfg)[2]!.slice(0, 2), ['block_sparse_moe.experts.0.w1', 'block_sparse_moe.experts.1.w1']);
+    assert.equal(arch.insideLayerModules(cfg)[3]!.length, 4, 'one w2 per expert (num_local_experts 4)');
     const src = new InputWeights(`${arch.layersBlockName}0.`);
     const g = buildLayerGraph(arch, cfg, src, { hessians: lins.map((l) => l.rel) });
     // w1 and w3 of one expert share a tap (same input, same mask); different experts do not.
@@ -133,7 +133,7 @@ test('mixtral config: MixtralConfig defaults; check()', () => {
   const cfg = parseModelConfig(base);
   assert.deepEqual([cfg.ropeTheta, cfg.rmsNormEps, cfg.slidingWindow, cfg.numKvHeads, cfg.tieWordEmbeddings], [1e6, 1e-5, null, 8, false]);
   const arch = archFor('mixtral');
-  assert.equal(arch.insideLayerModulesFor!(cfg)[3]!.length, 8); // MixtralConfig num_local_experts 8
+  assert.equal(arch.insideLayerModules(cfg)[3]!.length, 8); // MixtralConfig num_local_experts 8
   assert.throws(() => arch.check!(parseModelConfig(mixtralConfig({ topK: 5 }))), /num_experts_per_tok \(5\) must be <= num_local_experts \(4\)/);
 });
 

@@ -2,10 +2,22 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CausalLM, GPTQModel, registerArchitecture, supportedModelTypes } from '../src/index.ts';
+import { CausalLM, GPTQModel, archFor, defineArchitecture, linear, registerArchitecture, supportedModelTypes } from '../src/index.ts';
+import { parseModelConfig } from '../src/io/config.ts';
 import { llama } from '../src/models/llama.ts';
+import { rmsNormAt } from '../src/models/blocks.ts';
 import { makeLlamaCheckpoint } from './synth.ts';
 import { tmpDir } from './helpers.ts';
+
+/** A made-up layer: fused qkv (group 0) and one MLP linear (group 1); the graph is never built here. */
+const llamaSpecLike = {
+  layersBlockName: 'model.layers.', outsideLayerModules: ['model.embed_tokens', 'model.norm'],
+  modules: (_: unknown, d: { h: number; i: number; q: number; kv: number }) => ({
+    attn: { qkv: linear(0, d.h, d.q + 2 * d.kv, true) }, mlp: { down: linear(1, d.i, d.h) },
+  }),
+  norm: ['model.norm', rmsNormAt] as const,
+  layer: (_ctx: unknown, x: string) => x,
+};
 
 const DIMS = { hidden: 64, intermediate: 128, layers: 2, heads: 4, kvHeads: 2, vocab: 64, seed: 12 };
 
@@ -28,4 +40,21 @@ test('a user-registered architecture loads, runs and quantizes like a built-in o
     assert.equal(r.quantized.size, 14);
     await m.dispose();
   } finally { t.cleanup(); }
+});
+
+test('registerArchitecture: a defineArchitecture() definition brings its config defaults and module tree; a malformed one is refused in one line', () => {
+  const tiny = defineArchitecture({
+    ...llamaSpecLike,
+    modelTypes: ['tiny_custom'],
+    config: { tiny_custom: { rms_norm_eps: 3e-3, intermediate_size: 96, tie_word_embeddings: false, num_key_value_heads: 1 } },
+  });
+  registerArchitecture(tiny);
+  const c = parseModelConfig({ model_type: 'tiny_custom', hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 4, vocab_size: 50 });
+  assert.deepEqual([c.rmsNormEps, c.intermediateSize, c.tieWordEmbeddings, c.numKvHeads], [3e-3, 96, false, 1]);
+  assert.deepEqual(archFor('tiny_custom').insideLayerModules(c), [['attn.qkv'], ['mlp.down']]);
+  assert.deepEqual(archFor('tiny_custom').layerLinears(c), [
+    { rel: 'attn.qkv', inFeatures: 32, outFeatures: 48, bias: true }, { rel: 'mlp.down', inFeatures: 96, outFeatures: 32, bias: false },
+  ]);
+  assert.throws(() => registerArchitecture({ ...llama, insideLayerModules: [['self_attn.q_proj']] } as any),
+    /^GptqError: registerArchitecture: not an architecture definition \(insideLayerModules missing or of the wrong kind\); build it with defineArchitecture\(\)$/);
 });
