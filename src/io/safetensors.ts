@@ -1,13 +1,14 @@
 /** Safetensors reader (lazy, per-tensor reads), sharded checkpoints, and an atomic streaming writer. */
-import { promises as fs } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
-import { join, basename } from 'node:path';
+import { promises as fs } from '../platform/fs.ts';
+import { join, basename } from '../platform/path.ts';
 import { fail, GptqError } from '../errors.ts';
 import { DTYPE_BYTES, numel, toFloat32, type DType, type Tensor, type TypedArray } from '../tensor.ts';
 import { tempPathFor, writeFileAtomic } from './atomic.ts';
 
 export interface TensorInfo { dtype: DType; shape: number[]; byteLength: number }
 interface Entry extends TensorInfo { begin: number; end: number }
+
+type FileHandle = Awaited<ReturnType<typeof fs.open>>;
 
 const MAX_HEADER = 100 * 1024 * 1024;
 const CHUNK = 1 << 28; // max bytes per single read/write call
