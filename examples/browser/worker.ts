@@ -2,7 +2,7 @@
  * The page's Web Worker: all model work (loading, generation, perplexity, GPTQ quantization, zipping) runs here, so
  * the page stays responsive. Messages in: Request; messages out: Reply (examples/browser/protocol.ts).
  */
-import { CausalLM, GPTQModel, evalTokens, mountFiles, mountUrl, ort, perplexity, unmount, zipFolder, type QuantizeProgress } from '../../src/browser.ts';
+import { CausalLM, GPTQModel, calibrationSamples, evalTokens, mountFiles, mountUrl, ort, perplexity, unmount, zipFolder, type QuantizeProgress } from '../../src/browser.ts';
 import type { Reply, Request } from './protocol.ts';
 
 const post = (r: Reply) => (self as unknown as { postMessage(m: unknown): void }).postMessage(r);
@@ -66,8 +66,11 @@ async function quantize(req: Extract<Request, { type: 'quantize' }>): Promise<vo
   const t0 = performance.now();
   const m = await GPTQModel.fromPretrained(dir, { quantizeConfig: { bits: req.bits, groupSize: req.groupSize, descAct: false } });
   try {
+    // Paragraphs are documents; samples are random seqlen-token windows (gptq's C4 recipe; joined documents when
+    // none is long enough), the same ids Node's calibrationSamples gives for the same text and seed.
     const texts = req.text.split(/\n\s*\n/).map((s) => s.trim()).filter(Boolean);
-    const calib = await m.calibration(texts, { nsamples: req.nsamples, seqlen: req.seqlen });
+    if (!m.tokenizer) throw new Error(`${dir} has no tokenizer.json`);
+    const calib = calibrationSamples(m.tokenizer, texts, { nsamples: req.nsamples, seqlen: req.seqlen, seed: 0 });
     post({ type: 'calibration', samples: calib.inputIds.length, tokens: calib.inputIds.reduce((a, r) => a + r.length, 0), ids: calib.inputIds.map((r) => Array.from(r)) });
     const res = await m.quantize(calib, {
       onProgress: (e) => post({ type: 'progress', event: e as QuantizeProgress }),
@@ -75,9 +78,9 @@ async function quantize(req: Extract<Request, { type: 'quantize' }>): Promise<vo
     });
     const quantizeSeconds = (performance.now() - t0) / 1000;
     const name = `${dir.split('/').pop()}-gptq-${req.bits}bit-g${req.groupSize}`;
-    const out = `/out/${++outDirs}/${name}`;
+    const out = `/out-${++outDirs}`; // an in-memory folder, zipped below and then dropped
     await m.saveQuantized(out);
-    const zip = await zipFolder(out);
+    const zip = await zipFolder(out, { topFolder: name });
     unmount(out);
     post({
       type: 'quantized', seconds: quantizeSeconds, zip, name: `${name}.zip`, bytes: zip.size, modules: res.quantized.size,

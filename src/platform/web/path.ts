@@ -40,6 +40,7 @@ export function basename(p: string, ext?: string): string {
 
 export function dirname(p: string): string {
   const s = p.replace(/\/+$/, '');
+  if (!s) return p ? '/' : '.';
   const i = s.lastIndexOf('/');
   if (i < 0) return '.';
   return i === 0 ? '/' : s.slice(0, i);
