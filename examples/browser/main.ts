@@ -15,7 +15,7 @@ worker.onmessage = (ev: MessageEvent<Reply>) => {
   const r = ev.data;
   (demo.events as string[]).push(r.type);
   switch (r.type) {
-    case 'ready': $('env').textContent = `worker ready · cross-origin isolated: ${self.crossOriginIsolated} · cores: ${navigator.hardwareConcurrency} · WebGPU: ${'gpu' in navigator}`; demo.ready = true; break;
+    case 'ready': $('env').textContent = `worker ready · cross-origin isolated: ${self.crossOriginIsolated} · cores: ${navigator.hardwareConcurrency} · navigator.gpu: ${'gpu' in navigator ? 'yes (WebGPU EP used when asked for device webgpu)' : 'no'}`; demo.ready = true; break;
     case 'status': $('model').textContent += `\n${r.text}`; break;
     case 'error': demo.error = r.message; $('env').innerHTML = `<span class="err">${r.message.replace(/</g, '&lt;')}</span>`; busy(false); break;
     case 'loaded':

@@ -189,7 +189,12 @@ function freePath(at: string): string {
 export async function mountUrl(url: string, o: MountUrlOptions = {}): Promise<string> {
   const base = new URL(url.endsWith('/') ? url : `${url}/`, (globalThis as { location?: { href: string } }).location?.href);
   const at = freePath(o.at ?? `/${decodeURIComponent(base.pathname.split('/').filter(Boolean).pop() ?? 'model')}`);
-  const names = new Set(o.files ?? MODEL_FILE_NAMES);
+  // With the Cache API, the listing found by the first mount is kept too, so a later mount sends no request at all.
+  const cacheName = o.cache === undefined ? 'gptqjs-models' : o.cache;
+  const store = cacheName !== false && caches() ? await caches()!.open(cacheName) : undefined;
+  const listingKey = new URL('.gptqjs-listing.json', base).href;
+  const listed = !o.files && store ? await store.match(listingKey).then((r) => r?.json() as Promise<string[]> | undefined) : undefined;
+  const names = new Set(o.files ?? listed ?? MODEL_FILE_NAMES);
   const found = new Map<string, ByteSource>();
   const add = async (name: string) => {
     if (found.has(name)) return;
@@ -204,6 +209,7 @@ export async function mountUrl(url: string, o: MountUrlOptions = {}): Promise<st
     await Promise.all(shards.map(add));
   }
   if (!found.has('config.json')) fail(`${base.href}: no config.json there (a model folder URL is needed, e.g. https://huggingface.co/<id>/resolve/main/)`);
+  if (store && !o.files && !listed) await store.put(listingKey, new Response(JSON.stringify([...found.keys()]), { headers: { 'content-type': 'application/json' } }));
   mkdirp(at);
   for (const [n, s] of found) nodes.set(join(at, n), { kind: 'file', src: s, mtimeMs: Date.now() });
   return at;
