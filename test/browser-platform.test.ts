@@ -13,7 +13,7 @@ import { unzipSync } from 'fflate';
 import { ROOT } from './helpers.ts';
 import { serveExample } from '../examples/browser/serve.ts';
 import { promises as wfs, existsSync as wExists } from '../src/platform/web/fs.ts';
-import { join as wjoin, resolve as wresolve, dirname as wdirname, basename as wbasename, extname as wextname } from '../src/platform/web/path.ts';
+import { join as wjoin, resolve as wresolve, dirname as wdirname, basename as wbasename, extname as wextname, relative as wrelative, isAbsolute as wisAbsolute } from '../src/platform/web/path.ts';
 import { mountFiles, mountUrl, listFiles, zipFolder, unmount } from '../src/platform/web/vfs.ts';
 import { PACKAGE_VERSION } from '../src/platform/web/paths.ts';
 
@@ -55,6 +55,8 @@ test('web path functions agree with node:path posix on the paths the library bui
     assert.equal(wjoin(...a), posix.join(...a), a.join(' + '));
   for (const p of ['/a/b/c.json', '/a/', '/a', '/', 'rel/x.txt', '/a/b.tar.gz'])
     assert.deepEqual([wdirname(p), wbasename(p), wextname(p)], [posix.dirname(p), posix.basename(p), posix.extname(p)], p);
+  for (const [a, b] of [['/a/b', '/a/c/d'], ['/a', '/a'], ['/x/y/z', '/x'], ['/', '/q/r']]) assert.equal(wrelative(a!, b!), posix.relative(a!, b!), `${a} → ${b}`);
+  assert.ok(wisAbsolute('/a') && !wisAbsolute('a'));
   assert.equal(wresolve('x', 'y'), '/x/y');
   assert.equal(wresolve('/a/b', '../c'), '/a/c');
 });

@@ -50,3 +50,13 @@ export function extname(p: string): string {
   const b = basename(p), i = b.lastIndexOf('.');
   return i <= 0 ? '' : b.slice(i);
 }
+
+export function isAbsolute(p: string): boolean { return p.startsWith('/'); }
+
+/** The path from `from` to `to` (both resolved against "/"). */
+export function relative(from: string, to: string): string {
+  const a = resolve(from).split('/').filter(Boolean), b = resolve(to).split('/').filter(Boolean);
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return [...Array(a.length - i).fill('..'), ...b.slice(i)].join('/');
+}
