@@ -4,18 +4,21 @@ import type { Reply, Request } from './protocol.ts';
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
 const send = (r: Request) => worker.postMessage(r);
+/** For scripts (bench/browser.ts): send a request to the worker directly. */
+(window as unknown as { gptqjsSend: typeof send }).gptqjsSend = send;
 
 /** What the page measured, for scripts and tests (window.gptqjsDemo). */
 const demo: Record<string, unknown> = { events: [] as string[] };
 (window as unknown as { gptqjsDemo: unknown }).gptqjsDemo = demo;
 
+const device = () => $<HTMLSelectElement>('device').value as 'cpu' | 'webgpu';
 const busy = (on: boolean) => { for (const id of ['generate', 'ppl', 'quantize']) $<HTMLButtonElement>(id).disabled = on || !demo.loaded; };
 
 worker.onmessage = (ev: MessageEvent<Reply>) => {
   const r = ev.data;
   (demo.events as string[]).push(r.type);
   switch (r.type) {
-    case 'ready': $('env').textContent = `worker ready · cross-origin isolated: ${self.crossOriginIsolated} · cores: ${navigator.hardwareConcurrency} · navigator.gpu: ${'gpu' in navigator ? 'yes (WebGPU EP used when asked for device webgpu)' : 'no'}`; demo.ready = true; break;
+    case 'ready': $('env').textContent = `worker ready · cross-origin isolated: ${self.crossOriginIsolated} · cores: ${navigator.hardwareConcurrency} · navigator.gpu: ${'gpu' in navigator ? 'yes' : 'no'}`; demo.ready = true; break;
     case 'status': $('model').textContent += `\n${r.text}`; break;
     case 'error': demo.error = r.message; $('env').innerHTML = `<span class="err">${r.message.replace(/</g, '&lt;')}</span>`; busy(false); break;
     case 'loaded':
@@ -42,6 +45,7 @@ worker.onmessage = (ev: MessageEvent<Reply>) => {
       }
       break;
     }
+    case 'bench': demo.bench = r; break;
     case 'quantized': {
       demo.quantized = { ...r, zip: undefined };
       const a = document.createElement('a');
@@ -56,12 +60,12 @@ worker.onmessage = (ev: MessageEvent<Reply>) => {
   }
 };
 
-$('load-embedded').onclick = () => { busy(true); demo.loaded = undefined; $('model').textContent = 'loading…'; send({ type: 'load', url: new URL('./models/stories260K/', location.href).href }); };
+$('load-embedded').onclick = () => { busy(true); demo.loaded = undefined; $('model').textContent = 'loading…'; send({ type: 'load', url: new URL('./models/stories260K/', location.href).href, device: device() }); };
 $<HTMLInputElement>('folder').onchange = (ev) => {
   const files = [...((ev.target as HTMLInputElement).files ?? [])];
   if (!files.length) return;
   busy(true); demo.loaded = undefined; $('model').textContent = 'loading…';
-  send({ type: 'load', files });
+  send({ type: 'load', files, device: device() });
 };
 $('generate').onclick = () => {
   busy(true); demo.generated = undefined; $('generated').textContent = ''; $('gen-stats').textContent = '';

@@ -5,7 +5,9 @@ export type Request =
   | { type: 'load'; url?: string; files?: File[]; cache?: boolean; device?: 'cpu' | 'webgpu'; attention?: 'auto' | 'plain' }
   | { type: 'generate'; prompt: string; maxNewTokens: number }
   | { type: 'ppl'; text: string; seqlen: number }
-  | { type: 'quantize'; text: string; bits: 2 | 3 | 4 | 8; groupSize: number; nsamples: number; seqlen: number };
+  | { type: 'quantize'; text: string; bits: 2 | 3 | 4 | 8; groupSize: number; nsamples: number; seqlen: number }
+  /** Speed measurement (bench/browser.ts): greedy decode of `tokens` ids from [bos], then GPTQ on the given ids. */
+  | { type: 'bench'; tokens: number; calibIds: number[][]; bits: 4; groupSize: number };
 
 export type Reply =
   | { type: 'ready' }
@@ -20,4 +22,5 @@ export type Reply =
   | { type: 'ppl'; ppl: number; nll: number; windows: number; tokens: number; seconds: number }
   | { type: 'calibration'; samples: number; tokens: number; ids: number[][] }
   | { type: 'progress'; event: QuantizeProgress }
+  | { type: 'bench'; loadSeconds: number; decodeTokPerSec: number; prefillSeconds: number; quantizeSeconds: number; saveSeconds: number; zipBytes: number }
   | { type: 'quantized'; seconds: number; zip: Blob; name: string; bytes: number; modules: number; skipped: string[]; losses: Record<string, number> };

@@ -2,7 +2,7 @@
  * The page's Web Worker: all model work (loading, generation, perplexity, GPTQ quantization, zipping) runs here, so
  * the page stays responsive. Messages in: Request; messages out: Reply (examples/browser/protocol.ts).
  */
-import { CausalLM, GPTQModel, calibrationSamples, evalTokens, mountFiles, mountUrl, ort, perplexity, unmount, zipFolder, type QuantizeProgress } from '../../src/browser.ts';
+import { CausalLM, GPTQModel, calibrationSamples, generateTokens, evalTokens, mountFiles, mountUrl, ort, perplexity, unmount, zipFolder, type QuantizeProgress } from '../../src/browser.ts';
 import type { Reply, Request } from './protocol.ts';
 
 const post = (r: Reply) => (self as unknown as { postMessage(m: unknown): void }).postMessage(r);
@@ -89,6 +89,27 @@ async function quantize(req: Extract<Request, { type: 'quantize' }>): Promise<vo
   } finally { await m.dispose(); }
 }
 
+/** bench/browser.ts: decode speed from [bos] (eos ignored) and GPTQ time on given ids, as bench does it in Node. */
+async function bench(req: Extract<Request, { type: 'bench' }>): Promise<void> {
+  if (!lm || !dir) throw new Error('load a model first');
+  let t = performance.now(), first = 0, n = 0;
+  for await (const _ of generateTokens(lm, [[lm.bosTokenId ?? 1]], { maxNewTokens: req.tokens, eosTokenIds: [] })) { if (!n++) first = performance.now(); }
+  const decodeTokPerSec = (n - 1) / ((performance.now() - first) / 1000), prefillSeconds = (first - t) / 1000;
+  t = performance.now();
+  const m = await GPTQModel.fromPretrained(dir, { quantizeConfig: { bits: req.bits, groupSize: req.groupSize, descAct: false } });
+  try {
+    const ids = req.calibIds.map((r) => Int32Array.from(r));
+    await m.quantize({ inputIds: ids, attentionMask: ids.map((r) => new Uint8Array(r.length).fill(1)), concatenated: false });
+    const quantizeSeconds = (performance.now() - t) / 1000;
+    t = performance.now();
+    const out = `/out-${++outDirs}`;
+    await m.saveQuantized(out);
+    const zip = await zipFolder(out);
+    unmount(out);
+    post({ type: 'bench', loadSeconds: 0, decodeTokPerSec, prefillSeconds, quantizeSeconds, saveSeconds: (performance.now() - t) / 1000, zipBytes: zip.size });
+  } finally { await m.dispose(); }
+}
+
 self.onmessage = async (ev: MessageEvent<Request>) => {
   const req = ev.data;
   try {
@@ -96,6 +117,7 @@ self.onmessage = async (ev: MessageEvent<Request>) => {
     else if (req.type === 'generate') await generate(req);
     else if (req.type === 'ppl') await ppl(req);
     else if (req.type === 'quantize') await quantize(req);
+    else if (req.type === 'bench') await bench(req);
   } catch (e) {
     post({ type: 'error', message: e instanceof Error ? e.message : String(e) });
   }
