@@ -1,6 +1,6 @@
 /** Write an AutoGPTQ-format checkpoint: packed safetensors, quantize_config.json, config.json#quantization_config. */
-import { promises as fs, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { promises as fs, existsSync } from '../platform/fs.ts';
+import { join } from '../platform/path.ts';
 import { realPath, writeDirAtomic } from '../io/atomic.ts';
 import { fail } from '../errors.ts';
 import { QUANTIZER_ID } from '../version.ts';

@@ -1,9 +1,9 @@
 /** A loaded causal LM: config + ORT session(s) over the whole-model graph (fp32 or quantized weights). */
-import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import * as ort from 'onnxruntime-node';
-import type { InferenceSession } from 'onnxruntime-node';
+import { createHash } from '../platform/crypto.ts';
+import { existsSync } from '../platform/fs.ts';
+import { join } from '../platform/path.ts';
+import * as ort from '../platform/ort.ts';
+import type { InferenceSession } from '../platform/ort.ts';
 import { loadGenerationConfig, loadModelConfig, parseGenerationConfig, type GenerationConfig, type ModelConfig } from '../io/config.ts';
 import { resolveModelDir, type HubOptions } from '../io/hub.ts';
 import { TextTokenizer, type ChatMessage } from '../io/tokenizer.ts';
@@ -21,6 +21,7 @@ import { checkAccuracyLevel, loadQuantizedWeights, type AccuracyLevel, type Quan
 import { checkLmHeadBits, HeadQuantizedWeights, isQuantizedModule, lmHeadNote, quantizeHead, readHeadWeight, type LmHeadBits, type QuantizedHead } from './lm-head.ts';
 import { graphCacheKey, GraphCache, type GraphCacheOption } from './graph-cache.ts';
 import { collectGarbage } from '../gc.ts';
+import { logLine } from '../platform/os.ts';
 import { chatText, generateText, streamText, type ChatOptions, type ChatResult, type TextGenerationOptions, type TextGenerationResult } from './text.ts';
 
 export type AttentionMode = 'auto' | 'gqa' | 'plain';
@@ -237,7 +238,7 @@ export class CausalLM {
     const lmHeadBits = checkLmHeadBits(o.lmHeadBits);
     const arch = archFor(cfg.modelType);
     arch.check?.(cfg);
-    const log = o.onLog ?? ((msg: string) => process.stderr.write(`[gptqjs] ${msg}\n`));
+    const log = o.onLog ?? logLine;
     const store = await GraphCache.forCheckpoint(o.graphCache ?? true, dir);
     // The accuracy level changes only MatMulNBits nodes: GPTQ modules, or a 4-bit quantized head.
     const gptq = !!cfg.quantizationConfig || existsSync(join(dir, 'quantize_config.json'));

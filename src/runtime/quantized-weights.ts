@@ -18,8 +18,8 @@
  *   underflowed (real zero 2^bits) are widened instead: 2/3-bit → 4-bit codes (exact, fast); 4-bit → 8-bit codes
  *   at accuracy_level 4, else that module is dequantized to fp32 (logged).
  */
-import { join } from 'node:path';
-import { existsSync, promises as fs } from 'node:fs';
+import { join } from '../platform/path.ts';
+import { existsSync, promises as fs } from '../platform/fs.ts';
 import type { GraphBuilder } from '../graph/builder.ts';
 import { gemmLinear, InitializerWeights, type TensorLookup } from '../graph/weights.ts';
 import type { ModelConfig } from '../io/config.ts';
@@ -29,6 +29,7 @@ import type { ArchDefinition, LinearSpec, WeightSource } from '../models/types.t
 import { fromQuantizeConfigJson, type QuantizeConfig } from '../quant/config.ts';
 import { dequantize, unpackQweight, unpackQzeros, type PackBits } from '../quant/pack.ts';
 import { fail } from '../errors.ts';
+import { logLine } from '../platform/os.ts';
 
 export type AccuracyLevel = 0 | 1 | 2 | 3 | 4;
 
@@ -434,7 +435,7 @@ export async function loadQuantizedWeights(dir: string, cfg: ModelConfig, arch: 
   } finally { await ck.dispose(); }
 }
 
-function defaultLog(msg: string): void { process.stderr.write(`[gptqjs] ${msg}\n`); }
+const defaultLog = logLine;
 
 export function checkAccuracyLevel(v: unknown): AccuracyLevel {
   if (v === undefined) return 0;
