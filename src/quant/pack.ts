@@ -85,14 +85,51 @@ export function packQweight(codes: Uint8Array, bits: PackBits, inFeatures: numbe
 
 /** qweight [in·bits/32, out] → codes Uint8Array [out, in]. */
 export function unpackQweight(qweight: Int32Array, bits: PackBits, inFeatures: number, outFeatures: number): Uint8Array {
+  return unpackQweightRows(qweight, bits, inFeatures, outFeatures, 0, outFeatures, new Uint8Array(inFeatures * outFeatures));
+}
+
+/**
+ * Codes of outputs [o0, o1) → `out` [o1 − o0, in] (unpackQweight of a band of rows, so a caller can convert a big
+ * linear through a small scratch). Reads qweight row by row (contiguous within the band).
+ */
+export function unpackQweightRows(qweight: Int32Array, bits: PackBits, inFeatures: number, outFeatures: number, o0: number, o1: number, out: Uint8Array): Uint8Array {
   check(inFeatures, outFeatures, bits);
   if (qweight.length !== (inFeatures / 32) * bits * outFeatures) fail(`unpackQweight: qweight has ${qweight.length} elements, expected ${(inFeatures / 32) * bits}x${outFeatures}`);
-  const codes = new Uint8Array(inFeatures * outFeatures);
-  for (let o = 0; o < outFeatures; o++) {
-    const base = o * inFeatures;
-    unpackRun((w) => qweight[w * outFeatures + o]!, (t, v) => { codes[base + t] = v; }, inFeatures, bits);
+  if (!(0 <= o0 && o0 <= o1 && o1 <= outFeatures) || out.length < (o1 - o0) * inFeatures) fail(`unpackQweightRows: rows [${o0}, ${o1}) do not fit ${outFeatures} outputs / an output of ${out.length}`);
+  const K = inFeatures, N = outFeatures, words = (K / 32) * bits, mask = (1 << bits) - 1;
+  if (bits === 4) { // the common case, unrolled
+    for (let w = 0; w < words; w++) {
+      const src = w * N;
+      for (let o = o0, d = w * 8; o < o1; o++, d += K) {
+        const x = qweight[src + o]!;
+        out[d] = x & 15; out[d + 1] = (x >>> 4) & 15; out[d + 2] = (x >>> 8) & 15; out[d + 3] = (x >>> 12) & 15;
+        out[d + 4] = (x >>> 16) & 15; out[d + 5] = (x >>> 20) & 15; out[d + 6] = (x >>> 24) & 15; out[d + 7] = x >>> 28;
+      }
+    }
+    return out;
   }
-  return codes;
+  if (bits !== 3) {
+    const per = 32 / bits;
+    for (let w = 0; w < words; w++) {
+      const src = w * N;
+      for (let o = o0, d = w * per; o < o1; o++, d += K) {
+        const x = qweight[src + o]!;
+        for (let s = 0; s < per; s++) out[d + s] = (x >>> (s * bits)) & mask;
+      }
+    }
+    return out;
+  }
+  for (let w = 0; w < words; w += 3) { // 32 codes per 3 words: 10 + straddle + 10 + straddle + 10
+    for (let o = o0, d = (w / 3) * 32; o < o1; o++, d += K) {
+      const a = qweight[w * N + o]!, b = qweight[(w + 1) * N + o]!, c = qweight[(w + 2) * N + o]!;
+      for (let j = 0; j < 10; j++) out[d + j] = (a >>> (3 * j)) & 7;
+      out[d + 10] = ((a >>> 30) & 3) | ((b & 1) << 2);
+      for (let j = 0; j < 10; j++) out[d + 11 + j] = (b >>> (3 * j + 1)) & 7;
+      out[d + 21] = ((b >>> 31) & 1) | ((c & 3) << 1);
+      for (let j = 0; j < 10; j++) out[d + 22 + j] = (c >>> (3 * j + 2)) & 7;
+    }
+  }
+  return out;
 }
 
 /**

@@ -90,6 +90,11 @@ export function verifyPackedModule(name: string, packed: PackedLinear & { bias?:
     const j = order ? order[k]! : k;
     if (c.gIdx[j] !== Math.floor(k / gs)) bad(`input ${j} runs in group ${Math.floor(k / gs)}, GPTQ put it in group ${c.gIdx[j]}`);
   }
+  const B = p.B, codes = c.intCodes;
+  const badCode = (n: number, k: number): never => {
+    const code = (B[n * rowBytes + Math.floor(k / per)]! >>> ((k % per) * tb)) & mask, j = order ? order[k]! : k;
+    return bad(`code [${n}, ${j}] loads as ${code}, GPTQ chose ${codes[n * K + j]}`);
+  };
   for (let n = 0; n < N; n++) {
     const row = n * rowBytes, crow = n * K;
     for (let b = 0; b < kBlocks; b++) {
@@ -98,11 +103,16 @@ export function verifyPackedModule(name: string, packed: PackedLinear & { bias?:
       const zero = p.zeroPoints ? (p.zeroPoints[n * zRow + Math.floor(b / per)]! >>> ((b % per) * tb)) & mask : 1 << (tb - 1);
       if (scale !== c.scales[gi]) bad(`scale of output ${n}, group ${gi / N | 0} loads as ${scale}, GPTQ used ${c.scales[gi]}`);
       if (zero !== c.zeros[gi]) bad(`zero point of output ${n}, group ${gi / N | 0} loads as ${zero}, GPTQ used ${c.zeros[gi]}`);
-      const k1 = Math.min(k0 + block, K);
-      for (let k = k0; k < k1; k++) {
-        const code = (p.B[row + Math.floor(k / per)]! >>> ((k % per) * tb)) & mask, j = order ? order[k]! : k;
-        if (code !== c.intCodes[crow + j]) bad(`code [${n}, ${j}] loads as ${code}, GPTQ chose ${c.intCodes[crow + j]}`);
-      }
+    }
+    // Codes, one kernel byte at a time (K is a multiple of 32, so rows hold whole bytes).
+    if (tb === 4 && !order) {
+      for (let k = 0; k < K; k += 2) if (B[row + (k >>> 1)] !== (codes[crow + k]! | (codes[crow + k + 1]! << 4))) badCode(n, k);
+    } else if (tb === 4) {
+      for (let k = 0; k < K; k += 2) if (B[row + (k >>> 1)] !== (codes[crow + order![k]!]! | (codes[crow + order![k + 1]!]! << 4))) badCode(n, k);
+    } else if (!order) {
+      for (let k = 0; k < K; k++) if (B[row + k] !== codes[crow + k]) badCode(n, k);
+    } else {
+      for (let k = 0; k < K; k++) if (B[row + k] !== codes[crow + order[k]!]) badCode(n, k);
     }
   }
 }
