@@ -49,10 +49,10 @@ export function gridStorage(format: CheckpointFormat): GridStorage {
 
 const F16_TINY = 2 ** -24;
 
-/** A scale as saved: rounded to the nearest float16 (never 0; an overflow is a one-line error). */
-export function storedScale(s: number, what: () => string): number {
+/** The scale of a group spanning [xmin, xmax] as saved: the nearest float16 (never 0; an overflow is a one-line error). */
+export function storedScale(s: number, xmin: number, xmax: number): number {
   const h = f16ToF32(f32ToF16(s));
-  if (!Number.isFinite(h)) fail(`quantizer: ${what()} needs scale ${s}, above float16's largest value 65504 (GPTQ checkpoints store scales as fp16)`);
+  if (!Number.isFinite(h)) fail(`quantizer: a weight group spanning [${xmin}, ${xmax}] needs scale ${s}, above float16's largest value 65504 (GPTQ checkpoints store scales as fp16)`);
   return h === 0 ? F16_TINY : h;
 }
 
@@ -84,14 +84,13 @@ export function quantize(x: number, scale: number, zero: number, maxq: number): 
 
 /** (scale, zero) of the range [xmin, xmax] (xmin ≤ 0 ≤ xmax): find_params' rule, then the storage constraints. */
 function gridOf(xmin: number, xmax: number, maxq: number, sym: boolean, st?: GridStorage): [scale: number, zero: number] {
-  const what = () => `a weight group spanning [${xmin}, ${xmax}]`;
   let scale = fr(fr(xmax - xmin) / maxq);
-  if (st?.scaleF16) scale = storedScale(scale, what);
+  if (st?.scaleF16) scale = storedScale(scale, xmin, xmax);
   let zero = sym ? (maxq + 1) / 2 : roundHalfEven(fr(-xmin / scale));
   if (st && zero < st.minZero) { // asym only (sym zero is 2^(bits−1)); here xmax > 0 and −xmin < scale/2
     zero = st.minZero;
     scale = fr(xmax / (maxq - zero));
-    if (st.scaleF16) scale = storedScale(scale, what);
+    if (st.scaleF16) scale = storedScale(scale, xmin, xmax);
   }
   return [scale, zero];
 }
