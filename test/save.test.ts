@@ -18,7 +18,7 @@ import { dequantize, packLinear, unpackQzeros, type PackBits } from '../src/quan
 import { verifyPackedModule } from '../src/quant/save.ts';
 import { f16ToF32, toF16Bits } from '../src/tensor.ts';
 import { llamaConfig, llamaTensors, writeCheckpoint, type LlamaOpts } from './synth.ts';
-import { randn, rng, tmpDir } from './helpers.ts';
+import { SHARED, SKIP_SHARED, randn, rng, tmpDir } from './helpers.ts';
 
 const oneLine = (...patterns: RegExp[]) => (e: unknown) => {
   assert.ok(e instanceof GptqError, `expected GptqError, got ${(e as Error)?.stack ?? e}`);
@@ -129,6 +129,24 @@ test('abs(q_proj) asym 4-bit g32, quantize → save → CausalLM.load = the fake
       if (!c.sym) assert.ok(c.fmt === 'gptq' ? Math.min(...zeros) >= 1 && zeros.includes(1) : zeros.includes(0), `${name}: zeros ${[...zeros.slice(0, 8)]}`);
       await fake.release(); await saved.release(); await m.close();
     }
+  } finally { tmp.cleanup(); }
+});
+
+test('tiny-gpt2 (HF Conv1D [in, out] weights, fused c_attn with bias) 3-bit asym act-order v1: saved-and-reloaded = fake-quantized', { skip: SKIP_SHARED }, async (t) => {
+  const tmp = tmpDir();
+  try {
+    const cal = calibration();
+    const m = await GPTQModel.fromPretrained(join(SHARED, 'models', 'tiny-gpt2'), { quantizeConfig: { bits: 3, groupSize: 32, sym: false, descAct: true } });
+    await m.quantize({ ...cal, inputIds: cal.inputIds.map((x) => x.map((tok) => tok % 53)) }, { keepDequantized: true });
+    await m.saveQuantized(join(tmp.path, 'q'));
+    const ids = [[1, 5, 9, 13, 17, 21, 25, 29, 33, 37], [2, 4, 6, 8, 10, 12, 14, 16, 18, 20]];
+    const fake = await m.fakeQuantModel({ onLog: () => {} }), saved = await CausalLM.load(join(tmp.path, 'q'), { onLog: () => {} });
+    const a = await fake.logits(ids), b = await saved.logits(ids);
+    let d = 0;
+    for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!));
+    t.diagnostic(`tiny-gpt2 3-bit asym act-order: max |Δlogit| ${d.toExponential(2)}`);
+    assert.ok(d <= 1e-4, `${d}`);
+    await fake.release(); await saved.release(); await m.close();
   } finally { tmp.cleanup(); }
 });
 
