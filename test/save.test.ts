@@ -94,6 +94,16 @@ function calibration(): CalibrationSet {
 }
 const IDS = [Array.from({ length: 24 }, (_, i) => (i * 37 + 5) % 128), Array.from({ length: 24 }, (_, i) => (i * 11 + 1) % 128)];
 
+/** max |Δlogit| between `m`'s fake-quantized model and the checkpoint it saved to `out`, loaded by CausalLM.load. */
+async function savedVsFake(m: GPTQModel, out: string, ids: number[][]): Promise<number> {
+  const fake = await m.fakeQuantModel({ onLog: () => {} }), saved = await CausalLM.load(out, { onLog: () => {} });
+  const a = await fake.logits(ids), b = await saved.logits(ids);
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!));
+  await fake.release(); await saved.release();
+  return d;
+}
+
 /** The issue's model: synthetic Llama (or Qwen2, with q/k/v biases) whose layer-0 q_proj weights are |W|. */
 async function absModel(dir: string, opts: LlamaOpts) {
   const t = llamaTensors(opts), q = t['model.layers.0.self_attn.q_proj.weight']!.data as Float32Array;
@@ -116,10 +126,7 @@ test('abs(q_proj) asym 4-bit g32, quantize → save → CausalLM.load = the fake
       const m = await GPTQModel.fromPretrained(src, { quantizeConfig: { bits: 4, groupSize: 32, sym: c.sym, checkpointFormat: c.fmt } });
       await m.quantize(calibration(), { keepDequantized: true });
       await m.saveQuantized(out);
-      const fake = await m.fakeQuantModel({ onLog: () => {} }), saved = await CausalLM.load(out, { onLog: () => {} });
-      const a = await fake.logits(IDS), b = await saved.logits(IDS);
-      let d = 0;
-      for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!));
+      const d = await savedVsFake(m, out, IDS);
       t.diagnostic(`${name}: max |Δlogit| saved-reloaded vs fake-quantized ${d.toExponential(2)}`);
       assert.ok(d <= 1e-4, `${name}: ${d}`);
       // The case is exercised: layer-0 q_proj has groups whose min-max zero is 0 — stored as 0 in v2, constrained to 1 in v1.
@@ -127,7 +134,7 @@ test('abs(q_proj) asym 4-bit g32, quantize → save → CausalLM.load = the fake
       const zeros = unpackQzeros((await ck.read('model.layers.0.self_attn.q_proj.qzeros')).data as Int32Array, 4, 2, 64, c.fmt);
       await ck.close();
       if (!c.sym) assert.ok(c.fmt === 'gptq' ? Math.min(...zeros) >= 1 && zeros.includes(1) : zeros.includes(0), `${name}: zeros ${[...zeros.slice(0, 8)]}`);
-      await fake.release(); await saved.release(); await m.close();
+      await m.close();
     }
   } finally { tmp.cleanup(); }
 });
@@ -140,13 +147,10 @@ test('tiny-gpt2 (HF Conv1D [in, out] weights, fused c_attn with bias) 3-bit asym
     await m.quantize({ ...cal, inputIds: cal.inputIds.map((x) => x.map((tok) => tok % 53)) }, { keepDequantized: true });
     await m.saveQuantized(join(tmp.path, 'q'));
     const ids = [[1, 5, 9, 13, 17, 21, 25, 29, 33, 37], [2, 4, 6, 8, 10, 12, 14, 16, 18, 20]];
-    const fake = await m.fakeQuantModel({ onLog: () => {} }), saved = await CausalLM.load(join(tmp.path, 'q'), { onLog: () => {} });
-    const a = await fake.logits(ids), b = await saved.logits(ids);
-    let d = 0;
-    for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!));
+    const d = await savedVsFake(m, join(tmp.path, 'q'), ids);
     t.diagnostic(`tiny-gpt2 3-bit asym act-order: max |Δlogit| ${d.toExponential(2)}`);
     assert.ok(d <= 1e-4, `${d}`);
-    await fake.release(); await saved.release(); await m.close();
+    await m.close();
   } finally { tmp.cleanup(); }
 });
 
