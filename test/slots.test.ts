@@ -155,3 +155,38 @@ test('the kvMode "slots" option leaves the existing graphs byte-identical (their
   assert.equal(hash({ kvCache: true, lastLogitsOnly: true, fusedOps: true }), 'b29117a3e824ccc0');
   assert.equal(hash({ kvCache: false, fusedOps: true, nllOutput: true }), '3223e7309cc592a7');
 });
+
+test('KV slots on 4-bit GPTQ (MatMulNBits, accuracy level 0 and 4): a 1-row step differs from a batched one (level 0), minRows 2 makes every step bit-identical', async () => {
+  const { GPTQModel } = await import('../src/gptq-model.ts');
+  const q = await GPTQModel.fromPretrained(STORIES, { quantizeConfig: { bits: 4, groupSize: 32 } });
+  await q.quantize(join(ROOT, 'assets', 'c4_demo.jsonl'), { nsamples: 8, seqlen: 64 });
+  const dir = join(work.path, 'stories-q4');
+  await q.saveQuantized(dir);
+  await q.close();
+  const prompts = [[1, 403, 411, 263, 291], [1, 90, 7], Array.from({ length: 30 }, (_, i) => (i * 17 + 5) % 500), [1, 22]];
+  for (const accuracyLevel of [0, 4] as const) {
+    const m = await CausalLM.load(dir, { ...NOCACHE, attention: 'slots', accuracyLevel });
+    assert.ok(m.quantization);
+    const V = m.cfg.vocabSize;
+    /** largest |Δ| between row 0 stepped alone and stepped with 3 others, over 6 steps */
+    const diff = async (minRows: number) => {
+      const alone = new SlotCache(m, 4, 64, minRows), batched = new SlotCache(m, 4, 64, minRows);
+      const sa = alone.acquire()!;
+      await alone.extend(sa, prompts[0]!);
+      const sb = prompts.map(() => batched.acquire()!);
+      for (const [i, s] of sb.entries()) await batched.extend(s, prompts[i]!);
+      let worst = 0;
+      for (let t = 0; t < 6; t++) {
+        const la = await alone.step([sa], [100 + t]);
+        const lb = await batched.step(sb, sb.map((_, i) => 100 + t + i));
+        for (let v = 0; v < V; v++) worst = Math.max(worst, Math.abs(la[v]! - lb[v]!));
+      }
+      return worst;
+    };
+    // level 0: MatMulNBits has a separate single-row kernel (here |Δ| ~1e-6; the 1B-shape bench model: 1e-5 at level 0,
+    // 4e-2 at level 4 — measured in the notes of issue 13); at this model's small shapes level 4 happens to agree
+    if (accuracyLevel === 0) assert.ok(await diff(1) > 0, 'one row and four rows gave identical logits (no separate single-row kernel any more?)');
+    assert.equal(await diff(2), 0, `accuracy ${accuracyLevel}`);
+    await m.release();
+  }
+});

@@ -8,6 +8,7 @@ const COMMANDS: Record<string, () => Promise<{ run(argv: string[]): Promise<void
   inspect: () => import('./inspect.ts'),
   ppl: () => import('./ppl.ts'),
   quantize: () => import('./quantize.ts'),
+  serve: () => import('./serve.ts'),
 };
 
 const USAGE = `gptq — GPTQ quantization and inference for JavaScript (ONNX Runtime)
