@@ -4,7 +4,8 @@
  * `ApiError` (HTTP 400, body {"error": {"message", "type", "param", "code"}}) naming the field. Unknown fields are
  * ignored (clients send `user`, `metadata`, …); known fields whose behaviour is not implemented are refused when they
  * ask for something non-default (n > 1, logprobs, tools, response_format other than text, penalties, logit_bias,
- * echo, suffix, best_of > 1). Nothing in a request names a file or path: `model` is compared with the served ids only.
+ * echo, suffix, best_of > 1). Extensions (as vLLM / TGI): top_k, repetition_penalty, ignore_eos. Nothing in a request
+ * names a file or path: `model` is compared with the served ids only.
  */
 import type { ChatMessage } from '../io/tokenizer.ts';
 import type { SamplingOptions } from '../runtime/sampling.ts';
@@ -50,6 +51,8 @@ export interface CommonParams {
   sampling: SamplingOptions;
   seed?: number;
   stop: string[];
+  /** extension (as vLLM): keep generating after eos, up to max_tokens (benchmarks) */
+  ignoreEos: boolean;
 }
 
 /** Largest max_tokens / seed accepted before the context check (keeps arithmetic exact). */
@@ -91,7 +94,7 @@ function common(b: Json, models: readonly string[]): CommonParams {
     if (stop.some((x) => x.length === 0 || x.length > 1000)) bad('stop', "'stop' strings must be 1 to 1000 characters long");
   }
   return {
-    model, stream, includeUsage, maxTokens: mt ?? mct, seed: seed === undefined ? undefined : seed >>> 0, stop,
+    model, stream, includeUsage, maxTokens: mt ?? mct, seed: seed === undefined ? undefined : seed >>> 0, stop, ignoreEos: bool(b, 'ignore_eos') ?? false,
     // OpenAI's defaults: temperature 1, top_p 1; temperature 0 is greedy
     sampling: { temperature: temperature ?? 1, topP: topP ?? 1, topK: topK !== undefined && topK > 0 ? topK : undefined, repetitionPenalty: repetitionPenalty ?? 1 },
   };

@@ -240,7 +240,7 @@ async function generation(kind: 'chat' | 'completion', body: unknown, res: Serve
   }
   const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`;
   const greq: GenerationRequest = {
-    prompt: ids, maxTokens, sampling: p.sampling, seed: p.seed, eosTokenIds: c.eos, stop: [...stops, ...p.stop],
+    prompt: ids, maxTokens, sampling: p.sampling, seed: p.seed, eosTokenIds: p.ignoreEos ? [] : c.eos, stop: [...stops, ...p.stop],
   };
   const sse = (obj: unknown) => res.write(`data: ${JSON.stringify(obj)}\n\n`);
   if (p.stream) {
