@@ -159,6 +159,27 @@ test('completions: text and finish reasons; stop strings cut before the earliest
   assert.equal((await reference(ids, 40, [' little'])).text, ', there was a');
 });
 
+test('eos (generation_config.json eos_token_id) ends a reply with finish_reason stop, not counted or shown; ignore_eos runs on', async () => {
+  // a copy whose eos is the token of the first "." of the greedy story, so that eos comes early
+  const ids = tok.encode('Once upon a time');
+  const toks = (await generate(ref, [ids], { maxNewTokens: 20 })).tokens[0]!;
+  const k = toks.findIndex((t) => tok.decode([t]) === '.');
+  assert.ok(k > 3, tok.decode(toks));
+  const dir = join(work.path, 'stories-eos');
+  cpSync(CHAT, dir, { recursive: true });
+  writeFileSync(join(dir, 'generation_config.json'), JSON.stringify({ bos_token_id: 1, eos_token_id: [2, toks[k]] }));
+  const s = await start({ model: dir });
+  const c = clientOf(s);
+  const r = await c.completions.create({ model: s.modelId, prompt: 'Once upon a time', max_tokens: 20, temperature: 0 });
+  assert.equal(r.choices[0]!.text, tok.decode(toks.slice(0, k)));
+  assert.equal(r.choices[0]!.finish_reason, 'stop');
+  assert.equal(r.usage!.completion_tokens, k);
+  const on = await c.completions.create({ model: s.modelId, prompt: 'Once upon a time', max_tokens: 20, temperature: 0, ignore_eos: true } as never) as OpenAI.Completion;
+  assert.equal(on.choices[0]!.text, tok.decode(toks));
+  assert.equal(on.choices[0]!.finish_reason, 'length');
+  assert.equal(on.usage!.completion_tokens, 20);
+});
+
 test('sampling: the same seed gives the same text, temperature > 0 differs from greedy somewhere', async () => {
   const body = { model: 'stories-chat', prompt: 'The dog', max_tokens: 30, temperature: 1.0, top_p: 0.9 };
   const a = await client.completions.create({ ...body, seed: 7 });

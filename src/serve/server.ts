@@ -75,21 +75,22 @@ const ROUTES: Record<string, string[]> = {
  * served (no tokenizer.json, a KV cache that does not fit in memory) or bad options.
  */
 export async function serve(o: ServeOptions): Promise<Server> {
+  const { model: modelArg, modelId: idArg, host: hostArg, port: portArg, maxBatch: batchArg, maxQueue, ctx: ctxArg, prefillChunk, apiKey, bodyLimit: limitArg, ...load } = o;
   const log = o.onLog ?? ((m: string) => process.stderr.write(`[gptqjs] ${m}\n`));
-  const host = o.host ?? '127.0.0.1', port = o.port ?? 8080;
+  const host = hostArg ?? '127.0.0.1', port = portArg ?? 8080;
   if (!(Number.isInteger(port) && port >= 0 && port < 65536)) fail(`port must be an integer in [0, 65535], got ${port}`);
-  const bodyLimit = o.bodyLimit ?? 4 * 1024 * 1024;
+  const bodyLimit = limitArg ?? 4 * 1024 * 1024;
   if (!(Number.isInteger(bodyLimit) && bodyLimit > 0)) fail(`bodyLimit must be a positive integer (bytes), got ${bodyLimit}`);
-  if (o.apiKey !== undefined && o.apiKey.length === 0) fail('apiKey is empty');
-  const dir = await resolveModelDir(o.model);
-  const modelId = o.modelId ?? (isHubId(o.model) ? o.model : basename(resolve(dir)));
-  const { model, tokenizer: tok, gen } = await loadAnyModel(dir, { ...o, attention: 'slots' });
+  if (apiKey !== undefined && apiKey.length === 0) fail('apiKey is empty');
+  const dir = await resolveModelDir(modelArg);
+  const modelId = idArg ?? (isHubId(modelArg) ? modelArg : basename(resolve(dir)));
+  const { model, tokenizer: tok, gen } = await loadAnyModel(dir, { ...load, attention: 'slots' });
   let engine: BatchEngine;
   try {
     if (!tok) fail(`${dir} has no tokenizer.json: serve needs one`);
-    const ctx = o.ctx ?? Math.min(model.cfg.maxPositionEmbeddings || 2048, 2048);
+    const ctx = ctxArg ?? Math.min(model.cfg.maxPositionEmbeddings || 2048, 2048);
     if (!(Number.isInteger(ctx) && ctx >= 2)) fail(`ctx must be an integer ≥ 2, got ${ctx}`);
-    const maxBatch = o.maxBatch ?? 8;
+    const maxBatch = batchArg ?? 8;
     const { numLayers: L, numKvHeads: kvH, headDim: d } = model.cfg;
     const kvBytes = 2 * L * Math.max(maxBatch, 2) * kvH * ctx * d * 4;
     if (kvBytes > 0.9 * freemem()) {
@@ -97,12 +98,12 @@ export async function serve(o: ServeOptions): Promise<Server> {
     }
     const metrics = new ServeMetrics();
     engine = new BatchEngine(model, tok, {
-      maxBatch, maxQueue: o.maxQueue, capacity: ctx, prefillChunk: o.prefillChunk, metrics,
+      maxBatch, maxQueue, capacity: ctx, prefillChunk, metrics,
       onError: (e) => log(`model run failed: ${(e as Error)?.message ?? e}`),
     });
     log(`KV slots: ${maxBatch} × ${ctx} positions, ${(engine.slots.bytes / 1e6).toFixed(1)} MB (fp32)`);
     const eos = ([] as number[]).concat(gen.eosTokenId ?? model.cfg.eosTokenId ?? tok.eosId ?? []);
-    const keyHash = o.apiKey === undefined ? undefined : createHash('sha256').update(o.apiKey).digest();
+    const keyHash = apiKey === undefined ? undefined : createHash('sha256').update(apiKey).digest();
     const http = createServer((req, res) => {
       handle(req, res, { engine, metrics, tok, modelId, eos, keyHash, bodyLimit, log }).catch((e) => {
         log(`request failed: ${(e as Error)?.message ?? e}`);
@@ -142,6 +143,7 @@ interface Ctx {
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.destroyed) return; // the client left
   const text = JSON.stringify(body);
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...headers });
   res.end(text);
@@ -207,6 +209,7 @@ async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
     });
     req.on('end', () => resolveP());
     req.on('error', reject);
+    req.on('close', () => { if (!req.complete) reject(new ApiError(400, 'the request body was cut off', 'invalid_request_error', null, 'incomplete_body')); });
   });
   const text = Buffer.concat(chunks).toString('utf8');
   try { return JSON.parse(text); } catch (e) {
@@ -242,13 +245,14 @@ async function generation(kind: 'chat' | 'completion', body: unknown, res: Serve
   const greq: GenerationRequest = {
     prompt: ids, maxTokens, sampling: p.sampling, seed: p.seed, eosTokenIds: p.ignoreEos ? [] : c.eos, stop: [...stops, ...p.stop],
   };
-  const sse = (obj: unknown) => res.write(`data: ${JSON.stringify(obj)}\n\n`);
+  const sse = (obj: unknown) => { if (!res.destroyed) res.write(`data: ${JSON.stringify(obj)}\n\n`); };
   if (p.stream) {
     greq.onText = (delta) => {
       if (!delta) return;
       sse(kind === 'chat' ? responses.chatChunk(id, c.modelId, { content: delta }, null, p.includeUsage) : responses.completionChunk(id, c.modelId, delta, null, p.includeUsage));
     };
   }
+  if (res.destroyed) return; // the client left while its body was read
   let h: Submitted;
   try { h = c.engine.submit(greq); } catch (e) {
     if (e instanceof QueueFullError) throw new ApiError(429, `server busy: ${e.message}; retry later`, 'rate_limit_error', null, 'queue_full');
@@ -269,6 +273,7 @@ async function generation(kind: 'chat' | 'completion', body: unknown, res: Serve
     sse(err.body());
     return void res.end();
   }
+  if (res.destroyed) return; // finished while the client was leaving
   const u = usage(r.promptTokens, r.completionTokens);
   if (!p.stream) {
     return sendJson(res, 200, kind === 'chat' ? responses.chat(id, c.modelId, r.text, r.finishReason, u) : responses.completion(id, c.modelId, r.text, r.finishReason, u));
