@@ -16,9 +16,8 @@ import { CausalLM } from '../src/runtime/causal-lm.ts';
 import { generate } from '../src/runtime/generate.ts';
 import { TextTokenizer } from '../src/io/tokenizer.ts';
 import { StopAwareStream, TextStream } from '../src/runtime/text-stream.ts';
-import { GPTQModel } from '../src/gptq-model.ts';
 import { mulberry32 } from '../src/io/random.ts';
-import { ROOT, tmpDir } from './helpers.ts';
+import { ROOT, quantizeStories, tmpDir } from './helpers.ts';
 
 const STORIES = join(ROOT, 'assets', 'stories260K');
 const work = tmpDir('gptqjs-serve-');
@@ -232,11 +231,7 @@ test('16 concurrent streaming clients (8 slots, queue, chunked prefill) = their 
 });
 
 test('16 concurrent clients = sequential runs on a 4-bit GPTQ model at accuracy level 4 (decode steps always ≥ 2 rows)', async () => {
-  const m = await GPTQModel.fromPretrained(CHAT, { quantizeConfig: { bits: 4, groupSize: 32 } });
-  await m.quantize(join(ROOT, 'assets', 'c4_demo.jsonl'), { nsamples: 8, seqlen: 64 });
-  const dir = join(work.path, 'stories-chat-q4');
-  await m.saveQuantized(dir);
-  await m.close();
+  const dir = await quantizeStories(CHAT, join(work.path, 'stories-chat-q4'), { nsamples: 8, seqlen: 64 });
   const s = await start({ model: dir, accuracyLevel: 4, maxBatch: 8, prefillChunk: 4 });
   assert.ok(s.model.quantization);
   const batch = await concurrentEqualsSequential(s);

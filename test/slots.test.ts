@@ -18,19 +18,12 @@ import { archFor } from '../src/models/registry.ts';
 import { loadModelConfig } from '../src/io/config.ts';
 import { makeLlamaCheckpoint } from './synth.ts';
 import { makeBloomCheckpoint } from './synth-archs3.ts';
-import { ROOT, tmpDir } from './helpers.ts';
+import { ROOT, maxAbsDiff, quantizeStories, tmpDir } from './helpers.ts';
 
 const STORIES = join(ROOT, 'assets', 'stories260K');
 const work = tmpDir('gptqjs-slots-');
 after(() => work.cleanup());
 const NOCACHE: LoadOptions = { graphCache: false, onLog: () => {} };
-
-function maxAbs(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
 
 /**
  * Drive a SlotCache through joins, chunked prefills, batched steps, leaves (moves) and a swap without a free row;
@@ -49,7 +42,7 @@ async function slotScenario(dir: string): Promise<number> {
     const seq = seqs.get(slot)!;
     assert.equal(slot.length, seq.length);
     const full = await ref.logits([seq]);
-    worst = Math.max(worst, maxAbs(logits, full.subarray((seq.length - 1) * V, seq.length * V)));
+    worst = Math.max(worst, maxAbsDiff(logits, full.subarray((seq.length - 1) * V, seq.length * V)));
   };
   const tok = (k: number) => (k * 37 + 11) % V;
   let k = 0;
@@ -140,7 +133,7 @@ test('attention "slots": forwardStep / generate / logits match the plain graphs 
   const a = await generate(slots, prompts, { maxNewTokens: 30 });
   const b = await generate(plain, prompts, { maxNewTokens: 30 });
   assert.deepEqual(a.tokens, b.tokens);
-  assert.ok(maxAbs(await slots.logits([prompts[2]!]), await plain.logits([prompts[2]!])) <= 1e-5);
+  assert.ok(maxAbsDiff(await slots.logits([prompts[2]!]), await plain.logits([prompts[2]!])) <= 1e-5);
   assert.throws(() => new SlotCache(plain, 2, 8), /attention "slots"/);
   await slots.release(); await plain.release();
 });
@@ -157,12 +150,7 @@ test('the kvMode "slots" option leaves the existing graphs byte-identical (their
 });
 
 test('KV slots on 4-bit GPTQ (MatMulNBits, accuracy level 0 and 4): a 1-row step differs from a batched one (level 0), minRows 2 makes every step bit-identical', async () => {
-  const { GPTQModel } = await import('../src/gptq-model.ts');
-  const q = await GPTQModel.fromPretrained(STORIES, { quantizeConfig: { bits: 4, groupSize: 32 } });
-  await q.quantize(join(ROOT, 'assets', 'c4_demo.jsonl'), { nsamples: 8, seqlen: 64 });
-  const dir = join(work.path, 'stories-q4');
-  await q.saveQuantized(dir);
-  await q.close();
+  const dir = await quantizeStories(STORIES, join(work.path, 'stories-q4'), { nsamples: 8, seqlen: 64 });
   const prompts = [[1, 403, 411, 263, 291], [1, 90, 7], Array.from({ length: 30 }, (_, i) => (i * 17 + 5) % 500), [1, 22]];
   for (const accuracyLevel of [0, 4] as const) {
     const m = await CausalLM.load(dir, { ...NOCACHE, attention: 'slots', accuracyLevel });
