@@ -4,11 +4,12 @@
  * process and that many streaming clients, each sending `--rounds` requests one after another (prompt of
  * --prompt-len random token ids, --gen-len new tokens, greedy, ignore_eos). Reports output tok/s over the wall time of
  * the level (prefill included), time to first token and inter-token latency p50/p99 as the clients see them (one SSE
- * chunk per token), the server's peak RSS (VmHWM) and its RSS after loading, plus the server's own mean decode step
- * and batch size from /metrics.
+ * chunk per token), the server's peak RSS (VmHWM) and its RSS after loading, the server's CPU time (tokens per
+ * CPU-second: the batching gain without the other processes' share of a shared machine), plus the server's own mean
+ * decode step and batch size from /metrics.
  *
  *   npm run bench:serve [-- --dir /tmp/gptqjs-bench --concurrency 1,4,16 --prompt-len 128 --gen-len 128 --rounds 2
- *                          --max-batch 16 --prefill-chunk 64 --accuracy-level 4 --lm-head-bits 8]
+ *                          --max-batch 16 --prefill-chunk 256 --accuracy-level 4 --lm-head-bits 8]
  *
  * The served copy of the checkpoint gets a word-level tokenizer over all 32000 ids (each token decodes to one word),
  * so that every generated token is one streamed chunk and the clients can time tokens.
@@ -29,7 +30,7 @@ const { values: a } = parseArgs({
     'gen-len': { type: 'string', default: '128' },
     rounds: { type: 'string', default: '2' },
     'max-batch': { type: 'string', default: '16' },
-    'prefill-chunk': { type: 'string', default: '64' },
+    'prefill-chunk': { type: 'string', default: '256' },
     'accuracy-level': { type: 'string', default: '4' },
     'lm-head-bits': { type: 'string' },
   },
@@ -73,6 +74,8 @@ async function startServer(): Promise<Server> {
 async function stopServer(s: Server): Promise<void> {
   await new Promise<void>((res) => { s.child.on('exit', () => res()); s.child.kill('SIGTERM'); });
 }
+/** CPU seconds (user + system) the process has used: /proc/PID/stat fields 14 and 15, in clock ticks of 1/100 s (Linux). */
+const cpuSeconds = (pid: number) => { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' '); return (Number(f[11]) + Number(f[12])) / 100; };
 const rssMB = (pid: number, field: 'VmRSS' | 'VmHWM') => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
 /** One streamed completion; returns the send time and each token chunk's arrival time (ms). */
@@ -104,7 +107,7 @@ async function request(url: string, prompt: number[], maxTokens: number): Promis
 const pct = (xs: number[], p: number) => { const s = [...xs].sort((x, y) => x - y); return s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]! : NaN; };
 const metric = (text: string, name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([\\d.e+-]+)$`, 'm').exec(text)?.[1] ?? NaN);
 
-interface Row { c: number; requests: number; tokens: number; wall: number; tps: number; ttft50: number; ttft99: number; itl50: number; itl99: number; peak: number; loaded: number; step: number; batch: number; prefill: number; load: number }
+interface Row { c: number; requests: number; tokens: number; wall: number; tps: number; cpu: number; ttft50: number; ttft99: number; itl50: number; itl99: number; peak: number; loaded: number; step: number; batch: number; prefill: number; load: number }
 const rows: Row[] = [];
 const rand = mulberry32(1);
 for (const c of levels) {
@@ -112,7 +115,7 @@ for (const c of levels) {
   await request(s.url, [1, 5, 6, 7, 8, 9, 10, 11], 4); // warm-up
   const loaded = rssMB(s.child.pid!, 'VmRSS');
   console.error(`concurrency ${c}: ${c} clients × ${rounds} requests (load average ${loadavg()[0]!.toFixed(1)})…`);
-  const t0 = performance.now();
+  const t0 = performance.now(), cpu0 = cpuSeconds(s.child.pid!);
   const results = (await Promise.all(Array.from({ length: c }, async () => {
     const mine = [];
     for (let r = 0; r < rounds; r++) {
@@ -121,7 +124,7 @@ for (const c of levels) {
     }
     return mine;
   }))).flat();
-  const wall = (performance.now() - t0) / 1000;
+  const wall = (performance.now() - t0) / 1000, cpu = cpuSeconds(s.child.pid!) - cpu0;
   const m = await (await fetch(`${s.url}/metrics`)).text();
   const peak = rssMB(s.child.pid!, 'VmHWM');
   await stopServer(s);
@@ -130,7 +133,7 @@ for (const c of levels) {
   const ttft = results.map((r) => r.tokens[0]! - r.sent);
   const itl = results.flatMap((r) => r.tokens.slice(1).map((t, i) => t - r.tokens[i]!));
   rows.push({
-    c, requests: results.length, tokens, wall, tps: tokens / wall, ttft50: pct(ttft, 50), ttft99: pct(ttft, 99), itl50: pct(itl, 50), itl99: pct(itl, 99),
+    c, requests: results.length, tokens, wall, tps: tokens / wall, cpu, ttft50: pct(ttft, 50), ttft99: pct(ttft, 99), itl50: pct(itl, 50), itl99: pct(itl, 99),
     peak, loaded, load: loadavg()[0]!,
     step: 1000 * metric(m, 'gptq_step_seconds_sum\\{kind="decode"\\}') / metric(m, 'gptq_step_seconds_count\\{kind="decode"\\}'),
     batch: metric(m, 'gptq_decode_batch_size_sum') / metric(m, 'gptq_decode_batch_size_count'),
@@ -139,8 +142,9 @@ for (const c of levels) {
 }
 
 const single = rows.find((r) => r.c === 1);
-const head = ['clients', 'requests', 'out tok/s', 'x single', 'TTFT p50 ms', 'TTFT p99 ms', 'ITL p50 ms', 'ITL p99 ms', 'p99 ITL x single', 'decode step ms', 'mean batch', 'prefill chunk ms', 'RSS loaded MB', 'peak RSS MB', 'load avg'];
-const cells = rows.map((r) => [r.c, r.requests, r.tps.toFixed(1), single ? (r.tps / single.tps).toFixed(2) : '-', r.ttft50.toFixed(0), r.ttft99.toFixed(0), r.itl50.toFixed(1), r.itl99.toFixed(1),
+const head = ['clients', 'requests', 'out tok/s', 'x single', 'tok/CPU-s', 'x single', 'TTFT p50 ms', 'TTFT p99 ms', 'ITL p50 ms', 'ITL p99 ms', 'p99 ITL x single', 'decode step ms', 'mean batch', 'prefill run ms', 'RSS loaded MB', 'peak RSS MB', 'load avg'];
+const cells = rows.map((r) => [r.c, r.requests, r.tps.toFixed(1), single ? (r.tps / single.tps).toFixed(2) : '-',
+  (r.tokens / r.cpu).toFixed(1), single ? ((r.tokens / r.cpu) / (single.tokens / single.cpu)).toFixed(2) : '-', r.ttft50.toFixed(0), r.ttft99.toFixed(0), r.itl50.toFixed(1), r.itl99.toFixed(1),
   single ? (r.itl99 / single.itl99).toFixed(2) : '-', r.step.toFixed(1), r.batch.toFixed(2), r.prefill.toFixed(0), r.loaded.toFixed(0), r.peak.toFixed(0), r.load.toFixed(1)].map(String));
 const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
 const line = (r: string[]) => r.map((c, i) => c.padStart(w[i]!)).join('  ');

@@ -4,11 +4,12 @@ import { serve } from '../serve/server.ts';
 import { fail } from '../errors.ts';
 
 export const HELP = `gptq serve [model] [--host 127.0.0.1] [--port 8080] [--max-batch 8] [--max-queue 64] [--ctx N]
-           [--prefill-chunk 64] [--api-key KEY] [--model-id NAME] [--accuracy-level 4|0]
+           [--prefill-chunk 256] [--api-key KEY] [--model-id NAME] [--accuracy-level 4|0]
   OpenAI-compatible HTTP server with continuous batching: GET /v1/models, POST /v1/chat/completions,
   POST /v1/completions (streaming or not), GET /health, GET /metrics (Prometheus). model defaults to the embedded
   stories260K. Requests share batched decode steps over --max-batch KV slots of --ctx positions each (default
-  min(max_position_embeddings, 2048)); prompts are prefilled --prefill-chunk tokens at a time between decode steps;
+  min(max_position_embeddings, 2048)); prompts are prefilled --prefill-chunk tokens at a time between decode steps
+  (smaller: lower worst inter-token latency for running requests; larger: faster first tokens and bigger batches);
   up to --max-queue requests wait for a slot, more get 429. --api-key (or env GPTQJS_API_KEY) requires
   "Authorization: Bearer KEY" on every route but /health. Binds 127.0.0.1 unless --host says otherwise.
   Stops on SIGINT / SIGTERM.

@@ -1,13 +1,17 @@
 /**
  * Continuous batching (the scheduling loop of TGI's router / vLLM's engine) over `SlotCache`:
  *
- *   queue ──admit (free slot)──▶ prefill, one chunk of ≤ prefillChunk prompt tokens per iteration
+ *   queue ──admit (free slot)──▶ prefill, ≤ prefillChunk prompt tokens per iteration (oldest request first)
  *                                 └─ last chunk: first token sampled ─▶ decode, one token per iteration for all
  *                                    decoding requests in ONE batched run ─▶ done (eos, stop string, max tokens,
  *                                    cancel): slot freed before the next iteration
  *
- * Each iteration runs at most one prefill chunk (oldest prefilling request first) and then one decode step, so a
- * long prompt delays the others' next token by one chunk, never by the whole prompt. Requests join and leave only
+ * Each iteration prefills at most `prefillChunk` prompt tokens (one run per request: the rest of the oldest
+ * prefilling request's prompt, then the next one's, …) and then runs one decode step, so a long prompt delays the
+ * others' next token by one chunk, never by the whole prompt. The chunk trades the decoding requests' worst
+ * inter-token latency (a step with prefill takes longer) against time to first token and throughput (prompts that
+ * arrive together start decoding together in bigger batches); it also bounds the attention scratch of one run
+ * (heads × chunk × context floats). Requests join and leave only
  * between iterations. A cancelled request (client gone) leaves at the start of the next iteration. ORT runs are
  * synchronous in onnxruntime-node, so HTTP I/O is handled between runs.
  *
@@ -33,7 +37,7 @@ export interface EngineOptions {
   maxQueue?: number;
   /** positions per slot: prompt + generated tokens of one request (required) */
   capacity: number;
-  /** prompt tokens per prefill run (default 64) */
+  /** prompt tokens prefilled per iteration, between two decode steps (default 256) */
   prefillChunk?: number;
   metrics?: ServeMetrics;
   /** engine errors (a failed model run) */
@@ -119,7 +123,7 @@ export class BatchEngine {
     this.maxBatch = o.maxBatch ?? 8;
     this.maxQueue = o.maxQueue ?? 64;
     this.capacity = o.capacity;
-    this.prefillChunk = o.prefillChunk ?? 64;
+    this.prefillChunk = o.prefillChunk ?? 256;
     for (const [k, v] of [['maxBatch', this.maxBatch], ['capacity', this.capacity], ['prefillChunk', this.prefillChunk]] as const) {
       if (!(Number.isInteger(v) && v >= 1)) fail(`${k} must be a positive integer, got ${v}`);
     }
@@ -191,8 +195,11 @@ export class BatchEngine {
           this.wake = undefined;
           continue;
         }
-        const pre = this.active.find((a) => a.prefilled < a.req.prompt.length);
-        if (pre) await this.prefill(pre);
+        for (let budget = this.prefillChunk; budget > 0;) {
+          const pre = this.active.find((a) => a.prefilled < a.req.prompt.length);
+          if (!pre) break;
+          budget -= await this.prefill(pre, budget);
+        }
         this.reap();
         const dec = this.active.filter((a) => a.next !== undefined);
         if (dec.length) await this.decode(dec);
@@ -230,13 +237,15 @@ export class BatchEngine {
     this.gauges();
   }
 
-  private async prefill(a: Active): Promise<void> {
-    const p = a.req.prompt, n = Math.min(this.prefillChunk, p.length - a.prefilled);
+  /** Prefill up to `max` more prompt tokens of `a` in one run; returns how many. */
+  private async prefill(a: Active, max: number): Promise<number> {
+    const p = a.req.prompt, n = Math.min(max, p.length - a.prefilled);
     const t0 = performance.now();
     const logits = await this.slots.extend(a.slot!, p.slice(a.prefilled, a.prefilled + n));
     this.o.metrics?.stepSeconds.observe({ kind: 'prefill' }, (performance.now() - t0) / 1000);
     a.prefilled += n;
     if (a.prefilled === p.length) this.emit(a, logits);
+    return n;
   }
 
   private async decode(rows: Active[]): Promise<void> {

@@ -45,7 +45,7 @@ export interface ServeOptions extends Omit<LoadOptions, 'attention'> {
   maxQueue?: number;
   /** Context per request, prompt + generated tokens (default min(max_position_embeddings, 2048)). */
   ctx?: number;
-  /** Prompt tokens per prefill run (default 64). */
+  /** Prompt tokens prefilled between two decode steps (default 256). */
   prefillChunk?: number;
   /** Bearer key required on every route but /health. */
   apiKey?: string;
