@@ -238,6 +238,18 @@ test('16 concurrent clients = sequential runs on a 4-bit GPTQ model at accuracy 
   assert.ok(batch >= 6, `largest decode batch ${batch}`);
 });
 
+test('a burst of requests at an idle server is prefilled first and decodes in one batch from its first step', async () => {
+  const s = await start({ maxBatch: 8, prefillChunk: 4 });
+  const c = clientOf(s);
+  const prompts = ['Once upon a time there was', 'The little dog ran to the', 'Lily and Tom went to the big', 'One day the sun was very'];
+  await Promise.all(prompts.map((prompt) => c.completions.create({ model: s.modelId, prompt, max_tokens: 10, temperature: 0 })));
+  const m = await (await fetch(`${s.url}/metrics`)).text();
+  // 10 tokens each: the first from the prefill, 9 from decode steps of all 4 rows
+  assert.match(m, /gptq_decode_batch_size_bucket\{le="2"\} 0\n/);
+  assert.match(m, /gptq_decode_batch_size_count 9\n/);
+  assert.match(m, /gptq_decode_batch_size_sum 36\n/);
+});
+
 test('cancel mid-stream frees the slot at once; queue full → 429; context overflow → 400 naming the limit', async () => {
   const s = await start({ maxBatch: 1, maxQueue: 1, ctx: 256 });
   const c = clientOf(s);

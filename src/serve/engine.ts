@@ -9,9 +9,10 @@
  * Each iteration prefills at most `prefillChunk` prompt tokens (one run per request: the rest of the oldest
  * prefilling request's prompt, then the next one's, …) and then runs one decode step, so a long prompt delays the
  * others' next token by one chunk, never by the whole prompt. The chunk trades the decoding requests' worst
- * inter-token latency (a step with prefill takes longer) against time to first token and throughput (prompts that
- * arrive together start decoding together in bigger batches); it also bounds the attention scratch of one run
- * (heads × chunk × context floats). Requests join and leave only
+ * inter-token latency (a step with prefill takes longer) against time to first token; it also bounds the attention
+ * scratch of one run (heads × chunk × context floats). When no request is decoding, all waiting prompts are
+ * prefilled (in runs of ≤ prefillChunk tokens, admitting arrivals in between) before the first decode step, as TGI
+ * prefills a waiting batch: nobody's tokens are delayed by it, and a burst of requests decodes as one batch. Requests join and leave only
  * between iterations. A cancelled request (client gone) leaves at the start of the next iteration. ORT runs are
  * synchronous in onnxruntime-node, so HTTP I/O is handled between runs.
  *
@@ -195,10 +196,15 @@ export class BatchEngine {
           this.wake = undefined;
           continue;
         }
-        for (let budget = this.prefillChunk; budget > 0;) {
+        // Nobody decoding: there is no running request to protect, so every waiting prompt (including ones that
+        // arrive meanwhile, up to the free slots) is prefilled before the first decode step, and a burst of requests
+        // decodes in one batch from its first step. Else: at most prefillChunk prompt tokens before the next step.
+        const burst = !this.active.some((a) => a.next !== undefined);
+        for (let budget = burst ? Infinity : this.prefillChunk; budget > 0;) {
+          if (burst) { this.reap(); this.admit(); }
           const pre = this.active.find((a) => a.prefilled < a.req.prompt.length);
           if (!pre) break;
-          budget -= await this.prefill(pre, budget);
+          budget -= await this.prefill(pre, Math.min(budget, this.prefillChunk));
         }
         this.reap();
         const dec = this.active.filter((a) => a.next !== undefined);
