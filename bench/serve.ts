@@ -9,7 +9,10 @@
  * decode step and batch size from /metrics.
  *
  *   npm run bench:serve [-- --dir /tmp/gptqjs-bench --concurrency 1,4,16 --prompt-len 128 --gen-len 128 --rounds 2
- *                          --max-batch 16 --prefill-chunk 256 --accuracy-level 4 --lm-head-bits 8]
+ *                          --max-batch 16 --prefill-chunk 256 --accuracy-level 4 --lm-head-bits 8 --stagger-ms 0]
+ *
+ * --stagger-ms N starts client i N·i ms after client 0, so that prompts arrive while others decode (chunked prefill
+ * between decode steps); with 0 all clients start together (a burst: prefilled before the first decode step).
  *
  * The served copy of the checkpoint gets a word-level tokenizer over all 32000 ids (each token decodes to one word),
  * so that every generated token is one streamed chunk and the clients can time tokens.
@@ -33,6 +36,7 @@ const { values: a } = parseArgs({
     'prefill-chunk': { type: 'string', default: '256' },
     'accuracy-level': { type: 'string', default: '4' },
     'lm-head-bits': { type: 'string' },
+    'stagger-ms': { type: 'string', default: '0' },
   },
 });
 const base = resolve(a.dir!);
@@ -116,7 +120,9 @@ for (const c of levels) {
   const loaded = rssMB(s.child.pid!, 'VmRSS');
   console.error(`concurrency ${c}: ${c} clients × ${rounds} requests (load average ${loadavg()[0]!.toFixed(1)})…`);
   const t0 = performance.now(), cpu0 = cpuSeconds(s.child.pid!);
-  const results = (await Promise.all(Array.from({ length: c }, async () => {
+  const stagger = Number(a['stagger-ms']);
+  const results = (await Promise.all(Array.from({ length: c }, async (_, i) => {
+    await new Promise((r) => setTimeout(r, i * stagger));
     const mine = [];
     for (let r = 0; r < rounds; r++) {
       const prompt = Array.from({ length: promptLen }, () => 3 + Math.floor(rand() * (V - 3)));
@@ -149,7 +155,7 @@ const cells = rows.map((r) => [r.c, r.requests, r.tps.toFixed(1), single ? (r.tp
 const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
 const line = (r: string[]) => r.map((c, i) => c.padStart(w[i]!)).join('  ');
 console.log(`\nSYNTHETIC Llama (random weights) 2048/5632/8 layers/32:4 heads/vocab 32000, 4-bit g128 RTN, accuracy level ${a['accuracy-level']}${a['lm-head-bits'] ? `, lm_head q${a['lm-head-bits']}` : ''}; `
-  + `prompt ${promptLen} tokens, ${genLen} new (greedy, ignore_eos), ${rounds} request(s) per client; server: max batch ${a['max-batch']}, prefill chunk ${a['prefill-chunk']}, context ${promptLen + genLen}`);
+  + `prompt ${promptLen} tokens, ${genLen} new (greedy, ignore_eos), ${rounds} request(s) per client${Number(a['stagger-ms']) ? `, client i starts ${a['stagger-ms']}·i ms late` : ''}; server: max batch ${a['max-batch']}, prefill chunk ${a['prefill-chunk']}, context ${promptLen + genLen}`);
 console.log(line(head));
 console.log(w.map((n) => '-'.repeat(n)).join('  '));
 for (const c of cells) console.log(line(c));

@@ -435,7 +435,8 @@ export class CausalLM {
 
   /**
    * One run of the KV-slot graph (attention 'slots'; used by `SlotCache` and `forwardStep`): ids and positions [B,S],
-   * attention mask [B,T] (T − S buffer positions are read), caches [B,kvH,capacity,d] per layer (read only). Returns
+   * attention mask [B,T] (the first T buffer positions are read; each row's S new tokens are its last S mask ones),
+   * caches [B,kvH,capacity,d] per layer (read only). Returns
    * the last position's logits [B,V] and each layer's new keys/values [B,kvH,S,d] — the caller writes them into its
    * buffers. Throws unless the model was loaded with attention 'slots'.
    */
