@@ -200,10 +200,16 @@ export class BatchEngine {
         // arrive meanwhile, up to the free slots) is prefilled before the first decode step, and a burst of requests
         // decodes in one batch from its first step. Else: at most prefillChunk prompt tokens before the next step.
         const burst = !this.active.some((a) => a.next !== undefined);
-        for (let budget = burst ? Infinity : this.prefillChunk; budget > 0;) {
+        for (let budget = burst ? Infinity : this.prefillChunk, turns = 0; budget > 0;) {
           if (burst) { this.reap(); this.admit(); }
           const pre = this.active.find((a) => a.prefilled < a.req.prompt.length);
-          if (!pre) break;
+          if (!pre) {
+            // the rest of a burst: requests that arrived during the last (synchronous) model run are read by the
+            // HTTP server in the next event-loop turns; wait two turns for them before the first decode step
+            if (burst && turns < 2 && this.active.length < this.maxBatch) { turns++; await new Promise((r) => setImmediate(r)); continue; }
+            break;
+          }
+          turns = 0;
           budget -= await this.prefill(pre, Math.min(budget, this.prefillChunk));
         }
         this.reap();
