@@ -52,16 +52,14 @@ const served = join(base, 'llama1b-synthetic-gptq-4bit-g128-serve');
 mkdirSync(served, { recursive: true });
 for (const f of ['config.json', 'quantize_config.json', 'model.safetensors']) if (!existsSync(join(served, f))) symlinkSync(join(q4, f), join(served, f));
 const V = JSON.parse(readFileSync(join(q4, 'config.json'), 'utf8')).vocab_size as number;
-if (!existsSync(join(served, 'tokenizer.json'))) {
-  const special = ['<unk>', '<s>', '</s>'];
+{ // every id one plain word (no special tokens, which decode to nothing): each generated token is one streamed chunk
   const vocab: Record<string, number> = {};
-  for (let i = 0; i < V; i++) vocab[i < 3 ? special[i]! : `w${i}`] = i;
+  for (let i = 0; i < V; i++) vocab[`w${i}`] = i;
   writeFileSync(join(served, 'tokenizer.json'), JSON.stringify({
     version: '1.0', truncation: null, padding: null, normalizer: null, pre_tokenizer: { type: 'WhitespaceSplit' }, post_processor: null, decoder: null,
-    added_tokens: special.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
-    model: { type: 'WordLevel', vocab, unk_token: '<unk>' },
+    added_tokens: [], model: { type: 'WordLevel', vocab, unk_token: 'w0' },
   }));
-  writeFileSync(join(served, 'tokenizer_config.json'), JSON.stringify({ bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>' }));
+  writeFileSync(join(served, 'tokenizer_config.json'), '{}');
 }
 
 interface Server { child: ChildProcess; url: string }
