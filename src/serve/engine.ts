@@ -12,8 +12,8 @@
  * inter-token latency (a step with prefill takes longer) against time to first token; it also bounds the attention
  * scratch of one run (heads × chunk × context floats). When no request is decoding, all waiting prompts are
  * prefilled (in runs of ≤ prefillChunk tokens, admitting arrivals in between) before the first decode step, as TGI
- * prefills a waiting batch: nobody's tokens are delayed by it, and a burst of requests decodes as one batch. Requests join and leave only
- * between iterations. A cancelled request (client gone) leaves at the start of the next iteration. ORT runs are
+ * prefills a waiting batch: no running request is delayed by it (only the burst's own second tokens wait for the
+ * burst's prefill), and a burst of requests decodes as one batch. Requests join and leave only between iterations. A cancelled request (client gone) leaves at the start of the next iteration. ORT runs are
  * synchronous in onnxruntime-node, so HTTP I/O is handled between runs.
  *
  * Determinism: greedy requests produce the same tokens whatever else is batched with them. The graph computes every
@@ -140,7 +140,7 @@ export class BatchEngine {
   get running(): number { return this.active.length; }
 
   /**
-   * Queue a generation. Throws QueueFullError when `maxQueue` requests already wait, GptqError for a request that
+   * Queue a generation. Throws QueueFullError when every slot is taken and `maxQueue` requests wait, GptqError for a request that
    * cannot fit (prompt + maxTokens > capacity, empty prompt).
    */
   submit(req: GenerationRequest): Submitted {
