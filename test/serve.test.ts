@@ -62,7 +62,7 @@ before(async () => {
 
 after(async () => {
   for (const s of servers) await s.close();
-  await ref.release();
+  await ref.dispose();
   work.cleanup();
 });
 

@@ -80,7 +80,7 @@ async function slotScenario(dir: string): Promise<number> {
   await step([c]);
   assert.ok(cache.bytes === 2 * m.cfg.numLayers * 3 * m.cfg.numKvHeads * 40 * m.cfg.headDim * 4);
   await assert.rejects(cache.extend(c, new Array(40).fill(1)), /exceed the slot capacity 40/);
-  await m.dispose(); await ref.release();
+  await m.dispose(); await ref.dispose();
   return worst;
 }
 
@@ -135,7 +135,7 @@ test('attention "slots": forwardStep / generate / logits match the plain graphs 
   assert.deepEqual(a.tokens, b.tokens);
   assert.ok(maxAbsDiff(await slots.logits([prompts[2]!]), await plain.logits([prompts[2]!])) <= 1e-5);
   assert.throws(() => new SlotCache(plain, 2, 8), /attention "slots"/);
-  await slots.release(); await plain.dispose();
+  await slots.dispose(); await plain.dispose();
 });
 
 test('the kvMode "slots" option leaves the existing graphs byte-identical (their cache keys hash their options)', async () => {
