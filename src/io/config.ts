@@ -3,8 +3,8 @@
  * each model type's `*Config` class fills in and its quirks — both owned by the architecture file of that model type
  * (ArchDefinition.config, src/models/define.ts) — and PretrainedConfig's defaults for model types gptqjs does not know.
  */
-import { promises as fs } from 'node:fs';
-import { join } from 'node:path';
+import { promises as fs } from '../platform/fs.ts';
+import { join } from '../platform/path.ts';
 import { fail } from '../errors.ts';
 import { archConfigFor } from '../models/registry.ts';
 

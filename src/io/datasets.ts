@@ -1,7 +1,7 @@
 /** Text loading and calibration sampling (IST-DASLab gptq datautils.py get_wikitext2/get_c4, AutoGPTQ examples). */
-import { promises as fs, createReadStream, existsSync } from 'node:fs';
-import { createInterface } from 'node:readline';
-import { join, extname } from 'node:path';
+import { promises as fs, createReadStream, existsSync } from '../platform/fs.ts';
+import { createInterface } from '../platform/readline.ts';
+import { join, extname } from '../platform/path.ts';
 import { fail } from '../errors.ts';
 import { ASSETS_DIR } from '../paths.ts';
 import { mulberry32, randint } from './random.ts';
