@@ -50,7 +50,7 @@ export { GptqError } from './errors.ts';
 
 // Architectures: defineArchitecture + registerArchitecture, and the graph-building pieces definitions use
 export { registerArchitecture, supportedModelTypes, archFor } from './models/registry.ts';
-export type { ArchDefinition, ArchConfig, LayerContext, WeightSource, LinearSpec, LayerLinear } from './models/types.ts';
+export type { ArchDefinition, ArchConfig, CheckpointRules, LayerContext, WeightSource, LinearSpec, LayerLinear } from './models/types.ts';
 export {
   defineArchitecture, linear, repeat, dims, embedTokens, embedWithPositions, configBool, configInt, configNumber, checkActivation,
   type ArchSpec, type ModuleTree, type Modules, type LinearNode, type Dims, type NormAt,

@@ -15,7 +15,7 @@ import { fail } from '../errors.ts';
 import type { GraphBuilder } from '../graph/builder.ts';
 import type { ModelConfig } from '../io/config.ts';
 import { ACTIVATION_NAMES } from './blocks.ts';
-import type { ArchConfig, ArchDefinition, LayerContext, LayerLinear, LinearSpec, WeightSource } from './types.ts';
+import type { ArchConfig, ArchDefinition, CheckpointRules, LayerContext, LayerLinear, LinearSpec, WeightSource } from './types.ts';
 
 /** A linear of the module tree: its shape and its true-sequential group (null: runs in fp, never quantized). */
 export interface LinearNode {
@@ -105,6 +105,8 @@ export interface ArchSpec<T extends ModuleTree> {
   config: ArchConfig['defaults'];
   /** Fields the config class derives its own way (ArchConfig.configure). */
   configure?: ArchConfig['configure'];
+  /** Transformers 5 checkpoint naming (conversion_mapping.py renames, fused expert stacks). */
+  checkpoint?: CheckpointRules;
   /** Checkpoint prefix of decoder layer i, e.g. "model.layers.". */
   layersBlockName: string;
   /** Non-layer modules (AutoGPTQ outside_layer_modules). */
@@ -154,6 +156,7 @@ export function defineArchitecture<T extends ModuleTree>(s: ArchSpec<T>): ArchDe
   return {
     modelTypes: s.modelTypes,
     config: { defaults: s.config, ...(s.configure ? { configure: s.configure } : {}) },
+    ...(s.checkpoint ? { checkpoint: s.checkpoint } : {}),
     layersBlockName: s.layersBlockName,
     outsideLayerModules: s.outsideLayerModules,
     lmHead,

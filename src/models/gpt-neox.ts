@@ -18,6 +18,8 @@ export const gptNeox = defineArchitecture({
   modelTypes: ['gpt_neox'],
   // GPTNeoXConfig: rotary_pct 0.25, rotary_emb_base 10000, hidden_act gelu, use_parallel_residual, untied embed_out.
   config: { gpt_neox: { hidden_act: 'gelu', intermediate_size: 24576, rms_norm_eps: 1e-5, max_position_embeddings: 2048, partial_rotary_factor: 0.25, tie_word_embeddings: false, bos_token_id: 0, eos_token_id: 2 } },
+  // Transformers 5 conversion_mapping.py: the head `embed_out` is stored as "lm_head".
+  checkpoint: { renames: [['lm_head.', 'embed_out.']] },
   layersBlockName: 'gpt_neox.layers.',
   outsideLayerModules: ['gpt_neox.embed_in', 'gpt_neox.final_layer_norm'],
   // AutoGPTQ GPTNeoXGPTQForCausalLM: the fused query_key_value is quantized as one module.

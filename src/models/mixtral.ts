@@ -17,6 +17,7 @@ import type { ModelConfig } from '../io/config.ts';
 import type { GraphBuilder } from '../graph/builder.ts';
 import { activation, rmsNormAt, selfAttention } from './blocks.ts';
 import { configInt, defineArchitecture, linear, repeat } from './define.ts';
+import type { Checkpoint } from '../io/safetensors.ts';
 import type { LinearSpec, WeightSource } from './types.ts';
 
 /** num_local_experts (MixtralConfig default 8) and num_experts_per_tok (default 2). */
@@ -57,10 +58,35 @@ export function sparseMoe(g: GraphBuilder, w: WeightSource, cfg: ModelConfig, x:
   return g.op('Reshape', [sum!, g.op('Shape', [x])]);
 }
 
+/**
+ * Mixtral saved by transformers v5 with `save_original_format=False` (conversion_mapping.py "mixtral"): per layer
+ * `mlp.gate.weight` (the router, `block_sparse_moe.gate.weight`), `mlp.experts.gate_up_proj` [experts, 2·inter,
+ * hidden] (expert e: rows [0, inter) = w1, [inter, 2·inter) = w3) and `mlp.experts.down_proj` [experts, hidden, inter]
+ * (w2). Each expert matrix is a contiguous slice of the stacked tensor, read as a view.
+ */
+function splitFusedExperts(ck: Checkpoint, cfg: ModelConfig): void {
+  const H = cfg.hiddenSize, I = cfg.intermediateSize;
+  for (const n of ck.names()) {
+    const m = /^(.*\.)?mlp\.experts\.gate_up_proj$/.exec(n);
+    if (!m) continue;
+    const p = m[1] ?? '', down = `${p}mlp.experts.down_proj`, moe = `${p}block_sparse_moe.`;
+    const gu = ck.info(n).shape, E = gu[0]!;
+    if (gu.length !== 3 || gu[1] !== 2 * I || gu[2] !== H) fail(`${ck.location}: tensor "${n}" is [${gu}], expected [experts, 2·intermediate_size ${2 * I}, hidden_size ${H}] (${cfg.path})`);
+    if (!ck.has(down) || ck.info(down).shape.join() !== [E, H, I].join()) fail(`${ck.location}: tensor "${down}" must be [${E}, ${H}, ${I}] next to "${n}"`);
+    for (let e = 0; e < E; e++) {
+      ck.view(`${moe}experts.${e}.w1.weight`, n, { offset: e * 2 * I * H, shape: [I, H] });
+      ck.view(`${moe}experts.${e}.w3.weight`, n, { offset: (e * 2 + 1) * I * H, shape: [I, H] });
+      ck.view(`${moe}experts.${e}.w2.weight`, down, { offset: e * H * I, shape: [H, I] });
+    }
+    if (ck.has(`${p}mlp.gate.weight`) && !ck.has(`${moe}gate.weight`)) ck.alias(`${moe}gate.weight`, `${p}mlp.gate.weight`, true);
+  }
+}
+
 export const mixtral = defineArchitecture({
   modelTypes: ['mixtral'],
   // MixtralConfig: rms_norm_eps 1e-5, rope_theta 1e6, sliding_window None, 8 kv heads, intermediate 14336.
   config: { mixtral: { hidden_act: 'silu', intermediate_size: 14336, num_key_value_heads: 8, rms_norm_eps: 1e-5, max_position_embeddings: 4096 * 32, rope_theta: 1e6, sliding_window: null, tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2 } },
+  checkpoint: { bind: splitFusedExperts },
   layersBlockName: 'model.layers.',
   outsideLayerModules: ['model.embed_tokens', 'model.norm'],
   // AutoGPTQ MixtralGPTQForCausalLM: [k, v, q], [o], [every w1, every w3], [every w2]; the router `gate` stays fp.

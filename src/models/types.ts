@@ -1,5 +1,6 @@
 import type { GraphBuilder } from '../graph/builder.ts';
 import type { ConfigDefaults, ConfigReader, ModelConfig } from '../io/config.ts';
+import type { Checkpoint } from '../io/safetensors.ts';
 import type { Rope } from './rope.ts';
 
 /** One linear (torch `nn.Linear` semantics: weight [out, in], y = x·Wᵀ + b). `name` is the full module name. */
@@ -63,6 +64,17 @@ export interface ArchConfig {
 }
 
 /**
+ * How checkpoints written by Transformers 5 (`save_original_format=False`, conversion_mapping.py) name this model's
+ * weights differently; applied when a checkpoint is opened (src/runtime/model-checkpoint.ts bindModel).
+ */
+export interface CheckpointRules {
+  /** Stored name prefix → ours (the stored tensor is read under our name too). */
+  renames?: readonly (readonly [from: string, to: string])[];
+  /** Adds views/aliases to the open checkpoint (e.g. per-expert slices of fused expert stacks); one-line errors. */
+  bind?(ck: Checkpoint, cfg: ModelConfig): void;
+}
+
+/**
  * An architecture as the rest of gptqjs uses it: the module tree (as AutoGPTQ's `layers_block_name`,
  * `outside_layer_modules`, `inside_layer_modules`), its config rules and the graph pieces. Architecture files build
  * one with defineArchitecture() (src/models/define.ts), which derives the module lists, linear shapes and default
@@ -73,6 +85,8 @@ export interface ArchDefinition {
   modelTypes: readonly string[];
   /** Config defaults and quirks per model type (absent: PretrainedConfig's generic defaults). */
   config?: ArchConfig;
+  /** Transformers 5 checkpoint naming of this architecture's weights. */
+  checkpoint?: CheckpointRules;
   /** Checkpoint prefix of decoder layer i, e.g. "model.layers.". */
   layersBlockName: string;
   /** Non-layer modules (kept in fp, never quantized unless lm_head is asked for). */
