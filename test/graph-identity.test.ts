@@ -29,11 +29,15 @@ import { openModelCheckpoint, readFloatTensors } from '../src/runtime/model-chec
 import { listArchFixtures, ARCH_FIXTURES_DIR } from './fixture-archs.ts';
 import { tmpDir } from './helpers.ts';
 import { makeLlamaCheckpoint } from './synth.ts';
-import { makeGpt2Checkpoint, makeOptCheckpoint } from './synth-archs.ts';
-import { makeGptjCheckpoint, makeNeoxCheckpoint, makePhiCheckpoint } from './synth-archs2.ts';
-import { makeBloomCheckpoint, makeFalconCheckpoint, makeGemmaCheckpoint } from './synth-archs3.ts';
-import { makeBaichuanCheckpoint, makeBigCodeCheckpoint, makeCohereCheckpoint, makeInternCheckpoint, makeStarcoder2Checkpoint } from './synth-archs4.ts';
-import { makeMixtralCheckpoint } from './synth-moe.ts';
+import { makeBigCodeCheckpoint, makeGpt2Checkpoint } from './archs/gpt2.synth.ts';
+import { makeOptCheckpoint } from './archs/opt.synth.ts';
+import { makeGptjCheckpoint, makeNeoxCheckpoint, makePhiCheckpoint } from './archs/neox.synth.ts';
+import { makeBloomCheckpoint } from './archs/bloom.synth.ts';
+import { makeFalconCheckpoint } from './archs/falcon.synth.ts';
+import { makeGemmaCheckpoint } from './archs/gemma.synth.ts';
+import { makeBaichuanCheckpoint, makeInternCheckpoint, makeStarcoder2Checkpoint } from './archs/llama.synth.ts';
+import { makeCohereCheckpoint } from './archs/cohere.synth.ts';
+import { makeMixtralCheckpoint } from './archs/moe.synth.ts';
 
 type Maker = (dir: string, o: any) => Promise<void>;
 /** Synthetic checkpoints: [name, writer, options] (the variants the architecture tests run). */

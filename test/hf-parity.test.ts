@@ -24,7 +24,7 @@ import { GptqError } from '../src/errors.ts';
 import { GqaUnsupportedError } from '../src/graph/causal-lm.ts';
 import { supportedModelTypes } from '../src/models/registry.ts';
 import { listArchFixtures, loadArchFixture, unpadded, type ArchFixture } from './fixture-archs.ts';
-import { reporter } from './arch-harness.ts';
+import { reporter } from './archs/harness.ts';
 
 const TOL = 1e-4;
 const rep = reporter();

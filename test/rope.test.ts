@@ -16,7 +16,7 @@ import { parseModelConfig } from '../src/io/config.ts';
 import { applyRope, ropeInvFreqForSeqLen, rotaryEmbedding } from '../src/models/rope.ts';
 import * as ort from 'onnxruntime-node';
 import { ROOT } from './helpers.ts';
-import { reporter } from './arch-harness.ts';
+import { reporter } from './archs/harness.ts';
 
 interface RopeCase { name: string; config: Record<string, unknown>; seq_len: number; inv_freq: number[]; attention_scaling: number; cos: number[][]; sin: number[][] }
 const doc = JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'rope', 'rope.json'), 'utf8')) as { cases: RopeCase[] };

@@ -5,15 +5,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseModelConfig } from '../src/io/config.ts';
-import { archFor } from '../src/models/registry.ts';
+import { parseModelConfig } from '../../src/io/config.ts';
+import { archFor } from '../../src/models/registry.ts';
 import {
   gptjRefConfig, gptjRefEmbed, gptjRefForward, gptjRefLayer, neoxRefConfig, neoxRefEmbed, neoxRefForward, neoxRefLayer,
   phiRefConfig, phiRefEmbed, phiRefForward, phiRefLayer, erf,
-} from './reference/neox-family-ref.ts';
-import { gptjConfig, makeGptjCheckpoint, makeNeoxCheckpoint, makePhiCheckpoint, neoxConfig, phiConfig } from './synth-archs2.ts';
-import { tmpDir } from './helpers.ts';
-import { archFamily, batchedGenerationCheck, gptqBlockTest, layerGraphsTest, parityTest, reporter, type ArchCase } from './arch-harness.ts';
+} from '../reference/neox-family-ref.ts';
+import { gptjConfig, makeGptjCheckpoint, makeNeoxCheckpoint, makePhiCheckpoint, neoxConfig, phiConfig } from './neox.synth.ts';
+import { tmpDir } from '../helpers.ts';
+import { archFamily, batchedGenerationCheck, gptqBlockTest, layerGraphsTest, parityTest, reporter, type ArchCase } from './harness.ts';
 
 const neox = archFamily(makeNeoxCheckpoint, neoxRefConfig, { forward: neoxRefForward, embed: neoxRefEmbed, layer: neoxRefLayer });
 const gptj = archFamily(makeGptjCheckpoint, gptjRefConfig, { forward: gptjRefForward, embed: gptjRefEmbed, layer: gptjRefLayer });
