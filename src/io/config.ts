@@ -198,8 +198,9 @@ export function parseModelConfig(raw: unknown, path = 'config.json'): ModelConfi
   const headDim = f.int('head_dim', d.head_dim ?? Math.floor(hiddenSize / numHeads));
 
   // RoPE settings (RotaryEmbeddingConfigMixin.convert_rope_params_to_dict): `rope_scaling` (Transformers 4 layout) or
-  // else `rope_parameters` (5.x: {rope_type, rope_theta, factor, …}); rope_theta and partial_rotary_factor inside the
-  // dict win over the top-level fields (setdefault), then the legacy names (GPT-NeoX rotary_emb_base / rotary_pct).
+  // else `rope_parameters` (5.x: {rope_type, rope_theta, factor, …}); the dict's rope_theta wins over the top-level
+  // field (setdefault); partial_rotary_factor is the top-level field the attention modules read, else the dict's; then
+  // the legacy names (GPT-NeoX rotary_emb_base / rotary_pct).
   const dictField = r.rope_scaling !== undefined && r.rope_scaling !== null ? 'rope_scaling' : 'rope_parameters';
   const ropeScaling = parseRopeScaling(path, dictField, r[dictField]);
   const dict = (r[dictField] ?? {}) as Record<string, unknown>;

@@ -14,14 +14,10 @@ import { fail } from '../errors.ts';
 import type { ModelConfig } from '../io/config.ts';
 import { F, type GraphBuilder } from '../graph/builder.ts';
 import { gatedMlp, selfAttention } from './blocks.ts';
-import { checkActivation, configBool, defineArchitecture, linear, type NormAt } from './define.ts';
+import { checkActivation, configBool, configNumber, defineArchitecture, linear, type NormAt } from './define.ts';
 
 /** CohereConfig.logit_scale (default 0.0625). */
-export function cohereLogitScale(cfg: ModelConfig): number {
-  const v = cfg.raw.logit_scale ?? 0.0625;
-  if (typeof v !== 'number' || !Number.isFinite(v)) fail(`${cfg.path}: field "logit_scale" must be a number, got ${JSON.stringify(v)}`);
-  return v;
-}
+export const cohereLogitScale = (cfg: ModelConfig): number => configNumber(cfg, 'logit_scale', 0.0625);
 
 /** CohereLayerNorm: (x − mean) / sqrt(var + eps) · w, no bias. */
 function biaslessLayerNorm(g: GraphBuilder, x: string, weight: string, eps: number): string {
