@@ -14,7 +14,8 @@ import { fail } from '../errors.ts';
 import type { ModelConfig } from '../io/config.ts';
 import { F, type GraphBuilder } from '../graph/builder.ts';
 import { gatedMlp, selfAttention } from './blocks.ts';
-import { checkActivation, configBool, configNumber, defineArchitecture, linear, type NormAt } from './define.ts';
+import { checkActivation, configBool, configNumber, defineArchitecture, type NormAt } from './define.ts';
+import { llamaModules } from './llama.ts';
 
 /** CohereConfig.logit_scale (default 0.0625). */
 export const cohereLogitScale = (cfg: ModelConfig): number => configNumber(cfg, 'logit_scale', 0.0625);
@@ -32,13 +33,7 @@ export const cohere = defineArchitecture({
   layersBlockName: 'model.layers.',
   outsideLayerModules: ['model.embed_tokens', 'model.norm'],
   // AutoGPTQ CohereGPTQForCausalLM (llama's groups).
-  modules: (cfg, { h, i, q, kv }) => {
-    const b = cfg.attentionBias;
-    return {
-      self_attn: { k_proj: linear(0, h, kv, b), v_proj: linear(0, h, kv, b), q_proj: linear(0, h, q, b), o_proj: linear(1, q, h, b) },
-      mlp: { up_proj: linear(2, h, i), gate_proj: linear(2, h, i), down_proj: linear(3, i, h) },
-    };
-  },
+  modules: (cfg, d) => llamaModules(d, { qkv: cfg.attentionBias, o: cfg.attentionBias }),
   norm: ['model.norm', cohereNorm],
   logits: (g, cfg, logits) => g.op('Mul', [logits, g.constF(cohereLogitScale(cfg))]),
 

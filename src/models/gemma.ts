@@ -10,8 +10,9 @@
  */
 import { fail } from '../errors.ts';
 import type { ModelConfig } from '../io/config.ts';
-import { gatedMlp, rmsNormAt, selfAttention } from './blocks.ts';
-import { checkActivation, defineArchitecture, linear, type NormAt } from './define.ts';
+import { rmsNormAt } from './blocks.ts';
+import { checkActivation, defineArchitecture, type NormAt } from './define.ts';
+import { llamaLayer, llamaModules } from './llama.ts';
 
 /**
  * The MLP activation, as current transformers (GemmaConfig/GemmaMLP): `hidden_act`, where the legacy "gelu" of the
@@ -31,13 +32,7 @@ export const gemma = defineArchitecture({
   layersBlockName: 'model.layers.',
   outsideLayerModules: ['model.embed_tokens', 'model.norm'],
   // AutoGPTQ GemmaGPTQForCausalLM (same groups as llama).
-  modules: (cfg, { h, i, q, kv }) => {
-    const b = cfg.attentionBias;
-    return {
-      self_attn: { k_proj: linear(0, h, kv, b), v_proj: linear(0, h, kv, b), q_proj: linear(0, h, q, b), o_proj: linear(1, q, h, b) },
-      mlp: { up_proj: linear(2, h, i), gate_proj: linear(2, h, i), down_proj: linear(3, i, h) },
-    };
-  },
+  modules: (cfg, d) => llamaModules(d, { qkv: cfg.attentionBias, o: cfg.attentionBias }),
   // GemmaModel: normalizer = torch.tensor(hidden_size**0.5, dtype=hidden_states.dtype) — constF rounds to fp32.
   embedded: (g, cfg, _w, x) => g.op('Mul', [x, g.constF(Math.sqrt(cfg.hiddenSize))]),
   norm: ['model.norm', gemmaNorm],
@@ -48,11 +43,5 @@ export const gemma = defineArchitecture({
     if (cfg.headDim % 2) fail(`${cfg.path}: head_dim (${cfg.headDim}) must be even`);
   },
 
-  layer(ctx, x, m) {
-    const { g, cfg, w, prefix: p } = ctx;
-    const n1 = gemmaNorm(g, w, `${p}input_layernorm`, x, cfg.hiddenSize, cfg.rmsNormEps);
-    const x2 = g.op('Add', [x, selfAttention(ctx, n1, m.self_attn)]);
-    const n2 = gemmaNorm(g, w, `${p}post_attention_layernorm`, x2, cfg.hiddenSize, cfg.rmsNormEps);
-    return g.op('Add', [x2, gatedMlp(g, w, n2, m.mlp, gemmaActivation(cfg))]);
-  },
+  layer: (ctx, x, m) => llamaLayer(ctx, x, m, gemmaNorm, gemmaActivation(ctx.cfg)),
 });

@@ -11,8 +11,9 @@
  * past max_position_embeddings differs from the remote code (the full forward does not).
  */
 import { fail } from '../errors.ts';
-import { gatedMlp, rmsNormAt, selfAttention } from './blocks.ts';
-import { checkActivation, configBool, defineArchitecture, linear } from './define.ts';
+import { rmsNormAt } from './blocks.ts';
+import { checkActivation, configBool, defineArchitecture } from './define.ts';
+import { llamaLayer, llamaModules } from './llama.ts';
 
 export const internlm = defineArchitecture({
   modelTypes: ['internlm'],
@@ -30,12 +31,9 @@ export const internlm = defineArchitecture({
   layersBlockName: 'model.layers.',
   outsideLayerModules: ['model.embed_tokens', 'model.norm'],
   // AutoGPTQ InternLMGPTQForCausalLM (llama's groups); no GQA: k/v as wide as q.
-  modules: (cfg, { h, i, q }) => {
+  modules: (cfg, d) => {
     const b = configBool(cfg, 'bias', true);
-    return {
-      self_attn: { k_proj: linear(0, h, q, b), v_proj: linear(0, h, q, b), q_proj: linear(0, h, q, b), o_proj: linear(1, q, h, b) },
-      mlp: { up_proj: linear(2, h, i), gate_proj: linear(2, h, i), down_proj: linear(3, i, h) },
-    };
+    return llamaModules({ ...d, kv: d.q }, { qkv: b, o: b });
   },
   norm: ['model.norm', rmsNormAt],
 
@@ -51,11 +49,5 @@ export const internlm = defineArchitecture({
     configBool(cfg, 'bias', true);
   },
 
-  layer(ctx, x, m) {
-    const { g, cfg, w, prefix: p } = ctx;
-    const n1 = rmsNormAt(g, w, `${p}input_layernorm`, x, cfg.hiddenSize, cfg.rmsNormEps);
-    const x2 = g.op('Add', [x, selfAttention(ctx, n1, m.self_attn)]);
-    const n2 = rmsNormAt(g, w, `${p}post_attention_layernorm`, x2, cfg.hiddenSize, cfg.rmsNormEps);
-    return g.op('Add', [x2, gatedMlp(g, w, n2, m.mlp, cfg.hiddenAct)]);
-  },
+  layer: (ctx, x, m) => llamaLayer(ctx, x, m),
 });

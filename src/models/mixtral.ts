@@ -17,6 +17,7 @@ import type { ModelConfig } from '../io/config.ts';
 import type { GraphBuilder } from '../graph/builder.ts';
 import { activation, rmsNormAt, selfAttention } from './blocks.ts';
 import { configInt, defineArchitecture, linear, repeat } from './define.ts';
+import { llamaModules } from './llama.ts';
 import type { Checkpoint } from '../io/safetensors.ts';
 import type { LinearSpec, WeightSource } from './types.ts';
 
@@ -90,11 +91,11 @@ export const mixtral = defineArchitecture({
   layersBlockName: 'model.layers.',
   outsideLayerModules: ['model.embed_tokens', 'model.norm'],
   // AutoGPTQ MixtralGPTQForCausalLM: [k, v, q], [o], [every w1, every w3], [every w2]; the router `gate` stays fp.
-  modules: (cfg, { h, i, q, kv }) => ({
-    self_attn: { k_proj: linear(0, h, kv), v_proj: linear(0, h, kv), q_proj: linear(0, h, q), o_proj: linear(1, q, h) },
+  modules: (cfg, d) => ({
+    self_attn: llamaModules(d).self_attn,
     block_sparse_moe: {
-      gate: linear(null, h, moeSizes(cfg).experts),
-      experts: repeat(moeSizes(cfg).experts, () => ({ w1: linear(2, h, i), w2: linear(3, i, h), w3: linear(2, h, i) })),
+      gate: linear(null, d.h, moeSizes(cfg).experts),
+      experts: repeat(moeSizes(cfg).experts, () => ({ w1: linear(2, d.h, d.i), w2: linear(3, d.i, d.h), w3: linear(2, d.h, d.i) })),
     },
   }),
   norm: ['model.norm', rmsNormAt],
