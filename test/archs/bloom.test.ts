@@ -16,7 +16,7 @@ import { bloomRefBlock, bloomRefConfig, bloomRefEmbed, bloomRefForward, refAlibi
 import { bloomConfig, makeBloomCheckpoint } from './bloom.synth.ts';
 import { tmpDir } from '../helpers.ts';
 import {
-  archFamily, batchedGenerationCheck, checkModuleTree, examples, gptqSavedTensorsTest, layerGraphsTest, parityTest, reporter, type ArchCase,
+  archFamily, batchedGenerationTest, checkModuleTree, examples, gptqSavedTensorsTest, layerGraphsTest, parityTest, reporter, type ArchCase,
 } from './harness.ts';
 
 const bloom = archFamily(makeBloomCheckpoint, bloomRefConfig, { forward: bloomRefForward, embed: bloomRefEmbed, layer: bloomRefBlock });
@@ -48,12 +48,7 @@ test('config parsing: bloom n_embed/n_head/n_layer', () => {
   assert.deepEqual([b.hiddenSize, b.numHeads, b.numKvHeads, b.headDim, b.numLayers, b.rmsNormEps, b.tieWordEmbeddings], [96, 6, 6, 16, 2, 1e-5, true]);
 });
 
-test('bloom: batched generation with left padding equals one-by-one', async () => {
-  const t = tmpDir();
-  try {
-    await batchedGenerationCheck(t.path, [['bloom', bloom, cases[1]![2]]], [[5, 9, 17, 33, 2, 70], [44, 3], [8, 8, 61, 20]], 8);
-  } finally { t.cleanup(); }
-});
+batchedGenerationTest('bloom: batched generation with left padding equals one-by-one', [['bloom', bloom, cases[1]![2]]], [[5, 9, 17, 33, 2, 70], [44, 3], [8, 8, 61, 20]], 8);
 
 gptqSavedTensorsTest(rep, ['bloom 6 heads', bloom, cases[1]![2]], {
   'transformer.h.1.self_attention.query_key_value.qweight': ['I32', [12, 288]],

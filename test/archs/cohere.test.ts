@@ -9,8 +9,7 @@ import { parseModelConfig } from '../../src/io/config.ts';
 import { archFor } from '../../src/models/registry.ts';
 import { cohereRefConfig, cohereRefEmbed, cohereRefForward, cohereRefLayer } from '../reference/cohere-ref.ts';
 import { cohereConfig, makeCohereCheckpoint } from './cohere.synth.ts';
-import { tmpDir } from '../helpers.ts';
-import { archFamily, batchedGenerationCheck, gptqBlockTest, layerGraphsTest, parityTest, reporter, type ArchCase } from './harness.ts';
+import { archFamily, batchedGenerationTest, gptqBlockTest, layerGraphsTest, parityTest, reporter, type ArchCase } from './harness.ts';
 
 const cohere = archFamily(makeCohereCheckpoint, cohereRefConfig, { forward: cohereRefForward, embed: cohereRefEmbed, layer: cohereRefLayer });
 const rep = reporter();
@@ -34,12 +33,7 @@ test('config defaults (CohereConfig); clear rejections', () => {
   assert.throws(() => archFor('cohere').check!(parseModelConfig({ ...cohereConfig(), logit_scale: 'big' })), /field "logit_scale" must be a number/);
 });
 
-test('batched generation with left padding equals one-by-one', async () => {
-  const t = tmpDir();
-  try {
-    await batchedGenerationCheck(t.path, [['c', cohere, { seed: 74, qkNorm: true, kvHeads: 2 }]], [[5, 9, 17, 33, 2, 70], [44, 3]], 6);
-  } finally { t.cleanup(); }
-});
+batchedGenerationTest('batched generation with left padding equals one-by-one', [['c', cohere, { seed: 74, qkNorm: true, kvHeads: 2 }]], [[5, 9, 17, 33, 2, 70], [44, 3]], 6);
 
 gptqBlockTest(rep, ['cohere', cohere, { seed: 86, qkNorm: true, kvHeads: 2 }], 'model.layers.', [
   ['self_attn.q_proj.qweight', [8, 64]], ['self_attn.k_proj.qweight', [8, 32]], ['self_attn.o_proj.qweight', [8, 64]],

@@ -11,8 +11,7 @@ import { parseModelConfig } from '../../src/io/config.ts';
 import { archFor } from '../../src/models/registry.ts';
 import { falconRefBlock, falconRefConfig, falconRefEmbed, falconRefForward } from '../reference/falcon-ref.ts';
 import { falconConfig, makeFalconCheckpoint, type FalconOpts } from './falcon.synth.ts';
-import { tmpDir } from '../helpers.ts';
-import { archFamily, batchedGenerationCheck, checkModuleTree, gptqSavedTensorsTest, layerGraphsTest, parityTest, reporter, type ArchCase } from './harness.ts';
+import { archFamily, batchedGenerationTest, checkModuleTree, gptqSavedTensorsTest, layerGraphsTest, parityTest, reporter, type ArchCase } from './harness.ts';
 
 const falcon = archFamily(makeFalconCheckpoint, falconRefConfig, { forward: falconRefForward, embed: falconRefEmbed, layer: falconRefBlock });
 const rep = reporter();
@@ -42,12 +41,7 @@ test('config parsing: falcon kv heads per layout, ffn_hidden_size; alibi and inc
   assert.throws(() => falconCheck({ ...falconConfig(), activation: 'tanh' }), /activation "tanh" is not supported/);
 });
 
-test('falcon: batched generation with left padding equals one-by-one', async () => {
-  const t = tmpDir();
-  try {
-    await batchedGenerationCheck(t.path, [['falcon', falcon, cases[1]![2]]], [[5, 9, 17, 33, 2, 70], [44, 3], [8, 8, 61, 20]], 8);
-  } finally { t.cleanup(); }
-});
+batchedGenerationTest('falcon: batched generation with left padding equals one-by-one', [['falcon', falcon, cases[1]![2]]], [[5, 9, 17, 33, 2, 70], [44, 3], [8, 8, 61, 20]], 8);
 
 gptqSavedTensorsTest(rep, ['falcon-40b style', falcon, cases[1]![2]], {
   'transformer.h.0.self_attention.query_key_value.qweight': ['I32', [8, 96]],

@@ -9,8 +9,7 @@ import { join } from 'node:path';
 import { parseModelConfig } from '../../src/io/config.ts';
 import { gemmaRefConfig, gemmaRefEmbed, gemmaRefForward, gemmaRefLayer } from '../reference/gemma-ref.ts';
 import { gemmaConfig, makeGemmaCheckpoint } from './gemma.synth.ts';
-import { tmpDir } from '../helpers.ts';
-import { archFamily, batchedGenerationCheck, checkModuleTree, gptqSavedTensorsTest, layerGraphsTest, parityTest, reporter, type ArchCase } from './harness.ts';
+import { archFamily, batchedGenerationTest, checkModuleTree, gptqSavedTensorsTest, layerGraphsTest, parityTest, reporter, type ArchCase } from './harness.ts';
 
 const gemma = archFamily(makeGemmaCheckpoint, gemmaRefConfig, { forward: gemmaRefForward, embed: gemmaRefEmbed, layer: gemmaRefLayer });
 const rep = reporter();
@@ -30,12 +29,7 @@ test('config parsing: gemma head_dim (GemmaConfig defaults)', () => {
   assert.deepEqual([g.headDim, g.rotaryDim, g.numKvHeads, g.tieWordEmbeddings], [32, 32, 1, true]);
 });
 
-test('gemma: batched generation with left padding equals one-by-one', async () => {
-  const t = tmpDir();
-  try {
-    await batchedGenerationCheck(t.path, [['gemma', gemma, cases[0]![2]]], [[5, 9, 17, 33, 2, 70], [44, 3], [8, 8, 61, 20]], 8);
-  } finally { t.cleanup(); }
-});
+batchedGenerationTest('gemma: batched generation with left padding equals one-by-one', [['gemma', gemma, cases[0]![2]]], [[5, 9, 17, 33, 2, 70], [44, 3], [8, 8, 61, 20]], 8);
 
 gptqSavedTensorsTest(rep, ['gemma-2b style', gemma, cases[0]![2]], {
   'model.layers.1.self_attn.q_proj.qweight': ['I32', [8, 128]],

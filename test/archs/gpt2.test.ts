@@ -13,7 +13,7 @@ import { bigcodeRefConfig, bigcodeRefEmbed, bigcodeRefForward, bigcodeRefLayer }
 import { bigcodeConfig, makeBigCodeCheckpoint, makeGpt2Checkpoint, type Gpt2Opts } from './gpt2.synth.ts';
 import { SHARED, SKIP_SHARED, tmpDir } from '../helpers.ts';
 import {
-  TOL, archFamily, assertParity, batchedGenerationCheck, checkModuleTree, gptqBlockTest, ids16, layerGraphParity, layerGraphsTest, parity,
+  TOL, archFamily, assertParity, batchedGenerationTest, checkModuleTree, gptqBlockTest, ids16, layerGraphParity, layerGraphsTest, parity,
   parityTest, reporter, type ArchCase,
 } from './harness.ts';
 
@@ -67,12 +67,7 @@ test('gpt_bigcode config defaults (GPTBigCodeConfig); kv heads from multi_query'
   assert.equal(archFor('gpt_bigcode').layerLinears(bc)[0]!.outFeatures, 64 + 2 * 16);
 });
 
-test('gpt2 / gpt_bigcode: batched generation with left padding equals one-by-one (learned positions from the mask)', async () => {
-  const t = tmpDir();
-  try {
-    await batchedGenerationCheck(t.path, [['g', gpt2, { seed: 41 }], ['b', bigcode, { seed: 71 }]], [[5, 9, 17, 33, 2, 70], [44, 3]], 8);
-  } finally { t.cleanup(); }
-});
+batchedGenerationTest('gpt2 / gpt_bigcode: batched generation with left padding equals one-by-one (learned positions from the mask)', [['g', gpt2, { seed: 41 }], ['b', bigcode, { seed: 71 }]], [[5, 9, 17, 33, 2, 70], [44, 3]], 8);
 
 gptqBlockTest(rep, ['gpt_bigcode', bigcode, { seed: 81 }], 'transformer.h.', [
   ['attn.c_attn.qweight', [8, 96]], ['attn.c_attn.scales', [2, 96]], ['attn.c_attn.bias', [96]], ['attn.c_proj.qzeros', [2, 8]],

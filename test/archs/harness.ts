@@ -378,3 +378,11 @@ export function gptqSavedTensorsTest(rep: Reporter, [name, fam, opts]: ArchCase,
     } finally { t.cleanup(); }
   });
 }
+
+/** Register test `title`: {@link batchedGenerationCheck} of `models` in a temporary directory. */
+export function batchedGenerationTest(title: string, models: ArchCase[], prompts: number[][], maxNewTokens: number): void {
+  test(title, async () => {
+    const t = tmpDir();
+    try { await batchedGenerationCheck(t.path, models, prompts, maxNewTokens); } finally { t.cleanup(); }
+  });
+}

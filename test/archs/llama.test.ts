@@ -17,8 +17,7 @@ import { llamaConfig, makeLlamaCheckpoint } from '../synth.ts';
 import {
   baichuanConfig, internConfig, makeBaichuanCheckpoint, makeInternCheckpoint, makeStarcoder2Checkpoint, starcoder2Config,
 } from './llama.synth.ts';
-import { tmpDir } from '../helpers.ts';
-import { archFamily, batchedGenerationCheck, gptqBlockTest, layerGraphsTest, parityTest, reporter, type ArchCase } from './harness.ts';
+import { archFamily, batchedGenerationTest, gptqBlockTest, layerGraphsTest, parityTest, reporter, type ArchCase } from './harness.ts';
 
 const fam = {
   llama: archFamily(makeLlamaCheckpoint, refConfigFromJson, { forward: refForward, embed: refEmbed, layer: refDecoderLayer }),
@@ -83,14 +82,9 @@ test('config defaults from the config classes; clear rejections', () => {
   archFor('baichuan').check!(parseModelConfig(baichuanConfig()));
 });
 
-test('batched generation with left padding equals one-by-one', async () => {
-  const t = tmpDir();
-  try {
-    await batchedGenerationCheck(t.path, [
-      ['s', fam.starcoder2, { seed: 72, slidingWindow: 4 }], ['i', fam.intern, { seed: 73, v2: true }],
-    ], [[5, 9, 17, 33, 2, 70], [44, 3]], 6);
-  } finally { t.cleanup(); }
-});
+batchedGenerationTest('batched generation with left padding equals one-by-one', [
+  ['s', fam.starcoder2, { seed: 72, slidingWindow: 4 }], ['i', fam.intern, { seed: 73, v2: true }],
+], [[5, 9, 17, 33, 2, 70], [44, 3]], 6);
 
 // ------------------------------------------------------------------------------------------------ GPTQ
 

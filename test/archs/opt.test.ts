@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { optRefConfig, optRefEmbed, optRefForward, optRefLayer } from '../reference/opt-ref.ts';
 import { makeOptCheckpoint, type OptOpts } from './opt.synth.ts';
 import { tmpDir } from '../helpers.ts';
-import { TOL, archFamily, batchedGenerationCheck, checkModuleTree, ids16, layerGraphParity, parityTest, reporter } from './harness.ts';
+import { TOL, archFamily, batchedGenerationTest, checkModuleTree, ids16, layerGraphParity, parityTest, reporter } from './harness.ts';
 
 const opt = archFamily(makeOptCheckpoint, optRefConfig, { forward: optRefForward, embed: optRefEmbed, layer: optRefLayer });
 const rep = reporter();
@@ -36,11 +36,6 @@ test('calibration layer graphs (InputWeights) match the reference layers', async
   } finally { t.cleanup(); }
 });
 
-test('opt: batched generation with left padding equals one-by-one (learned positions from the mask)', async () => {
-  const t = tmpDir();
-  try {
-    await batchedGenerationCheck(t.path, [['o', opt, { seed: 42, projDim: 16, layerNormBefore: false }]], [[5, 9, 17, 33, 2, 70], [44, 3]], 8);
-  } finally { t.cleanup(); }
-});
+batchedGenerationTest('opt: batched generation with left padding equals one-by-one (learned positions from the mask)', [['o', opt, { seed: 42, projDim: 16, layerNormBefore: false }]], [[5, 9, 17, 33, 2, 70], [44, 3]], 8);
 
 rep.summaryTest();
