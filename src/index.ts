@@ -8,7 +8,7 @@ export { CausalLM, type LoadOptions } from './runtime/causal-lm.ts';
 export { loadAnyModel } from './runtime/load.ts';
 export { generate, type GenerateOptions } from './runtime/generate.ts';
 export { perplexity } from './eval/perplexity.ts';
-export { TextTokenizer, StreamDecoder } from './io/tokenizer.ts';
+export { TextTokenizer, StreamDecoder, type Detokenizer } from './io/tokenizer.ts';
 export { loadModelConfig, type ModelConfig } from './io/config.ts';
 export { Checkpoint, SafetensorsFile, writeSafetensors, saveSharded } from './io/safetensors.ts';
 export { loadText, calibrationSamples, evalTokens } from './io/datasets.ts';

@@ -33,32 +33,46 @@ function renderConversation(tok: TextTokenizer, messages: ChatMessage[]): { ids:
   return { ids: tok.encode(text), text };
 }
 
-/** Streams text, holding back any tail that could be the start of a stop string. */
+/**
+ * Streams a reply given piece by piece, holding back any tail that could be the start of a stop string, and
+ * leading/trailing whitespace (the reply is stored trimmed). Each piece costs O(its length + stop lengths), not
+ * O(reply).
+ */
 class StopAwareStream {
   private text = '';
   private printed = 0;
-  constructor(private readonly stops: string[], private readonly write: (s: string) => void) {}
-  /** Feed the whole reply so far; returns true once a stop string appeared (the reply is cut before it). */
-  update(text: string): boolean {
-    this.text = text;
-    for (const s of this.stops) {
-      const i = text.indexOf(s);
-      if (i >= 0) { this.emit(i); return true; }
-    }
-    let safe = text.length;
-    for (const s of this.stops) for (let k = Math.min(s.length - 1, text.length); k > 0; k--) {
-      if (text.endsWith(s.slice(0, k))) { safe = Math.min(safe, text.length - k); break; }
+  private readonly longest: number;
+  constructor(private readonly stops: string[], private readonly write: (s: string) => void) {
+    this.longest = Math.max(0, ...stops.map((s) => s.length));
+  }
+  /** Add the next piece of the reply; returns true once a stop string appeared (the reply is cut before it). */
+  append(piece: string): boolean {
+    const from = Math.max(0, this.text.length - this.longest + 1);
+    this.text += piece;
+    const cut = this.stopAt(from);
+    if (cut >= 0) { this.emit(cut); return true; }
+    let safe = this.text.trimEnd().length; // trailing whitespace waits: the stored reply is trimmed
+    for (const s of this.stops) for (let k = Math.min(s.length - 1, this.text.length); k > 0; k--) {
+      if (this.text.endsWith(s.slice(0, k))) { safe = Math.min(safe, this.text.length - k); break; }
     }
     this.emit(safe);
     return false;
   }
-  private emit(end: number) { if (end > this.printed) { this.write(this.text.slice(this.printed, end)); this.printed = end; } }
-  /** The reply without any stop string. */
+  private stopAt(from: number): number {
+    let cut = -1;
+    for (const s of this.stops) { const i = this.text.indexOf(s, from); if (i >= 0 && (cut < 0 || i < cut)) cut = i; }
+    return cut;
+  }
+  private emit(end: number) {
+    if (this.printed === 0) while (end > this.printed && /\s/.test(this.text[this.printed]!)) this.printed++;
+    if (end > this.printed) { this.write(this.text.slice(this.printed, end)); this.printed = end; }
+  }
+  /** The reply without any stop string and without surrounding whitespace. */
   final(): string {
-    let t = this.text;
-    for (const s of this.stops) { const i = t.indexOf(s); if (i >= 0) t = t.slice(0, i); }
-    this.emit(t.length);
-    return t;
+    const cut = this.stopAt(0);
+    const t = cut >= 0 ? this.text.slice(0, cut) : this.text;
+    this.emit(t.trimEnd().length);
+    return t.trim();
   }
 }
 
@@ -104,15 +118,13 @@ export async function run(argv: string[]): Promise<void> {
     const prompt = ids.slice(prior ? lcp : 0);
     process.stdout.write('assistant> ');
     const out = new StopAwareStream(stops, (s) => process.stdout.write(s));
-    const replyIds: number[] = [];
     const r = await generate(model, [prompt], {
       maxNewTokens: num(v['max-new-tokens'], 'max-new-tokens', 256), cache: prior,
       temperature: num(v.temperature, 'temperature', 0), topK: num(v['top-k'], 'top-k', gen.topK), topP: num(v['top-p'], 'top-p', gen.topP),
       repetitionPenalty: num(v['repetition-penalty'], 'repetition-penalty', gen.repetitionPenalty), seed: seed++,
-      eosTokenIds: eosIds, stopStrings: stops, decode: (t) => tok.decode(t),
-      onToken: (_, t) => { replyIds.push(t); out.update(tok.decode(replyIds)); },
+      eosTokenIds: eosIds, stopStrings: stops, tokenizer: tok, onText: (_, text) => out.append(text),
     });
-    const reply = out.final().trim();
+    const reply = out.final();
     process.stdout.write('\n');
     messages.push({ role: 'assistant', content: reply });
     cache = r.cache;

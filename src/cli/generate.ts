@@ -1,7 +1,6 @@
 import { modelDir, num, parse } from './args.ts';
 import { loadAnyModel } from '../runtime/load.ts';
 import { generate } from '../runtime/generate.ts';
-import { StreamDecoder } from '../io/tokenizer.ts';
 import { LOAD_FLAGS, loadHelp, loadOptions, noteDefaultAccuracy } from './load-flags.ts';
 import { fail } from '../errors.ts';
 
@@ -24,7 +23,7 @@ export async function run(argv: string[]): Promise<void> {
   noteDefaultAccuracy(v, model, lo);
   if (!tokenizer) fail(`${dir} has no tokenizer.json: generate needs one`);
   const ids = tokenizer.encode(prompt);
-  const dec = new StreamDecoder(tokenizer);
+  // The prompt as typed, then the continuation: decode(prompt ids + new ids) minus decode(prompt ids), streamed.
   process.stdout.write(prompt);
   const eos = gen.eosTokenId ?? model.cfg.eosTokenId ?? tokenizer.eosId;
   const r = await generate(model, [ids], {
@@ -32,10 +31,9 @@ export async function run(argv: string[]): Promise<void> {
     temperature: num(v.temperature, 'temperature', 0), topK: num(v['top-k'], 'top-k', gen.topK),
     topP: num(v['top-p'], 'top-p', gen.topP), repetitionPenalty: num(v['repetition-penalty'], 'repetition-penalty', gen.repetitionPenalty),
     seed: num(v.seed, 'seed', 0), eosTokenIds: eos === null || eos === undefined ? [] : ([] as number[]).concat(eos),
-    stopStrings: v.stop, decode: (t) => tokenizer.decode(t),
-    onToken: (_, t) => process.stdout.write(dec.push(t)),
+    stopStrings: v.stop, tokenizer, onText: (_, text) => process.stdout.write(text),
   });
-  process.stdout.write(dec.flush() + '\n');
+  process.stdout.write('\n');
   const n = r.tokens[0]!.length;
   process.stderr.write(`[${n} tokens, prefill ${(ids.length / (r.prefillMs / 1000)).toFixed(1)} tok/s, decode ${(n / (r.decodeMs / 1000)).toFixed(1)} tok/s, finish: ${r.finishReason[0]}]\n`);
   await model.release();
