@@ -7,7 +7,7 @@
 import { loadModelConfig, type ModelConfig } from './io/config.ts';
 import { Checkpoint } from './io/safetensors.ts';
 import { TextTokenizer } from './io/tokenizer.ts';
-import { calibrationSamples, loadText, type CalibrationSet, type TokenizedExample, type LoadTextOptions } from './io/datasets.ts';
+import { calibrationData, calibrationSamples, type CalibrationSet, type TokenizedExample, type LoadTextOptions } from './io/datasets.ts';
 import { archFor } from './models/registry.ts';
 import type { ArchDefinition } from './models/types.ts';
 import { resolveQuantizeConfig, type QuantizeConfig } from './quant/config.ts';
@@ -78,7 +78,7 @@ export class GPTQModel {
     if (!Array.isArray(data) && typeof data === 'object') return data;
     const needTok = () => this.tokenizer ?? fail(`${this.dir} has no tokenizer.json: pass pre-tokenized {inputIds} examples`);
     const opts = { nsamples: o.nsamples ?? 128, seqlen: o.seqlen ?? 2048, seed: o.seed ?? 0 };
-    if (typeof data === 'string') return calibrationSamples(needTok(), await loadText(data, o), opts);
+    if (typeof data === 'string') return calibrationData(needTok(), data, { ...o, ...opts });
     if (data.length && typeof data[0] === 'string') return calibrationSamples(needTok(), data as string[], { ...opts, mode: 'examples' });
     return calibrationSamples((s) => needTok().encode(s), data as TokenizedExample[], opts);
   }

@@ -26,7 +26,13 @@ export interface HubOptions {
 const MANIFEST = '.gptqjs-complete.json';
 /** Top-level repo files a model needs (weights must be safetensors). */
 const MODEL_FILES = /^(config\.json|generation_config\.json|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|tokenizer\.model|chat_template\.jinja|chat_template\.json|quantize_config\.json|quant_config\.json|model\.safetensors\.index\.json|[^/]+\.safetensors)$/;
-const C4 = { repo: 'allenai/c4', path: 'en/c4-train.00000-of-01024.json.gz', file: 'c4-train.00000-of-01024.jsonl' };
+/** The C4 shards GPTQ's get_c4 reads (IST-DASLab gptq datautils.py): train for calibration, validation for perplexity. */
+const C4 = {
+  repo: 'allenai/c4',
+  train: { path: 'en/c4-train.00000-of-01024.json.gz', file: 'c4-train.00000-of-01024.jsonl' },
+  validation: { path: 'en/c4-validation.00000-of-00008.json.gz', file: 'c4-validation.00000-of-00008.jsonl' },
+};
+const WIKITEXT_FILE = { train: 'wiki.train.raw', validation: 'wiki.valid.raw', test: 'wiki.test.raw' } as const;
 
 const truthy = (v: string | undefined) => !!v && /^(1|true|yes|on)$/i.test(v);
 export const envOffline = () => truthy(process.env.HF_HUB_OFFLINE) || truthy(process.env.GPTQJS_OFFLINE);
@@ -127,22 +133,26 @@ export async function resolveModelDir(idOrPath: string, opts: HubOptions = {}): 
 }
 
 /**
- * A dataset file in the cache, downloading when possible: "c4" → allenai/c4 en/c4-train.00000-of-01024.json.gz,
- * gunzipped to JSON lines. "wikitext2" is only taken from <cache>/datasets/wikitext2/wiki.test.raw (the Hub copy
- * is parquet, which gptqjs does not read).
+ * A dataset file in the cache, downloading when possible: "c4" → allenai/c4 en/c4-train.00000-of-01024.json.gz
+ * (split "train", default) or en/c4-validation.00000-of-00008.json.gz (split "validation"), gunzipped to JSON lines.
+ * "wikitext2" is only taken from <cache>/datasets/wikitext2/wiki.{test,train,valid}.raw (the Hub copy is parquet,
+ * which gptqjs does not read).
  */
-export async function resolveDataset(name: string, opts: HubOptions = {}): Promise<string> {
+export async function resolveDataset(name: string, opts: HubOptions = {}, split: 'train' | 'validation' | 'test' = name === 'wikitext2' ? 'test' : 'train'): Promise<string> {
   const s = settings(opts);
   const root = resolve(s.cacheDir, 'datasets');
   if (name === 'wikitext2') {
-    const p = join(root, 'wikitext2', 'wiki.test.raw');
+    const file = WIKITEXT_FILE[split];
+    const p = join(root, 'wikitext2', file);
     if (existsSync(p)) return p;
-    fail(`dataset wikitext2: wiki.test.raw not found (pass a file path or --dataset-path, set GPTQJS_DATASETS, or put it at ${p}; the Hub copy is parquet, not supported)`);
+    fail(`dataset wikitext2: ${file} not found (pass a file path or --dataset-path, set GPTQJS_DATASETS, or put it at ${p}; the Hub copy is parquet, not supported)`);
   }
   if (name !== 'c4') fail(`dataset ${name}: unknown (known: wikitext2, c4)`);
-  const dest = join(root, C4.repo.replace('/', '--'), C4.file);
+  if (split === 'test') fail('dataset c4 has no test split (GPTQ evaluates on validation)');
+  const shard = C4[split];
+  const dest = join(root, C4.repo.replace('/', '--'), shard.file);
   if (existsSync(dest)) return dest;
   if (s.offline) fail(`dataset c4 is not in cache ${dest} and offline (HF_HUB_OFFLINE/GPTQJS_OFFLINE)`);
-  await hubFile({ type: 'dataset', name: C4.repo }, C4.path, dest, s, true);
+  await hubFile({ type: 'dataset', name: C4.repo }, shard.path, dest, s, true);
   return dest;
 }
