@@ -82,7 +82,7 @@ test('calibrationData: c4 → train split (embedded stand-in, noted); wikitext2 
     try {
       // only a test split: calibrating on it would leak the evaluation text
       writeFileSync(join(t.path, 'wiki.test.raw'), ' \n = T = \n \n test text . \n');
-      await assert.rejects(calibrationData(tok, 'wikitext2', { datasetPath: t.path, seqlen: 4 }), /wikitext2: not found in .*wiki\.train\.raw/);
+      await assert.rejects(calibrationData(tok, 'wikitext2', { datasetPath: t.path, seqlen: 4 }), /dataset wikitext2 \(train split, which GPTQ calibrates on\): not found in .*wiki\.train\.raw/);
       const train = ' \n = A = \n \n' + ' once upon a time there was a cat . \n'.repeat(20);
       writeFileSync(join(t.path, 'wiki.train.raw'), train);
       const s = await calibrationData(tok, 'wikitext2', { datasetPath: t.path, nsamples: 3, seqlen: 16, seed: 5 });

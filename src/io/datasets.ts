@@ -77,7 +77,8 @@ export async function resolveDatasetPath(name: DatasetName, opts: LoadTextOption
     if (!st) fail(`dataset path ${p} does not exist`);
     const f = await findIn(p, name, split);
     if (f) return f;
-    fail(`dataset ${name}: not found in ${p} (looked for ${lookedFor(name, split)})`);
+    const what = split === defaultSplit(name) ? name : `${name} (${split} split${name === 'wikitext2' && split === 'train' ? ', which GPTQ calibrates on' : ''})`;
+    fail(`dataset ${what}: not found in ${p} (looked for ${lookedFor(name, split)})`);
   }
   const envDir = process.env.GPTQJS_DATASETS;
   if (envDir) { const f = await findIn(envDir, name, split); if (f) return f; }
