@@ -165,6 +165,12 @@ test('wikitext2: the shared CRLF copy without blank lines gives exactly the HF w
     assert.equal([...e.text].length, REF.wikitext2_test.joinedChars);
     assert.equal(sha256(e.text), REF.wikitext2_test.joinedSha256);
     assert.equal((await loadEvalText(WIKI)).text, e.text); // a file named wiki.test.raw is wikitext2 too
+    // the name with an explicit file of another name: still the wikitext2 rows
+    const t = tmpDir();
+    try {
+      copyFileSync(WIKI, join(t.path, 'wt2.txt'));
+      assert.equal((await loadEvalText('wikitext2', { datasetPath: join(t.path, 'wt2.txt') })).text, e.text);
+    } finally { t.cleanup(); }
   });
 });
 

@@ -251,7 +251,9 @@ export async function loadText(pathOrName: string, opts: LoadTextOptions = {}): 
   const name = existsSync(pathOrName) ? undefined : datasetName(pathOrName);
   if (!name && !existsSync(pathOrName)) fail(`dataset ${pathOrName}: no such file (known names: wikitext2, c4)`);
   const path = name ? await resolveDatasetPath(name, opts) : pathOrName;
-  const wikiSplit = name === 'wikitext2' ? (opts.split ?? 'test') : splitOfWikiFile(path);
+  // a raw file's lines become rows here; a table (the Hub's parquet copy) holds the rows already
+  const raw = !/\.(parquet|jsonl?|gz)$/i.test(path);
+  const wikiSplit = name === 'wikitext2' && raw ? (opts.split ?? 'test') : splitOfWikiFile(path);
   if (wikiSplit) {
     const rows = await readWikitext(path, wikiSplit, opts.onNote);
     return opts.limit !== undefined && rows.length > opts.limit ? rows.slice(0, opts.limit) : rows;
@@ -296,7 +298,8 @@ export async function loadEvalText(pathOrName: string | undefined, opts: LoadTex
   const source = name ? await resolveDatasetPath(name, o) : pathOrName;
   if (!name && !existsSync(source)) fail(`dataset ${pathOrName}: no such file (known names: wikitext2, c4)`);
   if (name === 'wikitext2' || splitOfWikiFile(source)) {
-    return { kind: 'wikitext2', text: (await loadText(source, { ...o, split: splitOfWikiFile(source) ?? 'test' })).join('\n\n'), source };
+    const rows = await loadText(name ?? source, { ...o, split: splitOfWikiFile(source) ?? 'test' });
+    return { kind: 'wikitext2', text: rows.join('\n\n'), source };
   }
   if (name === 'c4') return { kind: 'c4', text: (await readTextFile(source, 1100)).join(' '), source, maxTokens: (n) => 256 * n };
   const ext = extname(source.replace(/\.gz$/i, '')).toLowerCase();
