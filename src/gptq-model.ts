@@ -5,21 +5,26 @@
  *   await m.saveQuantized(out);
  */
 import { loadModelConfig, type ModelConfig } from './io/config.ts';
-import { Checkpoint } from './io/safetensors.ts';
+import type { Checkpoint } from './io/safetensors.ts';
+import { openModelCheckpoint } from './runtime/model-checkpoint.ts';
 import { TextTokenizer } from './io/tokenizer.ts';
-import { calibrationData, calibrationSamples, type CalibrationSet, type TokenizedExample, type LoadTextOptions } from './io/datasets.ts';
+import { calibrationData, calibrationSamples, datasetName, type CalibrationSet, type TokenizedExample, type LoadTextOptions } from './io/datasets.ts';
+import { resolveModelDir, type HubOptions } from './io/hub.ts';
+import { isGeneratedCard, modelCard, quantizerMeta, type CalibrationInfo, type PerplexityInfo } from './io/model-card.ts';
+import { pushToHub, type PushOptions, type PushResult } from './io/push.ts';
 import { archFor } from './models/registry.ts';
 import type { ArchDefinition } from './models/types.ts';
-import { resolveQuantizeConfig, type QuantizeConfig } from './quant/config.ts';
-import { quantizeLayers, type ActivationDtype, type QuantizeEvent, type QuantizeLoopResult } from './quant/quantize-model.ts';
+import { resolveQuantizeConfig, toQuantizeConfigJson, type QuantizeConfig } from './quant/config.ts';
+import { quantizeLayers, type ActivationDtype, type QuantizeLoopResult } from './quant/quantize-model.ts';
+import type { ProgressCallback } from './progress.ts';
 import { saveQuantizedCheckpoint, type SaveOptions } from './quant/save.ts';
-import { WorkDir, hashCalibration, hashCheckpoint } from './quant/workdir.ts';
+import { WorkDir, hashCalibration, hashCheckpoint, runIdOf } from './quant/workdir.ts';
 import { estimateMemory, fmtBytes } from './quant/memory.ts';
 import { CausalLM, loadFloatWeights, type LoadOptions } from './runtime/causal-lm.ts';
 import { InitializerWeights } from './graph/weights.ts';
 import type { Device } from './graph/session.ts';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, promises as fsp } from './platform/fs.ts';
+import { basename, join } from './platform/path.ts';
 import { fail } from './errors.ts';
 import { loadQuantizedModel, type LoadedQuantizedModel } from './runtime/load.ts';
 import type { AccuracyLevel } from './runtime/quantized-weights.ts';
@@ -31,7 +36,11 @@ export interface QuantizeCallOptions extends LoadTextOptions {
   seqlen?: number;
   seed?: number;
   method?: 'gptq' | 'rtn';
-  onProgress?: (e: QuantizeEvent) => void;
+  /**
+   * Progress (src/progress.ts): task 'quantize' events per module and layer (done/total: layers, elapsed, eta), and
+   * task 'download' events when the calibration dataset is downloaded.
+   */
+  onProgress?: ProgressCallback;
   onLog?: (msg: string) => void;
   signal?: AbortSignal;
   batchTokens?: number;
@@ -39,7 +48,11 @@ export interface QuantizeCallOptions extends LoadTextOptions {
   quantizeUnpackable?: boolean;
   /** Keep dequantized fp32 weights in memory (needed by fakeQuantModel()). */
   keepDequantized?: boolean;
-  /** Write each finished layer here; rerunning the same call resumes after the last finished layer. */
+  /**
+   * Write each finished layer here; rerunning the same call resumes after the last finished layer. The folder is
+   * locked for this process from the start of quantize() until removeWorkDir() or close(): a second process using it
+   * fails at once naming this one; a folder holding other files is refused.
+   */
   workDir?: string;
   /** Refuse up front (with the estimate) when the plan needs more resident memory than this many bytes. */
   maxMemory?: number;
@@ -47,20 +60,66 @@ export interface QuantizeCallOptions extends LoadTextOptions {
   activationDtype?: ActivationDtype;
 }
 
+export interface SaveQuantizedOptions extends SaveOptions {
+  /**
+   * After saving, push the directory to this Hub model repo ("owner/name"), or with these options (repo created if
+   * missing; see src/io/push.ts). Token: env HF_TOKEN or the huggingface_hub token file.
+   */
+  pushToHub?: string | ({ repoId: string } & Omit<PushOptions, 'modelCard'>);
+  /** Write README.md, the model card (default true). The output directory is gptqjs's: it is replaced as a whole. */
+  modelCard?: boolean;
+  /** Hub id of the base model, for the card's `base_model` and `meta.base_model` (default: the id fromPretrained downloaded). */
+  baseModel?: string;
+  /** A measured perplexity, shown on the card and recorded in quantize_config.json `meta.perplexity`. */
+  perplexity?: PerplexityInfo;
+}
+
+export interface SavedQuantized {
+  dir: string;
+  /**
+   * README.md: 'written' (the generated model card), 'kept' (the folder already held a README.md that gptqjs did not
+   * write — a user's file is never replaced, so no card was written), 'off' (modelCard: false).
+   */
+  modelCard: 'written' | 'kept' | 'off';
+  /** Set when `pushToHub` was given. */
+  push?: PushResult;
+}
+
 export class GPTQModel {
   result?: QuantizeLoopResult;
+  private work?: WorkDir;
+  /** sha256 of the run key (source checkpoint, quantize config, calibration) when quantize() used a work dir. */
+  private runId?: string;
+  /** The calibration the last quantize() used (recorded in quantize_config.json meta and on the model card). */
+  calibrationInfo?: CalibrationInfo;
+  /** The Hub id the model was loaded from (fromPretrained with "owner/name"). */
+  baseModel?: string;
   private constructor(readonly dir: string, readonly cfg: ModelConfig, readonly arch: ArchDefinition, readonly ck: Checkpoint,
     readonly quantizeConfig: QuantizeConfig, readonly tokenizer: TextTokenizer | undefined, readonly device: Device) {}
 
-  static async fromPretrained(dir: string, o: { quantizeConfig?: Partial<QuantizeConfig>; device?: Device } = {}): Promise<GPTQModel> {
+  /**
+   * Open a full-precision model to quantize: a directory or a Hub id "owner/name" (downloaded into the cache,
+   * src/io/hub.ts). Throws GptqError for quantized models, unsupported architectures and malformed files.
+   */
+  static async fromPretrained(model: string, o: { quantizeConfig?: Partial<QuantizeConfig>; device?: Device; hub?: HubOptions } = {}): Promise<GPTQModel> {
+    const dir = await resolveModelDir(model, o.hub);
     const cfg = await loadModelConfig(dir);
     if (cfg.quantizationConfig) fail(`${dir} is already quantized (config.json has quantization_config); load it with GPTQModel.fromQuantized`);
     const arch = archFor(cfg.modelType);
     arch.check?.(cfg);
     const q = resolveQuantizeConfig(o.quantizeConfig ?? {});
     if (q.lmHead) fail('quantizeConfig.lmHead: quantizing lm_head is not supported yet');
+    // A group size chosen larger than a linear's input features: AutoGPTQ quietly makes one group of the whole row
+    // (recorded as group_size N, which kernels such as Marlin then reject); refuse and point at per-channel instead.
+    // The default (128) on a model narrower than that keeps AutoGPTQ's behaviour (one group per row).
+    if (o.quantizeConfig?.groupSize !== undefined && q.groupSize > 0) {
+      const small = arch.layerLinears(cfg).reduce((a, l) => (l.inFeatures < a.inFeatures ? l : a));
+      if (q.groupSize > small.inFeatures) fail(`group size ${q.groupSize} (quantizeConfig.groupSize, --group-size) is larger than the ${small.inFeatures} input features of ${small.rel} in ${cfg.path}; use -1 for one group per output channel, or a group size ≤ ${small.inFeatures}`);
+    }
     const tok = existsSync(join(dir, 'tokenizer.json')) ? await TextTokenizer.fromDir(dir) : undefined;
-    return new GPTQModel(dir, cfg, arch, await Checkpoint.open(dir), q, tok, o.device ?? 'cpu');
+    const m = new GPTQModel(dir, cfg, arch, await openModelCheckpoint(dir, cfg, arch), q, tok, o.device ?? 'cpu');
+    if (dir !== model) m.baseModel = model;
+    return m;
   }
 
   /**
@@ -84,39 +143,89 @@ export class GPTQModel {
   }
 
   async quantize(data: CalibrationInput = 'c4', o: QuantizeCallOptions = {}): Promise<QuantizeLoopResult> {
+    // The work dir is locked first, so that a second run with the same work dir fails at once.
+    const created = !!o.workDir && !existsSync(o.workDir);
+    if (o.workDir && this.work?.dir !== o.workDir) { this.work?.release(); this.work = await WorkDir.acquire(o.workDir, { onLog: o.onLog }); }
+    try {
+      return await this.quantizeLocked(data, o);
+    } catch (e) {
+      // A work dir this call created and that holds nothing yet (refused before the first layer) is not left behind.
+      if (created && this.work && (await this.work.layersDone()) === 0) await this.removeWorkDir();
+      throw e;
+    }
+  }
+
+  private async quantizeLocked(data: CalibrationInput, o: QuantizeCallOptions): Promise<QuantizeLoopResult> {
     const calib = await this.calibration(data, o);
+    const lens = calib.inputIds.map((r) => r.length);
+    this.calibrationInfo = {
+      dataset: typeof data === 'string' ? (datasetName(data) ?? basename(data)) : Array.isArray(data) ? `${data.length} ${typeof data[0] === 'string' ? 'texts' : 'tokenized examples'}` : 'a custom calibration set',
+      nsamples: lens.length, seqlen: Math.max(0, ...lens), tokens: lens.reduce((a, b) => a + b, 0),
+    };
     if (o.maxMemory) {
       const tokens = calib.inputIds.reduce((a, r) => a + r.length, 0);
       const e = estimateMemory(this.arch, this.cfg, this.quantizeConfig, tokens, Math.max(...calib.inputIds.map((r) => r.length)), o.batchTokens, o.activationDtype);
       if (e.total > o.maxMemory)
         fail(`quantize: estimated peak memory ${fmtBytes(e.total)} exceeds --max-memory ${fmtBytes(o.maxMemory)} (layer weights ${fmtBytes(e.layerWeights)}, activations ${fmtBytes(e.activations)} for ${tokens} tokens, Hessians ${fmtBytes(e.hessians)}, GPTQ buffers ${fmtBytes(e.gptq)}, ORT workspace ${fmtBytes(e.workspace)}, embeddings ${fmtBytes(e.outside)}); use fewer samples/shorter seqlen or a smaller --batch-tokens`);
     }
-    const workDir = o.workDir ? await WorkDir.open(o.workDir, {
-      source: await hashCheckpoint(this.dir, this.ck.files),
-      config: JSON.stringify({ ...this.quantizeConfig, method: o.method ?? 'gptq', batchTokens: o.batchTokens ?? 4096, quantizeUnpackable: !!o.quantizeUnpackable, activationDtype: o.activationDtype ?? 'float16' }),
-      calibration: hashCalibration(calib.inputIds),
-    }) : undefined;
+    if (this.work) {
+      await this.work.bind({
+        source: await hashCheckpoint(this.dir, this.ck.files),
+        config: JSON.stringify({ ...this.quantizeConfig, method: o.method ?? 'gptq', batchTokens: o.batchTokens ?? 4096, quantizeUnpackable: !!o.quantizeUnpackable, activationDtype: o.activationDtype ?? 'float16' }),
+        calibration: hashCalibration(calib.inputIds),
+      });
+      this.runId = runIdOf(this.work.runKey);
+    }
     this.result = await quantizeLayers(this.arch, this.cfg, this.ck, this.quantizeConfig, calib, {
       method: o.method, device: this.device, onEvent: o.onProgress, onLog: o.onLog, signal: o.signal, batchTokens: o.batchTokens,
-      quantizeUnpackable: o.quantizeUnpackable, keepDequantized: o.keepDequantized || o.quantizeUnpackable, workDir, activationDtype: o.activationDtype,
+      quantizeUnpackable: o.quantizeUnpackable, keepDequantized: o.keepDequantized || o.quantizeUnpackable, workDir: this.work, activationDtype: o.activationDtype,
     });
     return this.result;
   }
 
-  async saveQuantized(out: string, o: SaveOptions = {}): Promise<void> {
+  /**
+   * Write the AutoGPTQ-format checkpoint to `out`: packed safetensors, config.json with quantization_config,
+   * quantize_config.json (with `meta`: gptqjs as quantizer, the run id, calibration, perplexity — GPTQModel's field),
+   * tokenizer/generation files, and README.md (the model card, src/io/model-card.ts). With `pushToHub`, then uploads
+   * the directory (src/io/push.ts). Never silently destroys a folder: `out` may be missing, empty, or this run's own
+   * earlier output; a non-empty folder otherwise needs `overwrite: true`, which replaces only the checkpoint files
+   * (config.json, quantize_config.json, model*.safetensors and index, tokenizer/generation files, README.md) and keeps
+   * every other file. `out` equal to the source model folder is always refused. Throws GptqError.
+   */
+  async saveQuantized(out: string, o: SaveQuantizedOptions = {}): Promise<SavedQuantized> {
     if (!this.result) fail('saveQuantized: call quantize() first');
     if (this.result.evaluationOnly) fail('saveQuantized: this result fake-quantized unpackable modules (quantizeUnpackable) and cannot be saved; quantize again without it');
-    await saveQuantizedCheckpoint(out, this, this.quantizeConfig, this.result, o);
+    const push = typeof o.pushToHub === 'string' ? { repoId: o.pushToHub } : o.pushToHub;
+    const meta = { ...quantizerMeta(this.quantizeConfig, { calibration: this.calibrationInfo, perplexity: o.perplexity, baseModel: o.baseModel ?? this.baseModel }), ...(this.runId ? { gptqjs_run: this.runId } : {}) };
+    const files: Record<string, string> = {};
+    // the card from what is written (so `gptq push` can tell an unedited card and fill in the repo id); a README.md
+    // in `out` that gptqjs did not generate is the user's and stays (even with overwrite)
+    const card = o.modelCard === false ? 'off' : isGeneratedCard(await fsp.readFile(join(out, 'README.md'), 'utf8').catch(() => undefined)) ? 'written' : 'kept';
+    if (card === 'written') {
+      const quantizeConfig = { ...toQuantizeConfigJson(this.quantizeConfig), model_file_base_name: 'model', meta };
+      files['README.md'] = modelCard({ quantizeConfig, config: this.cfg.raw, repoId: push?.repoId });
+    }
+    await saveQuantizedCheckpoint(out, this, this.quantizeConfig, this.result, { ...o, runId: this.runId }, { meta, files });
+    if (!push) return { dir: out, modelCard: card };
+    const { repoId, ...po } = push;
+    return { dir: out, modelCard: card, push: await pushToHub(out, repoId, { ...po, modelCard: false }) };
   }
+
+  /** Delete the work dir's files (after a successful save) and release its lock; other files in it are kept. */
+  async removeWorkDir(): Promise<void> { await this.work?.remove(); this.work = undefined; }
 
   /** The model with quantized-dequantized weights in fp32 (for evaluating quantization error). */
   async fakeQuantModel(o: LoadOptions = {}): Promise<CausalLM> {
     if (!this.result) fail('fakeQuantModel: call quantize() first');
     if (!this.result.dequantized.size) fail('fakeQuantModel: quantize with { keepDequantized: true } first');
-    const w = await loadFloatWeights(this.dir);
+    const w = await loadFloatWeights(this.dir, this);
     for (const [n, t] of this.result.dequantized) w.set(n, t);
     return CausalLM.fromWeights(this.cfg, () => new InitializerWeights((n) => w.get(n)), o);
   }
 
-  async close(): Promise<void> { await this.ck.close(); }
+  /** Release the work dir's lock (its files stay for a later resume) and close the source checkpoint (idempotent). Also `await using m = await GPTQModel.fromPretrained(dir)`. */
+  async dispose(): Promise<void> { this.work?.release(); this.work = undefined; await this.ck.dispose(); }
+  async [Symbol.asyncDispose](): Promise<void> { await this.dispose(); }
+  /** @deprecated Use dispose(). */
+  close(): Promise<void> { return this.dispose(); }
 }

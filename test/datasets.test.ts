@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { loadText, readTextFile, evalTokens, calibrationSamples, resolveDatasetPath, wikitextRows, wikitextFileText, loadEvalText, calibrationData, WIKITEXT2_RAW } from '../src/io/datasets.ts';
 import { TextTokenizer } from '../src/io/tokenizer.ts';
-import { mulberry32, randint, PyRandom } from '../src/io/random.ts';
+import { mulberry32, randint, PythonRandom } from '../src/io/random.ts';
 import { GptqError } from '../src/errors.ts';
 import { CausalLM, loadFloatWeights } from '../src/runtime/causal-lm.ts';
 import { perplexity } from '../src/eval/perplexity.ts';
@@ -46,14 +46,14 @@ const isWindowOf = (w: Int32Array, ids: ArrayLike<number>) => {
   return false;
 };
 
-test('PyRandom gives exactly CPython random\'s numbers (seed, randint, getrandbits, random)', () => {
+test('PythonRandom gives exactly CPython random\'s numbers (seed, randint, getrandbits, random)', () => {
   for (const c of REF.python_random) {
-    const r = new PyRandom(c.seed);
+    const r = new PythonRandom(c.seed);
     for (const [a, b, v] of c.randint) assert.equal(r.randint(a, b), v, `seed ${c.seed} randint(${a}, ${b})`);
     for (const [k, v] of c.getrandbits) assert.equal(r.getrandbits(k), v, `seed ${c.seed} getrandbits(${k})`);
     for (const v of c.random) assert.equal(r.random(), v);
   }
-  assert.throws(() => new PyRandom(0).randint(0, -1), /empty range/);
+  assert.throws(() => new PythonRandom(0).randint(0, -1), /empty range/);
 });
 
 test('calibration windows are exactly gptq datautils.py\'s (get_c4 over documents, get_wikitext2 over joined rows)', async () => {
@@ -87,7 +87,7 @@ test('calibrationData: c4 → train split (embedded stand-in, noted); wikitext2 
       writeFileSync(join(t.path, 'wiki.train.raw'), train);
       const s = await calibrationData(tok, 'wikitext2', { datasetPath: t.path, nsamples: 3, seqlen: 16, seed: 5 });
       const all = tok.encode(wikitextRows(train, 'train').rows.join('\n\n'));
-      const r = new PyRandom(5);
+      const r = new PythonRandom(5);
       assert.deepEqual(s.inputIds.map((x) => Array.from(x)), [0, 1, 2].map(() => { const a = r.randint(0, all.length - 17); return all.slice(a, a + 16); }));
     } finally { t.cleanup(); }
   });

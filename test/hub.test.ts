@@ -9,6 +9,7 @@ import { loadModelConfig } from '../src/io/config.ts';
 import { TextTokenizer } from '../src/io/tokenizer.ts';
 import { readTextFile } from '../src/io/datasets.ts';
 import { GptqError } from '../src/errors.ts';
+import type { DownloadProgress } from '../src/progress.ts';
 
 const STORIES = join(ROOT, 'assets', 'stories260K');
 const HUB = 'https://hub.test';
@@ -181,5 +182,69 @@ test('c4 validation shard (perplexity): en/c4-validation.00000-of-00008.json.gz,
     assert.deepEqual(await readTextFile(p), ['val one', 'val two']);
     await assert.rejects(resolveDataset('c4', { cacheDir: t.path, offline: true }, 'test'), /c4 has no test split/);
     await assert.rejects(resolveDataset('wikitext2', { cacheDir: t.path, offline: true }, 'train'), /wikitext2: wiki\.train\.raw not found/);
+  } finally { t.cleanup(); }
+});
+
+test('Hub failures name their cause: network errors are not blamed on HF_TOKEN; 401 / 403 / 404 are told apart', async () => {
+  const t = tmpDir();
+  const base = { cacheDir: t.path, hubUrl: HUB, offline: false };
+  const netErr = (code: string) => async () => { throw new TypeError('fetch failed', { cause: Object.assign(new Error(`getaddrinfo ${code} hub.test`), { code }) }); };
+  const status = (s: number) => async () => Response.json({ error: 'Repository not found' }, { status: s });
+  try {
+    for (const [code, words] of [['ENOTFOUND', 'DNS lookup failed'], ['ECONNREFUSED', 'connection refused'], ['ETIMEDOUT', 'connection timed out']]) {
+      await assert.rejects(resolveModelDir('o/m', { ...base, fetch: netErr(code) }), (e: Error) =>
+        e instanceof GptqError && e.message === `model o/m: cannot list files on the Hub (cannot reach ${HUB} (${code}: ${words}); check the network or proxy (HTTPS_PROXY), or set HF_HUB_OFFLINE=1 to use only the local cache)`);
+    }
+    await assert.rejects(resolveModelDir('o/m', { ...base, fetch: netErr('ENOTFOUND'), accessToken: 'hf_x' }), (e: Error) => !/HF_TOKEN/.test(e.message));
+    await assert.rejects(resolveModelDir('o/m', { ...base, fetch: status(401) }), /HTTP 401: not found, or private\/gated and needs authentication \(no HF_TOKEN is set\)/);
+    await assert.rejects(resolveModelDir('o/m', { ...base, fetch: status(401), accessToken: 'hf_x' }), /HF_TOKEN is set but was not accepted/);
+    await assert.rejects(resolveModelDir('o/m', { ...base, fetch: status(403), accessToken: 'hf_x' }), /HTTP 403: access denied \(a gated repo: accept its terms/);
+    await assert.rejects(resolveModelDir('o/m', { ...base, fetch: status(404) }), /HTTP 404: not found on the Hub \(check the id and revision/);
+  } finally { t.cleanup(); }
+});
+
+test('download progress: one event type (task download) with bytes per file and over all files', async () => {
+  const t = tmpDir();
+  const files = storiesFiles();
+  const hub = fakeHub([{ id: 'o/m', files }]);
+  const events: DownloadProgress[] = [];
+  try {
+    await resolveModelDir('o/m', { cacheDir: t.path, fetch: hub.fetch, hubUrl: HUB, offline: false, onProgress: (e) => { assert.equal(e.task, 'download'); events.push(e as DownloadProgress); } });
+    const done = events.filter((e) => e.fileDone);
+    const modelFiles = Object.keys(files).filter((f) => f !== 'README.md');
+    assert.deepEqual(done.map((e) => e.file).sort(), modelFiles.sort());
+    const total = modelFiles.reduce((a, f) => a + files[f]!.length, 0);
+    for (const e of done) { assert.equal(e.fileBytes, files[e.file]!.length); assert.equal(e.fileSize, e.fileBytes); assert.equal(e.total, total); assert.equal(e.files, modelFiles.length); }
+    assert.equal(done.at(-1)!.done, total);
+    assert.equal(done.at(-1)!.eta, 0);
+    assert.deepEqual(done.map((e) => e.fileIndex), modelFiles.map((_, i) => i + 1));
+  } finally { t.cleanup(); }
+});
+
+test('an AutoGPTQ sharded checkpoint (gptq_model-4bit-128g.safetensors.index.json) downloads with its index', async () => {
+  const t = tmpDir();
+  try {
+    const enc = (s: string) => new TextEncoder().encode(s);
+    const shard = (name: string) => {
+      const h = enc(JSON.stringify({ [name]: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }).padEnd(40));
+      const b = new Uint8Array(8 + h.length + 4);
+      new DataView(b.buffer).setBigUint64(0, BigInt(h.length), true);
+      b.set(h, 8);
+      return b;
+    };
+    const base = 'gptq_model-4bit-128g';
+    const files = {
+      'config.json': enc('{}'), 'quantize_config.json': enc(JSON.stringify({ bits: 4, group_size: 128, model_file_base_name: base })),
+      [`${base}.safetensors.index.json`]: enc(JSON.stringify({ weight_map: { a: `${base}-00001-of-00002.safetensors`, b: `${base}-00002-of-00002.safetensors` } })),
+      [`${base}-00001-of-00002.safetensors`]: shard('a'), [`${base}-00002-of-00002.safetensors`]: shard('b'),
+    };
+    const hub = fakeHub([{ id: 'o/sharded', files }]);
+    const dir = await resolveModelDir('o/sharded', { cacheDir: t.path, fetch: hub.fetch, hubUrl: HUB });
+    assert.ok(existsSync(join(dir, `${base}.safetensors.index.json`)));
+    const { Checkpoint } = await import('../src/io/safetensors.ts');
+    const ck = await Checkpoint.open(dir);
+    assert.deepEqual(ck.names().sort(), ['a', 'b']);
+    assert.equal(ck.rule, 'quantize_config.json model_file_base_name');
+    await ck.dispose();
   } finally { t.cleanup(); }
 });

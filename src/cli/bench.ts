@@ -1,24 +1,36 @@
-import { modelDir, num, parse } from './args.ts';
-import { LOAD_FLAGS, loadHelp, loadOptions } from './load-flags.ts';
+import { MODEL_ARG, modelDir } from './args.ts';
+import { loadFlags, loadOptions } from './load-flags.ts';
+import { commandHelp, JSON_FLAG, parseCommand, type CommandSpec } from './flags.ts';
+import { createOutput } from './output.ts';
 import { benchModel, formatBenchTable } from '../eval/bench.ts';
 
-export const HELP = `gptq bench [model] [--prompt-len 512] [--gen-len 128] [--batch 1] [--accuracy-level 4|0] [--lm-head-bits 8|4]
-            [--json] [--label NAME]
-  Inference speed of one model: load seconds (* = compiled graphs from the cache), prefill tok/s, decode tok/s
-  (batch / median step time), ms/token, peak RSS (process maxRSS), checkpoint size. Random prompt tokens.
-${loadHelp(4)}`;
+export const COMMAND = {
+  name: 'bench',
+  description: `Inference speed of one model: load seconds (* = compiled graphs from the cache), prefill tok/s, decode tok/s
+(batch / median step time), ms/token, peak RSS (process maxRSS), checkpoint size. Random prompt tokens.`,
+  positionals: [MODEL_ARG],
+  flags: [
+    { name: 'prompt-len', type: 'int', min: 1, metavar: 'N', default: 512, help: 'prompt tokens (prefill)' },
+    { name: 'gen-len', type: 'int', min: 2, metavar: 'N', default: 128, help: 'generated tokens (decode)' },
+    { name: 'batch', type: 'int', min: 1, metavar: 'N', default: 1, help: 'sequences decoded together' },
+    { name: 'seed', type: 'int', min: 0, metavar: 'S', default: 1, help: 'seed of the random prompt tokens' },
+    { name: 'label', type: 'string', metavar: 'NAME', help: 'label of the row (table and JSON)' },
+    JSON_FLAG,
+    ...loadFlags(4),
+  ],
+} as const satisfies CommandSpec;
+
+export const HELP = commandHelp(COMMAND);
 
 export async function run(argv: string[]): Promise<void> {
-  const { values: v, positionals: p } = parse(argv, {
-    ...LOAD_FLAGS, 'prompt-len': { type: 'string' }, 'gen-len': { type: 'string' }, batch: { type: 'string' },
-    json: { type: 'boolean' }, label: { type: 'string' }, seed: { type: 'string' },
-  });
-  if (v.help) return console.log(HELP);
-  const dir = await modelDir(p[0]);
+  const { values: v, positionals: p, help } = parseCommand(COMMAND, argv);
+  if (help) return console.log(HELP);
+  const out = createOutput({ json: v.json });
+  const lo = loadOptions(v);
+  const dir = await modelDir(p[0], { command: 'bench', onProgress: out.progress });
   const r = await benchModel(dir, {
-    ...loadOptions(v, 4), promptLen: num(v['prompt-len'], 'prompt-len', 512), genLen: num(v['gen-len'], 'gen-len', 128),
-    batch: num(v.batch, 'batch', 1), seed: num(v.seed, 'seed', 1), onProgress: (s) => process.stderr.write(`${s}\n`),
+    ...lo, promptLen: v['prompt-len'], genLen: v['gen-len'], batch: v.batch, seed: v.seed, onProgress: out.note,
   });
   const row = { ...r, label: v.label };
-  console.log(v.json ? JSON.stringify(row) : formatBenchTable([row]));
+  out.result(row, formatBenchTable([row]));
 }

@@ -1,40 +1,55 @@
-import { modelDir, num, parse } from './args.ts';
+import { MODEL_ARG, modelDir } from './args.ts';
 import { loadAnyModel } from '../runtime/load.ts';
 import { generate } from '../runtime/generate.ts';
-import { LOAD_FLAGS, loadHelp, loadOptions, noteDefaultAccuracy } from './load-flags.ts';
+import { checkContext, loadFlags, loadOptions, noteDefaultAccuracy, samplingFlags, samplingOptions } from './load-flags.ts';
+import { commandHelp, JSON_FLAG, parseCommand, type CommandSpec } from './flags.ts';
+import { createOutput } from './output.ts';
 import { fail } from '../errors.ts';
 
-export const HELP = `gptq generate [model] [prompt] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]
-              [--repetition-penalty R] [--seed S] [--stop STR] [--accuracy-level 4|0] [--lm-head-bits 8|4]
-  Streams a continuation. model defaults to the embedded stories260K; prompt defaults to "" (just <s>).
-${loadHelp(4)}`;
+export const COMMAND = {
+  name: 'generate',
+  description: 'Streams a continuation of the prompt to stdout (the prompt first), then one stats line on stderr.\n'
+    + 'With --json nothing is streamed: one JSON object {text, prompt, tokens, finishReason, …} at the end.',
+  positionals: [MODEL_ARG, { name: 'prompt', help: 'the text to continue (quote it); default "" (just the bos token). Also --prompt' }],
+  flags: [
+    { name: 'prompt', type: 'string', metavar: 'TEXT', help: 'the prompt (instead of the second argument; works without a model argument)' },
+    ...samplingFlags(128),
+    { name: 'stop', type: 'string', metavar: 'STR', multiple: true, group: 'sampling (Transformers\' semantics: repetition penalty → temperature → top-k → top-p)', help: 'stop when the text contains STR' },
+    JSON_FLAG,
+    ...loadFlags(4),
+  ],
+  epilog: 'examples:\n  npx gptq generate --prompt "Once upon a time"\n  npx gptq generate ./my-model-gptq "Once upon a time" --max-new-tokens 64 --temperature 0.8 --top-p 0.95',
+} as const satisfies CommandSpec;
+
+export const HELP = commandHelp(COMMAND);
 
 export async function run(argv: string[]): Promise<void> {
-  const { values: v, positionals: p } = parse(argv, {
-    'max-new-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-k': { type: 'string' },
-    'top-p': { type: 'string' }, 'repetition-penalty': { type: 'string' }, seed: { type: 'string' },
-    stop: { type: 'string', multiple: true }, ...LOAD_FLAGS,
-  });
-  if (v.help) return console.log(HELP);
-  const dir = await modelDir(p[0]);
-  const prompt = p[1] ?? '';
-  const lo = loadOptions(v, 4);
+  const { values: v, positionals: p, given, help } = parseCommand(COMMAND, argv);
+  if (help) return console.log(HELP);
+  if (p[1] !== undefined && v.prompt !== undefined) fail('generate: the prompt is given twice (second argument and --prompt); give one');
+  const out = createOutput({ json: v.json });
+  const lo = loadOptions(v);
+  const dir = await modelDir(p[0], { command: 'generate', promptHint: `gptq generate --prompt ${JSON.stringify(p[0] ?? '')} (embedded model) or gptq generate MODEL ${JSON.stringify(p[0] ?? '')}`, onProgress: out.progress });
+  const prompt = p[1] ?? v.prompt ?? '';
   const { model, tokenizer, gen } = await loadAnyModel(dir, lo);
-  noteDefaultAccuracy(v, model, lo);
+  noteDefaultAccuracy(given, model, lo, out.note);
   if (!tokenizer) fail(`${dir} has no tokenizer.json: generate needs one`);
   const ids = tokenizer.encode(prompt);
+  const sampling = samplingOptions(v, gen);
+  checkContext(model, ids.length, sampling.maxNewTokens, out.note);
   // The prompt as typed, then the continuation: decode(prompt ids + new ids) minus decode(prompt ids), streamed.
-  process.stdout.write(prompt);
+  if (!v.json) process.stdout.write(prompt);
   const eos = gen.eosTokenId ?? model.cfg.eosTokenId ?? tokenizer.eosId;
   const r = await generate(model, [ids], {
-    maxNewTokens: num(v['max-new-tokens'], 'max-new-tokens', 128),
-    temperature: num(v.temperature, 'temperature', 0), topK: num(v['top-k'], 'top-k', gen.topK),
-    topP: num(v['top-p'], 'top-p', gen.topP), repetitionPenalty: num(v['repetition-penalty'], 'repetition-penalty', gen.repetitionPenalty),
-    seed: num(v.seed, 'seed', 0), eosTokenIds: eos === null || eos === undefined ? [] : ([] as number[]).concat(eos),
-    stopStrings: v.stop, tokenizer, onText: (_, text) => process.stdout.write(text),
+    ...sampling, eosTokenIds: eos === null || eos === undefined ? [] : ([] as number[]).concat(eos),
+    stopStrings: v.stop.length ? v.stop : undefined, tokenizer,
+    onText: v.json ? undefined : (_, piece) => process.stdout.write(piece),
   });
-  process.stdout.write('\n');
+  const text = r.text![0]!;
+  if (!v.json) process.stdout.write('\n');
   const n = r.tokens[0]!.length;
-  process.stderr.write(`[${n} tokens, prefill ${(ids.length / (r.prefillMs / 1000)).toFixed(1)} tok/s, decode ${(n / (r.decodeMs / 1000)).toFixed(1)} tok/s, finish: ${r.finishReason[0]}]\n`);
-  await model.release();
+  const stats = { promptTokens: ids.length, newTokens: n, prefillTokensPerSecond: ids.length / (r.prefillMs / 1000), decodeTokensPerSecond: n / (r.decodeMs / 1000), finishReason: r.finishReason[0]! };
+  if (v.json) out.result({ model: dir, prompt, text, tokens: r.tokens[0], ...stats });
+  else process.stderr.write(`[${n} tokens, prefill ${stats.prefillTokensPerSecond.toFixed(1)} tok/s, decode ${stats.decodeTokensPerSecond.toFixed(1)} tok/s, finish: ${stats.finishReason}]\n`);
+  await model.dispose();
 }

@@ -1,7 +1,8 @@
 /** `gptq inspect <dir>`: what a (GPTQ) checkpoint holds, from tensor headers only (no weights are read). */
 import { promises as fs } from 'node:fs';
 import { basename } from 'node:path';
-import { parse } from './args.ts';
+import { commandHelp, JSON_FLAG, parseCommand, type CommandSpec } from './flags.ts';
+import { fmtBytes } from './output.ts';
 import { loadModelConfig } from '../io/config.ts';
 import { Checkpoint } from '../io/safetensors.ts';
 import { archFor } from '../models/registry.ts';
@@ -10,9 +11,15 @@ import { toQuantizeConfigJson } from '../quant/config.ts';
 import { archLinears, checkModuleTensors, linearSpecs, quantizedModuleNames, readQuantizeConfig } from '../runtime/quantized-weights.ts';
 import { fail } from '../errors.ts';
 
-export const HELP = `gptq inspect <model dir> [--json]
-  Architecture, parameter count, effective bits per weight (codes + scales + zeros + g_idx), size on disk,
-  quantized vs kept-in-fp modules and the quantization config of a checkpoint directory.`;
+export const COMMAND = {
+  name: 'inspect',
+  description: `Architecture, parameter count, effective bits per weight (codes + scales + zeros + g_idx), size on disk,
+quantized vs kept-in-fp modules and the quantization config of a checkpoint directory. Reads tensor headers only.`,
+  positionals: [{ name: 'model dir', help: 'a local checkpoint directory', required: true }],
+  flags: [JSON_FLAG],
+} as const satisfies CommandSpec;
+
+export const HELP = commandHelp(COMMAND);
 
 export interface InspectReport {
   dir: string;
@@ -94,7 +101,7 @@ export async function inspectModel(dir: string): Promise<InspectReport> {
       bitsPerParam: (allBytes * 8) / Math.max(1, qParams + fpParams),
       quantizedModules: qmods, keptModules: kept, tiedLmHead,
     };
-  } finally { await ck.close(); }
+  } finally { await ck.dispose(); }
 }
 
 /** "model.layers.{0-3,5}.self_attn.q_proj"-style summary of module names (first numeric component folded). */
@@ -122,7 +129,6 @@ export function summarizeNames(names: readonly string[], max = 12): string[] {
 }
 
 const fmtCount = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}K` : `${n}`);
-const fmtBytes = (n: number) => (n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(2)} GiB` : n >= 1024 ** 2 ? `${(n / 1024 ** 2).toFixed(2)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`);
 
 export function formatReport(r: InspectReport): string {
   const L: string[] = [];
@@ -151,9 +157,8 @@ export function formatReport(r: InspectReport): string {
 }
 
 export async function run(argv: string[]): Promise<void> {
-  const { values: v, positionals: p } = parse(argv, { json: { type: 'boolean' } });
-  if (v.help) return console.log(HELP);
-  if (!p[0]) fail('inspect: missing <model dir> (gptq inspect --help)');
-  const r = await inspectModel(p[0]);
+  const { values: v, positionals: p, help } = parseCommand(COMMAND, argv);
+  if (help) return console.log(HELP);
+  const r = await inspectModel(p[0]!);
   console.log(v.json ? JSON.stringify(r, null, 2) : formatReport(r));
 }

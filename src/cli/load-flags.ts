@@ -1,50 +1,93 @@
-/** Model-loading flags shared by generate / chat / ppl / bench. */
-import { num } from './args.ts';
-import { parseDevice } from '../graph/session.ts';
-import { fail } from '../errors.ts';
-import type { AttentionMode, CausalLM, LoadOptions } from '../runtime/causal-lm.ts';
+/** Flags shared by several commands (model loading, sampling), declared once in the flag-spec format of flags.ts. */
+import { checkDeviceAvailable, DEVICES, type Device } from '../graph/session.ts';
+import type { CausalLM, LoadOptions } from '../runtime/causal-lm.ts';
 import type { AccuracyLevel } from '../runtime/quantized-weights.ts';
 import type { LmHeadBits } from '../runtime/lm-head.ts';
+import type { GenerationConfig } from '../io/config.ts';
+import type { Flag, FlagValues } from './flags.ts';
+import { fail } from '../errors.ts';
 
-export const LOAD_FLAGS = {
-  device: { type: 'string' }, threads: { type: 'string' }, 'accuracy-level': { type: 'string' },
-  'lm-head-bits': { type: 'string' }, attention: { type: 'string' }, 'no-graph-cache': { type: 'boolean' },
-  spin: { type: 'boolean' },
-} as const;
+const LOAD = 'model loading';
 
 /**
- * Default MatMulNBits accuracy level of a command: 4 (int8 activations) for the interactive/speed commands
- * (generate, chat, bench), 0 (fp32 activations, the exact dequantized math) for ppl and the library.
+ * Model-loading flags of generate / chat / ppl / bench. Default MatMulNBits accuracy level of a command: 4 (int8
+ * activations) for the interactive/speed commands (generate, chat, bench), 0 (fp32 activations, the exact
+ * dequantized math) for ppl and the library.
  */
-export const loadHelp = (defaultAccuracy: 0 | 4) => `  model loading:
-    --accuracy-level 0|4   GPTQ matmuls (MatMulNBits): 4 = int8 activations, ~2-3x faster decode, small accuracy cost
-                           (ppl +0.13% on 4-bit stories260K); 0 = fp32 activations, exact. Default here: ${defaultAccuracy}
-    --lm-head-bits 8|4     opt-in: round-to-nearest quantize the output head at load (faster, not exact; logged)
-    --attention auto|gqa|plain   KV-cache attention (default auto: GroupQueryAttention in place on CPU)
-    --no-graph-cache       rebuild the graphs instead of using the cache (~/.cache/gptqjs/graphs)
-    --spin                 ORT threads busy-wait between kernels (ORT's default; off here: much slower when
-                           other processes compete for the cores, slightly faster on an idle machine)
-    --device cpu|webgpu|cuda  --threads N`;
+export const loadFlags = (defaultAccuracy: 0 | 4) => [
+  { name: 'device', type: 'string', oneOf: DEVICES, default: 'cpu', group: LOAD,
+    help: 'ONNX Runtime execution provider; cuda needs onnxruntime-node\'s CUDA binaries (Linux x64, see README)' },
+  { name: 'threads', type: 'int', min: 1, metavar: 'N', group: LOAD, defaultText: 'all cores', help: 'ONNX Runtime intra-op threads' },
+  { name: 'accuracy-level', type: 'int', oneOf: [0, 1, 2, 3, 4], default: defaultAccuracy, group: LOAD,
+    help: 'GPTQ matmuls (MatMulNBits): 4 = int8 activations, ~2-3x faster decode, small accuracy cost (ppl +0.13% on 4-bit stories260K); 0 = fp32 activations, exact' },
+  { name: 'lm-head-bits', type: 'int', oneOf: [8, 4], group: LOAD, help: 'opt-in: round-to-nearest quantize the output head at load (faster, not exact; logged)' },
+  { name: 'attention', type: 'string', oneOf: ['auto', 'gqa', 'plain'], default: 'auto', group: LOAD,
+    help: 'KV-cache attention (auto: GroupQueryAttention in place on CPU)' },
+  { name: 'no-graph-cache', type: 'boolean', group: LOAD, help: 'rebuild the graphs instead of using the cache (~/.cache/gptqjs/graphs)' },
+  { name: 'spin', type: 'boolean', group: LOAD,
+    help: 'ORT threads busy-wait between kernels (ORT\'s default; off here: much slower when other processes compete for the cores, slightly faster on an idle machine)' },
+] as const satisfies readonly Flag[];
 
-type Values = { device?: string; threads?: string; 'accuracy-level'?: string; 'lm-head-bits'?: string; attention?: string; 'no-graph-cache'?: boolean; spin?: boolean };
+type LoadValues = FlagValues<ReturnType<typeof loadFlags>>;
 
-export function loadOptions(v: Values, defaultAccuracy: 0 | 4 = 0): LoadOptions {
-  const acc = num(v['accuracy-level'], 'accuracy-level', defaultAccuracy);
-  if (![0, 1, 2, 3, 4].includes(acc)) fail(`--accuracy-level: ${v['accuracy-level']} (use 0 for fp32 activations or 4 for int8)`);
-  const head = num(v['lm-head-bits'], 'lm-head-bits');
-  if (head !== undefined && head !== 4 && head !== 8) fail(`--lm-head-bits: ${v['lm-head-bits']} (use 8 or 4)`);
-  const attention = (v.attention ?? 'auto') as AttentionMode;
-  if (!['auto', 'gqa', 'plain'].includes(attention)) fail(`--attention: "${v.attention}" (use auto, gqa or plain)`);
+/** LoadOptions from the parsed load flags; `--device cuda` without ORT's CUDA binaries fails here, in one line. */
+export function loadOptions(v: LoadValues): LoadOptions {
+  const device = v.device as Device;
+  checkDeviceAvailable(device);
   return {
-    device: parseDevice(v.device), threads: num(v.threads, 'threads'), accuracyLevel: acc as AccuracyLevel,
-    lmHeadBits: head as LmHeadBits | undefined, attention, graphCache: !v['no-graph-cache'],
-    spinning: !!v.spin,
+    device, threads: v.threads, accuracyLevel: v['accuracy-level'] as AccuracyLevel,
+    lmHeadBits: v['lm-head-bits'] as LmHeadBits | undefined, attention: v.attention as LoadOptions['attention'],
+    graphCache: !v['no-graph-cache'], spinning: v.spin,
   };
 }
 
 /** One stderr line when a GPTQ model runs at accuracy level 4 because that is the command's default. */
-export function noteDefaultAccuracy(v: Values, model: CausalLM, o: LoadOptions): void {
-  if (v['accuracy-level'] === undefined && o.accuracyLevel === 4 && model.quantization) {
-    process.stderr.write('[gptqjs] GPTQ matmuls use int8 activations (accuracy level 4, the default for this command: faster, not bit-exact); --accuracy-level 0 for fp32 activations\n');
+export function noteDefaultAccuracy(given: Set<string>, model: CausalLM, o: LoadOptions, note: (s: string) => void): void {
+  if (!given.has('accuracy-level') && o.accuracyLevel === 4 && model.quantization)
+    note('GPTQ matmuls use int8 activations (accuracy level 4, the default for this command: faster, not bit-exact); --accuracy-level 0 for fp32 activations');
+}
+
+const SAMPLING = 'sampling (Transformers\' semantics: repetition penalty → temperature → top-k → top-p)';
+
+/** Sampling flags of generate / chat; ranges as Transformers' logits processors check them. */
+export const samplingFlags = (maxNewTokens: number) => [
+  { name: 'max-new-tokens', type: 'int', min: 1, metavar: 'N', default: maxNewTokens, group: SAMPLING, help: 'tokens to generate at most' },
+  { name: 'temperature', type: 'number', min: 0, metavar: 'T', default: 0, note: '0 = greedy', group: SAMPLING, help: 'sampling temperature' },
+  { name: 'top-k', type: 'int', min: 0, metavar: 'K', note: '0 = off', defaultText: 'generation_config.json top_k, else 50', group: SAMPLING, help: 'sample from the K most likely tokens' },
+  { name: 'top-p', type: 'number', min: 0, max: 1, metavar: 'P', note: '1 = off', defaultText: 'generation_config.json top_p, else 1', group: SAMPLING, help: 'nucleus sampling: the smallest set of tokens whose probability reaches P' },
+  { name: 'repetition-penalty', type: 'number', gt: 0, metavar: 'R', note: '1 = off', defaultText: 'generation_config.json, else 1', group: SAMPLING, help: 'divide the logits of tokens already seen by R (CTRL paper)' },
+  { name: 'seed', type: 'int', min: 0, max: 2 ** 32 - 1, metavar: 'S', default: 0, group: SAMPLING, help: 'random seed of sampling' },
+] as const satisfies readonly Flag[];
+
+type SamplingValues = FlagValues<ReturnType<typeof samplingFlags>>;
+
+/** generate()'s sampling options: the flags, else the model's generation_config.json. */
+export function samplingOptions(v: SamplingValues, gen: GenerationConfig) {
+  return {
+    maxNewTokens: v['max-new-tokens'], temperature: v.temperature, topK: v['top-k'] ?? gen.topK, topP: v['top-p'] ?? gen.topP,
+    repetitionPenalty: v['repetition-penalty'] ?? gen.repetitionPenalty, seed: v.seed,
+  };
+}
+
+let warnedContext = false;
+
+/** Model types whose positions are a learned table of max_position_embeddings rows: there is no position beyond it. */
+const LEARNED_POSITIONS = new Set(['gpt2', 'gpt_bigcode', 'opt']);
+
+/**
+ * Prompt + new tokens beyond max_position_embeddings: one warning line, as Transformers' MaxLengthCriteria warns
+ * ("the current text generation call will exceed the model's predefined maximum length"); an error for models with a
+ * learned position table (Transformers fails there with an IndexError). Warns once per process, as Transformers.
+ */
+export function checkContext(model: CausalLM, promptTokens: number, maxNewTokens: number, note: (s: string) => void): void {
+  const max = model.cfg.maxPositionEmbeddings;
+  if (!max || promptTokens + maxNewTokens <= max) return;
+  const what = `prompt ${promptTokens} tokens + --max-new-tokens ${maxNewTokens} > max_position_embeddings ${max} of ${model.cfg.path}`;
+  if (LEARNED_POSITIONS.has(model.cfg.modelType)) {
+    const room = max - promptTokens;
+    fail(`${what}: ${model.cfg.modelType} has a learned position table of ${max} rows; ${room > 0 ? `use --max-new-tokens ≤ ${room}` : 'shorten the prompt'}`);
   }
+  if (warnedContext) return;
+  warnedContext = true;
+  note(`warning: ${what}; the model was not trained on positions beyond ${max} (Transformers warns the same: depending on the model, you may observe degraded output)`);
 }

@@ -6,10 +6,11 @@
  */
 import { fail } from '../errors.ts';
 import type { CausalLM } from '../runtime/causal-lm.ts';
+import { etaSeconds, type PerplexityProgress } from '../progress.ts';
 
 export interface PerplexityResult { ppl: number; nll: number; windows: number; tokens: number; seconds: number; tokensPerSecond: number }
 
-export async function perplexity(model: CausalLM, tokens: ArrayLike<number>, o: { seqlen?: number; maxWindows?: number; batch?: number; onProgress?: (i: number, n: number, ppl: number) => void } = {}): Promise<PerplexityResult> {
+export async function perplexity(model: CausalLM, tokens: ArrayLike<number>, o: { seqlen?: number; maxWindows?: number; batch?: number; onProgress?: (e: PerplexityProgress) => void } = {}): Promise<PerplexityResult> {
   const seqlen = o.seqlen ?? 2048;
   if (!(Number.isInteger(seqlen) && seqlen >= 2)) fail(`perplexity: seqlen must be an integer ≥ 2, got ${seqlen}`);
   let n = Math.floor(tokens.length / seqlen);
@@ -29,7 +30,8 @@ export async function perplexity(model: CausalLM, tokens: ArrayLike<number>, o: 
       for (let s = b * (seqlen - 1); s < (b + 1) * (seqlen - 1); s++) sum += nll[s]!;
       total += sum / (seqlen - 1);
     }
-    o.onProgress?.(i + rows.length, n, Math.exp(total / (i + rows.length)));
+    const done = i + rows.length, elapsed = (performance.now() - t0) / 1000;
+    o.onProgress?.({ task: 'perplexity', done, total: n, elapsed, eta: etaSeconds(elapsed, done, n), ppl: Math.exp(total / done) });
   }
   const seconds = (performance.now() - t0) / 1000;
   return { ppl: Math.exp(total / n), nll: total / n, windows: n, tokens: n * seqlen, seconds, tokensPerSecond: (n * seqlen) / seconds };

@@ -35,6 +35,12 @@ export interface ModelGraphOptions {
    * no NLL feed labels [B,0].
    */
   nllOutput?: boolean;
+  /**
+   * With nllOutput: also an output `argmax` [B,L] int64 = argmax over the vocabulary of logits[b,l] for the same first
+   * L positions (ONNX ArgMax, first index on ties like torch.argmax): the greedy token, so loglikelihood scoring can
+   * tell whether a continuation is the greedy one (lm-eval's is_greedy) without the logits leaving ONNX Runtime.
+   */
+  argmaxOutput?: boolean;
 }
 
 export { GqaUnsupportedError };
@@ -142,6 +148,11 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
     const labels = g.input('labels', 'int64', ['batch', 'labels']);
     const picked = g.op('GatherElements', [g.op('LogSoftmax', [logits], { axis: -1 }), g.op('Unsqueeze', [labels, g.constI64([-1])])], { axis: -1 });
     g.output(g.op('Neg', [g.op('Squeeze', [picked, g.constI64([-1])])]), 'float32', ['batch', 'labels'], 'nll');
+    if (o.argmaxOutput) {
+      const L = g.op('Shape', [labels], { start: 1, end: 2 });
+      const first = g.op('Slice', [logits, g.constI64([0]), L, g.constI64([1])]);
+      g.output(g.op('ArgMax', [first], { axis: -1, keepdims: 0 }), 'int64', ['batch', 'labels'], 'argmax');
+    }
   }
   return o.fusedOps ? g.prune() : g;
 }

@@ -38,7 +38,7 @@ export async function writeModelWithExternalData(g: GraphBuilder, path: string, 
   const entry = (k: string, v: string) => new Msg().string(1, k).string(2, v);
   const tmpData = tempPathFor(dataPath), tmpGraph = tempPathFor(path);
   try {
-    const fh = await fs.open(tmpData, 'w');
+    const fh = await fs.open(tmpData, 'wx');
     try {
       let offset = 0;
       const pad = new Uint8Array(EXTERNAL_ALIGN);
@@ -58,7 +58,7 @@ export async function writeModelWithExternalData(g: GraphBuilder, path: string, 
       const op = new Msg(); if (domain) op.string(1, domain); op.int(2, version); model.msg(8, op);
     }
     model.msg(7, graph);
-    const gh = await fs.open(tmpGraph, 'w');
+    const gh = await fs.open(tmpGraph, 'wx');
     try { await writeParts(gh, model.parts); await gh.sync(); } finally { await gh.close(); }
     await fs.rename(tmpData, dataPath);
     await fs.rename(tmpGraph, path);

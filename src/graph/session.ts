@@ -1,5 +1,8 @@
-import * as ort from 'onnxruntime-node';
-import { availableParallelism } from 'node:os';
+import * as ort from '../platform/ort.ts';
+import { ortNativeDir } from '../platform/ort.ts';
+import { availableParallelism } from '../platform/os.ts';
+import { existsSync } from '../platform/fs.ts';
+import { join } from '../platform/path.ts';
 import { fail } from '../errors.ts';
 import { noteGarbage } from '../gc.ts';
 
@@ -20,9 +23,28 @@ export function parseDevice(s: string | undefined): Device {
   return d as Device;
 }
 
+/**
+ * Fails in one line when `device` cannot work in this installation, before ONNX Runtime prints its raw log: `cuda`
+ * needs the CUDA execution provider libraries that onnxruntime-node's install script downloads on Linux x64
+ * (libonnxruntime_providers_cuda.so next to its binding; `ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild
+ * onnxruntime-node`, see its README "CUDA EP Installation") plus CUDA 12 and cuDNN 9 on the system.
+ */
+let cudaChecked = false;
+export function checkDeviceAvailable(device: Device): void {
+  if (device !== 'cuda' || cudaChecked) return;
+  if (process.platform !== 'linux' || process.arch !== 'x64')
+    fail(`--device cuda: onnxruntime-node ships the CUDA execution provider for Linux x64 only (this is ${process.platform}/${process.arch}); use --device cpu${process.platform === 'linux' ? '' : ' or webgpu'}`);
+  const bin = ortNativeDir();
+  if (!bin) return;
+  if (!existsSync(join(bin, 'libonnxruntime_providers_cuda.so')))
+    fail(`--device cuda: onnxruntime-node's CUDA execution provider is not installed (no libonnxruntime_providers_cuda.so in ${bin}); install it with \`ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node\` (downloads ORT's CUDA 12 binaries; needs CUDA 12 and cuDNN 9 on the system)`);
+  cudaChecked = true;
+}
+
 /** Create an ORT session from model bytes (or an .onnx file path). `cuda` needs ORT's CUDA EP installed (see README). */
 export async function createSession(model: Uint8Array | string, o: SessionOptions = {}): Promise<ort.InferenceSession> {
   const device = o.device ?? 'cpu';
+  checkDeviceAvailable(device);
   const threads = o.threads ?? availableParallelism();
   try {
     const so: ort.InferenceSession.SessionOptions = {
@@ -37,6 +59,7 @@ export async function createSession(model: Uint8Array | string, o: SessionOption
     return await (typeof model === 'string' ? ort.InferenceSession.create(model, so) : ort.InferenceSession.create(model, so));
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0];
+    if (device === 'cuda' && /shared library|libcu|cudnn/i.test(msg)) fail(`--device cuda: ONNX Runtime could not load the CUDA libraries (${msg}); the CUDA execution provider needs CUDA 12 and cuDNN 9 on the library path`);
     if (device !== 'cpu') fail(`could not create an ONNX Runtime session on device "${device}": ${msg}`);
     throw e;
   }

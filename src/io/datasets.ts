@@ -3,22 +3,22 @@
  * datautils.py get_wikitext2 / get_c4 / get_c4_new, which AutoGPTQ's examples copy); the recipes are stated in the
  * README ("Perplexity and datasets").
  */
-import { promises as fs, createReadStream, existsSync } from 'node:fs';
-import { createHash } from 'node:crypto';
-import { createInterface } from 'node:readline';
-import { createGunzip } from 'node:zlib';
-import { join, resolve, dirname, extname, basename } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { promises as fs, createReadStream, existsSync } from '../platform/fs.ts';
+import { createHash } from '../platform/crypto.ts';
+import { createInterface } from '../platform/readline.ts';
+import { createGunzip } from '../platform/zlib.ts';
+import { join, extname, basename } from '../platform/path.ts';
 import { fail } from '../errors.ts';
-import { PyRandom } from './random.ts';
+import { ASSETS_DIR } from '../paths.ts';
+import { PythonRandom } from './random.ts';
 import { resolveDataset, type HubOptions } from './hub.ts';
+import { readTextColumn } from './tables.ts';
 
 export type DatasetName = 'wikitext2' | 'c4';
 export type Split = 'train' | 'validation' | 'test';
 const NAMES: Record<string, DatasetName> = { wikitext2: 'wikitext2', 'wikitext-2': 'wikitext2', wikitext: 'wikitext2', c4: 'c4' };
-const ASSETS = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'assets');
 /** The embedded 300-document C4 sample: the stand-in for c4 when no shard is at hand. */
-export const EMBEDDED_C4 = join(ASSETS, 'c4_demo.jsonl');
+export const EMBEDDED_C4 = join(ASSETS_DIR, 'c4_demo.jsonl');
 
 export interface LoadTextOptions extends HubOptions {
   /** A file, or a directory searched like GPTQJS_DATASETS (must then hold the dataset). */
@@ -64,8 +64,9 @@ async function findIn(dir: string, name: DatasetName, split: Split): Promise<str
 
 /**
  * Where a dataset name resolves: opts.datasetPath (file or dir), $GPTQJS_DATASETS dir, the cache
- * (src/io/hub.ts resolveDataset, which downloads the c4 shards), with the embedded assets/c4_demo.jsonl as c4's
- * stand-in: tried before the Hub unless preferHub, and used (with a note) when nothing else is found.
+ * (src/io/hub.ts resolveDataset, which downloads the c4 shards and the Hub's wikitext2 parquet), with the embedded
+ * assets/c4_demo.jsonl as c4's stand-in: tried before the Hub unless preferHub, and used (with a note) when nothing
+ * else is found.
  */
 export async function resolveDatasetPath(name: DatasetName, opts: LoadTextOptions = {}): Promise<string> {
   const split = opts.split ?? defaultSplit(name);
@@ -100,7 +101,8 @@ export async function resolveDatasetPath(name: DatasetName, opts: LoadTextOption
 
 /**
  * Documents of a text file: .jsonl / .json / .json.gz with one {"text"} object per line (the C4 shards), .json
- * holding an array of strings or {text}, else plain-text lines (CRLF → LF, without their newline).
+ * holding an array of strings or {text}, .parquet (the "text" column: the Hub's dataset copies, src/io/tables.ts),
+ * else plain-text lines (CRLF → LF, without their newline).
  */
 export async function readTextFile(path: string, limit = Infinity): Promise<string[]> {
   const st = await fs.stat(path).catch(() => null);
@@ -109,7 +111,8 @@ export async function readTextFile(path: string, limit = Infinity): Promise<stri
   const ext = extname(gz ? path.slice(0, -3) : path).toLowerCase();
   let docs: string[] = [];
   const jsonArray = ext === '.json' && !gz && /^\s*\[/.test(await firstChars(path));
-  if (ext === '.jsonl' || (ext === '.json' && !jsonArray)) {
+  if (ext === '.parquet') docs = await readTextColumn(path, 'text', limit); // Hub datasets (src/io/tables.ts)
+  else if (ext === '.jsonl' || (ext === '.json' && !jsonArray)) {
     // Streamed line by line: a C4 shard is larger than V8's maximum string length.
     const input = gz ? createReadStream(path).pipe(createGunzip()) : createReadStream(path);
     const rl = createInterface({ input, crlfDelay: Infinity });
@@ -150,7 +153,7 @@ export async function readTextFile(path: string, limit = Infinity): Promise<stri
 
 async function firstChars(path: string): Promise<string> {
   const h = await fs.open(path, 'r');
-  try { const b = Buffer.alloc(64); const { bytesRead } = await h.read(b, 0, 64, 0); return b.subarray(0, bytesRead).toString('utf8'); } finally { await h.close(); }
+  try { const b = new Uint8Array(64); const { bytesRead } = await h.read(b, 0, 64, 0); return new TextDecoder().decode(b.subarray(0, bytesRead)); } finally { await h.close(); }
 }
 
 /**
@@ -213,9 +216,8 @@ export function wikitextRows(raw: string, split: Split = 'test'): WikitextRows {
     rows.push('');
   }
   const known = WIKITEXT2_RAW[split];
-  let verified: boolean;
-  if ('sha256' in known) verified = createHash('sha256').update(wikitextFileText(rows), 'utf8').digest('hex') === known.sha256;
-  else verified = rows.length === known.rows && Buffer.byteLength(rows.join(''), 'utf8') === known.textBytes;
+  let verified = rows.length === known.rows && new TextEncoder().encode(rows.join('')).length === known.textBytes;
+  if (verified && 'sha256' in known) verified = createHash('sha256').update(wikitextFileText(rows), 'utf8').digest('hex') === known.sha256;
   return { rows, reconstructed, verified };
 }
 
@@ -346,7 +348,7 @@ export interface CalibrationSet {
 }
 
 /**
- * Calibration samples, with Python's random seeded like the GPTQ scripts (random.seed(seed); PyRandom), so the
+ * Calibration samples, with Python's random seeded like the GPTQ scripts (random.seed(seed); PythonRandom), so the
  * same documents and tokenizer give the same windows as gptq datautils.py. Strings, mode "random": get_c4 — per
  * sample, randint(0, docs−1) until a document has more than seqlen tokens (gptq: ≥, which then fails in randint
  * for exactly seqlen), then a window starting at randint(0, len−seqlen−1); if no document is long enough, windows
@@ -375,7 +377,7 @@ export function calibrationSamples(tokenize: Tokenize, source: string[] | Tokeni
     return out;
   }
   const docs = source as string[];
-  const r = new PyRandom(seed);
+  const r = new PythonRandom(seed);
   if (mode === 'joined') {
     const all = tok(docs.join('\n\n'));
     if (all.length <= seqlen) fail(`calibration: the joined text has ${all.length} tokens, not more than seqlen ${seqlen}`);

@@ -1,7 +1,8 @@
 /** Tokenizer wrapper over @huggingface/tokenizers (tokenizer.json) + chat templates (@huggingface/jinja). */
-import { promises as fs } from 'node:fs';
-import { join } from 'node:path';
+import { promises as fs } from '../platform/fs.ts';
+import { join } from '../platform/path.ts';
 import * as tokenizersLib from '@huggingface/tokenizers';
+import { Tokenizer } from '@huggingface/tokenizers';
 import { Template } from '@huggingface/jinja';
 import { fail } from '../errors.ts';
 
@@ -36,8 +37,6 @@ function pickTemplate(v: unknown): string | undefined {
   return undefined;
 }
 
-const { Tokenizer } = tokenizersLib;
-type Tokenizer = InstanceType<typeof Tokenizer>;
 /** The decoder classes the library exports at run time (its .d.ts re-exports do not resolve under NodeNext). */
 interface LibDecoder { config: Record<string, unknown>; decode_chain(tokens: string[]): string[]; decoders?: LibDecoder[] }
 type DecoderClass = abstract new (...args: never[]) => LibDecoder;

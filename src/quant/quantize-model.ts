@@ -28,15 +28,14 @@ import type { LayerRecord, WorkDir } from './workdir.ts';
 import { collectGarbage } from '../gc.ts';
 import type { TensorLike } from '../io/safetensors.ts';
 import type { Tensor } from '../tensor.ts';
+import { etaSeconds, type QuantizeProgress } from '../progress.ts';
 import type { Tensor as OrtTensor } from 'onnxruntime-node';
 
 export interface QuantizedModule extends PackedLinear { name: string; inFeatures: number; outFeatures: number; bias?: Float32Array; loss: number; seconds: number }
 export interface SkippedModule { name: string; reason: string }
 
-export interface QuantizeEvent {
-  stage: 'capture' | 'hessian' | 'module' | 'layer-done' | 'skip';
-  layer: number; layers: number; module?: string; loss?: number; seconds?: number; eta?: number; message?: string;
-}
+/** Progress of the layer loop: the library-wide progress event (src/progress.ts). */
+export type QuantizeEvent = QuantizeProgress;
 
 export interface QuantizeLoopOptions {
   method?: 'gptq' | 'rtn';
@@ -126,11 +125,18 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
   data.reduce((off, b) => { const n = b.ids.length * b.seq * H; b.hidden = store.subarray(off, off + n); return off + n; }, 0);
   for (const b of data) for (const row of b.ids) for (const t of row)
     if (t < 0 || t >= cfg.vocabSize) fail(`calibration: token id ${t} is outside the model's vocabulary (vocab_size ${cfg.vocabSize} in ${cfg.path}); tokenizer and model do not match`);
-  const emit = (e: Omit<QuantizeEvent, 'layers'>) => o.onEvent?.({ ...e, layers: L });
+  // done/eta count the layers finished in this run (a resumed run extrapolates from its own layers only).
+  const tStart = performance.now();
+  let layersDone = 0, firstLayer = 0, tLoop = tStart;
+  const emit = (e: Pick<QuantizeEvent, 'stage' | 'layer' | 'module' | 'loss' | 'seconds' | 'message'>) => {
+    const elapsed = (performance.now() - tStart) / 1000;
+    o.onEvent?.({ task: 'quantize', ...e, layers: L, done: layersDone, total: L, elapsed, eta: etaSeconds((performance.now() - tLoop) / 1000, layersDone - firstLayer, L - firstLayer) });
+  };
   const result: QuantizeLoopResult = { quantized: new Set(), packed: new Map(), losses: new Map(), skipped: [], dequantized: new Map(), evaluationOnly: !!o.quantizeUnpackable };
 
   // Layer-0 inputs: embed the calibration tokens, or resume from the work dir's saved activations.
   const start = o.workDir ? await o.workDir.layersDone() : 0;
+  layersDone = firstLayer = start;
   if (start > 0) {
     await o.workDir!.loadActivations(data.map((b) => b.hidden));
     emit({ stage: 'capture', layer: start, message: `resuming at layer ${start + 1}/${L} from ${o.workDir!.dir}` });
@@ -155,7 +161,7 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
   const maxInGraph = o.hessianInGraphMaxBytes ?? 64e6;
   let graphs = start < L ? await layerGraphs(arch, cfg, groups, start, act, dqGroupSize, maxInGraph, o.device) : undefined;
 
-  const t0 = performance.now();
+  tLoop = performance.now();
   for (let li = start; li < L; li++) {
     if (o.signal?.aborted) fail('quantization interrupted');
     const prefix = `${arch.layersBlockName}${li}.`;
@@ -198,8 +204,8 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
       addLayer(result, new Map(Object.entries(layerTensors)), record);
     }
     await collectGarbage();
-    const el = (performance.now() - t0) / 1000;
-    emit({ stage: 'layer-done', layer: li, seconds: el, eta: (el / (li - start + 1)) * (L - li - 1) });
+    layersDone = li + 1;
+    emit({ stage: 'layer-done', layer: li });
   }
   if (graphs) await releaseGraphs(graphs);
   if (o.workDir) for (let li = 0; li < L; li++) {

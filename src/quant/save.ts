@@ -1,11 +1,14 @@
 /** Write an AutoGPTQ-format checkpoint: packed safetensors, quantize_config.json, config.json#quantization_config. */
-import { promises as fs, existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { writeDirAtomic } from '../io/atomic.ts';
+import { promises as fs, existsSync } from '../platform/fs.ts';
+import { join } from '../platform/path.ts';
+import { realPath, writeDirAtomic } from '../io/atomic.ts';
+import { fail } from '../errors.ts';
+import { QUANTIZER_ID } from '../version.ts';
 import { lazyFrom, saveSharded, type Checkpoint, type TensorLike } from '../io/safetensors.ts';
 import type { ModelConfig } from '../io/config.ts';
 import { toF16Bits, type Tensor } from '../tensor.ts';
 import type { ArchDefinition } from '../models/types.ts';
+import { tensorNamesToSave } from '../runtime/model-checkpoint.ts';
 import { toQuantizeConfigJson, type QuantizeConfig } from './config.ts';
 import type { QuantizedModule, QuantizeLoopResult, SkippedModule } from './quantize-model.ts';
 
@@ -40,21 +43,96 @@ export function quantizationConfigJson(arch: ArchDefinition, cfg: ModelConfig, q
   return j;
 }
 
-export interface SaveOptions { maxShardSize?: string | number }
+export interface SaveOptions {
+  maxShardSize?: string | number;
+  /**
+   * Write into a non-empty folder: replace its checkpoint files (isCheckpointFile: config.json, quantize_config.json,
+   * model*.safetensors and the index, tokenizer/generation files) and keep every other file. Default false: a
+   * non-empty folder is refused unless it holds this same run's earlier output.
+   */
+  overwrite?: boolean;
+}
 
-/** Write the checkpoint atomically; tensors stream from the source checkpoint and the quantizer's result. */
+/** Names a saved checkpoint consists of (and a previous save may have left in another shard layout). */
+export function isCheckpointFile(name: string): boolean {
+  return name === 'config.json' || name === 'quantize_config.json' || name === 'model.safetensors' || name === 'model.safetensors.index.json'
+    || /^model-\d{5}-of-\d{5}\.safetensors$/.test(name) || SIDE_FILES.includes(name) || name === 'README.md';
+}
+
+
+/** The gptqjs checkpoint `dir` holds, when it holds nothing else: its quantize_config.json (with meta). */
+export async function previousGptqjsOutput(dir: string, entries: string[]): Promise<Record<string, unknown> | undefined> {
+  if (!entries.every(isCheckpointFile) || !entries.includes('quantize_config.json')) return undefined;
+  try {
+    const j = JSON.parse(await fs.readFile(join(dir, 'quantize_config.json'), 'utf8'));
+    const q = j?.meta?.quantizer;
+    return Array.isArray(q) && q.some((x) => typeof x === 'string' && x.startsWith('gptqjs:')) ? j : undefined;
+  } catch { return undefined; }
+}
+
+const QC_KEYS = ['bits', 'group_size', 'damp_percent', 'desc_act', 'static_groups', 'sym', 'true_sequential', 'checkpoint_format'];
+
+/**
+ * Whether a checkpoint may be saved to `out`, decided before any work where possible (the CLI calls it before
+ * quantizing, saveQuantized again when saving). Refuses: `out` resolving to the source model folder (also through a
+ * relative path or a symlink; even with overwrite); a file; a non-empty folder without `overwrite`, unless it holds
+ * only a gptqjs checkpoint of this same run (same runId; before the run id is known, `config` must match).
+ * Returns what will happen, for the caller to report.
+ */
+export async function checkOutputDir(out: string, o: { source: string; overwrite?: boolean; runId?: string; config?: QuantizeConfig }): Promise<'new' | 'empty' | 'overwrite' | 'same-run'> {
+  const rOut = realPath(out), rSrc = realPath(o.source);
+  if (rOut === rSrc) fail(`output ${out} is the source model folder ${o.source}${out !== o.source ? ` (both are ${rSrc})` : ''}; choose another output folder (refused even with overwrite)`);
+  const st = await fs.stat(out).catch(() => null);
+  if (!st) return 'new';
+  if (!st.isDirectory()) fail(`output ${out} exists and is not a directory`);
+  const entries = await fs.readdir(out);
+  if (!entries.length) return 'empty';
+  if (o.overwrite) return 'overwrite';
+  const hint = 'choose another output folder, or pass overwrite (CLI: --overwrite) to replace its checkpoint files (config.json, quantize_config.json, *.safetensors, tokenizer files); other files are always kept';
+  const prev = await previousGptqjsOutput(out, entries);
+  if (!prev) {
+    const foreign = entries.filter((n) => !isCheckpointFile(n));
+    fail(`output ${out} is not empty and does not hold a gptqjs checkpoint only (${(foreign.length ? foreign : entries).slice(0, 3).join(', ')}${entries.length > 3 ? ', …' : ''}); ${hint}`);
+  }
+  const meta = prev.meta as Record<string, unknown>;
+  if (o.runId !== undefined) {
+    if (meta.gptqjs_run === o.runId) return 'same-run';
+    fail(`output ${out} holds a gptqjs checkpoint of a different run (source, quantize config or calibration data differ); ${hint}`);
+  }
+  if (o.config) {
+    const want = toQuantizeConfigJson(o.config);
+    const diff = QC_KEYS.filter((k) => JSON.stringify(prev[k]) !== JSON.stringify(want[k]));
+    if (diff.length) fail(`output ${out} holds a gptqjs checkpoint of a different run (${diff.map((k) => `${k} ${JSON.stringify(prev[k])} ≠ ${JSON.stringify(want[k])}`).join(', ')}); ${hint}`);
+  }
+  if (meta.gptqjs_run === undefined) fail(`output ${out} holds a gptqjs checkpoint that records no run id; ${hint}`);
+  return 'same-run';
+}
+
+/**
+ * Write the checkpoint atomically (see checkOutputDir for where; writeDirAtomic for how); tensors stream from the
+ * source checkpoint and the quantizer's result. `extra.meta` goes into quantize_config.json and
+ * config.json#quantization_config as `meta` (default: GPTQModel's `quantizer` list with "gptqjs:<version>"; the run
+ * id is added as `gptqjs_run`); `extra.files` are written next to them (README.md: the model card).
+ */
 export async function saveQuantizedCheckpoint(out: string, src: { dir: string; ck: Checkpoint; cfg: ModelConfig; arch: ArchDefinition }, q: QuantizeConfig,
-  res: Pick<QuantizeLoopResult, 'quantized' | 'packed' | 'skipped'>, o: SaveOptions = {}): Promise<void> {
+  res: Pick<QuantizeLoopResult, 'quantized' | 'packed' | 'skipped'>, o: SaveOptions & { runId?: string } = {},
+  extra: { meta?: Record<string, unknown>; files?: Record<string, string> } = {}): Promise<void> {
+  await checkOutputDir(out, { source: src.dir, overwrite: o.overwrite, runId: o.runId ?? '' });
   const tensors = new Map<string, TensorLike>();
-  for (const n of src.ck.names()) if (!res.quantized.has(n.replace(/\.(weight|bias)$/, ''))) tensors.set(n, lazyFrom(src.ck, n));
+  for (const n of tensorNamesToSave(src.ck, src.cfg, src.arch)) if (!res.quantized.has(n.replace(/\.(weight|bias)$/, ''))) tensors.set(n, lazyFrom(src.ck, n));
   for (const [n, t] of res.packed) tensors.set(n, t);
-  const qjson = quantizationConfigJson(src.arch, src.cfg, q, res.skipped);
-  await writeDirAtomic(out, async (tmp) => {
+  const meta = { quantizer: [QUANTIZER_ID], ...extra.meta, ...(o.runId ? { gptqjs_run: o.runId } : {}) };
+  const qjson = { ...quantizationConfigJson(src.arch, src.cfg, q, res.skipped), meta };
+  const write = async (tmp: string) => {
     await saveSharded(tmp, tensors, { maxShardSize: o.maxShardSize ?? '5GB', metadata: { format: 'pt' } });
     const config = { ...src.cfg.raw, quantization_config: qjson };
     await fs.writeFile(join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
-    const qc = { ...toQuantizeConfigJson(q), model_file_base_name: 'model' };
+    const qc = { ...toQuantizeConfigJson(q), model_file_base_name: 'model', meta };
     await fs.writeFile(join(tmp, 'quantize_config.json'), JSON.stringify(qc, null, 2) + '\n');
     for (const f of SIDE_FILES) if (existsSync(join(src.dir, f))) await fs.copyFile(join(src.dir, f), join(tmp, f));
-  });
+    for (const [f, text] of Object.entries(extra.files ?? {})) await fs.writeFile(join(tmp, f), text);
+  };
+  // checkOutputDir above decided that `out` may be written; the install replaces only checkpoint files.
+  // README.md (the model card) is replaced only when this save writes one.
+  await writeDirAtomic(out, write, { owns: (n) => isCheckpointFile(n) && (n !== 'README.md' || !!extra.files?.['README.md']), overwrite: true });
 }

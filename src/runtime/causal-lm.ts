@@ -1,22 +1,28 @@
 /** A loaded causal LM: config + ORT session(s) over the whole-model graph (fp32 or quantized weights). */
-import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import * as ort from 'onnxruntime-node';
-import type { InferenceSession } from 'onnxruntime-node';
-import { loadModelConfig, type ModelConfig } from '../io/config.ts';
-import { Checkpoint } from '../io/safetensors.ts';
+import { createHash } from '../platform/crypto.ts';
+import { existsSync } from '../platform/fs.ts';
+import { join } from '../platform/path.ts';
+import * as ort from '../platform/ort.ts';
+import type { InferenceSession } from '../platform/ort.ts';
+import { loadGenerationConfig, loadModelConfig, parseGenerationConfig, type GenerationConfig, type ModelConfig } from '../io/config.ts';
+import { resolveModelDir, type HubOptions } from '../io/hub.ts';
+import { TextTokenizer, type ChatMessage } from '../io/tokenizer.ts';
+import { DEFAULT_MODEL_DIR } from '../paths.ts';
+import { openModelCheckpoint, readFloatTensors } from './model-checkpoint.ts';
 import { buildCausalLM, GqaUnsupportedError, kvNames, type ModelGraphOptions } from '../graph/causal-lm.ts';
 import type { GraphBuilder } from '../graph/builder.ts';
 import { createSession, f32, type Device } from '../graph/session.ts';
 import { InitializerWeights } from '../graph/weights.ts';
 import { archFor } from '../models/registry.ts';
 import type { ArchDefinition, WeightSource } from '../models/types.ts';
-import { fail } from '../errors.ts';
+import { fail, GptqError } from '../errors.ts';
+import { Checkpoint, checkFinite, firstNonFinite } from '../io/safetensors.ts';
 import { checkAccuracyLevel, loadQuantizedWeights, type AccuracyLevel, type QuantizedLoadInfo } from './quantized-weights.ts';
 import { checkLmHeadBits, HeadQuantizedWeights, isQuantizedModule, lmHeadNote, quantizeHead, readHeadWeight, type LmHeadBits, type QuantizedHead } from './lm-head.ts';
 import { graphCacheKey, GraphCache, type GraphCacheOption } from './graph-cache.ts';
 import { collectGarbage } from '../gc.ts';
+import { logLine } from '../platform/os.ts';
+import { chatText, generateText, streamText, type ChatOptions, type ChatResult, type TextGenerationOptions, type TextGenerationResult } from './text.ts';
 
 export type AttentionMode = 'auto' | 'gqa' | 'plain';
 
@@ -64,6 +70,8 @@ export interface LoadOptions {
    * second copy of the weights in ONNX Runtime while the model stays loaded. `gptq ppl` sets it.
    */
   nll?: boolean;
+  /** Hub download settings when `load` is given a Hub id (revision, cache dir, offline, token; src/io/hub.ts). */
+  hub?: HubOptions;
 }
 
 /**
@@ -75,17 +83,19 @@ export interface LoadOptions {
  */
 export interface KvCache { keys: Float32Array[]; values: Float32Array[]; length: number; batch: number; capacity?: number }
 
-/** Read every float tensor of a checkpoint as fp32 (small/medium models; the quantizer streams instead). */
-export async function loadFloatWeights(dir: string): Promise<Map<string, Float32Array>> {
-  const ck = await Checkpoint.open(dir);
-  try {
-    const m = new Map<string, Float32Array>();
-    for (const n of ck.names()) {
-      const dt = ck.info(n).dtype;
-      if (dt === 'F32' || dt === 'F16' || dt === 'BF16' || dt === 'F64') m.set(n, await ck.readFloat32(n));
-    }
-    return m;
-  } finally { await ck.close(); }
+/**
+ * Read every float tensor of a checkpoint as fp32 (small/medium models; the quantizer streams instead), by the model's
+ * loading rules (src/runtime/model-checkpoint.ts: aliases, tied embeddings). `model` defaults to the directory's
+ * config.json and its architecture.
+ */
+export async function loadFloatWeights(dir: string, model?: { cfg: ModelConfig; arch: ArchDefinition }): Promise<Map<string, Float32Array>> {
+  return (await readFloatWeights(dir, model)).tensors;
+}
+
+/** loadFloatWeights plus where the tensors came from (for messages). */
+async function readFloatWeights(dir: string, model?: { cfg: ModelConfig; arch: ArchDefinition }): Promise<{ tensors: Map<string, Float32Array>; where: string }> {
+  const ck = await openModelCheckpoint(dir, model?.cfg, model?.arch);
+  try { return { tensors: await readFloatTensors(ck), where: ck.location }; } finally { await ck.dispose(); }
 }
 
 type Sessions = { kind: 'gqa'; fast: InferenceSession } | { kind: 'plain'; full: InferenceSession; step: InferenceSession };
@@ -97,7 +107,7 @@ const GRAPHS: Record<'gqa' | 'plain', ModelGraphOptions[]> = {
 };
 /** The graphs of a mode for a device (fused CPU kernels only on the CPU EP), with the NLL output on request. */
 const graphsFor = (kind: 'gqa' | 'plain', device: Device, nll = false): ModelGraphOptions[] =>
-  GRAPHS[kind].map((g, i) => ({ ...g, fusedOps: device === 'cpu', ...(nll && i === 0 ? { nllOutput: true } : {}) }));
+  GRAPHS[kind].map((g, i) => ({ ...g, fusedOps: device === 'cpu', ...(nll && i === 0 ? { nllOutput: true, argmaxOutput: true } : {}) }));
 /** Graph-cache key of one graph of a checkpoint: its name and a hash of its options. */
 const graphKey = (base: string, name: string, g: ModelGraphOptions) =>
   `${base}-${name}-${createHash('sha256').update(JSON.stringify(g)).digest('hex').slice(0, 8)}`;
@@ -118,6 +128,15 @@ export class CausalLM {
   /** Without it: the separate NLL session, created by the first nll() call. */
   private nllSession?: Promise<InferenceSession>;
   private makeNllSession?: () => Promise<InferenceSession>;
+  /** The checkpoint directory (CausalLM.load), scanned to name the broken tensor when an output is NaN/Inf. */
+  private sourceDir?: string;
+
+  /** The tokenizer (tokenizer.json) of a model loaded from a directory that has one; text generation needs it. */
+  tokenizer?: TextTokenizer;
+  /** generation_config.json (Transformers' defaults when the file is absent): sampling defaults, eos/bos/pad ids. */
+  generationConfig: GenerationConfig = parseGenerationConfig({});
+  /** The directory the model was loaded from (a Hub id resolves to its cache folder); unset for in-memory weights. */
+  source?: string;
 
   private constructor(readonly cfg: ModelConfig, readonly arch: ArchDefinition, private readonly s: Sessions) {
     this.loadInfo.attention = s.kind;
@@ -207,15 +226,19 @@ export class CausalLM {
   /**
    * Load an HF checkpoint directory: fp16/bf16/fp32, or GPTQ (AutoGPTQ / GPTQModel / transformers layouts) when it
    * holds `.qweight` tensors — those modules run on MatMulNBits, modules with a plain `.weight` stay fp32.
+   * `model`: a directory, a Hub id "owner/name" (downloaded once into the cache, src/io/hub.ts; LoadOptions.hub), or
+   * nothing for the embedded stories260K. The tokenizer (tokenizer.json) and generation_config.json come with it.
    * Compiled graphs are cached (LoadOptions.graphCache): a second load reads no weights in JS.
+   * Throws GptqError for a missing directory, unknown Hub id, unsupported architecture or malformed files.
    */
-  static async load(dir: string, o: LoadOptions = {}): Promise<CausalLM> {
+  static async load(model?: string, o: LoadOptions = {}): Promise<CausalLM> {
+    const dir = await resolveModelDir(model ?? DEFAULT_MODEL_DIR, o.hub);
     const cfg = await loadModelConfig(dir);
     const accuracyLevel = checkAccuracyLevel(o.accuracyLevel);
     const lmHeadBits = checkLmHeadBits(o.lmHeadBits);
     const arch = archFor(cfg.modelType);
     arch.check?.(cfg);
-    const log = o.onLog ?? ((msg: string) => process.stderr.write(`[gptqjs] ${msg}\n`));
+    const log = o.onLog ?? logLine;
     const store = await GraphCache.forCheckpoint(o.graphCache ?? true, dir);
     // The accuracy level changes only MatMulNBits nodes: GPTQ modules, or a 4-bit quantized head.
     const gptq = !!cfg.quantizationConfig || existsSync(join(dir, 'quantize_config.json'));
@@ -243,8 +266,8 @@ export class CausalLM {
       let w: () => WeightSource;
       if (qw) w = qw.source;
       else {
-        const fp = await loadFloatWeights(dir);
-        w = () => new InitializerWeights((n) => fp.get(n));
+        const fp = await readFloatWeights(dir, { cfg, arch });
+        w = () => new InitializerWeights((n) => fp.tensors.get(n), undefined, fp.where);
       }
       if (lmHeadBits && (!head || isQuantizedModule(q, arch.lmHead))) {
         note(`lm-head: the output head of ${dir} is GPTQ-quantized already; lmHeadBits ignored`);
@@ -273,13 +296,61 @@ export class CausalLM {
       for (const msg of info?.logs ?? []) log(msg);
     }
     if (lmHeadBits) m.lmHead = { bits: lmHeadBits, accuracyLevel: headAcc };
+    m.sourceDir = dir;
     loadDone = true;
+    m.source = dir;
+    m.generationConfig = await loadGenerationConfig(dir);
+    if (existsSync(join(dir, 'tokenizer.json'))) m.tokenizer = await TextTokenizer.fromDir(dir);
     return m;
+  }
+
+  // ---- special token ids (Transformers: generation_config.json, else config.json, else the tokenizer) ----
+
+  /** Ids that end generation (generation_config.json / config.json `eos_token_id`, else the tokenizer's eos_token). */
+  get eosTokenIds(): number[] {
+    const e = this.generationConfig.eosTokenId ?? this.cfg.eosTokenId ?? this.tokenizer?.eosId;
+    return e === null || e === undefined ? [] : ([] as number[]).concat(e);
+  }
+  /** Id generation starts from when the prompt is empty. */
+  get bosTokenId(): number | undefined { return this.generationConfig.bosTokenId ?? this.cfg.bosTokenId ?? this.tokenizer?.bosId; }
+  /** Id left padding uses (masked out): pad_token_id, else the first eos id, else 0. */
+  get padTokenId(): number { return this.generationConfig.padTokenId ?? this.cfg.padTokenId ?? this.tokenizer?.padId ?? this.eosTokenIds[0] ?? 0; }
+
+  // ---- text level (src/runtime/text.ts); the id level is generate(model, ids) in src/runtime/generate.ts ----
+
+  /**
+   * Generate text for a prompt (or one batch of prompts, left-padded → one result each): `{ text, finishReason,
+   * promptTokens, completionTokens, tokenIds }`. Greedy unless sampling is asked for (temperature > 0) or the model's
+   * generation_config.json sets do_sample. Needs a tokenizer. Throws GptqError for bad options, `signal.reason` when
+   * aborted (unless stopOnAbortSignal).
+   */
+  generate(prompt: string, o?: TextGenerationOptions): Promise<TextGenerationResult>;
+  generate(prompts: string[], o?: TextGenerationOptions): Promise<TextGenerationResult[]>;
+  generate(input: string | string[], o: TextGenerationOptions = {}): Promise<TextGenerationResult | TextGenerationResult[]> {
+    return generateText(this, input, o);
+  }
+
+  /**
+   * Stream the generated text of a prompt, or of chat messages (rendered with the chat template), piece by piece:
+   * `for await (const piece of lm.stream('Once upon a time'))`. Pieces are exact UTF-8 (StreamDecoder) and never
+   * part of a stop string; the generator's return value is the full result. Breaking out of the loop stops generation.
+   */
+  stream(input: string | ChatMessage[], o: ChatOptions = {}): AsyncGenerator<string, TextGenerationResult, void> {
+    return streamText(this, input, o);
+  }
+
+  /**
+   * Reply to a conversation using the tokenizer's chat template (with the generation prompt):
+   * `{ message: { role: 'assistant', content }, text, finishReason, … }`. Throws GptqError when the model has no
+   * chat template.
+   */
+  chat(messages: ChatMessage[], o: ChatOptions = {}): Promise<ChatResult> {
+    return chatText(this, messages, o);
   }
 
   /** Logits for every position of each row: ids [B,S] → Float32Array [B,S,V]. */
   async logits(ids: number[][]): Promise<Float32Array> {
-    return this.runFull(ids, 'logits');
+    return (await this.runFull(ids, ['logits'])).logits!.data as Float32Array;
   }
 
   /**
@@ -289,26 +360,38 @@ export class CausalLM {
    * separate full-sequence NLL session built by the first call (graph cache as for the main graphs).
    */
   async nll(ids: number[][]): Promise<Float32Array> {
-    const B = ids.length, S = ids[0]?.length ?? 0, V = this.cfg.vocabSize;
+    return (await this.runNll(ids, ['nll'])).nll!.data as Float32Array;
+  }
+
+  /**
+   * `nll(ids)` plus the greedy token at each scored position: argmax [B,S−1] (Int32Array), entry [b,s] = argmax over
+   * the vocabulary of the logits after ids[b][0..s] (first index on ties, as torch.argmax). Both come out of the graph;
+   * the logits stay in ONNX Runtime. Loglikelihood scoring (src/eval/loglikelihood.ts) uses it for lm-eval's is_greedy.
+   */
+  async nllArgmax(ids: number[][]): Promise<{ nll: Float32Array; argmax: Int32Array }> {
+    const r = await this.runNll(ids, ['nll', 'argmax']);
+    return { nll: r.nll!.data as Float32Array, argmax: Int32Array.from(r.argmax!.data as BigInt64Array, (x) => Number(x)) };
+  }
+
+  /** Checks ids, then runs the full-sequence graph with the NLL output (main session or the separate NLL session). */
+  private async runNll(ids: number[][], fetch: string[]): Promise<Record<string, ort.Tensor>> {
+    const S = ids[0]?.length ?? 0, V = this.cfg.vocabSize;
     if (S < 2) fail(`nll: rows need at least 2 tokens, got ${S}`);
     ids.forEach((r, b) => r.forEach((t, s) => { if (s > 0 && !(Number.isInteger(t) && t >= 0 && t < V)) fail(`nll: token ${t} (row ${b}, position ${s}) outside the vocabulary [0, ${V})`); }));
-    if (this.nllInMain) return this.runFull(ids, 'nll');
-    return this.runFull(ids, 'nll', await (this.nllSession ??= this.makeNllSession!().catch((e: unknown) => { this.nllSession = undefined; throw e; })));
+    if (this.nllInMain) return this.runFull(ids, fetch);
+    return this.runFull(ids, fetch, await (this.nllSession ??= this.makeNllSession!().catch((e: unknown) => { this.nllSession = undefined; throw e; })));
   }
 
   /**
    * The full-sequence forward of ids [B,S] on the main session (or `nllSession`, the same graph with the NLL output),
-   * fetching the logits [B,S,V] or the NLL [B,S−1].
+   * fetching `fetch`: the logits [B,S,V], or the NLL [B,S−1] and argmax [B,S−1] (labels = ids shifted by one).
    */
-  private async runFull(ids: number[][], out: 'logits' | 'nll', nllSession?: InferenceSession): Promise<Float32Array> {
+  private async runFull(ids: number[][], fetch: string[], nllSession?: InferenceSession): Promise<Record<string, ort.Tensor>> {
     const B = ids.length, S = ids[0]!.length;
     const input_ids = i64From(ids, B, S);
     const labels: Record<string, ort.Tensor> = !(nllSession || this.nllInMain) ? {}
-      : { labels: out === 'nll' ? i64From(ids.map((r) => r.slice(1)), B, S - 1) : noLabels(B) };
-    if (this.s.kind === 'plain') {
-      const r = await (nllSession ?? this.s.full).run({ input_ids, ...labels }, [out]);
-      return r[out]!.data as Float32Array;
-    }
+      : { labels: fetch.includes('nll') ? i64From(ids.map((r) => r.slice(1)), B, S - 1) : noLabels(B) };
+    if (this.s.kind === 'plain') return this.finiteOutputs(await (nllSession ?? this.s.full).run({ input_ids, ...labels }, fetch));
     const { numLayers, numKvHeads: kvH, headDim: d } = this.cfg;
     const pos = new BigInt64Array(B * S), mask = new BigInt64Array(B * S).fill(1n);
     for (let b = 0; b < B; b++) for (let s = 0; s < S; s++) pos[b * S + s] = BigInt(s);
@@ -318,8 +401,7 @@ export class CausalLM {
     };
     const empty = f32(new Float32Array(0), [B, kvH, 0, d]);
     for (let i = 0; i < numLayers; i++) { const n = kvNames(i); feeds[n.pastKey] = empty; feeds[n.pastValue] = empty; }
-    const r = await (nllSession ?? this.s.fast).run(feeds, [out]);
-    return r[out]!.data as Float32Array;
+    return this.finiteOutputs(await (nllSession ?? this.s.fast).run(feeds, fetch));
   }
 
   /**
@@ -392,7 +474,7 @@ export class CausalLM {
         next.keys.push(r[n.presentKey]!.data as Float32Array);
         next.values.push(r[n.presentValue]!.data as Float32Array);
       }
-      return { logits: r.logits!.data as Float32Array, cache: next };
+      return { logits: await this.finite(r.logits!.data as Float32Array, 'logits'), cache: next };
     }
     // GroupQueryAttention: past and present are the same buffer (ORT appends in place).
     let c = cache;
@@ -407,7 +489,38 @@ export class CausalLM {
       fetches[n.presentKey] = k; fetches[n.presentValue] = v;
     }
     const r = await this.s.fast.run(feeds, fetches as unknown as InferenceSession.FetchesType);
-    return { logits: r.logits!.data as Float32Array, cache: { ...c, length: T } };
+    return { logits: await this.finite(r.logits!.data as Float32Array, 'logits'), cache: { ...c, length: T } };
+  }
+
+  /**
+   * `a` (logits or NLL) when every value is finite; else one error naming the cause: the checkpoint is scanned for a
+   * tensor holding NaN/Inf (weights are checked when a graph is built, but a cached graph holds its own copy of them,
+   * built by another gptqjs or damaged since), else the activations overflowed. Cost: one multiply-add per value (~V
+   * per decode step).
+   */
+  /** finite() on the float outputs of a run (logits, nll); the run's outputs unchanged. */
+  private async finiteOutputs(r: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+    for (const what of ['logits', 'nll'] as const) if (r[what]) await this.finite(r[what].data as Float32Array, what);
+    return r;
+  }
+
+  private async finite(a: Float32Array, what: 'logits' | 'nll'): Promise<Float32Array> {
+    const i = firstNonFinite(a);
+    if (i < 0) return a;
+    const first = `the model's ${what} hold ${a[i]} (value ${i} of ${a.length})`;
+    if (!this.sourceDir) fail(`${first}: the weights given to CausalLM.fromWeights hold NaN/Inf, or the activations overflowed float32`);
+    const ck = await Checkpoint.open(this.sourceDir);
+    try {
+      for (const n of ck.names()) {
+        const { dtype, shape } = ck.info(n);
+        if (dtype === 'F32' || dtype === 'F16' || dtype === 'BF16' || dtype === 'F64') checkFinite(await ck.readFloat32(n), n, ck.location, shape);
+      }
+    } catch (e) {
+      if (e instanceof GptqError) fail(`${e.message.replace(/ \(the model's output would be NaN\/garbage\)$/, '')}: ${first}`);
+      throw e;
+    } finally { await ck.dispose(); }
+    const cached = this.loadInfo.graphCache === 'hit' ? '; the graph came from the graph cache: if that entry is damaged, load with graphCache: false (GPTQJS_GRAPH_CACHE=0)' : '';
+    fail(`${first} although no tensor of ${this.sourceDir} holds NaN/Inf: the activations overflowed float32 (weights too large for this model's math)${cached}`);
   }
 
   /** One ort.Tensor per KV buffer, reused by every step (the same memory is bound as input and output). */
@@ -441,13 +554,23 @@ export class CausalLM {
     return { keys: cache.keys.map(move), values: cache.values.map(move), length: P, batch: B };
   }
 
-  async release(): Promise<void> {
+  private disposed = false;
+  /**
+   * Release the ONNX Runtime sessions (idempotent); the model cannot run afterwards. Also
+   * `await using lm = await CausalLM.load(dir)`.
+   */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
     if (this.s.kind === 'plain') { await this.s.full.release(); await this.s.step.release(); } else await this.s.fast.release();
     const nll = this.nllSession;
     this.nllSession = undefined;
-    this.makeNllSession = async () => fail('nll: the model was released');
+    this.makeNllSession = async () => fail('nll: the model was disposed');
     if (nll) await (await nll.catch(() => undefined))?.release();
   }
+  async [Symbol.asyncDispose](): Promise<void> { await this.dispose(); }
+  /** @deprecated Use dispose(). */
+  release(): Promise<void> { return this.dispose(); }
 }
 
 /** `labels` [B,0]: no NLL wanted (main graph built with nllOutput). */
