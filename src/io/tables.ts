@@ -4,16 +4,35 @@
  * zstd/gzip/brotli/lz4 pages), CSV with csv-parse. Rows are plain objects keyed by column name, as 🤗 datasets gives
  * them: nested Parquet structs and lists become objects and arrays, int64 values become numbers (exact up to 2^53).
  */
-import { promises as fs, createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
-import { basename, extname, join, relative, sep } from 'node:path';
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
+import { promises as fs, createReadStream } from '../platform/fs.ts';
+import { createInterface } from '../platform/readline.ts';
+import { basename, extname, join, relative, sep } from '../platform/path.ts';
+import { parquetMetadataAsync, parquetReadObjects, type AsyncBuffer } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { fail } from '../errors.ts';
 import { isHubId, resolveDatasetFiles, type HubOptions } from './hub.ts';
 
 export type Row = Record<string, unknown>;
+
+/**
+ * A file as hyparquet's AsyncBuffer: byte ranges read through the fs seam, so it works over the browser's virtual
+ * folders too (hyparquet's own asyncBufferFromFile exists only in its Node entry).
+ */
+async function fileBuffer(path: string): Promise<AsyncBuffer> {
+  const { size } = await fs.stat(path);
+  return {
+    byteLength: size,
+    async slice(start: number, end = size): Promise<ArrayBuffer> {
+      const h = await fs.open(path, 'r');
+      try {
+        const b = new Uint8Array(Math.max(0, end - start));
+        const { bytesRead } = await h.read(b, 0, b.length, start);
+        return b.buffer.slice(0, bytesRead);
+      } finally { await h.close(); }
+    },
+  };
+}
 
 /** File extensions readTable understands. */
 export const TABLE_EXTENSIONS = ['.jsonl', '.ndjson', '.json', '.csv', '.tsv', '.parquet'] as const;
@@ -71,7 +90,7 @@ export async function readTable(path: string, o: { limit?: number } = {}): Promi
   }
   if (ext === '.parquet') {
     try {
-      const file = await asyncBufferFromFile(path);
+      const file = await fileBuffer(path);
       const metadata = await parquetMetadataAsync(file);
       const n = Number(metadata.num_rows);
       const rows = await parquetReadObjects({ file, metadata, compressors, rowStart: 0, rowEnd: Math.min(n, limit) });
