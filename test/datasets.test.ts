@@ -93,6 +93,40 @@ test('calibrationData: c4 → train split (embedded stand-in, noted); wikitext2 
   });
 });
 
+test('wikitext2 from the Hub\'s parquet, per split (cached, offline): calibration on the train rows; the default ppl text = "\\n\\n".join(test rows)', async () => {
+  await isolated(async () => {
+    // what a completed download of Salesforce/wikitext leaves in the cache (test/eval.test.ts does the same for test)
+    const repo = join(process.env.GPTQJS_CACHE!, 'datasets', 'Salesforce--wikitext', 'main');
+    mkdirSync(join(repo, 'wikitext-2-raw-v1'), { recursive: true });
+    const PARQUET = join(ROOT, 'test', 'fixtures', 'eval', 'tables', 'wikitext.parquet');
+    const rows = ['', ' = Robert Boulter = \n', '', ' Robert Boulter is an English actor . \n'];
+    const put = (splits: string[]) => {
+      const files = splits.map((split) => {
+        const path = `wikitext-2-raw-v1/${split}-00000-of-00001.parquet`;
+        copyFileSync(PARQUET, join(repo, path));
+        return { path, size: readFileSync(PARQUET).length };
+      });
+      writeFileSync(join(repo, '.gptqjs-listing.json'), JSON.stringify({ files }));
+    };
+    put(['train']);
+    // calibration: get_wikitext2 windows of "\n\n".join(train rows), one char = one token here
+    const chars = (t: string) => [...t].map((c) => c.codePointAt(0)!);
+    const all = chars(rows.join('\n\n'));
+    const cal = await calibrationData(chars, 'wikitext2', { nsamples: 3, seqlen: 8, seed: 0 });
+    const r = new PythonRandom(0);
+    assert.deepEqual(cal.inputIds.map((x) => Array.from(x)), [0, 1, 2].map(() => { const a = r.randint(0, all.length - 9); return all.slice(a, a + 8); }));
+    // no test split in the cache: `gptq ppl` without --dataset measures the embedded C4 sample (never the train rows)
+    const notes: string[] = [];
+    assert.equal((await loadEvalText(undefined, { onNote: (m) => notes.push(m) })).source, EMBEDDED_C4);
+    assert.match(notes.join(), /no local wikitext2 \(wiki\.test\.raw not found .*wikitext-2-raw-v1 test/);
+    put(['train', 'test']);
+    const d = await loadEvalText(undefined);
+    assert.equal(d.kind, 'wikitext2');
+    assert.equal(d.source, join(repo, 'wikitext-2-raw-v1', 'test-00000-of-00001.parquet'));
+    assert.equal(d.text, rows.join('\n\n'));
+  });
+});
+
 test('perplexity text by name/file (loadEvalText); gptq ppl with no dataset falls back to the embedded C4 sample, with a note', async () => {
   await isolated(async () => {
     const notes: string[] = [];

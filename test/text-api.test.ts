@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CausalLM, GptqError, generate, GPTQModel, Checkpoint } from '../src/index.ts';
+import { CausalLM, GptqError, generate, generateTokens, GPTQModel, Checkpoint } from '../src/index.ts';
+import { StopAwareText } from '../src/runtime/text.ts';
 import { DEFAULT_MODEL_DIR } from '../src/paths.ts';
 import { SHARED, SKIP_SHARED, tmpDir } from './helpers.ts';
 
@@ -70,6 +71,37 @@ test('stop strings: text ends before the first stop string (finishReason "stop")
   assert.equal(streamed, r.text);
   await assert.rejects(lm.stream('', { stop: [''] }).next(), GptqError);
   await assert.rejects(lm.generate('', { stop: [''] }), GptqError);
+});
+
+test('StopAwareText: a tail that may start a stop string waits; cut at the stop string; trim holds edge whitespace', () => {
+  const feed = (t: StopAwareText, pieces: string[]) => [...pieces.map((x) => t.push(x)), t.finish()];
+  // gptq chat's fallback transcript: the reply ends at "\nUser:", which may arrive split over pieces
+  let t = new StopAwareText(['\nUser:'], true);
+  assert.deepEqual(feed(t, [' Hello', ' world', '\n', 'Us', 'er: hi']), ['Hello', ' world', '', '', '', '']);
+  assert.equal(t.value, 'Hello world');
+  // without trim: a held-back prefix ("a" of "ab") comes out once it cannot start the stop string, or at the end
+  t = new StopAwareText(['ab']);
+  assert.deepEqual(feed(t, ['xa', 'c', 'a']), ['x', 'ac', '', 'a']);
+  assert.equal(t.value, 'xaca');
+  // trim: trailing whitespace waits for more text; at the end it is dropped (shown text = trimmed value)
+  t = new StopAwareText([], true);
+  assert.deepEqual(feed(t, ['\n a ', 'b', '  ']), ['a', ' b', '', '']);
+  assert.equal(t.value, 'a b');
+});
+
+test('generateTokens with a tokenizer: a token\'s text (onText) has arrived when the token is yielded', async () => {
+  await using lm = await CausalLM.load();
+  const tok = lm.tokenizer!;
+  const prompt = tok.encode('Once upon');
+  let text = '';
+  const ids: number[] = [];
+  const it = generateTokens(lm, [prompt], { maxNewTokens: 12, tokenizer: tok, onText: (_, piece) => { text += piece; } });
+  for (let r = await it.next(); !r.done; r = await it.next()) {
+    ids.push(r.value.token);
+    // stories260K's greedy text has no byte-fallback pieces, so nothing is held back between tokens
+    assert.equal(text, tok.decode([...prompt, ...ids]).slice(tok.decode(prompt).length), `after token ${ids.length}`);
+  }
+  assert.ok(text.startsWith(' a time'), text);
 });
 
 test('a batch of prompts (left-padded) gives each prompt\'s own greedy result', async () => {
