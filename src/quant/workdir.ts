@@ -46,7 +46,11 @@ export function hashCalibration(rows: ArrayLike<number>[]): string {
   return h.digest('hex');
 }
 
-export interface LayerRecord { skipped: { name: string; reason: string }[]; losses: Record<string, number> }
+export interface LayerRecord {
+  skipped: { name: string; reason: string }[]; losses: Record<string, number>;
+  /** sha256 of each quantized module's packed tensors after verification (absent in work dirs of older versions). */
+  digests?: Record<string, string>;
+}
 
 const layerFile = (i: number) => `layer-${String(i).padStart(5, '0')}.safetensors`;
 const LOCK = 'lock.json';

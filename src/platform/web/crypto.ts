@@ -1,9 +1,24 @@
 /**
- * Browser side of src/platform/crypto.ts. The hashes the library takes are run keys of resumable work dirs and graph
- * cache keys, both Node-only features; WebCrypto has no synchronous sha256, so this fails with a clear line.
+ * Browser side of src/platform/crypto.ts: `createHash('sha256')` with Node's update/digest shape, on @noble/hashes
+ * (audited, dependency-free, synchronous — WebCrypto's digest is async only). The library hashes save-time module
+ * digests (src/quant/save.ts), work-dir run keys and graph-cache keys with it.
  */
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
 import { fail } from '../../errors.ts';
 
-export function createHash(algorithm: string): never {
-  return fail(`createHash(${JSON.stringify(algorithm)}): hashing for work dirs and graph caches is not available in the browser build of gptqjs`);
+export interface Hash {
+  update(data: string | Uint8Array): Hash;
+  digest(encoding: 'hex'): string;
+}
+
+export function createHash(algorithm: string): Hash {
+  if (algorithm !== 'sha256') fail(`createHash(${JSON.stringify(algorithm)}): only sha256 is available in the browser build of gptqjs`);
+  const h = sha256.create();
+  const enc = new TextEncoder();
+  const self: Hash = {
+    update(data) { h.update(typeof data === 'string' ? enc.encode(data) : data); return self; },
+    digest() { return bytesToHex(h.digest()); },
+  };
+  return self;
 }
