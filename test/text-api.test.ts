@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { cpSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CausalLM, GptqError, generate, generateTokens, GPTQModel, Checkpoint } from '../src/index.ts';
-import { StopAwareText } from '../src/runtime/text.ts';
+import { StopAwareStream } from '../src/runtime/text-stream.ts';
 import { DEFAULT_MODEL_DIR } from '../src/paths.ts';
 import { SHARED, SKIP_SHARED, tmpDir } from './helpers.ts';
 
@@ -73,20 +73,23 @@ test('stop strings: text ends before the first stop string (finishReason "stop")
   await assert.rejects(lm.generate('', { stop: [''] }), GptqError);
 });
 
-test('StopAwareText: a tail that may start a stop string waits; cut at the stop string; trim holds edge whitespace', () => {
-  const feed = (t: StopAwareText, pieces: string[]) => [...pieces.map((x) => t.push(x)), t.finish()];
+test('StopAwareStream: a tail that may start a stop string waits; cut at the stop string; trim holds edge whitespace', () => {
+  const feed = (stops: string[], pieces: string[], trim = false) => {
+    const writes: string[] = [];
+    let now = '';
+    const t = new StopAwareStream(stops, (s) => { now += s; }, { trim });
+    const stopped = pieces.map((x) => { now = ''; const r = t.push(x); writes.push(now); return r; });
+    now = '';
+    const value = t.final();
+    return { writes: [...writes, now], stopped, value };
+  };
   // gptq chat's fallback transcript: the reply ends at "\nUser:", which may arrive split over pieces
-  let t = new StopAwareText(['\nUser:'], true);
-  assert.deepEqual(feed(t, [' Hello', ' world', '\n', 'Us', 'er: hi']), ['Hello', ' world', '', '', '', '']);
-  assert.equal(t.value, 'Hello world');
+  assert.deepEqual(feed(['\nUser:'], [' Hello', ' world', '\n', 'Us', 'er: hi'], true),
+    { writes: ['Hello', ' world', '', '', '', ''], stopped: [false, false, false, false, true], value: 'Hello world' });
   // without trim: a held-back prefix ("a" of "ab") comes out once it cannot start the stop string, or at the end
-  t = new StopAwareText(['ab']);
-  assert.deepEqual(feed(t, ['xa', 'c', 'a']), ['x', 'ac', '', 'a']);
-  assert.equal(t.value, 'xaca');
-  // trim: trailing whitespace waits for more text; at the end it is dropped (shown text = trimmed value)
-  t = new StopAwareText([], true);
-  assert.deepEqual(feed(t, ['\n a ', 'b', '  ']), ['a', ' b', '', '']);
-  assert.equal(t.value, 'a b');
+  assert.deepEqual(feed(['ab'], ['xa', 'c', 'a']), { writes: ['x', 'ac', '', 'a'], stopped: [false, false, false], value: 'xaca' });
+  // trim: trailing whitespace waits for more text; at the end it is dropped (written text = trimmed value)
+  assert.deepEqual(feed([], ['\n a ', 'b', '  '], true), { writes: ['a', ' b', '', ''], stopped: [false, false, false], value: 'a b' });
 });
 
 test('generateTokens with a tokenizer: a token\'s text (onText) has arrived when the token is yielded', async () => {

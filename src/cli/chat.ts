@@ -5,9 +5,10 @@ import { commandHelp, parseCommand, type CommandSpec } from './flags.ts';
 import { createOutput } from './output.ts';
 import { loadAnyModel } from '../runtime/load.ts';
 import { generate } from '../runtime/generate.ts';
-import { StopAwareText } from '../runtime/text.ts';
 import type { KvCache } from '../runtime/causal-lm.ts';
-import type { ChatMessage, TextTokenizer } from '../io/tokenizer.ts';
+import type { ChatMessage } from '../io/tokenizer.ts';
+import { chatPrompt, FALLBACK_STOP } from '../runtime/chat-prompt.ts';
+import { StopAwareStream } from '../runtime/text-stream.ts';
 import { fail } from '../errors.ts';
 
 export const COMMAND = {
@@ -27,23 +28,6 @@ commands while chatting: /reset (forget the conversation), /exit (or end of inpu
 } as const satisfies CommandSpec;
 
 export const HELP = commandHelp(COMMAND);
-
-const FALLBACK_STOP = '\nUser:';
-
-/** The token ids of the whole conversation so far, ending where the assistant's reply starts. */
-function renderConversation(tok: TextTokenizer, messages: ChatMessage[]): { ids: number[]; text: string } {
-  if (tok.chatTemplate) {
-    const text = tok.applyChatTemplate(messages, { addGenerationPrompt: true });
-    return { ids: tok.encode(text, { addSpecialTokens: false }), text };
-  }
-  let text = '';
-  for (const m of messages) {
-    if (m.role === 'system') text += `${m.content}\n\n`;
-    else text += `${m.role === 'user' ? 'User' : 'Assistant'}: ${m.content}\n`;
-  }
-  text += 'Assistant:';
-  return { ids: tok.encode(text), text };
-}
 
 export async function run(argv: string[]): Promise<void> {
   const { values: v, positionals: p, given, help } = parseCommand(COMMAND, argv);
@@ -76,7 +60,7 @@ export async function run(argv: string[]): Promise<void> {
     if (line === '/help') { process.stderr.write('/reset clears the conversation, /exit quits; anything else is your message\n'); ask(); continue; }
     if (line === '/reset') { messages = [...system]; cache = undefined; cached = []; process.stderr.write('[conversation reset]\n'); ask(); continue; }
     messages.push({ role: 'user', content: line });
-    const { ids, text } = renderConversation(tok, messages);
+    const { ids, text } = chatPrompt(tok, messages);
     if (v['show-prompt']) process.stderr.write(`${text}\n`);
     // Longest common prefix with what the cache holds; at least one new token is fed.
     let lcp = 0;
@@ -85,14 +69,14 @@ export async function run(argv: string[]): Promise<void> {
     const prompt = ids.slice(prior ? lcp : 0);
     process.stdout.write('assistant> ');
     // the reply as streamed (exact text, cut at a stop string, trimmed as it is stored)
-    const out = new StopAwareText(stops, true);
+    const out = new StopAwareStream(stops, (s) => process.stdout.write(s), { trim: true });
     checkContext(model, (prior ? lcp : 0) + prompt.length, sampling.maxNewTokens, ui.note);
     const r = await generate(model, [prompt], {
       ...sampling, cache: prior, seed: seed++,
-      eosTokenIds: eosIds, stopStrings: stops, tokenizer: tok, onText: (_, text) => process.stdout.write(out.push(text)),
+      eosTokenIds: eosIds, stopStrings: stops, tokenizer: tok, onText: (_, text) => { out.push(text); },
     });
-    process.stdout.write(out.finish() + '\n');
-    const reply = out.value;
+    const reply = out.final();
+    process.stdout.write('\n');
     messages.push({ role: 'assistant', content: reply });
     cache = r.cache;
     cached = [...(prior ? ids.slice(0, lcp) : []), ...prompt, ...r.tokens[0]!].slice(0, r.cache.length);

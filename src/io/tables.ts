@@ -6,33 +6,14 @@
  */
 import { promises as fs, createReadStream } from '../platform/fs.ts';
 import { createInterface } from '../platform/readline.ts';
-import { basename, extname, join, relative, sep } from '../platform/path.ts';
-import { parquetMetadataAsync, parquetReadObjects, type AsyncBuffer } from 'hyparquet';
+import { basename, extname, join, relative } from '../platform/path.ts';
+import { parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { fail } from '../errors.ts';
 import { isHubId, resolveDatasetFiles, type HubOptions } from './hub.ts';
 
 export type Row = Record<string, unknown>;
-
-/**
- * A file as hyparquet's AsyncBuffer: byte ranges read through the fs seam, so it works over the browser's virtual
- * folders too (hyparquet's own asyncBufferFromFile exists only in its Node entry).
- */
-async function fileBuffer(path: string): Promise<AsyncBuffer> {
-  const { size } = await fs.stat(path);
-  return {
-    byteLength: size,
-    async slice(start: number, end = size): Promise<ArrayBuffer> {
-      const h = await fs.open(path, 'r');
-      try {
-        const b = new Uint8Array(Math.max(0, end - start));
-        const { bytesRead } = await h.read(b, 0, b.length, start);
-        return b.buffer.slice(0, bytesRead);
-      } finally { await h.close(); }
-    },
-  };
-}
 
 /** File extensions readTable understands. */
 export const TABLE_EXTENSIONS = ['.jsonl', '.ndjson', '.json', '.csv', '.tsv', '.parquet'] as const;
@@ -90,7 +71,8 @@ export async function readTable(path: string, o: { limit?: number } = {}): Promi
   }
   if (ext === '.parquet') {
     try {
-      const file = await fileBuffer(path);
+      const bytes = await fs.readFile(path); // the whole file: an ArrayBuffer is hyparquet's AsyncBuffer (Node and browser)
+      const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
       const metadata = await parquetMetadataAsync(file);
       const n = Number(metadata.num_rows);
       const rows = await parquetReadObjects({ file, metadata, compressors, rowStart: 0, rowEnd: Math.min(n, limit) });
@@ -187,5 +169,5 @@ export async function loadSplit(source: string, split: string | readonly string[
     rows.push(...await readTable(f, { limit: o.limit === undefined ? undefined : o.limit - rows.length }));
     if (o.limit !== undefined && rows.length >= o.limit) break;
   }
-  return { rows, split: found, files: files.map((f) => (st?.isDirectory() ? relative(source, f).split(sep).join('/') : basename(f))) };
+  return { rows, split: found, files: files.map((f) => (st?.isDirectory() ? relative(source, f).split(/[\\/]/).join('/') : basename(f))) };
 }

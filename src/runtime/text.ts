@@ -13,6 +13,7 @@ import type { ChatMessage, TextTokenizer } from '../io/tokenizer.ts';
 import type { CausalLM } from './causal-lm.ts';
 import { generate, generateTokens, type FinishReason, type GenerateOptions } from './generate.ts';
 import type { SamplingOptions } from './sampling.ts';
+import { StopAwareStream } from './text-stream.ts';
 
 export interface TextGenerationOptions extends SamplingOptions {
   /**
@@ -106,74 +107,20 @@ function idOptions(lm: CausalLM, longest: number, o: TextGenerationOptions): Gen
   };
 }
 
-/**
- * A reply's text as it streams, cut at the first stop string: text pieces in (generate()'s onText: exact
- * incremental detokenization with the prompt as context, so the pieces are decode(prompt + output) minus
- * decode(prompt), as in Transformers' text-generation pipeline), the text that is safe to show out. A tail that could
- * still become the start of a stop string is held back; the stop string and what follows are never shown (OpenAI's
- * `stop`). With `trim`, leading whitespace is dropped and trailing whitespace waits, so what is shown equals the
- * trimmed `value` (gptq chat stores replies trimmed). Each piece costs O(its length + stop lengths²).
- */
-export class StopAwareText {
-  private text = '';
-  private emitted = 0;
-  /** Set once a stop string appeared: the text ends at `end`. */
-  private stopped = false;
-  private end = Infinity;
-  private readonly longest: number;
-  constructor(private readonly stops: readonly string[], private readonly trim = false) {
-    this.longest = Math.max(0, ...stops.map((s) => s.length));
-  }
-
-  /** Add the next piece; returns the text now safe to show (never part of a stop string). */
-  push(piece: string): string { return this.add(piece, false); }
-  /** After the last piece: everything left (up to a stop string; without trailing whitespace with `trim`). */
-  finish(): string { return this.add('', true); }
-  /** The whole reply so far, cut at a stop string (trimmed with `trim`). */
-  get value(): string {
-    const t = this.text.slice(0, Math.min(this.end, this.text.length));
-    return this.trim ? t.trim() : t;
-  }
-
-  private add(piece: string, last: boolean): string {
-    if (!this.stopped && piece) {
-      // a stop string can only newly appear in the part that overlaps the new piece
-      const from = Math.max(0, this.text.length - this.longest + 1);
-      this.text += piece;
-      for (const s of this.stops) {
-        const i = this.text.indexOf(s, from);
-        if (i >= 0 && i < this.end) { this.end = i; this.stopped = true; }
-      }
-    }
-    let safe = Math.min(this.end, this.text.length);
-    if (!this.stopped && !last) {
-      // hold back a tail that is the beginning of some stop string
-      for (const s of this.stops) for (let k = Math.min(s.length - 1, this.text.length); k > 0; k--) {
-        if (this.text.endsWith(s.slice(0, k))) { safe = Math.min(safe, this.text.length - k); break; }
-      }
-    }
-    if (this.trim) {
-      while (safe > this.emitted && /\s/.test(this.text[safe - 1]!)) safe--;
-      if (this.emitted === 0) while (this.emitted < safe && /\s/.test(this.text[this.emitted]!)) this.emitted++;
-    }
-    if (safe <= this.emitted) return '';
-    const out = this.text.slice(this.emitted, safe);
-    this.emitted = safe;
-    return out;
-  }
-}
-
 const stopList = (stop: string | string[] | undefined): string[] => {
   const l = stop === undefined ? [] : Array.isArray(stop) ? stop : [stop];
   if (l.some((s) => typeof s !== 'string' || s === '')) fail('stop: expected non-empty strings');
   return l;
 };
 
-function result(row: StopAwareText, ids: number[], finishReason: FinishReason, promptTokens: number): TextGenerationResult {
-  return { text: row.value, finishReason, promptTokens, completionTokens: ids.length, tokenIds: ids };
+function result(text: string, ids: number[], finishReason: FinishReason, promptTokens: number): TextGenerationResult {
+  return { text, finishReason, promptTokens, completionTokens: ids.length, tokenIds: ids };
 }
 
-/** Id-level options that stream each row's text (tokenizer, stop strings) into `onText`. */
+/**
+ * Id-level options that stream each row's text into `onText`: generate()'s per-row StreamDecoder with the prompt as
+ * context (exact continuation text, decode(prompt + output) − decode(prompt)) and its stop-string search.
+ */
 function textOptions(lm: CausalLM, longest: number, o: TextGenerationOptions, onText: GenerateOptions['onText']): GenerateOptions {
   return { ...idOptions(lm, longest, o), tokenizer: tokenizerOf(lm), stopStrings: stopList(o.stop), onText };
 }
@@ -181,9 +128,9 @@ function textOptions(lm: CausalLM, longest: number, o: TextGenerationOptions, on
 /** Generate for prompts already tokenized (one batch, left-padded): one result per prompt. */
 async function run(lm: CausalLM, ids: number[][], o: TextGenerationOptions): Promise<TextGenerationResult[]> {
   const stops = stopList(o.stop);
-  const rows = ids.map(() => new StopAwareText(stops));
+  const rows = ids.map(() => new StopAwareStream(stops, () => {}));
   const r = await generate(lm, ids, textOptions(lm, Math.max(...ids.map((p) => p.length)), o, (b, piece) => { rows[b]!.push(piece); }));
-  return rows.map((row, b) => { row.finish(); return result(row, r.tokens[b]!, r.finishReason[b]!, ids[b]!.length); });
+  return rows.map((row, b) => result(row.final(), r.tokens[b]!, r.finishReason[b]!, ids[b]!.length));
 }
 
 /** CausalLM.generate: one prompt → one result; a list of prompts (one batch, left-padded) → one result each. */
@@ -199,15 +146,15 @@ export async function generateText(lm: CausalLM, input: string | string[], o: Te
 /** CausalLM.stream: text pieces as they are generated; the generator's return value is the full result. */
 export async function* streamText(lm: CausalLM, input: string | ChatMessage[], o: ChatOptions = {}): AsyncGenerator<string, TextGenerationResult, void> {
   const ids = promptIds(lm, input, o);
-  const row = new StopAwareText(stopList(o.stop));
-  let ready = ''; // text shown by the pieces of the step just run (onText comes before the token is yielded)
-  const it = generateTokens(lm, [ids], textOptions(lm, ids.length, o, (_, piece) => { ready += row.push(piece); }));
+  let ready = ''; // text made safe to show by the step just run (onText comes before the token is yielded)
+  const row = new StopAwareStream(stopList(o.stop), (s) => { ready += s; });
+  const it = generateTokens(lm, [ids], textOptions(lm, ids.length, o, (_, piece) => { row.push(piece); }));
   try {
     for (;;) {
       const r = await it.next();
-      if (r.done) ready += row.finish();
+      const text = r.done ? row.final() : '';
       if (ready) { const piece = ready; ready = ''; yield piece; }
-      if (r.done) return result(row, r.value.tokens[0]!, r.value.finishReason[0]!, ids.length);
+      if (r.done) return result(text, r.value.tokens[0]!, r.value.finishReason[0]!, ids.length);
     }
   } finally {
     await it.return(undefined as never); // the caller left early: end the token generator too

@@ -60,6 +60,3 @@ export function relative(from: string, to: string): string {
   while (i < a.length && i < b.length && a[i] === b[i]) i++;
   return [...Array(a.length - i).fill('..'), ...b.slice(i)].join('/');
 }
-
-/** The path separator of the virtual folders (node:path posix.sep). */
-export const sep = '/';
