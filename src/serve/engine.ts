@@ -159,7 +159,8 @@ export class BatchEngine {
     const done = new Promise<GenerationResult>((resolve, reject) => {
       a = {
         req, prefilled: 0, out: [], cancelled: false, arrived: performance.now(), resolve, reject,
-        text: new TextStream(this.tok, req.stop ?? [], (d) => req.onText?.(d)),
+        // the prompt is the decoder's context: the text is decode(prompt + output) − decode(prompt), as TGI/vLLM return it
+        text: new TextStream(this.tok, req.stop ?? [], (d) => req.onText?.(d), { prompt: req.prompt }),
         rand: mulberry32(req.seed ?? randomInt(2 ** 32)), eos: new Set(req.eosTokenIds ?? []),
       };
     });
