@@ -228,7 +228,6 @@ export class TextTokenizer {
   }
 }
 
-
 /** What StreamDecoder needs from a tokenizer; TextTokenizer provides all of it. */
 export interface Detokenizer {
   decode(ids: number[], opts?: { skipSpecialTokens?: boolean }): string;

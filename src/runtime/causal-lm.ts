@@ -101,7 +101,8 @@ async function readFloatWeights(dir: string, model?: { cfg: ModelConfig; arch: A
   try { return { tensors: await readFloatTensors(ck), where: ck.location }; } finally { await ck.dispose(); }
 }
 
-type GraphKind = 'gqa' | 'plain' | 'slots';
+/** The graph set a model runs on: in-place GroupQueryAttention, plain Concat KV, or KV slots (continuous batching). */
+export type GraphKind = 'gqa' | 'plain' | 'slots';
 type Sessions = { kind: 'gqa' | 'slots'; fast: InferenceSession } | { kind: 'plain'; full: InferenceSession; step: InferenceSession };
 
 /** Graphs of each attention mode, in session order (the first one runs full sequences: logits(), nll()). */
