@@ -19,7 +19,7 @@ console.log(`gptq bench: ${cpus().length} cpus, ${cpus()[0]?.model ?? '?'}; 4-bi
 for (const [out, inF] of shapes) {
   // Calibration activations with some shared structure so H is well-conditioned but not diagonal.
   const X = randn(ntok * inF, 1), f = randn(ntok * 16, 2);
-  for (let t = 0; t < ntok; t++) for (let j = 0; j < inF; j++) X[t * inF + j] += 0.5 * f[t * 16 + (j & 15)]!;
+  for (let t = 0; t < ntok; t++) for (let j = 0; j < inF; j++) X[t * inF + j]! += 0.5 * f[t * 16 + (j & 15)]!;
   let t0 = performance.now();
   const H = (await gram(X, ntok, inF)) as Float32Array;
   for (let i = 0; i < H.length; i++) H[i] = H[i]! * (2 / ntok);

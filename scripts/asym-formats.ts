@@ -25,7 +25,7 @@ const { values: v } = parseArgs({ options: { wikitext: { type: 'string' }, 'max-
 // One linear, W = |N(0, 0.05²)| (every asym group has min ≥ 0) and W ~ N(0, 0.05²); H from correlated random inputs.
 {
   const R = 256, C = 512, ntok = 1024, X = randn(ntok * C, 1), f = randn(ntok * 8, 2);
-  for (let t = 0; t < ntok; t++) for (let j = 0; j < C; j++) X[t * C + j] += 0.7 * f[t * 8 + (j & 7)]!;
+  for (let t = 0; t < ntok; t++) for (let j = 0; j < C; j++) X[t * C + j]! += 0.7 * f[t * 8 + (j & 7)]!;
   const H = (await gram(X, ntok, C)) as Float32Array;
   for (let i = 0; i < H.length; i++) H[i] = H[i]! * (2 / ntok);
   const lines = ['| W | bits | v2 zero points = 0 | GPTQ loss v1 | GPTQ loss gptq_v2 | v1 / v2 − 1 |', '|---|---|---|---|---|---|'];

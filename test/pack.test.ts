@@ -32,8 +32,8 @@ test('qweight: hand-computed words pin the bit order', () => {
   for (let j = 0; j < 32; j++) codes[j] = j % 16;
   const q = packQweight(codes, 4, 32, 32);
   assert.equal(q.length, 4 * 32);
-  assert.equal(q[0 * 32] >>> 0, 0x76543210);
-  assert.equal(q[1 * 32] >>> 0, 0xfedcba98);
+  assert.equal(q[0 * 32]! >>> 0, 0x76543210);
+  assert.equal(q[1 * 32]! >>> 0, 0xfedcba98);
   assert.equal(q[1 * 32], -19088744); // int32 view, as torch stores it
   assert.equal(q[1], 0); // output column 1 is all zero codes
   const c2 = new Uint8Array(32 * 32); for (let j = 0; j < 32; j++) c2[j] = j % 4;

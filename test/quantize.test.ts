@@ -118,7 +118,7 @@ test('Hessian running sum bound in place (one buffer as Gemm C input and output)
     for (let b = 0; b < 3; b++) {
       const x = f32(randn(2 * 9 * 64, 20 + b), [2, 9, 64]);
       const r1 = (await s1.run({ ...feeds(one), hidden_in: x }))['xtx.mlp.down_proj']!.data as Float32Array;
-      r1.forEach((v, i) => { sum[i] += v; });
+      r1.forEach((v, i) => { sum[i]! += v; });
       await s2.run({ ...feeds(acc), hidden_in: x, 'xtx_acc.mlp.down_proj': bound }, { 'xtx.mlp.down_proj': bound });
     }
     let md = 0, mx = 0;

@@ -105,7 +105,7 @@ export class SafetensorsFile {
       const { dtype, shape, data_offsets: off } = v;
       if (!isDType(dtype)) fail(`${at}: unknown dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`);
       if (!Array.isArray(shape) || !shape.every(isUint)) fail(`${at}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
-      if (!Array.isArray(off) || off.length !== 2 || !off.every(isUint) || off[0] > off[1])
+      if (!Array.isArray(off) || off.length !== 2 || !off.every(isUint) || off[0]! > off[1]!)
         fail(`${at}: data_offsets must be [begin, end] with 0 <= begin <= end, got ${JSON.stringify(off)}`);
       const [begin, end] = off as [number, number];
       const byteLength = numel(shape) * DTYPE_BYTES[dtype];

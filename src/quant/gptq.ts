@@ -339,7 +339,7 @@ export async function gptqQuantize(W: Float32Array, H: Float32Array, rows: numbe
             const h = tile[i * cnt + j]!;
             if (h === 0) continue;
             const jo = j * R;
-            for (let r = r0; r < r1; r++) W1[jo + r] -= Et[co + r]! * h;
+            for (let r = r0; r < r1; r++) W1[jo + r]! -= Et[co + r]! * h;
           }
         }
       }
