@@ -47,8 +47,8 @@ const dir = 'assets/stories260K', seqlen = 512, maxWindows = v['max-windows'] ? 
 const base = await GPTQModel.fromPretrained(dir);
 const tokens = evalTokens(base.tokenizer!, await loadText(v.wikitext ?? 'wikitext2'), 'wikitext2');
 const calib = await base.calibration('c4', { nsamples: 128, seqlen: 256, seed: 0 });
-await base.close();
-const ppl = async (m: CausalLM) => { const p = (await perplexity(m, tokens, { seqlen, maxWindows })).ppl; await m.release(); return p; };
+await base.dispose();
+const ppl = async (m: CausalLM) => { const p = (await perplexity(m, tokens, { seqlen, maxWindows })).ppl; await m.dispose(); return p; };
 const tmp = mkdtempSync(join(tmpdir(), 'asym-formats-'));
 const quiet = { onLog: () => {} };
 
@@ -67,11 +67,11 @@ for (const bits of [4, 3] as const) for (const fmt of ['gptq', 'gptq_v2'] as con
   const out = join(tmp, `${bits}-${fmt}`);
   await m.saveQuantized(out);
   const fake = await ppl(await m.fakeQuantModel({ nll: true, ...quiet })), saved = await ppl(await CausalLM.load(out, { nll: true, ...quiet }));
-  await m.close();
+  await m.dispose();
   const all = await GPTQModel.fromPretrained(dir, { quantizeConfig: q });
   await all.quantize(calib, { keepDequantized: true, quantizeUnpackable: true });
   const allPpl = await ppl(await all.fakeQuantModel({ nll: true, ...quiet }));
-  await all.close();
+  await all.dispose();
   rows.push([`${bits}-bit g32 asym ${fmt}`, `${z0} / ${z1} of ${n} (${((100 * z0) / n).toFixed(2)}% / ${((100 * z1) / n).toFixed(2)}%)`, fake.toFixed(3), saved.toFixed(3), allPpl.toFixed(3)]);
   console.error(rows.at(-1)!.join(' | '));
 }

@@ -188,8 +188,6 @@ export class SafetensorsFile {
     await this.fh.close();
   }
   async [Symbol.asyncDispose](): Promise<void> { await this.dispose(); }
-  /** @deprecated Use dispose(). */
-  close(): Promise<void> { return this.dispose(); }
 }
 
 /**
@@ -455,8 +453,6 @@ export class Checkpoint {
   /** Close every shard (idempotent). Also `await using ck = await Checkpoint.open(dir)`. */
   async dispose(): Promise<void> { await Promise.all(this.shards.map((f) => f.dispose())); }
   async [Symbol.asyncDispose](): Promise<void> { await this.dispose(); }
-  /** @deprecated Use dispose(). */
-  close(): Promise<void> { return this.dispose(); }
 }
 
 // ---------------------------------------------------------------- writer

@@ -569,8 +569,6 @@ export class CausalLM {
     if (nll) await (await nll.catch(() => undefined))?.release();
   }
   async [Symbol.asyncDispose](): Promise<void> { await this.dispose(); }
-  /** @deprecated Use dispose(). */
-  release(): Promise<void> { return this.dispose(); }
 }
 
 /** `labels` [B,0]: no NLL wanted (main graph built with nllOutput). */
