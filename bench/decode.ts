@@ -17,7 +17,7 @@ import { loadavg } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { formatBenchTable, type BenchResult } from '../src/eval/bench.ts';
+import { formatBenchTable, type BenchResult } from '../src/eval/speed.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: a } = parseArgs({

@@ -6,7 +6,7 @@
 import { cpus } from 'node:os';
 import { gram } from '../src/graph/linalg.ts';
 import { gptqQuantize } from '../src/quant/gptq.ts';
-import { resolveQuantizeConfig } from '../src/quant/config.ts';
+import { resolveQuantizeConfig } from '../src/quant/quantize-config.ts';
 import { packLinear } from '../src/quant/pack.ts';
 import { randn } from '../test/helpers.ts';
 

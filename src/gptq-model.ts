@@ -14,8 +14,8 @@ import { isGeneratedCard, modelCard, quantizerMeta, type CalibrationInfo, type P
 import { pushToHub, type PushOptions, type PushResult } from './io/push.ts';
 import { archFor } from './models/registry.ts';
 import type { ArchDefinition } from './models/types.ts';
-import { resolveQuantizeConfig, toQuantizeConfigJson, type QuantizeConfig } from './quant/config.ts';
-import { quantizeLayers, type ActivationDtype, type QuantizeLoopResult } from './quant/quantize-model.ts';
+import { resolveQuantizeConfig, toQuantizeConfigJson, type QuantizeConfig } from './quant/quantize-config.ts';
+import { quantizeLayers, type ActivationDtype, type QuantizeLoopResult } from './quant/layer-loop.ts';
 import type { ProgressCallback } from './progress.ts';
 import { saveQuantizedCheckpoint, type SaveOptions } from './quant/save.ts';
 import { WorkDir, hashCalibration, hashCheckpoint, runIdOf } from './quant/workdir.ts';

@@ -14,7 +14,7 @@ import { GPTQModel } from '../src/gptq-model.ts';
 import { Checkpoint } from '../src/io/safetensors.ts';
 import { CausalLM, loadFloatWeights } from '../src/runtime/causal-lm.ts';
 import { generate } from '../src/runtime/generate.ts';
-import { buildLayerGraph } from '../src/graph/causal-lm.ts';
+import { buildLayerGraph } from '../src/graph/model-graph.ts';
 import { InputWeights } from '../src/graph/weights.ts';
 import { createSession, f32 } from '../src/graph/session.ts';
 import { loadModelConfig, type ModelConfig } from '../src/io/config.ts';

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GPTQModel } from '../src/gptq-model.ts';
 import { loadFloatWeights } from '../src/runtime/causal-lm.ts';
-import { buildLayerGraph } from '../src/graph/causal-lm.ts';
+import { buildLayerGraph } from '../src/graph/model-graph.ts';
 import { InputWeights } from '../src/graph/weights.ts';
 import { createSession, f32 } from '../src/graph/session.ts';
 import { loadModelConfig, parseModelConfig } from '../src/io/config.ts';

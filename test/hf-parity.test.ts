@@ -21,7 +21,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CausalLM } from '../src/runtime/causal-lm.ts';
 import { GptqError } from '../src/errors.ts';
-import { GqaUnsupportedError } from '../src/graph/causal-lm.ts';
+import { GqaUnsupportedError } from '../src/graph/model-graph.ts';
 import { supportedModelTypes } from '../src/models/registry.ts';
 import { listArchFixtures, loadArchFixture, unpadded, type ArchFixture } from './fixture-archs.ts';
 import { reporter } from './arch-harness.ts';
@@ -36,7 +36,7 @@ const left = fixtures.filter((f) => !supported.has(f.modelType));
 /** Fixtures where gptqjs differs from Transformers today (found by this test), with the cause. */
 const KNOWN_GAPS: Record<string, string> = {
   'llama-dynamic': 'dynamic NTK RoPE: the graphs keep the frequencies of sequences ≤ max_position_embeddings for every '
-    + 'length (src/graph/causal-lm.ts rope() → ropeInvFreq); Transformers grows the base with max(position_ids) + 1',
+    + 'length (src/graph/model-graph.ts rope() → ropeInvFreq); Transformers grows the base with max(position_ids) + 1',
 };
 
 /**

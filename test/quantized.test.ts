@@ -18,7 +18,7 @@ import { calibrationSamples, type CalibrationSet } from '../src/io/datasets.ts';
 import { Checkpoint, saveSharded, writeSafetensors } from '../src/io/safetensors.ts';
 import { TextTokenizer } from '../src/io/tokenizer.ts';
 import { convertV1ToV2Zeros, dequantize, packLinear, type PackBits } from '../src/quant/pack.ts';
-import type { QuantizeConfig } from '../src/quant/config.ts';
+import type { QuantizeConfig } from '../src/quant/quantize-config.ts';
 import { moduleParams, prepareLinear, QuantizedWeights, readQuantizeConfig, trivialGIdx, type AccuracyLevel } from '../src/runtime/quantized-weights.ts';
 import { GraphBuilder } from '../src/graph/builder.ts';
 import { createSession, f32 } from '../src/graph/session.ts';

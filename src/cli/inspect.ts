@@ -7,7 +7,7 @@ import { loadModelConfig } from '../io/config.ts';
 import { Checkpoint } from '../io/safetensors.ts';
 import { archFor } from '../models/registry.ts';
 import type { ArchDefinition } from '../models/types.ts';
-import { toQuantizeConfigJson } from '../quant/config.ts';
+import { toQuantizeConfigJson } from '../quant/quantize-config.ts';
 import { archLinears, checkModuleTensors, linearSpecs, quantizedModuleNames, readQuantizeConfig } from '../runtime/quantized-weights.ts';
 import { fail } from '../errors.ts';
 

@@ -6,7 +6,7 @@ import { GPTQModel } from '../gptq-model.ts';
 import { checkDeviceAvailable, DEVICES, type Device } from '../graph/session.ts';
 import { checkOutputDir } from '../quant/save.ts';
 import { realPath } from '../io/atomic.ts';
-import { DEFAULT_QUANTIZE_CONFIG, type Bits } from '../quant/config.ts';
+import { DEFAULT_QUANTIZE_CONFIG, type Bits } from '../quant/quantize-config.ts';
 import { fail } from '../errors.ts';
 
 const Q = 'quantization (AutoGPTQ BaseQuantizeConfig)', C = 'calibration', O = 'output', R = 'resources';

@@ -23,7 +23,7 @@
  */
 import { gemm, matmul } from '../graph/linalg.ts';
 import { fail } from '../errors.ts';
-import type { CheckpointFormat, QuantizeConfig } from './config.ts';
+import type { CheckpointFormat, QuantizeConfig } from './quantize-config.ts';
 import { dequantizeCodes, findParams, gridStorage, roundHalfEven, type FindParamsOptions, type QuantParams } from './quantizer.ts';
 
 /** checkpointFormat (default 'gptq', the saved default) fixes the grid constraints: see GridStorage in quantizer.ts. */

@@ -5,7 +5,7 @@
  */
 import { fail } from '../errors.ts';
 import { f16ToF32, f32ToF16 } from '../tensor.ts';
-import type { CheckpointFormat } from './config.ts';
+import type { CheckpointFormat } from './quantize-config.ts';
 
 export interface FindParamsOptions {
   bits: number;

@@ -1,5 +1,5 @@
 /** Round-to-nearest baseline: per-group min-max params, no error feedback (what GPTQ is compared against). */
-import type { QuantizeConfig } from './config.ts';
+import type { QuantizeConfig } from './quantize-config.ts';
 import { findParams, gridStorage, quantizeCode } from './quantizer.ts';
 
 /** Same grid constraints as GPTQ (fp16 scales, zero points the format stores; see GridStorage). */

@@ -16,9 +16,9 @@ import type { ArchDefinition } from '../models/types.ts';
 import { tensorNamesToSave } from '../runtime/model-checkpoint.ts';
 import { prepareLinear } from '../runtime/quantized-weights.ts';
 import { fail } from '../errors.ts';
-import { toQuantizeConfigJson, type CheckpointFormat, type QuantizeConfig } from './config.ts';
+import { toQuantizeConfigJson, type CheckpointFormat, type QuantizeConfig } from './quantize-config.ts';
 import type { PackBits, PackedLinear } from './pack.ts';
-import type { QuantizedModule, QuantizeLoopResult, SkippedModule } from './quantize-model.ts';
+import type { QuantizedModule, QuantizeLoopResult, SkippedModule } from './layer-loop.ts';
 
 /** Files copied unchanged from the source model directory. */
 export const SIDE_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model', 'generation_config.json', 'chat_template.jinja', 'vocab.json', 'merges.txt'];

@@ -9,7 +9,7 @@ import { resolveModelDir, type HubOptions } from '../io/hub.ts';
 import { TextTokenizer, type ChatMessage } from '../io/tokenizer.ts';
 import { DEFAULT_MODEL_DIR } from '../paths.ts';
 import { openModelCheckpoint, readFloatTensors } from './model-checkpoint.ts';
-import { buildCausalLM, GqaUnsupportedError, kvNames, type ModelGraphOptions } from '../graph/causal-lm.ts';
+import { buildCausalLM, GqaUnsupportedError, kvNames, type ModelGraphOptions } from '../graph/model-graph.ts';
 import type { GraphBuilder } from '../graph/builder.ts';
 import { createSession, f32, type Device } from '../graph/session.ts';
 import { InitializerWeights } from '../graph/weights.ts';

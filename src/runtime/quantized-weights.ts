@@ -26,7 +26,7 @@ import type { ModelConfig } from '../io/config.ts';
 import { checkFinite, lookupBaseModelName, withoutBasePrefix, type Checkpoint } from '../io/safetensors.ts';
 import { embeddingName, openModelCheckpoint, readFloatTensors } from './model-checkpoint.ts';
 import type { ArchDefinition, LinearSpec, WeightSource } from '../models/types.ts';
-import { fromQuantizeConfigJson, type QuantizeConfig } from '../quant/config.ts';
+import { fromQuantizeConfigJson, type QuantizeConfig } from '../quant/quantize-config.ts';
 import { dequantize, unpackQweightRows, unpackQzeros, type PackBits } from '../quant/pack.ts';
 import { fail } from '../errors.ts';
 import { logLine } from '../platform/os.ts';

@@ -9,7 +9,7 @@
  */
 import type { InferenceSession } from 'onnxruntime-node';
 import { GraphBuilder } from '../graph/builder.ts';
-import { buildLayerGraph } from '../graph/causal-lm.ts';
+import { buildLayerGraph } from '../graph/model-graph.ts';
 import { createSession, f16, f32, i64, runInto, u8, type Device } from '../graph/session.ts';
 import { InputWeights } from '../graph/weights.ts';
 import type { ModelConfig } from '../io/config.ts';
@@ -17,7 +17,7 @@ import type { Checkpoint } from '../io/safetensors.ts';
 import type { CalibrationSet } from '../io/datasets.ts';
 import type { ArchDefinition, LayerLinear } from '../models/types.ts';
 import { fail, GptqError } from '../errors.ts';
-import type { QuantizeConfig } from './config.ts';
+import type { QuantizeConfig } from './quantize-config.ts';
 import { gptqQuantize } from './gptq.ts';
 import { gemm } from '../graph/linalg.ts';
 import { dequantizeCodes } from './quantizer.ts';
