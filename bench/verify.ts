@@ -6,13 +6,14 @@
  *   npm run bench:verify            (VERIFY_BENCH_SHAPES="4096x4096,11008x4096,4096x11008": out x in)
  */
 import { cpus, loadavg } from 'node:os';
-import { packLinear, type PackBits } from '../src/quant/pack.ts';
+import { packLinear } from '../src/quant/pack.ts';
+import type { Bits } from '../src/quant/quantize-config.ts';
 import { moduleDigest, moduleTensors, verifyPackedModule } from '../src/quant/save.ts';
 import { f16ToF32, f32ToF16 } from '../src/tensor.ts';
 import { rng } from '../test/helpers.ts';
 
 const shapes = (process.env.VERIFY_BENCH_SHAPES ?? '4096x4096,11008x4096,4096x11008').split(',').map((s) => s.split('x').map(Number) as [number, number]);
-const configs: { bits: PackBits; groupSize: number; actOrder: boolean; sym: boolean; format: 'gptq' | 'gptq_v2' }[] = [
+const configs: { bits: Bits; groupSize: number; actOrder: boolean; sym: boolean; format: 'gptq' | 'gptq_v2' }[] = [
   { bits: 4, groupSize: 128, actOrder: false, sym: true, format: 'gptq' },
   { bits: 4, groupSize: 128, actOrder: true, sym: false, format: 'gptq' },
   { bits: 3, groupSize: 128, actOrder: false, sym: false, format: 'gptq' },

@@ -14,7 +14,8 @@ import { GPTQModel } from '../src/gptq-model.ts';
 import { perplexity } from '../src/eval/perplexity.ts';
 import { evalTokens, loadText } from '../src/io/datasets.ts';
 import { CausalLM } from '../src/runtime/causal-lm.ts';
-import { unpackQzeros, type PackBits } from '../src/quant/pack.ts';
+import { unpackQzeros } from '../src/quant/pack.ts';
+import type { Bits } from '../src/quant/quantize-config.ts';
 import type { Tensor } from '../src/tensor.ts';
 import { gram } from '../src/graph/linalg.ts';
 import { gptqQuantize } from '../src/quant/gptq.ts';
@@ -61,7 +62,7 @@ for (const bits of [4, 3] as const) for (const fmt of ['gptq', 'gptq_v2'] as con
   let z0 = 0, z1 = 0, n = 0;
   for (const [name, t] of res.packed) {
     if (!name.endsWith('.qzeros')) continue;
-    const shape = (t as Tensor).shape, z = unpackQzeros((t as Tensor).data as Int32Array, bits as PackBits, shape[0]!, (shape[1]! * 32) / bits, fmt);
+    const shape = (t as Tensor).shape, z = unpackQzeros((t as Tensor).data as Int32Array, bits as Bits, shape[0]!, (shape[1]! * 32) / bits, fmt);
     for (const x of z) { if (x === 0) z0++; if (x === 1) z1++; n++; }
   }
   const out = join(tmp, `${bits}-${fmt}`);

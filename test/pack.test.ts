@@ -1,13 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  convertV1ToV2Zeros, convertV2ToV1Zeros, dequantize, packable, packLinear, packQweight, packQzeros, unpackQweight, unpackQzeros, type PackBits,
+  convertV1ToV2Zeros, convertV2ToV1Zeros, dequantize, packable, packLinear, packQweight, packQzeros, unpackQweight, unpackQzeros,
 } from '../src/quant/pack.ts';
+import { BITS } from '../src/quant/quantize-config.ts';
 import { GptqError } from '../src/errors.ts';
 import { f16ToF32, toF16Bits } from '../src/tensor.ts';
 import { rng } from './helpers.ts';
-
-const BITS: PackBits[] = [2, 3, 4, 8];
 
 function randCodes(n: number, bits: number, seed: number, lo = 0): Uint8Array {
   const r = rng(seed), span = 2 ** bits - lo;

@@ -14,7 +14,8 @@ import { CausalLM } from '../src/runtime/causal-lm.ts';
 import { calibrationSamples, type CalibrationSet } from '../src/io/datasets.ts';
 import { Checkpoint, SafetensorsFile, writeSafetensors } from '../src/io/safetensors.ts';
 import { gptqQuantize } from '../src/quant/gptq.ts';
-import { dequantize, packLinear, unpackQzeros, type PackBits } from '../src/quant/pack.ts';
+import { dequantize, packLinear, unpackQzeros } from '../src/quant/pack.ts';
+import type { Bits } from '../src/quant/quantize-config.ts';
 import { verifyPackedModule } from '../src/quant/save.ts';
 import { f16ToF32, toF16Bits } from '../src/tensor.ts';
 import { llamaConfig, llamaTensors, writeCheckpoint, type LlamaOpts } from './synth.ts';
@@ -45,7 +46,7 @@ test('every bits × group size (−1, 32, 48, 40 → fp32 path) × act-order × 
   const ROWS = 64, COLS = 128, { W, H } = problem(ROWS, COLS, 3);
   const bias = Float32Array.from(randn(ROWS, 8, 0.1), (v) => f16ToF32(toF16Bits([v])[0]!)); // the fp16 values a bias is saved as
   let cells = 0, caught = 0;
-  for (const bits of [2, 3, 4, 8] as PackBits[]) for (const groupSize of [-1, 32, 48, 40]) for (const descAct of [false, true])
+  for (const bits of [2, 3, 4, 8] as Bits[]) for (const groupSize of [-1, 32, 48, 40]) for (const descAct of [false, true])
     for (const staticGroups of groupSize > 0 ? [false, true] : [false]) for (const sym of [false, true]) for (const format of ['gptq', 'gptq_v2'] as const) {
       const name = `m.${bits}b.g${groupSize}${descAct ? '.act' : ''}${staticGroups ? '.static' : ''}.${sym ? 'sym' : 'asym'}.${format}`;
       const cfg = { bits, groupSize, descAct, staticGroups, sym, dampPercent: 0.01, blockSize: 128, mse: false, checkpointFormat: format };

@@ -23,7 +23,7 @@
  */
 import { gemm, matmul } from '../graph/linalg.ts';
 import { fail } from '../errors.ts';
-import type { CheckpointFormat, QuantizeConfig } from './quantize-config.ts';
+import { bitsProblem, type CheckpointFormat, type QuantizeConfig } from './quantize-config.ts';
 import { dequantizeCodes, findParams, gridStorage, roundHalfEven, type FindParamsOptions, type QuantParams } from './quantizer.ts';
 
 /** checkpointFormat (default 'gptq', the saved default) fixes the grid constraints: see GridStorage in quantizer.ts. */
@@ -206,7 +206,8 @@ export async function gptqQuantize(W: Float32Array, H: Float32Array, rows: numbe
   if (!(Number.isInteger(R) && R > 0 && Number.isInteger(n) && n > 0)) fail(`gptq: bad shape ${rows}x${cols}`);
   if (W.length !== R * n) fail(`gptq: W has ${W.length} elements, expected ${R}x${n}`);
   if (H.length !== n * n) fail(`gptq: H has ${H.length} elements, expected ${n}x${n}`);
-  if (![2, 3, 4, 8].includes(cfg.bits)) fail(`gptq: bits must be 2, 3, 4 or 8, got ${cfg.bits}`);
+  const badBits = bitsProblem(cfg.bits);
+  if (badBits) fail(`gptq: ${badBits}`);
   if (!(gs === -1 || (Number.isInteger(gs) && gs > 0))) fail(`gptq: groupSize must be -1 or > 0, got ${gs}`);
   if (cfg.staticGroups && gs <= 0) fail('gptq: staticGroups needs groupSize > 0');
   if (!(Number.isInteger(B) && B > 0)) fail(`gptq: blockSize must be a positive integer, got ${B}`);

@@ -21,7 +21,8 @@ import type { QuantizeConfig } from './quantize-config.ts';
 import { gptqQuantize } from './gptq.ts';
 import { gemm } from '../graph/linalg.ts';
 import { dequantizeCodes } from './quantizer.ts';
-import { packLinear, packable, type PackBits, type PackedLinear } from './pack.ts';
+import { packLinear, packable, type PackedLinear } from './pack.ts';
+import type { Bits } from './quantize-config.ts';
 import { rtnQuantize } from './rtn.ts';
 import { moduleDigest, moduleTensors, verifyPackedModule } from './save.ts';
 import type { LayerRecord, WorkDir } from './workdir.ts';
@@ -260,7 +261,7 @@ async function quantizeModule(c: ModuleContext, m: string, l: LayerLinear, H: Fl
   // The bias is saved as fp16 (AutoGPTQ QuantLinear): from here on the model runs with that value.
   const bias = l.bias ? f16Values(await c.weights.source(`${m}.bias`), `${name}.bias`) : undefined;
   if (bias) { c.weights.setSource(`${m}.bias`, bias); c.dequantized?.set(`${prefix}${m}.bias`, bias); }
-  const bits = q.bits as PackBits, fmt = q.checkpointFormat;
+  const bits = q.bits as Bits, fmt = q.checkpointFormat;
   const packed = withModule(name, () => packLinear({ codes: r.intCodes, scales: r.scales, zeros: r.zeros, gIdx: r.gIdx, bits, inFeatures: l.inFeatures, outFeatures: l.outFeatures, format: fmt }));
   const mod: QuantizedModule = { ...packed, name, inFeatures: l.inFeatures, outFeatures: l.outFeatures, bias, loss: r.avgLoss, seconds };
   const tensors = moduleTensors(mod, bits);

@@ -17,7 +17,8 @@ import { tensorNamesToSave } from '../runtime/model-checkpoint.ts';
 import { prepareLinear } from '../runtime/quantized-weights.ts';
 import { fail } from '../errors.ts';
 import { toQuantizeConfigJson, type CheckpointFormat, type QuantizeConfig } from './quantize-config.ts';
-import type { PackBits, PackedLinear } from './pack.ts';
+import type { PackedLinear } from './pack.ts';
+import type { Bits } from './quantize-config.ts';
 import type { QuantizedModule, QuantizeLoopResult, SkippedModule } from './layer-loop.ts';
 
 /** Files copied unchanged from the source model directory. */
@@ -64,7 +65,7 @@ export interface ComputedModule { intCodes: Uint8Array; scales: Float32Array; ze
  * (the size of qweight; 2/3-bit: 4-bit codes).
  */
 export function verifyPackedModule(name: string, packed: PackedLinear & { bias?: Uint16Array }, c: ComputedModule,
-  g: { bits: PackBits; groupSize: number; inFeatures: number; outFeatures: number; format: CheckpointFormat }): void {
+  g: { bits: Bits; groupSize: number; inFeatures: number; outFeatures: number; format: CheckpointFormat }): void {
   const { bits, inFeatures: K, outFeatures: N } = g;
   const bad = (what: string): never => fail(`${name}: the packed tensors do not decode to what GPTQ computed (${what}); nothing was saved`);
   const groups = g.groupSize === -1 ? 1 : Math.ceil(K / g.groupSize);

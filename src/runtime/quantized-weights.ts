@@ -26,8 +26,8 @@ import type { ModelConfig } from '../io/config.ts';
 import { checkFinite, lookupBaseModelName, withoutBasePrefix, type Checkpoint } from '../io/safetensors.ts';
 import { embeddingName, openModelCheckpoint, readFloatTensors } from './model-checkpoint.ts';
 import type { ArchDefinition, LinearSpec, WeightSource } from '../models/types.ts';
-import { fromQuantizeConfigJson, type QuantizeConfig } from '../quant/quantize-config.ts';
-import { dequantize, unpackQweightRows, unpackQzeros, type PackBits } from '../quant/pack.ts';
+import { bitsProblem, fromQuantizeConfigJson, type Bits, type QuantizeConfig } from '../quant/quantize-config.ts';
+import { dequantize, unpackQweightRows, unpackQzeros } from '../quant/pack.ts';
 import { fail } from '../errors.ts';
 import { logLine } from '../platform/os.ts';
 
@@ -35,7 +35,7 @@ export type AccuracyLevel = 0 | 1 | 2 | 3 | 4;
 
 /** One GPTQ linear as stored (tensors already read), with its resolved settings. */
 export interface GptqLinear {
-  name: string; inFeatures: number; outFeatures: number; bits: PackBits;
+  name: string; inFeatures: number; outFeatures: number; bits: Bits;
   /** −1 = one group over all inputs. */
   groupSize: number; groups: number;
   qweight: Int32Array; qzeros: Int32Array; scales: Float32Array; gIdx?: Int32Array; bias?: Float32Array;
@@ -45,13 +45,13 @@ export interface GptqLinear {
 /** How a quantized linear enters the graph. */
 export type PreparedLinear =
   | {
-    kind: 'nbits'; name: string; K: number; N: number; bits: 4 | 8; block: number; sourceBits: PackBits;
+    kind: 'nbits'; name: string; K: number; N: number; bits: 4 | 8; block: number; sourceBits: Bits;
     B: Uint8Array; scales: Float32Array; zeroPoints?: Uint8Array;
     /** Input permutation (act-order), shared by identity with every linear that has the same one. */
     perm?: { id: number; idx: BigInt64Array };
     bias?: Float32Array;
   }
-  | { kind: 'dense'; name: string; K: number; N: number; sourceBits: PackBits; weight: Float32Array; bias?: Float32Array; reason: string };
+  | { kind: 'dense'; name: string; K: number; N: number; sourceBits: Bits; weight: Float32Array; bias?: Float32Array; reason: string };
 
 export interface PrepareOptions { accuracyLevel?: AccuracyLevel }
 
@@ -278,11 +278,11 @@ export async function readQuantizeConfig(dir: string, cfg?: ModelConfig): Promis
   return { config, from, dynamic, raw, descActExplicit };
 }
 
-export interface ModuleQuantParams { bits: PackBits; groupSize: number; descAct: boolean; descActExplicit: boolean; skipped: boolean }
+export interface ModuleQuantParams { bits: Bits; groupSize: number; descAct: boolean; descActExplicit: boolean; skipped: boolean }
 
 /** Per-module settings after GPTQModel `dynamic` rules (first matching rule wins; patterns match from the start). */
 export function moduleParams(q: QuantizeConfigSource, module: string): ModuleQuantParams {
-  const base: ModuleQuantParams = { bits: q.config.bits as PackBits, groupSize: q.config.groupSize, descAct: q.config.descAct, descActExplicit: q.descActExplicit, skipped: false };
+  const base: ModuleQuantParams = { bits: q.config.bits, groupSize: q.config.groupSize, descAct: q.config.descAct, descActExplicit: q.descActExplicit, skipped: false };
   for (const [key, ov] of Object.entries(q.dynamic ?? {})) {
     const neg = key.startsWith('-:');
     const pat = key.replace(/^[+-]:/, '');
@@ -293,8 +293,8 @@ export function moduleParams(q: QuantizeConfigSource, module: string): ModuleQua
     const o = Object.fromEntries(Object.entries(ov ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
     const r = { ...base };
     if (o.bits !== undefined) {
-      if (![2, 3, 4, 8].includes(Number(o.bits))) fail(`${q.from}: dynamic rule ${JSON.stringify(key)}: bits must be 2, 3, 4 or 8, got ${JSON.stringify(o.bits)}`);
-      r.bits = Number(o.bits) as PackBits;
+      if (bitsProblem(Number(o.bits))) fail(`${q.from}: dynamic rule ${JSON.stringify(key)}: ${bitsProblem(o.bits)}`);
+      r.bits = Number(o.bits) as Bits;
     }
     if (o.group_size !== undefined) r.groupSize = Number(o.group_size);
     if (typeof o.desc_act === 'boolean') { r.descAct = o.desc_act; r.descActExplicit = true; }
@@ -395,7 +395,7 @@ export interface QuantizedLoadInfo {
   quantizeConfig: QuantizeConfig;
   configFrom: string;
   /** Per module: the kernel it runs on. */
-  modules: { name: string; bits: PackBits; kernel: 'matmulnbits-4' | 'matmulnbits-8' | 'fp32'; actOrder: boolean; reason?: string }[];
+  modules: { name: string; bits: Bits; kernel: 'matmulnbits-4' | 'matmulnbits-8' | 'fp32'; actOrder: boolean; reason?: string }[];
   /** Distinct act-order input permutations (one Gather each per graph use). */
   permutations: number;
 }
