@@ -10,6 +10,7 @@
 import { fail } from '../errors.ts';
 import { f16ToF32, toF16Bits } from '../tensor.ts';
 import { bitsProblem, type Bits } from './quantize-config.ts';
+import { dequantizeCodes } from './quantizer.ts';
 
 /** Why AutoGPTQ can't pack this linear (its buffers use in // 32 * bits and out // 32 * bits), or null. */
 export function packable(inFeatures: number, outFeatures: number, bits: number): string | null {
@@ -218,13 +219,9 @@ export function dequantize(p: {
   const codes = unpackQweight(p.qweight, bits, inF, outF);
   const zeros = unpackQzeros(p.qzeros, bits, groups, outF, p.format ?? 'gptq');
   const scales = p.scales instanceof Uint16Array ? Float32Array.from(p.scales, f16ToF32) : p.scales;
-  const out = new Float32Array(outF * inF);
-  for (let o = 0; o < outF; o++) {
-    for (let j = 0; j < inF; j++) {
-      const g = p.gIdx[j]!;
-      if (g < 0 || g >= groups) fail(`dequantize: g_idx[${j}] = ${g} is out of range [0, ${groups})`);
-      out[o * inF + j] = scales[g * outF + o]! * (codes[o * inF + j]! - zeros[g * outF + o]!);
-    }
+  for (let j = 0; j < inF; j++) {
+    const g = p.gIdx[j]!;
+    if (!(g >= 0 && g < groups)) fail(`dequantize: g_idx[${j}] = ${g} is out of range [0, ${groups})`);
   }
-  return out;
+  return dequantizeCodes(codes, scales, zeros, p.gIdx, outF, inF);
 }
