@@ -12,7 +12,7 @@
  */
 import type { GraphBuilder } from '../graph/builder.ts';
 import type { ModelConfig } from '../io/config.ts';
-import { checkFinite } from '../io/safetensors.ts';
+import { checkFinite, withoutBasePrefix } from '../io/safetensors.ts';
 import { openModelCheckpoint } from './model-checkpoint.ts';
 import type { ArchDefinition, LinearSpec, WeightSource } from '../models/types.ts';
 import { fail } from '../errors.ts';
@@ -94,11 +94,10 @@ export function dequantizeHead(h: QuantizedHead): Float32Array {
   return w;
 }
 
-const stripFirst = (n: string) => { const d = n.indexOf('.'); return d > 0 && n.indexOf('.', d + 1) > 0 ? n.slice(d + 1) : n; };
-
 /** Whether module `name` (or its base-model-prefixless form) is among a GPTQ checkpoint's quantized modules. */
 export function isQuantizedModule(q: QuantizedLoadInfo | undefined, name: string): boolean {
-  return !!q?.modules.some((m) => m.name === name || m.name === stripFirst(name));
+  const short = withoutBasePrefix(name);
+  return !!q?.modules.some((m) => m.name === name || m.name === short);
 }
 
 /**
