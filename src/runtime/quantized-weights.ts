@@ -22,6 +22,7 @@ import { join } from '../platform/path.ts';
 import { existsSync, promises as fs } from '../platform/fs.ts';
 import type { GraphBuilder } from '../graph/builder.ts';
 import { gemmLinear, InitializerWeights, type TensorLookup } from '../graph/weights.ts';
+import { matMulNBits, packCodesRow, packZeroPoints } from '../graph/matmul-nbits.ts';
 import type { ModelConfig } from '../io/config.ts';
 import { checkFinite, lookupBaseModelName, withoutBasePrefix, type Checkpoint } from '../io/safetensors.ts';
 import { embeddingName, openModelCheckpoint, readFloatTensors } from './model-checkpoint.ts';
@@ -124,13 +125,7 @@ export function prepareLinear(l: GptqLinear, o: PrepareOptions = {}): PreparedLi
     for (let n0 = 0; n0 < N; n0 += T) {
       const n1 = Math.min(n0 + T, N);
       unpackQweightRows(l.qweight, bits, K, N, n0, n1, band);
-      for (let n = n0; n < n1; n++) {
-        const row = (n - n0) * K, out = n * rowBytes;
-        if (tb === 4 && order) for (let k = 0; k < K; k += 2) B[out + (k >>> 1)] = band[row + order[k]!]! | (band[row + order[k + 1]!]! << 4);
-        else if (tb === 4) for (let k = 0; k < K; k += 2) B[out + (k >>> 1)] = band[row + k]! | (band[row + k + 1]! << 4);
-        else if (order) for (let k = 0; k < K; k++) B[out + k] = band[row + order[k]!]!;
-        else B.set(band.subarray(row, row + K), out);
-      }
+      for (let n = n0; n < n1; n++) packCodesRow(band, (n - n0) * K, K, tb, B, n * rowBytes, order);
     }
   }
   const scales = new Float32Array(N * kBlocks);
@@ -144,12 +139,7 @@ export function prepareLinear(l: GptqLinear, o: PrepareOptions = {}): PreparedLi
     zp[n * kBlocks + b] = z;
     if (z !== dflt) allDefault = false;
   }
-  let zeroPoints: Uint8Array | undefined;
-  if (!allDefault) {
-    const zRow = Math.ceil((kBlocks * tb) / 8), per = 8 / tb;
-    zeroPoints = new Uint8Array(N * zRow);
-    for (let n = 0; n < N; n++) for (let b = 0; b < kBlocks; b++) zeroPoints[n * zRow + Math.floor(b / per)]! |= zp[n * kBlocks + b]! << ((b % per) * tb);
-  }
+  const zeroPoints = allDefault ? undefined : packZeroPoints(zp, N, kBlocks, tb);
   return {
     kind: 'nbits', name, K, N, bits: tb, block, sourceBits: bits, B, scales, zeroPoints, bias: l.bias,
     perm: order ? { id: -1, idx: BigInt64Array.from(order, (v) => BigInt(v)) } : undefined,
@@ -211,17 +201,7 @@ export class QuantizedWeights implements WeightSource {
       }
       a = v;
     }
-    const kBlocks = p.B.length / p.N / ((p.block * p.bits) / 8);
-    const inputs = [
-      a,
-      g.init(`${p.name}.qB`, 'uint8', [p.N, kBlocks, (p.block * p.bits) / 8], p.B),
-      g.init(`${p.name}.qscales`, 'float32', [p.N, kBlocks], p.scales),
-      p.zeroPoints ? g.init(`${p.name}.qzero_points`, 'uint8', [p.zeroPoints.length], p.zeroPoints) : '',
-      '', // g_idx: deprecated and wrong on CPU except 4-bit without zero points; act-order is the Gather above
-      bias ?? '',
-    ];
-    while (inputs[inputs.length - 1] === '') inputs.pop();
-    return g.ms('MatMulNBits', inputs, { K: p.K, N: p.N, bits: p.bits, block_size: p.block, accuracy_level: this.o.accuracyLevel ?? 0 })[0]!;
+    return matMulNBits(g, a, p.name, p, this.o.accuracyLevel ?? 0, bias);
   }
 }
 
