@@ -8,7 +8,7 @@
 import { cpus, loadavg } from 'node:os';
 import { packLinear } from '../src/quant/pack.ts';
 import type { Bits } from '../src/quant/quantize-config.ts';
-import { moduleDigest, moduleTensors, verifyPackedModule } from '../src/quant/save.ts';
+import { moduleDigest, moduleTensors, verifyPackedModule } from '../src/quant/module-tensors.ts';
 import { f16ToF32, f32ToF16 } from '../src/tensor.ts';
 import { rng } from '../test/helpers.ts';
 
@@ -52,7 +52,7 @@ for (const [out, inF] of shapes) for (const c of configs) {
   const tPack = await time(() => { packed = packLinear({ codes: intCodes, scales, zeros, gIdx, bits: c.bits, inFeatures: inF, outFeatures: out, format: c.format }); });
   const geom = { bits: c.bits, groupSize: c.groupSize, inFeatures: inF, outFeatures: out, format: c.format };
   const tVerify = await time(() => verifyPackedModule('bench', packed, computed, geom));
-  const tensors = moduleTensors({ ...packed, name: 'bench', inFeatures: inF, outFeatures: out, loss: 0, seconds: 0 }, c.bits);
+  const tensors = moduleTensors({ ...packed, name: 'bench', inFeatures: inF, outFeatures: out }, c.bits);
   const tDigest = await time(() => moduleDigest('bench', async (n) => tensors[n]));
   const cfg = `${c.bits}-bit g${c.groupSize}${c.actOrder ? ' act-order' : ''} ${c.sym ? 'sym' : 'asym'} ${c.format}`;
   console.log(`| ${out}x${inF} | ${cfg} | ${tPack} | ${tVerify} | ${tDigest} | ${(tVerify.cpu + tDigest.cpu).toFixed(0)} (${(tVerify.wall + tDigest.wall).toFixed(0)}) |`);

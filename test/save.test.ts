@@ -16,7 +16,7 @@ import { Checkpoint, SafetensorsFile, writeSafetensors } from '../src/io/safeten
 import { gptqQuantize } from '../src/quant/gptq.ts';
 import { dequantize, packLinear, unpackQzeros } from '../src/quant/pack.ts';
 import type { Bits } from '../src/quant/quantize-config.ts';
-import { verifyPackedModule } from '../src/quant/save.ts';
+import { verifyPackedModule } from '../src/quant/module-tensors.ts';
 import { f16ToF32, toF16Bits } from '../src/tensor.ts';
 import { llamaConfig, llamaTensors, writeCheckpoint, type LlamaOpts } from './synth.ts';
 import { SHARED, SKIP_SHARED, randn, rng, tmpDir } from './helpers.ts';
