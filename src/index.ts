@@ -12,7 +12,7 @@ export { gptqQuantize, type GptqConfig, type GptqOptions, type GptqResult } from
 export { packLinear, dequantize, packable, type PackedLinear } from './quant/pack.ts';
 
 // Inference: CausalLM.load → generate / stream / chat (text) or generate(model, ids) / forwardStep (ids)
-export { CausalLM, type LoadOptions, type AttentionMode, type KvCache } from './runtime/causal-lm.ts';
+export { CausalLM, type LoadOptions, type AttentionMode, type KvCache, type GraphKind } from './runtime/causal-lm.ts';
 export { DEFAULT_MAX_NEW_TOKENS, type TextGenerationOptions, type TextGenerationResult, type ChatOptions, type ChatResult } from './runtime/text.ts';
 export { generate, generateTokens, type GenerateOptions, type GenerateResult, type FinishReason, type TokenEvent } from './runtime/generate.ts';
 export type { SamplingOptions } from './runtime/sampling.ts';
@@ -22,6 +22,10 @@ export type { LmHeadBits } from './runtime/lm-head.ts';
 export type { GraphCacheOption } from './runtime/graph-cache.ts';
 export type { Device } from './graph/session.ts';
 export { perplexity, type PerplexityResult } from './eval/perplexity.ts';
+export { serve, type ServeOptions, type Server } from './serve/server.ts';
+export { BatchEngine, type EngineOptions, type GenerationRequest, type GenerationResult, type ServeFinishReason, type Submitted, type DecodingTokenizer } from './serve/engine.ts';
+export type { ServeMetrics } from './serve/metrics.ts';
+export { SlotCache, type Slot } from './runtime/slots.ts';
 export { evaluate, TASK_NAMES, type TaskSpec, type TaskSpecObject, type EvaluateOptions, type EvalResults, type EvalModel } from './eval/evaluate.ts';
 export { loglikelihood, scoreEncoded, encodePair, type LoglikelihoodRequest, type LoglikelihoodResult, type EncodedRequest, type EvalTokenizer, type ScoreOptions } from './eval/loglikelihood.ts';
 export { MULTIPLE_CHOICE_TASKS, type MultipleChoiceTask } from './eval/multiple-choice.ts';

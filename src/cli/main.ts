@@ -16,6 +16,7 @@ export const COMMANDS: Record<string, { summary: string; load: () => Promise<{ r
   push: { summary: 'upload a checkpoint folder to the Hugging Face Hub (model card generated when missing)', load: () => import('./push.ts') },
   eval: { summary: 'evaluation tasks: lm-eval multiple choice (ARC, HellaSwag, PIQA, Winogrande), AutoGPTQ LM / classification / summarization', load: () => import('./eval.ts') },
   compare: { summary: 'the same evaluation tasks on two models (fp vs quantized) side by side', load: () => import('./compare.ts') },
+  serve: { summary: 'OpenAI-compatible HTTP server with continuous batching (chat/completions, streaming, /metrics)', load: () => import('./serve.ts') },
   bench: { summary: 'inference speed of one model: load s, prefill and decode tok/s, ms/token, peak RSS', load: () => import('./bench.ts') },
 };
 

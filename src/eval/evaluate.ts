@@ -7,7 +7,7 @@
  * Datasets: a task's default Hub dataset (downloaded once into the cache, then offline), or `data`: a JSON/JSONL/CSV/
  * Parquet file, a folder of split files, or another Hub dataset id (src/io/tables.ts).
  */
-import { promises as fs } from 'node:fs';
+import { promises as fs } from '../platform/fs.ts';
 import { fail } from '../errors.ts';
 import type { HubOptions } from '../io/hub.ts';
 import { loadSplit, type Row } from '../io/tables.ts';

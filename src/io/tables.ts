@@ -4,12 +4,12 @@
  * zstd/gzip/brotli/lz4 pages), CSV with csv-parse. Rows are plain objects keyed by column name, as 🤗 datasets gives
  * them: nested Parquet structs and lists become objects and arrays, int64 values become numbers (exact up to 2^53).
  */
-import { promises as fs, createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
-import { basename, extname, join, relative, sep } from 'node:path';
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
+import { promises as fs, createReadStream } from '../platform/fs.ts';
+import { createInterface } from '../platform/readline.ts';
+import { basename, extname, join, relative } from '../platform/path.ts';
+import { parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
-import { parse as parseCsv } from 'csv-parse/sync';
+import { parse as parseCsv } from 'csv-parse/browser/esm/sync'; // the browser build (own Buffer polyfill) runs in Node and in pages
 import { fail } from '../errors.ts';
 import { isHubId, resolveDatasetFiles, type HubOptions } from './hub.ts';
 
@@ -71,7 +71,8 @@ export async function readTable(path: string, o: { limit?: number } = {}): Promi
   }
   if (ext === '.parquet') {
     try {
-      const file = await asyncBufferFromFile(path);
+      const bytes = await fs.readFile(path); // the whole file: an ArrayBuffer is hyparquet's AsyncBuffer (Node and browser)
+      const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
       const metadata = await parquetMetadataAsync(file);
       const n = Number(metadata.num_rows);
       const rows = await parquetReadObjects({ file, metadata, compressors, rowStart: 0, rowEnd: Math.min(n, limit) });
@@ -168,5 +169,5 @@ export async function loadSplit(source: string, split: string | readonly string[
     rows.push(...await readTable(f, { limit: o.limit === undefined ? undefined : o.limit - rows.length }));
     if (o.limit !== undefined && rows.length >= o.limit) break;
   }
-  return { rows, split: found, files: files.map((f) => (st?.isDirectory() ? relative(source, f).split(sep).join('/') : basename(f))) };
+  return { rows, split: found, files: files.map((f) => (st?.isDirectory() ? relative(source, f).split(/[\\/]/).join('/') : basename(f))) };
 }

@@ -24,7 +24,7 @@ import { collectGarbage } from '../gc.ts';
 import { logLine } from '../platform/os.ts';
 import { chatText, generateText, streamText, type ChatOptions, type ChatResult, type TextGenerationOptions, type TextGenerationResult } from './text.ts';
 
-export type AttentionMode = 'auto' | 'gqa' | 'plain';
+export type AttentionMode = 'auto' | 'gqa' | 'plain' | 'slots';
 
 export interface LoadOptions {
   device?: Device; threads?: number;
@@ -46,7 +46,10 @@ export interface LoadOptions {
    * KV-cache attention. 'auto' (default): com.microsoft.GroupQueryAttention appending into a preallocated KV buffer
    * in place (one session for perplexity, prefill and decode) on the CPU EP when every layer can run on it, else
    * 'plain'. 'plain': the portable graph that grows the cache with Concat (a full-sequence and a decode session).
-   * Both compute the same function (tests compare them).
+   * Both compute the same function (tests compare them). 'slots': the KV-slot graph of continuous batching
+   * (`SlotCache`, src/runtime/slots.ts; `gptq serve`): rows with their own cache lengths in one step, caches read from
+   * buffers the runtime owns and the new keys/values written back by JS (any device; forwardStep, logits and nll work
+   * too, computing the same function).
    */
   attention?: AttentionMode;
   /**
@@ -98,15 +101,18 @@ async function readFloatWeights(dir: string, model?: { cfg: ModelConfig; arch: A
   try { return { tensors: await readFloatTensors(ck), where: ck.location }; } finally { await ck.dispose(); }
 }
 
-type Sessions = { kind: 'gqa'; fast: InferenceSession } | { kind: 'plain'; full: InferenceSession; step: InferenceSession };
+/** The graph set a model runs on: in-place GroupQueryAttention, plain Concat KV, or KV slots (continuous batching). */
+export type GraphKind = 'gqa' | 'plain' | 'slots';
+type Sessions = { kind: 'gqa' | 'slots'; fast: InferenceSession } | { kind: 'plain'; full: InferenceSession; step: InferenceSession };
 
 /** Graphs of each attention mode, in session order (the first one runs full sequences: logits(), nll()). */
-const GRAPHS: Record<'gqa' | 'plain', ModelGraphOptions[]> = {
+const GRAPHS: Record<GraphKind, ModelGraphOptions[]> = {
   gqa: [{ kvCache: true, kvMode: 'gqa', logitsToKeepInput: true }],
   plain: [{ kvCache: false }, { kvCache: true, lastLogitsOnly: true }],
+  slots: [{ kvCache: true, kvMode: 'slots', logitsToKeepInput: true }],
 };
 /** The graphs of a mode for a device (fused CPU kernels only on the CPU EP), with the NLL output on request. */
-const graphsFor = (kind: 'gqa' | 'plain', device: Device, nll = false): ModelGraphOptions[] =>
+const graphsFor = (kind: GraphKind, device: Device, nll = false): ModelGraphOptions[] =>
   GRAPHS[kind].map((g, i) => ({ ...g, fusedOps: device === 'cpu', ...(nll && i === 0 ? { nllOutput: true, argmaxOutput: true } : {}) }));
 /** Graph-cache key of one graph of a checkpoint: its name and a hash of its options. */
 const graphKey = (base: string, name: string, g: ModelGraphOptions) =>
@@ -121,7 +127,7 @@ export class CausalLM {
   /** Set when the output head runs quantized (LoadOptions.lmHeadBits). */
   lmHead?: { bits: LmHeadBits; accuracyLevel: AccuracyLevel };
   /** Where the graphs came from (graph cache) and how long building + session creation took, in seconds. */
-  loadInfo: { graphCache: 'hit' | 'miss' | 'off'; attention: 'gqa' | 'plain'; seconds?: number } = { graphCache: 'off', attention: 'plain' };
+  loadInfo: { graphCache: 'hit' | 'miss' | 'off'; attention: GraphKind; seconds?: number } = { graphCache: 'off', attention: 'plain' };
   private readonly tensors = new WeakMap<Float32Array, ort.Tensor>();
   /** The main full-sequence graph has the `labels` input and `nll` output (LoadOptions.nll). */
   private nllInMain = false;
@@ -142,8 +148,8 @@ export class CausalLM {
     this.loadInfo.attention = s.kind;
   }
 
-  /** 'gqa': KV decode appends in place with GroupQueryAttention; 'plain': Concat graphs. */
-  get attention(): 'gqa' | 'plain' { return this.s.kind; }
+  /** 'gqa': KV decode appends in place with GroupQueryAttention; 'plain': Concat graphs; 'slots': KV-slot graph. */
+  get attention(): GraphKind { return this.s.kind; }
 
   /**
    * Build the graphs from a weight source: with attention 'auto' on CPU one GroupQueryAttention graph (full-sequence
@@ -168,13 +174,13 @@ export class CausalLM {
     const arch = archFor(cfg.modelType);
     arch.check?.(cfg);
     const mode = o.attention ?? 'auto';
-    if (!['auto', 'gqa', 'plain'].includes(mode)) fail(`attention must be auto, gqa or plain, got ${JSON.stringify(mode)}`);
+    if (!['auto', 'gqa', 'plain', 'slots'].includes(mode)) fail(`attention must be auto, gqa, plain or slots, got ${JSON.stringify(mode)}`);
     const device = o.device ?? 'cpu';
     if (mode === 'gqa' && device !== 'cpu') fail(`attention "gqa" runs on the CPU execution provider only (device is ${device})`);
     const t0 = performance.now();
     let hit = true;
     /** A file path (cache) or bytes per graph of `kind`. */
-    const graphsOf = async (kind: 'gqa' | 'plain'): Promise<(string | Uint8Array)[]> => {
+    const graphsOf = async (kind: GraphKind): Promise<(string | Uint8Array)[]> => {
       const out: (string | Uint8Array)[] = [];
       for (const [i, g] of graphsFor(kind, device, !!o.nll).entries()) {
         const key = cache && graphKey(cache.key, `${kind}${i}`, g);
@@ -192,8 +198,13 @@ export class CausalLM {
       }
       return out;
     };
-    let kind: 'gqa' | 'plain' | undefined, graphs: (string | Uint8Array)[] = [];
-    if (mode !== 'plain' && device === 'cpu') {
+    let kind: GraphKind | undefined, graphs: (string | Uint8Array)[] = [];
+    if (mode === 'slots') {
+      try { graphs = await graphsOf('slots'); kind = 'slots'; } catch (e) {
+        if (e instanceof GqaUnsupportedError) fail(`attention "slots" (continuous batching): ${e.message}`);
+        throw e;
+      }
+    } else if (mode !== 'plain' && device === 'cpu') {
       try { graphs = await graphsOf('gqa'); kind = 'gqa'; } catch (e) {
         if (mode === 'gqa' || !(e instanceof GqaUnsupportedError)) throw e;
         hit = true; // judged by the plain graphs below
@@ -203,7 +214,7 @@ export class CausalLM {
     if (release) { release(); await collectGarbage(); }
     const sessions: InferenceSession[] = [];
     for (const g of graphs) sessions.push(await createSession(g, { ...o, spinning: o.spinning ?? false }));
-    const s: Sessions = kind === 'gqa' ? { kind, fast: sessions[0]! } : { kind, full: sessions[0]!, step: sessions[1]! };
+    const s: Sessions = kind === 'plain' ? { kind, full: sessions[0]!, step: sessions[1]! } : { kind, fast: sessions[0]! };
     const m = new CausalLM(cfg, arch, s);
     m.loadInfo = { graphCache: cache ? (hit ? 'hit' : 'miss') : 'off', attention: s.kind, seconds: (performance.now() - t0) / 1000 };
     m.nllInMain = !!o.nll;
@@ -399,7 +410,9 @@ export class CausalLM {
       input_ids, position_ids: new ort.Tensor('int64', pos, [B, S]), attention_mask: new ort.Tensor('int64', mask, [B, S]),
       num_logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(BigInt(S)), []), ...labels,
     };
-    const empty = f32(new Float32Array(0), [B, kvH, 0, d]);
+    // the KV-slot graph attends over the first S buffer positions (its new keys are scattered into them): one zero
+    // buffer, read by every layer
+    const empty = this.s.kind === 'slots' ? f32(new Float32Array(B * kvH * S * d), [B, kvH, S, d]) : f32(new Float32Array(0), [B, kvH, 0, d]);
     for (let i = 0; i < numLayers; i++) { const n = kvNames(i); feeds[n.pastKey] = empty; feeds[n.pastValue] = empty; }
     return this.finiteOutputs(await (nllSession ?? this.s.fast).run(feeds, fetch));
   }
@@ -410,7 +423,7 @@ export class CausalLM {
    */
   emptyCache(batch: number, capacity?: number): KvCache {
     const z = () => Array.from({ length: this.cfg.numLayers }, () => new Float32Array(0));
-    if (this.s.kind === 'gqa' && capacity && capacity > 0) return this.resized({ keys: z(), values: z(), length: 0, batch }, capacity);
+    if (this.s.kind !== 'plain' && capacity && capacity > 0) return this.resized({ keys: z(), values: z(), length: 0, batch }, capacity);
     return { keys: z(), values: z(), length: 0, batch };
   }
 
@@ -476,9 +489,20 @@ export class CausalLM {
       }
       return { logits: await this.finite(r.logits!.data as Float32Array, 'logits'), cache: next };
     }
-    // GroupQueryAttention: past and present are the same buffer (ORT appends in place).
     let c = cache;
     if (c.capacity === undefined || c.capacity < T) c = this.resized(c, Math.max(T + CAPACITY_SLACK, (c.capacity ?? 0) * 2));
+    if (this.s.kind === 'slots') {
+      // every row's new positions go to P..T−1 (left padding stays in the buffer, as in the other graphs)
+      const cap = c.capacity!, view = (a: Float32Array) => this.bufferTensor(a, [B, kvH, cap, d]);
+      const r = await this.runSlots(feeds.input_ids!, feeds.position_ids!, feeds.attention_mask!, c.keys.map(view), c.values.map(view));
+      for (let i = 0; i < numLayers; i++) {
+        for (const [src, dst] of [[r.keys[i]!, c.keys[i]!], [r.values[i]!, c.values[i]!]] as const) {
+          for (let bh = 0; bh < B * kvH; bh++) dst.set(src.subarray(bh * S * d, (bh + 1) * S * d), (bh * cap + P) * d);
+        }
+      }
+      return { logits: r.logits, cache: { ...c, length: T } };
+    }
+    // GroupQueryAttention: past and present are the same buffer (ORT appends in place).
     feeds.num_logits_to_keep = new ort.Tensor('int64', BigInt64Array.of(1n), []);
     if (this.nllInMain) feeds.labels = noLabels(B);
     const fetches: Record<string, ort.Tensor | null> = { logits: null };
@@ -521,6 +545,31 @@ export class CausalLM {
     } finally { await ck.dispose(); }
     const cached = this.loadInfo.graphCache === 'hit' ? '; the graph came from the graph cache: if that entry is damaged, load with graphCache: false (GPTQJS_GRAPH_CACHE=0)' : '';
     fail(`${first} although no tensor of ${this.sourceDir} holds NaN/Inf: the activations overflowed float32 (weights too large for this model's math)${cached}`);
+  }
+
+  /**
+   * One run of the KV-slot graph (attention 'slots'; used by `SlotCache` and `forwardStep`): ids and positions [B,S],
+   * attention mask [B,T] (the first T buffer positions are read; each row's S new tokens are its last S mask ones),
+   * caches [B,kvH,capacity,d] per layer (read only). Returns
+   * the last position's logits [B,V] and each layer's new keys/values [B,kvH,S,d] — the caller writes them into its
+   * buffers. Throws unless the model was loaded with attention 'slots'.
+   */
+  async runSlots(ids: ort.Tensor, positions: ort.Tensor, mask: ort.Tensor, keys: ort.Tensor[], values: ort.Tensor[]): Promise<{ logits: Float32Array; keys: Float32Array[]; values: Float32Array[] }> {
+    if (this.s.kind !== 'slots') fail(`runSlots: the model was loaded with attention "${this.s.kind}", not "slots"`);
+    const B = ids.dims[0]!;
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: ids, position_ids: positions, attention_mask: mask, num_logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(1n), []),
+    };
+    if (this.nllInMain) feeds.labels = noLabels(B);
+    for (let i = 0; i < this.cfg.numLayers; i++) { const n = kvNames(i); feeds[n.pastKey] = keys[i]!; feeds[n.pastValue] = values[i]!; }
+    const r = await this.s.fast.run(feeds);
+    const out = { logits: r.logits!.data as Float32Array, keys: [] as Float32Array[], values: [] as Float32Array[] };
+    for (let i = 0; i < this.cfg.numLayers; i++) {
+      const n = kvNames(i);
+      out.keys.push(r[n.presentKey]!.data as Float32Array);
+      out.values.push(r[n.presentValue]!.data as Float32Array);
+    }
+    return out;
   }
 
   /** One ort.Tensor per KV buffer, reused by every step (the same memory is bound as input and output). */
