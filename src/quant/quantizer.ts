@@ -88,6 +88,21 @@ export function quantize(x: number, scale: number, zero: number, maxq: number): 
   return scale * (quantizeCode(x, scale, zero, maxq) - zero);
 }
 
+/**
+ * AutoGPTQ `quantize` on rows [r0, r1) of one weight column, stored contiguously (element r of the column at
+ * x[xo + r]) with row r's (scale, zero) from `p`: codes[co + r] = clamp(round(x/scale) + zero, 0, maxq) and
+ * q[qo + r] = scale·(code − zero). The column step of GPTQ (gptq.ts) and of RTN (rtn.ts).
+ */
+export function quantizeColumn(x: ArrayLike<number>, xo: number, p: QuantParams, r0: number, r1: number,
+  codes: Uint8Array, co: number, q: Float32Array | Float64Array, qo: number): void {
+  const sc = p.scale, zr = p.zero, maxq = p.maxq;
+  for (let r = r0; r < r1; r++) {
+    const s = sc[r]!, z = zr[r]!, c = quantizeCode(x[xo + r]!, s, z, maxq);
+    codes[co + r] = c;
+    q[qo + r] = s * (c - z);
+  }
+}
+
 /** (scale, zero) of the range [xmin, xmax] (xmin ≤ 0 ≤ xmax): find_params' rule, then the storage constraints. */
 function gridOf(xmin: number, xmax: number, maxq: number, sym: boolean, st?: GridStorage, full?: boolean): [scale: number, zero: number] {
   let scale = sym && full ? fr(xmax / (maxq >> 1)) : fr(fr(xmax - xmin) / maxq);
