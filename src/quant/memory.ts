@@ -1,6 +1,7 @@
 /** Up-front estimate of the quantizer's resident memory (so `--max-memory` can refuse before hours of work). */
 import type { ModelConfig } from '../io/config.ts';
 import type { ArchDefinition } from '../models/types.ts';
+import type { ActivationDtype } from './calibrate.ts';
 import type { QuantizeConfig } from './quantize-config.ts';
 
 export interface MemoryEstimate { layerWeights: number; activations: number; hessians: number; gptq: number; workspace: number; outside: number; total: number }
@@ -14,7 +15,7 @@ export interface MemoryEstimate { layerWeights: number; activations: number; hes
  * intermediate a few times, plus attention scores), and outside modules (embeddings, during capture only: counted,
  * not summed with the layer phase), + 300 MB for the runtime itself.
  */
-export function estimateMemory(arch: ArchDefinition, cfg: ModelConfig, q: QuantizeConfig, tokens: number, seqlen: number, batchTokens = 4096, activationDtype: 'float16' | 'float32' = 'float16'): MemoryEstimate {
+export function estimateMemory(arch: ArchDefinition, cfg: ModelConfig, q: QuantizeConfig, tokens: number, seqlen: number, batchTokens = 4096, activationDtype: ActivationDtype = 'float16'): MemoryEstimate {
   const lin = arch.layerLinears(cfg);
   const inGraph = !q.descAct || q.staticGroups;
   const layerWeights = (inGraph ? 1 : 5) * lin.reduce((a, l) => a + l.inFeatures * l.outFeatures, 0);
