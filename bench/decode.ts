@@ -15,7 +15,7 @@ import { rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { formatBenchTable, type BenchResult } from '../src/eval/bench.ts';
+import { formatBenchTable, type BenchResult } from '../src/eval/speed.ts';
 import { node, syntheticLlama } from './synthetic.ts';
 const { values: a } = parseArgs({
   options: {

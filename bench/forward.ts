@@ -22,10 +22,10 @@ import { availableParallelism, loadavg } from 'node:os';
 import { readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { GraphBuilder } from '../src/graph/builder.ts';
-import { buildLayerGraph } from '../src/graph/causal-lm.ts';
 import { matmul } from '../src/graph/linalg.ts';
 import { createSession, f32 } from '../src/graph/session.ts';
-import { InitializerWeights, InputWeights } from '../src/graph/weights.ts';
+import { InitializerWeights } from '../src/graph/weights.ts';
+import { buildLayerGraph, InputWeights } from '../src/quant/calibrate.ts';
 import { parseModelConfig } from '../src/io/config.ts';
 import { llama } from '../src/models/llama.ts';
 

@@ -6,13 +6,14 @@
  *   npm run bench:verify            (VERIFY_BENCH_SHAPES="4096x4096,11008x4096,4096x11008": out x in)
  */
 import { cpus, loadavg } from 'node:os';
-import { packLinear, type PackBits } from '../src/quant/pack.ts';
-import { moduleDigest, moduleTensors, verifyPackedModule } from '../src/quant/save.ts';
+import { packLinear } from '../src/quant/pack.ts';
+import type { Bits } from '../src/quant/quantize-config.ts';
+import { moduleDigest, moduleTensors, verifyPackedModule } from '../src/quant/module-tensors.ts';
 import { f16ToF32, f32ToF16 } from '../src/tensor.ts';
 import { rng } from '../test/helpers.ts';
 
 const shapes = (process.env.VERIFY_BENCH_SHAPES ?? '4096x4096,11008x4096,4096x11008').split(',').map((s) => s.split('x').map(Number) as [number, number]);
-const configs: { bits: PackBits; groupSize: number; actOrder: boolean; sym: boolean; format: 'gptq' | 'gptq_v2' }[] = [
+const configs: { bits: Bits; groupSize: number; actOrder: boolean; sym: boolean; format: 'gptq' | 'gptq_v2' }[] = [
   { bits: 4, groupSize: 128, actOrder: false, sym: true, format: 'gptq' },
   { bits: 4, groupSize: 128, actOrder: true, sym: false, format: 'gptq' },
   { bits: 3, groupSize: 128, actOrder: false, sym: false, format: 'gptq' },
@@ -51,7 +52,7 @@ for (const [out, inF] of shapes) for (const c of configs) {
   const tPack = await time(() => { packed = packLinear({ codes: intCodes, scales, zeros, gIdx, bits: c.bits, inFeatures: inF, outFeatures: out, format: c.format }); });
   const geom = { bits: c.bits, groupSize: c.groupSize, inFeatures: inF, outFeatures: out, format: c.format };
   const tVerify = await time(() => verifyPackedModule('bench', packed, computed, geom));
-  const tensors = moduleTensors({ ...packed, name: 'bench', inFeatures: inF, outFeatures: out, loss: 0, seconds: 0 }, c.bits);
+  const tensors = moduleTensors({ ...packed, name: 'bench', inFeatures: inF, outFeatures: out }, c.bits);
   const tDigest = await time(() => moduleDigest('bench', async (n) => tensors[n]));
   const cfg = `${c.bits}-bit g${c.groupSize}${c.actOrder ? ' act-order' : ''} ${c.sym ? 'sym' : 'asym'} ${c.format}`;
   console.log(`| ${out}x${inF} | ${cfg} | ${tPack} | ${tVerify} | ${tDigest} | ${(tVerify.cpu + tDigest.cpu).toFixed(0)} (${(tVerify.wall + tDigest.wall).toFixed(0)}) |`);

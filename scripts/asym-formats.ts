@@ -14,7 +14,8 @@ import { GPTQModel } from '../src/gptq-model.ts';
 import { perplexity } from '../src/eval/perplexity.ts';
 import { evalTokens, loadText } from '../src/io/datasets.ts';
 import { CausalLM } from '../src/runtime/causal-lm.ts';
-import { unpackQzeros, type PackBits } from '../src/quant/pack.ts';
+import { unpackQzeros } from '../src/quant/pack.ts';
+import type { Bits } from '../src/quant/quantize-config.ts';
 import type { Tensor } from '../src/tensor.ts';
 import { gram } from '../src/graph/linalg.ts';
 import { gptqQuantize } from '../src/quant/gptq.ts';
@@ -25,7 +26,7 @@ const { values: v } = parseArgs({ options: { wikitext: { type: 'string' }, 'max-
 // One linear, W = |N(0, 0.05²)| (every asym group has min ≥ 0) and W ~ N(0, 0.05²); H from correlated random inputs.
 {
   const R = 256, C = 512, ntok = 1024, X = randn(ntok * C, 1), f = randn(ntok * 8, 2);
-  for (let t = 0; t < ntok; t++) for (let j = 0; j < C; j++) X[t * C + j] += 0.7 * f[t * 8 + (j & 7)]!;
+  for (let t = 0; t < ntok; t++) for (let j = 0; j < C; j++) X[t * C + j]! += 0.7 * f[t * 8 + (j & 7)]!;
   const H = (await gram(X, ntok, C)) as Float32Array;
   for (let i = 0; i < H.length; i++) H[i] = H[i]! * (2 / ntok);
   const lines = ['| W | bits | v2 zero points = 0 | GPTQ loss v1 | GPTQ loss gptq_v2 | v1 / v2 − 1 |', '|---|---|---|---|---|---|'];
@@ -47,8 +48,8 @@ const dir = 'assets/stories260K', seqlen = 512, maxWindows = v['max-windows'] ? 
 const base = await GPTQModel.fromPretrained(dir);
 const tokens = evalTokens(base.tokenizer!, await loadText(v.wikitext ?? 'wikitext2'), 'wikitext2');
 const calib = await base.calibration('c4', { nsamples: 128, seqlen: 256, seed: 0 });
-await base.close();
-const ppl = async (m: CausalLM) => { const p = (await perplexity(m, tokens, { seqlen, maxWindows })).ppl; await m.release(); return p; };
+await base.dispose();
+const ppl = async (m: CausalLM) => { const p = (await perplexity(m, tokens, { seqlen, maxWindows })).ppl; await m.dispose(); return p; };
 const tmp = mkdtempSync(join(tmpdir(), 'asym-formats-'));
 const quiet = { onLog: () => {} };
 
@@ -61,17 +62,17 @@ for (const bits of [4, 3] as const) for (const fmt of ['gptq', 'gptq_v2'] as con
   let z0 = 0, z1 = 0, n = 0;
   for (const [name, t] of res.packed) {
     if (!name.endsWith('.qzeros')) continue;
-    const shape = (t as Tensor).shape, z = unpackQzeros((t as Tensor).data as Int32Array, bits as PackBits, shape[0]!, (shape[1]! * 32) / bits, fmt);
+    const shape = (t as Tensor).shape, z = unpackQzeros((t as Tensor).data as Int32Array, bits as Bits, shape[0]!, (shape[1]! * 32) / bits, fmt);
     for (const x of z) { if (x === 0) z0++; if (x === 1) z1++; n++; }
   }
   const out = join(tmp, `${bits}-${fmt}`);
   await m.saveQuantized(out);
   const fake = await ppl(await m.fakeQuantModel({ nll: true, ...quiet })), saved = await ppl(await CausalLM.load(out, { nll: true, ...quiet }));
-  await m.close();
+  await m.dispose();
   const all = await GPTQModel.fromPretrained(dir, { quantizeConfig: q });
   await all.quantize(calib, { keepDequantized: true, quantizeUnpackable: true });
   const allPpl = await ppl(await all.fakeQuantModel({ nll: true, ...quiet }));
-  await all.close();
+  await all.dispose();
   rows.push([`${bits}-bit g32 asym ${fmt}`, `${z0} / ${z1} of ${n} (${((100 * z0) / n).toFixed(2)}% / ${((100 * z1) / n).toFixed(2)}%)`, fake.toFixed(3), saved.toFixed(3), allPpl.toFixed(3)]);
   console.error(rows.at(-1)!.join(' | '));
 }

@@ -14,8 +14,8 @@ import { isGeneratedCard, modelCard, quantizerMeta, type CalibrationInfo, type P
 import { pushToHub, type PushOptions, type PushResult } from './io/push.ts';
 import { archFor } from './models/registry.ts';
 import type { ArchDefinition } from './models/types.ts';
-import { resolveQuantizeConfig, toQuantizeConfigJson, type QuantizeConfig } from './quant/config.ts';
-import { quantizeLayers, type ActivationDtype, type QuantizeLoopResult } from './quant/quantize-model.ts';
+import { resolveQuantizeConfig, toQuantizeConfigJson, type QuantizeConfig } from './quant/quantize-config.ts';
+import { quantizeLayers, type ActivationDtype, type QuantizeLoopResult } from './quant/layer-loop.ts';
 import type { ProgressCallback } from './progress.ts';
 import { saveQuantizedCheckpoint, type SaveOptions } from './quant/save.ts';
 import { WorkDir, hashCalibration, hashCheckpoint, runIdOf } from './quant/workdir.ts';
@@ -50,7 +50,7 @@ export interface QuantizeCallOptions extends LoadTextOptions {
   keepDequantized?: boolean;
   /**
    * Write each finished layer here; rerunning the same call resumes after the last finished layer. The folder is
-   * locked for this process from the start of quantize() until removeWorkDir() or close(): a second process using it
+   * locked for this process from the start of quantize() until removeWorkDir() or dispose(): a second process using it
    * fails at once naming this one; a folder holding other files is refused.
    */
   workDir?: string;
@@ -226,6 +226,4 @@ export class GPTQModel {
   /** Release the work dir's lock (its files stay for a later resume) and close the source checkpoint (idempotent). Also `await using m = await GPTQModel.fromPretrained(dir)`. */
   async dispose(): Promise<void> { this.work?.release(); this.work = undefined; await this.ck.dispose(); }
   async [Symbol.asyncDispose](): Promise<void> { await this.dispose(); }
-  /** @deprecated Use dispose(). */
-  close(): Promise<void> { return this.dispose(); }
 }

@@ -5,11 +5,11 @@
 
 // Quantization (AutoGPTQ's API): GPTQModel.fromPretrained → quantize → saveQuantized
 export { GPTQModel, type CalibrationInput, type QuantizeCallOptions, type SaveQuantizedOptions, type SavedQuantized } from './gptq-model.ts';
-export { resolveQuantizeConfig, DEFAULT_QUANTIZE_CONFIG, type QuantizeConfig, type Bits, type CheckpointFormat } from './quant/config.ts';
-export type { QuantizeEvent, QuantizeLoopResult, SkippedModule, ActivationDtype } from './quant/quantize-model.ts';
+export { resolveQuantizeConfig, DEFAULT_QUANTIZE_CONFIG, BITS, type QuantizeConfig, type Bits, type CheckpointFormat } from './quant/quantize-config.ts';
+export type { QuantizeEvent, QuantizeLoopResult, SkippedModule, ActivationDtype } from './quant/layer-loop.ts';
 export type { SaveOptions } from './quant/save.ts';
 export { gptqQuantize, type GptqConfig, type GptqOptions, type GptqResult } from './quant/gptq.ts';
-export { packLinear, dequantize, packable, type PackBits, type PackedLinear } from './quant/pack.ts';
+export { packLinear, dequantize, packable, type PackedLinear } from './quant/pack.ts';
 
 // Inference: CausalLM.load → generate / stream / chat (text) or generate(model, ids) / forwardStep (ids)
 export { CausalLM, type LoadOptions, type AttentionMode, type KvCache, type GraphKind } from './runtime/causal-lm.ts';

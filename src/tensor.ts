@@ -95,3 +95,29 @@ export function toF16Bits(a: ArrayLike<number>): Uint16Array {
   for (let i = 0; i < a.length; i++) o[i] = f32ToF16(a[i]!);
   return o;
 }
+
+/** No NaN/Inf in `a`: float32 values, or float16 bit patterns in a Uint16Array (exponent all ones). */
+export function allFinite(a: Float32Array | Uint16Array): boolean {
+  if (a instanceof Uint16Array) { for (let i = 0; i < a.length; i++) if ((a[i]! & 0x7c00) === 0x7c00) return false; return true; }
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) return false;
+  return true;
+}
+
+/**
+ * dst[j, i] = src[r(i), c(j)] for src [rows, cols] row-major, dst [cols, rows]: a transpose in 64×64 tiles, optionally
+ * gathering rows (`rowOrder`: r(i) = rowOrder[i]) and columns (`colOrder`) of src. Values are assigned as they are
+ * (dst's element type converts). Returns dst.
+ */
+export function transpose<T extends { [k: number]: number; length: number }>(src: ArrayLike<number>, rows: number, cols: number, dst: T,
+  o: { rowOrder?: ArrayLike<number>; colOrder?: ArrayLike<number> } = {}): T {
+  const T = 64, ro = o.rowOrder, co = o.colOrder;
+  for (let j0 = 0; j0 < cols; j0 += T) for (let i0 = 0; i0 < rows; i0 += T) {
+    const j1 = Math.min(j0 + T, cols), i1 = Math.min(i0 + T, rows);
+    for (let j = j0; j < j1; j++) {
+      const c = co ? co[j]! : j, d = j * rows;
+      if (ro) for (let i = i0; i < i1; i++) dst[d + i] = src[ro[i]! * cols + c]!;
+      else for (let i = i0; i < i1; i++) dst[d + i] = src[i * cols + c]!;
+    }
+  }
+  return dst;
+}

@@ -245,7 +245,7 @@ test('wikitext2 perplexity text: stories260K tokens and a float64-reference perp
     const ref = Math.exp((refNll(rc, (n) => w.get(n), ids.slice(0, S)) + refNll(rc, (n) => w.get(n), ids.slice(S, 2 * S))) / 2);
     assert.ok(Math.abs(r.ppl - ref) / ref < 1e-6, `${r.ppl} vs float64 reference ${ref}`);
     assert.ok(Math.abs(ref - 95.93695) < 1e-4, String(ref)); // pinned: the first 2×256 tokens of the recipe text
-  } finally { await m.release(); }
+  } finally { await m.dispose(); }
 });
 
 test('c4 by name: embedded asset, GPTQJS_DATASETS dir, datasetPath dir with c4*.jsonl', async () => {

@@ -28,7 +28,7 @@ before(async () => {
   const m = await loadAnyModel(join(ROOT, 'assets', 'stories260K'), { nll: true, graphCache: false });
   model = m.model; tokenizer = m.tokenizer!;
 });
-after(async () => { await model?.release(); });
+after(async () => { await model?.dispose(); });
 
 async function run(shots: number): Promise<EvalResults> {
   if (!results.has(shots)) {

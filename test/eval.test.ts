@@ -146,7 +146,7 @@ before(async () => {
   const m = await loadAnyModel(join(ROOT, 'assets', 'stories260K'), { nll: true, graphCache: false });
   model = m.model; tokenizer = m.tokenizer!;
 });
-after(async () => { await model?.release(); });
+after(async () => { await model?.dispose(); });
 
 test('nllArgmax: NLL and argmax equal a float64 log-softmax / argmax of the logits; is_greedy true exactly for greedy continuations', async () => {
   const ids = [tokenizer.encode('Once upon a time, there was a little girl'), tokenizer.encode('Tom liked to play with his red ball in the park')];

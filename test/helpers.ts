@@ -73,7 +73,7 @@ export async function quantizeStories(src: string, out: string, o: { nsamples?: 
   const m = await GPTQModel.fromPretrained(src, { quantizeConfig: { bits: 4, groupSize: 32 } });
   await m.quantize(resolve(ROOT, 'assets', 'c4_demo.jsonl'), { nsamples: o.nsamples ?? 16, seqlen: o.seqlen ?? 128 });
   await m.saveQuantized(out);
-  await m.close();
+  await m.dispose();
   return out;
 }
 

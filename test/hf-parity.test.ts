@@ -21,7 +21,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CausalLM } from '../src/runtime/causal-lm.ts';
 import { GptqError } from '../src/errors.ts';
-import { GqaUnsupportedError } from '../src/graph/causal-lm.ts';
+import { GqaUnsupportedError } from '../src/graph/model-graph.ts';
 import { supportedModelTypes } from '../src/models/registry.ts';
 import { listArchFixtures, loadArchFixture, unpadded, type ArchFixture } from './fixture-archs.ts';
 import { reporter } from './archs/harness.ts';

@@ -191,7 +191,7 @@ test('Hub failures name their cause: network errors are not blamed on HF_TOKEN; 
   const netErr = (code: string) => async () => { throw new TypeError('fetch failed', { cause: Object.assign(new Error(`getaddrinfo ${code} hub.test`), { code }) }); };
   const status = (s: number) => async () => Response.json({ error: 'Repository not found' }, { status: s });
   try {
-    for (const [code, words] of [['ENOTFOUND', 'DNS lookup failed'], ['ECONNREFUSED', 'connection refused'], ['ETIMEDOUT', 'connection timed out']]) {
+    for (const [code, words] of [['ENOTFOUND', 'DNS lookup failed'], ['ECONNREFUSED', 'connection refused'], ['ETIMEDOUT', 'connection timed out']] as const) {
       await assert.rejects(resolveModelDir('o/m', { ...base, fetch: netErr(code) }), (e: Error) =>
         e instanceof GptqError && e.message === `model o/m: cannot list files on the Hub (cannot reach ${HUB} (${code}: ${words}); check the network or proxy (HTTPS_PROXY), or set HF_HUB_OFFLINE=1 to use only the local cache)`);
     }

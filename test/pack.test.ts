@@ -1,13 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  convertV1ToV2Zeros, convertV2ToV1Zeros, dequantize, packable, packLinear, packQweight, packQzeros, unpackQweight, unpackQzeros, type PackBits,
+  convertV1ToV2Zeros, convertV2ToV1Zeros, dequantize, packable, packLinear, packQweight, packQzeros, unpackQweight, unpackQzeros,
 } from '../src/quant/pack.ts';
+import { BITS } from '../src/quant/quantize-config.ts';
 import { GptqError } from '../src/errors.ts';
 import { f16ToF32, toF16Bits } from '../src/tensor.ts';
 import { rng } from './helpers.ts';
-
-const BITS: PackBits[] = [2, 3, 4, 8];
 
 function randCodes(n: number, bits: number, seed: number, lo = 0): Uint8Array {
   const r = rng(seed), span = 2 ** bits - lo;
@@ -32,8 +31,8 @@ test('qweight: hand-computed words pin the bit order', () => {
   for (let j = 0; j < 32; j++) codes[j] = j % 16;
   const q = packQweight(codes, 4, 32, 32);
   assert.equal(q.length, 4 * 32);
-  assert.equal(q[0 * 32] >>> 0, 0x76543210);
-  assert.equal(q[1 * 32] >>> 0, 0xfedcba98);
+  assert.equal(q[0 * 32]! >>> 0, 0x76543210);
+  assert.equal(q[1 * 32]! >>> 0, 0xfedcba98);
   assert.equal(q[1 * 32], -19088744); // int32 view, as torch stores it
   assert.equal(q[1], 0); // output column 1 is all zero codes
   const c2 = new Uint8Array(32 * 32); for (let j = 0; j < 32; j++) c2[j] = j % 4;

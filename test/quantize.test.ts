@@ -5,14 +5,13 @@ import { join } from 'node:path';
 import { GPTQModel } from '../src/gptq-model.ts';
 import { Checkpoint } from '../src/io/safetensors.ts';
 import { loadModelConfig } from '../src/io/config.ts';
-import { buildLayerGraph } from '../src/graph/causal-lm.ts';
-import { InputWeights } from '../src/graph/weights.ts';
+import { buildLayerGraph, InputWeights } from '../src/quant/calibrate.ts';
 import { createSession, f16, f32 } from '../src/graph/session.ts';
 import { llama } from '../src/models/llama.ts';
 import { dequantize, unpackQweight } from '../src/quant/pack.ts';
-import { quantizeLayers, type QuantizeLoopOptions, type QuantizeLoopResult } from '../src/quant/quantize-model.ts';
-import type { QuantizeConfig } from '../src/quant/config.ts';
-import { resolveQuantizeConfig } from '../src/quant/config.ts';
+import { quantizeLayers, type QuantizeLoopOptions, type QuantizeLoopResult } from '../src/quant/layer-loop.ts';
+import type { QuantizeConfig } from '../src/quant/quantize-config.ts';
+import { resolveQuantizeConfig } from '../src/quant/quantize-config.ts';
 import type { TensorLike } from '../src/io/safetensors.ts';
 const dataOf = async (t: TensorLike) => ('data' in t ? t.data : await t.load());
 import { CausalLM, loadFloatWeights } from '../src/runtime/causal-lm.ts';
@@ -118,7 +117,7 @@ test('Hessian running sum bound in place (one buffer as Gemm C input and output)
     for (let b = 0; b < 3; b++) {
       const x = f32(randn(2 * 9 * 64, 20 + b), [2, 9, 64]);
       const r1 = (await s1.run({ ...feeds(one), hidden_in: x }))['xtx.mlp.down_proj']!.data as Float32Array;
-      r1.forEach((v, i) => { sum[i] += v; });
+      r1.forEach((v, i) => { sum[i]! += v; });
       await s2.run({ ...feeds(acc), hidden_in: x, 'xtx_acc.mlp.down_proj': bound }, { 'xtx.mlp.down_proj': bound });
     }
     let md = 0, mx = 0;

@@ -17,8 +17,9 @@ import { loadModelConfig } from '../src/io/config.ts';
 import { calibrationSamples, type CalibrationSet } from '../src/io/datasets.ts';
 import { Checkpoint, saveSharded, writeSafetensors } from '../src/io/safetensors.ts';
 import { TextTokenizer } from '../src/io/tokenizer.ts';
-import { convertV1ToV2Zeros, dequantize, packLinear, type PackBits } from '../src/quant/pack.ts';
-import type { QuantizeConfig } from '../src/quant/config.ts';
+import { convertV1ToV2Zeros, dequantize, packLinear } from '../src/quant/pack.ts';
+import type { Bits } from '../src/quant/quantize-config.ts';
+import type { QuantizeConfig } from '../src/quant/quantize-config.ts';
 import { moduleParams, prepareLinear, QuantizedWeights, readQuantizeConfig, trivialGIdx, type AccuracyLevel } from '../src/runtime/quantized-weights.ts';
 import { GraphBuilder } from '../src/graph/builder.ts';
 import { createSession, f32 } from '../src/graph/session.ts';
@@ -89,7 +90,7 @@ async function referenceModel(dir: string): Promise<CausalLM> {
       const inF = (qw.shape[0]! * 32) / bits, outF = qw.shape[1]!;
       const W = dequantize({
         qweight: qw.data as Int32Array, qzeros: (await ck.read(`${m}.qzeros`)).data as Int32Array,
-        scales: await ck.readFloat32(`${m}.scales`), bits: bits as PackBits, inFeatures: inF, outFeatures: outF,
+        scales: await ck.readFloat32(`${m}.scales`), bits: bits as Bits, inFeatures: inF, outFeatures: outF,
         gIdx: ck.has(`${m}.g_idx`) ? ((await ck.read(`${m}.g_idx`)).data as Int32Array) : trivialGIdx(inF, groupSize),
         format: q.config.checkpointFormat,
       }); // [out, in]
@@ -165,7 +166,7 @@ function gptqError(...patterns: RegExp[]) {
  * One random GPTQ linear (96 inputs: not a multiple of 64 or 128) through prepareLinear + QuantizedWeights vs
  * float64 x·Wᵀ + b on pack.ts's dequantize. `actOrder`: g_idx = a random permutation's j // group.
  */
-async function linearCase(bits: PackBits, groupSize: number, actOrder: boolean, o: { accuracyLevel?: AccuracyLevel; gIdx?: Int32Array } = {}) {
+async function linearCase(bits: Bits, groupSize: number, actOrder: boolean, o: { accuracyLevel?: AccuracyLevel; gIdx?: Int32Array } = {}) {
   const K = 96, N = 64, M = 5, r = rng(bits * 1000 + groupSize + (actOrder ? 7 : 0));
   const groups = groupSize === -1 ? 1 : Math.ceil(K / groupSize), maxq = (1 << bits) - 1;
   const perm = Array.from({ length: K }, (_, k) => k);

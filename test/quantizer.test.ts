@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { findParams, gridStorage, quantize, quantizeCode, roundHalfEven } from '../src/quant/quantizer.ts';
 import { f16ToF32, f32ToF16 } from '../src/tensor.ts';
-import { DEFAULT_QUANTIZE_CONFIG, fromQuantizeConfigJson, resolveQuantizeConfig, toQuantizeConfigJson } from '../src/quant/config.ts';
+import { DEFAULT_QUANTIZE_CONFIG, fromQuantizeConfigJson, resolveQuantizeConfig, toQuantizeConfigJson } from '../src/quant/quantize-config.ts';
 import { GptqError } from '../src/errors.ts';
 import { randn } from './helpers.ts';
 

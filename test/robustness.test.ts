@@ -5,7 +5,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { GPTQModel } from '../src/gptq-model.ts';
 import { estimateMemory } from '../src/quant/memory.ts';
-import { resolveQuantizeConfig } from '../src/quant/config.ts';
+import { resolveQuantizeConfig } from '../src/quant/quantize-config.ts';
 import { llama } from '../src/models/llama.ts';
 import { llamaTensors, llamaConfig, writeCheckpoint, type LlamaOpts } from './synth.ts';
 import { ROOT, rng, tmpDir } from './helpers.ts';

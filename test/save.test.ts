@@ -14,8 +14,9 @@ import { CausalLM } from '../src/runtime/causal-lm.ts';
 import { calibrationSamples, type CalibrationSet } from '../src/io/datasets.ts';
 import { Checkpoint, SafetensorsFile, writeSafetensors } from '../src/io/safetensors.ts';
 import { gptqQuantize } from '../src/quant/gptq.ts';
-import { dequantize, packLinear, unpackQzeros, type PackBits } from '../src/quant/pack.ts';
-import { verifyPackedModule } from '../src/quant/save.ts';
+import { dequantize, packLinear, unpackQzeros } from '../src/quant/pack.ts';
+import type { Bits } from '../src/quant/quantize-config.ts';
+import { verifyPackedModule } from '../src/quant/module-tensors.ts';
 import { f16ToF32, toF16Bits } from '../src/tensor.ts';
 import { llamaConfig, llamaTensors, writeCheckpoint, type LlamaOpts } from './synth.ts';
 import { SHARED, SKIP_SHARED, randn, rng, tmpDir } from './helpers.ts';
@@ -45,7 +46,7 @@ test('every bits × group size (−1, 32, 48, 40 → fp32 path) × act-order × 
   const ROWS = 64, COLS = 128, { W, H } = problem(ROWS, COLS, 3);
   const bias = Float32Array.from(randn(ROWS, 8, 0.1), (v) => f16ToF32(toF16Bits([v])[0]!)); // the fp16 values a bias is saved as
   let cells = 0, caught = 0;
-  for (const bits of [2, 3, 4, 8] as PackBits[]) for (const groupSize of [-1, 32, 48, 40]) for (const descAct of [false, true])
+  for (const bits of [2, 3, 4, 8] as Bits[]) for (const groupSize of [-1, 32, 48, 40]) for (const descAct of [false, true])
     for (const staticGroups of groupSize > 0 ? [false, true] : [false]) for (const sym of [false, true]) for (const format of ['gptq', 'gptq_v2'] as const) {
       const name = `m.${bits}b.g${groupSize}${descAct ? '.act' : ''}${staticGroups ? '.static' : ''}.${sym ? 'sym' : 'asym'}.${format}`;
       const cfg = { bits, groupSize, descAct, staticGroups, sym, dampPercent: 0.01, blockSize: 128, mse: false, checkpointFormat: format };
@@ -100,7 +101,7 @@ async function savedVsFake(m: GPTQModel, out: string, ids: number[][]): Promise<
   const a = await fake.logits(ids), b = await saved.logits(ids);
   let d = 0;
   for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!));
-  await fake.release(); await saved.release();
+  await fake.dispose(); await saved.dispose();
   return d;
 }
 
@@ -132,9 +133,9 @@ test('abs(q_proj) asym 4-bit g32, quantize → save → CausalLM.load = the fake
       // The case is exercised: layer-0 q_proj has groups whose min-max zero is 0 — stored as 0 in v2, constrained to 1 in v1.
       const ck = await Checkpoint.open(out);
       const zeros = unpackQzeros((await ck.read('model.layers.0.self_attn.q_proj.qzeros')).data as Int32Array, 4, 2, 64, c.fmt);
-      await ck.close();
+      await ck.dispose();
       if (!c.sym) assert.ok(c.fmt === 'gptq' ? Math.min(...zeros) >= 1 && zeros.includes(1) : zeros.includes(0), `${name}: zeros ${[...zeros.slice(0, 8)]}`);
-      await m.close();
+      await m.dispose();
     }
   } finally { tmp.cleanup(); }
 });
@@ -150,7 +151,7 @@ test('tiny-gpt2 (HF Conv1D [in, out] weights, fused c_attn with bias) 3-bit asym
     const d = await savedVsFake(m, join(tmp.path, 'q'), ids);
     t.diagnostic(`tiny-gpt2 3-bit asym act-order: max |Δlogit| ${d.toExponential(2)}`);
     assert.ok(d <= 1e-4, `${d}`);
-    await m.close();
+    await m.dispose();
   } finally { tmp.cleanup(); }
 });
 
@@ -170,7 +171,7 @@ test('a packed tensor changed after verification: saveQuantized stops with one l
     (qz.data as Int32Array)[3]! ^= 1 << 9; // restored: the same result saves
     await m.saveQuantized(out);
     assert.ok(existsSync(join(out, 'quantize_config.json')));
-    await m.close();
+    await m.dispose();
   } finally { tmp.cleanup(); }
 });
 
@@ -181,7 +182,7 @@ test('a work dir whose layers were packed without verification (older gptqjs) is
     await absModel(src, DIMS);
     const run = async () => {
       const m = await GPTQModel.fromPretrained(src, { quantizeConfig: { bits: 4, groupSize: 32 } });
-      try { return await m.quantize(calibration(), { workDir: work }); } finally { await m.close(); }
+      try { return await m.quantize(calibration(), { workDir: work }); } finally { await m.dispose(); }
     };
     const first = await run();
     assert.equal(first.digests.size, 14);
@@ -189,7 +190,7 @@ test('a work dir whose layers were packed without verification (older gptqjs) is
     const path = join(work, 'layer-00000.safetensors'), f = await SafetensorsFile.open(path);
     const tensors = Object.fromEntries(await Promise.all(f.names().map(async (n) => [n, await f.read(n)] as const)));
     const record = JSON.parse(f.metadata.record!);
-    await f.close();
+    await f.dispose();
     delete record.digests;
     await writeSafetensors(path, tensors, { format: 'pt', record: JSON.stringify(record) });
     await assert.rejects(run(), oneLine(/work dir .*work, layer 0: module model\.layers\.0\.\S+ was packed without verification .*delete the work dir to start over/));

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { CausalLM, loadFloatWeights, type LoadOptions } from '../src/runtime/causal-lm.ts';
 import { SlotCache, type Slot } from '../src/runtime/slots.ts';
 import { generate } from '../src/runtime/generate.ts';
-import { buildCausalLM } from '../src/graph/causal-lm.ts';
+import { buildCausalLM } from '../src/graph/model-graph.ts';
 import { InitializerWeights } from '../src/graph/weights.ts';
 import { archFor } from '../src/models/registry.ts';
 import { loadModelConfig } from '../src/io/config.ts';

@@ -201,7 +201,7 @@ test('generate(): one stream per row; onText pieces and result.text equal the de
     const s = await generate(m, [prompts[0]!, prompts[1]!], { maxNewTokens: 20, tokenizer: tok, stopStrings: ['there'] });
     assert.equal(s.finishReason[0], 'stop');
     assert.ok(s.text![0]!.includes('there') && s.text![0]!.endsWith('there'), s.text![0]);
-  } finally { await m.release(); }
+  } finally { await m.dispose(); }
 });
 
 const CLI = join(ROOT, 'src', 'cli', 'main.ts');
@@ -219,7 +219,7 @@ test('gptq generate prints the prompt as given, then exactly the decoded continu
       assert.equal(r.stdout, prompt + expected(tok, ids, g.tokens[0]!, true) + '\n');
     }
     assert.equal(cli(['generate', STORIES, 'Once upon', '--max-new-tokens', '6']).stdout, 'Once upon a time, there was a\n');
-  } finally { await m.release(); }
+  } finally { await m.dispose(); }
 });
 
 test('gptq chat: the printed reply is the decoded continuation of the transcript (trimmed, cut at "User:")', async () => {
@@ -233,5 +233,5 @@ test('gptq chat: the printed reply is the decoded continuation of the transcript
     const reply = g.text![0]!.split('\nUser:')[0]!.trim();
     assert.ok(reply.length > 0);
     assert.equal(r.stdout, `assistant> ${reply}\n`);
-  } finally { await m.release(); }
+  } finally { await m.dispose(); }
 });

@@ -2,7 +2,7 @@ import { MODEL_ARG, modelDir } from './args.ts';
 import { loadFlags, loadOptions } from './load-flags.ts';
 import { commandHelp, JSON_FLAG, parseCommand, type CommandSpec } from './flags.ts';
 import { createOutput } from './output.ts';
-import { benchModel, formatBenchTable } from '../eval/bench.ts';
+import { benchModel, formatBenchTable } from '../eval/speed.ts';
 
 export const COMMAND = {
   name: 'bench',

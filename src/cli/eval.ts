@@ -158,7 +158,7 @@ async function evalOne(dirArg: string | undefined, v: Values, out: Output, comma
       fail(`--max-length ${v['max-length']}: longer than max_position_embeddings ${model.cfg.maxPositionEmbeddings} of ${dir}`);
     const tasks = taskSpecs(v);
     return { dir, r: await evaluate({ model, tokenizer }, tasks, evalOptions(v, out)) };
-  } finally { await model.release(); }
+  } finally { await model.dispose(); }
 }
 
 async function writeOutput(v: Values, json: unknown): Promise<void> {

@@ -4,10 +4,10 @@ import { basename } from 'node:path';
 import { commandHelp, JSON_FLAG, parseCommand, type CommandSpec } from './flags.ts';
 import { fmtBytes } from './output.ts';
 import { loadModelConfig } from '../io/config.ts';
-import { Checkpoint } from '../io/safetensors.ts';
+import { Checkpoint, lookupBaseModelName } from '../io/safetensors.ts';
 import { archFor } from '../models/registry.ts';
 import type { ArchDefinition } from '../models/types.ts';
-import { toQuantizeConfigJson } from '../quant/config.ts';
+import { toQuantizeConfigJson } from '../quant/quantize-config.ts';
 import { archLinears, checkModuleTensors, linearSpecs, quantizedModuleNames, readQuantizeConfig } from '../runtime/quantized-weights.ts';
 import { fail } from '../errors.ts';
 
@@ -82,8 +82,8 @@ export async function inspectModel(dir: string): Promise<InspectReport> {
       if (['F32', 'F16', 'BF16', 'F64'].includes(info.dtype)) fpParams += numel(info.shape);
     }
     const full = arch ? [...archLinears(arch, cfg).keys()] : [];
-    const has = (n: string) => ck.has(n) || ck.has(n.slice(n.indexOf('.') + 1));
-    const kept = full.filter((m) => !qset.has(m) && !qset.has(m.slice(m.indexOf('.') + 1)) && has(`${m}.weight`));
+    const has = (n: string) => ck.has(ck.resolve(n));
+    const kept = full.filter((m) => !lookupBaseModelName((x) => qset.has(x) || undefined, m) && has(`${m}.weight`));
     const lmHead = arch?.lmHead ?? 'lm_head';
     const tiedLmHead = !!arch && !has(`${lmHead}.weight`) && !qset.has(lmHead);
     const qBytes = codes + scales + zeros + gIdx;

@@ -6,7 +6,7 @@ import { GPTQModel } from '../gptq-model.ts';
 import { checkDeviceAvailable, DEVICES, type Device } from '../graph/session.ts';
 import { checkOutputDir } from '../quant/save.ts';
 import { realPath } from '../io/atomic.ts';
-import { DEFAULT_QUANTIZE_CONFIG, type Bits } from '../quant/config.ts';
+import { BITS, DEFAULT_QUANTIZE_CONFIG, type Bits } from '../quant/quantize-config.ts';
 import { fail } from '../errors.ts';
 
 const Q = 'quantization (AutoGPTQ BaseQuantizeConfig)', C = 'calibration', O = 'output', R = 'resources';
@@ -29,7 +29,7 @@ Calibration activations are kept in fp16 between layers (half the memory; the la
     { name: 'max-shard-size', type: 'size', metavar: 'SIZE', default: 5e9, defaultText: '5GB', group: O, help: 'largest safetensors shard (transformers\' rule: GB = 1e9, GiB = 2^30)' },
     { name: 'work-dir', type: 'string', metavar: 'DIR', defaultText: 'DIR.partial', group: O, help: 'where finished layers are kept for resuming (must be new, or a gptqjs work dir)' },
     JSON_FLAG,
-    { name: 'bits', type: 'int', oneOf: [2, 3, 4, 8], default: 4, group: Q, help: 'bits per weight' },
+    { name: 'bits', type: 'int', oneOf: BITS, default: 4, group: Q, help: 'bits per weight' },
     { name: 'group-size', type: 'int', min: 1, also: [-1], metavar: 'N', default: DEFAULT_QUANTIZE_CONFIG.groupSize, note: '-1 = one group per output channel', group: Q,
       help: 'input columns sharing one scale/zero; at most the smallest in_features of the model\'s linears' },
     { name: 'desc-act', type: 'boolean', group: Q, help: 'act-order: quantize columns by decreasing Hessian diagonal' },

@@ -113,7 +113,7 @@ export async function evaluate(model: string | EvalModel, tasks: readonly TaskSp
   let loaded: EvalModel, own = false;
   if (typeof model === 'string') {
     const m = await loadAnyModel(model, { ...o.load, nll: true });
-    if (!m.tokenizer) { await m.model.release(); fail(`${model} has no tokenizer.json: evaluation needs one`); }
+    if (!m.tokenizer) { await m.model.dispose(); fail(`${model} has no tokenizer.json: evaluation needs one`); }
     loaded = { model: m.model, tokenizer: m.tokenizer };
     own = true;
   } else loaded = model;
@@ -140,7 +140,7 @@ export async function evaluate(model: string | EvalModel, tasks: readonly TaskSp
       else fail(`evaluate: unknown task ${JSON.stringify(s.task)} (known: ${TASK_NAMES.join(', ')})`);
     }
   } finally {
-    if (own) await loaded.model.release();
+    if (own) await loaded.model.dispose();
   }
   out.total_evaluation_time_seconds = String((performance.now() - t0) / 1000);
   return out;

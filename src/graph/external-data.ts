@@ -4,29 +4,23 @@
  * 64 KiB boundary, so ONNX Runtime can memory-map it when it loads the model from `<path>` (initializers then live
  * in the page cache, shared and reclaimable, instead of being copied into the heap).
  */
-import { promises as fs } from 'node:fs';
 import { basename } from 'node:path';
 import type { GraphBuilder } from './builder.ts';
 import { encodeGraph, Msg, ONNX_DTYPE } from './onnx-proto.ts';
-import { tempPathFor } from '../io/atomic.ts';
+import { writeAll, writeFileAtomicWith, type FileHandle } from '../io/atomic.ts';
 
 /** Alignment of tensors in the data file (≥ the page size / allocation granularity of every platform). */
 export const EXTERNAL_ALIGN = 65536;
 
-async function writeParts(fh: fs.FileHandle, parts: Iterable<Uint8Array>): Promise<number> {
+async function writeParts(fh: FileHandle, parts: Iterable<Uint8Array>): Promise<number> {
   let n = 0;
-  for (const p of parts) {
-    for (let off = 0; off < p.length;) {
-      const { bytesWritten } = await fh.write(p, off, Math.min(p.length - off, 1 << 28));
-      off += bytesWritten;
-    }
-    n += p.length;
-  }
+  for (const p of parts) { await writeAll(fh, p); n += p.length; }
   return n;
 }
 
 /**
- * Write `g` as `path` + `path.data` atomically (both renamed into place after an fsync; the graph last).
+ * Write `g` as `path` + `path.data`, each atomically (writeFileAtomicWith: temp file, fsync, rename; the data file first,
+ * so the graph never appears without it).
  * Initializers of at least `minBytes` (default 1 KiB) go to the data file.
  */
 export async function writeModelWithExternalData(g: GraphBuilder, path: string, o: { minBytes?: number } = {}): Promise<void> {
@@ -36,34 +30,23 @@ export async function writeModelWithExternalData(g: GraphBuilder, path: string, 
   const external = g.initializers.filter((t) => t.raw.byteLength >= minBytes);
   const graph = encodeGraph({ name: g.name, nodes: g.nodes, inputs: g.inputs, outputs: g.outputs, initializers: inline });
   const entry = (k: string, v: string) => new Msg().string(1, k).string(2, v);
-  const tmpData = tempPathFor(dataPath), tmpGraph = tempPathFor(path);
-  try {
-    const fh = await fs.open(tmpData, 'wx');
-    try {
-      let offset = 0;
-      const pad = new Uint8Array(EXTERNAL_ALIGN);
-      for (const t of external) {
-        const aligned = Math.ceil(offset / EXTERNAL_ALIGN) * EXTERNAL_ALIGN;
-        if (aligned > offset) offset += await writeParts(fh, [pad.subarray(0, aligned - offset)]);
-        const tp = new Msg().packedInts(1, t.dims).int(2, ONNX_DTYPE[t.type]).string(8, t.name)
-          .msg(13, entry('location', location)).msg(13, entry('offset', String(offset))).msg(13, entry('length', String(t.raw.byteLength)))
-          .int(14, 1); // data_location EXTERNAL
-        graph.msg(5, tp); // GraphProto.initializer (repeated fields may come in any order)
-        offset += await writeParts(fh, [t.raw]);
-      }
-      await fh.sync();
-    } finally { await fh.close(); }
-    const model = new Msg().int(1, 9).string(2, 'gptqjs').string(3, '0.1.0');
-    for (const [domain, version] of Object.entries(g.opsets)) {
-      const op = new Msg(); if (domain) op.string(1, domain); op.int(2, version); model.msg(8, op);
+  await writeFileAtomicWith(dataPath, async (fh) => {
+    let offset = 0;
+    const pad = new Uint8Array(EXTERNAL_ALIGN);
+    for (const t of external) {
+      const aligned = Math.ceil(offset / EXTERNAL_ALIGN) * EXTERNAL_ALIGN;
+      if (aligned > offset) offset += await writeParts(fh, [pad.subarray(0, aligned - offset)]);
+      const tp = new Msg().packedInts(1, t.dims).int(2, ONNX_DTYPE[t.type]).string(8, t.name)
+        .msg(13, entry('location', location)).msg(13, entry('offset', String(offset))).msg(13, entry('length', String(t.raw.byteLength)))
+        .int(14, 1); // data_location EXTERNAL
+      graph.msg(5, tp); // GraphProto.initializer (repeated fields may come in any order)
+      offset += await writeParts(fh, [t.raw]);
     }
-    model.msg(7, graph);
-    const gh = await fs.open(tmpGraph, 'wx');
-    try { await writeParts(gh, model.parts); await gh.sync(); } finally { await gh.close(); }
-    await fs.rename(tmpData, dataPath);
-    await fs.rename(tmpGraph, path);
-  } catch (e) {
-    await fs.rm(tmpData, { force: true }); await fs.rm(tmpGraph, { force: true });
-    throw e;
+  });
+  const model = new Msg().int(1, 9).string(2, 'gptqjs').string(3, '0.1.0');
+  for (const [domain, version] of Object.entries(g.opsets)) {
+    const op = new Msg(); if (domain) op.string(1, domain); op.int(2, version); model.msg(8, op);
   }
+  model.msg(7, graph);
+  await writeFileAtomicWith(path, async (fh) => { await writeParts(fh, model.parts); });
 }

@@ -6,7 +6,12 @@ import type { InferenceSession } from 'onnxruntime-node';
 import { GraphBuilder } from './builder.ts';
 import { createSession, f32, f64, runInto } from './session.ts';
 
-type Arr = Float32Array | Float64Array;
+/** Operands of the products: float32 (AutoGPTQ's precision) or float64. */
+export type Operand = Float32Array | Float64Array;
+/** A zeroed operand of `len` elements, float64 when `f64`. */
+export const operand = (f64: boolean, len: number): Operand => (f64 ? new Float64Array(len) : new Float32Array(len));
+/** `x` as an operand: itself when `f64`, else rounded to float32. */
+export const asOperand = (f64: boolean, x: Float64Array): Operand => (f64 ? x : new Float32Array(x));
 const sessions = new Map<string, Promise<InferenceSession>>();
 
 function session(key: string, build: () => GraphBuilder): Promise<InferenceSession> {
@@ -17,18 +22,18 @@ function session(key: string, build: () => GraphBuilder): Promise<InferenceSessi
 }
 
 /** Run with the output written into `out` (its first m·n elements) when given, else into a new array. */
-async function run(s: InferenceSession, feeds: Record<string, ReturnType<typeof tensor>>, name: string, dims: [number, number], out?: Arr): Promise<Arr> {
-  if (!out) return (await s.run(feeds))[name]!.data as Arr;
+async function run(s: InferenceSession, feeds: Record<string, ReturnType<typeof tensor>>, name: string, dims: [number, number], out?: Operand): Promise<Operand> {
+  if (!out) return (await s.run(feeds))[name]!.data as Operand;
   const view = out.subarray(0, dims[0] * dims[1]);
   await runInto(s, feeds, { [name]: tensor(view, dims) });
   return view;
 }
 
-function tensor(a: Arr, dims: number[]) { return a instanceof Float64Array ? f64(a, dims) : f32(a, dims); }
-function elem(a: Arr) { return a instanceof Float64Array ? 'float64' as const : 'float32' as const; }
+function tensor(a: Operand, dims: number[]) { return a instanceof Float64Array ? f64(a, dims) : f32(a, dims); }
+function elem(a: Operand) { return a instanceof Float64Array ? 'float64' as const : 'float32' as const; }
 
 /** op(A)[m,k] · op(B)[k,n] → [m,n] (Gemm); `out`: preallocated result buffer (≥ m·n elements, same type). */
-export async function matmul(a: Arr, b: Arr, m: number, k: number, n: number, o: { transA?: boolean; transB?: boolean; out?: Arr } = {}): Promise<Arr> {
+export async function matmul(a: Operand, b: Operand, m: number, k: number, n: number, o: { transA?: boolean; transB?: boolean; out?: Operand } = {}): Promise<Operand> {
   const t = elem(a), tA = o.transA ? 1 : 0, tB = o.transB ? 1 : 0;
   const s = await session(`mm:${t}:${tA}${tB}`, () => {
     const g = new GraphBuilder('matmul');
@@ -40,7 +45,7 @@ export async function matmul(a: Arr, b: Arr, m: number, k: number, n: number, o:
 }
 
 /** alpha·op(A)[m,k]·op(B)[k,n] + beta·C[m,n] (Gemm with C; `out` may be C itself: computed in place). */
-export async function gemm(a: Arr, b: Arr, c: Arr, m: number, k: number, n: number, o: { transA?: boolean; transB?: boolean; alpha?: number; beta?: number; out?: Arr } = {}): Promise<Arr> {
+export async function gemm(a: Operand, b: Operand, c: Operand, m: number, k: number, n: number, o: { transA?: boolean; transB?: boolean; alpha?: number; beta?: number; out?: Operand } = {}): Promise<Operand> {
   const t = elem(a), tA = o.transA ? 1 : 0, tB = o.transB ? 1 : 0, alpha = o.alpha ?? 1, beta = o.beta ?? 1;
   const s = await session(`gemm:${t}:${tA}${tB}:${alpha}:${beta}`, () => {
     const g = new GraphBuilder('gemm');
@@ -52,6 +57,6 @@ export async function gemm(a: Arr, b: Arr, c: Arr, m: number, k: number, n: numb
 }
 
 /** Xᵀ·X for X [n, d] → [d, d]. */
-export function gram(x: Arr, n: number, d: number): Promise<Arr> {
+export function gram(x: Operand, n: number, d: number): Promise<Operand> {
   return matmul(x, x, d, n, d, { transA: true });
 }

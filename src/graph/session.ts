@@ -58,7 +58,7 @@ export async function createSession(model: Uint8Array | string, o: SessionOption
     };
     return await (typeof model === 'string' ? ort.InferenceSession.create(model, so) : ort.InferenceSession.create(model, so));
   } catch (e) {
-    const msg = (e as Error).message.split('\n')[0];
+    const msg = (e as Error).message.split('\n')[0]!;
     if (device === 'cuda' && /shared library|libcu|cudnn/i.test(msg)) fail(`--device cuda: ONNX Runtime could not load the CUDA libraries (${msg}); the CUDA execution provider needs CUDA 12 and cuDNN 9 on the library path`);
     if (device !== 'cpu') fail(`could not create an ONNX Runtime session on device "${device}": ${msg}`);
     throw e;

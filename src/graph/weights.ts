@@ -1,5 +1,4 @@
-/** WeightSource implementations: how linears and tensors enter a graph. */
-import type { ElemType } from './onnx-proto.ts';
+/** WeightSource for checkpoint tensors (fp32 initializers) and the Gemm of a linear; calibration feeds its weights as graph inputs instead (src/quant/calibrate.ts InputWeights). */
 import type { GraphBuilder } from './builder.ts';
 import type { LinearSpec, WeightSource } from '../models/types.ts';
 import { fail } from '../errors.ts';
@@ -62,59 +61,5 @@ export class InitializerWeights implements WeightSource {
     const w = this.tensor(g, wName, weightShape({ ...s, conv1d }));
     const b = s.bias ? this.tensor(g, `${s.name}.bias`, [s.outFeatures]) : undefined;
     return gemmLinear(g, x, w, b, s.outFeatures, !conv1d);
-  }
-}
-
-/**
- * Weights as graph inputs named relative to `stripPrefix` (e.g. "model.layers.0."), so one calibration graph
- * serves every layer. Records each linear's input value (`taps`) for Hessian outputs.
- */
-export class InputWeights implements WeightSource {
-  readonly inputs: { name: string; rel: string; shape: number[]; type: ElemType }[] = [];
-  /** rowWeight: the linear's `hessianRowWeight` (its Hessian sums only the rows it marks). */
-  readonly taps = new Map<string, { value: string; inFeatures: number; rowWeight?: string }>();
-  private seen = new Map<string, string>();
-  /**
-   * `dequantize(rel)` → group size: that linear's weight enters as integer codes `<rel>.weight.codes` uint8 [out,in],
-   * `.scales` float32 [out,groups] and `.zeros` uint8 [out,groups], dequantized in the graph (blocked
-   * DequantizeLinear: exactly scale·(q − zero) in fp32), so no fp32 copy of it stays resident.
-   */
-  constructor(private readonly stripPrefix: string, private readonly dequantize?: (rel: string) => number | undefined) {}
-
-  private input(g: GraphBuilder, name: string, rel: string, type: ElemType, shape: readonly number[]): string {
-    let v = this.seen.get(rel);
-    if (!v) {
-      v = g.input(rel, type, shape);
-      this.inputs.push({ name, rel, shape: [...shape], type });
-      this.seen.set(rel, v);
-    }
-    return v;
-  }
-
-  private rel(name: string): string {
-    return name.startsWith(this.stripPrefix) ? name.slice(this.stripPrefix.length) : name;
-  }
-
-  tensor(g: GraphBuilder, name: string, shape: readonly number[]): string {
-    return this.input(g, name, this.rel(name), 'float32', shape);
-  }
-
-  linear(g: GraphBuilder, x: string, s: LinearSpec): string {
-    const rel = this.rel(s.name), gs = this.dequantize?.(rel);
-    this.taps.set(rel, { value: x, inFeatures: s.inFeatures, ...(s.hessianRowWeight ? { rowWeight: s.hessianRowWeight } : {}) });
-    let w: string;
-    if (gs) {
-      const n = `${s.name}.weight`, r = `${rel}.weight`, groups = s.inFeatures / gs;
-      const dq = g.op('DequantizeLinear', [
-        this.input(g, n, `${r}.codes`, 'uint8', [s.outFeatures, s.inFeatures]),
-        this.input(g, n, `${r}.scales`, 'float32', [s.outFeatures, groups]),
-        this.input(g, n, `${r}.zeros`, 'uint8', [s.outFeatures, groups]),
-      ], { axis: 1, block_size: gs });
-      w = s.conv1d ? g.op('Transpose', [dq], { perm: [1, 0] }) : dq;
-    } else {
-      w = this.tensor(g, `${s.name}.weight`, weightShape(s));
-    }
-    const b = s.bias ? this.tensor(g, `${s.name}.bias`, [s.outFeatures]) : undefined;
-    return gemmLinear(g, x, w, b, s.outFeatures, !s.conv1d);
   }
 }

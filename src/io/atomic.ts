@@ -21,15 +21,33 @@ export function tempPathFor(path: string): string {
   return join(dirname(path), `.${basename(path)}.tmp-${processId()}-${rand()}`);
 }
 
+export type FileHandle = Awaited<ReturnType<typeof fs.open>>;
+
+/** Write all of `buf` at the handle's position (one write call moves at most 256 MiB). */
+export async function writeAll(fh: FileHandle, buf: Uint8Array): Promise<void> {
+  for (let off = 0; off < buf.length;) {
+    const { bytesWritten } = await fh.write(buf, off, Math.min(1 << 28, buf.length - off));
+    off += bytesWritten;
+  }
+}
+
 /** Write a file atomically: temp file (created exclusively), fsync, rename. Nothing half-written is ever visible at `path`. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  await writeFileAtomicWith(path, (fh) => fh.writeFile(data));
+}
+
+/**
+ * writeFileAtomic for content written piece by piece: `write(fh)` fills the temp file (e.g. streaming tensors), then
+ * fsync and rename. On any error the temp file is removed and the error rethrown; `path` is untouched.
+ */
+export async function writeFileAtomicWith(path: string, write: (fh: FileHandle) => Promise<void>): Promise<void> {
   const tmp = tempPathFor(path);
   let created = false;
   try {
     const fh = await fs.open(tmp, 'wx');
     created = true;
     try {
-      await fh.writeFile(data);
+      await write(fh);
       await fh.sync();
     } finally {
       await fh.close();

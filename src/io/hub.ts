@@ -44,7 +44,7 @@ export const defaultCacheDir = () => process.env.GPTQJS_CACHE || join(homedir(),
 /** "owner/name" (not an existing path). */
 export const isHubId = (s: string) => /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(s) && !s.includes('..');
 
-const oneLine = (e: unknown) => String((e as Error)?.message ?? e).split('\n')[0];
+const oneLine = (e: unknown) => String((e as Error)?.message ?? e).split('\n')[0]!;
 
 const NET_CODES: Record<string, string> = {
   ENOTFOUND: 'DNS lookup failed', EAI_AGAIN: 'DNS lookup failed (temporary)', ECONNREFUSED: 'connection refused',

@@ -3,14 +3,13 @@ import { promises as fs } from '../platform/fs.ts';
 import { join, basename, isAbsolute, relative, resolve as resolvePath } from '../platform/path.ts';
 import { fail, GptqError } from '../errors.ts';
 import { DTYPE_BYTES, f16ToF32, numel, toFloat32, type DType, type Tensor, type TypedArray } from '../tensor.ts';
-import { tempPathFor, writeFileAtomic } from './atomic.ts';
+import { writeAll, writeFileAtomic, writeFileAtomicWith, type FileHandle } from './atomic.ts';
 
 export interface TensorInfo { dtype: DType; shape: number[]; byteLength: number }
 /** A contiguous part of a stored tensor: `shape` elements starting `offset` elements in. */
 export interface TensorSlice { offset: number; shape: number[] }
 interface Entry extends TensorInfo { begin: number; end: number }
 
-type FileHandle = Awaited<ReturnType<typeof fs.open>>;
 
 const MAX_HEADER = 100 * 1024 * 1024;
 const CHUNK = 1 << 28; // max bytes per single read/write call
@@ -43,13 +42,6 @@ async function readExact(fh: FileHandle, buf: Uint8Array, pos: number, what: str
     const { bytesRead } = await fh.read(buf, off, Math.min(CHUNK, buf.length - off), pos + off);
     if (bytesRead === 0) fail(`${what}: unexpected end of file (file truncated or changed while open)`);
     off += bytesRead;
-  }
-}
-
-async function writeAll(fh: FileHandle, buf: Uint8Array): Promise<void> {
-  for (let off = 0; off < buf.length;) {
-    const { bytesWritten } = await fh.write(buf, off, Math.min(CHUNK, buf.length - off));
-    off += bytesWritten;
   }
 }
 
@@ -105,7 +97,7 @@ export class SafetensorsFile {
       const { dtype, shape, data_offsets: off } = v;
       if (!isDType(dtype)) fail(`${at}: unknown dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`);
       if (!Array.isArray(shape) || !shape.every(isUint)) fail(`${at}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
-      if (!Array.isArray(off) || off.length !== 2 || !off.every(isUint) || off[0] > off[1])
+      if (!Array.isArray(off) || off.length !== 2 || !off.every(isUint) || off[0]! > off[1]!)
         fail(`${at}: data_offsets must be [begin, end] with 0 <= begin <= end, got ${JSON.stringify(off)}`);
       const [begin, end] = off as [number, number];
       const byteLength = numel(shape) * DTYPE_BYTES[dtype];
@@ -188,8 +180,6 @@ export class SafetensorsFile {
     await this.fh.close();
   }
   async [Symbol.asyncDispose](): Promise<void> { await this.dispose(); }
-  /** @deprecated Use dispose(). */
-  close(): Promise<void> { return this.dispose(); }
 }
 
 /**
@@ -455,8 +445,6 @@ export class Checkpoint {
   /** Close every shard (idempotent). Also `await using ck = await Checkpoint.open(dir)`. */
   async dispose(): Promise<void> { await Promise.all(this.shards.map((f) => f.dispose())); }
   async [Symbol.asyncDispose](): Promise<void> { await this.dispose(); }
-  /** @deprecated Use dispose(). */
-  close(): Promise<void> { return this.dispose(); }
 }
 
 // ---------------------------------------------------------------- writer
@@ -524,23 +512,16 @@ export async function writeSafetensors(path: string, tensors: TensorMap, metadat
   }
   if (metadata) for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') fail(`${path}: metadata ${q(k)} must be a string`);
   const ordered = sortedForLayout(list);
-  const tmp = tempPathFor(path);
   try {
-    const fh = await fs.open(tmp, 'wx');
-    try {
+    await writeFileAtomicWith(path, async (fh) => {
       await writeAll(fh, headerFor(ordered, metadata));
       for (const [name, t] of ordered) {
         const data = 'data' in t ? t.data : await t.load();
         checkData(`${path}: tensor ${q(name)}`, t, data);
         await writeAll(fh, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
       }
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await fs.rename(tmp, path);
+    });
   } catch (e) {
-    await fs.rm(tmp, { force: true });
     if (e instanceof GptqError) throw e;
     fail(`${path}: cannot write safetensors file: ${errMsg(e)}`);
   }

@@ -1,5 +1,5 @@
 /**
- * Attention of the runtime's KV-slot graphs (kvMode 'slots', src/graph/causal-lm.ts): continuous batching, where every
+ * Attention of the runtime's KV-slot graphs (kvMode 'slots', src/graph/model-graph.ts): continuous batching, where every
  * row of a step is a different request with its own cache length (src/runtime/slots.ts, `gptq serve`).
  *
  * The cache is a set of preallocated buffers [B, kvH, capacity, d] that the graph only READS: the step takes their

@@ -1,12 +1,13 @@
 /** Up-front estimate of the quantizer's resident memory (so `--max-memory` can refuse before hours of work). */
 import type { ModelConfig } from '../io/config.ts';
 import type { ArchDefinition } from '../models/types.ts';
-import type { QuantizeConfig } from './config.ts';
+import type { ActivationDtype } from './calibrate.ts';
+import type { QuantizeConfig } from './quantize-config.ts';
 
 export interface MemoryEstimate { layerWeights: number; activations: number; hessians: number; gptq: number; workspace: number; outside: number; total: number }
 
 /**
- * Bytes, as the layer loop (src/quant/quantize-model.ts) holds them: the layer's integer codes (1 byte per weight;
+ * Bytes, as the layer loop (src/quant/layer-loop.ts) holds them: the layer's integer codes (1 byte per weight;
  * with act-order groups, which cannot be dequantized in-graph, also 4 bytes per weight of fp32 copies), calibration
  * activations (2 or 4 bytes per value; one buffer), the Hessians of the largest sequential group plus the transient
  * copy onnxruntime-node returns of each bound output (a whole H up to 64 MB, else one 1024-row panel), GPTQ's buffers for the largest linear
@@ -14,7 +15,7 @@ export interface MemoryEstimate { layerWeights: number; activations: number; hes
  * intermediate a few times, plus attention scores), and outside modules (embeddings, during capture only: counted,
  * not summed with the layer phase), + 300 MB for the runtime itself.
  */
-export function estimateMemory(arch: ArchDefinition, cfg: ModelConfig, q: QuantizeConfig, tokens: number, seqlen: number, batchTokens = 4096, activationDtype: 'float16' | 'float32' = 'float16'): MemoryEstimate {
+export function estimateMemory(arch: ArchDefinition, cfg: ModelConfig, q: QuantizeConfig, tokens: number, seqlen: number, batchTokens = 4096, activationDtype: ActivationDtype = 'float16'): MemoryEstimate {
   const lin = arch.layerLinears(cfg);
   const inGraph = !q.descAct || q.staticGroups;
   const layerWeights = (inGraph ? 1 : 5) * lin.reduce((a, l) => a + l.inFeatures * l.outFeatures, 0);

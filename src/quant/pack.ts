@@ -9,12 +9,13 @@
  */
 import { fail } from '../errors.ts';
 import { f16ToF32, toF16Bits } from '../tensor.ts';
-
-export type PackBits = 2 | 3 | 4 | 8;
+import { bitsProblem, type Bits } from './quantize-config.ts';
+import { dequantizeCodes } from './quantizer.ts';
 
 /** Why AutoGPTQ can't pack this linear (its buffers use in // 32 * bits and out // 32 * bits), or null. */
 export function packable(inFeatures: number, outFeatures: number, bits: number): string | null {
-  if (![2, 3, 4, 8].includes(bits)) return `bits must be 2, 3, 4 or 8, got ${bits}`;
+  const badBits = bitsProblem(bits);
+  if (badBits) return badBits;
   if (inFeatures <= 0 || inFeatures % 32 !== 0) return `in_features ${inFeatures} is not a multiple of 32 (qweight packs 32 input rows per ${bits} int32 rows)`;
   if (outFeatures <= 0 || outFeatures % 32 !== 0) return `out_features ${outFeatures} is not a multiple of 32 (qzeros packs 32 output columns per ${bits} int32 columns)`;
   return null;
@@ -72,7 +73,7 @@ function unpackRun(word: (w: number) => number, put: (t: number, v: number) => v
 }
 
 /** codes [out, in] (torch Linear layout, values 0..2^bits−1) → qweight Int32Array [in·bits/32, out]. */
-export function packQweight(codes: Uint8Array, bits: PackBits, inFeatures: number, outFeatures: number): Int32Array {
+export function packQweight(codes: Uint8Array, bits: Bits, inFeatures: number, outFeatures: number): Int32Array {
   check(inFeatures, outFeatures, bits);
   if (codes.length !== inFeatures * outFeatures) fail(`packQweight: codes has ${codes.length} elements, expected ${outFeatures}x${inFeatures}`);
   const q = new Int32Array((inFeatures / 32) * bits * outFeatures);
@@ -84,7 +85,7 @@ export function packQweight(codes: Uint8Array, bits: PackBits, inFeatures: numbe
 }
 
 /** qweight [in·bits/32, out] → codes Uint8Array [out, in]. */
-export function unpackQweight(qweight: Int32Array, bits: PackBits, inFeatures: number, outFeatures: number): Uint8Array {
+export function unpackQweight(qweight: Int32Array, bits: Bits, inFeatures: number, outFeatures: number): Uint8Array {
   return unpackQweightRows(qweight, bits, inFeatures, outFeatures, 0, outFeatures, new Uint8Array(inFeatures * outFeatures));
 }
 
@@ -92,7 +93,7 @@ export function unpackQweight(qweight: Int32Array, bits: PackBits, inFeatures: n
  * Codes of outputs [o0, o1) → `out` [o1 − o0, in] (unpackQweight of a band of rows, so a caller can convert a big
  * linear through a small scratch). Reads qweight row by row (contiguous within the band).
  */
-export function unpackQweightRows(qweight: Int32Array, bits: PackBits, inFeatures: number, outFeatures: number, o0: number, o1: number, out: Uint8Array): Uint8Array {
+export function unpackQweightRows(qweight: Int32Array, bits: Bits, inFeatures: number, outFeatures: number, o0: number, o1: number, out: Uint8Array): Uint8Array {
   check(inFeatures, outFeatures, bits);
   if (qweight.length !== (inFeatures / 32) * bits * outFeatures) fail(`unpackQweight: qweight has ${qweight.length} elements, expected ${(inFeatures / 32) * bits}x${outFeatures}`);
   if (!(0 <= o0 && o0 <= o1 && o1 <= outFeatures) || out.length < (o1 - o0) * inFeatures) fail(`unpackQweightRows: rows [${o0}, ${o1}) do not fit ${outFeatures} outputs / an output of ${out.length}`);
@@ -139,7 +140,7 @@ export function unpackQweightRows(qweight: Int32Array, bits: PackBits, inFeature
  * ORs into every higher field of its word and readers turn into 2^bits (exllama, AutoGPTQ CUDA) or 0 (AutoGPTQ torch);
  * zero 2^bits is read as 2^bits or 0 depending on the reader. gptq_v2 holds [0, 2^bits − 1].
  */
-export function packQzeros(zeros: ArrayLike<number>, bits: PackBits, groups: number, outFeatures: number, format: 'gptq' | 'gptq_v2' = 'gptq'): Int32Array {
+export function packQzeros(zeros: ArrayLike<number>, bits: Bits, groups: number, outFeatures: number, format: 'gptq' | 'gptq_v2' = 'gptq'): Int32Array {
   check(32, outFeatures, bits);
   if (zeros.length !== groups * outFeatures) fail(`packQzeros: zeros has ${zeros.length} elements, expected ${groups}x${outFeatures}`);
   const cols = (outFeatures / 32) * bits, d = format === 'gptq' ? 1 : 0, maxq = (1 << bits) - 1;
@@ -158,7 +159,7 @@ export function packQzeros(zeros: ArrayLike<number>, bits: PackBits, groups: num
 }
 
 /** qzeros [groups, out·bits/32] → zeros Int32Array [groups, out] (v1: stored + 1). */
-export function unpackQzeros(qzeros: Int32Array, bits: PackBits, groups: number, outFeatures: number, format: 'gptq' | 'gptq_v2' = 'gptq'): Int32Array {
+export function unpackQzeros(qzeros: Int32Array, bits: Bits, groups: number, outFeatures: number, format: 'gptq' | 'gptq_v2' = 'gptq'): Int32Array {
   check(32, outFeatures, bits);
   const cols = (outFeatures / 32) * bits, d = format === 'gptq' ? 1 : 0;
   if (qzeros.length !== groups * cols) fail(`unpackQzeros: qzeros has ${qzeros.length} elements, expected ${groups}x${cols}`);
@@ -171,12 +172,12 @@ export function unpackQzeros(qzeros: Int32Array, bits: PackBits, groups: number,
 }
 
 /** gptq_v2 qzeros → v1 (GPTQModel's convert_gptq_v2_to_v1_format: zero − 1). */
-export function convertV2ToV1Zeros(qzeros: Int32Array, bits: PackBits, groups: number, outFeatures: number): Int32Array {
+export function convertV2ToV1Zeros(qzeros: Int32Array, bits: Bits, groups: number, outFeatures: number): Int32Array {
   return packQzeros(unpackQzeros(qzeros, bits, groups, outFeatures, 'gptq_v2'), bits, groups, outFeatures, 'gptq');
 }
 
 /** v1 qzeros → gptq_v2 (zero + 1). A v1 field that underflowed (read as 2^bits) has no v2 value: refused by packQzeros. */
-export function convertV1ToV2Zeros(qzeros: Int32Array, bits: PackBits, groups: number, outFeatures: number): Int32Array {
+export function convertV1ToV2Zeros(qzeros: Int32Array, bits: Bits, groups: number, outFeatures: number): Int32Array {
   return packQzeros(unpackQzeros(qzeros, bits, groups, outFeatures, 'gptq'), bits, groups, outFeatures, 'gptq_v2');
 }
 
@@ -192,7 +193,7 @@ export interface PackedLinear {
  * (default v1 'gptq'). Scales become fp16 (exact when GPTQ ran with GridStorage.scaleF16).
  */
 export function packLinear(p: {
-  codes: Uint8Array; scales: Float32Array; zeros: ArrayLike<number>; gIdx: Int32Array; bits: PackBits; inFeatures: number; outFeatures: number;
+  codes: Uint8Array; scales: Float32Array; zeros: ArrayLike<number>; gIdx: Int32Array; bits: Bits; inFeatures: number; outFeatures: number;
   format?: 'gptq' | 'gptq_v2';
 }): PackedLinear {
   const groups = p.scales.length / p.outFeatures;
@@ -208,7 +209,7 @@ export function packLinear(p: {
 
 /** Dequantize packed tensors → Float32Array [out, in]: W[o, j] = scale[g, o]·(q[j, o] − zero[g, o]), g = g_idx[j]. */
 export function dequantize(p: {
-  qweight: Int32Array; qzeros: Int32Array; scales: Uint16Array | Float32Array; gIdx: Int32Array; bits: PackBits;
+  qweight: Int32Array; qzeros: Int32Array; scales: Uint16Array | Float32Array; gIdx: Int32Array; bits: Bits;
   inFeatures: number; outFeatures: number; format?: 'gptq' | 'gptq_v2';
 }): Float32Array {
   const { inFeatures: inF, outFeatures: outF, bits } = p;
@@ -218,13 +219,9 @@ export function dequantize(p: {
   const codes = unpackQweight(p.qweight, bits, inF, outF);
   const zeros = unpackQzeros(p.qzeros, bits, groups, outF, p.format ?? 'gptq');
   const scales = p.scales instanceof Uint16Array ? Float32Array.from(p.scales, f16ToF32) : p.scales;
-  const out = new Float32Array(outF * inF);
-  for (let o = 0; o < outF; o++) {
-    for (let j = 0; j < inF; j++) {
-      const g = p.gIdx[j]!;
-      if (g < 0 || g >= groups) fail(`dequantize: g_idx[${j}] = ${g} is out of range [0, ${groups})`);
-      out[o * inF + j] = scales[g * outF + o]! * (codes[o * inF + j]! - zeros[g * outF + o]!);
-    }
+  for (let j = 0; j < inF; j++) {
+    const g = p.gIdx[j]!;
+    if (!(g >= 0 && g < groups)) fail(`dequantize: g_idx[${j}] = ${g} is out of range [0, ${groups})`);
   }
-  return out;
+  return dequantizeCodes(codes, scales, zeros, p.gIdx, outF, inF);
 }

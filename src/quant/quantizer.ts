@@ -5,7 +5,7 @@
  */
 import { fail } from '../errors.ts';
 import { f16ToF32, f32ToF16 } from '../tensor.ts';
-import type { CheckpointFormat } from './config.ts';
+import type { CheckpointFormat } from './quantize-config.ts';
 
 export interface FindParamsOptions {
   bits: number;
@@ -18,6 +18,12 @@ export interface FindParamsOptions {
   maxshrink?: number;
   /** Constrain (scale, zero) to what the saved checkpoint stores exactly (default: AutoGPTQ's unconstrained params). */
   storage?: GridStorage;
+  /**
+   * sym only: put ±max|x| on the grid, scale = max|x| / (2^(bits−1) − 1) (zero 2^(bits−1), code 0 unused; llama.cpp's
+   * Q8_0, the 8-bit lm-head). Default: AutoGPTQ's, scale = 2·max|x| / (2^bits − 1), so both extremes sit half a step
+   * off the grid.
+   */
+  symFullRange?: boolean;
 }
 
 /**
@@ -82,9 +88,24 @@ export function quantize(x: number, scale: number, zero: number, maxq: number): 
   return scale * (quantizeCode(x, scale, zero, maxq) - zero);
 }
 
+/**
+ * AutoGPTQ `quantize` on rows [r0, r1) of one weight column, stored contiguously (element r of the column at
+ * x[xo + r]) with row r's (scale, zero) from `p`: codes[co + r] = clamp(round(x/scale) + zero, 0, maxq) and
+ * q[qo + r] = scale·(code − zero). The column step of GPTQ (gptq.ts) and of RTN (rtn.ts).
+ */
+export function quantizeColumn(x: ArrayLike<number>, xo: number, p: QuantParams, r0: number, r1: number,
+  codes: Uint8Array, co: number, q: Float32Array | Float64Array, qo: number): void {
+  const sc = p.scale, zr = p.zero, maxq = p.maxq;
+  for (let r = r0; r < r1; r++) {
+    const s = sc[r]!, z = zr[r]!, c = quantizeCode(x[xo + r]!, s, z, maxq);
+    codes[co + r] = c;
+    q[qo + r] = s * (c - z);
+  }
+}
+
 /** (scale, zero) of the range [xmin, xmax] (xmin ≤ 0 ≤ xmax): find_params' rule, then the storage constraints. */
-function gridOf(xmin: number, xmax: number, maxq: number, sym: boolean, st?: GridStorage): [scale: number, zero: number] {
-  let scale = fr(fr(xmax - xmin) / maxq);
+function gridOf(xmin: number, xmax: number, maxq: number, sym: boolean, st?: GridStorage, full?: boolean): [scale: number, zero: number] {
+  let scale = sym && full ? fr(xmax / (maxq >> 1)) : fr(fr(xmax - xmin) / maxq);
   if (st?.scaleF16) scale = storedScale(scale, xmin, xmax);
   let zero = sym ? (maxq + 1) / 2 : roundHalfEven(fr(-xmin / scale));
   if (st && zero < st.minZero) { // asym only (sym zero is 2^(bits−1)); here xmax > 0 and −xmin < scale/2
@@ -96,14 +117,14 @@ function gridOf(xmin: number, xmax: number, maxq: number, sym: boolean, st?: Gri
 }
 
 /** scale/zero from a row's (min, max), exactly as find_params does (float32 arithmetic). */
-function paramsOf(mn: number, mx: number, maxq: number, sym: boolean, st?: GridStorage): [xmin: number, xmax: number, scale: number, zero: number] {
+function paramsOf(mn: number, mx: number, maxq: number, sym: boolean, st?: GridStorage, full?: boolean): [xmin: number, xmax: number, scale: number, zero: number] {
   let xmin = Math.min(fr(mn), 0), xmax = Math.max(fr(mx), 0);
   if (sym) {
     xmax = Math.max(Math.abs(xmin), xmax);
     if (xmin < 0) xmin = -xmax;
   }
   if (xmin === 0 && xmax === 0) { xmin = -1; xmax = 1; }
-  return [xmin, xmax, ...gridOf(xmin, xmax, maxq, sym, st)];
+  return [xmin, xmax, ...gridOf(xmin, xmax, maxq, sym, st, full)];
 }
 
 /**
@@ -135,7 +156,7 @@ export function findParams(x: ArrayLike<number>, rows: number, cols: number, o: 
   const scale = new Float32Array(rows), zero = new Float32Array(rows);
   const vals = new Float64Array(perchannel ? cols : rows * cols);
   for (let k = 0; k < n; k++) {
-    const [xmin, xmax, s0, z0] = paramsOf(mn[k]!, mx[k]!, maxq, o.sym, o.storage);
+    const [xmin, xmax, s0, z0] = paramsOf(mn[k]!, mx[k]!, maxq, o.sym, o.storage, o.symFullRange);
     let s = s0, z = z0;
     if (o.mse) {
       const norm = o.norm ?? 2.4, grid = o.grid ?? 100, steps = Math.trunc((o.maxshrink ?? 0.8) * grid);
@@ -145,7 +166,7 @@ export function findParams(x: ArrayLike<number>, rows: number, cols: number, o: 
       for (let i = 0; i < steps; i++) {
         const p = fr(1 - i / grid);
         const xmin1 = fr(p * xmin), xmax1 = fr(p * xmax);
-        const [s1, z1] = gridOf(xmin1, xmax1, maxq, o.sym, o.storage); // sym: z1 = z0, as AutoGPTQ
+        const [s1, z1] = gridOf(xmin1, xmax1, maxq, o.sym, o.storage, o.symFullRange); // sym: z1 = z0, as AutoGPTQ
         let err = 0;
         for (let t = 0; t < m; t++) { const v = vals[t]!; err += Math.abs(quantize(v, s1, z1, maxq) - v) ** norm; }
         if (err < best) { best = err; s = s1; z = z1; }

@@ -9,7 +9,7 @@ import { resolveModelDir, type HubOptions } from '../io/hub.ts';
 import { TextTokenizer, type ChatMessage } from '../io/tokenizer.ts';
 import { DEFAULT_MODEL_DIR } from '../paths.ts';
 import { openModelCheckpoint, readFloatTensors } from './model-checkpoint.ts';
-import { buildCausalLM, GqaUnsupportedError, kvNames, type ModelGraphOptions } from '../graph/causal-lm.ts';
+import { buildCausalLM, GqaUnsupportedError, kvNames, type ModelGraphOptions } from '../graph/model-graph.ts';
 import type { GraphBuilder } from '../graph/builder.ts';
 import { createSession, f32, type Device } from '../graph/session.ts';
 import { InitializerWeights } from '../graph/weights.ts';
@@ -618,8 +618,6 @@ export class CausalLM {
     if (nll) await (await nll.catch(() => undefined))?.release();
   }
   async [Symbol.asyncDispose](): Promise<void> { await this.dispose(); }
-  /** @deprecated Use dispose(). */
-  release(): Promise<void> { return this.dispose(); }
 }
 
 /** `labels` [B,0]: no NLL wanted (main graph built with nllOutput). */

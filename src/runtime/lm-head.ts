@@ -3,19 +3,22 @@
  * a small model and GPTQ checkpoints keep it in fp16/fp32: at vocab 32000 × hidden 2048 fp32 it is 262 MB read per
  * generated token, more than all 4-bit decoder layers of a 1B model together. This module round-to-nearest quantizes
  * it at load (no calibration: it is not GPTQ) and runs it on com.microsoft.MatMulNBits:
- *   8 → int8, symmetric, per 32 inputs (like llama.cpp Q8_0), at accuracy_level 4: ORT's CPU MatMulNBits has no fast
- *       8-bit kernel with fp32 activations (measured ~100× slower than level 4), so this choice also quantizes the
- *       head's input activations to int8;
+ *   8 → int8, symmetric (±max|w| on the grid: scale max|w|/127, zero point 128, like llama.cpp Q8_0), per 32 inputs,
+ *       at accuracy_level 4: ORT's CPU MatMulNBits has no fast 8-bit kernel with fp32 activations (measured ~100×
+ *       slower than level 4), so this choice also quantizes the head's input activations to int8;
  *   4 → int4, asymmetric (min/max with a zero point), per 32 inputs (like Q4_1), at the model's accuracy level.
+ * The grids and the rounding are those of src/quant/quantizer.ts (AutoGPTQ's Quantizer), as for GPTQ and RTN.
  * Not exact; callers log `lmHeadNote`. The embedding table used by Gather stays fp32 (tied heads are quantized as a
  * separate copy).
  */
 import type { GraphBuilder } from '../graph/builder.ts';
 import type { ModelConfig } from '../io/config.ts';
-import { checkFinite } from '../io/safetensors.ts';
+import { checkFinite, withoutBasePrefix } from '../io/safetensors.ts';
 import { openModelCheckpoint } from './model-checkpoint.ts';
 import type { ArchDefinition, LinearSpec, WeightSource } from '../models/types.ts';
 import { fail } from '../errors.ts';
+import { dequantizeNBits, matMulNBits, packCodesRow, packZeroPoints, type NBitsWeight } from '../graph/matmul-nbits.ts';
+import { findParams, quantizeCode } from '../quant/quantizer.ts';
 import type { AccuracyLevel, QuantizedLoadInfo } from './quantized-weights.ts';
 
 export type LmHeadBits = 4 | 8;
@@ -32,73 +35,42 @@ export function lmHeadNote(bits: LmHeadBits, accuracyLevel: AccuracyLevel): stri
   return `lm-head: output head round-to-nearest quantized to ${bits === 8 ? 'int8 (symmetric' : 'int4 (asymmetric'}, block ${LM_HEAD_BLOCK}) at load and run on MatMulNBits at accuracy_level ${accuracyLevel}${accuracyLevel === 4 ? ' (int8 activations)' : ''}: faster, not exact (opt-in)`;
 }
 
-export interface QuantizedHead {
-  bits: LmHeadBits; block: number; N: number; K: number;
-  /** MatMulNBits B [N, kBlocks, block·bits/8] */
-  B: Uint8Array;
-  scales: Float32Array;
-  /** 4-bit: packed uint8 zero points [N · ceil(kBlocks/2)]; 8-bit: absent (symmetric, default zero point 128) */
-  zeroPoints?: Uint8Array;
-}
+/** The head in MatMulNBits layout (src/graph/matmul-nbits.ts). */
+export type QuantizedHead = NBitsWeight & { bits: LmHeadBits };
 
-/** Round-to-nearest quantization of W [N, K] (row-major, nn.Linear layout) for MatMulNBits. */
+/**
+ * Round-to-nearest quantization of W [N, K] (row-major, nn.Linear layout) for MatMulNBits, with AutoGPTQ's Quantizer
+ * (quantizer.ts findParams / quantizeCode: float32 min-max params, round half to even) on each row's blocks of `block`
+ * inputs: 8-bit symmetric with ±max on the grid (symFullRange; zero point 128, MatMulNBits' default), 4-bit asymmetric.
+ * Memory: B, scales and one row.
+ */
 export function quantizeHead(w: Float32Array, N: number, K: number, bits: LmHeadBits, block = LM_HEAD_BLOCK): QuantizedHead {
   if (w.length !== N * K) fail(`lm-head: weight has ${w.length} elements, expected ${N}×${K}`);
-  const kBlocks = Math.ceil(K / block), blob = (block * bits) / 8, rowBytes = kBlocks * blob;
-  const B = new Uint8Array(N * rowBytes), scales = new Float32Array(N * kBlocks);
-  const zRow = Math.ceil(kBlocks / 2);
-  const zeroPoints = bits === 4 ? new Uint8Array(N * zRow) : undefined;
-  for (let n = 0; n < N; n++) {
-    const row = n * K;
-    for (let b = 0; b < kBlocks; b++) {
-      const k0 = b * block, k1 = Math.min(K, k0 + block);
-      let lo = 0, hi = 0; // the range always holds 0, so zero (and the padding) is exact
-      for (let k = k0; k < k1; k++) { const v = w[row + k]!; if (v < lo) lo = v; if (v > hi) hi = v; }
-      const out = n * rowBytes + b * blob;
-      if (bits === 8) {
-        const amax = Math.max(-lo, hi), scale = amax > 0 ? amax / 127 : 1;
-        scales[n * kBlocks + b] = scale;
-        for (let k = k0; k < k0 + block; k++) {
-          const q = k < k1 ? Math.max(-127, Math.min(127, Math.round(w[row + k]! / scale))) : 0;
-          B[out + (k - k0)] = q + 128;
-        }
-      } else {
-        const scale = hi > lo ? (hi - lo) / 15 : 1;
-        const zp = Math.max(0, Math.min(15, Math.round(-lo / scale)));
-        scales[n * kBlocks + b] = scale;
-        zeroPoints![n * zRow + (b >> 1)]! |= zp << ((b & 1) * 4);
-        for (let k = k0; k < k0 + block; k++) {
-          const q = k < k1 ? Math.max(0, Math.min(15, Math.round(w[row + k]! / scale) + zp)) : zp;
-          B[out + ((k - k0) >> 1)]! |= q << (((k - k0) & 1) * 4);
-        }
-      }
-    }
+  const kBlocks = Math.ceil(K / block), kPad = kBlocks * block, rowBytes = (kPad * bits) / 8;
+  const scales = new Float32Array(N * kBlocks), zp = new Uint8Array(N * kBlocks);
+  const o = { bits, sym: bits === 8, symFullRange: true };
+  for (let b = 0; b < kBlocks; b++) {
+    const k0 = b * block, p = findParams(w, N, Math.min(K, k0 + block) - k0, o, { offset: k0, rowStride: K, colStride: 1 });
+    for (let n = 0; n < N; n++) { scales[n * kBlocks + b] = p.scale[n]!; zp[n * kBlocks + b] = p.zero[n]!; }
   }
-  return { bits, block, N, K, B, scales, zeroPoints };
+  const B = new Uint8Array(N * rowBytes), row = new Uint8Array(kPad), maxq = 2 ** bits - 1;
+  for (let n = 0; n < N; n++) {
+    for (let k = 0; k < K; k++) { const g = n * kBlocks + Math.floor(k / block); row[k] = quantizeCode(w[n * K + k]!, scales[g]!, zp[g]!, maxq); }
+    packCodesRow(row, 0, kPad, bits, B, n * rowBytes);
+  }
+  // symmetric 8-bit: every zero point is 128, the kernel's default
+  return { bits, block, N, K, B, scales, zeroPoints: bits === 4 ? packZeroPoints(zp, N, kBlocks, bits) : undefined };
 }
 
 /** The dequantized weight [N, K] of a QuantizedHead (for error measurements and tests). */
 export function dequantizeHead(h: QuantizedHead): Float32Array {
-  const { N, K, block, bits } = h, kBlocks = Math.ceil(K / block), blob = (block * bits) / 8, zRow = Math.ceil(kBlocks / 2);
-  const w = new Float32Array(N * K);
-  for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) {
-    const b = Math.floor(k / block), i = k - b * block, off = n * kBlocks * blob + b * blob;
-    const s = h.scales[n * kBlocks + b]!;
-    if (bits === 8) w[n * K + k] = (h.B[off + i]! - 128) * s;
-    else {
-      const q = (h.B[off + (i >> 1)]! >> ((i & 1) * 4)) & 15;
-      const zp = (h.zeroPoints![n * zRow + (b >> 1)]! >> ((b & 1) * 4)) & 15;
-      w[n * K + k] = (q - zp) * s;
-    }
-  }
-  return w;
+  return dequantizeNBits(h);
 }
-
-const stripFirst = (n: string) => { const d = n.indexOf('.'); return d > 0 && n.indexOf('.', d + 1) > 0 ? n.slice(d + 1) : n; };
 
 /** Whether module `name` (or its base-model-prefixless form) is among a GPTQ checkpoint's quantized modules. */
 export function isQuantizedModule(q: QuantizedLoadInfo | undefined, name: string): boolean {
-  return !!q?.modules.some((m) => m.name === name || m.name === stripFirst(name));
+  const short = withoutBasePrefix(name);
+  return !!q?.modules.some((m) => m.name === name || m.name === short);
 }
 
 /**
@@ -132,17 +104,7 @@ export class HeadQuantizedWeights implements WeightSource {
     const h = this.head;
     if (s.inFeatures !== h.K || s.outFeatures !== h.N) fail(`lm-head: "${s.name}" is ${s.outFeatures}×${s.inFeatures}, the quantized head ${h.N}×${h.K}`);
     this.used = true;
-    const kBlocks = Math.ceil(h.K / h.block);
-    const bias = s.bias ? this.inner.tensor(g, `${s.name}.bias`, [h.N]) : '';
-    const inputs = [
-      x,
-      g.init(`${s.name}.qB`, 'uint8', [h.N, kBlocks, (h.block * h.bits) / 8], h.B),
-      g.init(`${s.name}.qscales`, 'float32', [h.N, kBlocks], h.scales),
-      h.zeroPoints ? g.init(`${s.name}.qzero_points`, 'uint8', [h.zeroPoints.length], h.zeroPoints) : '',
-      '', // g_idx
-      bias,
-    ];
-    while (inputs[inputs.length - 1] === '') inputs.pop();
-    return g.ms('MatMulNBits', inputs, { K: h.K, N: h.N, bits: h.bits, block_size: h.block, accuracy_level: this.accuracyLevel })[0]!;
+    const bias = s.bias ? this.inner.tensor(g, `${s.name}.bias`, [h.N]) : undefined;
+    return matMulNBits(g, x, s.name, h, this.accuracyLevel, bias);
   }
 }

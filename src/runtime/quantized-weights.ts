@@ -22,12 +22,13 @@ import { join } from '../platform/path.ts';
 import { existsSync, promises as fs } from '../platform/fs.ts';
 import type { GraphBuilder } from '../graph/builder.ts';
 import { gemmLinear, InitializerWeights, type TensorLookup } from '../graph/weights.ts';
+import { matMulNBits, packCodesRow, packZeroPoints } from '../graph/matmul-nbits.ts';
 import type { ModelConfig } from '../io/config.ts';
 import { checkFinite, lookupBaseModelName, withoutBasePrefix, type Checkpoint } from '../io/safetensors.ts';
 import { embeddingName, openModelCheckpoint, readFloatTensors } from './model-checkpoint.ts';
 import type { ArchDefinition, LinearSpec, WeightSource } from '../models/types.ts';
-import { fromQuantizeConfigJson, type QuantizeConfig } from '../quant/config.ts';
-import { dequantize, unpackQweightRows, unpackQzeros, type PackBits } from '../quant/pack.ts';
+import { bitsProblem, fromQuantizeConfigJson, type Bits, type QuantizeConfig } from '../quant/quantize-config.ts';
+import { dequantize, unpackQweightRows, unpackQzeros } from '../quant/pack.ts';
 import { fail } from '../errors.ts';
 import { logLine } from '../platform/os.ts';
 
@@ -35,7 +36,7 @@ export type AccuracyLevel = 0 | 1 | 2 | 3 | 4;
 
 /** One GPTQ linear as stored (tensors already read), with its resolved settings. */
 export interface GptqLinear {
-  name: string; inFeatures: number; outFeatures: number; bits: PackBits;
+  name: string; inFeatures: number; outFeatures: number; bits: Bits;
   /** −1 = one group over all inputs. */
   groupSize: number; groups: number;
   qweight: Int32Array; qzeros: Int32Array; scales: Float32Array; gIdx?: Int32Array; bias?: Float32Array;
@@ -45,13 +46,13 @@ export interface GptqLinear {
 /** How a quantized linear enters the graph. */
 export type PreparedLinear =
   | {
-    kind: 'nbits'; name: string; K: number; N: number; bits: 4 | 8; block: number; sourceBits: PackBits;
+    kind: 'nbits'; name: string; K: number; N: number; bits: 4 | 8; block: number; sourceBits: Bits;
     B: Uint8Array; scales: Float32Array; zeroPoints?: Uint8Array;
     /** Input permutation (act-order), shared by identity with every linear that has the same one. */
     perm?: { id: number; idx: BigInt64Array };
     bias?: Float32Array;
   }
-  | { kind: 'dense'; name: string; K: number; N: number; sourceBits: PackBits; weight: Float32Array; bias?: Float32Array; reason: string };
+  | { kind: 'dense'; name: string; K: number; N: number; sourceBits: Bits; weight: Float32Array; bias?: Float32Array; reason: string };
 
 export interface PrepareOptions { accuracyLevel?: AccuracyLevel }
 
@@ -124,13 +125,7 @@ export function prepareLinear(l: GptqLinear, o: PrepareOptions = {}): PreparedLi
     for (let n0 = 0; n0 < N; n0 += T) {
       const n1 = Math.min(n0 + T, N);
       unpackQweightRows(l.qweight, bits, K, N, n0, n1, band);
-      for (let n = n0; n < n1; n++) {
-        const row = (n - n0) * K, out = n * rowBytes;
-        if (tb === 4 && order) for (let k = 0; k < K; k += 2) B[out + (k >>> 1)] = band[row + order[k]!]! | (band[row + order[k + 1]!]! << 4);
-        else if (tb === 4) for (let k = 0; k < K; k += 2) B[out + (k >>> 1)] = band[row + k]! | (band[row + k + 1]! << 4);
-        else if (order) for (let k = 0; k < K; k++) B[out + k] = band[row + order[k]!]!;
-        else B.set(band.subarray(row, row + K), out);
-      }
+      for (let n = n0; n < n1; n++) packCodesRow(band, (n - n0) * K, K, tb, B, n * rowBytes, order);
     }
   }
   const scales = new Float32Array(N * kBlocks);
@@ -144,12 +139,7 @@ export function prepareLinear(l: GptqLinear, o: PrepareOptions = {}): PreparedLi
     zp[n * kBlocks + b] = z;
     if (z !== dflt) allDefault = false;
   }
-  let zeroPoints: Uint8Array | undefined;
-  if (!allDefault) {
-    const zRow = Math.ceil((kBlocks * tb) / 8), per = 8 / tb;
-    zeroPoints = new Uint8Array(N * zRow);
-    for (let n = 0; n < N; n++) for (let b = 0; b < kBlocks; b++) zeroPoints[n * zRow + Math.floor(b / per)]! |= zp[n * kBlocks + b]! << ((b % per) * tb);
-  }
+  const zeroPoints = allDefault ? undefined : packZeroPoints(zp, N, kBlocks, tb);
   return {
     kind: 'nbits', name, K, N, bits: tb, block, sourceBits: bits, B, scales, zeroPoints, bias: l.bias,
     perm: order ? { id: -1, idx: BigInt64Array.from(order, (v) => BigInt(v)) } : undefined,
@@ -211,17 +201,7 @@ export class QuantizedWeights implements WeightSource {
       }
       a = v;
     }
-    const kBlocks = p.B.length / p.N / ((p.block * p.bits) / 8);
-    const inputs = [
-      a,
-      g.init(`${p.name}.qB`, 'uint8', [p.N, kBlocks, (p.block * p.bits) / 8], p.B),
-      g.init(`${p.name}.qscales`, 'float32', [p.N, kBlocks], p.scales),
-      p.zeroPoints ? g.init(`${p.name}.qzero_points`, 'uint8', [p.zeroPoints.length], p.zeroPoints) : '',
-      '', // g_idx: deprecated and wrong on CPU except 4-bit without zero points; act-order is the Gather above
-      bias ?? '',
-    ];
-    while (inputs[inputs.length - 1] === '') inputs.pop();
-    return g.ms('MatMulNBits', inputs, { K: p.K, N: p.N, bits: p.bits, block_size: p.block, accuracy_level: this.o.accuracyLevel ?? 0 })[0]!;
+    return matMulNBits(g, a, p.name, p, this.o.accuracyLevel ?? 0, bias);
   }
 }
 
@@ -278,11 +258,11 @@ export async function readQuantizeConfig(dir: string, cfg?: ModelConfig): Promis
   return { config, from, dynamic, raw, descActExplicit };
 }
 
-export interface ModuleQuantParams { bits: PackBits; groupSize: number; descAct: boolean; descActExplicit: boolean; skipped: boolean }
+export interface ModuleQuantParams { bits: Bits; groupSize: number; descAct: boolean; descActExplicit: boolean; skipped: boolean }
 
 /** Per-module settings after GPTQModel `dynamic` rules (first matching rule wins; patterns match from the start). */
 export function moduleParams(q: QuantizeConfigSource, module: string): ModuleQuantParams {
-  const base: ModuleQuantParams = { bits: q.config.bits as PackBits, groupSize: q.config.groupSize, descAct: q.config.descAct, descActExplicit: q.descActExplicit, skipped: false };
+  const base: ModuleQuantParams = { bits: q.config.bits, groupSize: q.config.groupSize, descAct: q.config.descAct, descActExplicit: q.descActExplicit, skipped: false };
   for (const [key, ov] of Object.entries(q.dynamic ?? {})) {
     const neg = key.startsWith('-:');
     const pat = key.replace(/^[+-]:/, '');
@@ -293,8 +273,8 @@ export function moduleParams(q: QuantizeConfigSource, module: string): ModuleQua
     const o = Object.fromEntries(Object.entries(ov ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
     const r = { ...base };
     if (o.bits !== undefined) {
-      if (![2, 3, 4, 8].includes(Number(o.bits))) fail(`${q.from}: dynamic rule ${JSON.stringify(key)}: bits must be 2, 3, 4 or 8, got ${JSON.stringify(o.bits)}`);
-      r.bits = Number(o.bits) as PackBits;
+      if (bitsProblem(Number(o.bits))) fail(`${q.from}: dynamic rule ${JSON.stringify(key)}: ${bitsProblem(o.bits)}`);
+      r.bits = Number(o.bits) as Bits;
     }
     if (o.group_size !== undefined) r.groupSize = Number(o.group_size);
     if (typeof o.desc_act === 'boolean') { r.descAct = o.desc_act; r.descActExplicit = true; }
@@ -395,7 +375,7 @@ export interface QuantizedLoadInfo {
   quantizeConfig: QuantizeConfig;
   configFrom: string;
   /** Per module: the kernel it runs on. */
-  modules: { name: string; bits: PackBits; kernel: 'matmulnbits-4' | 'matmulnbits-8' | 'fp32'; actOrder: boolean; reason?: string }[];
+  modules: { name: string; bits: Bits; kernel: 'matmulnbits-4' | 'matmulnbits-8' | 'fp32'; actOrder: boolean; reason?: string }[];
   /** Distinct act-order input permutations (one Gather each per graph use). */
   permutations: number;
 }

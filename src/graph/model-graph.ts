@@ -142,15 +142,12 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
 }
 
 /**
- * One decoder layer for calibration: hidden_in [B,S,H] → hidden_out, causal, positions 0..S−1.
- * `hessians` names the linears (relative, e.g. "mlp.down_proj") whose input Gram matrix Σ XᵀX (over B·S rows)
- * is emitted as output `xtx.<name>` [in,in] (plus input `xtx_acc.<name>` with `accumulate`); with `withHidden` false
- * only those are computed. A linear with a
- * `hessianRowWeight` sums only its marked rows and also outputs their count as `rows.<name>` (scalar).
- * `hiddenType` float16: hidden_in/hidden_out are stored as fp16 (cast at the edges; the layer runs in fp32).
- * `tapsOut`: for these of the `hessians`, output the linear's input rows `x.<name>` [rows, in] instead of the Gram.
+ * One decoder layer as its own graph (calibration, src/quant/calibrate.ts): input hidden_in [B,S,hidden] → output
+ * hidden_out (unless `withHidden` is false), causal, positions 0..S−1, weights from `w` (any layer: `layerIndex` picks
+ * per-layer variants). `hiddenType` float16: hidden_in/hidden_out are stored as fp16 (cast at the edges; the layer runs
+ * in fp32). Returned unpruned: the caller adds its outputs and prunes.
  */
-export function buildLayerGraph(arch: ArchDefinition, cfg: ModelConfig, w: WeightSource & { taps?: Map<string, { value: string; inFeatures: number; rowWeight?: string }> }, o: { hessians?: readonly string[]; withHidden?: boolean; layerIndex?: number; accumulate?: boolean; hiddenType?: 'float32' | 'float16'; tapsOut?: readonly string[] } = {}): GraphBuilder {
+export function buildDecoderLayer(arch: ArchDefinition, cfg: ModelConfig, w: WeightSource, o: { withHidden?: boolean; layerIndex?: number; hiddenType?: 'float32' | 'float16' } = {}): GraphBuilder {
   const g = new GraphBuilder(`${cfg.modelType}_layer`);
   const half = o.hiddenType === 'float16';
   const xin = g.input('hidden_in', half ? 'float16' : 'float32', ['batch', 'seq', cfg.hiddenSize]);
@@ -160,18 +157,5 @@ export function buildLayerGraph(arch: ArchDefinition, cfg: ModelConfig, w: Weigh
   const ctx: LayerContext = { g, cfg, w, prefix: `${arch.layersBlockName}0.`, layerIndex: o.layerIndex ?? 0, rope: rotaryEmbedding(g, cfg, positions), mask: causalMask(g, S, S, undefined, cfg.slidingWindow) };
   const out = arch.layer(ctx, x);
   if (o.withHidden ?? true) g.output(half ? g.op('Cast', [out], { to: 10 }) : out, half ? 'float16' : 'float32', ['batch', 'seq', cfg.hiddenSize], 'hidden_out');
-  for (const name of o.hessians ?? []) {
-    const tap = w.taps?.get(name);
-    if (!tap) throw new Error(`layer graph has no linear "${name}"`);
-    let x2 = g.op('Reshape', [tap.value, g.constI64([-1, tap.inFeatures])]);
-    if (tap.rowWeight) { // only the rows routed to this linear (0/1 mask): Σ mask·xᵀx, and the routed-row count
-      x2 = g.op('Mul', [x2, g.op('Reshape', [tap.rowWeight, g.constI64([-1, 1])])]);
-      g.output(g.op('ReduceSum', [tap.rowWeight], { keepdims: 0 }), 'float32', [], `rows.${name}`);
-    }
-    if (o.tapsOut?.includes(name)) { g.output(x2, 'float32', ['rows', tap.inFeatures], `x.${name}`); continue; }
-    // accumulate: input `xtx_acc.<name>` is added in the Gemm (C, β = 1), so sums never pass through JS loops.
-    const acc = o.accumulate ? [g.input(`xtx_acc.${name}`, 'float32', [tap.inFeatures, tap.inFeatures])] : [];
-    g.output(g.op('Gemm', [x2, x2, ...acc], { transA: 1, ...(o.accumulate ? { beta: { kind: 'float', v: 1 } } : {}) }), 'float32', [tap.inFeatures, tap.inFeatures], `xtx.${name}`);
-  }
-  return g.prune({ inputs: true }); // a Hessian graph reads only the weights upstream of its taps
+  return g;
 }

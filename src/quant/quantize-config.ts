@@ -1,7 +1,14 @@
 /** GPTQ quantization settings, and AutoGPTQ `quantize_config.json` (de)serialization. */
 import { fail } from '../errors.ts';
 
-export type Bits = 2 | 3 | 4 | 8;
+/** The bit widths GPTQ checkpoints pack (AutoGPTQ QuantLinear / GPTQModel: 2, 3, 4, 8). */
+export const BITS = [2, 3, 4, 8] as const;
+export type Bits = (typeof BITS)[number];
+
+/** Why `bits` is not a supported width ("bits must be 2, 3, 4 or 8, got 5"), or null. */
+export function bitsProblem(bits: unknown): string | null {
+  return (BITS as readonly unknown[]).includes(bits) ? null : `bits must be ${BITS.slice(0, -1).join(', ')} or ${BITS.at(-1)}, got ${JSON.stringify(bits)}`;
+}
 /** 'gptq' = AutoGPTQ v1 (qzeros store zero−1); 'gptq_v2' = GPTQModel v2 (qzeros store zero). We write 'gptq'. */
 export type CheckpointFormat = 'gptq' | 'gptq_v2';
 
@@ -48,7 +55,8 @@ export function resolveQuantizeConfig(partial: Partial<QuantizeConfig> = {}): Qu
   }
   const defined = Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined));
   const c = { ...DEFAULT_QUANTIZE_CONFIG, ...defined } as QuantizeConfig;
-  if (![2, 3, 4, 8].includes(c.bits)) fail(`quantize config: bits must be 2, 3, 4 or 8, got ${c.bits}`);
+  const badBits = bitsProblem(c.bits);
+  if (badBits) fail(`quantize config: ${badBits}`);
   if (!Number.isInteger(c.groupSize) || (c.groupSize !== -1 && c.groupSize <= 0)) fail(`quantize config: groupSize must be -1 or a positive integer, got ${c.groupSize}`);
   if (!(typeof c.dampPercent === 'number' && c.dampPercent > 0 && c.dampPercent < 1)) fail(`quantize config: dampPercent must be in (0, 1), got ${c.dampPercent}`);
   if (!(typeof c.dampAutoIncrement === 'number' && c.dampAutoIncrement >= 0 && c.dampAutoIncrement < 1)) fail(`quantize config: dampAutoIncrement must be in [0, 1), got ${c.dampAutoIncrement}`);

@@ -1,0 +1,112 @@
+/**
+ * The Hessian inverse GPTQ uses: Hinv = cholesky(H⁻¹, upper), the upper Cholesky factor of the inverse of the damped
+ * Hessian (AutoGPTQ fasterquant: torch.linalg.cholesky → cholesky_inverse → cholesky(upper=True)), computed without
+ * forming H⁻¹ and in H's own buffer, blocked so the big products are ORT GEMMs (graph/linalg.ts) and only panel-sized
+ * blocks are done in float64 TS.
+ *
+ * Why it is the same matrix: with H = V·Vᵀ for V upper triangular (the "reverse" Cholesky factor, columns right to
+ * left), H⁻¹ = V⁻ᵀ·V⁻¹ = Uᵀ·U with U = V⁻¹ upper triangular, which is the unique upper Cholesky factor of H⁻¹.
+ */
+import { asOperand, gemm, matmul, operand, type Operand } from '../graph/linalg.ts';
+
+/**
+ * Hinv = upper Cholesky factor U of H⁻¹ (H⁻¹ = UᵀU) without forming H⁻¹, in place: with H = V·Vᵀ, V upper
+ * ("reverse" Cholesky), U = V⁻¹. M holds H in its upper triangle (diagonal damped); on return the upper triangle is U.
+ * The strict lower triangle is never read or written (it keeps H for a damp retry). Blocked by panels of P columns:
+ *   V: right to left, V_KK = chol(H_KK) (float64 TS), V_TK = H_TK·V_KK⁻ᵀ, H_TT −= V_TK·V_TKᵀ
+ *   U: left to right, U_JJ = V_JJ⁻¹ (float64 TS), U_TJ = −U_TT·V_TJ·U_JJ
+ * The products are ORT GEMMs on panel-sized copies, so the only extra memory is O(n·P). Returns false if H is not PD.
+ */
+export async function hinvUpperInPlace(M: Operand, n: number, P: number, f64: boolean): Promise<boolean> {
+  const RP = 512; // rows per trailing-update product
+  // Scratch reused by every step (no per-step garbage): two n×P panels, an RP×n row block, an RP×P product.
+  const pw = Math.min(P, n), P1 = operand(f64, n * pw), P2 = operand(f64, n * pw), RB = operand(f64, Math.min(RP, n) * n), T = operand(f64, Math.min(RP, n) * pw);
+  const block = (k0: number, b: number) => { // symmetric float64 copy of the diagonal block from the upper triangle
+    const D = new Float64Array(b * b);
+    for (let i = 0; i < b; i++) for (let j = i; j < b; j++) D[i * b + j] = D[j * b + i] = M[(k0 + i) * n + k0 + j]!;
+    return D;
+  };
+  const putUpper = (X: Float64Array, k0: number, b: number) => { for (let i = 0; i < b; i++) for (let j = i; j < b; j++) M[(k0 + i) * n + k0 + j] = X[i * b + j]!; };
+  const panel = (rows: number, c0: number, b: number) => { // M[0:rows, c0:c0+b] → P1
+    for (let i = 0; i < rows; i++) P1.set(M.subarray(i * n + c0, i * n + c0 + b), i * b);
+    return P1.subarray(0, rows * b);
+  };
+  const putPanel = (X: Operand, rows: number, c0: number, b: number, r0 = 0) => { for (let i = 0; i < rows; i++) M.set(X.subarray(i * b, (i + 1) * b), (r0 + i) * n + c0); };
+  // rows [i0, i1) of M's upper triangle over columns [i0, c1) → RB (lower part zeroed when asked)
+  const rowBlock = (i0: number, i1: number, c1: number, zeroLower: boolean) => {
+    const w = c1 - i0;
+    for (let i = i0; i < i1; i++) {
+      RB.set(M.subarray(i * n + i0, i * n + c1), (i - i0) * w);
+      if (zeroLower) RB.fill(0, (i - i0) * w, (i - i0) * w + (i - i0));
+    }
+    return RB.subarray(0, (i1 - i0) * w);
+  };
+
+  for (let k1 = n; k1 > 0;) { // V, right to left
+    const k0 = Math.max(0, k1 - P), b = k1 - k0;
+    const V = revCholDirect(block(k0, b), b);
+    if (!V) return false;
+    putUpper(V, k0, b);
+    if (k0 > 0) {
+      const Y = await matmul(panel(k0, k0, b), asOperand(f64, invUpperDirect(V, b)), k0, b, b, { transB: true, out: P2 }); // V_TK
+      putPanel(Y, k0, k0, b);
+      for (let i0 = 0; i0 < k0; i0 += RP) { // H_TT −= V_TK·V_TKᵀ on the upper triangle, RP rows at a time
+        const i1 = Math.min(i0 + RP, k0), w = k0 - i0, C = rowBlock(i0, i1, k0, false);
+        const G = await gemm(Y.subarray(i0 * b, i1 * b), Y.subarray(i0 * b, k0 * b), C, i1 - i0, b, w, { transB: true, alpha: -1, out: C });
+        for (let i = i0; i < i1; i++) M.set(G.subarray((i - i0) * w + (i - i0), (i - i0 + 1) * w), i * n + i);
+      }
+    }
+    k1 = k0;
+  }
+  for (let j0 = 0; j0 < n; j0 += P) { // U = V⁻¹, left to right
+    const b = Math.min(P, n - j0);
+    const Ujj = invUpperDirect(block(j0, b), b); // block() mirrors V's upper triangle: only its upper part is used
+    if (j0 > 0) {
+      const Z = await matmul(panel(j0, j0, b), asOperand(f64, Ujj), j0, b, b, { out: P2 }); // V_TJ·U_JJ
+      for (let i0 = 0; i0 < j0; i0 += RP) { // U_TJ = −U_TT·Z; U_TT rows [i0, i1) are zero left of the diagonal
+        const i1 = Math.min(i0 + RP, j0);
+        const X = await matmul(rowBlock(i0, i1, j0, true), Z.subarray(i0 * b, j0 * b), i1 - i0, j0 - i0, b, { out: T });
+        for (let t = 0; t < X.length; t++) X[t] = -X[t]!;
+        putPanel(X, i1 - i0, j0, b, i0);
+      }
+    }
+    putUpper(Ujj, j0, b);
+  }
+  return true;
+}
+
+/** Float64 leaf: V upper with H = V·Vᵀ (columns right to left); null if H is not positive definite. */
+function revCholDirect(H: Float64Array, n: number): Float64Array | null {
+  const V = new Float64Array(n * n);
+  for (let j = n - 1; j >= 0; j--) {
+    const jr = j * n;
+    let s = H[jr + j]!;
+    for (let k = j + 1; k < n; k++) s -= V[jr + k]! * V[jr + k]!;
+    if (!(s > 0)) return null;
+    const d = Math.sqrt(s);
+    V[jr + j] = d;
+    for (let i = 0; i < j; i++) {
+      const ir = i * n;
+      let t = H[ir + j]!;
+      for (let k = j + 1; k < n; k++) t -= V[ir + k]! * V[jr + k]!;
+      V[ir + j] = t / d;
+    }
+  }
+  return V;
+}
+
+/** Float64 leaf: U = V⁻¹ for V upper triangular (entries below the diagonal are ignored), by back substitution. */
+function invUpperDirect(V: Float64Array, n: number): Float64Array {
+  const U = new Float64Array(n * n), x = new Float64Array(n);
+  for (let j = 0; j < n; j++) { // column j of U: V·x = e_j
+    x[j] = 1 / V[j * n + j]!;
+    for (let i = j - 1; i >= 0; i--) {
+      const ir = i * n;
+      let t = 0;
+      for (let k = i + 1; k <= j; k++) t += V[ir + k]! * x[k]!;
+      x[i] = -t / V[ir + i]!;
+    }
+    for (let i = 0; i <= j; i++) U[i * n + j] = x[i]!;
+  }
+  return U;
+}
