@@ -29,7 +29,7 @@ for (const bits of [4, 3] as const) for (const all of [false, true]) for (const 
   const what = all ? 'all 35 linears (fake-quant)' : `${r.quantized.size} packable (attention)`;
   rows.push([`${bits}-bit g32 ${method.toUpperCase()}`, what, (await ppl(await m.fakeQuantModel())).toFixed(3)]);
   console.error(rows.at(-1)!.join(' | '));
-  await m.close();
+  await m.dispose();
 }
 console.log(rows.map((r) => `| ${r.join(' | ')} |`).join('\n'));
 
@@ -41,7 +41,7 @@ for (const bits of [4, 3] as const) {
     const m = await GPTQModel.fromPretrained(dir, { quantizeConfig: { bits, groupSize: 32 } });
     const r = await m.quantize(calib, { keepDequantized: true, quantizeUnpackable: true, activationDtype });
     res.push({ ppl: await ppl(await m.fakeQuantModel()), losses: r.losses });
-    await m.close();
+    await m.dispose();
   }
   let maxRel = 0;
   for (const [n, l] of res[0]!.losses) maxRel = Math.max(maxRel, Math.abs(res[1]!.losses.get(n)! - l) / Math.abs(l));

@@ -7,10 +7,13 @@
 import { loadModelConfig, type ModelConfig } from './io/config.ts';
 import { Checkpoint } from './io/safetensors.ts';
 import { TextTokenizer } from './io/tokenizer.ts';
-import { calibrationSamples, loadText, type CalibrationSet, type TokenizedExample, type LoadTextOptions } from './io/datasets.ts';
+import { calibrationSamples, datasetName, loadText, type CalibrationSet, type TokenizedExample, type LoadTextOptions } from './io/datasets.ts';
+import { resolveModelDir, type HubOptions } from './io/hub.ts';
+import { modelCard, quantizerMeta, type CalibrationInfo, type PerplexityInfo } from './io/model-card.ts';
+import { pushToHub, type PushOptions, type PushResult } from './io/push.ts';
 import { archFor } from './models/registry.ts';
 import type { ArchDefinition } from './models/types.ts';
-import { resolveQuantizeConfig, type QuantizeConfig } from './quant/config.ts';
+import { resolveQuantizeConfig, toQuantizeConfigJson, type QuantizeConfig } from './quant/config.ts';
 import { quantizeLayers, type ActivationDtype, type QuantizeLoopResult } from './quant/quantize-model.ts';
 import type { ProgressCallback } from './progress.ts';
 import { saveQuantizedCheckpoint, type SaveOptions } from './quant/save.ts';
@@ -20,7 +23,7 @@ import { CausalLM, loadFloatWeights, type LoadOptions } from './runtime/causal-l
 import { InitializerWeights } from './graph/weights.ts';
 import type { Device } from './graph/session.ts';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fail } from './errors.ts';
 import { loadQuantizedModel, type LoadedQuantizedModel } from './runtime/load.ts';
 import type { AccuracyLevel } from './runtime/quantized-weights.ts';
@@ -56,15 +59,44 @@ export interface QuantizeCallOptions extends LoadTextOptions {
   activationDtype?: ActivationDtype;
 }
 
+export interface SaveQuantizedOptions extends SaveOptions {
+  /**
+   * After saving, push the directory to this Hub model repo ("owner/name"), or with these options (repo created if
+   * missing; see src/io/push.ts). Token: env HF_TOKEN or the huggingface_hub token file.
+   */
+  pushToHub?: string | ({ repoId: string } & Omit<PushOptions, 'modelCard'>);
+  /** Write README.md, the model card (default true). The output directory is gptqjs's: it is replaced as a whole. */
+  modelCard?: boolean;
+  /** Hub id of the base model, for the card's `base_model` and `meta.base_model` (default: the id fromPretrained downloaded). */
+  baseModel?: string;
+  /** A measured perplexity, shown on the card and recorded in quantize_config.json `meta.perplexity`. */
+  perplexity?: PerplexityInfo;
+}
+
+export interface SavedQuantized {
+  dir: string;
+  /** Set when `pushToHub` was given. */
+  push?: PushResult;
+}
+
 export class GPTQModel {
   result?: QuantizeLoopResult;
   private work?: WorkDir;
   /** sha256 of the run key (source checkpoint, quantize config, calibration) when quantize() used a work dir. */
   private runId?: string;
+  /** The calibration the last quantize() used (recorded in quantize_config.json meta and on the model card). */
+  calibrationInfo?: CalibrationInfo;
+  /** The Hub id the model was loaded from (fromPretrained with "owner/name"). */
+  baseModel?: string;
   private constructor(readonly dir: string, readonly cfg: ModelConfig, readonly arch: ArchDefinition, readonly ck: Checkpoint,
     readonly quantizeConfig: QuantizeConfig, readonly tokenizer: TextTokenizer | undefined, readonly device: Device) {}
 
-  static async fromPretrained(dir: string, o: { quantizeConfig?: Partial<QuantizeConfig>; device?: Device } = {}): Promise<GPTQModel> {
+  /**
+   * Open a full-precision model to quantize: a directory or a Hub id "owner/name" (downloaded into the cache,
+   * src/io/hub.ts). Throws GptqError for quantized models, unsupported architectures and malformed files.
+   */
+  static async fromPretrained(model: string, o: { quantizeConfig?: Partial<QuantizeConfig>; device?: Device; hub?: HubOptions } = {}): Promise<GPTQModel> {
+    const dir = await resolveModelDir(model, o.hub);
     const cfg = await loadModelConfig(dir);
     if (cfg.quantizationConfig) fail(`${dir} is already quantized (config.json has quantization_config); load it with GPTQModel.fromQuantized`);
     const arch = archFor(cfg.modelType);
@@ -79,7 +111,9 @@ export class GPTQModel {
       if (q.groupSize > small.inFeatures) fail(`group size ${q.groupSize} (quantizeConfig.groupSize, --group-size) is larger than the ${small.inFeatures} input features of ${small.rel} in ${cfg.path}; use -1 for one group per output channel, or a group size ≤ ${small.inFeatures}`);
     }
     const tok = existsSync(join(dir, 'tokenizer.json')) ? await TextTokenizer.fromDir(dir) : undefined;
-    return new GPTQModel(dir, cfg, arch, await Checkpoint.open(dir), q, tok, o.device ?? 'cpu');
+    const m = new GPTQModel(dir, cfg, arch, await Checkpoint.open(dir), q, tok, o.device ?? 'cpu');
+    if (dir !== model) m.baseModel = model;
+    return m;
   }
 
   /**
@@ -117,6 +151,11 @@ export class GPTQModel {
 
   private async quantizeLocked(data: CalibrationInput, o: QuantizeCallOptions): Promise<QuantizeLoopResult> {
     const calib = await this.calibration(data, o);
+    const lens = calib.inputIds.map((r) => r.length);
+    this.calibrationInfo = {
+      dataset: typeof data === 'string' ? (datasetName(data) ?? basename(data)) : Array.isArray(data) ? `${data.length} ${typeof data[0] === 'string' ? 'texts' : 'tokenized examples'}` : 'a custom calibration set',
+      nsamples: lens.length, seqlen: Math.max(0, ...lens), tokens: lens.reduce((a, b) => a + b, 0),
+    };
     if (o.maxMemory) {
       const tokens = calib.inputIds.reduce((a, r) => a + r.length, 0);
       const e = estimateMemory(this.arch, this.cfg, this.quantizeConfig, tokens, Math.max(...calib.inputIds.map((r) => r.length)), o.batchTokens, o.activationDtype);
@@ -139,15 +178,29 @@ export class GPTQModel {
   }
 
   /**
-   * Write the quantized checkpoint to `out`. Never silently destroys a folder: `out` may be missing, empty, or this
-   * run's own earlier output; a non-empty folder otherwise needs `overwrite: true`, which replaces only the checkpoint
-   * files (config.json, quantize_config.json, model*.safetensors and index, tokenizer/generation files) and keeps every
-   * other file. `out` equal to the source model folder is always refused. Throws GptqError.
+   * Write the AutoGPTQ-format checkpoint to `out`: packed safetensors, config.json with quantization_config,
+   * quantize_config.json (with `meta`: gptqjs as quantizer, the run id, calibration, perplexity — GPTQModel's field),
+   * tokenizer/generation files, and README.md (the model card, src/io/model-card.ts). With `pushToHub`, then uploads
+   * the directory (src/io/push.ts). Never silently destroys a folder: `out` may be missing, empty, or this run's own
+   * earlier output; a non-empty folder otherwise needs `overwrite: true`, which replaces only the checkpoint files
+   * (config.json, quantize_config.json, model*.safetensors and index, tokenizer/generation files, README.md) and keeps
+   * every other file. `out` equal to the source model folder is always refused. Throws GptqError.
    */
-  async saveQuantized(out: string, o: SaveOptions = {}): Promise<void> {
+  async saveQuantized(out: string, o: SaveQuantizedOptions = {}): Promise<SavedQuantized> {
     if (!this.result) fail('saveQuantized: call quantize() first');
     if (this.result.evaluationOnly) fail('saveQuantized: this result fake-quantized unpackable modules (quantizeUnpackable) and cannot be saved; quantize again without it');
-    await saveQuantizedCheckpoint(out, this, this.quantizeConfig, this.result, { ...o, runId: this.runId });
+    const push = typeof o.pushToHub === 'string' ? { repoId: o.pushToHub } : o.pushToHub;
+    const meta = { ...quantizerMeta(this.quantizeConfig, { calibration: this.calibrationInfo, perplexity: o.perplexity, baseModel: o.baseModel ?? this.baseModel }), ...(this.runId ? { gptqjs_run: this.runId } : {}) };
+    const files: Record<string, string> = {};
+    // the card from what is written (so `gptq push` can tell an unedited card and fill in the repo id)
+    if (o.modelCard !== false) {
+      const quantizeConfig = { ...toQuantizeConfigJson(this.quantizeConfig), model_file_base_name: 'model', meta };
+      files['README.md'] = modelCard({ quantizeConfig, config: this.cfg.raw, repoId: push?.repoId });
+    }
+    await saveQuantizedCheckpoint(out, this, this.quantizeConfig, this.result, { ...o, runId: this.runId }, { meta, files });
+    if (!push) return { dir: out };
+    const { repoId, ...po } = push;
+    return { dir: out, push: await pushToHub(out, repoId, { ...po, modelCard: false }) };
   }
 
   /** Delete the work dir's files (after a successful save) and release its lock; other files in it are kept. */
@@ -162,6 +215,9 @@ export class GPTQModel {
     return CausalLM.fromWeights(this.cfg, () => new InitializerWeights((n) => w.get(n)), o);
   }
 
-  /** Release the work dir's lock (its files stay for a later resume) and close the checkpoint. */
-  async close(): Promise<void> { this.work?.release(); this.work = undefined; await this.ck.close(); }
+  /** Release the work dir's lock (its files stay for a later resume) and close the source checkpoint (idempotent). Also `await using m = await GPTQModel.fromPretrained(dir)`. */
+  async dispose(): Promise<void> { this.work?.release(); this.work = undefined; await this.ck.dispose(); }
+  async [Symbol.asyncDispose](): Promise<void> { await this.dispose(); }
+  /** @deprecated Use dispose(). */
+  close(): Promise<void> { return this.dispose(); }
 }

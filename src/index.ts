@@ -1,21 +1,50 @@
-/** gptqjs public API. */
-export { GPTQModel, type CalibrationInput, type QuantizeCallOptions } from './gptq-model.ts';
+/**
+ * gptqjs public API. Every type that appears in an exported signature is exported here too (test/exports.test.ts
+ * checks it on the emitted .d.ts).
+ */
+
+// Quantization (AutoGPTQ's API): GPTQModel.fromPretrained → quantize → saveQuantized
+export { GPTQModel, type CalibrationInput, type QuantizeCallOptions, type SaveQuantizedOptions, type SavedQuantized } from './gptq-model.ts';
+export { resolveQuantizeConfig, DEFAULT_QUANTIZE_CONFIG, type QuantizeConfig, type Bits, type CheckpointFormat } from './quant/config.ts';
+export type { QuantizeEvent, QuantizeLoopResult, SkippedModule, ActivationDtype } from './quant/quantize-model.ts';
+export type { SaveOptions } from './quant/save.ts';
+export { gptqQuantize, type GptqConfig, type GptqOptions, type GptqResult } from './quant/gptq.ts';
+export { packLinear, dequantize, packable, type PackBits, type PackedLinear } from './quant/pack.ts';
+
+// Inference: CausalLM.load → generate / stream / chat (text) or generate(model, ids) / forwardStep (ids)
+export { CausalLM, type LoadOptions, type AttentionMode, type KvCache } from './runtime/causal-lm.ts';
+export { DEFAULT_MAX_NEW_TOKENS, type TextGenerationOptions, type TextGenerationResult, type ChatOptions, type ChatResult } from './runtime/text.ts';
+export { generate, generateTokens, type GenerateOptions, type GenerateResult, type FinishReason, type TokenEvent } from './runtime/generate.ts';
+export type { SamplingOptions } from './runtime/sampling.ts';
+export { loadAnyModel, type LoadedModel, type LoadedQuantizedModel } from './runtime/load.ts';
+export type { AccuracyLevel, QuantizedLoadInfo } from './runtime/quantized-weights.ts';
+export type { LmHeadBits } from './runtime/lm-head.ts';
+export type { GraphCacheOption } from './runtime/graph-cache.ts';
+export type { Device } from './graph/session.ts';
+export { perplexity, type PerplexityResult } from './eval/perplexity.ts';
+
+// Files: tokenizers, configs, safetensors, datasets, the Hub
+export { TextTokenizer, StreamDecoder, type ChatMessage } from './io/tokenizer.ts';
+export { loadModelConfig, type ModelConfig, type GenerationConfig, type RopeScaling } from './io/config.ts';
+export {
+  Checkpoint, SafetensorsFile, writeSafetensors, saveSharded,
+  type TensorInfo, type TensorLike, type LazyTensor, type TensorMap, type SaveShardedOptions, type SaveShardedResult,
+} from './io/safetensors.ts';
+export type { Tensor, DType, TypedArray } from './tensor.ts';
+export {
+  loadText, calibrationSamples, evalTokens,
+  type LoadTextOptions, type CalibrationOptions, type CalibrationSet, type DatasetName, type Tokenize, type TokenizedExample,
+} from './io/datasets.ts';
+export { resolveModelDir, type HubOptions } from './io/hub.ts';
+export { pushToHub, type PushOptions, type PushResult } from './io/push.ts';
+export { modelCardForDir, type CalibrationInfo, type PerplexityInfo } from './io/model-card.ts';
 export { GptqError } from './errors.ts';
-export { resolveQuantizeConfig, DEFAULT_QUANTIZE_CONFIG, type QuantizeConfig } from './quant/config.ts';
-export { gptqQuantize } from './quant/gptq.ts';
-export { packLinear, dequantize, packable } from './quant/pack.ts';
-export { CausalLM, type LoadOptions } from './runtime/causal-lm.ts';
-export { loadAnyModel } from './runtime/load.ts';
-export { generate, type GenerateOptions } from './runtime/generate.ts';
-export { perplexity } from './eval/perplexity.ts';
-export { TextTokenizer, StreamDecoder } from './io/tokenizer.ts';
-export { loadModelConfig, type ModelConfig } from './io/config.ts';
-export { Checkpoint, SafetensorsFile, writeSafetensors, saveSharded } from './io/safetensors.ts';
-export { loadText, calibrationSamples, evalTokens } from './io/datasets.ts';
-export { resolveModelDir } from './io/hub.ts';
+
+// Architectures: registerArchitecture + the graph-building types its definitions use
 export { registerArchitecture, supportedModelTypes, archFor } from './models/registry.ts';
-export type { ArchDefinition, LayerContext, WeightSource, LinearSpec } from './models/types.ts';
+export type { ArchDefinition, LayerContext, WeightSource, LinearSpec, LayerLinear } from './models/types.ts';
+export type { GraphBuilder, Attrs } from './graph/builder.ts';
+export type { AttrValue, Dim, ElemType, GraphProtoSpec, NodeSpec, TensorInit, ValueInfo } from './graph/onnx-proto.ts';
 export * as blocks from './models/blocks.ts';
 export type { ProgressEvent, ProgressCallback, DownloadProgress, QuantizeProgress, PerplexityProgress } from './progress.ts';
-export type { SaveOptions } from './quant/save.ts';
 export { VERSION } from './version.ts';

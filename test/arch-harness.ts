@@ -128,7 +128,7 @@ export async function parity(dir: string, ref: RefForward, o: ParityOpts = {}): 
       }
       out.masked = masked;
     }
-  } finally { await m.release(); }
+  } finally { await m.dispose(); }
   return out;
 }
 
@@ -248,7 +248,7 @@ export async function batchedGenerationCheck(root: string, models: ArchCase[], p
     await fam.make(dir, opts);
     const m = await CausalLM.load(dir);
     await assertBatchedEqualsSingle(m, prompts, maxNewTokens, label);
-    await m.release();
+    await m.dispose();
   }
 }
 
@@ -305,20 +305,20 @@ export async function gptqRoundTrip(src: string, out: string, o: RoundTripOpts =
     const fq = await m.fakeQuantModel();
     if (o.checkFinite) assert.ok((await fq.logits(held)).every(Number.isFinite), `${method} logits finite`);
     mse[method] = await logitMse(fq, fp, held);
-    if (method === 'gptq') { await m.saveQuantized(out); fake = fq; } else await fq.release();
-    await m.close();
+    if (method === 'gptq') { await m.saveQuantized(out); fake = fq; } else await fq.dispose();
+    await m.dispose();
   }
   assert.ok(mse.gptq! < mse.rtn!, `gptq ${mse.gptq} vs rtn ${mse.rtn}`);
 
   const ck = await Checkpoint.open(out);
-  try { o.checkSaved?.(ck, out); } finally { await ck.close(); }
+  try { o.checkSaved?.(ck, out); } finally { await ck.dispose(); }
 
   const q = await CausalLM.load(out);
   Object.assign(mse, await o.checkLoaded?.(q, { fp, held }));
   const reload = await logitMse(q, fake!, held);
   mse.reloadVsFake = reload;
   assert.ok(reload < 0.05 * mse.gptq!, `reloaded vs fake-quant MSE ${reload} (gptq vs fp32 ${mse.gptq})`);
-  await q.release(); await fake!.release(); await fp.release();
+  await q.dispose(); await fake!.dispose(); await fp.dispose();
   return mse;
 }
 

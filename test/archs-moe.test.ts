@@ -179,7 +179,7 @@ test('mixtral: an expert no calibration token reaches is RTN-quantized (not zero
     const w1 = res.dequantized.get('model.layers.0.block_sparse_moe.experts.2.w1.weight')!;
     assert.ok(w1.some((v) => v !== 0), 'unrouted expert keeps (RTN-quantized) weights');
     assert.ok(res.dequantized.get('model.layers.0.block_sparse_moe.experts.1.w1.weight')!.some((v) => v !== 0));
-    await m.close();
+    await m.dispose();
   } finally { t.cleanup(); }
 });
 

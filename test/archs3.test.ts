@@ -140,15 +140,15 @@ test('bloom-560m layout without the transformer. prefix: quantize → save (sour
     const res = await m.quantize(examples(8, 32, 5));
     assert.ok(res.quantized.has('h.0.self_attention.query_key_value'), [...res.quantized].join(','));
     await m.saveQuantized(out);
-    await m.close();
+    await m.dispose();
     const ck = await Checkpoint.open(out);
     assert.ok(ck.has('h.0.self_attention.query_key_value.qweight') && !ck.names().some((n) => n.startsWith('transformer.')));
-    await ck.close();
+    await ck.dispose();
     const q = await CausalLM.load(out);
     assert.ok(q.quantization);
     const lg = await q.logits([[1, 2, 3, 4]]);
     assert.ok(lg.every(Number.isFinite));
-    await q.release();
+    await q.dispose();
   } finally { t.cleanup(); }
 });
 

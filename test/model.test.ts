@@ -36,7 +36,7 @@ async function parity(dir: string, prompts: number[][]): Promise<{ full: number;
       step = Math.max(step, maxDiff(r.logits, [ref[s]!], V));
     }
   }
-  await m.release();
+  await m.dispose();
   return { full, step };
 }
 
@@ -56,7 +56,7 @@ test('stories260K: greedy from <s> reproduces the llama2.c story', async () => {
   const text = tok.decode(r.tokens[0]!);
   assert.ok(text.startsWith('Once upon a time, there was a little girl named Lily.'), text);
   assert.deepEqual(streamed, r.tokens[0]);
-  await m.release();
+  await m.dispose();
 });
 
 test('stories260K: in-graph NLL (labels → nll) = float64 log-softmax of model.logits() (≤1e-5 rel); gqa/plain × main graph/separate session; perplexity() uses it', async (t) => {
@@ -83,7 +83,7 @@ test('stories260K: in-graph NLL (labels → nll) = float64 log-softmax of model.
     assert.ok(Math.abs(r.ppl - want) / want <= 1e-6, `${what}: ppl ${r.ppl} vs reference ${want}`);
     await assert.rejects(m.nll([[1, V]]), /outside the vocabulary/);
     await assert.rejects(m.nll([[1]]), /at least 2 tokens/);
-    await m.release();
+    await m.dispose();
   }
 });
 
@@ -96,7 +96,7 @@ test('batched generation with left padding equals one-by-one generation', async 
     const single = await generate(m, [prompts[i]!], { maxNewTokens: 12 });
     assert.deepEqual(batched.tokens[i], single.tokens[0]);
   }
-  await m.release();
+  await m.dispose();
 });
 
 for (const modelType of ['llama', 'mistral', 'qwen2'] as const) {

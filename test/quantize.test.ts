@@ -70,7 +70,7 @@ test('quantize → saveQuantized writes AutoGPTQ names, shapes, dtypes and confi
     assert.equal(cfg.quantization_config.bits, 4);
     assert.equal(cfg.hidden_size, 64);
     assert.ok(existsSync(join(out, 'generation_config.json')));
-    await ck.close(); await orig.close(); await m.close();
+    await ck.dispose(); await orig.dispose(); await m.dispose();
   } finally { t.cleanup(); }
 });
 
@@ -182,7 +182,7 @@ async function withLoop(fn: (run: (q: QuantizeConfig, o?: QuantizeLoopOptions) =
     const cfg = await loadModelConfig(t.path);
     const ck = await Checkpoint.open(t.path);
     const calib = { inputIds: examples(8, 32).map((e) => Int32Array.from(e.inputIds)), attentionMask: [], concatenated: false };
-    try { await fn((q, o) => quantizeLayers(llama, cfg, ck, q, calib, o)); } finally { await ck.close(); }
+    try { await fn((q, o) => quantizeLayers(llama, cfg, ck, q, calib, o)); } finally { await ck.dispose(); }
   } finally { t.cleanup(); }
 }
 
@@ -232,7 +232,7 @@ test('GPTQ beats round-to-nearest at 3 and 4 bits (logit error vs fp32 on held-o
         const m = await GPTQModel.fromPretrained(t.path, { quantizeConfig: { bits, groupSize: 32 } });
         await m.quantize(examples(32, 32), { method, keepDequantized: true });
         errs[method] = await logitMse(await m.fakeQuantModel(), fp, held);
-        await m.close();
+        await m.dispose();
       }
       assert.ok(errs.gptq! < errs.rtn!, `${bits}-bit: gptq ${errs.gptq} vs rtn ${errs.rtn}`);
     }
@@ -255,12 +255,12 @@ test('unpackable modules (stories260K MLP, 172) are kept in full precision and r
     assert.ok(Object.keys(cfg.dynamic).some((k) => k.includes('down_proj')));
     const ck = await Checkpoint.open(out);
     assert.equal(ck.info('model.layers.0.mlp.down_proj.weight').dtype, 'F32');
-    await ck.close();
+    await ck.dispose();
     // Interrupted run: error, and no output directory (or temp) appears.
     const ac = new AbortController(); ac.abort();
     await assert.rejects(m.quantize(calib, { signal: ac.signal }), /interrupted/);
     await assert.rejects(m.saveQuantized(join(t.path, 'bad\0name')));
     assert.deepEqual(readdirSync(t.path).sort(), ['q']);
-    await m.close();
+    await m.dispose();
   } finally { t.cleanup(); }
 });

@@ -64,7 +64,7 @@ function quantized(q: Partial<QuantizeConfig>, src = BASE, data?: () => Calibrat
       const m = await GPTQModel.fromPretrained(src, { quantizeConfig: q });
       await m.quantize(data ? data() : calib);
       await m.saveQuantized(out);
-      await m.close();
+      await m.dispose();
       return out;
     })();
     made.set(key, p);
@@ -100,7 +100,7 @@ async function referenceModel(dir: string): Promise<CausalLM> {
         w.set(`${m}.weight`, T);
       }
     }
-  } finally { await ck.close(); }
+  } finally { await ck.dispose(); }
   return CausalLM.fromWeights(cfg, () => new InitializerWeights((n) => w.get(n)), {});
 }
 
@@ -117,7 +117,7 @@ async function parity(dir: string, o: LoadOptions = quiet, ids = IDS): Promise<{
   const ref = await referenceModel(dir);
   const logits = await model.logits(ids);
   const diff = maxAbsDiff(logits, await ref.logits(ids));
-  await ref.release();
+  await ref.dispose();
   return { diff, model, logits };
 }
 
@@ -139,7 +139,7 @@ async function rewrite(src: string, dst: string, o: {
   const ck = await Checkpoint.open(src);
   const t = new Map<string, Tensor>();
   for (const n of ck.names()) t.set(n, await ck.read(n));
-  await ck.close();
+  await ck.dispose();
   o.tensors?.(t);
   if (o.maxShardSize) await saveSharded(dst, t, { maxShardSize: o.maxShardSize });
   else await writeSafetensors(join(dst, o.fileName ?? 'model.safetensors'), t, { format: 'pt' });
@@ -252,7 +252,7 @@ test('our checkpoints (bits 2/3/4/8 × sym/asym × act-order × group −1/32) m
       if (bits !== 8) assert.equal(model.quantization!.permutations, descAct && groupSize > 0 ? 8 : 0);
       table.push(`  ${name}: ${diff.toExponential(2)}  (${Object.keys(k)[0]}${model.quantization!.permutations ? `, ${model.quantization!.permutations} gathers` : ''})`);
       assert.ok(diff <= 1e-4, `max |Δlogit| ${diff}`);
-      await model.release();
+      await model.dispose();
     });
   }
 });
@@ -268,7 +268,7 @@ test('KV-cache decode of an act-order 3-bit checkpoint matches its full forward 
     md = Math.max(md, maxAbsDiff(r.logits, full.subarray(s * V, (s + 1) * V)));
   }
   assert.ok(md <= 1e-4, `step vs full ${md}`);
-  await m.release();
+  await m.dispose();
 });
 
 test('4-bit act-order checkpoint (MatMulNBits): in-graph NLL = float64 log-softmax of its logits (≤1e-5 rel), perplexity() agrees', async (t) => {
@@ -287,7 +287,7 @@ test('4-bit act-order checkpoint (MatMulNBits): in-graph NLL = float64 log-softm
     assert.ok(d <= 1e-5, `max |Δnll|/max(|nll|,1) ${d}`);
     assert.equal(r.windows, 2);
     assert.ok(Math.abs(r.ppl - want) / want <= 1e-6, `ppl ${r.ppl} vs reference ${want}`);
-    await m.release();
+    await m.dispose();
   }
 });
 
@@ -297,11 +297,11 @@ test('qwen2 (q/k/v biases) 4-bit: bias goes through MatMulNBits and matches', as
   const dir = await quantized({ bits: 4, groupSize: 32, descAct: true }, src);
   const ck = await Checkpoint.open(dir);
   assert.ok(ck.has('model.layers.0.self_attn.q_proj.bias') && ck.has('model.layers.0.self_attn.q_proj.qweight'));
-  await ck.close();
+  await ck.dispose();
   const { diff, model } = await parity(dir);
   table.push(`  qwen2 4-bit act-order g32 with biases: ${diff.toExponential(2)}`);
   assert.ok(diff <= 1e-4, `${diff}`);
-  await model.release();
+  await model.dispose();
 });
 
 test('tiny-gpt2 (HF Conv1D linears, fused c_attn) 4-bit asym act-order: matches', { skip: SKIP_SHARED }, async () => {
@@ -312,7 +312,7 @@ test('tiny-gpt2 (HF Conv1D linears, fused c_attn) 4-bit asym act-order: matches'
   assert.deepEqual(kernels(model), { 'matmulnbits-4': 16 });
   table.push(`  tiny-gpt2 4-bit asym act-order g32: ${diff.toExponential(2)}`);
   assert.ok(diff <= 1e-4, `${diff}`);
-  await model.release();
+  await model.dispose();
 });
 
 test('accuracyLevel 4 (int8 activations): runs the int8 kernels, close but not exact; 8-bit uses MatMulNBits there', async () => {
@@ -329,7 +329,7 @@ test('accuracyLevel 4 (int8 activations): runs the int8 kernels, close but not e
     table.push(`  accuracy_level 4, ${bits}-bit asym act-order g32: ${diff.toExponential(2)} (top-1 agrees at ${agree}/${rows} positions)`);
     assert.ok(diff > 0 && diff < 0.5, `accuracy_level 4 max |Δ| ${diff}`);
     assert.ok(agree >= rows * 0.9, `top-1 agreement ${agree}/${rows}`);
-    await model.release(); await exact.release();
+    await model.dispose(); await exact.dispose();
   }
   await assert.rejects(CausalLM.load(await quantized({ bits: 4, groupSize: 32 }), { accuracyLevel: 5 as 4 }), gptqError(/accuracyLevel must be 0 .* got 5/));
 });
@@ -353,7 +353,7 @@ test('gptq_v2 (zeros stored without −1) loads to the same logits as the v1 che
   const dv = maxAbsDiff(logits, await a.logits(IDS));
   table.push(`  gptq_v2 4-bit asym act-order g32: ${diff.toExponential(2)} vs reference, ${dv.toExponential(2)} vs the v1 load`);
   assert.ok(diff <= 1e-4 && dv <= 1e-5, `${diff} ${dv}`);
-  await model.release(); await a.release();
+  await model.dispose(); await a.dispose();
 });
 
 test('v1 zero points that underflowed (stored zero−1 = −1 → zero 2^bits) stay exact', async () => {
@@ -370,7 +370,7 @@ test('v1 zero points that underflowed (stored zero−1 = −1 → zero 2^bits) s
     assert.ok(diff <= 1e-4, `${diff}`);
     if (bits === 2) { assert.equal(o.kernel, 'matmulnbits-4'); assert.equal(logs.length, 0); }
     else { assert.equal(o.kernel, 'fp32'); assert.match(logs.join(), /1 of 14 quantized modules dequantized to fp32 .*underflowed to 16/); }
-    await model.release();
+    await model.dispose();
   }
 });
 
@@ -387,7 +387,7 @@ test('AutoGPTQ file name + quantize_config.json only, transformers config.json o
     const m = await CausalLM.load(dir, quiet);
     assert.ok(maxAbsDiff(await m.logits(IDS), want) <= 1e-6, k);
     assert.equal(m.quantization!.modules.length, 14, k);
-    await m.release();
+    await m.dispose();
   }
 });
 
@@ -397,7 +397,7 @@ test('GPTQModel dynamic per-module overrides: 8-bit o_proj inside a 4-bit checkp
   const ck8 = await Checkpoint.open(q8);
   const o8 = new Map<string, Tensor>();
   for (const n of ck8.names()) if (n.includes('.o_proj.')) o8.set(n, await ck8.read(n));
-  await ck8.close();
+  await ck8.dispose();
   const dir = await rewrite(q4, join(work.path, 'dynamic'), {
     tensors: (t) => { for (const [n, x] of o8) t.set(n, x); },
     qconfig: (q) => { q.dynamic = { ...(q.dynamic as object), '+:.*\\.o_proj$': { bits: 8 } }; },
@@ -408,7 +408,7 @@ test('GPTQModel dynamic per-module overrides: 8-bit o_proj inside a 4-bit checkp
   assert.equal(kernels(model)['matmulnbits-4'], 12);
   table.push(`  dynamic 8-bit o_proj in a 4-bit g32 checkpoint: ${diff.toExponential(2)}`);
   assert.ok(diff <= 1e-4, `${diff}`);
-  await model.release();
+  await model.dispose();
 });
 
 test('GPTQModel.fromQuantized returns the model, tokenizer and settings; fp checkpoints are refused', async () => {
@@ -418,7 +418,7 @@ test('GPTQModel.fromQuantized returns the model, tokenizer and settings; fp chec
   assert.equal(r.quantization.quantizeConfig.groupSize, 32);
   assert.equal(r.tokenizer, undefined); // the synthetic model has none
   assert.equal((await r.model.logits([[1, 2, 3]])).length, 3 * 128);
-  await r.model.release();
+  await r.model.dispose();
   await assert.rejects(GPTQModel.fromQuantized(BASE), gptqError(/is not a GPTQ checkpoint \(no \.qweight tensors\)/));
 });
 
@@ -429,7 +429,7 @@ test('quantized stories260K (attention 4-bit g32, MLP kept fp): greedy from <s> 
   await m.quantize(join(ROOT, 'assets', 'c4_demo.jsonl'), { nsamples: 16, seqlen: 128 });
   const dir = join(work.path, 'stories-q4');
   await m.saveQuantized(dir);
-  await m.close();
+  await m.dispose();
   const { model, tokenizer } = await GPTQModel.fromQuantized(dir, quiet);
   assert.ok(tokenizer);
   assert.deepEqual(kernels(model), { 'matmulnbits-4': 20 });
@@ -445,7 +445,7 @@ test('quantized stories260K (attention 4-bit g32, MLP kept fp): greedy from <s> 
   assert.equal(rep.keptModules.length, 15);
   assert.ok(rep.tiedLmHead);
   assert.deepEqual(summarizeNames(rep.keptModules), ['model.layers.{0-4}.mlp.gate_proj', 'model.layers.{0-4}.mlp.up_proj', 'model.layers.{0-4}.mlp.down_proj']);
-  await model.release();
+  await model.dispose();
 });
 
 test('gptq inspect: params, effective bits/weight, disk size, quantized vs kept modules', async () => {

@@ -26,6 +26,6 @@ test('a user-registered architecture loads, runs and quantizes like a built-in o
     const m = await GPTQModel.fromPretrained(b, { quantizeConfig: { bits: 4, groupSize: 32 } });
     const r = await m.quantize([{ inputIds: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12] }]);
     assert.equal(r.quantized.size, 14);
-    await m.close();
+    await m.dispose();
   } finally { t.cleanup(); }
 });

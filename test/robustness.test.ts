@@ -25,7 +25,7 @@ test('NaN in a weight: clear error naming the tensor, nothing written', async ()
     await edited(src, (w) => { (w['model.layers.1.mlp.up_proj.weight']!.data as Float32Array)[5] = NaN; });
     const m = await GPTQModel.fromPretrained(src, { quantizeConfig: { bits: 4, groupSize: 32 } });
     await assert.rejects(m.quantize(examples(), { workDir: join(t.path, 'work') }), /tensor "model\.layers\.1\.mlp\.up_proj\.weight" contains NaN or Inf/);
-    await m.close();
+    await m.dispose();
     assert.deepEqual(readdirSync(t.path).sort(), ['src', 'work']);
     assert.deepEqual(readdirSync(join(t.path, 'work')).filter((f) => f.startsWith('.')), [], 'no temp files');
   } finally { t.cleanup(); }
@@ -38,12 +38,12 @@ test('Inf/NaN calibration activations: error names the layer', async () => {
     await edited(src, (w) => { const e = w['model.embed_tokens.weight']!.data as Float32Array; for (let v = 0; v < 96; v++) e[v * 64 + 7] = Infinity; });
     const m = await GPTQModel.fromPretrained(src, { quantizeConfig: { bits: 4, groupSize: 32 } });
     await assert.rejects(m.quantize(examples()), /calibration activations are NaN\/Inf at the input of layer 0/);
-    await m.close();
+    await m.dispose();
     // Finite but huge weights: activations overflow inside layer 0; the error names the module or layer.
     await edited(src, (w) => { (w['model.layers.0.mlp.up_proj.weight']!.data as Float32Array).fill(1e19); });
     const m2 = await GPTQModel.fromPretrained(src, { quantizeConfig: { bits: 4, groupSize: 32 } });
     await assert.rejects(m2.quantize(examples()), /NaN\/Inf at the output of layer 0|model\.layers\.0\.[a-z_.]+: .*non-finite/);
-    await m2.close();
+    await m2.dispose();
   } finally { t.cleanup(); }
 });
 
@@ -58,7 +58,7 @@ test('all-zero Hessian columns (dead inputs): quantizes, dead columns are zero, 
     const q = r.dequantized.get('model.layers.0.self_attn.q_proj.weight')!;
     for (let o = 0; o < 64; o++) for (const c of dead) assert.equal(q[o * 64 + c], 0);
     for (const [n, l] of r.losses) assert.ok(Number.isFinite(l), `${n} loss ${l}`);
-    await m.close();
+    await m.dispose();
   } finally { t.cleanup(); }
 });
 
@@ -69,7 +69,7 @@ test('tokenizer/vocab mismatch: calibration ids beyond vocab_size are refused', 
     await edited(src, () => {});
     const m = await GPTQModel.fromPretrained(src);
     await assert.rejects(m.quantize(examples(4, 16, 500)), /token id \d+ is outside the model's vocabulary \(vocab_size 96/);
-    await m.close();
+    await m.dispose();
   } finally { t.cleanup(); }
 });
 
@@ -80,7 +80,7 @@ test('unsupported dtype for a weight: one-line error naming file and tensor', as
     await edited(src, (w) => { w['model.layers.0.self_attn.k_proj.weight'] = { dtype: 'I8', shape: [32, 64], data: new Int8Array(32 * 64) }; });
     const m = await GPTQModel.fromPretrained(src);
     await assert.rejects(m.quantize(examples()), /model\.safetensors: tensor "model\.layers\.0\.self_attn\.k_proj\.weight" has dtype I8, not a float type/);
-    await m.close();
+    await m.dispose();
   } finally { t.cleanup(); }
 });
 
@@ -108,7 +108,7 @@ test('--max-memory: a plan over the limit is refused up front with its estimate;
     assert.deepEqual(readdirSync(t.path), ['src']);
     const r = await m.quantize(examples(), { maxMemory: 2e9 }); // the same plan fits in 2 GB
     assert.ok(r.quantized.size > 0);
-    await m.close();
+    await m.dispose();
   } finally { t.cleanup(); }
 });
 

@@ -60,7 +60,7 @@ async function comparePaths(dir: string, prompts: number[][], steps: number, o: 
   }
   const same = prompts.map((p) => p.slice(0, Math.min(...prompts.map((q) => q.length))));
   const full = maxAbs(await fast.logits(same), await plain.logits(same));
-  await plain.release();
+  await plain.dispose();
   return { step, full, fast };
 }
 
@@ -75,7 +75,7 @@ test('GQA path = plain path: llama with grouped kv heads, left-padded batch of 3
   const { step, full, fast } = await comparePaths(dir, PROMPTS, 12);
   assert.ok(step <= 1e-4, `step ${step}`);
   assert.ok(full <= 1e-4, `full ${full}`);
-  await fast.release();
+  await fast.dispose();
 });
 
 test('GQA path = plain path: mistral with sliding window 5 (prompt and decode longer than the window)', async () => {
@@ -83,7 +83,7 @@ test('GQA path = plain path: mistral with sliding window 5 (prompt and decode lo
   const { step, full, fast } = await comparePaths(dir, PROMPTS, 10);
   assert.ok(step <= 1e-4, `step ${step}`);
   assert.ok(full <= 1e-4, `full ${full}`);
-  await fast.release();
+  await fast.dispose();
 });
 
 test('GQA path = plain path: bloom (ALiBi bias as attention_bias), left-padded batch', async () => {
@@ -92,7 +92,7 @@ test('GQA path = plain path: bloom (ALiBi bias as attention_bias), left-padded b
   const { step, full, fast } = await comparePaths(dir, PROMPTS, 6);
   assert.ok(step <= 1e-4, `step ${step}`);
   assert.ok(full <= 1e-4, `full ${full}`);
-  await fast.release();
+  await fast.dispose();
 });
 
 test('GQA cache: growth past a small capacity, multi-token steps (batch 1 and, token by token, batch 2), clone', async () => {
@@ -129,7 +129,7 @@ test('GQA cache: growth past a small capacity, multi-token steps (batch 1 and, t
   const m1 = await plain.forwardStep([[3], [4]], a.cache);
   const m2 = await fast.forwardStep([[3], [4]], b.cache);
   assert.ok(maxAbs(m1.logits, m2.logits) <= 1e-4);
-  await fast.release(); await plain.release();
+  await fast.dispose(); await plain.dispose();
 });
 
 test('GQA path on stories260K: greedy generation (batched, left-padded) identical to the plain path', async () => {
@@ -140,7 +140,7 @@ test('GQA path on stories260K: greedy generation (batched, left-padded) identica
   const a = await generate(fast, prompts, { maxNewTokens: 24 });
   const b = await generate(plain, prompts, { maxNewTokens: 24 });
   assert.deepEqual(a.tokens, b.tokens);
-  await fast.release(); await plain.release();
+  await fast.dispose(); await plain.dispose();
 });
 
 test('generate continues after a cached prefix (chat turns): same tokens as generating from the whole text', async () => {
@@ -154,7 +154,7 @@ test('generate continues after a cached prefix (chat turns): same tokens as gene
     const cont = await generate(m, [more], { maxNewTokens: 10, cache });
     assert.deepEqual(cont.tokens, whole.tokens, attention);
     assert.equal(cont.cache.length, prefix.length + more.length + 9);
-    await m.release();
+    await m.dispose();
   }
 });
 
@@ -162,7 +162,7 @@ test('attention auto falls back to the plain graphs when head_dim is not a multi
   const dir = await llama({ seed: 14, hidden: 24, intermediate: 32, layers: 1, heads: 4, kvHeads: 2, vocab: 32 }); // head_dim 6
   const m = await CausalLM.load(dir, NOCACHE);
   assert.equal(m.attention, 'plain');
-  await m.release();
+  await m.dispose();
   await assert.rejects(CausalLM.load(dir, { ...NOCACHE, attention: 'gqa' }), /head_dim 6 is not a multiple of 8/);
 });
 
@@ -201,7 +201,7 @@ test('lm-head opt-in: MatMulNBits head = fp32 graph with the dequantized head (4
     else assert.ok(d <= 5e-2, `8-bit head (int8 activations) vs dequantized fp32: ${d}`);
     const dBase = maxAbs(got, base); // the price of the opt-in on random weights, for the record
     assert.ok(dBase > 0 && dBase < 0.5, `vs fp head: ${dBase}`);
-    await m.release(); await ref.release();
+    await m.dispose(); await ref.dispose();
   }
 });
 
@@ -225,7 +225,7 @@ test('graph cache: second load is a hit and reads no weights; a rewritten checkp
   utimesSync(st, later, later);
   const d = await CausalLM.load(dir, o);
   assert.equal(d.loadInfo.graphCache, 'miss');
-  for (const m of [a, b, c, d]) await m.release();
+  for (const m of [a, b, c, d]) await m.dispose();
   // a model that cannot use GroupQueryAttention: the fallback is remembered, the second load is a hit
   const odd = await llama({ seed: 17, hidden: 24, intermediate: 32, layers: 1, heads: 4, kvHeads: 2, vocab: 32 });
   const e = await CausalLM.load(odd, o);
@@ -233,7 +233,7 @@ test('graph cache: second load is a hit and reads no weights; a rewritten checkp
   assert.equal(e.attention, 'plain');
   assert.equal(f.attention, 'plain');
   assert.equal(f.loadInfo.graphCache, 'hit');
-  await e.release(); await f.release();
+  await e.dispose(); await f.dispose();
   assert.ok(readdirSync(cacheDir).some((x) => x.endsWith('.unsupported')));
 });
 
@@ -249,7 +249,7 @@ test('graph cache keeps the GPTQ load info and replays load notices on a hit', a
   assert.deepEqual(b.quantization, a.quantization);
   assert.ok(logs1.some((s) => s.includes('dequantized to fp32')), logs1.join('\n'));
   assert.deepEqual(logs2, logs1);
-  await a.release(); await b.release();
+  await a.dispose(); await b.dispose();
 });
 
 test('nll(): in the main graph with LoadOptions.nll (decode unchanged), else a separate session on first use, graph-cached', async () => {
@@ -280,15 +280,15 @@ test('nll(): in the main graph with LoadOptions.nll (decode unchanged), else a s
     ra = await a.forwardStep([[t]], ra.cache); rc = await c.forwardStep([[t]], rc.cache);
     assert.equal(maxAbs(ra.logits, rc.logits), 0);
   }
-  for (const m of [a, b, c]) await m.release();
-  await assert.rejects(a.nll(ids), /released/); // the NLL session went with the model
+  for (const m of [a, b, c]) await m.dispose();
+  await assert.rejects(a.nll(ids), /disposed/); // the NLL session went with the model
   // fromWeights keeps no weights for a later graph: nll defaults to true there
   const cfg = await loadModelConfig(dir), w = await loadFloatWeights(dir);
   const e = await CausalLM.fromWeights(cfg, () => new InitializerWeights((k) => w.get(k)), {});
   assert.ok(maxRelDiff(await e.nll(ids), ref) <= 1e-5);
   const f = await CausalLM.fromWeights(cfg, () => new InitializerWeights((k) => w.get(k)), { nll: false });
   await assert.rejects(f.nll(ids), /in-memory weights with nll: false/);
-  await e.release(); await f.release();
+  await e.dispose(); await f.dispose();
 });
 
 const CLI = join(ROOT, 'src', 'cli', 'main.ts');

@@ -78,7 +78,7 @@ test('round trip all dtypes with metadata; header padded to 8; HF layout order',
       assert.deepEqual([...await f.readFloat32('bf16')], [1, -Infinity, -1.5]);
       assert.deepEqual(await f.readFloat32('f64'), Float32Array.from([Math.PI, -Infinity]));
       await rejectsWith(f.readFloat32('i32'), p, '"i32"', 'not a float');
-    } finally { await f.close(); }
+    } finally { await f.dispose(); }
   } finally { d.cleanup(); }
 });
 
@@ -96,8 +96,8 @@ test('reads lazily: only the requested tensor bytes', async () => {
     await fh.close();
     assert.deepEqual(await f.readFloat32('small'), Float32Array.from([1, 2, 3, 4]));
     assert.deepEqual((await f.readFloat32('big')).subarray(4), big.subarray(4));
-    await f.close();
-    await f.close(); // idempotent
+    await f.dispose();
+    await f.dispose(); // idempotent
     await rejectsWith(f.read('small'), p, 'closed');
   } finally { d.cleanup(); }
 });
@@ -124,7 +124,7 @@ test('saveSharded: tiny maxShardSize → ≥3 shards + index; Checkpoint reads a
       for (const [n, t] of Object.entries(ts)) assert.deepEqual((await ck.read(n)).data, t.data);
       assert.deepEqual(ck.info('layer.3.w').shape, [10, 10]);
       await rejectsWith(ck.read('nope'), d.path, '"nope"', 'layer.');
-    } finally { await ck.close(); }
+    } finally { await ck.dispose(); }
     // a folder holding a checkpoint is not written over without overwrite (nothing changes) …
     const before = readdirSync(d.path).sort();
     await assert.rejects(saveSharded(d.path, ts), /already holds model.*pass overwrite: true/);
@@ -161,11 +161,11 @@ test('reads shared stories260K model.safetensors', { skip: SKIP_SHARED }, async 
     assert.equal(e.length, 512 * 64);
     assert.ok(e.every(Number.isFinite));
     assert.ok(!f.has('lm_head.weight'));
-  } finally { await f.close(); }
+  } finally { await f.dispose(); }
   const ck = await Checkpoint.open(join(SHARED, 'models', 'stories260K'));
   assert.equal(ck.names().length, 47);
   assert.deepEqual(ck.files, [p]);
-  await ck.close();
+  await ck.dispose();
 });
 
 test('validation errors name the file (and tensor)', async (t) => {
@@ -210,7 +210,7 @@ test('validation errors name the file (and tensor)', async (t) => {
       const f = await SafetensorsFile.open(p('un'));
       await rejectsWith(f.read('beta'), p('un'), '"beta"', '"alpha"');
       assert.throws(() => f.info('beta'), /"alpha"/);
-      await f.close();
+      await f.dispose();
     });
   } finally { d.cleanup(); }
 });
@@ -236,7 +236,7 @@ test('Checkpoint: pytorch-only dir, missing shard, single *.safetensors', async 
     const ck = await Checkpoint.open(ag);
     assert.deepEqual(ck.names(), ['x.qweight']);
     assert.deepEqual(ck.files, [join(ag, 'gptq_model-4bit-128g.safetensors')]);
-    await ck.close();
+    await ck.dispose();
 
     await rejectsWith(Checkpoint.open(join(d.path, 'nodir')), 'nodir', 'no such directory');
     const empty = join(d.path, 'empty');
@@ -304,7 +304,7 @@ test('makeLlamaCheckpoint: llama / mistral / qwen2 read back with HF names and s
         const q = await ck.readFloat32('model.layers.0.self_attn.q_proj.weight');
         const std = Math.sqrt(q.reduce((s, v) => s + v * v, 0) / q.length);
         assert.ok(Math.abs(std - 1 / 8) < 0.02, `q std ${std}`);
-      } finally { await ck.close(); }
+      } finally { await ck.dispose(); }
     }
     // deterministic per seed
     await makeLlamaCheckpoint(join(d.path, 'again'), {});

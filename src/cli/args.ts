@@ -1,7 +1,6 @@
 /** Shared pieces of the commands: the embedded model, the model positional, legacy argv helpers. */
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { dirname, resolve } from 'node:path';
+import { DEFAULT_MODEL_DIR } from '../paths.ts';
 import { fail } from '../errors.ts';
 import { isHubId, resolveModelDir } from '../io/hub.ts';
 import type { ProgressCallback } from '../progress.ts';
@@ -9,9 +8,9 @@ import { parseCommand, type Flag } from './flags.ts';
 
 export { fmtSeconds } from './output.ts';
 
-export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export { PACKAGE_ROOT } from '../paths.ts';
 /** The embedded default model (llama2.c stories260K). */
-export const DEFAULT_MODEL = resolve(PACKAGE_ROOT, 'assets', 'stories260K');
+export const DEFAULT_MODEL = DEFAULT_MODEL_DIR;
 
 /** Help of the model positional, the same in every command. */
 export const MODEL_ARG = { name: 'model', help: 'a local model directory or a Hub id owner/name (downloaded to ~/.cache/gptqjs); default: the embedded stories260K' } as const;

@@ -128,5 +128,5 @@ export async function run(argv: string[]): Promise<void> {
     ask();
   }
   rl.close();
-  await model.release();
+  await model.dispose();
 }

@@ -54,5 +54,5 @@ export async function run(argv: string[]): Promise<void> {
   const stats = { promptTokens: ids.length, newTokens: n, prefillTokensPerSecond: ids.length / (r.prefillMs / 1000), decodeTokensPerSecond: n / (r.decodeMs / 1000), finishReason: r.finishReason[0]! };
   if (v.json) out.result({ model: dir, prompt, text, tokens: r.tokens[0], ...stats });
   else process.stderr.write(`[${n} tokens, prefill ${stats.prefillTokensPerSecond.toFixed(1)} tok/s, decode ${stats.decodeTokensPerSecond.toFixed(1)} tok/s, finish: ${stats.finishReason}]\n`);
-  await model.release();
+  await model.dispose();
 }

@@ -101,7 +101,7 @@ export async function inspectModel(dir: string): Promise<InspectReport> {
       bitsPerParam: (allBytes * 8) / Math.max(1, qParams + fpParams),
       quantizedModules: qmods, keptModules: kept, tiedLmHead,
     };
-  } finally { await ck.close(); }
+  } finally { await ck.dispose(); }
 }
 
 /** "model.layers.{0-3,5}.self_attn.q_proj"-style summary of module names (first numeric component folded). */

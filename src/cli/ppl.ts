@@ -52,5 +52,5 @@ export async function run(argv: string[]): Promise<void> {
   const r = await perplexity(model, tokens, { seqlen, maxWindows: v['max-windows'], onProgress: out.progress });
   out.result({ model: dir, dataset: ds, seqlen, ...r },
     `ppl ${r.ppl.toFixed(4)}  (${ds}, seqlen ${seqlen}, ${r.windows} windows, ${r.tokens} tokens, ${r.tokensPerSecond.toFixed(0)} tok/s, ${r.seconds.toFixed(1)} s)`);
-  await model.release();
+  await model.dispose();
 }

@@ -102,6 +102,6 @@ export async function run(argv: string[]): Promise<void> {
       `wrote ${out}: ${res.quantized.size} quantized modules, ${res.skipped.length} kept, ${seconds.toFixed(1)} s`);
   } finally {
     ui.stop();
-    await m.close();
+    await m.dispose();
   }
 }

@@ -53,10 +53,11 @@ export async function benchModel(dir: string, o: BenchOptions = {}): Promise<Ben
   const V = m.cfg.vocabSize, rand = mulberry32(o.seed ?? 1);
   const hi = Math.min(V, 32000);
   const prompts = Array.from({ length: B }, () => Array.from({ length: promptLen }, () => 3 + Math.floor(rand() * (hi - 3))));
-  await generate(m, prompts.map((p) => p.slice(0, Math.min(8, promptLen))), { maxNewTokens: 3 }); // warm-up
+  await generate(m, prompts.map((p) => p.slice(0, Math.min(8, promptLen))), { maxNewTokens: 3, eosTokenIds: [] }); // warm-up
   say(`prefill ${B}×${promptLen}, decode ${genLen} tokens…`);
   const stamps: number[] = [];
-  const r = await generate(m, prompts, { maxNewTokens: genLen, onToken: (b) => { if (b === 0) stamps.push(performance.now()); } });
+  // eosTokenIds []: always genLen tokens, as llama-bench does
+  const r = await generate(m, prompts, { maxNewTokens: genLen, eosTokenIds: [], onToken: (b) => { if (b === 0) stamps.push(performance.now()); } });
   const steps = stamps.slice(1).map((t, i) => t - stamps[i]!);
   const med = median(steps);
   let fileBytes = 0;
@@ -73,7 +74,7 @@ export async function benchModel(dir: string, o: BenchOptions = {}): Promise<Ben
     fileMB: fileBytes / 1024 ** 2,
     loadAverage: loadavg()[0]!,
   };
-  await m.release();
+  await m.dispose();
   return res;
 }
 

@@ -8,7 +8,7 @@ export const S = (v: string): AttrValue => ({ kind: 'string', v });
 export const INTS = (v: readonly number[]): AttrValue => ({ kind: 'ints', v });
 export const FLOATS = (v: readonly number[]): AttrValue => ({ kind: 'floats', v });
 
-type Attrs = Record<string, AttrValue | number | string | readonly number[]>;
+export type Attrs = Record<string, AttrValue | number | string | readonly number[]>;
 
 function toAttr(v: AttrValue | number | string | readonly number[]): AttrValue {
   if (typeof v === 'number') return Number.isInteger(v) ? I(v) : F(v);

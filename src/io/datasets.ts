@@ -1,15 +1,14 @@
 /** Text loading and calibration sampling (IST-DASLab gptq datautils.py get_wikitext2/get_c4, AutoGPTQ examples). */
 import { promises as fs, createReadStream, existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { join, resolve, dirname, extname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, extname } from 'node:path';
 import { fail } from '../errors.ts';
+import { ASSETS_DIR } from '../paths.ts';
 import { mulberry32, randint } from './random.ts';
 import { resolveDataset, type HubOptions } from './hub.ts';
 
 export type DatasetName = 'wikitext2' | 'c4';
 const NAMES: Record<string, DatasetName> = { wikitext2: 'wikitext2', 'wikitext-2': 'wikitext2', wikitext: 'wikitext2', c4: 'c4' };
-const ASSETS = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'assets');
 
 export interface LoadTextOptions extends HubOptions {
   /** A file, or a directory searched like GPTQJS_DATASETS (must then hold the dataset). */
@@ -55,7 +54,7 @@ export async function resolveDatasetPath(name: DatasetName, opts: LoadTextOption
   }
   const envDir = process.env.GPTQJS_DATASETS;
   if (envDir) { const f = await findIn(envDir, name); if (f) return f; }
-  const embedded = join(ASSETS, 'c4_demo.jsonl');
+  const embedded = join(ASSETS_DIR, 'c4_demo.jsonl');
   if (name === 'c4' && !opts.preferHub && existsSync(embedded)) return embedded;
   try {
     return await resolveDataset(name, opts);

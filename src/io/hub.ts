@@ -9,6 +9,7 @@ import { listFiles, fileDownloadInfo, type RepoDesignation } from '@huggingface/
 import { fail } from '../errors.ts';
 import { tempPathFor, writeFileAtomic } from './atomic.ts';
 import { etaSeconds, type DownloadProgress, type ProgressCallback } from '../progress.ts';
+import { findHfToken } from './hf-token.ts';
 
 export interface HubOptions {
   /** Branch, tag or commit (default "main"). */
@@ -20,7 +21,7 @@ export interface HubOptions {
   /** Injectable fetch (tests, proxies). */
   fetch?: typeof fetch;
   hubUrl?: string;
-  /** Default env HF_TOKEN. */
+  /** Default: env HF_TOKEN, else the token file huggingface_hub uses (src/io/hf-token.ts). */
   accessToken?: string;
   /** Download progress (task 'download': bytes per file and over all files); called a few times a second at most. */
   onProgress?: ProgressCallback;
@@ -98,7 +99,7 @@ function settings(opts: HubOptions) {
     offline: opts.offline ?? envOffline(),
     fetch: opts.fetch ?? globalThis.fetch,
     hubUrl: opts.hubUrl ?? process.env.HF_ENDPOINT ?? 'https://huggingface.co',
-    accessToken: opts.accessToken ?? process.env.HF_TOKEN ?? undefined,
+    accessToken: opts.accessToken ?? findHfToken()?.token,
   };
 }
 

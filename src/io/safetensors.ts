@@ -146,11 +146,15 @@ export class SafetensorsFile {
     return toFloat32(await this.read(name));
   }
 
-  async close(): Promise<void> {
+  /** Close the file (idempotent). Also `await using f = await SafetensorsFile.open(p)`. */
+  async dispose(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.fh.close();
   }
+  async [Symbol.asyncDispose](): Promise<void> { await this.dispose(); }
+  /** @deprecated Use dispose(). */
+  close(): Promise<void> { return this.dispose(); }
 }
 
 const exists = (p: string) => fs.stat(p).then((s) => s.isFile(), () => false);
@@ -234,7 +238,7 @@ export class Checkpoint {
       }
       return new Checkpoint(dir, shards, where, shards[0]?.metadata ?? {}, indexPath);
     } catch (e) {
-      await Promise.all(shards.map((f) => f.close()));
+      await Promise.all(shards.map((f) => f.dispose()));
       throw e;
     }
   }
@@ -255,7 +259,11 @@ export class Checkpoint {
   async read(name: string): Promise<Tensor> { return this.file(name).read(name); }
   async readFloat32(name: string): Promise<Float32Array> { return this.file(name).readFloat32(name); }
   totalBytes(): number { let s = 0; for (const [n, f] of this.where) s += f.info(n).byteLength; return s; }
-  async close(): Promise<void> { await Promise.all(this.shards.map((f) => f.close())); }
+  /** Close every shard (idempotent). Also `await using ck = await Checkpoint.open(dir)`. */
+  async dispose(): Promise<void> { await Promise.all(this.shards.map((f) => f.dispose())); }
+  async [Symbol.asyncDispose](): Promise<void> { await this.dispose(); }
+  /** @deprecated Use dispose(). */
+  close(): Promise<void> { return this.dispose(); }
 }
 
 // ---------------------------------------------------------------- writer
@@ -263,7 +271,7 @@ export class Checkpoint {
 /** A tensor whose data is read only when it is written (streaming saves of models larger than RAM). */
 export interface LazyTensor { dtype: DType; shape: number[]; load(): Promise<Tensor['data']> }
 export type TensorLike = Tensor | LazyTensor;
-type TensorMap = Map<string, TensorLike> | Record<string, TensorLike>;
+export type TensorMap = Map<string, TensorLike> | Record<string, TensorLike>;
 const entriesOf = (t: TensorMap): [string, TensorLike][] => (t instanceof Map ? [...t] : Object.entries(t));
 
 /** Lazy view of a checkpoint tensor. */

@@ -55,13 +55,9 @@ export interface SaveOptions {
 /** Names a saved checkpoint consists of (and a previous save may have left in another shard layout). */
 export function isCheckpointFile(name: string): boolean {
   return name === 'config.json' || name === 'quantize_config.json' || name === 'model.safetensors' || name === 'model.safetensors.index.json'
-    || /^model-\d{5}-of-\d{5}\.safetensors$/.test(name) || SIDE_FILES.includes(name);
+    || /^model-\d{5}-of-\d{5}\.safetensors$/.test(name) || SIDE_FILES.includes(name) || name === 'README.md';
 }
 
-/** quantize_config.json meta of a gptqjs checkpoint: GPTQModel's `meta.quantizer` list, plus the run that wrote it. */
-export function quantizeConfigMeta(runId?: string): Record<string, unknown> {
-  return { quantizer: [QUANTIZER_ID], ...(runId ? { gptqjs_run: runId } : {}) };
-}
 
 /** The gptqjs checkpoint `dir` holds, when it holds nothing else: its quantize_config.json (with meta). */
 export async function previousGptqjsOutput(dir: string, entries: string[]): Promise<Record<string, unknown> | undefined> {
@@ -113,24 +109,29 @@ export async function checkOutputDir(out: string, o: { source: string; overwrite
 
 /**
  * Write the checkpoint atomically (see checkOutputDir for where; writeDirAtomic for how); tensors stream from the
- * source checkpoint and the quantizer's result. quantize_config.json records the quantizer ("gptqjs:<version>") and
- * the run id in `meta`, as GPTQModel records its quantizer.
+ * source checkpoint and the quantizer's result. `extra.meta` goes into quantize_config.json and
+ * config.json#quantization_config as `meta` (default: GPTQModel's `quantizer` list with "gptqjs:<version>"; the run
+ * id is added as `gptqjs_run`); `extra.files` are written next to them (README.md: the model card).
  */
 export async function saveQuantizedCheckpoint(out: string, src: { dir: string; ck: Checkpoint; cfg: ModelConfig; arch: ArchDefinition }, q: QuantizeConfig,
-  res: Pick<QuantizeLoopResult, 'quantized' | 'packed' | 'skipped'>, o: SaveOptions & { runId?: string } = {}): Promise<void> {
+  res: Pick<QuantizeLoopResult, 'quantized' | 'packed' | 'skipped'>, o: SaveOptions & { runId?: string } = {},
+  extra: { meta?: Record<string, unknown>; files?: Record<string, string> } = {}): Promise<void> {
   await checkOutputDir(out, { source: src.dir, overwrite: o.overwrite, runId: o.runId ?? '' });
   const tensors = new Map<string, TensorLike>();
   for (const n of src.ck.names()) if (!res.quantized.has(n.replace(/\.(weight|bias)$/, ''))) tensors.set(n, lazyFrom(src.ck, n));
   for (const [n, t] of res.packed) tensors.set(n, t);
-  const qjson = quantizationConfigJson(src.arch, src.cfg, q, res.skipped);
+  const meta = { quantizer: [QUANTIZER_ID], ...extra.meta, ...(o.runId ? { gptqjs_run: o.runId } : {}) };
+  const qjson = { ...quantizationConfigJson(src.arch, src.cfg, q, res.skipped), meta };
   const write = async (tmp: string) => {
     await saveSharded(tmp, tensors, { maxShardSize: o.maxShardSize ?? '5GB', metadata: { format: 'pt' } });
     const config = { ...src.cfg.raw, quantization_config: qjson };
     await fs.writeFile(join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
-    const qc = { ...toQuantizeConfigJson(q), model_file_base_name: 'model', meta: quantizeConfigMeta(o.runId) };
+    const qc = { ...toQuantizeConfigJson(q), model_file_base_name: 'model', meta };
     await fs.writeFile(join(tmp, 'quantize_config.json'), JSON.stringify(qc, null, 2) + '\n');
     for (const f of SIDE_FILES) if (existsSync(join(src.dir, f))) await fs.copyFile(join(src.dir, f), join(tmp, f));
+    for (const [f, text] of Object.entries(extra.files ?? {})) await fs.writeFile(join(tmp, f), text);
   };
   // checkOutputDir above decided that `out` may be written; the install replaces only checkpoint files.
-  await writeDirAtomic(out, write, { owns: isCheckpointFile, overwrite: true });
+  // README.md (the model card) is replaced only when this save writes one.
+  await writeDirAtomic(out, write, { owns: (n) => isCheckpointFile(n) && (n !== 'README.md' || !!extra.files?.['README.md']), overwrite: true });
 }

@@ -184,7 +184,7 @@ export class WorkDir {
     if (!existsSync(p)) return 0;
     const f = await SafetensorsFile.open(p);
     const n = Number(f.metadata.layer);
-    await f.close();
+    await f.dispose();
     for (let i = 0; i < n; i++) if (!existsSync(join(this.dir, layerFile(i)))) fail(`work dir ${this.dir}: ${layerFile(i)} is missing although layer ${n} was reached; delete the work dir to start over`);
     return n;
   }
@@ -207,17 +207,17 @@ export class WorkDir {
         : names.map((n, k) => (f.info(n).dtype !== (into[k] instanceof Uint16Array ? 'F16' : 'F32') || f.info(n).shape.reduce((a, b) => a * b, 1) !== into[k]!.length ? n : '')).find((x) => x);
       if (bad) fail(`work dir ${this.dir}: saved activations do not match the calibration batches (${bad}); delete the work dir to start over`);
       for (let k = 0; k < names.length; k++) await f.readInto(names[k]!, into[k]!);
-    } finally { await f.close(); }
+    } finally { await f.dispose(); }
   }
 
   /** Packed tensors (lazy: each load opens, reads and closes the layer file) and record of a finished layer. */
   async layer(i: number): Promise<{ tensors: Map<string, LazyTensor>; record: LayerRecord }> {
     const path = join(this.dir, layerFile(i));
     const file = await SafetensorsFile.open(path);
-    const reader = { info: (n: string) => file.info(n), read: async (n: string) => { const f = await SafetensorsFile.open(path); try { return await f.read(n); } finally { await f.close(); } } };
+    const reader = { info: (n: string) => file.info(n), read: async (n: string) => { const f = await SafetensorsFile.open(path); try { return await f.read(n); } finally { await f.dispose(); } } };
     const tensors = new Map(file.names().map((n) => [n, lazyFrom(reader, n)]));
     const record: LayerRecord = JSON.parse(file.metadata.record ?? '{"skipped":[],"losses":{}}');
-    await file.close();
+    await file.dispose();
     return { tensors, record };
   }
 

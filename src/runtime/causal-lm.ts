@@ -4,7 +4,10 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { InferenceSession } from 'onnxruntime-node';
-import { loadModelConfig, type ModelConfig } from '../io/config.ts';
+import { loadGenerationConfig, loadModelConfig, parseGenerationConfig, type GenerationConfig, type ModelConfig } from '../io/config.ts';
+import { resolveModelDir, type HubOptions } from '../io/hub.ts';
+import { TextTokenizer, type ChatMessage } from '../io/tokenizer.ts';
+import { DEFAULT_MODEL_DIR } from '../paths.ts';
 import { Checkpoint } from '../io/safetensors.ts';
 import { buildCausalLM, GqaUnsupportedError, kvNames, type ModelGraphOptions } from '../graph/causal-lm.ts';
 import type { GraphBuilder } from '../graph/builder.ts';
@@ -17,6 +20,7 @@ import { checkAccuracyLevel, loadQuantizedWeights, type AccuracyLevel, type Quan
 import { checkLmHeadBits, HeadQuantizedWeights, isQuantizedModule, lmHeadNote, quantizeHead, readHeadWeight, type LmHeadBits, type QuantizedHead } from './lm-head.ts';
 import { graphCacheKey, GraphCache, type GraphCacheOption } from './graph-cache.ts';
 import { collectGarbage } from '../gc.ts';
+import { chatText, generateText, streamText, type ChatOptions, type ChatResult, type TextGenerationOptions, type TextGenerationResult } from './text.ts';
 
 export type AttentionMode = 'auto' | 'gqa' | 'plain';
 
@@ -64,6 +68,8 @@ export interface LoadOptions {
    * second copy of the weights in ONNX Runtime while the model stays loaded. `gptq ppl` sets it.
    */
   nll?: boolean;
+  /** Hub download settings when `load` is given a Hub id (revision, cache dir, offline, token; src/io/hub.ts). */
+  hub?: HubOptions;
 }
 
 /**
@@ -85,7 +91,7 @@ export async function loadFloatWeights(dir: string): Promise<Map<string, Float32
       if (dt === 'F32' || dt === 'F16' || dt === 'BF16' || dt === 'F64') m.set(n, await ck.readFloat32(n));
     }
     return m;
-  } finally { await ck.close(); }
+  } finally { await ck.dispose(); }
 }
 
 type Sessions = { kind: 'gqa'; fast: InferenceSession } | { kind: 'plain'; full: InferenceSession; step: InferenceSession };
@@ -118,6 +124,13 @@ export class CausalLM {
   /** Without it: the separate NLL session, created by the first nll() call. */
   private nllSession?: Promise<InferenceSession>;
   private makeNllSession?: () => Promise<InferenceSession>;
+
+  /** The tokenizer (tokenizer.json) of a model loaded from a directory that has one; text generation needs it. */
+  tokenizer?: TextTokenizer;
+  /** generation_config.json (Transformers' defaults when the file is absent): sampling defaults, eos/bos/pad ids. */
+  generationConfig: GenerationConfig = parseGenerationConfig({});
+  /** The directory the model was loaded from (a Hub id resolves to its cache folder); unset for in-memory weights. */
+  source?: string;
 
   private constructor(readonly cfg: ModelConfig, readonly arch: ArchDefinition, private readonly s: Sessions) {
     this.loadInfo.attention = s.kind;
@@ -207,9 +220,13 @@ export class CausalLM {
   /**
    * Load an HF checkpoint directory: fp16/bf16/fp32, or GPTQ (AutoGPTQ / GPTQModel / transformers layouts) when it
    * holds `.qweight` tensors — those modules run on MatMulNBits, modules with a plain `.weight` stay fp32.
+   * `model`: a directory, a Hub id "owner/name" (downloaded once into the cache, src/io/hub.ts; LoadOptions.hub), or
+   * nothing for the embedded stories260K. The tokenizer (tokenizer.json) and generation_config.json come with it.
    * Compiled graphs are cached (LoadOptions.graphCache): a second load reads no weights in JS.
+   * Throws GptqError for a missing directory, unknown Hub id, unsupported architecture or malformed files.
    */
-  static async load(dir: string, o: LoadOptions = {}): Promise<CausalLM> {
+  static async load(model?: string, o: LoadOptions = {}): Promise<CausalLM> {
+    const dir = await resolveModelDir(model ?? DEFAULT_MODEL_DIR, o.hub);
     const cfg = await loadModelConfig(dir);
     const accuracyLevel = checkAccuracyLevel(o.accuracyLevel);
     const lmHeadBits = checkLmHeadBits(o.lmHeadBits);
@@ -274,7 +291,54 @@ export class CausalLM {
     }
     if (lmHeadBits) m.lmHead = { bits: lmHeadBits, accuracyLevel: headAcc };
     loadDone = true;
+    m.source = dir;
+    m.generationConfig = await loadGenerationConfig(dir);
+    if (existsSync(join(dir, 'tokenizer.json'))) m.tokenizer = await TextTokenizer.fromDir(dir);
     return m;
+  }
+
+  // ---- special token ids (Transformers: generation_config.json, else config.json, else the tokenizer) ----
+
+  /** Ids that end generation (generation_config.json / config.json `eos_token_id`, else the tokenizer's eos_token). */
+  get eosTokenIds(): number[] {
+    const e = this.generationConfig.eosTokenId ?? this.cfg.eosTokenId ?? this.tokenizer?.eosId;
+    return e === null || e === undefined ? [] : ([] as number[]).concat(e);
+  }
+  /** Id generation starts from when the prompt is empty. */
+  get bosTokenId(): number | undefined { return this.generationConfig.bosTokenId ?? this.cfg.bosTokenId ?? this.tokenizer?.bosId; }
+  /** Id left padding uses (masked out): pad_token_id, else the first eos id, else 0. */
+  get padTokenId(): number { return this.generationConfig.padTokenId ?? this.cfg.padTokenId ?? this.tokenizer?.padId ?? this.eosTokenIds[0] ?? 0; }
+
+  // ---- text level (src/runtime/text.ts); the id level is generate(model, ids) in src/runtime/generate.ts ----
+
+  /**
+   * Generate text for a prompt (or one batch of prompts, left-padded → one result each): `{ text, finishReason,
+   * promptTokens, completionTokens, tokenIds }`. Greedy unless sampling is asked for (temperature > 0) or the model's
+   * generation_config.json sets do_sample. Needs a tokenizer. Throws GptqError for bad options, `signal.reason` when
+   * aborted (unless stopOnAbortSignal).
+   */
+  generate(prompt: string, o?: TextGenerationOptions): Promise<TextGenerationResult>;
+  generate(prompts: string[], o?: TextGenerationOptions): Promise<TextGenerationResult[]>;
+  generate(input: string | string[], o: TextGenerationOptions = {}): Promise<TextGenerationResult | TextGenerationResult[]> {
+    return generateText(this, input, o);
+  }
+
+  /**
+   * Stream the generated text of a prompt, or of chat messages (rendered with the chat template), piece by piece:
+   * `for await (const piece of lm.stream('Once upon a time'))`. Pieces are exact UTF-8 (StreamDecoder) and never
+   * part of a stop string; the generator's return value is the full result. Breaking out of the loop stops generation.
+   */
+  stream(input: string | ChatMessage[], o: ChatOptions = {}): AsyncGenerator<string, TextGenerationResult, void> {
+    return streamText(this, input, o);
+  }
+
+  /**
+   * Reply to a conversation using the tokenizer's chat template (with the generation prompt):
+   * `{ message: { role: 'assistant', content }, text, finishReason, … }`. Throws GptqError when the model has no
+   * chat template.
+   */
+  chat(messages: ChatMessage[], o: ChatOptions = {}): Promise<ChatResult> {
+    return chatText(this, messages, o);
   }
 
   /** Logits for every position of each row: ids [B,S] → Float32Array [B,S,V]. */
@@ -441,13 +505,23 @@ export class CausalLM {
     return { keys: cache.keys.map(move), values: cache.values.map(move), length: P, batch: B };
   }
 
-  async release(): Promise<void> {
+  private disposed = false;
+  /**
+   * Release the ONNX Runtime sessions (idempotent); the model cannot run afterwards. Also
+   * `await using lm = await CausalLM.load(dir)`.
+   */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
     if (this.s.kind === 'plain') { await this.s.full.release(); await this.s.step.release(); } else await this.s.fast.release();
     const nll = this.nllSession;
     this.nllSession = undefined;
-    this.makeNllSession = async () => fail('nll: the model was released');
+    this.makeNllSession = async () => fail('nll: the model was disposed');
     if (nll) await (await nll.catch(() => undefined))?.release();
   }
+  async [Symbol.asyncDispose](): Promise<void> { await this.dispose(); }
+  /** @deprecated Use dispose(). */
+  release(): Promise<void> { return this.dispose(); }
 }
 
 /** `labels` [B,0]: no NLL wanted (main graph built with nllOutput). */

@@ -1,16 +1,37 @@
-/** Autoregressive generation over a CausalLM with KV cache: batching (left padding), stop tokens/strings, streaming. */
+/**
+ * Autoregressive generation over a CausalLM with KV cache, at the token-id level: batching (left padding), stop
+ * tokens/strings/criteria, streaming, cancellation. The text-level API (CausalLM.generate/stream/chat) is
+ * src/runtime/text.ts on top of this. Decoding follows Transformers' `GenerationMixin._sample`: per step, logits
+ * processors (repetition penalty → temperature → top-k → top-p, src/runtime/sampling.ts), then greedy or sampling;
+ * a row stops at an eos token (not included in its output) or when a stopping criterion holds.
+ */
 import { mulberry32 } from '../io/random.ts';
 import type { CausalLM, KvCache } from './causal-lm.ts';
 import { applyRepetitionPenalty, sampleToken, type SamplingOptions } from './sampling.ts';
 
+/** Why a row stopped: an eos token, a stop string/criterion, maxNewTokens, or AbortSignal (stopOnAbortSignal). */
+export type FinishReason = 'eos' | 'stop' | 'length' | 'abort';
+
 export interface GenerateOptions extends SamplingOptions {
+  /** Default 64 (the CLI and the text-level API pick their own). */
   maxNewTokens?: number;
-  /** Stop when any of these token ids is produced (e.g. eos). */
+  /**
+   * Stop a row when it produces one of these ids (not included in its output). Default: the model's
+   * `CausalLM.eosTokenIds` (generation_config.json, else config.json, else the tokenizer's eos_token, as
+   * Transformers' GenerationConfig does); `[]` never stops early (benchmarks).
+   */
   eosTokenIds?: number[];
   /** Stop when the decoded text contains one of these (needs `decode`). */
   stopStrings?: string[];
   decode?: (ids: number[]) => string;
+  /**
+   * Called after each produced token of a row with that row's tokens so far; `true` stops the row with finishReason
+   * 'stop' (Transformers' StoppingCriteria, per row).
+   */
+  stoppingCriteria?: (row: number, tokens: number[]) => boolean;
+  /** Sampling PRNG seed (mulberry32); default 0. */
   seed?: number;
+  /** Left-padding id (masked out, so any valid id works). Default: the model's `padTokenId`. */
   padTokenId?: number;
   /** Called with (row, token) as each token is produced. */
   onToken?: (row: number, token: number) => void;
@@ -19,10 +40,19 @@ export interface GenerateOptions extends SamplingOptions {
    * tokens, precede every prompt. Its batch must equal the number of prompts. The cache may be updated in place.
    */
   cache?: KvCache;
+  /**
+   * Cancels generation; checked before the prefill and before every decode step (one ONNX Runtime run is not
+   * interrupted). An aborted signal makes generate() throw `signal.reason` (a DOMException named "AbortError" unless
+   * the caller gave another reason), as fetch() and node-llama-cpp do — unless `stopOnAbortSignal` is set.
+   */
+  signal?: AbortSignal;
+  /** On abort, return what was generated so far with finishReason 'abort' instead of throwing (node-llama-cpp's name). */
+  stopOnAbortSignal?: boolean;
 }
 
 export interface GenerateResult {
-  tokens: number[][]; finishReason: ('eos' | 'stop' | 'length')[]; prefillMs: number; decodeMs: number; steps: number;
+  /** Generated ids per row (without the prompt, without eos). */
+  tokens: number[][]; finishReason: FinishReason[]; prefillMs: number; decodeMs: number; steps: number;
   /**
    * The cache after the run: it holds (cached prefix +) padded prompts + every generated token except the last one
    * of each row (the last sampled token is never fed back).
@@ -30,43 +60,73 @@ export interface GenerateResult {
   cache: KvCache;
 }
 
-/** Generate continuations for each prompt (token ids). Prompts of different length are left-padded. */
+/** One produced token of one row (eos tokens are not reported). */
+export interface TokenEvent { row: number; token: number }
+
+/** Generate continuations for each prompt (token ids [B][S_b]). Prompts of different length are left-padded. */
 export async function generate(model: CausalLM, prompts: number[][], o: GenerateOptions = {}): Promise<GenerateResult> {
+  const it = generateTokens(model, prompts, o);
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return r.value;
+    o.onToken?.(r.value.row, r.value.token);
+  }
+}
+
+/**
+ * generate() as an async generator: yields each produced token as it is sampled and returns the GenerateResult.
+ * Leaving the loop early (`break`, `return()`) stops generation after the current step. `onToken` is not called.
+ */
+export async function* generateTokens(model: CausalLM, prompts: number[][], o: GenerateOptions = {}): AsyncGenerator<TokenEvent, GenerateResult, void> {
   const B = prompts.length, maxNew = o.maxNewTokens ?? 64, V = model.cfg.vocabSize;
+  if (B === 0) throw new Error('generate: no prompts');
   const L = Math.max(...prompts.map((p) => p.length));
   if (L === 0) throw new Error('generate: empty prompt');
-  const pad = o.padTokenId ?? 0;
+  const pad = o.padTokenId ?? model.padTokenId;
   const ids = prompts.map((p) => [...new Array(L - p.length).fill(pad), ...p]);
   const P0 = o.cache?.length ?? 0;
   if (o.cache && o.cache.batch !== B) throw new Error(`generate: cache has batch ${o.cache.batch}, ${B} prompts given`);
   const mask = prompts.map((p) => [...new Array(P0).fill(1), ...new Array(L - p.length).fill(0), ...new Array(p.length).fill(1)]);
   const rand = mulberry32(o.seed ?? 0);
   const out: number[][] = prompts.map(() => []);
-  const done: (GenerateResult['finishReason'][number] | null)[] = prompts.map(() => null);
-  const eos = new Set(o.eosTokenIds ?? []);
+  const done: (FinishReason | null)[] = prompts.map(() => null);
+  const eos = new Set(o.eosTokenIds ?? model.eosTokenIds);
+  /** true: stop (aborted with stopOnAbortSignal); throws the signal's reason otherwise. */
+  const aborted = (): boolean => {
+    if (!o.signal?.aborted) return false;
+    if (!o.stopOnAbortSignal) o.signal.throwIfAborted();
+    for (let b = 0; b < B; b++) done[b] ??= 'abort';
+    return true;
+  };
   const t0 = performance.now();
-  let { logits, cache } = await model.forwardStep(ids, o.cache ?? model.emptyCache(B, L + maxNew), mask);
-  const prefillMs = performance.now() - t0;
-  let steps = 0;
-  for (; steps < maxNew; steps++) {
-    const next: number[] = [];
-    for (let b = 0; b < B; b++) {
-      if (done[b]) { next.push(pad); continue; }
-      const row = logits.slice(b * V, (b + 1) * V);
-      applyRepetitionPenalty(row, [...prompts[b]!, ...out[b]!], o.repetitionPenalty ?? 1);
-      const t = sampleToken(row, o, rand);
-      next.push(t);
-      if (eos.has(t)) { done[b] = 'eos'; continue; }
-      out[b]!.push(t);
-      o.onToken?.(b, t);
-      if (o.stopStrings?.length && o.decode) {
-        const text = o.decode(out[b]!);
-        if (o.stopStrings.some((s) => text.includes(s))) done[b] = 'stop';
+  let prefillMs = 0, steps = 0;
+  let cache = o.cache ?? model.emptyCache(B, L + maxNew);
+  if (!aborted()) {
+    let logits: Float32Array;
+    ({ logits, cache } = await model.forwardStep(ids, cache, mask));
+    prefillMs = performance.now() - t0;
+    for (; steps < maxNew; steps++) {
+      const next: number[] = [];
+      for (let b = 0; b < B; b++) {
+        if (done[b]) { next.push(pad); continue; }
+        const row = logits.slice(b * V, (b + 1) * V);
+        applyRepetitionPenalty(row, [...prompts[b]!, ...out[b]!], o.repetitionPenalty ?? 1);
+        const t = sampleToken(row, o, rand);
+        next.push(t);
+        if (eos.has(t)) { done[b] = 'eos'; continue; }
+        out[b]!.push(t);
+        yield { row: b, token: t };
+        if (o.stoppingCriteria?.(b, out[b]!)) done[b] = 'stop';
+        else if (o.stopStrings?.length && o.decode) {
+          const text = o.decode(out[b]!);
+          if (o.stopStrings.some((s) => text.includes(s))) done[b] = 'stop';
+        }
       }
+      if (done.every(Boolean) || steps === maxNew - 1) { steps++; break; }
+      if (aborted()) { steps++; break; }
+      for (let b = 0; b < B; b++) mask[b]!.push(done[b] ? 0 : 1);
+      ({ logits, cache } = await model.forwardStep(next.map((t) => [t]), cache, mask));
     }
-    if (done.every(Boolean) || steps === maxNew - 1) { steps++; break; }
-    for (let b = 0; b < B; b++) mask[b]!.push(done[b] ? 0 : 1);
-    ({ logits, cache } = await model.forwardStep(next.map((t) => [t]), cache, mask));
   }
   return { tokens: out, finishReason: done.map((d) => d ?? 'length'), prefillMs, decodeMs: performance.now() - t0 - prefillMs, steps, cache };
 }

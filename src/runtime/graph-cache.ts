@@ -18,32 +18,29 @@
 import { createHash } from 'node:crypto';
 import { existsSync, promises as fs, readdirSync, readFileSync, statSync, utimesSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { GraphBuilder } from '../graph/builder.ts';
 import { writeModelWithExternalData } from '../graph/external-data.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { CODE_ROOT as SRC_ROOT, packageVersion } from '../paths.ts';
 
 export type GraphCacheOption = boolean | string;
 
 /** Names of cache entries: `<32-hex key>[-graph].onnx`, its `.onnx.data`, `.json` info, `.unsupported` marker. */
 const CACHE_ENTRY = /^[0-9a-f]{32}(-[\w.-]+)?\.(onnx|onnx\.data|json|unsupported)$/;
 
-const SRC_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const PKG_ROOT = resolve(SRC_ROOT, '..');
-
 let codeHash: string | undefined;
-/** gptqjs version + hash of every .ts under src/ (memoized). */
+/** gptqjs version + hash of the running code: every .ts under src/ (clone) or .js/.d.ts under dist/ (installed). Memoized. */
 function codeVersion(): string {
   if (codeHash) return codeHash;
   const h = createHash('sha256');
-  try { h.update(JSON.parse(readFileSync(join(PKG_ROOT, 'package.json'), 'utf8')).version ?? '?'); } catch { h.update('?'); }
+  h.update(packageVersion());
   const walk = (d: string) => {
     for (const e of readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const p = join(d, e.name);
       if (e.isDirectory()) walk(p);
-      else if (e.name.endsWith('.ts')) { h.update(p.slice(SRC_ROOT.length)); h.update(readFileSync(p)); }
+      else if (/\.(ts|js)$/.test(e.name)) { h.update(p.slice(SRC_ROOT.length)); h.update(readFileSync(p)); }
     }
   };
   try { walk(SRC_ROOT); } catch { h.update(String(Date.now())); } // unreadable sources: never reuse

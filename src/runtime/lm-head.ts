@@ -117,7 +117,7 @@ export async function readHeadWeight(dir: string, arch: ArchDefinition, cfg: Mod
       return w;
     }
     fail(`lm-head: ${dir} has neither "${head}.weight" nor the tied "${tied}"`);
-  } finally { await ck.close(); }
+  } finally { await ck.dispose(); }
 }
 
 /** A WeightSource that runs the linear named `headName` on MatMulNBits with `head`; everything else from `inner`. */

@@ -1,9 +1,8 @@
 /** Load any supported model directory (fp or GPTQ-quantized) with its tokenizer and generation config. */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { loadGenerationConfig, type GenerationConfig } from '../io/config.ts';
+import type { GenerationConfig } from '../io/config.ts';
+import { resolveModelDir } from '../io/hub.ts';
 import { Checkpoint } from '../io/safetensors.ts';
-import { TextTokenizer } from '../io/tokenizer.ts';
+import type { TextTokenizer } from '../io/tokenizer.ts';
 import { fail } from '../errors.ts';
 import { CausalLM, type LoadOptions } from './causal-lm.ts';
 import { quantizedModuleNames, type QuantizedLoadInfo } from './quantized-weights.ts';
@@ -11,17 +10,18 @@ import { quantizedModuleNames, type QuantizedLoadInfo } from './quantized-weight
 export interface LoadedModel { model: CausalLM; tokenizer?: TextTokenizer; gen: GenerationConfig }
 export interface LoadedQuantizedModel extends LoadedModel { quantization: QuantizedLoadInfo }
 
+/** CausalLM.load with its tokenizer and generation config as separate fields (what the CLI commands destructure). */
 export async function loadAnyModel(dir: string, o: LoadOptions = {}): Promise<LoadedModel> {
   const model = await CausalLM.load(dir, o);
-  const tokenizer = existsSync(join(dir, 'tokenizer.json')) ? await TextTokenizer.fromDir(dir) : undefined;
-  return { model, tokenizer, gen: await loadGenerationConfig(dir) };
+  return { model, tokenizer: model.tokenizer, gen: model.generationConfig };
 }
 
 /** Like loadAnyModel, but the directory must be a GPTQ checkpoint (has `.qweight` tensors). */
-export async function loadQuantizedModel(dir: string, o: LoadOptions = {}): Promise<LoadedQuantizedModel> {
+export async function loadQuantizedModel(model: string, o: LoadOptions = {}): Promise<LoadedQuantizedModel> {
+  const dir = await resolveModelDir(model, o.hub);
   const ck = await Checkpoint.open(dir);
   const n = quantizedModuleNames(ck).length;
-  await ck.close();
+  await ck.dispose();
   if (!n) fail(`${dir} is not a GPTQ checkpoint (no .qweight tensors); load it with CausalLM.load, or quantize it with GPTQModel.fromPretrained`);
   const r = await loadAnyModel(dir, o);
   return { ...r, quantization: r.model.quantization! };

@@ -434,7 +434,7 @@ export async function loadQuantizedWeights(dir: string, cfg: ModelConfig, arch: 
     }
     const tiedTo = arch.tiedEmbedding ?? 'model.embed_tokens.weight';
     return { source: () => new QuantizedWeights((n) => fp.get(n), prepared, { accuracyLevel: o.accuracyLevel, tiedTo }), info };
-  } finally { await ck.close(); }
+  } finally { await ck.dispose(); }
 }
 
 function defaultLog(msg: string): void { process.stderr.write(`[gptqjs] ${msg}\n`); }
