@@ -74,17 +74,19 @@ for (const name of names) {
     }
   });
 
-  test(`${name}: logits = Transformers float64 forward of the dequantized model (≤ 1e-4)`, async () => {
+  test(`${name}: CausalLM.load logits = Transformers float64 forward of the dequantized model (≤ 1e-4)`, async () => {
     const f = loadFormatFixture(name);
-    const cfg = await loadModelConfig(f.dir);
-    const fw = (await loadFormatWeights(f.dir, cfg, archFor(cfg.modelType), { onLog: quiet }))!;
-    const m = await CausalLM.fromWeights(cfg, fw.source);
-    try {
-      const lg = await m.logits([f.ids]);
-      let d = 0;
-      for (let i = 0; i < lg.length; i++) d = Math.max(d, Math.abs(lg[i]! - f.logits[i]!));
-      assert.ok(d <= 1e-4, `max |Δlogit| ${d}`);
-    } finally { await m.release(); }
+    for (const dequantize of f.format === 'bnb4' || f.format === 'aqlm' ? [false, true] : [false]) {
+      const m = await CausalLM.load(f.dir, { graphCache: false, onLog: quiet, dequantize });
+      try {
+        assert.equal(m.quantization?.method, { awq: 'awq', bnb4: 'bitsandbytes', bnb8: 'bitsandbytes', aqlm: 'aqlm' }[f.format]);
+        assert.equal(m.quantization?.modules.length, f.quantized.length);
+        const lg = await m.logits([f.ids]);
+        let d = 0;
+        for (let i = 0; i < lg.length; i++) d = Math.max(d, Math.abs(lg[i]! - f.logits[i]!));
+        assert.ok(d <= 1e-4, `max |Δlogit| ${d}${dequantize ? ' (dequantize)' : ''}`);
+      } finally { await m.dispose(); }
+    }
   });
 }
 

@@ -12,7 +12,8 @@ export const COMMANDS: Record<string, { summary: string; load: () => Promise<{ r
   chat: { summary: 'interactive chat with streaming replies (reads stdin lines, so it can be piped)', load: () => import('./chat.ts') },
   quantize: { summary: 'GPTQ-quantize a Hugging Face checkpoint to an AutoGPTQ-format folder (resumable)', load: () => import('./quantize.ts') },
   ppl: { summary: 'perplexity on wikitext2 / c4 / a text file (GPTQ paper method)', load: () => import('./ppl.ts') },
-  inspect: { summary: 'what a (GPTQ) checkpoint holds: architecture, parameters, bits per weight, quantization config', load: () => import('./inspect.ts') },
+  inspect: { summary: 'what a checkpoint holds (fp, GPTQ, AWQ, bitsandbytes, AQLM): architecture, parameters, bits per weight, quantization config', load: () => import('./inspect.ts') },
+  convert: { summary: 'rewrite an AWQ checkpoint in the AutoGPTQ format, losslessly (--to gptq)', load: () => import('./convert.ts') },
   push: { summary: 'upload a checkpoint folder to the Hugging Face Hub (model card generated when missing)', load: () => import('./push.ts') },
   bench: { summary: 'inference speed of one model: load s, prefill and decode tok/s, ms/token, peak RSS', load: () => import('./bench.ts') },
 };

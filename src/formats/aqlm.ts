@@ -39,6 +39,11 @@ export function parseAqlmConfig(src: FormatSource): AqlmConfig {
   };
 }
 
+/** Stored bits per weight of the codes: num_codebooks·nbits / (in_group_size·out_group_size). */
+export const aqlmBits = (c: AqlmConfig) => (c.numCodebooks * c.nbitsPerCodebook) / (c.inGroupSize * c.outGroupSize);
+export const aqlmSummary = (c: AqlmConfig) =>
+  `AQLM ${c.numCodebooks}x${c.nbitsPerCodebook}, in_group_size ${c.inGroupSize}, out_group_size ${c.outGroupSize} (${aqlmBits(c)} bits/weight in codes)`;
+
 /** Modules stored as AQLM tensors (having `<module>.codes`). */
 export function aqlmModuleNames(ck: Checkpoint): string[] {
   return ck.names().filter((n) => n.endsWith('.codes')).map((n) => n.slice(0, -'.codes'.length)).sort();
@@ -50,7 +55,8 @@ export interface AqlmLinear {
   codes: Uint8Array | Uint16Array; codebooks: Float32Array; scales: Float32Array; bias?: Float32Array;
 }
 
-export async function readAqlmLinear(ck: Checkpoint, c: AqlmConfig, m: string, spec: { inFeatures: number; outFeatures: number }): Promise<AqlmLinear> {
+/** Headers of one AQLM module against the config and the architecture's linear (one-line errors). */
+export function checkAqlmModule(ck: Checkpoint, c: AqlmConfig, m: string, spec: { inFeatures: number; outFeatures: number }): void {
   const where = fileOf(ck), K = spec.inFeatures, N = spec.outFeatures;
   const { inGroupSize: ig, outGroupSize: og, numCodebooks: C, nbitsPerCodebook: nbits } = c;
   if (K % ig !== 0 || N % og !== 0) fail(`${where}: module "${m}" is ${N}x${K} (out x in), not divisible into ${og}x${ig} groups (out_group_size ${og}, in_group_size ${ig}, ${c.from})`);
@@ -62,6 +68,11 @@ export async function readAqlmLinear(ck: Checkpoint, c: AqlmConfig, m: string, s
   expectTensor(ck, `${m}.codebooks`, ['F16', 'BF16', 'F32'], [C, size, og, ig], `num_codebooks ${C}, nbits_per_codebook ${nbits}, out_group_size ${og}, in_group_size ${ig}`);
   expectTensor(ck, `${m}.scales`, ['F16', 'BF16', 'F32'], [no, 1, 1, 1], `one scale per output group ([out/out_group_size, 1, 1, 1])`);
   if (ck.has(`${m}.bias`)) expectTensor(ck, `${m}.bias`, ['F16', 'BF16', 'F32'], [N], `out_features ${N}`);
+}
+
+export async function readAqlmLinear(ck: Checkpoint, c: AqlmConfig, m: string, spec: { inFeatures: number; outFeatures: number }): Promise<AqlmLinear> {
+  checkAqlmModule(ck, c, m, spec);
+  const K = spec.inFeatures, N = spec.outFeatures, { inGroupSize: ig, outGroupSize: og, numCodebooks: C, nbitsPerCodebook: nbits } = c, size = 2 ** nbits;
   const raw = (await ck.read(`${m}.codes`)).data;
   const codes = nbits <= 8 ? new Uint8Array(raw.length) : new Uint16Array(raw.length);
   const mask = size - 1;

@@ -55,6 +55,8 @@ export function parseAwqConfig(src: FormatSource): AwqConfig {
   return { bits: 4, groupSize: g as number, zeroPoint: zp, version: v, modulesToNotConvert: listField(raw, from, 'modules_to_not_convert'), from };
 }
 
+export const awqSummary = (c: AwqConfig) => `AWQ 4-bit ${c.version}, group ${c.groupSize}, zero_point ${c.zeroPoint}`;
+
 /** One AWQ linear unpacked: codes [out, in], zeros and scales [groups, out] (GPTQ's orientation). */
 export interface AwqLinear {
   name: string; inFeatures: number; outFeatures: number; groupSize: number; groups: number;
@@ -95,38 +97,52 @@ export function checkAwqModule(ck: Checkpoint, c: AwqConfig, m: string, spec: { 
   return { K, N, g, groups };
 }
 
+/** One AWQ module's zero points [groups, out] (after checkAwqModule). */
+export async function readAwqZeros(ck: Checkpoint, c: AwqConfig, m: string, geo: { K: number; N: number; groups: number }): Promise<Uint8Array> {
+  const { N, groups } = geo, qz = (await ck.read(`${m}.qzeros`)).data as Int32Array, zeros = new Uint8Array(groups * N);
+  if (c.version === 'gemm') {
+    const W = N / 8;
+    for (let gi = 0; gi < groups; gi++) for (let col = 0; col < W; col++) {
+      const x = qz[gi * W + col]!;
+      for (let p = 0; p < 8; p++) zeros[gi * N + col * 8 + AWQ_ORDER[p]!] = (x >>> (4 * p)) & 15;
+    }
+  } else {
+    const zw = ck.info(`${m}.qzeros`).shape[1]!;
+    for (let o = 0; o < N; o++) for (let gi = 0; gi < groups; gi++) zeros[gi * N + o] = (qz[o * zw + (gi >> 3)]! >>> (4 * (gi & 7))) & 15;
+  }
+  return zeros;
+}
+
+/** One AWQ module's scales [groups, out] as float32 (after checkAwqModule; GEMV's padding dropped). */
+export async function readAwqScales(ck: Checkpoint, c: AwqConfig, m: string, geo: { K: number; N: number; groups: number }): Promise<Float32Array> {
+  const s = await ck.readFloat32(`${m}.scales`);
+  if (c.version === 'gemm') return s;
+  const { N, groups } = geo, sw = ck.info(`${m}.scales`).shape[1]!, scales = new Float32Array(groups * N);
+  for (let o = 0; o < N; o++) for (let gi = 0; gi < groups; gi++) scales[gi * N + o] = s[o * sw + gi]!;
+  return scales;
+}
+
 /** Read and unpack one AWQ linear (after checking it). */
 export async function readAwqLinear(ck: Checkpoint, c: AwqConfig, m: string, spec: { inFeatures: number; outFeatures: number }): Promise<AwqLinear> {
-  const { K, N, g, groups } = checkAwqModule(ck, c, m, spec);
-  const qw = (await ck.read(`${m}.qweight`)).data as Int32Array, qz = (await ck.read(`${m}.qzeros`)).data as Int32Array;
-  const s = await ck.readFloat32(`${m}.scales`);
-  const codes = new Uint8Array(N * K), zeros = new Uint8Array(groups * N);
-  let scales: Float32Array;
+  const geo = checkAwqModule(ck, c, m, spec), { K, N, g, groups } = geo;
+  const qw = (await ck.read(`${m}.qweight`)).data as Int32Array;
+  const codes = new Uint8Array(N * K);
   if (c.version === 'gemm') {
     const W = N / 8;
     for (let i = 0; i < K; i++) for (let col = 0; col < W; col++) {
       const x = qw[i * W + col]!;
       for (let p = 0; p < 8; p++) codes[(col * 8 + AWQ_ORDER[p]!) * K + i] = (x >>> (4 * p)) & 15;
     }
-    for (let gi = 0; gi < groups; gi++) for (let col = 0; col < W; col++) {
-      const x = qz[gi * W + col]!;
-      for (let p = 0; p < 8; p++) zeros[gi * N + col * 8 + AWQ_ORDER[p]!] = (x >>> (4 * p)) & 15;
-    }
-    scales = s;
   } else {
-    const W = K / 8, zw = ck.info(`${m}.qzeros`).shape[1]!;
+    const W = K / 8;
     for (let o = 0; o < N; o++) for (let col = 0; col < W; col++) {
       const x = qw[o * W + col]!, d = o * K + col * 8;
       for (let p = 0; p < 8; p++) codes[d + p] = (x >>> (4 * p)) & 15;
     }
-    scales = new Float32Array(groups * N);
-    for (let o = 0; o < N; o++) for (let gi = 0; gi < groups; gi++) {
-      zeros[gi * N + o] = (qz[o * zw + (gi >> 3)]! >>> (4 * (gi & 7))) & 15;
-      scales[gi * N + o] = s[o * zw * 8 + gi]!;
-    }
   }
   return {
-    name: m, inFeatures: K, outFeatures: N, groupSize: c.groupSize === -1 ? -1 : g, groups, codes, zeros, scales,
+    name: m, inFeatures: K, outFeatures: N, groupSize: c.groupSize === -1 ? -1 : g, groups, codes,
+    zeros: await readAwqZeros(ck, c, m, geo), scales: await readAwqScales(ck, c, m, geo),
     bias: ck.has(`${m}.bias`) ? await ck.readFloat32(`${m}.bias`) : undefined,
   };
 }

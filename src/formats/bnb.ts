@@ -55,6 +55,11 @@ export function parseBnbConfig(src: FormatSource): BnbConfig {
   };
 }
 
+export const BNB8_SUMMARY = 'bitsandbytes 8-bit LLM.int8 (row-wise absmax)';
+/** "bitsandbytes 4-bit nf4 double-quant block 64" from the quant states of the modules. */
+export const bnb4Summary = (states: Bnb4State[]) =>
+  `bitsandbytes 4-bit ${[...new Set(states.map((st) => `${st.quantType}${st.nested ? ' double-quant' : ''} block ${st.blocksize}`))].join(', ')}`;
+
 /** Modules stored in bitsandbytes 4-bit form: those with any QuantState tensor next to their weight. */
 export function bnb4ModuleNames(ck: Checkpoint): string[] {
   const s = new Set<string>();
@@ -188,7 +193,8 @@ export function bnb4KernelUnfit(l: Bnb4Linear): string | null {
 /** One LLM.int8 linear: int8 codes [out, in] and the float32 scale of each row (SCB·(1/127)). */
 export interface Bnb8Linear { name: string; K: number; N: number; codes: Int8Array; rowScale: Float32Array; bias?: Float32Array }
 
-export async function readBnb8Linear(ck: Checkpoint, m: string, spec: { inFeatures: number; outFeatures: number }): Promise<Bnb8Linear> {
+/** Tensors of one LLM.int8 module against the linear (one-line errors; reads only weight_format). */
+export async function checkBnb8Module(ck: Checkpoint, m: string, spec: { inFeatures: number; outFeatures: number }): Promise<void> {
   const where = fileOf(ck), K = spec.inFeatures, N = spec.outFeatures;
   if (!ck.has(`${m}.weight`)) fail(`${where}: bitsandbytes 8-bit module "${m}" has "${m}.SCB" but no "${m}.weight" tensor`);
   expectTensor(ck, `${m}.weight`, ['I8'], [N, K], `LLM.int8 weights of the ${m} linear ([out, in])`);
@@ -198,6 +204,11 @@ export async function readBnb8Linear(ck: Checkpoint, m: string, spec: { inFeatur
     const v = f.data.length === 1 ? Number(f.data[0]) : NaN;
     if (v !== 0) fail(`${where}: tensor "${m}.weight_format" is ${Number.isNaN(v) ? `${f.dtype} ${shapeStr(f.shape)}` : v}, expected 0 ("row"; bitsandbytes loads only row-major int8 weights)`);
   }
+}
+
+export async function readBnb8Linear(ck: Checkpoint, m: string, spec: { inFeatures: number; outFeatures: number }): Promise<Bnb8Linear> {
+  await checkBnb8Module(ck, m, spec);
+  const K = spec.inFeatures, N = spec.outFeatures;
   const codes = (await ck.read(`${m}.weight`)).data as Int8Array;
   const scb = await ck.readFloat32(`${m}.SCB`), inv = Math.fround(1 / 127);
   return {

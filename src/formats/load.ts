@@ -16,25 +16,14 @@ import type { ModelConfig } from '../io/config.ts';
 import { Checkpoint, lookupBaseModelName } from '../io/safetensors.ts';
 import type { ArchDefinition, LinearSpec, WeightSource } from '../models/types.ts';
 import type { GraphBuilder } from '../graph/builder.ts';
-import { linearSpecs, prepareLinear, QuantizedWeights, type AccuracyLevel, type PreparedLinear } from '../runtime/quantized-weights.ts';
+import { linearSpecs, prepareLinear, QuantizedWeights, type AccuracyLevel, type PreparedLinear, type QuantizedLoad, type QuantizedLoadInfo } from '../runtime/quantized-weights.ts';
+import { resolveQuantizeConfig } from '../quant/config.ts';
 import { fail } from '../errors.ts';
-import { aqlmModuleNames, dequantizeAqlm, parseAqlmConfig, readAqlmLinear } from './aqlm.ts';
-import { awqModuleNames, awqToGptq, parseAwqConfig, readAwqLinear } from './awq.ts';
-import { bnb4KernelUnfit, bnb4ModuleNames, bnb8ModuleNames, dequantizeBnb4, dequantizeBnb8, parseBnbConfig, readBnb4Linear, readBnb8Linear } from './bnb.ts';
-import { detectFormat, fileOf, type FormatSource, type OtherFormat } from './common.ts';
+import { aqlmBits, aqlmModuleNames, aqlmSummary, dequantizeAqlm, parseAqlmConfig, readAqlmLinear } from './aqlm.ts';
+import { awqModuleNames, awqSummary, awqToGptq, parseAwqConfig, readAwqLinear } from './awq.ts';
+import { BNB8_SUMMARY, bnb4KernelUnfit, bnb4ModuleNames, bnb4Summary, bnb8ModuleNames, dequantizeBnb4, dequantizeBnb8, parseBnbConfig, readBnb4Linear, readBnb8Linear } from './bnb.ts';
+import { detectFormat, fileOf, type FormatSource } from './common.ts';
 import { formatLinear, type FormatKernelLinear } from './kernels.ts';
-
-export type FormatKernel = 'matmulnbits-4' | 'matmulnbits-8' | 'matmulbnb4' | 'aqlm-gather' | 'fp32';
-
-export interface FormatLoadInfo {
-  format: OtherFormat;
-  configFrom: string;
-  /** One line, e.g. "AWQ 4-bit gemm, group 128, zero_point". */
-  summary: string;
-  /** Storage bits per weight of the quantized linears' codes (AQLM: num_codebooks·nbits/in_group_size). */
-  bits: number;
-  modules: { name: string; kernel: FormatKernel; reason?: string }[];
-}
 
 export interface FormatLoadOptions { accuracyLevel?: AccuracyLevel; dequantize?: boolean; onLog?: (msg: string) => void }
 
@@ -60,27 +49,31 @@ export class FormatWeights implements WeightSource {
 }
 
 const dense = (name: string, K: number, N: number, weight: Float32Array, bias: Float32Array | undefined, reason: string, bits: number): PreparedLinear =>
-  ({ kind: 'dense', name, K, N, sourceBits: bits as 4, weight, bias, reason });
+  ({ kind: 'dense', name, K, N, sourceBits: bits, weight, bias, reason });
 
 /** The format checkpoint `dir` holds, ready to build graphs from; undefined when it is not AWQ/bitsandbytes/AQLM. */
-export async function loadFormatWeights(dir: string, cfg: ModelConfig, arch: ArchDefinition, o: FormatLoadOptions = {}): Promise<{ source: () => WeightSource; info: FormatLoadInfo } | undefined> {
+export async function loadFormatWeights(dir: string, cfg: ModelConfig, arch: ArchDefinition, o: FormatLoadOptions = {}): Promise<QuantizedLoad | undefined> {
   const src = detectFormat(dir, cfg);
   if (!src) return undefined;
   const ck = await Checkpoint.open(dir);
   try {
     const specs = linearSpecs(arch, cfg);
     const prepared = new Map<string, PreparedLinear>(), kernels = new Map<string, FormatKernelLinear>();
-    const info: FormatLoadInfo = { format: src.format, configFrom: src.from, summary: '', bits: 4, modules: [] };
+    const info: QuantizedLoadInfo = { method: src.format, configFrom: src.from, summary: '', modules: [], permutations: 0 };
+    let bits = 4;
     const spec = (m: string) => {
       const s = specs.get(m);
       if (!s) fail(`${fileOf(ck)}: quantized module "${m}" is not a linear of the ${cfg.modelType} architecture`);
       return s;
     };
-    const put = (p: PreparedLinear, kernel?: FormatKernel) => {
+    const put = (p: PreparedLinear) => {
       prepared.set(p.name, p);
-      info.modules.push({ name: p.name, kernel: kernel ?? (p.kind === 'dense' ? 'fp32' : p.bits === 4 ? 'matmulnbits-4' : 'matmulnbits-8'), reason: p.kind === 'dense' ? p.reason : undefined });
+      info.modules.push({ name: p.name, bits, actOrder: false, kernel: p.kind === 'dense' ? 'fp32' : p.bits === 4 ? 'matmulnbits-4' : 'matmulnbits-8', reason: p.kind === 'dense' ? p.reason : undefined });
     };
-    const mods = await readFormatModules(ck, src, spec, o, put, (k) => { kernels.set(k.name, k); info.modules.push({ name: k.name, kernel: k.kind === 'bnb4' ? 'matmulbnb4' : 'aqlm-gather' }); }, info);
+    const mods = await readFormatModules(ck, src, spec, o, put, (k) => {
+      kernels.set(k.name, k);
+      info.modules.push({ name: k.name, bits, actOrder: false, kernel: k.kind === 'bnb4' ? 'matmulbnb4' : 'aqlm-gather' });
+    }, info, (b) => { bits = b; });
     const fallback = info.modules.filter((m) => m.kernel === 'fp32');
     if (fallback.length) {
       const reasons = [...new Set(fallback.map((m) => m.reason))];
@@ -99,13 +92,15 @@ export async function loadFormatWeights(dir: string, cfg: ModelConfig, arch: Arc
 
 /** Read and prepare every quantized module of the format; returns their names. */
 async function readFormatModules(ck: Checkpoint, src: FormatSource, spec: (m: string) => { inFeatures: number; outFeatures: number },
-  o: FormatLoadOptions, put: (p: PreparedLinear, kernel?: FormatKernel) => void, putKernel: (k: FormatKernelLinear) => void, info: FormatLoadInfo): Promise<string[]> {
+  o: FormatLoadOptions, put: (p: PreparedLinear) => void, putKernel: (k: FormatKernelLinear) => void, info: QuantizedLoadInfo,
+  setBits: (bits: number) => void): Promise<string[]> {
   const where = fileOf(ck);
   const none = (what: string) => fail(`${where}: ${src.from} says ${src.format} but no module has ${what} tensors`);
   const foreign = (names: string[], what: string) => { if (names.length) fail(`${where}: tensor "${names[0]}" is ${what}, not ${src.format} (${src.from})`); };
   if (src.format === 'awq') {
     const c = parseAwqConfig(src);
-    info.summary = `AWQ 4-bit ${c.version}, group ${c.groupSize}, zero_point ${c.zeroPoint}`;
+    info.summary = awqSummary(c);
+    info.quantizeConfig = resolveQuantizeConfig({ bits: 4, groupSize: c.groupSize, descAct: false, sym: false, checkpointFormat: 'gptq_v2' });
     foreign(ck.names().filter((n) => n.endsWith('.g_idx')), 'a GPTQ g_idx tensor');
     const act = ck.names().filter((n) => /\.act\.scales$/.test(n));
     if (act.length) fail(`${where}: tensor "${act[0]}" is an AWQ ScaledActivation scale (awq/modules/act.py), which gptqjs does not apply yet`);
@@ -120,21 +115,21 @@ async function readFormatModules(ck: Checkpoint, src: FormatSource, spec: (m: st
     if (c.bits === 4) {
       foreign(m8.map((m) => `${m}.SCB`), 'an 8-bit (LLM.int8) scale');
       if (!m4.length) none('4-bit quant state (weight.absmax, weight.quant_map, weight.quant_state.bitsandbytes__*)');
-      const types = new Set<string>();
+      const states = [];
       for (const m of m4) {
         const l = await readBnb4Linear(ck, m, spec(m));
-        types.add(`${l.state.quantType}${l.state.nested ? ' double-quant' : ''} block ${l.state.blocksize}`);
+        states.push(l.state);
         const why = o.dequantize ? 'dequantize requested' : bnb4KernelUnfit(l);
         if (why) put(dense(m, l.K, l.N, dequantizeBnb4(l), l.bias, `bitsandbytes 4-bit: ${why}`, 4));
         else putKernel({ kind: 'bnb4', ...l });
       }
-      info.summary = `bitsandbytes 4-bit ${[...types].join(', ')}`;
+      info.summary = bnb4Summary(states);
       return m4;
     }
     foreign(m4.map((m) => `${m}.weight.quant_map`), 'a 4-bit quant state');
     if (!m8.length) none('LLM.int8 (weight int8 + SCB)');
-    info.bits = 8;
-    info.summary = 'bitsandbytes 8-bit LLM.int8 (row-wise absmax)';
+    setBits(8);
+    info.summary = BNB8_SUMMARY;
     for (const m of m8) {
       const l = await readBnb8Linear(ck, m, spec(m));
       let block = 128;
@@ -154,13 +149,14 @@ async function readFormatModules(ck: Checkpoint, src: FormatSource, spec: (m: st
     return m8;
   }
   const c = parseAqlmConfig(src);
-  info.bits = (c.numCodebooks * c.nbitsPerCodebook) / (c.inGroupSize * c.outGroupSize);
-  info.summary = `AQLM ${c.numCodebooks}x${c.nbitsPerCodebook} (in_group_size ${c.inGroupSize}, out_group_size ${c.outGroupSize}; ${info.bits} bits/weight in codes)`;
+  const bits = aqlmBits(c);
+  setBits(bits);
+  info.summary = aqlmSummary(c);
   const mods = aqlmModuleNames(ck);
   if (!mods.length) none('.codes');
   for (const m of mods) {
     const l = await readAqlmLinear(ck, c, m, spec(m));
-    if (o.dequantize) put(dense(m, l.K, l.N, dequantizeAqlm(l), l.bias, 'AQLM: dequantize requested', info.bits));
+    if (o.dequantize) put(dense(m, l.K, l.N, dequantizeAqlm(l), l.bias, 'AQLM: dequantize requested', bits));
     else putKernel({ kind: 'aqlm', ...l });
   }
   return mods;

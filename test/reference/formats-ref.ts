@@ -153,3 +153,20 @@ export function aqlmDequantize(t: Map<string, RawTensor>, m: string): { W: Float
   }
   return { W, outF, inF };
 }
+
+/**
+ * AutoGPTQ 4-bit module → W [out, in] float64 (AutoGPTQ qlinear_cuda_old.py QuantLinear: qweight [in/8, out] with input
+ * 8r + j in nibble j of row r; qzeros [groups, out/8] with output 8c + j in nibble j; v1 ('gptq') stores zero − 1,
+ * GPTQModel's gptq_v2 the zero; W[o, i] = (q − z)·scales[g_idx[i], o]).
+ */
+export function gptq4Dequantize(t: Map<string, RawTensor>, m: string, format: string, inF: number, outF: number): Float64Array {
+  const qw = values(get(t, `${m}.qweight`)), qz = values(get(t, `${m}.qzeros`)), sc = values(get(t, `${m}.scales`)), gi = values(get(t, `${m}.g_idx`));
+  const W = new Float64Array(outF * inF);
+  for (let i = 0; i < inF; i++) for (let o = 0; o < outF; o++) {
+    const g = gi[i]!;
+    const q = nib(qw[Math.floor(i / 8) * outF + o]!, i % 8);
+    const z = ((nib(qz[g * (outF / 8) + Math.floor(o / 8)]!, o % 8) + (format === 'gptq' ? 1 : 0)) & 0x1f);
+    W[o * inF + i] = (q - z) * sc[g * outF + o]!;
+  }
+  return W;
+}
