@@ -5,11 +5,12 @@
  *   await m.saveQuantized(out);
  */
 import { loadModelConfig, type ModelConfig } from './io/config.ts';
-import { Checkpoint } from './io/safetensors.ts';
+import type { Checkpoint } from './io/safetensors.ts';
+import { openModelCheckpoint } from './runtime/model-checkpoint.ts';
 import { TextTokenizer } from './io/tokenizer.ts';
 import { calibrationSamples, datasetName, loadText, type CalibrationSet, type TokenizedExample, type LoadTextOptions } from './io/datasets.ts';
 import { resolveModelDir, type HubOptions } from './io/hub.ts';
-import { modelCard, quantizerMeta, type CalibrationInfo, type PerplexityInfo } from './io/model-card.ts';
+import { isGeneratedCard, modelCard, quantizerMeta, type CalibrationInfo, type PerplexityInfo } from './io/model-card.ts';
 import { pushToHub, type PushOptions, type PushResult } from './io/push.ts';
 import { archFor } from './models/registry.ts';
 import type { ArchDefinition } from './models/types.ts';
@@ -23,6 +24,7 @@ import { CausalLM, loadFloatWeights, type LoadOptions } from './runtime/causal-l
 import { InitializerWeights } from './graph/weights.ts';
 import type { Device } from './graph/session.ts';
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { fail } from './errors.ts';
 import { loadQuantizedModel, type LoadedQuantizedModel } from './runtime/load.ts';
@@ -75,6 +77,11 @@ export interface SaveQuantizedOptions extends SaveOptions {
 
 export interface SavedQuantized {
   dir: string;
+  /**
+   * README.md: 'written' (the generated model card), 'kept' (the folder already held a README.md that gptqjs did not
+   * write — a user's file is never replaced, so no card was written), 'off' (modelCard: false).
+   */
+  modelCard: 'written' | 'kept' | 'off';
   /** Set when `pushToHub` was given. */
   push?: PushResult;
 }
@@ -111,7 +118,7 @@ export class GPTQModel {
       if (q.groupSize > small.inFeatures) fail(`group size ${q.groupSize} (quantizeConfig.groupSize, --group-size) is larger than the ${small.inFeatures} input features of ${small.rel} in ${cfg.path}; use -1 for one group per output channel, or a group size ≤ ${small.inFeatures}`);
     }
     const tok = existsSync(join(dir, 'tokenizer.json')) ? await TextTokenizer.fromDir(dir) : undefined;
-    const m = new GPTQModel(dir, cfg, arch, await Checkpoint.open(dir), q, tok, o.device ?? 'cpu');
+    const m = new GPTQModel(dir, cfg, arch, await openModelCheckpoint(dir, cfg, arch), q, tok, o.device ?? 'cpu');
     if (dir !== model) m.baseModel = model;
     return m;
   }
@@ -192,15 +199,17 @@ export class GPTQModel {
     const push = typeof o.pushToHub === 'string' ? { repoId: o.pushToHub } : o.pushToHub;
     const meta = { ...quantizerMeta(this.quantizeConfig, { calibration: this.calibrationInfo, perplexity: o.perplexity, baseModel: o.baseModel ?? this.baseModel }), ...(this.runId ? { gptqjs_run: this.runId } : {}) };
     const files: Record<string, string> = {};
-    // the card from what is written (so `gptq push` can tell an unedited card and fill in the repo id)
-    if (o.modelCard !== false) {
+    // the card from what is written (so `gptq push` can tell an unedited card and fill in the repo id); a README.md
+    // in `out` that gptqjs did not generate is the user's and stays (even with overwrite)
+    const card = o.modelCard === false ? 'off' : isGeneratedCard(await readFile(join(out, 'README.md'), 'utf8').catch(() => undefined)) ? 'written' : 'kept';
+    if (card === 'written') {
       const quantizeConfig = { ...toQuantizeConfigJson(this.quantizeConfig), model_file_base_name: 'model', meta };
       files['README.md'] = modelCard({ quantizeConfig, config: this.cfg.raw, repoId: push?.repoId });
     }
     await saveQuantizedCheckpoint(out, this, this.quantizeConfig, this.result, { ...o, runId: this.runId }, { meta, files });
-    if (!push) return { dir: out };
+    if (!push) return { dir: out, modelCard: card };
     const { repoId, ...po } = push;
-    return { dir: out, push: await pushToHub(out, repoId, { ...po, modelCard: false }) };
+    return { dir: out, modelCard: card, push: await pushToHub(out, repoId, { ...po, modelCard: false }) };
   }
 
   /** Delete the work dir's files (after a successful save) and release its lock; other files in it are kept. */
@@ -210,7 +219,7 @@ export class GPTQModel {
   async fakeQuantModel(o: LoadOptions = {}): Promise<CausalLM> {
     if (!this.result) fail('fakeQuantModel: call quantize() first');
     if (!this.result.dequantized.size) fail('fakeQuantModel: quantize with { keepDequantized: true } first');
-    const w = await loadFloatWeights(this.dir);
+    const w = await loadFloatWeights(this.dir, this);
     for (const [n, t] of this.result.dequantized) w.set(n, t);
     return CausalLM.fromWeights(this.cfg, () => new InitializerWeights((n) => w.get(n)), o);
   }

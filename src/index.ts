@@ -46,5 +46,5 @@ export type { ArchDefinition, LayerContext, WeightSource, LinearSpec, LayerLinea
 export type { GraphBuilder, Attrs } from './graph/builder.ts';
 export type { AttrValue, Dim, ElemType, GraphProtoSpec, NodeSpec, TensorInit, ValueInfo } from './graph/onnx-proto.ts';
 export * as blocks from './models/blocks.ts';
-export type { ProgressEvent, ProgressCallback, DownloadProgress, QuantizeProgress, PerplexityProgress } from './progress.ts';
+export type { ProgressEvent, ProgressBase, ProgressCallback, DownloadProgress, QuantizeProgress, PerplexityProgress } from './progress.ts';
 export { VERSION } from './version.ts';

@@ -7,7 +7,7 @@
  * JSON lines with --json.
  */
 
-interface ProgressBase {
+export interface ProgressBase {
   /** Units finished so far (bytes, layers or windows: see `task`). */
   done: number;
   /** Units in the whole task. */

@@ -9,7 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { ROOT, tmpDir } from './helpers.ts';
+import { ROOT, cliArgs, tmpDir } from './helpers.ts';
 import { makeLlamaCheckpoint } from './synth.ts';
 import { commandHelp, parseCommand, type CommandSpec } from '../src/cli/flags.ts';
 import { COMMANDS } from '../src/cli/main.ts';
@@ -21,11 +21,10 @@ import { GPTQModel } from '../src/gptq-model.ts';
 import { WorkDir } from '../src/quant/workdir.ts';
 import { VERSION } from '../src/version.ts';
 
-const CLI = join(ROOT, 'bin', 'gptq.js');
 const STORIES = join(ROOT, 'assets', 'stories260K');
 const C4 = join(ROOT, 'assets', 'c4_demo.jsonl');
 const cli = (args: string[], o: { cwd?: string; input?: string } = {}) =>
-  spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: o.cwd, input: o.input, env: { ...process.env, GPTQJS_GRAPH_CACHE: '0' } });
+  spawnSync(process.execPath, cliArgs(...args), { encoding: 'utf8', cwd: o.cwd, input: o.input, env: { ...process.env, GPTQJS_GRAPH_CACHE: '0' } });
 
 function hashes(dir: string): Record<string, string> {
   return Object.fromEntries(readdirSync(dir).sort().map((f) => [f, createHash('sha256').update(readFileSync(join(dir, f))).digest('hex')]));
@@ -262,7 +261,7 @@ test('library: saveQuantized refuses a non-empty folder without overwrite and ou
     assert.ok(readdirSync(out).includes('model.safetensors') && readdirSync(out).includes('keep.txt'));
     // saved without a work dir: no run id, so even its own output needs overwrite next time
     await assert.rejects(m.saveQuantized(out), /overwrite/);
-    await m.close();
+    await m.dispose();
   } finally { t.cleanup(); }
   const u = tmpDir();
   try {
@@ -332,7 +331,7 @@ const slowArgs = (src: string, out: string, extra: string[] = []) =>
 
 /** Spawn the CLI; resolves once stderr matches `re` (with the process), and `done` when it exits. */
 function start(argv: string[], re: RegExp) {
-  const p = spawn(process.execPath, [CLI, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GPTQJS_GRAPH_CACHE: '0' } });
+  const p = spawn(process.execPath, cliArgs(...argv), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GPTQJS_GRAPH_CACHE: '0' } });
   let err = '';
   const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((res) => p.on('exit', (code, signal) => res({ code, signal, stderr: err })));
   const seen = new Promise<void>((res, rej) => {

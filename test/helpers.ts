@@ -3,6 +3,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+/**
+ * node arguments that run the `gptq` CLI from the TypeScript sources (tsx), so tests exercise src/ as edited; the
+ * compiled bin/gptq.js → dist/ path is covered by test/package.test.ts.
+ */
+export const cliArgs = (...args: string[]) => ['--import', import.meta.resolve('tsx'), join(ROOT, 'src', 'cli', 'main.ts'), ...args];
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** ../shared next to the project root, overridable with GPTQJS_SHARED. */
 export const SHARED = process.env.GPTQJS_SHARED ?? resolve(ROOT, '..', 'shared');

@@ -117,7 +117,7 @@ for (const f of checked) {
         assert.ok(r.full <= TOL, `${f.name} ${attention}: full-forward max |Δlogit| ${r.full.toExponential(2)} > ${TOL}`);
         assert.ok(r.step <= TOL, `${f.name} ${attention}: KV-step max |Δlogit| ${r.step.toExponential(2)} > ${TOL}`);
         if (!gap) outcome.set(f.name, 'parity');
-      } finally { await m.release(); }
+      } finally { await m.dispose(); }
     });
   }
 }

@@ -207,3 +207,31 @@ test('download progress: one event type (task download) with bytes per file and 
     assert.deepEqual(done.map((e) => e.fileIndex), modelFiles.map((_, i) => i + 1));
   } finally { t.cleanup(); }
 });
+
+test('an AutoGPTQ sharded checkpoint (gptq_model-4bit-128g.safetensors.index.json) downloads with its index', async () => {
+  const t = tmpDir();
+  try {
+    const enc = (s: string) => new TextEncoder().encode(s);
+    const shard = (name: string) => {
+      const h = enc(JSON.stringify({ [name]: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }).padEnd(40));
+      const b = new Uint8Array(8 + h.length + 4);
+      new DataView(b.buffer).setBigUint64(0, BigInt(h.length), true);
+      b.set(h, 8);
+      return b;
+    };
+    const base = 'gptq_model-4bit-128g';
+    const files = {
+      'config.json': enc('{}'), 'quantize_config.json': enc(JSON.stringify({ bits: 4, group_size: 128, model_file_base_name: base })),
+      [`${base}.safetensors.index.json`]: enc(JSON.stringify({ weight_map: { a: `${base}-00001-of-00002.safetensors`, b: `${base}-00002-of-00002.safetensors` } })),
+      [`${base}-00001-of-00002.safetensors`]: shard('a'), [`${base}-00002-of-00002.safetensors`]: shard('b'),
+    };
+    const hub = fakeHub([{ id: 'o/sharded', files }]);
+    const dir = await resolveModelDir('o/sharded', { cacheDir: t.path, fetch: hub.fetch, hubUrl: HUB });
+    assert.ok(existsSync(join(dir, `${base}.safetensors.index.json`)));
+    const { Checkpoint } = await import('../src/io/safetensors.ts');
+    const ck = await Checkpoint.open(dir);
+    assert.deepEqual(ck.names().sort(), ['a', 'b']);
+    assert.equal(ck.rule, 'quantize_config.json model_file_base_name');
+    await ck.dispose();
+  } finally { t.cleanup(); }
+});

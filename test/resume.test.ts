@@ -5,9 +5,8 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeLlamaCheckpoint } from './synth.ts';
-import { ROOT, tmpDir } from './helpers.ts';
+import { ROOT, cliArgs, tmpDir } from './helpers.ts';
 
-const CLI = join(ROOT, 'bin', 'gptq.js');
 
 /** A synthetic Llama big enough that a run takes a few seconds, with stories260K's tokenizer (vocab 512). */
 async function model(dir: string) {
@@ -25,7 +24,7 @@ function hashes(dir: string): Record<string, string> {
 /** Run the CLI, SIGKILL it as soon as it reports that layer `k` is done. */
 function runAndKill(argv: string[], k: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CLI, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, cliArgs(...argv), { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     p.stderr.on('data', (d: Buffer) => {
       err += d.toString();
@@ -41,7 +40,7 @@ test('kill -9 during quantization, rerun resumes and yields byte-identical files
     const src = join(t.path, 'src');
     await model(src);
     const a = join(t.path, 'a'), b = join(t.path, 'b');
-    const full = spawnSync(process.execPath, [CLI, ...args(src, a)], { encoding: 'utf8' });
+    const full = spawnSync(process.execPath, cliArgs(...args(src, a)), { encoding: 'utf8' });
     assert.equal(full.status, 0, full.stderr);
     assert.ok(!existsSync(`${a}.partial`), 'work dir removed after success');
 
@@ -51,11 +50,11 @@ test('kill -9 during quantization, rerun resumes and yields byte-identical files
     assert.ok(layersSaved >= 3 && layersSaved < 10, `killed mid-run (${layersSaved} layers saved)`);
 
     // A different config must not reuse that work dir.
-    const other = spawnSync(process.execPath, [CLI, ...args(src, b, ['--bits', '8'])], { encoding: 'utf8' });
+    const other = spawnSync(process.execPath, cliArgs(...args(src, b, ['--bits', '8'])), { encoding: 'utf8' });
     assert.notEqual(other.status, 0);
     assert.match(other.stderr, /belongs to a different run \(quantize config differs\)/);
 
-    const resumed = spawnSync(process.execPath, [CLI, ...args(src, b)], { encoding: 'utf8' });
+    const resumed = spawnSync(process.execPath, cliArgs(...args(src, b)), { encoding: 'utf8' });
     assert.equal(resumed.status, 0, resumed.stderr);
     assert.match(resumed.stderr, new RegExp(`resuming at layer ${layersSaved + 1}/10`));
     assert.deepEqual(hashes(b), hashes(a));

@@ -15,7 +15,7 @@ import { InitializerWeights } from '../src/graph/weights.ts';
 import { loadModelConfig } from '../src/io/config.ts';
 import { makeLlamaCheckpoint, type LlamaOpts } from './synth.ts';
 import { makeBloomCheckpoint } from './synth-archs3.ts';
-import { ROOT, maxRelDiff, randn, refNll, tmpDir } from './helpers.ts';
+import { ROOT, cliArgs, maxRelDiff, randn, refNll, tmpDir } from './helpers.ts';
 
 const STORIES = join(ROOT, 'assets', 'stories260K');
 const work = tmpDir('gptqjs-runtime-');
@@ -291,8 +291,7 @@ test('nll(): in the main graph with LoadOptions.nll (decode unchanged), else a s
   await e.dispose(); await f.dispose();
 });
 
-const CLI = join(ROOT, 'src', 'cli', 'main.ts');
-const cli = (args: string[], input?: string) => spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], { input, encoding: 'utf8', env: { ...process.env, GPTQJS_GRAPH_CACHE: '0' } });
+const cli = (args: string[], input?: string) => spawnSync(process.execPath, cliArgs(...args), { input, encoding: 'utf8', env: { ...process.env, GPTQJS_GRAPH_CACHE: '0' } });
 
 test('gptq bench: table and --json on stories260K', () => {
   const r = cli(['bench', STORIES, '--prompt-len', '16', '--gen-len', '8', '--json']);

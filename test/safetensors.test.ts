@@ -222,7 +222,7 @@ test('Checkpoint: pytorch-only dir, missing shard, single *.safetensors', async 
     await fs.mkdir(pt);
     writeFileSync(join(pt, 'pytorch_model.bin'), 'x');
     writeFileSync(join(pt, 'config.json'), '{}');
-    await rejectsWith(Checkpoint.open(pt), pt, 'PyTorch', 'safe_serialization=True');
+    await rejectsWith(Checkpoint.open(pt), pt, 'PyTorch pickle', 'pytorch_model.bin', 'save_pretrained(out_dir)');
 
     const ms = join(d.path, 'ms');
     await fs.mkdir(ms);

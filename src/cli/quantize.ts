@@ -95,7 +95,8 @@ export async function run(argv: string[]): Promise<void> {
     }).finally(() => process.off('SIGINT', onSig));
     const skippedNames = [...new Set(res.skipped.map((s) => s.name.replace(/^.*?\.\d+\./, '')))];
     if (skippedNames.length) ui.note(`note: ${res.skipped.length} module(s) kept in full precision (${skippedNames.join(', ')}): ${res.skipped[0]!.reason}; recorded in quantization_config (modules_in_block_to_quantize, dynamic)`);
-    await m.saveQuantized(out, { maxShardSize: v['max-shard-size'], overwrite: v.overwrite });
+    const saved = await m.saveQuantized(out, { maxShardSize: v['max-shard-size'], overwrite: v.overwrite });
+    if (saved.modelCard === 'kept') ui.note(`note: ${out}/README.md is not a gptqjs model card: kept as it is (no model card written)`);
     await m.removeWorkDir();
     const seconds = (performance.now() - t0) / 1000;
     ui.result({ out, model: dir, quantized: res.quantized.size, kept: res.skipped.length, skipped: res.skipped, seconds, quantizeConfig: q },

@@ -3,7 +3,7 @@ import type { ElemType } from './onnx-proto.ts';
 import type { GraphBuilder } from './builder.ts';
 import type { LinearSpec, WeightSource } from '../models/types.ts';
 import { fail } from '../errors.ts';
-import { lookupBaseModelName } from '../io/safetensors.ts';
+import { checkFinite, lookupBaseModelName } from '../io/safetensors.ts';
 
 /**
  * y = x·Wᵀ + b as Gemm(transB) on a 2-D view of x (no transposed copy of W; bias fused).
@@ -25,11 +25,14 @@ export const weightShape = (s: LinearSpec): number[] => (s.conv1d ? [s.inFeature
 /**
  * Checkpoint tensors as fp32 initializers. A missing `<linear>.weight` falls back to `spec.tiedTo` (tied
  * embeddings; for `lm_head` without tiedTo: the constructor's `tiedTo`). A missing tensor is also looked up
- * without the base-model prefix (withoutBasePrefix in src/io/safetensors.ts).
+ * without the base-model prefix (withoutBasePrefix in src/io/safetensors.ts). Names that look up the same array
+ * (aliases, tied embeddings) share one initializer. Every tensor is checked once for NaN/Inf before it enters a
+ * graph; errors name `where` (the checkpoint file) and the tensor.
  */
 export class InitializerWeights implements WeightSource {
   private emitted = new Map<string, string>();
-  constructor(private readonly get: TensorLookup, private readonly tiedTo = 'model.embed_tokens.weight') {}
+  private byData = new Map<Float32Array, { value: string; shape: string }>();
+  constructor(private readonly get: TensorLookup, private readonly tiedTo = 'model.embed_tokens.weight', private readonly where = 'checkpoint') {}
 
   private find(name: string): Float32Array | undefined { return lookupBaseModelName(this.get, name); }
 
@@ -37,10 +40,16 @@ export class InitializerWeights implements WeightSource {
     let v = this.emitted.get(name);
     if (v) return v;
     const data = this.find(name);
-    if (!data) fail(`checkpoint has no tensor "${name}"`);
+    if (!data) fail(`${this.where}: no tensor "${name}", which the model needs (Transformers would only warn and initialize it, not load it)`);
     const n = shape.reduce((a, b) => a * b, 1);
-    if (data.length !== n) fail(`tensor "${name}" has ${data.length} elements, expected shape [${shape.join(', ')}]`);
-    v = g.init(name, 'float32', shape, data);
+    if (data.length !== n) fail(`${this.where}: tensor "${name}" has ${data.length} elements, expected shape [${shape.join(', ')}]`);
+    const same = this.byData.get(data);
+    if (same && same.shape === shape.join(',')) v = same.value;
+    else {
+      checkFinite(data, name, this.where, shape);
+      v = g.init(name, 'float32', shape, data);
+      this.byData.set(data, { value: v, shape: shape.join(',') });
+    }
     this.emitted.set(name, v);
     return v;
   }

@@ -29,7 +29,7 @@ export interface HubOptions {
 
 const MANIFEST = '.gptqjs-complete.json';
 /** Top-level repo files a model needs (weights must be safetensors). */
-const MODEL_FILES = /^(config\.json|generation_config\.json|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|tokenizer\.model|chat_template\.jinja|chat_template\.json|quantize_config\.json|quant_config\.json|model\.safetensors\.index\.json|[^/]+\.safetensors)$/;
+const MODEL_FILES = /^(config\.json|generation_config\.json|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|tokenizer\.model|chat_template\.jinja|chat_template\.json|quantize_config\.json|quant_config\.json|[^/]+\.safetensors\.index\.json|[^/]+\.safetensors)$/;
 const C4 = { repo: 'allenai/c4', path: 'en/c4-train.00000-of-01024.json.gz', file: 'c4-train.00000-of-01024.jsonl' };
 
 const truthy = (v: string | undefined) => !!v && /^(1|true|yes|on)$/i.test(v);

@@ -79,6 +79,11 @@ const yamlString = (s: string) => (/^[\w./-]+$/.test(s) ? s : JSON.stringify(s))
 const fmtNum = (v: number) => (Number.isInteger(v) ? String(v) : String(+v.toPrecision(6)));
 
 /** Render README.md. */
+/** No README.md (undefined), or one gptqjs generated (its "made with gptqjs" line): may be (re)written by a save. */
+export function isGeneratedCard(text: string | undefined): boolean {
+  return text === undefined || text.includes('made with [gptqjs](');
+}
+
 export function modelCard(info: ModelCardInfo): string {
   const q = info.quantizeConfig, cfg = info.config ?? {};
   const meta = (q.meta && typeof q.meta === 'object' ? q.meta : {}) as Record<string, unknown>;

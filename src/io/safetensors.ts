@@ -1,12 +1,14 @@
 /** Safetensors reader (lazy, per-tensor reads), sharded checkpoints, and an atomic streaming writer. */
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { join, basename } from 'node:path';
+import { join, basename, isAbsolute, relative, resolve as resolvePath } from 'node:path';
 import { fail, GptqError } from '../errors.ts';
-import { DTYPE_BYTES, numel, toFloat32, type DType, type Tensor, type TypedArray } from '../tensor.ts';
+import { DTYPE_BYTES, f16ToF32, numel, toFloat32, type DType, type Tensor, type TypedArray } from '../tensor.ts';
 import { tempPathFor, writeFileAtomic } from './atomic.ts';
 
 export interface TensorInfo { dtype: DType; shape: number[]; byteLength: number }
+/** A contiguous part of a stored tensor: `shape` elements starting `offset` elements in. */
+export interface TensorSlice { offset: number; shape: number[] }
 interface Entry extends TensorInfo { begin: number; end: number }
 
 const MAX_HEADER = 100 * 1024 * 1024;
@@ -25,6 +27,15 @@ const errMsg = (e: unknown) => oneLine(e instanceof Error ? e.message : String(e
 const q = (s: string) => JSON.stringify(s);
 const fmtNames = (names: string[], n = 5) =>
   names.length ? `${names.slice(0, n).map(q).join(', ')}${names.length > n ? ', …' : ''}` : '(none)';
+
+/** Float32Arrays known to hold no NaN/Inf (checked once; see checkFinite). */
+const finite = new WeakSet<Float32Array>();
+let f16Lut: Float32Array | undefined;
+/** Every IEEE half bit pattern → its float value (f16ToF32), built once. */
+function f16Table(): Float32Array {
+  if (!f16Lut) { f16Lut = new Float32Array(65536); for (let h = 0; h < 65536; h++) f16Lut[h] = f16ToF32(h); }
+  return f16Lut;
+}
 
 async function readExact(fh: FileHandle, buf: Uint8Array, pos: number, what: string): Promise<void> {
   for (let off = 0; off < buf.length;) {
@@ -124,12 +135,18 @@ export class SafetensorsFile {
     return e;
   }
 
-  async read(name: string): Promise<Tensor> {
+  /**
+   * Read a tensor, or with `slice` the contiguous part of it that starts `offset` elements in and has `shape`
+   * (e.g. one expert of a stacked [experts, out, in] tensor).
+   */
+  async read(name: string, slice?: TensorSlice): Promise<Tensor> {
     const e = this.entry(name);
     if (this.closed) fail(`${this.path}: cannot read tensor ${q(name)}: file is closed`);
-    const data = new CTORS[e.dtype](numel(e.shape)); // aligned allocation, then read into it
-    await readExact(this.fh, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), this.dataStart + e.begin, `${this.path}: tensor ${q(name)}`);
-    return { dtype: e.dtype, shape: [...e.shape], data };
+    const shape = slice?.shape ?? e.shape, off = (slice?.offset ?? 0) * DTYPE_BYTES[e.dtype];
+    const data = new CTORS[e.dtype](numel(shape)); // aligned allocation, then read into it
+    if (off < 0 || off + data.byteLength > e.end - e.begin) fail(`${this.path}: tensor ${q(name)}: slice [${slice?.offset}, +${numel(shape)}) is out of its range`);
+    await readExact(this.fh, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), this.dataStart + e.begin + off, `${this.path}: tensor ${q(name)}`);
+    return { dtype: e.dtype, shape: [...shape], data };
   }
 
   /** Read a tensor's raw data into `out` (same element size and count). */
@@ -140,10 +157,27 @@ export class SafetensorsFile {
     await readExact(this.fh, new Uint8Array(out.buffer, out.byteOffset, out.byteLength), this.dataStart + e.begin, `${this.path}: tensor ${q(name)}`);
   }
 
-  async readFloat32(name: string): Promise<Float32Array> {
+  /**
+   * The tensor as a new Float32Array (F32 as read). F16 (via a 64K-entry table: exact, ~20× faster than converting
+   * each value arithmetically) and BF16 are checked for NaN/Inf while they are converted, at no measurable cost;
+   * finite results are remembered, so checkFinite does not scan them again (bench/nonfinite.ts).
+   */
+  async readFloat32(name: string, slice?: TensorSlice): Promise<Float32Array> {
     const { dtype } = this.entry(name);
     if (!['F32', 'F16', 'BF16', 'F64'].includes(dtype)) fail(`${this.path}: tensor ${q(name)} has dtype ${dtype}, not a float type`);
-    return toFloat32(await this.read(name));
+    const t = await this.read(name, slice);
+    if (dtype !== 'F16' && dtype !== 'BF16') return toFloat32(t);
+    const d = t.data as Uint16Array, o = new Float32Array(d.length);
+    let acc = 0; // bit 15 ends up set iff some exponent field is all ones (NaN/Inf)
+    if (dtype === 'F16') {
+      const lut = f16Table();
+      for (let i = 0; i < d.length; i++) { const h = d[i]!; o[i] = lut[h]!; acc |= (h & 0x7c00) + 0x0400; }
+    } else {
+      const ou = new Uint32Array(o.buffer);
+      for (let i = 0; i < d.length; i++) { const h = d[i]!; ou[i] = h << 16; acc |= (h & 0x7f80) + 0x0080; }
+    }
+    if (!(acc & 0x8000)) finite.add(o);
+    return o;
   }
 
   /** Close the file (idempotent). Also `await using f = await SafetensorsFile.open(p)`. */
@@ -157,13 +191,43 @@ export class SafetensorsFile {
   close(): Promise<void> { return this.dispose(); }
 }
 
+/**
+ * Index of the first NaN/±Inf of `a`, or −1. x·0 is 0 for every finite x and NaN otherwise, so a block's sum of x·0
+ * is 0 exactly when the block is finite: one multiply-add per element, no branch (measured by bench/nonfinite.ts).
+ */
+export function firstNonFinite(a: Float32Array): number {
+  const B = 8192;
+  for (let i = 0; i < a.length; i += B) {
+    const e = Math.min(a.length, i + B);
+    let s = 0;
+    for (let k = i; k < e; k++) s += a[k]! * 0;
+    if (s !== 0) for (let k = i; k < e; k++) if (!Number.isFinite(a[k]!)) return k;
+  }
+  return -1;
+}
+
+/** Fail (one line naming `where` and the tensor) when `a` holds NaN/Inf; each array is scanned once. */
+export function checkFinite(a: Float32Array, name: string, where: string, shape?: readonly number[]): void {
+  if (finite.has(a)) return;
+  const i = firstNonFinite(a);
+  if (i < 0) { finite.add(a); return; }
+  let at = `element ${i} of ${a.length}`;
+  if (shape && numel(shape) === a.length) {
+    const idx: number[] = [];
+    for (let r = i, d = shape.length - 1; d >= 0; d--) { idx.unshift(r % shape[d]!); r = Math.floor(r / shape[d]!); }
+    at = `at [${idx.join(', ')}] of [${shape.join(', ')}]`;
+  }
+  fail(`${where}: tensor ${q(name)} holds ${a[i]} ${at}; the checkpoint is corrupt (the model's output would be NaN/garbage)`);
+}
+
 const exists = (p: string) => fs.stat(p).then((s) => s.isFile(), () => false);
 
-/** A model directory: model.safetensors, a sharded index, or a single *.safetensors file. */
 /**
  * Checkpoints saved from a Hugging Face base model (GPT2Model, OPTModel, BloomModel) lack its `base_model_prefix`:
  * "transformer.h.0.ln_1.weight" is stored as "h.0.ln_1.weight". The name to try when `name` is not found (only for
- * names with at least two dots, so "lm_head.weight" never becomes "weight"), or undefined.
+ * names with at least two dots, so "lm_head.weight" never becomes "weight"), or undefined. Transformers
+ * (core_model_loading.py `rename_source_key`) adds or strips `base_model_prefix` per key the same way: the prefix is the
+ * first component of every base-model tensor name, and heads (`lm_head.weight`) have none.
  */
 export function withoutBasePrefix(name: string): string | undefined {
   const dot = name.indexOf('.');
@@ -178,7 +242,92 @@ export function lookupBaseModelName<T>(get: (n: string) => T | undefined, name: 
   return short === undefined ? undefined : get(short);
 }
 
+/** Which weights file(s) of a model directory to read, and the rule that chose them (for messages). */
+export interface WeightsChoice { path: string; sharded: boolean; rule: string }
+
+async function readJsonLenient(path: string): Promise<Record<string, unknown> | undefined> {
+  try {
+    const j = JSON.parse(await fs.readFile(path, 'utf8'));
+    return j && typeof j === 'object' && !Array.isArray(j) ? j : undefined;
+  } catch { return undefined; } // missing or invalid: the config loaders report it
+}
+
+/**
+ * The weights file of a model directory, by the loaders' own rules, first match wins:
+ * 1. config.json `transformers_weights` (transformers modeling_utils.py `_get_resolved_checkpoint_files`: an explicit
+ *    `*.safetensors` or `*.safetensors.index.json` inside the directory).
+ * 2. GPTQ checkpoints (quantize_config.json, or config.json `quantization_config`): AutoGPTQ/GPTQModel `from_quantized`
+ *    try `model_file_base_name` from quantize_config.json, else `gptq_model-{bits}bit-{group_size}g` then `model`,
+ *    each as `<base>.safetensors.index.json` (sharded) then `<base>.safetensors` (`get_checkpoints`).
+ * 3. transformers: `model.safetensors`, then `model.safetensors.index.json`.
+ * 4. Beyond the references: the only `*.safetensors.index.json`, or the only `*.safetensors` file.
+ * PyTorch pickles (pytorch_model*.bin, *.pt, *.pth) are refused with how to convert them. One-line errors.
+ */
+export async function chooseWeightsFile(dir: string): Promise<WeightsChoice> {
+  let listing: string[];
+  try { listing = (await fs.readdir(dir)).sort(); } catch (e: any) {
+    fail(e?.code === 'ENOENT' ? `${dir}: no such directory` : e?.code === 'ENOTDIR' ? `${dir}: not a directory` : `${dir}: cannot list: ${errMsg(e)}`);
+  }
+  const has = (f: string) => listing.includes(f);
+  const config = has('config.json') ? await readJsonLenient(join(dir, 'config.json')) : undefined;
+  const explicit = config?.transformers_weights;
+  if (explicit !== undefined && explicit !== null) {
+    const at = `${join(dir, 'config.json')}: field "transformers_weights"`;
+    if (typeof explicit !== 'string' || !(explicit.endsWith('.safetensors') || explicit.endsWith('.safetensors.index.json')))
+      fail(`${at} must name a *.safetensors or *.safetensors.index.json file, got ${JSON.stringify(explicit)}`);
+    const p = resolvePath(dir, explicit), rel = relative(resolvePath(dir), p);
+    if (rel.startsWith('..') || isAbsolute(rel)) fail(`${at} must name a file inside ${dir}, got ${JSON.stringify(explicit)}`);
+    if (!(await exists(p))) fail(`${at} names ${JSON.stringify(explicit)}, which does not exist (${p})`);
+    return { path: p, sharded: explicit.endsWith('.index.json'), rule: 'config.json transformers_weights' };
+  }
+  const qc = has('quantize_config.json') ? await readJsonLenient(join(dir, 'quantize_config.json')) : undefined;
+  const qcfg = qc ?? (config?.quantization_config && typeof config.quantization_config === 'object' ? config.quantization_config as Record<string, unknown> : undefined);
+  const searched: string[] = [];
+  if (qcfg) {
+    const base = qc?.model_file_base_name;
+    const bases = typeof base === 'string' && base ? [base] : [`gptq_model-${qcfg.bits}bit-${qcfg.group_size}g`, 'model'];
+    for (const b of bases) {
+      for (const [f, sharded] of [[`${b}.safetensors.index.json`, true], [`${b}.safetensors`, false]] as const) {
+        searched.push(f);
+        if (has(f)) return { path: join(dir, f), sharded, rule: typeof base === 'string' && base ? 'quantize_config.json model_file_base_name' : 'AutoGPTQ default file name' };
+      }
+    }
+  }
+  if (has('model.safetensors')) return { path: join(dir, 'model.safetensors'), sharded: false, rule: 'model.safetensors' };
+  if (has('model.safetensors.index.json')) return { path: join(dir, 'model.safetensors.index.json'), sharded: true, rule: 'model.safetensors.index.json' };
+  const indexes = listing.filter((f) => f.endsWith('.safetensors.index.json'));
+  if (indexes.length === 1) return { path: join(dir, indexes[0]!), sharded: true, rule: 'the only safetensors index' };
+  if (indexes.length > 1) fail(`${dir}: several safetensors index files (${fmtNames(indexes)}); cannot tell which to use`);
+  const st = listing.filter((f) => f.endsWith('.safetensors'));
+  if (st.length === 1) return { path: join(dir, st[0]!), sharded: false, rule: 'the only .safetensors file' };
+  const tried = searched.length ? ` (tried ${searched.join(', ')} as named by ${qc ? 'quantize_config.json' : 'config.json quantization_config'})` : '';
+  if (st.length > 1) fail(`${dir}: ${st.length} .safetensors files (${fmtNames(st)}) but no model.safetensors.index.json to say which tensor is where${tried}`);
+  const pickles = listing.filter((f) => /^(pytorch_model|gptq_model|model|consolidated).*\.(bin|pt|pth)(\.index\.json)?$/.test(f));
+  if (pickles.length) {
+    const how = qcfg
+      ? 'load it with AutoGPTQ/GPTQModel and save it with save_quantized(out_dir) (safetensors is their default)'
+      : `in Python: AutoModelForCausalLM.from_pretrained("${dir}").save_pretrained(out_dir) writes model.safetensors`;
+    fail(`${dir}: only PyTorch pickle weights (${fmtNames(pickles, 3)}), which gptqjs does not read (pickles can run code); convert them to safetensors: ${how}`);
+  }
+  fail(`${dir}: no model.safetensors, model.safetensors.index.json or *.safetensors file found${tried}`);
+}
+
+/**
+ * A model's tensors: one safetensors file or a sharded index (see chooseWeightsFile), plus aliases — names that read
+ * another stored tensor:
+ * - `__metadata__` entries {removed: kept} that safetensors.torch `save_model` writes for shared tensors (its
+ *   `_remove_duplicate_names` keeps one name per storage, e.g. stores only "lm_head.weight" and records
+ *   "model.embed_tokens.weight": "lm_head.weight"; `load_model` restores them): an entry whose value is a tensor of
+ *   that file and whose key is stored nowhere is an alias.
+ * - aliases and views (slices of a stored tensor) a model adds with `alias()`/`view()`: tied embeddings, renamed
+ *   or fused tensors (src/runtime/model-checkpoint.ts).
+ * `names()` lists the stored tensors only, `modelNames()` the names a model reads; `has`/`info`/`read` accept all.
+ */
 export class Checkpoint {
+  private readonly aliases = new Map<string, string>();
+  private readonly views = new Map<string, { target: string; slice: TensorSlice }>();
+  /** Stored tensors a model reads under other names only (alias()/view() replacements; see savedNames()). */
+  private readonly superseded = new Set<string>();
   private constructor(
     readonly dir: string,
     private shards: SafetensorsFile[],
@@ -186,34 +335,27 @@ export class Checkpoint {
     /** __metadata__ of the first file (e.g. {"format":"pt"}). */
     readonly metadata: Record<string, string>,
     readonly indexPath?: string,
-  ) {}
+    /** The rule that chose the weights file (chooseWeightsFile). */
+    readonly rule = '',
+  ) {
+    for (const f of shards) for (const [k, v] of Object.entries(f.metadata)) {
+      if (!where.has(k) && where.get(v) === f && !this.aliases.has(k)) this.aliases.set(k, v);
+    }
+  }
 
   get files(): string[] { return this.shards.map((s) => s.path); }
 
   static async open(dir: string): Promise<Checkpoint> {
-    let listing: string[];
-    try { listing = (await fs.readdir(dir)).sort(); } catch (e: any) {
-      fail(e?.code === 'ENOENT' ? `${dir}: no such directory` : e?.code === 'ENOTDIR' ? `${dir}: not a directory` : `${dir}: cannot list: ${errMsg(e)}`);
-    }
-    if (listing.includes('model.safetensors')) return Checkpoint.single(dir, join(dir, 'model.safetensors'));
-    const indexes = listing.filter((f) => f.endsWith('.safetensors.index.json'));
-    const index = indexes.includes('model.safetensors.index.json') ? 'model.safetensors.index.json' : indexes.length === 1 ? indexes[0] : undefined;
-    if (index) return Checkpoint.sharded(dir, join(dir, index));
-    if (indexes.length > 1) fail(`${dir}: several safetensors index files (${fmtNames(indexes)}); cannot tell which to use`);
-    const st = listing.filter((f) => f.endsWith('.safetensors'));
-    if (st.length === 1) return Checkpoint.single(dir, join(dir, st[0]!));
-    if (st.length > 1) fail(`${dir}: ${st.length} .safetensors files (${fmtNames(st)}) but no model.safetensors.index.json to say which tensor is where`);
-    if (listing.some((f) => /^pytorch_model.*\.bin(\.index\.json)?$/.test(f) || f.endsWith('.pt') || f.endsWith('.pth')))
-      fail(`${dir}: only PyTorch pickle checkpoints (pytorch_model*.bin) found; these are not supported. Convert to safetensors, e.g. with transformers save_pretrained(..., safe_serialization=True) or the Hugging Face "convert to safetensors" Space`);
-    fail(`${dir}: no model.safetensors, model.safetensors.index.json or *.safetensors file found`);
+    const c = await chooseWeightsFile(dir);
+    return c.sharded ? Checkpoint.sharded(dir, c.path, c.rule) : Checkpoint.single(dir, c.path, c.rule);
   }
 
-  private static async single(dir: string, path: string): Promise<Checkpoint> {
+  private static async single(dir: string, path: string, rule: string): Promise<Checkpoint> {
     const f = await SafetensorsFile.open(path);
-    return new Checkpoint(dir, [f], new Map(f.names().map((n) => [n, f])), f.metadata);
+    return new Checkpoint(dir, [f], new Map(f.names().map((n) => [n, f])), f.metadata, undefined, rule);
   }
 
-  private static async sharded(dir: string, indexPath: string): Promise<Checkpoint> {
+  private static async sharded(dir: string, indexPath: string, rule: string): Promise<Checkpoint> {
     let idx: any;
     try { idx = JSON.parse(await fs.readFile(indexPath, 'utf8')); } catch (e) { fail(`${indexPath}: cannot parse index: ${errMsg(e).slice(0, 160)}`); }
     const wm = idx?.weight_map;
@@ -236,28 +378,78 @@ export class Checkpoint {
         if (!f.has(name)) fail(`${indexPath}: weight_map puts tensor ${q(name)} in ${q(s)} but that shard has no such tensor`);
         where.set(name, f);
       }
-      return new Checkpoint(dir, shards, where, shards[0]?.metadata ?? {}, indexPath);
+      return new Checkpoint(dir, shards, where, shards[0]?.metadata ?? {}, indexPath, rule);
     } catch (e) {
       await Promise.all(shards.map((f) => f.dispose()));
       throw e;
     }
   }
 
+  /** The stored tensors (aliases and views excluded). */
   names(): string[] { return [...this.where.keys()]; }
-  has(name: string): boolean { return this.where.has(name); }
-  /** The stored name of a model tensor: `name`, or `name` without the base-model prefix (see withoutBasePrefix). */
+  /** Alias → stored tensor it reads. */
+  aliasMap(): ReadonlyMap<string, string> { return this.aliases; }
+  /**
+   * The names a model reads, i.e. what a copy of this checkpoint in the model's own naming stores: stored tensors
+   * not superseded, aliases, views.
+   */
+  modelNames(): string[] {
+    return [...this.names().filter((n) => !this.superseded.has(n)), ...this.aliases.keys(), ...this.views.keys()];
+  }
+  /** Whether `name` reads a slice of a stored tensor (view()). */
+  isView(name: string): boolean { return this.views.has(name); }
+  /** Stored, alias or view. */
+  has(name: string): boolean { return this.where.has(name) || this.aliases.has(name) || this.views.has(name); }
+  /** The stored tensor behind `name` (itself unless it is an alias or view). */
+  storedName(name: string): string { return this.where.has(name) ? name : this.aliases.get(name) ?? this.views.get(name)?.target ?? name; }
+  private free(name: string, what: string): void {
+    if (this.where.has(name)) fail(`${this.dir}: cannot ${what}: ${q(name)} is stored`);
+  }
+  /**
+   * Make `name` read the stored tensor `target` (or `target`'s own target). Stored names cannot be aliased.
+   * `supersede`: `target` is only a storage name of `name` (a rename), so modelNames() lists `name` instead.
+   */
+  alias(name: string, target: string, supersede = false): void {
+    this.free(name, `alias ${q(name)} to ${q(target)}`);
+    const v = this.views.get(target);
+    if (v) { this.views.set(name, v); return; }
+    const t = this.storedName(target);
+    if (!this.where.has(t)) fail(`${this.dir}: cannot alias ${q(name)} to ${q(target)}: no such tensor`);
+    this.aliases.set(name, t);
+    if (supersede) this.superseded.add(t);
+  }
+  /** Make `name` read a contiguous slice of the stored tensor `target`; `target` then counts as superseded. */
+  view(name: string, target: string, slice: TensorSlice): void {
+    this.free(name, `view ${q(target)} as ${q(name)}`);
+    const f = this.where.get(target);
+    if (!f) fail(`${this.dir}: cannot view ${q(target)} as ${q(name)}: no such stored tensor`);
+    const n = numel(f.info(target).shape);
+    if (!(Number.isInteger(slice.offset) && slice.offset >= 0 && slice.offset + numel(slice.shape) <= n))
+      fail(`${this.location}: tensor ${q(target)} (${n} values) has no slice of ${numel(slice.shape)} values at ${slice.offset} for ${q(name)}`);
+    this.views.set(name, { target, slice: { offset: slice.offset, shape: [...slice.shape] } });
+    this.superseded.add(target);
+  }
+  /** The name of a model tensor here: `name`, or `name` without the base-model prefix (see withoutBasePrefix). */
   resolve(name: string): string {
     const short = withoutBasePrefix(name);
     return !this.has(name) && short !== undefined && this.has(short) ? short : name;
   }
-  private file(name: string): SafetensorsFile {
-    const f = this.where.get(name);
-    if (!f) fail(`${this.dir}: checkpoint has no tensor ${q(name)} (${this.where.size} tensors, e.g. ${fmtNames(this.names())})`);
-    return f;
+  /** Where messages should point: the weights file, or the index (N shards). */
+  get location(): string { return this.shards.length === 1 ? this.shards[0]!.path : `${this.indexPath ?? this.dir} (${this.shards.length} shards)`; }
+  private file(name: string): [SafetensorsFile, string, TensorSlice | undefined] {
+    const v = this.views.get(name);
+    const stored = v ? v.target : this.storedName(name);
+    const f = this.where.get(stored);
+    if (!f) fail(`${this.location}: checkpoint has no tensor ${q(name)} (${this.where.size} tensors, e.g. ${fmtNames(this.names())})`);
+    return [f, stored, v?.slice];
   }
-  info(name: string): TensorInfo { return this.file(name).info(name); }
-  async read(name: string): Promise<Tensor> { return this.file(name).read(name); }
-  async readFloat32(name: string): Promise<Float32Array> { return this.file(name).readFloat32(name); }
+  info(name: string): TensorInfo {
+    const [f, n, slice] = this.file(name);
+    const i = f.info(n);
+    return slice ? { dtype: i.dtype, shape: [...slice.shape], byteLength: numel(slice.shape) * DTYPE_BYTES[i.dtype] } : i;
+  }
+  async read(name: string): Promise<Tensor> { const [f, n, slice] = this.file(name); return f.read(n, slice); }
+  async readFloat32(name: string): Promise<Float32Array> { const [f, n, slice] = this.file(name); return f.readFloat32(n, slice); }
   totalBytes(): number { let s = 0; for (const [n, f] of this.where) s += f.info(n).byteLength; return s; }
   /** Close every shard (idempotent). Also `await using ck = await Checkpoint.open(dir)`. */
   async dispose(): Promise<void> { await Promise.all(this.shards.map((f) => f.dispose())); }

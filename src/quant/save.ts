@@ -8,6 +8,7 @@ import { lazyFrom, saveSharded, type Checkpoint, type TensorLike } from '../io/s
 import type { ModelConfig } from '../io/config.ts';
 import { toF16Bits, type Tensor } from '../tensor.ts';
 import type { ArchDefinition } from '../models/types.ts';
+import { tensorNamesToSave } from '../runtime/model-checkpoint.ts';
 import { toQuantizeConfigJson, type QuantizeConfig } from './config.ts';
 import type { QuantizedModule, QuantizeLoopResult, SkippedModule } from './quantize-model.ts';
 
@@ -118,7 +119,7 @@ export async function saveQuantizedCheckpoint(out: string, src: { dir: string; c
   extra: { meta?: Record<string, unknown>; files?: Record<string, string> } = {}): Promise<void> {
   await checkOutputDir(out, { source: src.dir, overwrite: o.overwrite, runId: o.runId ?? '' });
   const tensors = new Map<string, TensorLike>();
-  for (const n of src.ck.names()) if (!res.quantized.has(n.replace(/\.(weight|bias)$/, ''))) tensors.set(n, lazyFrom(src.ck, n));
+  for (const n of tensorNamesToSave(src.ck, src.cfg, src.arch)) if (!res.quantized.has(n.replace(/\.(weight|bias)$/, ''))) tensors.set(n, lazyFrom(src.ck, n));
   for (const [n, t] of res.packed) tensors.set(n, t);
   const meta = { quantizer: [QUANTIZER_ID], ...extra.meta, ...(o.runId ? { gptqjs_run: o.runId } : {}) };
   const qjson = { ...quantizationConfigJson(src.arch, src.cfg, q, res.skipped), meta };

@@ -8,14 +8,15 @@ import { loadGenerationConfig, loadModelConfig, parseGenerationConfig, type Gene
 import { resolveModelDir, type HubOptions } from '../io/hub.ts';
 import { TextTokenizer, type ChatMessage } from '../io/tokenizer.ts';
 import { DEFAULT_MODEL_DIR } from '../paths.ts';
-import { Checkpoint } from '../io/safetensors.ts';
+import { openModelCheckpoint, readFloatTensors } from './model-checkpoint.ts';
 import { buildCausalLM, GqaUnsupportedError, kvNames, type ModelGraphOptions } from '../graph/causal-lm.ts';
 import type { GraphBuilder } from '../graph/builder.ts';
 import { createSession, f32, type Device } from '../graph/session.ts';
 import { InitializerWeights } from '../graph/weights.ts';
 import { archFor } from '../models/registry.ts';
 import type { ArchDefinition, WeightSource } from '../models/types.ts';
-import { fail } from '../errors.ts';
+import { fail, GptqError } from '../errors.ts';
+import { Checkpoint, checkFinite, firstNonFinite } from '../io/safetensors.ts';
 import { loadFormatWeights } from '../formats/load.ts';
 import { checkAccuracyLevel, loadQuantizedWeights, type AccuracyLevel, type QuantizedLoadInfo } from './quantized-weights.ts';
 import { checkLmHeadBits, HeadQuantizedWeights, isQuantizedModule, lmHeadNote, quantizeHead, readHeadWeight, type LmHeadBits, type QuantizedHead } from './lm-head.ts';
@@ -89,17 +90,19 @@ export interface LoadOptions {
  */
 export interface KvCache { keys: Float32Array[]; values: Float32Array[]; length: number; batch: number; capacity?: number }
 
-/** Read every float tensor of a checkpoint as fp32 (small/medium models; the quantizer streams instead). */
-export async function loadFloatWeights(dir: string): Promise<Map<string, Float32Array>> {
-  const ck = await Checkpoint.open(dir);
-  try {
-    const m = new Map<string, Float32Array>();
-    for (const n of ck.names()) {
-      const dt = ck.info(n).dtype;
-      if (dt === 'F32' || dt === 'F16' || dt === 'BF16' || dt === 'F64') m.set(n, await ck.readFloat32(n));
-    }
-    return m;
-  } finally { await ck.dispose(); }
+/**
+ * Read every float tensor of a checkpoint as fp32 (small/medium models; the quantizer streams instead), by the model's
+ * loading rules (src/runtime/model-checkpoint.ts: aliases, tied embeddings). `model` defaults to the directory's
+ * config.json and its architecture.
+ */
+export async function loadFloatWeights(dir: string, model?: { cfg: ModelConfig; arch: ArchDefinition }): Promise<Map<string, Float32Array>> {
+  return (await readFloatWeights(dir, model)).tensors;
+}
+
+/** loadFloatWeights plus where the tensors came from (for messages). */
+async function readFloatWeights(dir: string, model?: { cfg: ModelConfig; arch: ArchDefinition }): Promise<{ tensors: Map<string, Float32Array>; where: string }> {
+  const ck = await openModelCheckpoint(dir, model?.cfg, model?.arch);
+  try { return { tensors: await readFloatTensors(ck), where: ck.location }; } finally { await ck.dispose(); }
 }
 
 type Sessions = { kind: 'gqa'; fast: InferenceSession } | { kind: 'plain'; full: InferenceSession; step: InferenceSession };
@@ -132,6 +135,8 @@ export class CausalLM {
   /** Without it: the separate NLL session, created by the first nll() call. */
   private nllSession?: Promise<InferenceSession>;
   private makeNllSession?: () => Promise<InferenceSession>;
+  /** The checkpoint directory (CausalLM.load), scanned to name the broken tensor when an output is NaN/Inf. */
+  private sourceDir?: string;
 
   /** The tokenizer (tokenizer.json) of a model loaded from a directory that has one; text generation needs it. */
   tokenizer?: TextTokenizer;
@@ -269,8 +274,8 @@ export class CausalLM {
       let w: () => WeightSource;
       if (qw) w = qw.source;
       else {
-        const fp = await loadFloatWeights(dir);
-        w = () => new InitializerWeights((n) => fp.get(n));
+        const fp = await readFloatWeights(dir, { cfg, arch });
+        w = () => new InitializerWeights((n) => fp.tensors.get(n), undefined, fp.where);
       }
       if (lmHeadBits && (!head || isQuantizedModule(q, arch.lmHead))) {
         note(`lm-head: the output head of ${dir} is GPTQ-quantized already; lmHeadBits ignored`);
@@ -299,6 +304,7 @@ export class CausalLM {
       for (const msg of info?.logs ?? []) log(msg);
     }
     if (lmHeadBits) m.lmHead = { bits: lmHeadBits, accuracyLevel: headAcc };
+    m.sourceDir = dir;
     loadDone = true;
     m.source = dir;
     m.generationConfig = await loadGenerationConfig(dir);
@@ -380,7 +386,7 @@ export class CausalLM {
       : { labels: out === 'nll' ? i64From(ids.map((r) => r.slice(1)), B, S - 1) : noLabels(B) };
     if (this.s.kind === 'plain') {
       const r = await (nllSession ?? this.s.full).run({ input_ids, ...labels }, [out]);
-      return r[out]!.data as Float32Array;
+      return this.finite(r[out]!.data as Float32Array, out);
     }
     const { numLayers, numKvHeads: kvH, headDim: d } = this.cfg;
     const pos = new BigInt64Array(B * S), mask = new BigInt64Array(B * S).fill(1n);
@@ -392,7 +398,7 @@ export class CausalLM {
     const empty = f32(new Float32Array(0), [B, kvH, 0, d]);
     for (let i = 0; i < numLayers; i++) { const n = kvNames(i); feeds[n.pastKey] = empty; feeds[n.pastValue] = empty; }
     const r = await (nllSession ?? this.s.fast).run(feeds, [out]);
-    return r[out]!.data as Float32Array;
+    return this.finite(r[out]!.data as Float32Array, out);
   }
 
   /**
@@ -465,7 +471,7 @@ export class CausalLM {
         next.keys.push(r[n.presentKey]!.data as Float32Array);
         next.values.push(r[n.presentValue]!.data as Float32Array);
       }
-      return { logits: r.logits!.data as Float32Array, cache: next };
+      return { logits: await this.finite(r.logits!.data as Float32Array, 'logits'), cache: next };
     }
     // GroupQueryAttention: past and present are the same buffer (ORT appends in place).
     let c = cache;
@@ -480,7 +486,32 @@ export class CausalLM {
       fetches[n.presentKey] = k; fetches[n.presentValue] = v;
     }
     const r = await this.s.fast.run(feeds, fetches as unknown as InferenceSession.FetchesType);
-    return { logits: r.logits!.data as Float32Array, cache: { ...c, length: T } };
+    return { logits: await this.finite(r.logits!.data as Float32Array, 'logits'), cache: { ...c, length: T } };
+  }
+
+  /**
+   * `a` (logits or NLL) when every value is finite; else one error naming the cause: the checkpoint is scanned for a
+   * tensor holding NaN/Inf (weights are checked when a graph is built, but a cached graph holds its own copy of them,
+   * built by another gptqjs or damaged since), else the activations overflowed. Cost: one multiply-add per value (~V
+   * per decode step).
+   */
+  private async finite(a: Float32Array, what: 'logits' | 'nll'): Promise<Float32Array> {
+    const i = firstNonFinite(a);
+    if (i < 0) return a;
+    const first = `the model's ${what} hold ${a[i]} (value ${i} of ${a.length})`;
+    if (!this.sourceDir) fail(`${first}: the weights given to CausalLM.fromWeights hold NaN/Inf, or the activations overflowed float32`);
+    const ck = await Checkpoint.open(this.sourceDir);
+    try {
+      for (const n of ck.names()) {
+        const { dtype, shape } = ck.info(n);
+        if (dtype === 'F32' || dtype === 'F16' || dtype === 'BF16' || dtype === 'F64') checkFinite(await ck.readFloat32(n), n, ck.location, shape);
+      }
+    } catch (e) {
+      if (e instanceof GptqError) fail(`${e.message.replace(/ \(the model's output would be NaN\/garbage\)$/, '')}: ${first}`);
+      throw e;
+    } finally { await ck.dispose(); }
+    const cached = this.loadInfo.graphCache === 'hit' ? '; the graph came from the graph cache: if that entry is damaged, load with graphCache: false (GPTQJS_GRAPH_CACHE=0)' : '';
+    fail(`${first} although no tensor of ${this.sourceDir} holds NaN/Inf: the activations overflowed float32 (weights too large for this model's math)${cached}`);
   }
 
   /** One ort.Tensor per KV buffer, reused by every step (the same memory is bound as input and output). */

@@ -12,7 +12,8 @@
  */
 import type { GraphBuilder } from '../graph/builder.ts';
 import type { ModelConfig } from '../io/config.ts';
-import { Checkpoint } from '../io/safetensors.ts';
+import { checkFinite } from '../io/safetensors.ts';
+import { openModelCheckpoint } from './model-checkpoint.ts';
 import type { ArchDefinition, LinearSpec, WeightSource } from '../models/types.ts';
 import { fail } from '../errors.ts';
 import type { AccuracyLevel, QuantizedLoadInfo } from './quantized-weights.ts';
@@ -106,17 +107,14 @@ export function isQuantizedModule(q: QuantizedLoadInfo | undefined, name: string
  */
 export async function readHeadWeight(dir: string, arch: ArchDefinition, cfg: ModelConfig): Promise<Float32Array | undefined> {
   const head = arch.lmHead;
-  const ck = await Checkpoint.open(dir);
+  const ck = await openModelCheckpoint(dir, cfg, arch); // the tied embedding, if tied, is an alias of the head
   try {
-    if (ck.has(`${head}.qweight`) || ck.has(`${stripFirst(head)}.qweight`)) return undefined;
-    const tied = arch.tiedEmbedding ?? 'model.embed_tokens.weight';
-    for (const n of [`${head}.weight`, stripFirst(`${head}.weight`), tied, stripFirst(tied)]) {
-      if (!ck.has(n)) continue;
-      const w = await ck.readFloat32(n);
-      if (w.length !== cfg.vocabSize * cfg.hiddenSize) fail(`lm-head: tensor "${n}" has ${w.length} elements, expected vocab ${cfg.vocabSize} × hidden ${cfg.hiddenSize}`);
-      return w;
-    }
-    fail(`lm-head: ${dir} has neither "${head}.weight" nor the tied "${tied}"`);
+    if (ck.has(ck.resolve(`${head}.qweight`))) return undefined;
+    const n = ck.resolve(`${head}.weight`);
+    const w = await ck.readFloat32(n);
+    if (w.length !== cfg.vocabSize * cfg.hiddenSize) fail(`lm-head: tensor "${n}" has ${w.length} elements, expected vocab ${cfg.vocabSize} × hidden ${cfg.hiddenSize}`);
+    checkFinite(w, n, ck.location, [cfg.vocabSize, cfg.hiddenSize]);
+    return w;
   } finally { await ck.dispose(); }
 }
 

@@ -23,7 +23,8 @@ import { existsSync, promises as fs } from 'node:fs';
 import type { GraphBuilder } from '../graph/builder.ts';
 import { gemmLinear, InitializerWeights, type TensorLookup } from '../graph/weights.ts';
 import type { ModelConfig } from '../io/config.ts';
-import { Checkpoint, lookupBaseModelName, withoutBasePrefix } from '../io/safetensors.ts';
+import { checkFinite, lookupBaseModelName, withoutBasePrefix, type Checkpoint } from '../io/safetensors.ts';
+import { embeddingName, openModelCheckpoint, readFloatTensors } from './model-checkpoint.ts';
 import type { ArchDefinition, LinearSpec, WeightSource } from '../models/types.ts';
 import { fromQuantizeConfigJson, type QuantizeConfig } from '../quant/config.ts';
 import { dequantize, unpackQweight, unpackQzeros, type PackBits } from '../quant/pack.ts';
@@ -177,8 +178,8 @@ export class QuantizedWeights implements WeightSource {
   private readonly gathered = new Map<string, string>();
   private readonly emitted = new Set<string>();
   constructor(get: TensorLookup, private readonly linears: ReadonlyMap<string, PreparedLinear>,
-    private readonly o: { accuracyLevel?: AccuracyLevel; tiedTo?: string } = {}) {
-    this.fp = new InitializerWeights(get, o.tiedTo);
+    private readonly o: { accuracyLevel?: AccuracyLevel; tiedTo?: string; where?: string } = {}) {
+    this.fp = new InitializerWeights(get, o.tiedTo, o.where);
   }
 
   tensor(g: GraphBuilder, name: string, shape: readonly number[]): string { return this.fp.tensor(g, name, shape); }
@@ -190,7 +191,7 @@ export class QuantizedWeights implements WeightSource {
     if (!p) return this.fp.linear(g, x, s);
     if (p.K !== s.inFeatures || p.N !== s.outFeatures) fail(`quantized module "${s.name}" is ${p.N}x${p.K} (out x in) but the model config needs ${s.outFeatures}x${s.inFeatures}`);
     // A bias the config doesn't mention is kept (some GPTQ exports store zero biases); a missing one is an error.
-    if (s.bias && !p.bias) fail(`quantized module "${s.name}" has no "${s.name}.bias" but the model config needs one`);
+    if (s.bias && !p.bias) fail(`${this.o.where ?? 'checkpoint'}: quantized module "${s.name}" has no "${s.name}.bias" but the model config needs one`);
     if (this.emitted.has(p.name)) fail(`linear "${s.name}" used twice in one graph`);
     this.emitted.add(p.name);
     const bias = p.bias ? g.init(`${p.name}.bias`, 'float32', [p.N], p.bias) : undefined;
@@ -323,7 +324,7 @@ export function quantizedModuleNames(ck: Checkpoint): string[] {
   return ck.names().filter((n) => n.endsWith('.qweight')).map((n) => n.slice(0, -'.qweight'.length)).sort();
 }
 
-const fileOf = (ck: Checkpoint) => (ck.files.length === 1 ? ck.files[0]! : `${ck.dir} (${ck.files.length} shards)`);
+const fileOf = (ck: Checkpoint) => ck.location;
 const shapeStr = (s: readonly number[]) => `[${s.join(', ')}]`;
 
 /** Shapes/dtypes of one module's GPTQ tensors against the config; returns the resolved geometry. One-line errors. */
@@ -374,13 +375,15 @@ export async function readGptqLinear(ck: Checkpoint, q: QuantizeConfigSource, m:
     const t = await ck.read(`${m}.g_idx`);
     gIdx = t.dtype === 'I64' ? Int32Array.from(t.data as BigInt64Array, Number) : (t.data as Int32Array);
   }
+  const scales = await ck.readFloat32(`${m}.scales`);
+  checkFinite(scales, `${m}.scales`, fileOf(ck), ck.info(`${m}.scales`).shape);
+  const bias = ck.has(`${m}.bias`) ? await ck.readFloat32(`${m}.bias`) : undefined;
+  if (bias) checkFinite(bias, `${m}.bias`, fileOf(ck), [bias.length]);
   return {
     name: m, inFeatures: c.inFeatures, outFeatures: c.outFeatures, bits: c.bits, groupSize: c.groupSize, groups: c.groups,
     qweight: (await ck.read(`${m}.qweight`)).data as Int32Array,
     qzeros: (await ck.read(`${m}.qzeros`)).data as Int32Array,
-    scales: await ck.readFloat32(`${m}.scales`),
-    gIdx, bias: ck.has(`${m}.bias`) ? await ck.readFloat32(`${m}.bias`) : undefined,
-    format: q.config.checkpointFormat,
+    scales, gIdx, bias, format: q.config.checkpointFormat,
   };
 }
 
@@ -412,7 +415,7 @@ export interface QuantizedLoad { source: () => WeightSource; info: QuantizedLoad
  */
 export async function loadQuantizedWeights(dir: string, cfg: ModelConfig, arch: ArchDefinition,
   o: { accuracyLevel?: AccuracyLevel; onLog?: (msg: string) => void } = {}): Promise<QuantizedLoad | undefined> {
-  const ck = await Checkpoint.open(dir);
+  const ck = await openModelCheckpoint(dir, cfg, arch);
   try {
     const mods = quantizedModuleNames(ck);
     if (!mods.length) return undefined;
@@ -437,15 +440,9 @@ export async function loadQuantizedWeights(dir: string, cfg: ModelConfig, arch: 
       const reasons = [...new Set(fallback.map((m) => m.reason))];
       (o.onLog ?? defaultLog)(`${fallback.length} of ${mods.length} quantized modules dequantized to fp32 at load (exact, 4-8x the memory): ${reasons.join('; ')} (e.g. ${fallback[0]!.name})`);
     }
-    const fp = new Map<string, Float32Array>();
-    for (const n of ck.names()) {
-      const mod = n.replace(/\.[^.]+$/, '');
-      if (quantized.has(mod)) continue;
-      const dt = ck.info(n).dtype;
-      if (dt === 'F32' || dt === 'F16' || dt === 'BF16' || dt === 'F64') fp.set(n, await ck.readFloat32(n));
-    }
-    const tiedTo = arch.tiedEmbedding ?? 'model.embed_tokens.weight';
-    return { source: () => new QuantizedWeights((n) => fp.get(n), prepared, { accuracyLevel: o.accuracyLevel, tiedTo }), info };
+    const fp = await readFloatTensors(ck, (n) => quantized.has(n.replace(/\.[^.]+$/, '')));
+    const where = ck.location;
+    return { source: () => new QuantizedWeights((n) => fp.get(n), prepared, { accuracyLevel: o.accuracyLevel, tiedTo: embeddingName(arch), where }), info };
   } finally { await ck.dispose(); }
 }
 
