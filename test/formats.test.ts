@@ -170,6 +170,10 @@ const BAD: [string, string, Parameters<typeof mutated>[1], RegExp][] = [
   ['AQLM codebooks shape', 'aqlm-2x8', { qc: (q) => { q.in_group_size = 16; } }, /tensor "model\.layers\.0\.mlp\.down_proj\.codes" has shape \[128, 32, 2\] but AQLM codes of a 128x256 linear \(\[out\/out_group_size, in\/in_group_size, num_codebooks\], .*\) needs \[128, 16, 2\]/],
   ['AQLM codes too narrow for nbits', 'aqlm-2x8', { qc: (q) => { q.nbits_per_codebook = 12; } }, /tensor "model\.layers\.0\.mlp\.down_proj\.codes" is I8 but nbits_per_codebook 12 .* needs int16/],
   ['AQLM missing scales', 'aqlm-2x8-og2', { tensors: (t) => t.delete('model.layers.1.mlp.down_proj.scales') }, /AQLM module "model\.layers\.1\.mlp\.down_proj" has no "model\.layers\.1\.mlp\.down_proj\.scales" tensor/],
+  ['NaN in AWQ scales', 'awq-gemv-g64', { tensors: (t) => { (t.get('model.layers.1.self_attn.o_proj.scales')!.data as Uint16Array)[3] = 0x7e00; } }, /tensor "model\.layers\.1\.self_attn\.o_proj\.scales" holds NaN at \[0, 3\] of \[128, 16\]; the checkpoint is corrupt/],
+  ['Inf in bnb absmax', 'bnb-fp4', { tensors: (t) => { (t.get('model.layers.0.mlp.up_proj.weight.absmax')!.data as Float32Array)[5] = Infinity; } }, /tensor "model\.layers\.0\.mlp\.up_proj\.weight\.absmax" holds Infinity at \[5\] of \[512\]/],
+  ['NaN in bnb 8-bit SCB', 'bnb-int8', { tensors: (t) => { (t.get('model.layers.1.mlp.gate_proj.SCB')!.data as Float32Array)[0] = NaN; } }, /tensor "model\.layers\.1\.mlp\.gate_proj\.SCB" holds NaN/],
+  ['NaN in AQLM codebooks', 'aqlm-2x8', { tensors: (t) => { (t.get('model.layers.0.self_attn.v_proj.codebooks')!.data as Uint16Array)[9] = 0xfe00; } }, /tensor "model\.layers\.0\.self_attn\.v_proj\.codebooks" holds NaN at \[0, 1, 0, 1\] of \[2, 256, 1, 8\]/],
 ];
 
 for (const [what, fixture, edit, re] of BAD) {

@@ -13,7 +13,7 @@ import type { ArchDefinition } from '../models/types.ts';
 import { toQuantizeConfigJson } from '../quant/config.ts';
 import { archLinears, checkModuleTensors, linearSpecs, quantizedModuleNames, readQuantizeConfig } from '../runtime/quantized-weights.ts';
 import { fail } from '../errors.ts';
-import { detectFormat } from '../formats/common.ts';
+import { detectFormat, quantizedModuleOf } from '../formats/common.ts';
 import { inspectFormat } from '../formats/inspect.ts';
 
 export const COMMAND = {
@@ -95,9 +95,8 @@ export async function inspectModel(dir: string): Promise<InspectReport> {
       const info = ck.info(n);
       allBytes += info.byteLength;
       // a quantized module's tensors (all but its bias): `<m>.qweight`, bitsandbytes' `<m>.weight.quant_state.…`
-      let mod = n.replace(/\.[^.]+$/, '');
-      while (!qset.has(mod) && mod.includes('.')) mod = mod.replace(/\.[^.]+$/, '');
-      if (qset.has(mod) && n !== `${mod}.bias`) continue;
+      const mod = quantizedModuleOf(n, qset);
+      if (mod !== undefined && n !== `${mod}.bias`) continue;
       if (['F32', 'F16', 'BF16', 'F64'].includes(info.dtype)) fpParams += numel(info.shape);
     }
     const full = arch ? [...archLinears(arch, cfg).keys()] : [];

@@ -16,7 +16,7 @@
  */
 import type { Checkpoint } from '../io/safetensors.ts';
 import { fail } from '../errors.ts';
-import { expectTensor, field, fileOf, listField, type FormatSource } from './common.ts';
+import { expectTensor, field, fileOf, listField, readFinite, type FormatSource } from './common.ts';
 
 export interface AqlmConfig {
   inGroupSize: number; outGroupSize: number; numCodebooks: number; nbitsPerCodebook: number;
@@ -78,8 +78,8 @@ export async function readAqlmLinear(ck: Checkpoint, c: AqlmConfig, m: string, s
   const mask = size - 1;
   for (let i = 0; i < raw.length; i++) codes[i] = Number(raw[i]) & mask; // two's complement mod 2^nbits = unpack_int_data
   return {
-    name: m, K, N, C, nbits, og, ig, codes, codebooks: await ck.readFloat32(`${m}.codebooks`), scales: await ck.readFloat32(`${m}.scales`),
-    bias: ck.has(`${m}.bias`) ? await ck.readFloat32(`${m}.bias`) : undefined,
+    name: m, K, N, C, nbits, og, ig, codes, codebooks: await readFinite(ck, `${m}.codebooks`), scales: await readFinite(ck, `${m}.scales`),
+    bias: ck.has(`${m}.bias`) ? await readFinite(ck, `${m}.bias`) : undefined,
   };
 }
 

@@ -22,7 +22,7 @@ import type { Checkpoint } from '../io/safetensors.ts';
 import { packQweight, packQzeros } from '../quant/pack.ts';
 import type { GptqLinear } from '../runtime/quantized-weights.ts';
 import { fail } from '../errors.ts';
-import { expectTensor, field, fileOf, listField, need, shapeStr, type FormatSource } from './common.ts';
+import { expectTensor, field, fileOf, listField, need, shapeStr, readFinite, type FormatSource } from './common.ts';
 
 export interface AwqConfig {
   bits: 4;
@@ -115,7 +115,7 @@ export async function readAwqZeros(ck: Checkpoint, c: AwqConfig, m: string, geo:
 
 /** One AWQ module's scales [groups, out] as float32 (after checkAwqModule; GEMV's padding dropped). */
 export async function readAwqScales(ck: Checkpoint, c: AwqConfig, m: string, geo: { K: number; N: number; groups: number }): Promise<Float32Array> {
-  const s = await ck.readFloat32(`${m}.scales`);
+  const s = await readFinite(ck, `${m}.scales`);
   if (c.version === 'gemm') return s;
   const { N, groups } = geo, sw = ck.info(`${m}.scales`).shape[1]!, scales = new Float32Array(groups * N);
   for (let o = 0; o < N; o++) for (let gi = 0; gi < groups; gi++) scales[gi * N + o] = s[o * sw + gi]!;
@@ -143,7 +143,7 @@ export async function readAwqLinear(ck: Checkpoint, c: AwqConfig, m: string, spe
   return {
     name: m, inFeatures: K, outFeatures: N, groupSize: c.groupSize === -1 ? -1 : g, groups, codes,
     zeros: await readAwqZeros(ck, c, m, geo), scales: await readAwqScales(ck, c, m, geo),
-    bias: ck.has(`${m}.bias`) ? await ck.readFloat32(`${m}.bias`) : undefined,
+    bias: ck.has(`${m}.bias`) ? await readFinite(ck, `${m}.bias`) : undefined,
   };
 }
 

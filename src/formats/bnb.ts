@@ -27,7 +27,7 @@
  */
 import type { Checkpoint } from '../io/safetensors.ts';
 import { fail } from '../errors.ts';
-import { expectTensor, field, fileOf, listField, shapeStr, type FormatSource } from './common.ts';
+import { expectTensor, field, fileOf, listField, shapeStr, readFinite, type FormatSource } from './common.ts';
 
 export interface BnbConfig {
   bits: 4 | 8;
@@ -145,18 +145,18 @@ export async function readBnb4Linear(ck: Checkpoint, m: string, spec: { inFeatur
   const state = await readBnb4State(ck, m, spec);
   const w = await ck.read(`${m}.weight`);
   const packed = new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength); // any quant_storage dtype: its bytes
-  const quantMap = await ck.readFloat32(`${m}.weight.quant_map`);
+  const quantMap = await readFinite(ck, `${m}.weight.quant_map`);
   let absmax: Float32Array;
   if (state.nested) {
     const q = (await ck.read(`${m}.weight.absmax`)).data as Uint8Array;
-    const a2 = await ck.readFloat32(`${m}.weight.nested_absmax`), code2 = await ck.readFloat32(`${m}.weight.nested_quant_map`);
+    const a2 = await readFinite(ck, `${m}.weight.nested_absmax`), code2 = await readFinite(ck, `${m}.weight.nested_quant_map`);
     const nb = state.nested.blocksize, off = Math.fround(state.nested.offset);
     absmax = new Float32Array(q.length);
     for (let i = 0; i < q.length; i++) absmax[i] = Math.fround(Math.fround(code2[q[i]!]! * a2[Math.floor(i / nb)]!) + off);
-  } else absmax = await ck.readFloat32(`${m}.weight.absmax`);
+  } else absmax = await readFinite(ck, `${m}.weight.absmax`);
   return {
     name: m, K: spec.inFeatures, N: spec.outFeatures, state, packed, absmax, quantMap,
-    bias: ck.has(`${m}.bias`) ? await ck.readFloat32(`${m}.bias`) : undefined,
+    bias: ck.has(`${m}.bias`) ? await readFinite(ck, `${m}.bias`) : undefined,
   };
 }
 
@@ -210,10 +210,10 @@ export async function readBnb8Linear(ck: Checkpoint, m: string, spec: { inFeatur
   await checkBnb8Module(ck, m, spec);
   const K = spec.inFeatures, N = spec.outFeatures;
   const codes = (await ck.read(`${m}.weight`)).data as Int8Array;
-  const scb = await ck.readFloat32(`${m}.SCB`), inv = Math.fround(1 / 127);
+  const scb = await readFinite(ck, `${m}.SCB`), inv = Math.fround(1 / 127);
   return {
     name: m, K, N, codes, rowScale: scb.map((s) => Math.fround(s * inv)),
-    bias: ck.has(`${m}.bias`) ? await ck.readFloat32(`${m}.bias`) : undefined,
+    bias: ck.has(`${m}.bias`) ? await readFinite(ck, `${m}.bias`) : undefined,
   };
 }
 

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ModelConfig } from '../io/config.ts';
-import type { Checkpoint, TensorInfo } from '../io/safetensors.ts';
+import { checkFinite, type Checkpoint, type TensorInfo } from '../io/safetensors.ts';
 import { fail } from '../errors.ts';
 
 /** Formats besides GPTQ that gptqjs loads. */
@@ -47,7 +47,7 @@ export function detectFormat(dir: string, cfg: ModelConfig): FormatSource | unde
   return undefined;
 }
 
-export const fileOf = (ck: Checkpoint) => (ck.files.length === 1 ? ck.files[0]! : `${ck.dir} (${ck.files.length} shards)`);
+export const fileOf = (ck: Checkpoint) => ck.location;
 export const shapeStr = (s: readonly number[]) => `[${s.join(', ')}]`;
 
 /** The info of `<m>.<t>`, or a one-line error naming the file and the missing tensor. */
@@ -79,4 +79,22 @@ export function listField(raw: Record<string, unknown>, from: string, ...names: 
   if (v === undefined) return [];
   if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) fail(`${from}: "${names[0]}" must be a list of module names, got ${JSON.stringify(v)}`);
   return v as string[];
+}
+
+/** A float tensor of a quantized module, as float32, refused (one line) when it holds NaN/Inf. */
+export async function readFinite(ck: Checkpoint, name: string): Promise<Float32Array> {
+  const a = await ck.readFloat32(name);
+  checkFinite(a, name, ck.location, ck.info(name).shape);
+  return a;
+}
+
+/**
+ * The quantized module a tensor belongs to ("m" for "m.qweight" and for bitsandbytes' "m.weight.quant_state.…"), or
+ * undefined. Its bias is reported too; callers that keep biases as fp tensors check for `${m}.bias`.
+ */
+export function quantizedModuleOf(name: string, modules: ReadonlySet<string>): string | undefined {
+  for (let m = name.replace(/\.[^.]+$/, ''); ; m = m.replace(/\.[^.]+$/, '')) {
+    if (modules.has(m)) return m;
+    if (!m.includes('.')) return undefined;
+  }
 }

@@ -13,7 +13,8 @@
  * linear_weights_not_to_quantize) are fp tensors of the file and load as such.
  */
 import type { ModelConfig } from '../io/config.ts';
-import { Checkpoint, lookupBaseModelName } from '../io/safetensors.ts';
+import { lookupBaseModelName, type Checkpoint } from '../io/safetensors.ts';
+import { embeddingName, openModelCheckpoint, readFloatTensors } from '../runtime/model-checkpoint.ts';
 import type { ArchDefinition, LinearSpec, WeightSource } from '../models/types.ts';
 import type { GraphBuilder } from '../graph/builder.ts';
 import { linearSpecs, prepareLinear, QuantizedWeights, type AccuracyLevel, type PreparedLinear, type QuantizedLoad, type QuantizedLoadInfo } from '../runtime/quantized-weights.ts';
@@ -22,7 +23,7 @@ import { fail } from '../errors.ts';
 import { aqlmBits, aqlmModuleNames, aqlmSummary, dequantizeAqlm, parseAqlmConfig, readAqlmLinear } from './aqlm.ts';
 import { awqModuleNames, awqSummary, awqToGptq, parseAwqConfig, readAwqLinear } from './awq.ts';
 import { BNB8_SUMMARY, bnb4KernelUnfit, bnb4ModuleNames, bnb4Summary, bnb8ModuleNames, dequantizeBnb4, dequantizeBnb8, parseBnbConfig, readBnb4Linear, readBnb8Linear } from './bnb.ts';
-import { detectFormat, fileOf, type FormatSource } from './common.ts';
+import { detectFormat, fileOf, quantizedModuleOf, type FormatSource } from './common.ts';
 import { formatLinear, type FormatKernelLinear } from './kernels.ts';
 
 export interface FormatLoadOptions { accuracyLevel?: AccuracyLevel; dequantize?: boolean; onLog?: (msg: string) => void }
@@ -33,7 +34,7 @@ export interface FormatLoadOptions { accuracyLevel?: AccuracyLevel; dequantize?:
  */
 export class FormatWeights implements WeightSource {
   private readonly emitted = new Set<string>();
-  constructor(private readonly base: WeightSource, private readonly kernels: ReadonlyMap<string, FormatKernelLinear>) {}
+  constructor(private readonly base: WeightSource, private readonly kernels: ReadonlyMap<string, FormatKernelLinear>, private readonly where = 'checkpoint') {}
 
   tensor(g: GraphBuilder, name: string, shape: readonly number[]): string { return this.base.tensor(g, name, shape); }
 
@@ -41,7 +42,7 @@ export class FormatWeights implements WeightSource {
     const p = lookupBaseModelName((n) => this.kernels.get(n), s.name);
     if (!p) return this.base.linear(g, x, s);
     if (p.K !== s.inFeatures || p.N !== s.outFeatures) fail(`quantized module "${s.name}" is ${p.N}x${p.K} (out x in) but the model config needs ${s.outFeatures}x${s.inFeatures}`);
-    if (s.bias && !p.bias) fail(`quantized module "${s.name}" has no "${s.name}.bias" but the model config needs one`);
+    if (s.bias && !p.bias) fail(`${this.where}: quantized module "${s.name}" has no "${s.name}.bias" but the model config needs one`);
     if (this.emitted.has(p.name)) fail(`linear "${s.name}" used twice in one graph`);
     this.emitted.add(p.name);
     return formatLinear(g, x, p);
@@ -55,7 +56,7 @@ const dense = (name: string, K: number, N: number, weight: Float32Array, bias: F
 export async function loadFormatWeights(dir: string, cfg: ModelConfig, arch: ArchDefinition, o: FormatLoadOptions = {}): Promise<QuantizedLoad | undefined> {
   const src = detectFormat(dir, cfg);
   if (!src) return undefined;
-  const ck = await Checkpoint.open(dir);
+  const ck = await openModelCheckpoint(dir, cfg, arch);
   try {
     const specs = linearSpecs(arch, cfg);
     const prepared = new Map<string, PreparedLinear>(), kernels = new Map<string, FormatKernelLinear>();
@@ -79,14 +80,11 @@ export async function loadFormatWeights(dir: string, cfg: ModelConfig, arch: Arc
       const reasons = [...new Set(fallback.map((m) => m.reason))];
       (o.onLog ?? ((s: string) => process.stderr.write(`[gptqjs] ${s}\n`)))(`${fallback.length} of ${info.modules.length} quantized modules dequantized to fp32 at load (exact): ${reasons.join('; ')} (e.g. ${fallback[0]!.name})`);
     }
-    const fp = new Map<string, Float32Array>();
-    for (const n of ck.names()) {
-      if (mods.some((m) => n.startsWith(`${m}.`) && n !== `${m}.bias`)) continue;
-      const dt = ck.info(n).dtype;
-      if (dt === 'F32' || dt === 'F16' || dt === 'BF16' || dt === 'F64') fp.set(n, await ck.readFloat32(n));
-    }
-    const tiedTo = arch.tiedEmbedding ?? 'model.embed_tokens.weight';
-    return { source: () => new FormatWeights(new QuantizedWeights((n) => fp.get(n), prepared, { accuracyLevel: o.accuracyLevel, tiedTo }), kernels), info };
+    // every tensor of a quantized module (bitsandbytes' `<m>.weight.absmax`, …) except its bias is not an fp tensor
+    const quantized = new Set(mods);
+    const fp = await readFloatTensors(ck, (n) => { const m = quantizedModuleOf(n, quantized); return m !== undefined && n !== `${m}.bias`; });
+    const where = ck.location;
+    return { source: () => new FormatWeights(new QuantizedWeights((n) => fp.get(n), prepared, { accuracyLevel: o.accuracyLevel, tiedTo: embeddingName(arch), where }), kernels, where), info };
   } finally { await ck.close(); }
 }
 
