@@ -1,11 +1,17 @@
 /**
  * The AWQ / bitsandbytes / AQLM fixtures of test/fixtures/formats/ (made by scripts/fixtures/make_format_fixtures.py,
- * listed in its README.md) and their float64 dequantization by the independent reference (test/reference/formats-ref.ts).
- * Nothing here goes through src/: the files are parsed by the reference's own reader.
+ * listed in its README.md) and their float64 dequantization by the independent reference (test/reference/formats-ref.ts):
+ * the files are parsed by the reference's own reader, not through src/. `effectiveWeights` is the product side: each
+ * quantized linear as the product loads it (src/formats), run in ONNX Runtime on the identity matrix.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from './helpers.ts';
+import * as ort from 'onnxruntime-node';
+import { GraphBuilder } from '../src/graph/builder.ts';
+import { loadModelConfig } from '../src/io/config.ts';
+import { archFor } from '../src/models/registry.ts';
+import { loadFormatWeights } from '../src/formats/load.ts';
 import { aqlmDequantize, awqDequantize, bnb4Dequantize, bnb8Dequantize, readRawSafetensors, values, type RawTensor } from './reference/formats-ref.ts';
 
 export const FORMAT_FIXTURES_DIR = join(ROOT, 'test', 'fixtures', 'formats');
@@ -59,4 +65,33 @@ export function referenceWeight(f: FormatFixture, m: string): Float64Array {
     case 'bnb8': return bnb8Dequantize(f.tensors, m);
     case 'aqlm': return aqlmDequantize(f.tensors, m).W;
   }
+}
+
+/** Each quantized linear of `f` on the identity: its effective weights W [out, in] as the loaded graph computes them. */
+export async function effectiveWeights(f: FormatFixture, o: { dequantize?: boolean } = {}): Promise<{ weights: Map<string, Float32Array>; kernels: Map<string, string> }> {
+  const cfg = await loadModelConfig(f.dir);
+  const fw = (await loadFormatWeights(f.dir, cfg, archFor(cfg.modelType), { ...o, onLog: () => {} }))!;
+  const w = fw.source(), g = new GraphBuilder('eye'), feeds: Record<string, ort.Tensor> = {};
+  for (const m of f.quantized) {
+    const [outF, inF] = linearShape(f.config, m);
+    const x = g.input(`x_${m}`, 'float32', [inF, inF]);
+    const eye = new Float32Array(inF * inF);
+    for (let i = 0; i < inF; i++) eye[i * inF + i] = 1;
+    feeds[x] = new ort.Tensor('float32', eye, [inF, inF]);
+    const hasBias = f.tensors.has(`${m}.bias`);
+    g.output(w.linear(g, x, { name: m, inFeatures: inF, outFeatures: outF, bias: hasBias }), 'float32', undefined, `y_${m}`);
+  }
+  const s = await ort.InferenceSession.create(g.toBytes());
+  const r = await s.run(feeds);
+  const weights = new Map<string, Float32Array>();
+  for (const m of f.quantized) {
+    const [outF, inF] = linearShape(f.config, m);
+    const y = r[`y_${m}`]!.data as Float32Array, b = f.tensors.has(`${m}.bias`) ? values(f.tensors.get(`${m}.bias`)!) : undefined;
+    const W = new Float32Array(outF * inF);
+    // y[i, o] = W[o, i] + b[o]; subtract the bias in float32 the way it was added (exact when W was exact)
+    for (let i = 0; i < inF; i++) for (let o = 0; o < outF; o++) W[o * inF + i] = Math.fround(y[i * outF + o]! - (b ? b[o]! : 0));
+    weights.set(m, W);
+  }
+  await s.release();
+  return { weights, kernels: new Map(fw.info.modules.map((x) => [x.name, x.kernel])) };
 }

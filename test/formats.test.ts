@@ -12,8 +12,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as ort from 'onnxruntime-node';
-import { GraphBuilder } from '../src/graph/builder.ts';
 import { loadModelConfig } from '../src/io/config.ts';
 import { Checkpoint, writeSafetensors } from '../src/io/safetensors.ts';
 import { archFor } from '../src/models/registry.ts';
@@ -21,41 +19,12 @@ import { CausalLM } from '../src/runtime/causal-lm.ts';
 import { loadFormatWeights } from '../src/formats/load.ts';
 import { GptqError } from '../src/errors.ts';
 import type { Tensor } from '../src/tensor.ts';
-import { linearShape, listFormatFixtures, loadFormatFixture, referenceWeight, type FormatFixture } from './fixture-formats.ts';
+import { effectiveWeights, listFormatFixtures, loadFormatFixture, referenceWeight } from './fixture-formats.ts';
 import { values } from './reference/formats-ref.ts';
 import { tmpDir } from './helpers.ts';
 
 const names = listFormatFixtures();
 const quiet = () => {};
-
-/** Each quantized linear of `f` on the identity: its effective weights W [out, in] as the loaded graph computes them. */
-async function effectiveWeights(f: FormatFixture, o: { dequantize?: boolean } = {}): Promise<{ weights: Map<string, Float32Array>; kernels: Map<string, string> }> {
-  const cfg = await loadModelConfig(f.dir);
-  const fw = (await loadFormatWeights(f.dir, cfg, archFor(cfg.modelType), { ...o, onLog: quiet }))!;
-  const w = fw.source(), g = new GraphBuilder('eye'), feeds: Record<string, ort.Tensor> = {};
-  for (const m of f.quantized) {
-    const [outF, inF] = linearShape(f.config, m);
-    const x = g.input(`x_${m}`, 'float32', [inF, inF]);
-    const eye = new Float32Array(inF * inF);
-    for (let i = 0; i < inF; i++) eye[i * inF + i] = 1;
-    feeds[x] = new ort.Tensor('float32', eye, [inF, inF]);
-    const hasBias = f.tensors.has(`${m}.bias`);
-    g.output(w.linear(g, x, { name: m, inFeatures: inF, outFeatures: outF, bias: hasBias }), 'float32', undefined, `y_${m}`);
-  }
-  const s = await ort.InferenceSession.create(g.toBytes());
-  const r = await s.run(feeds);
-  const weights = new Map<string, Float32Array>();
-  for (const m of f.quantized) {
-    const [outF, inF] = linearShape(f.config, m);
-    const y = r[`y_${m}`]!.data as Float32Array, b = f.tensors.has(`${m}.bias`) ? values(f.tensors.get(`${m}.bias`)!) : undefined;
-    const W = new Float32Array(outF * inF);
-    // y[i, o] = W[o, i] + b[o]; subtract the bias in float32 the way it was added (exact when W was exact)
-    for (let i = 0; i < inF; i++) for (let o = 0; o < outF; o++) W[o * inF + i] = Math.fround(y[i * outF + o]! - (b ? b[o]! : 0));
-    weights.set(m, W);
-  }
-  await s.release();
-  return { weights, kernels: new Map(fw.info.modules.map((x) => [x.name, x.kernel])) };
-}
 
 for (const name of names) {
   test(`${name}: every quantized linear's effective weights = the independent dequantizer`, async () => {

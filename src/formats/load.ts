@@ -20,7 +20,7 @@ import type { GraphBuilder } from '../graph/builder.ts';
 import { linearSpecs, prepareLinear, QuantizedWeights, type AccuracyLevel, type PreparedLinear, type QuantizedLoad, type QuantizedLoadInfo } from '../runtime/quantized-weights.ts';
 import { resolveQuantizeConfig } from '../quant/config.ts';
 import { fail } from '../errors.ts';
-import { aqlmBits, aqlmModuleNames, aqlmSummary, dequantizeAqlm, parseAqlmConfig, readAqlmLinear } from './aqlm.ts';
+import { aqlmBits, aqlmModuleNames, combineCodebooks, aqlmSummary, dequantizeAqlm, parseAqlmConfig, readAqlmLinear } from './aqlm.ts';
 import { awqModuleNames, awqSummary, awqToGptq, parseAwqConfig, readAwqLinear } from './awq.ts';
 import { BNB8_SUMMARY, bnb4KernelUnfit, bnb4ModuleNames, bnb4Summary, bnb8ModuleNames, dequantizeBnb4, dequantizeBnb8, parseBnbConfig, readBnb4Linear, readBnb8Linear } from './bnb.ts';
 import { detectFormat, fileOf, quantizedModuleOf, type FormatSource } from './common.ts';
@@ -155,7 +155,7 @@ async function readFormatModules(ck: Checkpoint, src: FormatSource, spec: (m: st
   for (const m of mods) {
     const l = await readAqlmLinear(ck, c, m, spec(m));
     if (o.dequantize) put(dense(m, l.K, l.N, dequantizeAqlm(l), l.bias, 'AQLM: dequantize requested', bits));
-    else putKernel({ kind: 'aqlm', ...l });
+    else putKernel({ kind: 'aqlm', ...combineCodebooks(l) });
   }
   return mods;
 }
