@@ -62,7 +62,7 @@ for (let r = 0; r < rounds; r++) {
     process.stderr.write(`${label}: decode ${j.decodeTokensPerSecond.toFixed(2)} tok/s, prefill ${j.prefillTokensPerSecond.toFixed(1)} tok/s, RSS ${j.peakRssMB.toFixed(0)} MB, load avg ${before.toFixed(1)}\n`);
   }
 }
-const med = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[(s.length - 1) >> 1]!; };
+const med = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b), h = s.length >> 1; return s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2; };
 console.log(`| configuration | decode tok/s (median; each run) | prefill tok/s | load s | peak RSS MB | file MB | load avg (1 min, per run) |\n|---|---|---|---|---|---|---|`);
 for (const [label] of todo) {
   const rs = results.get(label)!, f = (k: string, d = 1) => rs.map((x) => (x[k] as number).toFixed(d)).join(' / ');
