@@ -11,15 +11,12 @@
  * (`gptq bench --json`, so peak RSS is per configuration) with a fresh graph cache (load = build), and once more
  * from the cache (load = cached graphs). Prints one table plus the ratios the issue asks for.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, copyFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { join, resolve, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatBenchTable, type BenchResult } from '../src/eval/bench.ts';
-
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+import { node, syntheticLlama } from './synthetic.ts';
 const { values: a } = parseArgs({
   options: {
     dir: { type: 'string', default: '/tmp/gptqjs-bench' },
@@ -32,24 +29,8 @@ const { values: a } = parseArgs({
   },
 });
 const base = resolve(a.dir!);
-const FP = join(base, 'llama1b-synthetic'), Q4 = join(base, 'llama1b-synthetic-gptq-4bit-g128');
+const { fp: FP, q4: Q4 } = syntheticLlama(base);
 const cacheDir = join(base, 'cache');
-const node = (args: string[], env: Record<string, string> = {}) => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 1 << 26 });
-  if (r.status !== 0) throw new Error(`${args.join(' ')} failed:\n${r.stderr}`);
-  return r.stdout;
-};
-
-mkdirSync(base, { recursive: true });
-if (!existsSync(join(FP, 'model.safetensors'))) {
-  console.error(`building ${FP} (synthetic fp32, ~1.9 GB)…`);
-  node(['scripts/synth-model.ts', '--out', FP, '--hidden', '2048', '--intermediate', '5632', '--layers', '8', '--heads', '32', '--kv-heads', '4', '--vocab', '32000']);
-  for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(ROOT, 'assets', 'stories260K', f), join(FP, f));
-}
-if (!existsSync(join(Q4, 'model.safetensors'))) {
-  console.error(`quantizing ${Q4} (RTN 4-bit, group 128)…`);
-  node(['src/cli/main.ts', 'quantize', FP, '--out', Q4, '--method', 'rtn', '--bits', '4', '--group-size', '128', '--nsamples', '4', '--seqlen', '128']);
-}
 
 interface Config { name: string; dir: string; args: string[] }
 const CONFIGS: Record<string, Config> = {

@@ -23,9 +23,8 @@ import { estimateMemory, fmtBytes } from './quant/memory.ts';
 import { CausalLM, loadFloatWeights, type LoadOptions } from './runtime/causal-lm.ts';
 import { InitializerWeights } from './graph/weights.ts';
 import type { Device } from './graph/session.ts';
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { existsSync, promises as fsp } from './platform/fs.ts';
+import { basename, join } from './platform/path.ts';
 import { fail } from './errors.ts';
 import { loadQuantizedModel, type LoadedQuantizedModel } from './runtime/load.ts';
 import type { AccuracyLevel } from './runtime/quantized-weights.ts';
@@ -201,7 +200,7 @@ export class GPTQModel {
     const files: Record<string, string> = {};
     // the card from what is written (so `gptq push` can tell an unedited card and fill in the repo id); a README.md
     // in `out` that gptqjs did not generate is the user's and stays (even with overwrite)
-    const card = o.modelCard === false ? 'off' : isGeneratedCard(await readFile(join(out, 'README.md'), 'utf8').catch(() => undefined)) ? 'written' : 'kept';
+    const card = o.modelCard === false ? 'off' : isGeneratedCard(await fsp.readFile(join(out, 'README.md'), 'utf8').catch(() => undefined)) ? 'written' : 'kept';
     if (card === 'written') {
       const quantizeConfig = { ...toQuantizeConfigJson(this.quantizeConfig), model_file_base_name: 'model', meta };
       files['README.md'] = modelCard({ quantizeConfig, config: this.cfg.raw, repoId: push?.repoId });

@@ -12,7 +12,7 @@ export { gptqQuantize, type GptqConfig, type GptqOptions, type GptqResult } from
 export { packLinear, dequantize, packable, type PackBits, type PackedLinear } from './quant/pack.ts';
 
 // Inference: CausalLM.load → generate / stream / chat (text) or generate(model, ids) / forwardStep (ids)
-export { CausalLM, type LoadOptions, type AttentionMode, type KvCache } from './runtime/causal-lm.ts';
+export { CausalLM, type LoadOptions, type AttentionMode, type KvCache, type GraphKind } from './runtime/causal-lm.ts';
 export { DEFAULT_MAX_NEW_TOKENS, type TextGenerationOptions, type TextGenerationResult, type ChatOptions, type ChatResult } from './runtime/text.ts';
 export { generate, generateTokens, type GenerateOptions, type GenerateResult, type FinishReason, type TokenEvent } from './runtime/generate.ts';
 export type { SamplingOptions } from './runtime/sampling.ts';
@@ -24,19 +24,28 @@ export type { LmHeadBits } from './runtime/lm-head.ts';
 export type { GraphCacheOption } from './runtime/graph-cache.ts';
 export type { Device } from './graph/session.ts';
 export { perplexity, type PerplexityResult } from './eval/perplexity.ts';
+export { serve, type ServeOptions, type Server } from './serve/server.ts';
+export { BatchEngine, type EngineOptions, type GenerationRequest, type GenerationResult, type ServeFinishReason, type Submitted, type DecodingTokenizer } from './serve/engine.ts';
+export type { ServeMetrics } from './serve/metrics.ts';
+export { SlotCache, type Slot } from './runtime/slots.ts';
+export { evaluate, TASK_NAMES, type TaskSpec, type TaskSpecObject, type EvaluateOptions, type EvalResults, type EvalModel } from './eval/evaluate.ts';
+export { loglikelihood, scoreEncoded, encodePair, type LoglikelihoodRequest, type LoglikelihoodResult, type EncodedRequest, type EvalTokenizer, type ScoreOptions } from './eval/loglikelihood.ts';
+export { MULTIPLE_CHOICE_TASKS, type MultipleChoiceTask } from './eval/multiple-choice.ts';
+export { rouge, type RougeScores, type RougeScore } from './eval/rouge.ts';
 
 // Files: tokenizers, configs, safetensors, datasets, the Hub
 export { TextTokenizer, StreamDecoder, type ChatMessage } from './io/tokenizer.ts';
 export { loadModelConfig, type ModelConfig, type GenerationConfig, type RopeScaling } from './io/config.ts';
 export {
   Checkpoint, SafetensorsFile, writeSafetensors, saveSharded,
-  type TensorInfo, type TensorLike, type LazyTensor, type TensorMap, type SaveShardedOptions, type SaveShardedResult,
+  type TensorInfo, type TensorSlice, type TensorLike, type LazyTensor, type TensorMap, type SaveShardedOptions, type SaveShardedResult,
 } from './io/safetensors.ts';
 export type { Tensor, DType, TypedArray } from './tensor.ts';
 export {
   loadText, calibrationSamples, evalTokens,
   type LoadTextOptions, type CalibrationOptions, type CalibrationSet, type DatasetName, type Tokenize, type TokenizedExample,
 } from './io/datasets.ts';
+export { readTable, loadSplit, type Row, type SplitSource } from './io/tables.ts';
 export { resolveModelDir, type HubOptions } from './io/hub.ts';
 export { pushToHub, type PushOptions, type PushResult } from './io/push.ts';
 export { modelCardForDir, type CalibrationInfo, type PerplexityInfo } from './io/model-card.ts';
@@ -48,5 +57,5 @@ export type { ArchDefinition, LayerContext, WeightSource, LinearSpec, LayerLinea
 export type { GraphBuilder, Attrs } from './graph/builder.ts';
 export type { AttrValue, Dim, ElemType, GraphProtoSpec, NodeSpec, TensorInit, ValueInfo } from './graph/onnx-proto.ts';
 export * as blocks from './models/blocks.ts';
-export type { ProgressEvent, ProgressBase, ProgressCallback, DownloadProgress, QuantizeProgress, PerplexityProgress } from './progress.ts';
+export type { ProgressEvent, ProgressBase, ProgressCallback, DownloadProgress, QuantizeProgress, PerplexityProgress, EvalProgress } from './progress.ts';
 export { VERSION } from './version.ts';

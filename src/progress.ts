@@ -3,7 +3,7 @@
  * Every event carries `done` / `total` (in the task's own unit: bytes, layers, windows), `elapsed` seconds since the
  * task started and, once it can be estimated, `eta` seconds, so one progress bar serves all of them; the task-specific
  * fields say what is happening. Library calls take `onProgress: (e: ProgressEvent) => void` (resolveModelDir,
- * GPTQModel.quantize, perplexity); the CLI draws them as a bar on a terminal, one line per step when piped, or
+ * GPTQModel.quantize, perplexity, evaluate); the CLI draws them as a bar on a terminal, one line per step when piped, or
  * JSON lines with --json.
  */
 
@@ -62,7 +62,16 @@ export interface PerplexityProgress extends ProgressBase {
   ppl: number;
 }
 
-export type ProgressEvent = DownloadProgress | QuantizeProgress | PerplexityProgress;
+/** Evaluation tasks (evaluate()); done/total: requests of the stage (loglikelihood rows, generations, documents). */
+export interface EvalProgress extends ProgressBase {
+  task: 'eval';
+  /** The evaluation task, e.g. "arc_easy". */
+  evalTask: string;
+  /** loglikelihood: scoring context/continuation pairs; generate: greedy generations (classification, summarization). */
+  stage: 'loglikelihood' | 'generate';
+}
+
+export type ProgressEvent = DownloadProgress | QuantizeProgress | PerplexityProgress | EvalProgress;
 export type ProgressCallback = (e: ProgressEvent) => void;
 
 /** Seconds left by linear extrapolation of `elapsed` over `done` of `total` (undefined before the first unit). */

@@ -317,7 +317,9 @@ export async function gptqRoundTrip(src: string, out: string, o: RoundTripOpts =
   Object.assign(mse, await o.checkLoaded?.(q, { fp, held }));
   const reload = await logitMse(q, fake!, held);
   mse.reloadVsFake = reload;
-  assert.ok(reload < 0.05 * mse.gptq!, `reloaded vs fake-quant MSE ${reload} (gptq vs fp32 ${mse.gptq})`);
+  // Saved == computed (issue 10): fp16 scales and biases are what GPTQ and the fake-quant model used, so only fp32
+  // accumulation order separates MatMulNBits from the fp32 graph (was up to 5% of the GPTQ error).
+  assert.ok(reload <= 1e-10, `reloaded vs fake-quant logit MSE ${reload} (gptq vs fp32 ${mse.gptq})`);
   await q.dispose(); await fake!.dispose(); await fp.dispose();
   return mse;
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { gptqQuantize, type GptqConfig, type GptqResult } from '../src/quant/gptq.ts';
 import { dequantize, packLinear } from '../src/quant/pack.ts';
 import { GptqError } from '../src/errors.ts';
-import { f16ToF32 } from '../src/tensor.ts';
+import { f16ToF32, f32ToF16 } from '../src/tensor.ts';
 import { gptqReference, type RefResult } from './reference/gptq-ref.ts';
 import { randn } from './helpers.ts';
 
@@ -102,16 +102,43 @@ test('act-order: columns in decreasing diag(H) order, g_idx[perm[j]] = j / group
   assert.ok(o.gIdx.some((g, j) => g !== Math.floor(j / 32)), 'act-order g_idx is not the trivial one');
   const st = await gptqQuantize(P.W, P.H, ROWS, COLS, { ...c, staticGroups: true });
   assert.deepEqual(st.gIdx, Int32Array.from({ length: COLS }, (_, j) => Math.floor(j / 32)));
-  // Q = scale[g_idx]·(code − zero[g_idx]); packing + dequantize gives it back with fp16 scales.
+  // Q = scale[g_idx]·(code − zero[g_idx]); scales are fp16 values, so packing + dequantize gives Q back bit for bit.
   const packed = packLinear({ codes: o.intCodes, scales: o.scales, zeros: o.zeros, gIdx: o.gIdx, bits: 4, inFeatures: COLS, outFeatures: ROWS });
   const D = dequantize({ ...packed, bits: 4, inFeatures: COLS, outFeatures: ROWS });
   for (let r = 0; r < ROWS; r++) for (let j = 0; j < COLS; j++) {
     const g = o.gIdx[j]! * ROWS + r, code = o.intCodes[r * COLS + j]!;
     assert.equal(o.Q[r * COLS + j], Math.fround(o.scales[g]! * (code - o.zeros[g]!)));
-    assert.equal(D[r * COLS + j], Math.fround(f16ToF32(packed.scales[g]!) * (code - o.zeros[g]!)));
+    assert.equal(f16ToF32(packed.scales[g]!), o.scales[g]);
+    assert.equal(D[r * COLS + j], o.Q[r * COLS + j]);
   }
   assert.equal(o.scales.length, (COLS / 32) * ROWS);
   assert.ok(o.zeros instanceof Int32Array);
+});
+
+test('the grid GPTQ quantizes to is the saved one: fp16 scales, v1 zero points ≥ 1 (rows of non-negative weights), gptq_v2 zero 0; = float64 reference', async () => {
+  // W ≥ 0 (abs): every asym min-max zero point would be 0, which v1 qzeros (zero − 1) cannot store.
+  const W = P.W.map(Math.abs);
+  for (const bits of [2, 3, 4, 8] as const) for (const checkpointFormat of ['gptq', 'gptq_v2'] as const) {
+    const c = { ...base, bits, groupSize: 32, descAct: bits === 3, sym: false, checkpointFormat };
+    const o = await gptqQuantize(W, P.H, ROWS, COLS, c, { precision: 'f64' });
+    const r = gptqReference(W, P.H, ROWS, COLS, c), maxq = 2 ** bits - 1, name = `${bits}-bit ${checkpointFormat}`;
+    assert.deepEqual(o.intCodes, r.codes, name);
+    assert.deepEqual(Array.from(o.zeros), Array.from(r.zeros), name);
+    assert.deepEqual(Array.from(o.scales), Array.from(r.scales), name);
+    for (let i = 0; i < o.scales.length; i++) assert.equal(f16ToF32(f32ToF16(o.scales[i]!)), o.scales[i], `${name}: scale ${i} is an fp16 value`);
+    // v1: a min-max zero 0 becomes 1 (scale fp16(xmax / (maxq − 1))); v2 keeps 0. (Error feedback makes some later
+    // columns negative, so not every group of |W| has min ≥ 0.)
+    const zero0 = o.zeros.filter((z) => z === 0).length;
+    if (checkpointFormat === 'gptq') assert.equal(zero0, 0, name);
+    else assert.ok(zero0 >= o.zeros.length / 4, `${name}: ${zero0} of ${o.zeros.length} zero points are 0`);
+    // The column loop quantized to exactly this grid: every w maps into [0, maxq] and Q = scale·(code − zero).
+    assert.ok(o.intCodes.every((q) => q <= maxq));
+    const D = dequantize({ ...packLinear({ codes: o.intCodes, scales: o.scales, zeros: o.zeros, gIdx: o.gIdx, bits, inFeatures: COLS, outFeatures: ROWS, format: checkpointFormat }), bits, inFeatures: COLS, outFeatures: ROWS, format: checkpointFormat });
+    assert.deepEqual(D, o.Q, `${name}: dequantized(saved) == Q`);
+  }
+  // The v1 grid loses one level on such rows; its loss is higher than v2's but stays close (4-bit: ≤ 20%).
+  const l = await Promise.all((['gptq', 'gptq_v2'] as const).map((f) => gptqQuantize(W, P.H, ROWS, COLS, { ...base, bits: 4, groupSize: 32, descAct: false, sym: false, checkpointFormat: f })));
+  assert.ok(l[0]!.loss > l[1]!.loss && l[0]!.loss < 1.2 * l[1]!.loss, `v1 loss ${l[0]!.loss}, v2 loss ${l[1]!.loss}`);
 });
 
 test('dead columns (diag(H) = 0) are zeroed and quantized to their zero point', async () => {

@@ -56,6 +56,27 @@ export function refNll(logits: Float32Array, ids: number[][], V: number): Float6
   return out;
 }
 
+/** Largest |a − b| over two equal-length arrays. */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} ≠ ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+/**
+ * GPTQ 4-bit g32 of a stories260K-like checkpoint `src` (attention quantized, the 172-wide MLP kept fp) on the embedded
+ * C4 sample, saved to `out`; returns `out`.
+ */
+export async function quantizeStories(src: string, out: string, o: { nsamples?: number; seqlen?: number } = {}): Promise<string> {
+  const { GPTQModel } = await import('../src/gptq-model.ts');
+  const m = await GPTQModel.fromPretrained(src, { quantizeConfig: { bits: 4, groupSize: 32 } });
+  await m.quantize(resolve(ROOT, 'assets', 'c4_demo.jsonl'), { nsamples: o.nsamples ?? 16, seqlen: o.seqlen ?? 128 });
+  await m.saveQuantized(out);
+  await m.close();
+  return out;
+}
+
 /** Largest |a − ref| / max(|ref|, 1) (relative, absolute near 0). */
 export function maxRelDiff(a: ArrayLike<number>, ref: ArrayLike<number>): number {
   if (a.length !== ref.length) throw new Error(`length ${a.length} ≠ ${ref.length}`);

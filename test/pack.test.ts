@@ -74,13 +74,26 @@ test('qweight / qzeros: pack matches the bit-stream model and round-trips, all b
   }
 });
 
-test('qzeros: zero = 0 spills like AutoGPTQ numpy uint32(zero − 1) (v1 format flaw, reproduced for byte compatibility)', () => {
+test('qzeros: a zero point the format cannot hold is refused, never spilled (v1 holds 1..2^bits−1, gptq_v2 0..2^bits−1)', () => {
   const zeros = new Int32Array(32).fill(8);
-  zeros[1] = 0; // uint32(−1) << 4 sets bits 4..31 of word 0
-  const qz = packQzeros(zeros, 4, 1, 32);
-  assert.equal(qz[0]! >>> 0, 0xfffffff7);
-  assert.equal(qz[1]! >>> 0, 0x77777777);
-  assert.deepEqual([...unpackQzeros(qz, 4, 1, 32).subarray(0, 3)], [8, 16, 16]);
+  for (const bits of BITS) {
+    const maxq = (1 << bits) - 1;
+    for (const [z, fmt] of [[0, 'gptq'], [maxq + 1, 'gptq'], [maxq + 1, 'gptq_v2'], [-1, 'gptq_v2']] as const) {
+      const bad = zeros.map((v) => Math.min(v, maxq)); bad[1] = z;
+      assert.throws(() => packQzeros(bad, bits, 1, 32, fmt), (e: unknown) => e instanceof GptqError && !e.message.includes('\n')
+        && e.message.includes(`zero point ${z} (group 0, output 1) cannot be stored in the ${fmt} format, which holds ${fmt === 'gptq' ? 1 : 0}..${maxq}`), `${bits}-bit ${fmt} zero ${z}`);
+    }
+    // The edges that do fit round-trip: v1 1 and maxq, v2 0 and maxq.
+    const edge = Int32Array.from({ length: 32 }, (_, i) => (i % 2 ? maxq : 1));
+    assert.deepEqual(unpackQzeros(packQzeros(edge, bits, 1, 32), bits, 1, 32), edge);
+    edge[0] = 0;
+    assert.deepEqual(unpackQzeros(packQzeros(edge, bits, 1, 32, 'gptq_v2'), bits, 1, 32, 'gptq_v2'), edge);
+  }
+  // A third-party v1 word that underflowed (AutoGPTQ numpy: uint32(0 − 1) << 4 spills into fields 1..7) reads as
+  // zero 16 in field 1 and has no gptq_v2 value: converting it is refused instead of wrapping.
+  const spilled = Int32Array.from([0xfffffff7 | 0, 0x77777777, 0x77777777, 0x77777777]);
+  assert.deepEqual([...unpackQzeros(spilled, 4, 1, 32).subarray(0, 3)], [8, 16, 16]);
+  assert.throws(() => convertV1ToV2Zeros(spilled, 4, 1, 32), /zero point 16 .* gptq_v2 format/);
 });
 
 test('Llama q_proj 64x64 g32: AutoGPTQ tensor shapes and dtypes; dequantize = scale·(q − zero)', () => {

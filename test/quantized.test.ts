@@ -26,7 +26,7 @@ import { f16ToF32 } from '../src/tensor.ts';
 import { inspectModel, formatReport, summarizeNames } from '../src/cli/inspect.ts';
 import type { Tensor } from '../src/tensor.ts';
 import { makeLlamaCheckpoint } from './synth.ts';
-import { ROOT, SHARED, SKIP_SHARED, maxRelDiff, pplOf, refNll, rng, tmpDir } from './helpers.ts';
+import { ROOT, SHARED, SKIP_SHARED, maxAbsDiff, maxRelDiff, pplOf, quantizeStories, refNll, rng, tmpDir } from './helpers.ts';
 import { archFor } from '../src/models/registry.ts';
 
 const STORIES = join(ROOT, 'assets', 'stories260K');
@@ -102,13 +102,6 @@ async function referenceModel(dir: string): Promise<CausalLM> {
     }
   } finally { await ck.dispose(); }
   return CausalLM.fromWeights(cfg, () => new InitializerWeights((n) => w.get(n)), {});
-}
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
 }
 
 /** Load `dir` through CausalLM.load (the MatMulNBits path) and compare its logits with the dequantized reference. */
@@ -426,11 +419,7 @@ test('GPTQModel.fromQuantized returns the model, tokenizer and settings; fp chec
 // -------------------------------------------------------------------------------- stories260K
 
 test('quantized stories260K (attention 4-bit g32, MLP kept fp): greedy from <s> is deterministic and coherent', async () => {
-  const m = await GPTQModel.fromPretrained(STORIES, { quantizeConfig: { bits: 4, groupSize: 32 } });
-  await m.quantize(join(ROOT, 'assets', 'c4_demo.jsonl'), { nsamples: 16, seqlen: 128 });
-  const dir = join(work.path, 'stories-q4');
-  await m.saveQuantized(dir);
-  await m.dispose();
+  const dir = await quantizeStories(STORIES, join(work.path, 'stories-q4'));
   const { model, tokenizer } = await GPTQModel.fromQuantized(dir, quiet);
   assert.ok(tokenizer);
   assert.deepEqual(kernels(model), { 'matmulnbits-4': 20 });

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { findParams, quantize, quantizeCode, roundHalfEven } from '../src/quant/quantizer.ts';
+import { findParams, gridStorage, quantize, quantizeCode, roundHalfEven } from '../src/quant/quantizer.ts';
+import { f16ToF32, f32ToF16 } from '../src/tensor.ts';
 import { DEFAULT_QUANTIZE_CONFIG, fromQuantizeConfigJson, resolveQuantizeConfig, toQuantizeConfigJson } from '../src/quant/config.ts';
 import { GptqError } from '../src/errors.ts';
 import { randn } from './helpers.ts';
@@ -27,6 +28,35 @@ test('findParams: AutoGPTQ min/max rule, asym and sym', () => {
   const z = findParams(new Float32Array(4), 1, 4, { bits: 3, sym: false });
   assert.equal(z.scale[0], f32(2 / 7)); // all-zero row → [−1, 1]
   assert.equal(z.zero[0], 3); // float32: 1/f32(2/7) = 3.4999998 → 3, as torch computes it
+});
+
+test('findParams with storage: fp16 scales, zero points the format holds (v1 ≥ 1), tiny and huge ranges', () => {
+  const h = (v: number) => f16ToF32(f32ToF16(v));
+  const x = new Float32Array([-1, 0.5, 2, 0, /* row 1: all ≥ 0 */ 0.25, 0.5, 1, 3, /* row 2: min −0.09 < half a step */ -0.09, 1, 2, 3]);
+  const v1 = findParams(x, 3, 4, { bits: 4, sym: false, storage: gridStorage('gptq') });
+  const v2 = findParams(x, 3, 4, { bits: 4, sym: false, storage: gridStorage('gptq_v2') });
+  // row 0: scale fp16(3/15) = 0.199951171875, zero round(1/0.19995) = 5 in both formats
+  assert.deepEqual([v1.scale[0], v1.zero[0], v2.scale[0], v2.zero[0]], [h(f32(3) / 15), 5, h(f32(3) / 15), 5]);
+  assert.equal(v1.scale[0], 0.199951171875);
+  // row 1: v2 keeps zero 0 (scale fp16(3/15)); v1 cannot store 0: zero 1, scale fp16(3/14) so code 15 still reaches 3.
+  assert.deepEqual([v2.scale[1], v2.zero[1]], [h(f32(3) / 15), 0]);
+  assert.deepEqual([v1.scale[1], v1.zero[1]], [h(f32(3) / 14), 1]);
+  assert.ok(quantize(3, v1.scale[1]!, 1, 15) >= 2.999 && quantize(0, v1.scale[1]!, 1, 15) === 0);
+  // row 2: round(0.09 / (3.09/15)) = round(0.437) = 0 → v1 zero 1 with scale 3/14; −0.09 is inside [−scale, 14·scale].
+  assert.deepEqual([v1.zero[2], v1.scale[2], v2.zero[2]], [1, h(f32(3) / 14), 0]);
+  assert.ok(-v1.scale[2]! <= -0.09);
+  // sym is untouched by the v1 rule (zero 2^(bits−1)); scales still fp16.
+  const s = findParams(x, 3, 4, { bits: 3, sym: true, storage: gridStorage('gptq') });
+  assert.deepEqual([...s.zero], [4, 4, 4]);
+  assert.deepEqual([...s.scale], [h(f32(4) / 7), h(f32(3) / 7), h(f32(6) / 7)]); // row 2: min < 0 → [−3, 3]
+  // mse: every candidate grid is constrained too.
+  const m = findParams(randn(64, 5).map(Math.abs), 1, 64, { bits: 2, sym: false, mse: true, storage: gridStorage('gptq') });
+  assert.ok(m.zero[0]! >= 1 && h(m.scale[0]!) === m.scale[0]);
+  // A range whose scale underflows fp16 gets the smallest fp16 subnormal; one that overflows it is refused.
+  const tiny = findParams(new Float32Array([1e-9, 2e-9]), 1, 2, { bits: 4, sym: true, storage: gridStorage('gptq') });
+  assert.equal(tiny.scale[0], 2 ** -24);
+  assert.throws(() => findParams(new Float32Array([-1e6, 1e6]), 1, 2, { bits: 4, sym: false, storage: gridStorage('gptq') }),
+    (e: unknown) => e instanceof GptqError && /spanning \[-1000000, 1000000\] needs scale 133333\.\d+, above float16's largest value 65504/.test(e.message));
 });
 
 test('findParams: strided layouts and perchannel=false', () => {

@@ -15,19 +15,12 @@ import { InitializerWeights } from '../src/graph/weights.ts';
 import { loadModelConfig } from '../src/io/config.ts';
 import { makeLlamaCheckpoint, type LlamaOpts } from './synth.ts';
 import { makeBloomCheckpoint } from './synth-archs3.ts';
-import { ROOT, cliArgs, maxRelDiff, randn, refNll, tmpDir } from './helpers.ts';
+import { ROOT, cliArgs, maxAbsDiff, maxRelDiff, randn, refNll, tmpDir } from './helpers.ts';
 
 const STORIES = join(ROOT, 'assets', 'stories260K');
 const work = tmpDir('gptqjs-runtime-');
 after(() => work.cleanup());
 const NOCACHE: LoadOptions = { graphCache: false, onLog: () => {} };
-
-function maxAbs(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
 
 let n = 0;
 async function llama(o: LlamaOpts): Promise<string> {
@@ -50,16 +43,16 @@ async function comparePaths(dir: string, prompts: number[][], steps: number, o: 
   const mask = prompts.map((p) => [...new Array(L - p.length).fill(0), ...new Array(p.length).fill(1)]);
   let a = await fast.forwardStep(ids, fast.emptyCache(B), mask.map((r) => [...r]));
   let b = await plain.forwardStep(ids, plain.emptyCache(B), mask.map((r) => [...r]));
-  let step = maxAbs(a.logits, b.logits);
+  let step = maxAbsDiff(a.logits, b.logits);
   for (let s = 0; s < steps; s++) {
     const next = Array.from({ length: B }, (_, r) => [(s * 13 + r * 7 + 5) % V]);
     for (const row of mask) row.push(1);
     a = await fast.forwardStep(next, a.cache, mask.map((r) => [...r]));
     b = await plain.forwardStep(next, b.cache, mask.map((r) => [...r]));
-    step = Math.max(step, maxAbs(a.logits, b.logits));
+    step = Math.max(step, maxAbsDiff(a.logits, b.logits));
   }
   const same = prompts.map((p) => p.slice(0, Math.min(...prompts.map((q) => q.length))));
-  const full = maxAbs(await fast.logits(same), await plain.logits(same));
+  const full = maxAbsDiff(await fast.logits(same), await plain.logits(same));
   await plain.dispose();
   return { step, full, fast };
 }
@@ -109,26 +102,26 @@ test('GQA cache: growth past a small capacity, multi-token steps (batch 1 and, t
   for (let s = 0; s < ids.length; s += 3) {
     const chunk = ids.slice(s, s + 3);
     r = await fast.forwardStep([chunk], r.cache);
-    assert.ok(maxAbs(r.logits, row(s + chunk.length - 1)) <= 1e-4, `chunk at ${s}`);
+    assert.ok(maxAbsDiff(r.logits, row(s + chunk.length - 1)) <= 1e-4, `chunk at ${s}`);
   }
   assert.ok(r.cache.capacity! >= ids.length);
   // a clone continues independently of the original
   c = fast.cloneCache(r.cache);
   const x = await fast.forwardStep([[7]], c);
   const y = await fast.forwardStep([[7]], r.cache);
-  assert.ok(maxAbs(x.logits, y.logits) <= 1e-6);
+  assert.ok(maxAbsDiff(x.logits, y.logits) <= 1e-6);
   // batch 2, 4 new tokens after a cache of 6: fed token by token internally, same as the plain path
   const two = [ids.slice(0, 10), ids.slice(5, 15)];
   let a = await fast.forwardStep(two.map((p) => p.slice(0, 6)), fast.emptyCache(2));
   let b = await plain.forwardStep(two.map((p) => p.slice(0, 6)), plain.emptyCache(2));
   a = await fast.forwardStep(two.map((p) => p.slice(6)), a.cache);
   b = await plain.forwardStep(two.map((p) => p.slice(6)), b.cache);
-  assert.ok(maxAbs(a.logits, b.logits) <= 1e-4);
+  assert.ok(maxAbsDiff(a.logits, b.logits) <= 1e-4);
   assert.equal(a.cache.length, 10);
   // a buffer-form cache handed to the plain model is compacted, and vice versa
   const m1 = await plain.forwardStep([[3], [4]], a.cache);
   const m2 = await fast.forwardStep([[3], [4]], b.cache);
-  assert.ok(maxAbs(m1.logits, m2.logits) <= 1e-4);
+  assert.ok(maxAbsDiff(m1.logits, m2.logits) <= 1e-4);
   await fast.dispose(); await plain.dispose();
 });
 
@@ -196,10 +189,10 @@ test('lm-head opt-in: MatMulNBits head = fp32 graph with the dequantized head (4
     w.set('lm_head.weight', dequantizeHead(quantizeHead(fp.get('lm_head.weight')!, 96, 64, bits)));
     const ref = await CausalLM.fromWeights(cfg, () => new InitializerWeights((k) => w.get(k)), { attention: 'plain' });
     const got = await m.logits(ids);
-    const d = maxAbs(got, await ref.logits(ids));
+    const d = maxAbsDiff(got, await ref.logits(ids));
     if (bits === 4) assert.ok(d <= 1e-4, `4-bit head vs dequantized fp32: ${d}`);
     else assert.ok(d <= 5e-2, `8-bit head (int8 activations) vs dequantized fp32: ${d}`);
-    const dBase = maxAbs(got, base); // the price of the opt-in on random weights, for the record
+    const dBase = maxAbsDiff(got, base); // the price of the opt-in on random weights, for the record
     assert.ok(dBase > 0 && dBase < 0.5, `vs fp head: ${dBase}`);
     await m.dispose(); await ref.dispose();
   }
@@ -215,7 +208,7 @@ test('graph cache: second load is a hit and reads no weights; a rewritten checkp
   const b = await CausalLM.load(dir, o);
   assert.equal(b.loadInfo.graphCache, 'hit');
   assert.equal(b.attention, 'gqa');
-  assert.equal(maxAbs(await a.logits(ids), await b.logits(ids)), 0);
+  assert.equal(maxAbsDiff(await a.logits(ids), await b.logits(ids)), 0);
   // other options → other entries
   const c = await CausalLM.load(dir, { ...o, lmHeadBits: 8 });
   assert.equal(c.loadInfo.graphCache, 'miss');
@@ -273,12 +266,12 @@ test('nll(): in the main graph with LoadOptions.nll (decode unchanged), else a s
   assert.equal(c.loadInfo.graphCache, 'hit');
   assert.equal(c.attention, 'gqa');
   assert.deepEqual(await c.nll(ids), na);
-  assert.equal(maxAbs(await c.logits(ids), await a.logits(ids)), 0);
+  assert.equal(maxAbsDiff(await c.logits(ids), await a.logits(ids)), 0);
   let ra = await a.forwardStep([ids[0]!.slice(0, 5)], a.emptyCache(1)), rc = await c.forwardStep([ids[0]!.slice(0, 5)], c.emptyCache(1));
-  assert.equal(maxAbs(ra.logits, rc.logits), 0);
+  assert.equal(maxAbsDiff(ra.logits, rc.logits), 0);
   for (const t of [9, 10, 11]) {
     ra = await a.forwardStep([[t]], ra.cache); rc = await c.forwardStep([[t]], rc.cache);
-    assert.equal(maxAbs(ra.logits, rc.logits), 0);
+    assert.equal(maxAbsDiff(ra.logits, rc.logits), 0);
   }
   for (const m of [a, b, c]) await m.dispose();
   await assert.rejects(a.nll(ids), /disposed/); // the NLL session went with the model

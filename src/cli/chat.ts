@@ -6,7 +6,9 @@ import { createOutput } from './output.ts';
 import { loadAnyModel } from '../runtime/load.ts';
 import { generate } from '../runtime/generate.ts';
 import type { KvCache } from '../runtime/causal-lm.ts';
-import type { ChatMessage, TextTokenizer } from '../io/tokenizer.ts';
+import type { ChatMessage } from '../io/tokenizer.ts';
+import { chatPrompt, FALLBACK_STOP } from '../runtime/chat-prompt.ts';
+import { StopAwareStream } from '../runtime/text-stream.ts';
 import { fail } from '../errors.ts';
 
 export const COMMAND = {
@@ -26,52 +28,6 @@ commands while chatting: /reset (forget the conversation), /exit (or end of inpu
 } as const satisfies CommandSpec;
 
 export const HELP = commandHelp(COMMAND);
-
-const FALLBACK_STOP = '\nUser:';
-
-/** The token ids of the whole conversation so far, ending where the assistant's reply starts. */
-function renderConversation(tok: TextTokenizer, messages: ChatMessage[]): { ids: number[]; text: string } {
-  if (tok.chatTemplate) {
-    const text = tok.applyChatTemplate(messages, { addGenerationPrompt: true });
-    return { ids: tok.encode(text, { addSpecialTokens: false }), text };
-  }
-  let text = '';
-  for (const m of messages) {
-    if (m.role === 'system') text += `${m.content}\n\n`;
-    else text += `${m.role === 'user' ? 'User' : 'Assistant'}: ${m.content}\n`;
-  }
-  text += 'Assistant:';
-  return { ids: tok.encode(text), text };
-}
-
-/** Streams text, holding back any tail that could be the start of a stop string. */
-class StopAwareStream {
-  private text = '';
-  private printed = 0;
-  constructor(private readonly stops: string[], private readonly write: (s: string) => void) {}
-  /** Feed the whole reply so far; returns true once a stop string appeared (the reply is cut before it). */
-  update(text: string): boolean {
-    this.text = text;
-    for (const s of this.stops) {
-      const i = text.indexOf(s);
-      if (i >= 0) { this.emit(i); return true; }
-    }
-    let safe = text.length;
-    for (const s of this.stops) for (let k = Math.min(s.length - 1, text.length); k > 0; k--) {
-      if (text.endsWith(s.slice(0, k))) { safe = Math.min(safe, text.length - k); break; }
-    }
-    this.emit(safe);
-    return false;
-  }
-  private emit(end: number) { if (end > this.printed) { this.write(this.text.slice(this.printed, end)); this.printed = end; } }
-  /** The reply without any stop string. */
-  final(): string {
-    let t = this.text;
-    for (const s of this.stops) { const i = t.indexOf(s); if (i >= 0) t = t.slice(0, i); }
-    this.emit(t.length);
-    return t;
-  }
-}
 
 export async function run(argv: string[]): Promise<void> {
   const { values: v, positionals: p, given, help } = parseCommand(COMMAND, argv);
@@ -104,7 +60,7 @@ export async function run(argv: string[]): Promise<void> {
     if (line === '/help') { process.stderr.write('/reset clears the conversation, /exit quits; anything else is your message\n'); ask(); continue; }
     if (line === '/reset') { messages = [...system]; cache = undefined; cached = []; process.stderr.write('[conversation reset]\n'); ask(); continue; }
     messages.push({ role: 'user', content: line });
-    const { ids, text } = renderConversation(tok, messages);
+    const { ids, text } = chatPrompt(tok, messages);
     if (v['show-prompt']) process.stderr.write(`${text}\n`);
     // Longest common prefix with what the cache holds; at least one new token is fed.
     let lcp = 0;

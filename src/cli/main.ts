@@ -15,6 +15,9 @@ export const COMMANDS: Record<string, { summary: string; load: () => Promise<{ r
   inspect: { summary: 'what a checkpoint holds (fp, GPTQ, AWQ, bitsandbytes, AQLM): architecture, parameters, bits per weight, quantization config', load: () => import('./inspect.ts') },
   convert: { summary: 'rewrite an AWQ checkpoint in the AutoGPTQ format, losslessly (--to gptq)', load: () => import('./convert.ts') },
   push: { summary: 'upload a checkpoint folder to the Hugging Face Hub (model card generated when missing)', load: () => import('./push.ts') },
+  eval: { summary: 'evaluation tasks: lm-eval multiple choice (ARC, HellaSwag, PIQA, Winogrande), AutoGPTQ LM / classification / summarization', load: () => import('./eval.ts') },
+  compare: { summary: 'the same evaluation tasks on two models (fp vs quantized) side by side', load: () => import('./compare.ts') },
+  serve: { summary: 'OpenAI-compatible HTTP server with continuous batching (chat/completions, streaming, /metrics)', load: () => import('./serve.ts') },
   bench: { summary: 'inference speed of one model: load s, prefill and decode tok/s, ms/token, peak RSS', load: () => import('./bench.ts') },
 };
 
@@ -36,7 +39,7 @@ global flags:
   -v, --version   print the version (gptqjs, onnxruntime-node, Node.js)
 
 Every command takes [model]: a local model directory or a Hub id owner/name (default: the embedded stories260K).
-generate, ppl, quantize, inspect and bench take --json: one JSON object on stdout at the end, progress as JSON lines
+generate, ppl, quantize, inspect, bench, eval and compare take --json: one JSON object on stdout at the end, progress as JSON lines
 on stderr. Set GPTQJS_DEBUG=1 for stack traces.`;
 
 async function main(argv: string[]): Promise<void> {

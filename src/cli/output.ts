@@ -24,6 +24,8 @@ export function progressLine(e: ProgressEvent): string | undefined {
   switch (e.task) {
     case 'download':
       return e.fileDone ? `downloaded ${e.repo} ${e.file} (${fmtBytes(e.fileBytes)}; file ${e.fileIndex}/${e.files}, ${fmtBytes(e.done)}${e.total ? ` of ${fmtBytes(e.total)}` : ''}, ETA ${fmtSeconds(e.eta)})` : undefined;
+    case 'eval':
+      return `${e.evalTask} ${e.stage} ${e.done}/${e.total}  elapsed ${fmtSeconds(e.elapsed)}, ETA ${fmtSeconds(e.eta)}`;
     case 'perplexity':
       return `ppl window ${e.done}/${e.total}: running ppl ${e.ppl.toFixed(4)}  elapsed ${fmtSeconds(e.elapsed)}, ETA ${fmtSeconds(e.eta)}`;
     case 'quantize': {
@@ -42,6 +44,8 @@ function barText(e: ProgressEvent): { label: string; detail: string; value: numb
   switch (e.task) {
     case 'download':
       return { label: `download ${e.file}`.slice(0, 40), detail: `${fmtBytes(e.done)}/${fmtBytes(e.total)}  file ${e.fileIndex}/${e.files}  ETA ${fmtSeconds(e.eta)}`, value: e.done, total: Math.max(e.total, 1) };
+    case 'eval':
+      return { label: `${e.evalTask}`.slice(0, 24), detail: `${e.stage} ${e.done}/${e.total}  elapsed ${fmtSeconds(e.elapsed)}  ETA ${fmtSeconds(e.eta)}`, value: e.done, total: Math.max(e.total, 1) };
     case 'perplexity':
       return { label: 'perplexity', detail: `window ${e.done}/${e.total}  ppl ${e.ppl.toFixed(4)}  elapsed ${fmtSeconds(e.elapsed)}  ETA ${fmtSeconds(e.eta)}`, value: e.done, total: e.total };
     case 'quantize': {

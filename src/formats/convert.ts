@@ -4,27 +4,29 @@
  * AWQ and GPTQ compute the same W = (q − z)·s over in-order groups (awq/utils/packing_utils.py dequantize_gemm;
  * AutoGPTQ QuantLinear); only the packing differs. Per linear the codes are repacked along the inputs (qweight
  * [in/8, out]), the zero points packed along the outputs (qzeros [groups, out/8]), the scales kept value for value
- * ([groups, out]; float16 when every value is one, else float32), g_idx = i / group_size, the bias copied. Every
+ * ([groups, out], float16 as AutoGPTQ stores them: a scale that is not a float16 value is refused), g_idx =
+ * i / group_size, the bias copied. Every
  * other tensor is copied unchanged. The one thing AutoGPTQ's v1 format cannot hold is a zero point of 0 (its qzeros
  * store zero − 1): `format: 'auto'` (default) writes v1 ('gptq', readable by AutoGPTQ, GPTQModel, Transformers) when
  * every zero is ≥ 1, else GPTQModel's 'gptq_v2' (the zero itself; readable by GPTQModel and Transformers 5 through
  * GPTQModel, not by AutoGPTQ); 'gptq' refuses a zero of 0, 'gptq_v2' always writes v2.
- * After writing, every module is read back through the GPTQ reader and its codes, zeros and scales compared with the
- * AWQ source (must be identical); the output folder rules are those of saveQuantized (src/quant/save.ts).
+ * Before anything is written, every module's GPTQ tensors are decoded by the loader's own conversion and compared with
+ * the AWQ codes, zero points and scales (src/quant/save.ts verifyPackedModule, h-save's check of GPTQ's output); the
+ * save then reads the written files back against those tensors' digests. Output folder rules: saveQuantized's.
  */
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { loadModelConfig } from '../io/config.ts';
-import { Checkpoint, lazyFrom, type TensorLike } from '../io/safetensors.ts';
+import { Checkpoint, type TensorLike } from '../io/safetensors.ts';
 import { archFor } from '../models/registry.ts';
 import { resolveQuantizeConfig } from '../quant/config.ts';
-import { packQweight, packQzeros, unpackQweight, unpackQzeros } from '../quant/pack.ts';
-import { saveQuantizedCheckpoint } from '../quant/save.ts';
+import { packQweight, packQzeros } from '../quant/pack.ts';
+import { moduleDigest, saveQuantizedCheckpoint, verifyPackedModule } from '../quant/save.ts';
 import type { SkippedModule } from '../quant/quantize-model.ts';
-import { archLinears, linearSpecs, readGptqLinear, readQuantizeConfig } from '../runtime/quantized-weights.ts';
-import { f32ToF16, f16ToF32 } from '../tensor.ts';
-import { fail } from '../errors.ts';
-import { awqModuleNames, checkAwqModule, parseAwqConfig, readAwqLinear, readAwqScales, readAwqZeros, type AwqLinear } from './awq.ts';
+import { archLinears, linearSpecs } from '../runtime/quantized-weights.ts';
+import { f16ToF32, toF16Bits, type Tensor } from '../tensor.ts';
+import { fail, GptqError } from '../errors.ts';
+import { awqModuleNames, checkAwqModule, parseAwqConfig, readAwqLinear, readAwqZeros } from './awq.ts';
 import { detectFormat } from './common.ts';
 
 export interface ConvertOptions {
@@ -36,16 +38,6 @@ export interface ConvertOptions {
 }
 
 export interface ConvertResult { out: string; format: 'gptq' | 'gptq_v2'; modules: number; keptFp: string[]; zeroPointZero: number; seconds: number }
-
-/** Scales as float16 bits when every value is a float16 exactly, else as float32. */
-function scalesTensor(s: Float32Array, shape: number[]): TensorLike {
-  const h = new Uint16Array(s.length);
-  for (let i = 0; i < s.length; i++) {
-    h[i] = f32ToF16(s[i]!);
-    if (f16ToF32(h[i]!) !== s[i]) return { dtype: 'F32', shape, data: s };
-  }
-  return { dtype: 'F16', shape, data: h };
-}
 
 /** A run id for the output folder rules: the same source converted the same way is the same run. */
 async function runIdOf(dir: string, ck: Checkpoint, format: string): Promise<string> {
@@ -81,22 +73,51 @@ export async function convertAwqToGptq(dir: string, out: string, o: ConvertOptio
     const format: 'gptq' | 'gptq_v2' = want === 'gptq_v2' || (want === 'auto' && zero0) ? 'gptq_v2' : 'gptq';
     if (want === 'auto' && zero0) (o.onLog ?? (() => {}))(`convert: ${zero0} AWQ zero points are 0; writing gptq_v2 (GPTQModel / Transformers 5 read it; AutoGPTQ's v1 format cannot hold a zero of 0)`);
 
-    // Tensors: each module converted when its first tensor is written (then dropped).
-    let cached: { m: string; l: AwqLinear } | undefined;
-    const linear = async (m: string) => {
-      if (cached?.m !== m) cached = { m, l: await readAwqLinear(ck, c, m, specs.get(m)!) };
-      return cached.l;
+    // Each module: AWQ → AutoGPTQ tensors, decoded back by the loader's own conversion and compared with the AWQ
+    // codes/zeros/scales (src/quant/save.ts verifyPackedModule); its digest is what the save checks the written files
+    // against. Pass 2 (the save) converts each module again when its first tensor is written, one module in memory.
+    const convert = async (m: string): Promise<Record<string, Tensor>> => {
+      const l = await readAwqLinear(ck, c, m, specs.get(m)!), { inFeatures: K, outFeatures: N, groups } = l;
+      if (K % 32 !== 0 || N % 32 !== 0) fail(`convert: AWQ module "${m}" is ${N}x${K} (out x in); AutoGPTQ packing needs both multiples of 32`);
+      const g = c.groupSize === -1 ? K : c.groupSize, gIdx = Int32Array.from({ length: K }, (_, i) => Math.floor(i / g));
+      const scales = toF16Bits(l.scales);
+      for (let i = 0; i < scales.length; i++) {
+        if (f16ToF32(scales[i]!) !== l.scales[i]) fail(`convert: scale ${l.scales[i]} of "${m}" (${ck.info(`${m}.scales`).dtype}) is not a float16 value; AutoGPTQ stores float16 scales, so this checkpoint does not convert losslessly`);
+      }
+      const packed = { qweight: packQweight(l.codes, 4, K, N), qzeros: packQzeros(l.zeros, 4, groups, N, format), scales, gIdx };
+      const bias = ck.has(`${m}.bias`) ? await ck.read(`${m}.bias`) : undefined;
+      const f16Bias = bias?.dtype === 'F16' ? bias.data as Uint16Array : undefined; // verified here; any bias is in the digest
+      try {
+        verifyPackedModule(m, { ...packed, bias: f16Bias }, { intCodes: l.codes, scales: l.scales, zeros: Int32Array.from(l.zeros), gIdx, bias: f16Bias && l.bias },
+          { bits: 4, groupSize: c.groupSize, inFeatures: K, outFeatures: N, format });
+      } catch (e) {
+        if (e instanceof GptqError) fail(`convert: ${e.message.replace('what GPTQ computed', 'the AWQ source')}`);
+        throw e;
+      }
+      const t: Record<string, Tensor> = {
+        [`${m}.qweight`]: { dtype: 'I32', shape: [K / 8, N], data: packed.qweight },
+        [`${m}.qzeros`]: { dtype: 'I32', shape: [groups, N / 8], data: packed.qzeros },
+        [`${m}.scales`]: { dtype: 'F16', shape: [groups, N], data: scales },
+        [`${m}.g_idx`]: { dtype: 'I32', shape: [K], data: gIdx },
+      };
+      if (bias) t[`${m}.bias`] = bias;
+      return t;
+    };
+    const digests = new Map<string, string>();
+    for (const m of mods) { const t = await convert(m); digests.set(m, await moduleDigest(m, async (n) => t[n])); }
+    let cached: { m: string; t: Promise<Record<string, Tensor>> } | undefined;
+    const tensorOf = async (m: string, n: string) => {
+      if (cached?.m !== m) cached = { m, t: convert(m) };
+      return (await cached.t)[n]!.data;
     };
     const packed = new Map<string, TensorLike>();
     for (const m of mods) {
-      const { inFeatures: K, outFeatures: N } = specs.get(m)!, g = c.groupSize === -1 ? K : c.groupSize, groups = K / g;
-      if (K % 32 !== 0 || N % 32 !== 0) fail(`convert: AWQ module "${m}" is ${N}x${K} (out x in); AutoGPTQ packing needs both multiples of 32`);
-      packed.set(`${m}.qweight`, { dtype: 'I32', shape: [K / 8, N], load: async () => packQweight((await linear(m)).codes, 4, K, N) });
-      packed.set(`${m}.qzeros`, { dtype: 'I32', shape: [groups, N / 8], load: async () => packQzeros((await linear(m)).zeros, 4, groups, N, format) });
-      if (c.version === 'gemm' && ck.info(`${m}.scales`).dtype === 'F16') packed.set(`${m}.scales`, lazyFrom(ck, `${m}.scales`));
-      else packed.set(`${m}.scales`, scalesTensor(await readAwqScales(ck, c, m, { K, N, groups }), [groups, N])); // dtype from the values
-      packed.set(`${m}.g_idx`, { dtype: 'I32', shape: [K], data: Int32Array.from({ length: K }, (_, i) => Math.floor(i / g)) });
-      if (ck.has(`${m}.bias`)) packed.set(`${m}.bias`, lazyFrom(ck, `${m}.bias`));
+      const { inFeatures: K, outFeatures: N } = specs.get(m)!, groups = c.groupSize === -1 ? 1 : K / c.groupSize;
+      const shapes: Record<string, [TensorLike['dtype'], number[]]> = {
+        qweight: ['I32', [K / 8, N]], qzeros: ['I32', [groups, N / 8]], scales: ['F16', [groups, N]], g_idx: ['I32', [K]],
+      };
+      if (ck.has(`${m}.bias`)) shapes.bias = [ck.info(`${m}.bias`).dtype, [N]];
+      for (const [s, [dtype, shape]] of Object.entries(shapes)) packed.set(`${m}.${s}`, { dtype, shape, load: () => tensorOf(m, `${m}.${s}`) });
     }
     const quantized = new Set(mods);
     // every tensor of a quantized module is replaced (AWQ's qweight/qzeros/scales by the GPTQ ones)
@@ -104,26 +125,10 @@ export async function convertAwqToGptq(dir: string, out: string, o: ConvertOptio
     const skipped: SkippedModule[] = layerLinears.filter((n) => !quantized.has(n) && ck.has(`${n}.weight`))
       .map((name) => ({ name, reason: 'kept in full precision by AWQ (modules_to_not_convert)' }));
     const q = resolveQuantizeConfig({ bits: 4, groupSize: c.groupSize, descAct: false, sym: false, checkpointFormat: format });
-    await saveQuantizedCheckpoint(out, { dir, ck, cfg, arch }, q, { quantized, packed, skipped },
+    await saveQuantizedCheckpoint(out, { dir, ck, cfg, arch }, q, { quantized, packed, skipped, digests },
       { overwrite: o.overwrite, maxShardSize: o.maxShardSize, runId: await runIdOf(dir, ck, format) },
       { meta: { converted_from: { quant_method: 'awq', version: c.version, zero_point: c.zeroPoint, group_size: c.groupSize } } });
     cached = undefined;
-
-    // Read back through the GPTQ reader: codes, zeros and scales must equal the AWQ source.
-    const outCfg = await loadModelConfig(out);
-    const qs = (await readQuantizeConfig(out, outCfg))!;
-    const back = await Checkpoint.open(out);
-    try {
-      for (const m of mods) {
-        const a = await readAwqLinear(ck, c, m, specs.get(m)!), b = await readGptqLinear(back, qs, m, specs.get(m));
-        const K = a.inFeatures, N = a.outFeatures;
-        const codes = unpackQweight(b.qweight, 4, K, N), zeros = unpackQzeros(b.qzeros, 4, a.groups, N, b.format);
-        const bad = (what: string) => fail(`convert: verification failed: ${what} of "${m}" in ${out} differ from the AWQ source (nothing else was changed; please report)`);
-        for (let i = 0; i < codes.length; i++) if (codes[i] !== a.codes[i]) bad('codes');
-        for (let i = 0; i < zeros.length; i++) if (zeros[i] !== a.zeros[i]) bad('zero points');
-        for (let i = 0; i < b.scales.length; i++) if (b.scales[i] !== a.scales[i]) bad('scales');
-      }
-    } finally { await back.dispose(); }
     return { out, format, modules: mods.length, keptFp: skipped.map((s) => s.name), zeroPointZero: zero0, seconds: (performance.now() - t0) / 1000 };
   } finally { await ck.dispose(); }
 }

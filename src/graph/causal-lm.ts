@@ -1,7 +1,8 @@
 /** Whole-model and single-layer graphs for any ArchDefinition. */
 import { GraphBuilder } from './builder.ts';
-import { applyRope, causalMask, dim, ropeTables, useFusedNorms } from '../models/blocks.ts';
+import { applyRope, causalMask, dim, positionMask, ropeTables, useFusedNorms } from '../models/blocks.ts';
 import { gqaAttention, GqaUnsupportedError, type GqaState } from '../models/attention-gqa.ts';
+import { slotAttention, type SlotState } from '../models/attention-slots.ts';
 import type { ArchDefinition, LayerContext, WeightSource } from '../models/types.ts';
 import type { ModelConfig } from '../io/config.ts';
 import { ropeInvFreq } from '../io/config.ts';
@@ -16,8 +17,14 @@ export interface ModelGraphOptions {
    * Concat. 'gqa': past and present are one preallocated buffer [B,kvH,capacity,d] that the caller binds to the same
    * memory; com.microsoft.GroupQueryAttention appends the new positions in place (src/models/attention-gqa.ts).
    * Throws GqaUnsupportedError when some layer cannot run that way.
+   * 'slots' (continuous batching, src/runtime/slots.ts): past inputs are read-only buffers [B,kvH,capacity,d] of which
+   * the step reads the first T positions; attention_mask [B,T] marks the real keys of each row including the S new
+   * ones, which are the last S ones of the row (rows have their own lengths: ones then zeros; left padding also
+   * works), position_ids are the new tokens' positions, and the presents are only the S new keys/values [B,kvH,S,d]
+   * for the caller to write into its buffers at the same indices (src/models/attention-slots.ts). Throws
+   * GqaUnsupportedError when a layer does not compute its attention with attention().
    */
-  kvMode?: 'concat' | 'gqa';
+  kvMode?: 'concat' | 'gqa' | 'slots';
   /**
    * Add an int64 scalar input `num_logits_to_keep`: logits of the last N positions [B,N,V] (N = S: all; 1: next-token
    * only), so one graph serves perplexity, prefill and decode. Overrides lastLogitsOnly.
@@ -35,6 +42,12 @@ export interface ModelGraphOptions {
    * no NLL feed labels [B,0].
    */
   nllOutput?: boolean;
+  /**
+   * With nllOutput: also an output `argmax` [B,L] int64 = argmax over the vocabulary of logits[b,l] for the same first
+   * L positions (ONNX ArgMax, first index on ties like torch.argmax): the greedy token, so loglikelihood scoring can
+   * tell whether a continuation is the greedy one (lm-eval's is_greedy) without the logits leaving ONNX Runtime.
+   */
+  argmaxOutput?: boolean;
 }
 
 export { GqaUnsupportedError };
@@ -78,7 +91,8 @@ function rope(g: GraphBuilder, cfg: ModelConfig, positions: string, fused = fals
 
 /**
  * input_ids [B,S] → logits. With kvCache: inputs position_ids [B,S], attention_mask [B,P+S] and past KV
- * [B,kvH,P,d] per layer; outputs present KV [B,kvH,P+S,d] (kvMode 'gqa': both [B,kvH,capacity,d], one buffer).
+ * [B,kvH,P,d] per layer; outputs present KV [B,kvH,P+S,d] (kvMode 'gqa': both [B,kvH,capacity,d], one buffer;
+ * 'slots': past [B,kvH,capacity,d], present the new [B,kvH,S,d]).
  */
 export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightSource, o: ModelGraphOptions): GraphBuilder {
   const g = new GraphBuilder(`${cfg.modelType}_causal_lm`);
@@ -86,9 +100,9 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
   const S = dim(g, ids, 1);
   let positions: string, mask: string;
   const pasts: { key: string; value: string }[] = [];
-  const gqa = o.kvCache && o.kvMode === 'gqa';
-  const kvLen = gqa ? 'capacity' : 'past', presentLen = gqa ? 'capacity' : 'total';
-  let gqaState: GqaState | undefined;
+  const gqa = o.kvCache && o.kvMode === 'gqa', slots = o.kvCache && o.kvMode === 'slots';
+  const kvLen = gqa || slots ? 'capacity' : 'past', presentLen = gqa ? 'capacity' : slots ? 'seq' : 'total';
+  let gqaState: GqaState | undefined, slotState: SlotState | undefined;
   if (o.kvCache) {
     positions = g.input('position_ids', 'int64', ['batch', 'seq']);
     const am = g.input('attention_mask', 'int64', ['batch', 'total']);
@@ -100,7 +114,13 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
       });
     }
     const T = dim(g, am, 1);
-    mask = causalMask(g, S, T, am, cfg.slidingWindow);
+    if (slots) {
+      mask = positionMask(g, positions, am, cfg.slidingWindow);
+      // row b's new tokens go to buffer indices end_b − S … end_b − 1, end_b = 1 + the index of its last mask one
+      const end = g.op('ReduceMax', [g.op('Mul', [am, g.op('Range', [g.constI64(1), g.op('Add', [T, g.constI64(1)]), g.constI64(1)])]), g.constI64([1])], { keepdims: 1 }); // [B,1]
+      const newIndex = g.op('Add', [g.op('Unsqueeze', [g.op('Sub', [end, S]), g.constI64([2, 3])]), g.op('Unsqueeze', [g.op('Range', [g.constI64(0), S, g.constI64(1)]), g.constI64([0, 1, 3])])]); // [B,1,S,1]
+      slotState = { total: g.op('Unsqueeze', [T, g.constI64([0])]), newIndex, calls: 0 };
+    } else mask = causalMask(g, S, T, am, cfg.slidingWindow);
     if (gqa) {
       const total = g.op('Cast', [T], { to: 6 }); // int32 scalar
       const B = g.op('Shape', [ids], { start: 0, end: 1 });
@@ -114,12 +134,13 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
   if (o.fusedOps) useFusedNorms(g);
   let h = arch.embed(g, cfg, w, ids, positions);
   const r = rope(g, cfg, positions, !!o.fusedOps);
-  const fusedAttention = gqaState ? gqaAttention(gqaState) : undefined;
+  const fusedAttention = gqaState ? gqaAttention(gqaState) : slotState ? slotAttention(slotState) : undefined;
+  const hook = gqaState ?? slotState;
   for (let i = 0; i < cfg.numLayers; i++) {
     const ctx: LayerContext = { g, cfg, w, prefix: `${arch.layersBlockName}${i}.`, layerIndex: i, rope: r, mask, past: pasts[i], fusedAttention };
-    const calls = gqaState?.calls ?? 0;
+    const calls = hook?.calls ?? 0;
     h = arch.layer(ctx, h);
-    if (gqaState && gqaState.calls !== calls + 1) {
+    if (hook && hook.calls !== calls + 1) {
       throw new GqaUnsupportedError(`${cfg.modelType} layer ${i} does not compute its attention with attention() exactly once`);
     }
     if (o.kvCache) {
@@ -142,6 +163,11 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
     const labels = g.input('labels', 'int64', ['batch', 'labels']);
     const picked = g.op('GatherElements', [g.op('LogSoftmax', [logits], { axis: -1 }), g.op('Unsqueeze', [labels, g.constI64([-1])])], { axis: -1 });
     g.output(g.op('Neg', [g.op('Squeeze', [picked, g.constI64([-1])])]), 'float32', ['batch', 'labels'], 'nll');
+    if (o.argmaxOutput) {
+      const L = g.op('Shape', [labels], { start: 1, end: 2 });
+      const first = g.op('Slice', [logits, g.constI64([0]), L, g.constI64([1])]);
+      g.output(g.op('ArgMax', [first], { axis: -1, keepdims: 0 }), 'int64', ['batch', 'labels'], 'argmax');
+    }
   }
   return o.fusedOps ? g.prune() : g;
 }

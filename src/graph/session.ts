@@ -1,8 +1,8 @@
-import * as ort from 'onnxruntime-node';
-import { availableParallelism } from 'node:os';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import * as ort from '../platform/ort.ts';
+import { ortNativeDir } from '../platform/ort.ts';
+import { availableParallelism } from '../platform/os.ts';
+import { existsSync } from '../platform/fs.ts';
+import { join } from '../platform/path.ts';
 import { fail } from '../errors.ts';
 import { noteGarbage } from '../gc.ts';
 
@@ -34,8 +34,8 @@ export function checkDeviceAvailable(device: Device): void {
   if (device !== 'cuda' || cudaChecked) return;
   if (process.platform !== 'linux' || process.arch !== 'x64')
     fail(`--device cuda: onnxruntime-node ships the CUDA execution provider for Linux x64 only (this is ${process.platform}/${process.arch}); use --device cpu${process.platform === 'linux' ? '' : ' or webgpu'}`);
-  let bin: string;
-  try { bin = join(dirname(createRequire(import.meta.url).resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', 'linux', 'x64'); } catch { return; }
+  const bin = ortNativeDir();
+  if (!bin) return;
   if (!existsSync(join(bin, 'libonnxruntime_providers_cuda.so')))
     fail(`--device cuda: onnxruntime-node's CUDA execution provider is not installed (no libonnxruntime_providers_cuda.so in ${bin}); install it with \`ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node\` (downloads ORT's CUDA 12 binaries; needs CUDA 12 and cuDNN 9 on the system)`);
   cudaChecked = true;

@@ -3,9 +3,10 @@
  * temp file + fsync + rename for files; for folders, a staged copy installed only when complete, into a new folder
  * or — only where the caller allows it — over the files it owns in an existing one.
  */
-import { promises as fs, realpathSync } from 'node:fs';
-import { dirname, basename, join, resolve } from 'node:path';
+import { promises as fs, realpathSync } from '../platform/fs.ts';
+import { dirname, basename, join, resolve } from '../platform/path.ts';
 import { fail } from '../errors.ts';
+import { processId } from '../platform/os.ts';
 
 /** Real path of `p` (symlinks resolved), or of its nearest existing parent joined with the rest: `p` need not exist. */
 export function realPath(p: string): string {
@@ -17,7 +18,7 @@ const rand = () => Math.random().toString(36).slice(2, 8);
 
 /** Temp path next to `path` (same filesystem, so rename is atomic). Open it with 'wx': it never replaces a file. */
 export function tempPathFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${rand()}`);
+  return join(dirname(path), `.${basename(path)}.tmp-${processId()}-${rand()}`);
 }
 
 /** Write a file atomically: temp file (created exclusively), fsync, rename. Nothing half-written is ever visible at `path`. */
@@ -82,7 +83,7 @@ export async function writeDirAtomic(dir: string, fill: (tmpDir: string) => Prom
     return;
   }
 
-  const tag = `${process.pid}-${rand()}`;
+  const tag = `${processId()}-${rand()}`;
   const stage = join(target, `.gptqjs-new-${tag}`), backup = join(target, `.gptqjs-old-${tag}`);
   await fs.mkdir(stage);
   try { await fill(stage); } catch (e) { await fs.rm(stage, { recursive: true, force: true }); throw e; }

@@ -1,6 +1,6 @@
 /** config.json / generation_config.json loading with Transformers' defaults, and RoPE inverse frequencies. */
-import { promises as fs } from 'node:fs';
-import { join } from 'node:path';
+import { promises as fs } from '../platform/fs.ts';
+import { join } from '../platform/path.ts';
 import { fail } from '../errors.ts';
 
 export interface RopeScaling {

@@ -1,11 +1,12 @@
 /** Text loading and calibration sampling (IST-DASLab gptq datautils.py get_wikitext2/get_c4, AutoGPTQ examples). */
-import { promises as fs, createReadStream, existsSync } from 'node:fs';
-import { createInterface } from 'node:readline';
-import { join, extname } from 'node:path';
+import { promises as fs, createReadStream, existsSync } from '../platform/fs.ts';
+import { createInterface } from '../platform/readline.ts';
+import { join, extname } from '../platform/path.ts';
 import { fail } from '../errors.ts';
 import { ASSETS_DIR } from '../paths.ts';
 import { mulberry32, randint } from './random.ts';
 import { resolveDataset, type HubOptions } from './hub.ts';
+import { readTextColumn } from './tables.ts';
 
 export type DatasetName = 'wikitext2' | 'c4';
 const NAMES: Record<string, DatasetName> = { wikitext2: 'wikitext2', 'wikitext-2': 'wikitext2', wikitext: 'wikitext2', c4: 'c4' };
@@ -65,13 +66,14 @@ export async function resolveDatasetPath(name: DatasetName, opts: LoadTextOption
   }
 }
 
-/** Documents of a text file: .jsonl ({text} per line), .json (array of strings or {text}), else plain-text lines. */
+/** Documents of a text file: .jsonl ({text} per line), .json (array of strings or {text}), .parquet ("text" column), else plain-text lines. */
 export async function readTextFile(path: string, limit = Infinity): Promise<string[]> {
   const st = await fs.stat(path).catch(() => null);
   if (!st?.isFile()) fail(`dataset file ${path} does not exist`);
   const ext = extname(path).toLowerCase();
   let docs: string[] = [];
-  if (ext === '.jsonl') {
+  if (ext === '.parquet') docs = await readTextColumn(path, 'text', limit); // Hub datasets (src/io/tables.ts)
+  else if (ext === '.jsonl') {
     // Streamed line by line: a C4 shard is larger than V8's maximum string length.
     const rl = createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Infinity });
     let n = 0;

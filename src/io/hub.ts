@@ -186,10 +186,13 @@ export async function resolveModelDir(idOrPath: string, opts: HubOptions = {}): 
   return dir;
 }
 
+/** The Hub's WikiText-2 (raw) test split: one parquet file whose rows are the lines of wiki.test.raw. */
+const WIKITEXT2 = { repo: 'Salesforce/wikitext', path: 'wikitext-2-raw-v1/test-00000-of-00001.parquet' };
+
 /**
  * A dataset file in the cache, downloading when possible: "c4" → allenai/c4 en/c4-train.00000-of-01024.json.gz,
- * gunzipped to JSON lines. "wikitext2" is only taken from <cache>/datasets/wikitext2/wiki.test.raw (the Hub copy
- * is parquet, which gptqjs does not read).
+ * gunzipped to JSON lines. "wikitext2" → <cache>/datasets/wikitext2/wiki.test.raw when present, else the Hub's
+ * Salesforce/wikitext wikitext-2-raw-v1 test parquet (read by src/io/tables.ts).
  */
 export async function resolveDataset(name: string, opts: HubOptions = {}): Promise<string> {
   const s = settings(opts);
@@ -197,7 +200,11 @@ export async function resolveDataset(name: string, opts: HubOptions = {}): Promi
   if (name === 'wikitext2') {
     const p = join(root, 'wikitext2', 'wiki.test.raw');
     if (existsSync(p)) return p;
-    fail(`dataset wikitext2: wiki.test.raw not found (pass a file path or --dataset-path, set GPTQJS_DATASETS, or put it at ${p}; the Hub copy is parquet, not supported)`);
+    try {
+      return (await resolveDatasetFiles(WIKITEXT2.repo, (f) => f === WIKITEXT2.path, 'wikitext-2-raw-v1 test', opts))[0]!;
+    } catch (e) {
+      fail(`dataset wikitext2: wiki.test.raw not found (pass a file path or --dataset-path, set GPTQJS_DATASETS, or put it at ${p}), and the Hub copy failed: ${(e as Error).message}`);
+    }
   }
   if (name !== 'c4') fail(`dataset ${name}: unknown (known: wikitext2, c4)`);
   const dest = join(root, C4.repo.replace('/', '--'), C4.file);
@@ -207,4 +214,43 @@ export async function resolveDataset(name: string, opts: HubOptions = {}): Promi
   const progress = downloadReporter(`dataset ${C4.repo}`, [{ path: C4.path, size: 0 }], opts.onProgress);
   await hubFile({ type: 'dataset', name: C4.repo }, C4.path, dest, s, true, progress.file(0));
   return dest;
+}
+
+/** Cached listing of a dataset repo (written after a complete listing, read offline). */
+const DATASET_LISTING = '.gptqjs-listing.json';
+
+/**
+ * Files of a Hub dataset repo chosen by `select(path)` (e.g. the parquet files of one config and split), downloaded
+ * into <cache>/datasets/owner--name/<revision>/<path> and returned as local paths, sorted by repo path. The repo
+ * listing is kept in the cache, so a later call whose files are all there needs no network (also offline).
+ * Throws GptqError when no file matches, or offline with the files not in the cache.
+ */
+export async function resolveDatasetFiles(repo: string, select: (path: string) => boolean, what: string, opts: HubOptions = {}): Promise<string[]> {
+  if (!isHubId(repo)) fail(`dataset ${repo}: not a Hub id owner/name`);
+  const s = settings(opts);
+  const dir = resolve(s.cacheDir, 'datasets', repo.replace('/', '--'), s.revision.replace(/[\\/]/g, '--'));
+  const listingPath = join(dir, DATASET_LISTING);
+  type Listed = { path: string; size: number };
+  const have = async (f: Listed) => (await fs.stat(join(dir, f.path)).catch(() => null))?.size === f.size;
+  let listed: Listed[] | undefined;
+  try { listed = JSON.parse(await fs.readFile(listingPath, 'utf8')).files; } catch { /* not cached yet */ }
+  if (listed) {
+    const chosen = listed.filter((f) => select(f.path));
+    if (chosen.length && (await Promise.all(chosen.map(have))).every(Boolean)) return chosen.map((f) => join(dir, f.path));
+  }
+  if (s.offline) fail(`dataset ${repo} (${what}, revision ${s.revision}) is not in cache ${dir} and offline (HF_HUB_OFFLINE/GPTQJS_OFFLINE)`);
+  listed = [];
+  try {
+    for await (const e of listFiles({ repo: { type: 'dataset', name: repo }, revision: s.revision, recursive: true, hubUrl: s.hubUrl, fetch: s.fetch, accessToken: s.accessToken }))
+      if (e.type === 'file') listed.push({ path: e.path, size: e.lfs?.size ?? e.size });
+  } catch (e) { fail(`dataset ${repo}: cannot list files on the Hub (${describeHubError(e, s)})`); }
+  const chosen = listed.filter((f) => select(f.path)).sort((a, b) => a.path.localeCompare(b.path));
+  if (!chosen.length) fail(`dataset ${repo}: no file for ${what} on the Hub (revision ${s.revision}; ${listed.length} files listed)`);
+  const todo: Listed[] = [];
+  for (const f of chosen) if (!(await have(f))) todo.push(f);
+  const progress = downloadReporter(`dataset ${repo}`, todo.map((f) => ({ ...f })), opts.onProgress);
+  for (let i = 0; i < todo.length; i++) await hubFile({ type: 'dataset', name: repo }, todo[i]!.path, join(dir, todo[i]!.path), s, false, progress.file(i));
+  await fs.mkdir(dir, { recursive: true });
+  await writeFileAtomic(listingPath, JSON.stringify({ repo, revision: s.revision, files: listed }));
+  return chosen.map((f) => join(dir, f.path));
 }

@@ -10,8 +10,8 @@
  * model's page, https://huggingface.co/docs/hub/model-cards#specifying-a-base-model), the settings, calibration data,
  * perplexity when measured, and how to load it with gptqjs and Transformers.
  */
-import { promises as fs } from 'node:fs';
-import { basename, join } from 'node:path';
+import { promises as fs } from '../platform/fs.ts';
+import { basename, join } from '../platform/path.ts';
 import { fail } from '../errors.ts';
 import { QUANTIZER_ID } from '../version.ts';
 

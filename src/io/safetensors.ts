@@ -1,7 +1,6 @@
 /** Safetensors reader (lazy, per-tensor reads), sharded checkpoints, and an atomic streaming writer. */
-import { promises as fs } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
-import { join, basename, isAbsolute, relative, resolve as resolvePath } from 'node:path';
+import { promises as fs } from '../platform/fs.ts';
+import { join, basename, isAbsolute, relative, resolve as resolvePath } from '../platform/path.ts';
 import { fail, GptqError } from '../errors.ts';
 import { DTYPE_BYTES, f16ToF32, numel, toFloat32, type DType, type Tensor, type TypedArray } from '../tensor.ts';
 import { tempPathFor, writeFileAtomic } from './atomic.ts';
@@ -10,6 +9,8 @@ export interface TensorInfo { dtype: DType; shape: number[]; byteLength: number 
 /** A contiguous part of a stored tensor: `shape` elements starting `offset` elements in. */
 export interface TensorSlice { offset: number; shape: number[] }
 interface Entry extends TensorInfo { begin: number; end: number }
+
+type FileHandle = Awaited<ReturnType<typeof fs.open>>;
 
 const MAX_HEADER = 100 * 1024 * 1024;
 const CHUNK = 1 << 28; // max bytes per single read/write call

@@ -1,6 +1,6 @@
 /** Tokenizer wrapper over @huggingface/tokenizers (tokenizer.json) + chat templates (@huggingface/jinja). */
-import { promises as fs } from 'node:fs';
-import { join } from 'node:path';
+import { promises as fs } from '../platform/fs.ts';
+import { join } from '../platform/path.ts';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { Template } from '@huggingface/jinja';
 import { fail } from '../errors.ts';

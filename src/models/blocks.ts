@@ -209,6 +209,20 @@ export function causalMask(g: GraphBuilder, seqLen: string, totalLen: string, ke
   return keyMask ? m : g.op('Unsqueeze', [m, g.constI64([0, 1])]);
 }
 
+/**
+ * Additive mask [B,1,S,T] from positions rather than from the key index: key t of row b holds the token at position
+ * cumsum(keyMask[b])[t] − 1 (masked keys are skipped), query s is at positions[b,s]; a key is visible when keyMask is 1,
+ * its position ≤ the query's, and (with `window`) within the sliding window. Equals `causalMask` for left-padded rows;
+ * also right for rows with holes anywhere (the KV-slot graphs: row b's own cache, unused positions, then the new tokens).
+ */
+export function positionMask(g: GraphBuilder, positions: string, keyMask: string, window?: number | null): string {
+  const kpos = g.op('Unsqueeze', [g.op('Sub', [g.op('CumSum', [keyMask, g.constI64(1)]), g.constI64(1)]), g.constI64([1, 2])]); // [B,1,1,T]
+  const qpos = g.op('Unsqueeze', [positions, g.constI64([1, 3])]); // [B,1,S,1]
+  let ok = g.op('And', [g.op('LessOrEqual', [kpos, qpos]), g.op('Unsqueeze', [g.op('Cast', [keyMask], { to: 9 }), g.constI64([1, 2])])]);
+  if (window) ok = g.op('And', [ok, g.op('Greater', [kpos, g.op('Sub', [qpos, g.constI64(window)])])]);
+  return g.op('Where', [ok, g.constF(0), g.constF(-3.4028234663852886e38)]);
+}
+
 /** Scalar int64 dim `axis` of x. */
 export function dim(g: GraphBuilder, x: string, axis: number): string {
   return g.op('Squeeze', [g.op('Shape', [x], { start: axis, end: axis + 1 })], {});

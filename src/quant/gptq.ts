@@ -23,11 +23,12 @@
  */
 import { gemm, matmul } from '../graph/linalg.ts';
 import { fail } from '../errors.ts';
-import type { QuantizeConfig } from './config.ts';
-import { dequantizeCodes, findParams, roundHalfEven, type FindParamsOptions, type QuantParams } from './quantizer.ts';
+import type { CheckpointFormat, QuantizeConfig } from './config.ts';
+import { dequantizeCodes, findParams, gridStorage, roundHalfEven, type FindParamsOptions, type QuantParams } from './quantizer.ts';
 
+/** checkpointFormat (default 'gptq', the saved default) fixes the grid constraints: see GridStorage in quantizer.ts. */
 export type GptqConfig = Pick<QuantizeConfig, 'bits' | 'groupSize' | 'descAct' | 'staticGroups' | 'sym' | 'dampPercent' | 'blockSize' | 'mse'>
-  & { dampAutoIncrement?: number };
+  & { dampAutoIncrement?: number; checkpointFormat?: CheckpointFormat };
 
 export interface GptqOptions {
   onLog?: (msg: string) => void;
@@ -49,7 +50,8 @@ export interface GptqOptions {
 }
 
 export interface GptqResult {
-  /** Dequantized weights [rows, cols] (what AutoGPTQ writes back into layer.weight); computed on first access. */
+  /** Dequantized weights [rows, cols] (what AutoGPTQ writes back into layer.weight); computed on first access.
+   *  Scales are fp16 values, so Q is exactly what the saved checkpoint dequantizes to. */
   readonly Q: Float32Array;
   /** Integer codes [rows, cols], original column order. */
   intCodes: Uint8Array;
@@ -212,7 +214,9 @@ export async function gptqQuantize(W: Float32Array, H: Float32Array, rows: numbe
   const log = opts.onLog ?? (() => {});
   const maxq = 2 ** cfg.bits - 1;
   const f64 = opts.precision === 'f64';
-  const qopt: FindParamsOptions = { bits: cfg.bits, sym: cfg.sym, mse: cfg.mse };
+  // Scales rounded to fp16 and zero points limited to what the format stores: the Q the error feedback sees is
+  // exactly what the checkpoint dequantizes to.
+  const qopt: FindParamsOptions = { bits: cfg.bits, sym: cfg.sym, mse: cfg.mse, storage: gridStorage(cfg.checkpointFormat ?? 'gptq') };
 
   // quantizer.find_params(W) runs before the dead columns are zeroed; it is what groupSize −1 uses.
   const params0 = gs === -1 ? findParams(W, R, n, qopt) : null;

@@ -26,8 +26,8 @@ function check(inF: number, outF: number, bits: number): void {
 }
 
 /**
- * Pack 32·k values v(t) (t = 0..32k−1, already as uint32 bit patterns, possibly ≥ 2^bits like AutoGPTQ's
- * uint32(zero−1)) into k·bits words, exactly like AutoGPTQ's numpy loop (|=, uint32 shifts).
+ * Pack 32·k values v(t) (t = 0..32k−1, each in [0, 2^bits)) into k·bits words, exactly like AutoGPTQ's numpy loop
+ * (|=, uint32 shifts).
  */
 function packRun(get: (t: number) => number, put: (w: number, word: number) => void, nValues: number, bits: number): void {
   if (bits !== 3) {
@@ -85,29 +85,74 @@ export function packQweight(codes: Uint8Array, bits: PackBits, inFeatures: numbe
 
 /** qweight [in·bits/32, out] → codes Uint8Array [out, in]. */
 export function unpackQweight(qweight: Int32Array, bits: PackBits, inFeatures: number, outFeatures: number): Uint8Array {
-  check(inFeatures, outFeatures, bits);
-  if (qweight.length !== (inFeatures / 32) * bits * outFeatures) fail(`unpackQweight: qweight has ${qweight.length} elements, expected ${(inFeatures / 32) * bits}x${outFeatures}`);
-  const codes = new Uint8Array(inFeatures * outFeatures);
-  for (let o = 0; o < outFeatures; o++) {
-    const base = o * inFeatures;
-    unpackRun((w) => qweight[w * outFeatures + o]!, (t, v) => { codes[base + t] = v; }, inFeatures, bits);
-  }
-  return codes;
+  return unpackQweightRows(qweight, bits, inFeatures, outFeatures, 0, outFeatures, new Uint8Array(inFeatures * outFeatures));
 }
 
 /**
- * zeros [groups, out] (integers 0..2^bits−1) → qzeros Int32Array [groups, out·bits/32].
- * v1 stores zero−1 as AutoGPTQ does: uint32(zero−1), not masked — so zero = 0 (asym group with min ≥ 0) spills
- * ones into the higher slots of its word exactly like AutoGPTQ's numpy code (the v1 flaw gptq_v2 fixes).
+ * Codes of outputs [o0, o1) → `out` [o1 − o0, in] (unpackQweight of a band of rows, so a caller can convert a big
+ * linear through a small scratch). Reads qweight row by row (contiguous within the band).
+ */
+export function unpackQweightRows(qweight: Int32Array, bits: PackBits, inFeatures: number, outFeatures: number, o0: number, o1: number, out: Uint8Array): Uint8Array {
+  check(inFeatures, outFeatures, bits);
+  if (qweight.length !== (inFeatures / 32) * bits * outFeatures) fail(`unpackQweight: qweight has ${qweight.length} elements, expected ${(inFeatures / 32) * bits}x${outFeatures}`);
+  if (!(0 <= o0 && o0 <= o1 && o1 <= outFeatures) || out.length < (o1 - o0) * inFeatures) fail(`unpackQweightRows: rows [${o0}, ${o1}) do not fit ${outFeatures} outputs / an output of ${out.length}`);
+  const K = inFeatures, N = outFeatures, words = (K / 32) * bits, mask = (1 << bits) - 1;
+  if (bits === 4) { // the common case, unrolled
+    for (let w = 0; w < words; w++) {
+      const src = w * N;
+      for (let o = o0, d = w * 8; o < o1; o++, d += K) {
+        const x = qweight[src + o]!;
+        out[d] = x & 15; out[d + 1] = (x >>> 4) & 15; out[d + 2] = (x >>> 8) & 15; out[d + 3] = (x >>> 12) & 15;
+        out[d + 4] = (x >>> 16) & 15; out[d + 5] = (x >>> 20) & 15; out[d + 6] = (x >>> 24) & 15; out[d + 7] = x >>> 28;
+      }
+    }
+    return out;
+  }
+  if (bits !== 3) {
+    const per = 32 / bits;
+    for (let w = 0; w < words; w++) {
+      const src = w * N;
+      for (let o = o0, d = w * per; o < o1; o++, d += K) {
+        const x = qweight[src + o]!;
+        for (let s = 0; s < per; s++) out[d + s] = (x >>> (s * bits)) & mask;
+      }
+    }
+    return out;
+  }
+  for (let w = 0; w < words; w += 3) { // 32 codes per 3 words: 10 + straddle + 10 + straddle + 10
+    for (let o = o0, d = (w / 3) * 32; o < o1; o++, d += K) {
+      const a = qweight[w * N + o]!, b = qweight[(w + 1) * N + o]!, c = qweight[(w + 2) * N + o]!;
+      for (let j = 0; j < 10; j++) out[d + j] = (a >>> (3 * j)) & 7;
+      out[d + 10] = ((a >>> 30) & 3) | ((b & 1) << 2);
+      for (let j = 0; j < 10; j++) out[d + 11 + j] = (b >>> (3 * j + 1)) & 7;
+      out[d + 21] = ((b >>> 31) & 1) | ((c & 3) << 1);
+      for (let j = 0; j < 10; j++) out[d + 22 + j] = (c >>> (3 * j + 2)) & 7;
+    }
+  }
+  return out;
+}
+
+/**
+ * zeros [groups, out] → qzeros Int32Array [groups, out·bits/32]. v1 ('gptq') stores zero − 1 (AutoGPTQ
+ * QuantLinear.pack), gptq_v2 stores zero (GPTQModel), each in a bits-wide field. A zero point the field cannot hold
+ * is refused (one line): v1 holds zero ∈ [1, 2^bits − 1] — zero 0 would be uint32(−1), which AutoGPTQ's numpy packer
+ * ORs into every higher field of its word and readers turn into 2^bits (exllama, AutoGPTQ CUDA) or 0 (AutoGPTQ torch);
+ * zero 2^bits is read as 2^bits or 0 depending on the reader. gptq_v2 holds [0, 2^bits − 1].
  */
 export function packQzeros(zeros: ArrayLike<number>, bits: PackBits, groups: number, outFeatures: number, format: 'gptq' | 'gptq_v2' = 'gptq'): Int32Array {
   check(32, outFeatures, bits);
   if (zeros.length !== groups * outFeatures) fail(`packQzeros: zeros has ${zeros.length} elements, expected ${groups}x${outFeatures}`);
-  const cols = (outFeatures / 32) * bits, d = format === 'gptq' ? 1 : 0;
+  const cols = (outFeatures / 32) * bits, d = format === 'gptq' ? 1 : 0, maxq = (1 << bits) - 1;
+  for (let i = 0; i < zeros.length; i++) {
+    const z = zeros[i]!;
+    if (!(Number.isInteger(z) && z >= d && z <= maxq)) {
+      fail(`packQzeros: zero point ${z} (group ${Math.floor(i / outFeatures)}, output ${i % outFeatures}) cannot be stored in the ${format} format, which holds ${d}..${maxq}${d ? ' (qzeros store zero − 1)' : ''}`);
+    }
+  }
   const q = new Int32Array(groups * cols);
   for (let g = 0; g < groups; g++) {
     const zb = g * outFeatures, qb = g * cols;
-    packRun((t) => (zeros[zb + t]! - d) >>> 0, (w, word) => { q[qb + w] = word; }, outFeatures, bits);
+    packRun((t) => zeros[zb + t]! - d, (w, word) => { q[qb + w] = word; }, outFeatures, bits);
   }
   return q;
 }
@@ -130,7 +175,7 @@ export function convertV2ToV1Zeros(qzeros: Int32Array, bits: PackBits, groups: n
   return packQzeros(unpackQzeros(qzeros, bits, groups, outFeatures, 'gptq_v2'), bits, groups, outFeatures, 'gptq');
 }
 
-/** v1 qzeros → gptq_v2 (zero + 1; a v1 zero of 0 cannot be represented and reads back as 2^bits, i.e. 0 mod 2^bits). */
+/** v1 qzeros → gptq_v2 (zero + 1). A v1 field that underflowed (read as 2^bits) has no v2 value: refused by packQzeros. */
 export function convertV1ToV2Zeros(qzeros: Int32Array, bits: PackBits, groups: number, outFeatures: number): Int32Array {
   return packQzeros(unpackQzeros(qzeros, bits, groups, outFeatures, 'gptq'), bits, groups, outFeatures, 'gptq_v2');
 }
@@ -142,16 +187,20 @@ export interface PackedLinear {
   gIdx: Int32Array;    // [in]
 }
 
-/** Pack GPTQ output (codes [out,in], scales/zeros [groups,out], g_idx [in]) into AutoGPTQ v1 tensors. */
+/**
+ * Pack GPTQ output (codes [out,in], scales/zeros [groups,out], g_idx [in]) into AutoGPTQ tensors of `format`
+ * (default v1 'gptq'). Scales become fp16 (exact when GPTQ ran with GridStorage.scaleF16).
+ */
 export function packLinear(p: {
   codes: Uint8Array; scales: Float32Array; zeros: ArrayLike<number>; gIdx: Int32Array; bits: PackBits; inFeatures: number; outFeatures: number;
+  format?: 'gptq' | 'gptq_v2';
 }): PackedLinear {
   const groups = p.scales.length / p.outFeatures;
   if (!Number.isInteger(groups) || p.zeros.length !== p.scales.length) fail(`packLinear: scales/zeros must both be [groups, ${p.outFeatures}]`);
   if (p.gIdx.length !== p.inFeatures) fail(`packLinear: g_idx has ${p.gIdx.length} entries, expected ${p.inFeatures}`);
   return {
     qweight: packQweight(p.codes, p.bits, p.inFeatures, p.outFeatures),
-    qzeros: packQzeros(p.zeros, p.bits, groups, p.outFeatures),
+    qzeros: packQzeros(p.zeros, p.bits, groups, p.outFeatures, p.format ?? 'gptq'),
     scales: toF16Bits(p.scales),
     gIdx: p.gIdx,
   };

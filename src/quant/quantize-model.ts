@@ -16,18 +16,18 @@ import type { ModelConfig } from '../io/config.ts';
 import type { Checkpoint } from '../io/safetensors.ts';
 import type { CalibrationSet } from '../io/datasets.ts';
 import type { ArchDefinition, LayerLinear } from '../models/types.ts';
-import { fail } from '../errors.ts';
+import { fail, GptqError } from '../errors.ts';
 import type { QuantizeConfig } from './config.ts';
 import { gptqQuantize } from './gptq.ts';
 import { gemm } from '../graph/linalg.ts';
 import { dequantizeCodes } from './quantizer.ts';
 import { packLinear, packable, type PackBits, type PackedLinear } from './pack.ts';
 import { rtnQuantize } from './rtn.ts';
-import { moduleTensors } from './save.ts';
+import { moduleDigest, moduleTensors, verifyPackedModule } from './save.ts';
 import type { LayerRecord, WorkDir } from './workdir.ts';
 import { collectGarbage } from '../gc.ts';
 import type { TensorLike } from '../io/safetensors.ts';
-import type { Tensor } from '../tensor.ts';
+import { f16ToF32, f32ToF16, type Tensor } from '../tensor.ts';
 import { etaSeconds, type QuantizeProgress } from '../progress.ts';
 import type { Tensor as OrtTensor } from 'onnxruntime-node';
 
@@ -69,6 +69,8 @@ export interface QuantizeLoopResult {
   packed: Map<string, TensorLike>;
   /** Per-module average GPTQ loss. */
   losses: Map<string, number>;
+  /** Per module: sha256 of its packed tensors, taken after they were verified to decode to GPTQ's result. */
+  digests: Map<string, string>;
   skipped: SkippedModule[];
   /** Dequantized weights of every quantized module (for evaluating the fake-quantized model). */
   dequantized: Map<string, Float32Array>;
@@ -132,10 +134,11 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
     const elapsed = (performance.now() - tStart) / 1000;
     o.onEvent?.({ task: 'quantize', ...e, layers: L, done: layersDone, total: L, elapsed, eta: etaSeconds((performance.now() - tLoop) / 1000, layersDone - firstLayer, L - firstLayer) });
   };
-  const result: QuantizeLoopResult = { quantized: new Set(), packed: new Map(), losses: new Map(), skipped: [], dequantized: new Map(), evaluationOnly: !!o.quantizeUnpackable };
+  const result: QuantizeLoopResult = { quantized: new Set(), packed: new Map(), losses: new Map(), digests: new Map(), skipped: [], dequantized: new Map(), evaluationOnly: !!o.quantizeUnpackable };
 
   // Layer-0 inputs: embed the calibration tokens, or resume from the work dir's saved activations.
   const start = o.workDir ? await o.workDir.layersDone() : 0;
+  for (let li = 0; li < start; li++) checkRecord((await o.workDir!.layer(li)).record, `work dir ${o.workDir!.dir}, layer ${li}`);
   layersDone = firstLayer = start;
   if (start > 0) {
     await o.workDir!.loadActivations(data.map((b) => b.hidden));
@@ -170,7 +173,7 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
     const weights = new LayerWeights(ck, prefix);
     const mctx: ModuleContext = { ck, q, method, prefix, weights, nsamples, log, dequantized: o.keepDequantized ? result.dequantized : undefined };
     const layerTensors: Record<string, Tensor> = {};
-    const record: LayerRecord = { skipped: [], losses: {} };
+    const record: LayerRecord = { skipped: [], losses: {}, digests: {} };
 
     for (const grp of hessGraphs) {
       const todo = grp.mods.filter((m) => {
@@ -193,7 +196,7 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
         const r = await quantizeModule(mctx, m, linBy.get(m)!, hess.get(rep), lastUse, routed.get(rep) === 0);
         if (lastUse) hess.delete(rep);
         emit({ stage: 'module', layer: li, module: m, loss: r.loss, seconds: r.seconds });
-        if (r.tensors) { Object.assign(layerTensors, r.tensors); record.losses[r.name] = r.loss; }
+        if (r.tensors) { Object.assign(layerTensors, r.tensors); record.losses[r.name] = r.loss; record.digests![r.name] = r.digest; }
         await collectGarbage();
       }
     }
@@ -247,16 +250,38 @@ async function quantizeModule(c: ModuleContext, m: string, l: LayerLinear, H: Fl
   const r = gptq
     ? await gptqQuantize(W, H!, l.outFeatures, l.inFeatures, q, { onLog: (s) => c.log(`${prefix}${m}: ${s}`), nsamples: c.nsamples, consumeHessian })
       .catch((e: Error) => fail(`${prefix}${m}: ${e.message}`))
-    : { ...rtnQuantize(W, l.outFeatures, l.inFeatures, q), avgLoss: NaN };
+    : { ...withModule(`${prefix}${m}`, () => rtnQuantize(W, l.outFeatures, l.inFeatures, q)), avgLoss: NaN };
   c.weights.setQuantized(m, l, r);
   c.dequantized?.set(`${prefix}${m}.weight`, l.conv1d ? transpose(r.Q, l.outFeatures, l.inFeatures) : r.Q);
   const seconds = (performance.now() - ts) / 1000;
   // Saved names follow the source checkpoint's naming (with or without the base-model prefix).
   const name = c.ck.resolve(`${prefix}${m}.weight`).slice(0, -'.weight'.length);
   if (packable(l.inFeatures, l.outFeatures, q.bits)) return { name, loss: r.avgLoss, seconds }; // evaluation-only fake quantization
-  const packed = packLinear({ codes: r.intCodes, scales: r.scales, zeros: r.zeros, gIdx: r.gIdx, bits: q.bits as PackBits, inFeatures: l.inFeatures, outFeatures: l.outFeatures });
-  const mod: QuantizedModule = { ...packed, name, inFeatures: l.inFeatures, outFeatures: l.outFeatures, bias: l.bias ? await c.weights.source(`${m}.bias`) : undefined, loss: r.avgLoss, seconds };
-  return { name, loss: r.avgLoss, seconds, tensors: moduleTensors(mod, q.bits) };
+  // The bias is saved as fp16 (AutoGPTQ QuantLinear): from here on the model runs with that value.
+  const bias = l.bias ? f16Values(await c.weights.source(`${m}.bias`), `${name}.bias`) : undefined;
+  if (bias) { c.weights.setSource(`${m}.bias`, bias); c.dequantized?.set(`${prefix}${m}.bias`, bias); }
+  const bits = q.bits as PackBits, fmt = q.checkpointFormat;
+  const packed = withModule(name, () => packLinear({ codes: r.intCodes, scales: r.scales, zeros: r.zeros, gIdx: r.gIdx, bits, inFeatures: l.inFeatures, outFeatures: l.outFeatures, format: fmt }));
+  const mod: QuantizedModule = { ...packed, name, inFeatures: l.inFeatures, outFeatures: l.outFeatures, bias, loss: r.avgLoss, seconds };
+  const tensors = moduleTensors(mod, bits);
+  verifyPackedModule(name, { ...packed, bias: tensors[`${name}.bias`]?.data as Uint16Array | undefined }, { ...r, bias },
+    { bits, groupSize: q.groupSize, inFeatures: l.inFeatures, outFeatures: l.outFeatures, format: fmt });
+  return { name, loss: r.avgLoss, seconds, tensors, digest: await moduleDigest(name, async (n) => tensors[n]) };
+}
+
+/** A bias rounded to the float16 values it is saved as (one line if a value overflows fp16). */
+function f16Values(b: Float32Array, name: string): Float32Array {
+  const o = new Float32Array(b.length);
+  for (let i = 0; i < b.length; i++) {
+    o[i] = f16ToF32(f32ToF16(b[i]!));
+    if (!Number.isFinite(o[i]!)) fail(`${name}: value ${b[i]} at [${i}] is outside float16's range (±65504); GPTQ checkpoints store biases as fp16`);
+  }
+  return o;
+}
+
+/** Run `f`, prefixing a GptqError's message with the module name. */
+function withModule<T>(name: string, f: () => T): T {
+  try { return f(); } catch (e) { if (e instanceof GptqError) fail(`${name}: ${e.message}`); throw e; }
 }
 
 /**
@@ -272,9 +297,17 @@ async function forwardLayer(fwd: InferenceSession, inputs: { rel: string; shape:
   }
 }
 
+/** A finished layer's record must carry the verification digest of every quantized module (older work dirs don't). */
+function checkRecord(rec: LayerRecord, where: string): void {
+  for (const n of Object.keys(rec.losses)) {
+    if (!rec.digests?.[n]) fail(`${where}: module ${n} was packed without verification against GPTQ's result (work dir from an older gptqjs); delete the work dir to start over`);
+  }
+}
+
 function addLayer(r: QuantizeLoopResult, tensors: Map<string, TensorLike>, rec: LayerRecord): void {
+  checkRecord(rec, 'quantized layer');
   for (const [n, t] of tensors) r.packed.set(n, t);
-  for (const [n, loss] of Object.entries(rec.losses)) { r.quantized.add(n); r.losses.set(n, loss); }
+  for (const [n, loss] of Object.entries(rec.losses)) { r.quantized.add(n); r.losses.set(n, loss); r.digests.set(n, rec.digests![n]!); }
   r.skipped.push(...rec.skipped);
 }
 
@@ -346,6 +379,9 @@ class LayerWeights {
     if (w.length <= 1 << 20) this.small.set(rel, w);
     return w;
   }
+
+  /** Replace a source tensor for the rest of the layer (a bias rounded to what is saved). */
+  setSource(rel: string, w: Float32Array): void { this.small.set(rel, w); }
 
   setQuantized(m: string, l: LayerLinear, r: PackedInput): void {
     this.codes.set(`${m}.weight`, { l, r: { intCodes: r.intCodes, scales: r.scales, zeros: r.zeros, gIdx: r.gIdx } });

@@ -1,7 +1,11 @@
 /**
  * AutoGPTQ `Quantizer` (auto_gptq/quantization/quantizer.py) for weights: per-row asymmetric / symmetric min-max
  * uniform quantization, optional MSE grid search. Params are float32 values (Math.fround) like torch's.
+ * With `storage` the grid is also one the checkpoint holds exactly (see GridStorage).
  */
+import { fail } from '../errors.ts';
+import { f16ToF32, f32ToF16 } from '../tensor.ts';
+import type { CheckpointFormat } from './config.ts';
 
 export interface FindParamsOptions {
   bits: number;
@@ -12,6 +16,44 @@ export interface FindParamsOptions {
   norm?: number;
   grid?: number;
   maxshrink?: number;
+  /** Constrain (scale, zero) to what the saved checkpoint stores exactly (default: AutoGPTQ's unconstrained params). */
+  storage?: GridStorage;
+}
+
+/**
+ * What a GPTQ checkpoint can hold, so that the grid GPTQ's error feedback quantizes to is exactly the saved one
+ * (dequantized(saved) == Q, bit for bit):
+ * - scales are saved as float16 (AutoGPTQ QuantLinear buffers): each scale is rounded to fp16 before the zero point
+ *   and the codes are computed from it (an fp16 subnormal-underflowing scale becomes 2^−24; one above 65504 is refused);
+ * - v1 "gptq" qzeros store zero − 1 in a bits-wide field and every reader adds 1 back, so only zero ∈ [1, 2^bits − 1]
+ *   round-trips (zero 0 would be stored as −1: AutoGPTQ's packer spills ones into the neighbouring fields, exllama /
+ *   AutoGPTQ CUDA / gptqjs read 2^bits, AutoGPTQ's torch path reads (x+1) & maxq, GPTQModel's v1→v2 packed add
+ *   carries into the next field). An asymmetric group whose min-max zero would be 0 (all weights ≥ 0, or the
+ *   negative part under half a step) gets zero 1 and scale xmax / (maxq − 1) instead: the smallest min-max grid with
+ *   zero 1 that still covers [xmin, xmax]. gptq_v2 (GPTQModel) stores zero itself: [0, 2^bits − 1], no constraint.
+ * Sources: auto_gptq/nn_modules/qlinear/qlinear_cuda_old.py pack() (`zeros -= 1`, uint32) and its torch dequant
+ * (`zeros + 1`, `& maxq`); gptqmodel/utils/model.py convert_gptq_v1_to_v2_format_module / v2_to_v1 (packed ± 0x11111111,
+ * "sym=False has underflow probability of ~<=13%").
+ */
+export interface GridStorage {
+  /** Scales are rounded to float16 (as saved). */
+  scaleF16: boolean;
+  /** Smallest zero point the format round-trips: 1 for v1 "gptq", 0 for gptq_v2. */
+  minZero: number;
+}
+
+/** The grid constraints of a checkpoint format (scales always fp16). */
+export function gridStorage(format: CheckpointFormat): GridStorage {
+  return { scaleF16: true, minZero: format === 'gptq' ? 1 : 0 };
+}
+
+const F16_TINY = 2 ** -24;
+
+/** The scale of a group spanning [xmin, xmax] as saved: the nearest float16 (never 0; an overflow is a one-line error). */
+export function storedScale(s: number, xmin: number, xmax: number): number {
+  const h = f16ToF32(f32ToF16(s));
+  if (!Number.isFinite(h)) fail(`quantizer: a weight group spanning [${xmin}, ${xmax}] needs scale ${s}, above float16's largest value 65504 (GPTQ checkpoints store scales as fp16)`);
+  return h === 0 ? F16_TINY : h;
 }
 
 /** Where element (r, c) of the slice lives: data[offset + r·rowStride + c·colStride]. Default: dense row-major. */
@@ -40,24 +82,35 @@ export function quantize(x: number, scale: number, zero: number, maxq: number): 
   return scale * (quantizeCode(x, scale, zero, maxq) - zero);
 }
 
+/** (scale, zero) of the range [xmin, xmax] (xmin ≤ 0 ≤ xmax): find_params' rule, then the storage constraints. */
+function gridOf(xmin: number, xmax: number, maxq: number, sym: boolean, st?: GridStorage): [scale: number, zero: number] {
+  let scale = fr(fr(xmax - xmin) / maxq);
+  if (st?.scaleF16) scale = storedScale(scale, xmin, xmax);
+  let zero = sym ? (maxq + 1) / 2 : roundHalfEven(fr(-xmin / scale));
+  if (st && zero < st.minZero) { // asym only (sym zero is 2^(bits−1)); here xmax > 0 and −xmin < scale/2
+    zero = st.minZero;
+    scale = fr(xmax / (maxq - zero));
+    if (st.scaleF16) scale = storedScale(scale, xmin, xmax);
+  }
+  return [scale, zero];
+}
+
 /** scale/zero from a row's (min, max), exactly as find_params does (float32 arithmetic). */
-function paramsOf(mn: number, mx: number, maxq: number, sym: boolean): [xmin: number, xmax: number, scale: number, zero: number] {
+function paramsOf(mn: number, mx: number, maxq: number, sym: boolean, st?: GridStorage): [xmin: number, xmax: number, scale: number, zero: number] {
   let xmin = Math.min(fr(mn), 0), xmax = Math.max(fr(mx), 0);
   if (sym) {
     xmax = Math.max(Math.abs(xmin), xmax);
     if (xmin < 0) xmin = -xmax;
   }
   if (xmin === 0 && xmax === 0) { xmin = -1; xmax = 1; }
-  const scale = fr(fr(xmax - xmin) / maxq);
-  const zero = sym ? (maxq + 1) / 2 : roundHalfEven(fr(-xmin / scale));
-  return [xmin, xmax, scale, zero];
+  return [xmin, xmax, ...gridOf(xmin, xmax, maxq, sym, st)];
 }
 
 /**
  * Quantizer.find_params(x, weight=True) for a rows×cols slice: per row xmin=min(0,min), xmax=max(0,max);
  * sym: xmax=max(|xmin|,xmax), xmin=−xmax if xmin<0; both 0 → ±1; scale=(xmax−xmin)/maxq;
  * zero = sym ? (maxq+1)/2 : round(−xmin/scale). mse: shrink the range p = 1 − i/grid, i < maxshrink·grid,
- * keeping the (scale, zero) with the smallest Σ|q(x)−x|^norm.
+ * keeping the (scale, zero) with the smallest Σ|q(x)−x|^norm. `o.storage`: every candidate grid is constrained first.
  */
 export function findParams(x: ArrayLike<number>, rows: number, cols: number, o: FindParamsOptions, lay: SliceLayout = {}): QuantParams {
   const maxq = 2 ** o.bits - 1;
@@ -82,7 +135,7 @@ export function findParams(x: ArrayLike<number>, rows: number, cols: number, o: 
   const scale = new Float32Array(rows), zero = new Float32Array(rows);
   const vals = new Float64Array(perchannel ? cols : rows * cols);
   for (let k = 0; k < n; k++) {
-    const [xmin, xmax, s0, z0] = paramsOf(mn[k]!, mx[k]!, maxq, o.sym);
+    const [xmin, xmax, s0, z0] = paramsOf(mn[k]!, mx[k]!, maxq, o.sym, o.storage);
     let s = s0, z = z0;
     if (o.mse) {
       const norm = o.norm ?? 2.4, grid = o.grid ?? 100, steps = Math.trunc((o.maxshrink ?? 0.8) * grid);
@@ -92,8 +145,7 @@ export function findParams(x: ArrayLike<number>, rows: number, cols: number, o: 
       for (let i = 0; i < steps; i++) {
         const p = fr(1 - i / grid);
         const xmin1 = fr(p * xmin), xmax1 = fr(p * xmax);
-        const s1 = fr(fr(xmax1 - xmin1) / maxq);
-        const z1 = o.sym ? z0 : roundHalfEven(fr(-xmin1 / s1));
+        const [s1, z1] = gridOf(xmin1, xmax1, maxq, o.sym, o.storage); // sym: z1 = z0, as AutoGPTQ
         let err = 0;
         for (let t = 0; t < m; t++) { const v = vals[t]!; err += Math.abs(quantize(v, s1, z1, maxq) - v) ** norm; }
         if (err < best) { best = err; s = s1; z = z1; }

@@ -1,8 +1,9 @@
 /** Round-to-nearest baseline: per-group min-max params, no error feedback (what GPTQ is compared against). */
 import type { QuantizeConfig } from './config.ts';
-import { findParams, quantizeCode } from './quantizer.ts';
+import { findParams, gridStorage, quantizeCode } from './quantizer.ts';
 
-export function rtnQuantize(W: Float32Array, rows: number, cols: number, cfg: Pick<QuantizeConfig, 'bits' | 'groupSize' | 'sym' | 'mse'>) {
+/** Same grid constraints as GPTQ (fp16 scales, zero points the format stores; see GridStorage). */
+export function rtnQuantize(W: Float32Array, rows: number, cols: number, cfg: Pick<QuantizeConfig, 'bits' | 'groupSize' | 'sym' | 'mse'> & Partial<Pick<QuantizeConfig, 'checkpointFormat'>>) {
   const gs = cfg.groupSize > 0 ? cfg.groupSize : cols;
   const groups = Math.ceil(cols / gs);
   const Q = new Float32Array(rows * cols), intCodes = new Uint8Array(rows * cols);
@@ -10,7 +11,7 @@ export function rtnQuantize(W: Float32Array, rows: number, cols: number, cfg: Pi
   const gIdx = Int32Array.from({ length: cols }, (_, j) => Math.floor(j / gs));
   for (let g = 0; g < groups; g++) {
     const c0 = g * gs, w = Math.min(gs, cols - c0);
-    const p = findParams(W, rows, w, { bits: cfg.bits, sym: cfg.sym, mse: cfg.mse }, { offset: c0, rowStride: cols });
+    const p = findParams(W, rows, w, { bits: cfg.bits, sym: cfg.sym, mse: cfg.mse, storage: gridStorage(cfg.checkpointFormat ?? 'gptq') }, { offset: c0, rowStride: cols });
     for (let r = 0; r < rows; r++) {
       const s = p.scale[r]!, z = p.zero[r]!;
       scales[g * rows + r] = s; zeros[g * rows + r] = z;

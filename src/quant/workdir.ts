@@ -11,10 +11,10 @@
  * lock of a killed run — pid no longer alive on this host — is taken over with a note). A folder holding files that
  * are not a work dir's is never adopted, and removing a work dir deletes only the files named above.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, promises as fs, readFileSync, unlinkSync } from 'node:fs';
-import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { createHash } from '../platform/crypto.ts';
+import { existsSync, promises as fs, readFileSync, unlinkSync } from '../platform/fs.ts';
+import { hostname } from '../platform/os.ts';
+import { join } from '../platform/path.ts';
 import { fail } from '../errors.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { SafetensorsFile, lazyFrom, writeSafetensors, type LazyTensor } from '../io/safetensors.ts';
@@ -46,7 +46,11 @@ export function hashCalibration(rows: ArrayLike<number>[]): string {
   return h.digest('hex');
 }
 
-export interface LayerRecord { skipped: { name: string; reason: string }[]; losses: Record<string, number> }
+export interface LayerRecord {
+  skipped: { name: string; reason: string }[]; losses: Record<string, number>;
+  /** sha256 of each quantized module's packed tensors after verification (absent in work dirs of older versions). */
+  digests?: Record<string, string>;
+}
 
 const layerFile = (i: number) => `layer-${String(i).padStart(5, '0')}.safetensors`;
 const LOCK = 'lock.json';

@@ -1,9 +1,9 @@
 /** A loaded causal LM: config + ORT session(s) over the whole-model graph (fp32 or quantized weights). */
-import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import * as ort from 'onnxruntime-node';
-import type { InferenceSession } from 'onnxruntime-node';
+import { createHash } from '../platform/crypto.ts';
+import { existsSync } from '../platform/fs.ts';
+import { join } from '../platform/path.ts';
+import * as ort from '../platform/ort.ts';
+import type { InferenceSession } from '../platform/ort.ts';
 import { loadGenerationConfig, loadModelConfig, parseGenerationConfig, type GenerationConfig, type ModelConfig } from '../io/config.ts';
 import { resolveModelDir, type HubOptions } from '../io/hub.ts';
 import { TextTokenizer, type ChatMessage } from '../io/tokenizer.ts';
@@ -22,9 +22,10 @@ import { checkAccuracyLevel, loadQuantizedWeights, type AccuracyLevel, type Quan
 import { checkLmHeadBits, HeadQuantizedWeights, isQuantizedModule, lmHeadNote, quantizeHead, readHeadWeight, type LmHeadBits, type QuantizedHead } from './lm-head.ts';
 import { graphCacheKey, GraphCache, type GraphCacheOption } from './graph-cache.ts';
 import { collectGarbage } from '../gc.ts';
+import { logLine } from '../platform/os.ts';
 import { chatText, generateText, streamText, type ChatOptions, type ChatResult, type TextGenerationOptions, type TextGenerationResult } from './text.ts';
 
-export type AttentionMode = 'auto' | 'gqa' | 'plain';
+export type AttentionMode = 'auto' | 'gqa' | 'plain' | 'slots';
 
 export interface LoadOptions {
   device?: Device; threads?: number;
@@ -53,7 +54,10 @@ export interface LoadOptions {
    * KV-cache attention. 'auto' (default): com.microsoft.GroupQueryAttention appending into a preallocated KV buffer
    * in place (one session for perplexity, prefill and decode) on the CPU EP when every layer can run on it, else
    * 'plain'. 'plain': the portable graph that grows the cache with Concat (a full-sequence and a decode session).
-   * Both compute the same function (tests compare them).
+   * Both compute the same function (tests compare them). 'slots': the KV-slot graph of continuous batching
+   * (`SlotCache`, src/runtime/slots.ts; `gptq serve`): rows with their own cache lengths in one step, caches read from
+   * buffers the runtime owns and the new keys/values written back by JS (any device; forwardStep, logits and nll work
+   * too, computing the same function).
    */
   attention?: AttentionMode;
   /**
@@ -105,16 +109,19 @@ async function readFloatWeights(dir: string, model?: { cfg: ModelConfig; arch: A
   try { return { tensors: await readFloatTensors(ck), where: ck.location }; } finally { await ck.dispose(); }
 }
 
-type Sessions = { kind: 'gqa'; fast: InferenceSession } | { kind: 'plain'; full: InferenceSession; step: InferenceSession };
+/** The graph set a model runs on: in-place GroupQueryAttention, plain Concat KV, or KV slots (continuous batching). */
+export type GraphKind = 'gqa' | 'plain' | 'slots';
+type Sessions = { kind: 'gqa' | 'slots'; fast: InferenceSession } | { kind: 'plain'; full: InferenceSession; step: InferenceSession };
 
 /** Graphs of each attention mode, in session order (the first one runs full sequences: logits(), nll()). */
-const GRAPHS: Record<'gqa' | 'plain', ModelGraphOptions[]> = {
+const GRAPHS: Record<GraphKind, ModelGraphOptions[]> = {
   gqa: [{ kvCache: true, kvMode: 'gqa', logitsToKeepInput: true }],
   plain: [{ kvCache: false }, { kvCache: true, lastLogitsOnly: true }],
+  slots: [{ kvCache: true, kvMode: 'slots', logitsToKeepInput: true }],
 };
 /** The graphs of a mode for a device (fused CPU kernels only on the CPU EP), with the NLL output on request. */
-const graphsFor = (kind: 'gqa' | 'plain', device: Device, nll = false): ModelGraphOptions[] =>
-  GRAPHS[kind].map((g, i) => ({ ...g, fusedOps: device === 'cpu', ...(nll && i === 0 ? { nllOutput: true } : {}) }));
+const graphsFor = (kind: GraphKind, device: Device, nll = false): ModelGraphOptions[] =>
+  GRAPHS[kind].map((g, i) => ({ ...g, fusedOps: device === 'cpu', ...(nll && i === 0 ? { nllOutput: true, argmaxOutput: true } : {}) }));
 /** Graph-cache key of one graph of a checkpoint: its name and a hash of its options. */
 const graphKey = (base: string, name: string, g: ModelGraphOptions) =>
   `${base}-${name}-${createHash('sha256').update(JSON.stringify(g)).digest('hex').slice(0, 8)}`;
@@ -128,7 +135,7 @@ export class CausalLM {
   /** Set when the output head runs quantized (LoadOptions.lmHeadBits). */
   lmHead?: { bits: LmHeadBits; accuracyLevel: AccuracyLevel };
   /** Where the graphs came from (graph cache) and how long building + session creation took, in seconds. */
-  loadInfo: { graphCache: 'hit' | 'miss' | 'off'; attention: 'gqa' | 'plain'; seconds?: number } = { graphCache: 'off', attention: 'plain' };
+  loadInfo: { graphCache: 'hit' | 'miss' | 'off'; attention: GraphKind; seconds?: number } = { graphCache: 'off', attention: 'plain' };
   private readonly tensors = new WeakMap<Float32Array, ort.Tensor>();
   /** The main full-sequence graph has the `labels` input and `nll` output (LoadOptions.nll). */
   private nllInMain = false;
@@ -149,8 +156,8 @@ export class CausalLM {
     this.loadInfo.attention = s.kind;
   }
 
-  /** 'gqa': KV decode appends in place with GroupQueryAttention; 'plain': Concat graphs. */
-  get attention(): 'gqa' | 'plain' { return this.s.kind; }
+  /** 'gqa': KV decode appends in place with GroupQueryAttention; 'plain': Concat graphs; 'slots': KV-slot graph. */
+  get attention(): GraphKind { return this.s.kind; }
 
   /**
    * Build the graphs from a weight source: with attention 'auto' on CPU one GroupQueryAttention graph (full-sequence
@@ -175,13 +182,13 @@ export class CausalLM {
     const arch = archFor(cfg.modelType);
     arch.check?.(cfg);
     const mode = o.attention ?? 'auto';
-    if (!['auto', 'gqa', 'plain'].includes(mode)) fail(`attention must be auto, gqa or plain, got ${JSON.stringify(mode)}`);
+    if (!['auto', 'gqa', 'plain', 'slots'].includes(mode)) fail(`attention must be auto, gqa, plain or slots, got ${JSON.stringify(mode)}`);
     const device = o.device ?? 'cpu';
     if (mode === 'gqa' && device !== 'cpu') fail(`attention "gqa" runs on the CPU execution provider only (device is ${device})`);
     const t0 = performance.now();
     let hit = true;
     /** A file path (cache) or bytes per graph of `kind`. */
-    const graphsOf = async (kind: 'gqa' | 'plain'): Promise<(string | Uint8Array)[]> => {
+    const graphsOf = async (kind: GraphKind): Promise<(string | Uint8Array)[]> => {
       const out: (string | Uint8Array)[] = [];
       for (const [i, g] of graphsFor(kind, device, !!o.nll).entries()) {
         const key = cache && graphKey(cache.key, `${kind}${i}`, g);
@@ -199,8 +206,13 @@ export class CausalLM {
       }
       return out;
     };
-    let kind: 'gqa' | 'plain' | undefined, graphs: (string | Uint8Array)[] = [];
-    if (mode !== 'plain' && device === 'cpu') {
+    let kind: GraphKind | undefined, graphs: (string | Uint8Array)[] = [];
+    if (mode === 'slots') {
+      try { graphs = await graphsOf('slots'); kind = 'slots'; } catch (e) {
+        if (e instanceof GqaUnsupportedError) fail(`attention "slots" (continuous batching): ${e.message}`);
+        throw e;
+      }
+    } else if (mode !== 'plain' && device === 'cpu') {
       try { graphs = await graphsOf('gqa'); kind = 'gqa'; } catch (e) {
         if (mode === 'gqa' || !(e instanceof GqaUnsupportedError)) throw e;
         hit = true; // judged by the plain graphs below
@@ -210,7 +222,7 @@ export class CausalLM {
     if (release) { release(); await collectGarbage(); }
     const sessions: InferenceSession[] = [];
     for (const g of graphs) sessions.push(await createSession(g, { ...o, spinning: o.spinning ?? false }));
-    const s: Sessions = kind === 'gqa' ? { kind, fast: sessions[0]! } : { kind, full: sessions[0]!, step: sessions[1]! };
+    const s: Sessions = kind === 'plain' ? { kind, full: sessions[0]!, step: sessions[1]! } : { kind, fast: sessions[0]! };
     const m = new CausalLM(cfg, arch, s);
     m.loadInfo = { graphCache: cache ? (hit ? 'hit' : 'miss') : 'off', attention: s.kind, seconds: (performance.now() - t0) / 1000 };
     m.nllInMain = !!o.nll;
@@ -245,7 +257,7 @@ export class CausalLM {
     const lmHeadBits = checkLmHeadBits(o.lmHeadBits);
     const arch = archFor(cfg.modelType);
     arch.check?.(cfg);
-    const log = o.onLog ?? ((msg: string) => process.stderr.write(`[gptqjs] ${msg}\n`));
+    const log = o.onLog ?? logLine;
     const store = await GraphCache.forCheckpoint(o.graphCache ?? true, dir);
     // The accuracy level changes only MatMulNBits nodes: GPTQ modules, or a 4-bit quantized head.
     const gptq = !!cfg.quantizationConfig || existsSync(join(dir, 'quantize_config.json')) || existsSync(join(dir, 'quant_config.json'));
@@ -358,7 +370,7 @@ export class CausalLM {
 
   /** Logits for every position of each row: ids [B,S] → Float32Array [B,S,V]. */
   async logits(ids: number[][]): Promise<Float32Array> {
-    return this.runFull(ids, 'logits');
+    return (await this.runFull(ids, ['logits'])).logits!.data as Float32Array;
   }
 
   /**
@@ -368,26 +380,38 @@ export class CausalLM {
    * separate full-sequence NLL session built by the first call (graph cache as for the main graphs).
    */
   async nll(ids: number[][]): Promise<Float32Array> {
-    const B = ids.length, S = ids[0]?.length ?? 0, V = this.cfg.vocabSize;
+    return (await this.runNll(ids, ['nll'])).nll!.data as Float32Array;
+  }
+
+  /**
+   * `nll(ids)` plus the greedy token at each scored position: argmax [B,S−1] (Int32Array), entry [b,s] = argmax over
+   * the vocabulary of the logits after ids[b][0..s] (first index on ties, as torch.argmax). Both come out of the graph;
+   * the logits stay in ONNX Runtime. Loglikelihood scoring (src/eval/loglikelihood.ts) uses it for lm-eval's is_greedy.
+   */
+  async nllArgmax(ids: number[][]): Promise<{ nll: Float32Array; argmax: Int32Array }> {
+    const r = await this.runNll(ids, ['nll', 'argmax']);
+    return { nll: r.nll!.data as Float32Array, argmax: Int32Array.from(r.argmax!.data as BigInt64Array, (x) => Number(x)) };
+  }
+
+  /** Checks ids, then runs the full-sequence graph with the NLL output (main session or the separate NLL session). */
+  private async runNll(ids: number[][], fetch: string[]): Promise<Record<string, ort.Tensor>> {
+    const S = ids[0]?.length ?? 0, V = this.cfg.vocabSize;
     if (S < 2) fail(`nll: rows need at least 2 tokens, got ${S}`);
     ids.forEach((r, b) => r.forEach((t, s) => { if (s > 0 && !(Number.isInteger(t) && t >= 0 && t < V)) fail(`nll: token ${t} (row ${b}, position ${s}) outside the vocabulary [0, ${V})`); }));
-    if (this.nllInMain) return this.runFull(ids, 'nll');
-    return this.runFull(ids, 'nll', await (this.nllSession ??= this.makeNllSession!().catch((e: unknown) => { this.nllSession = undefined; throw e; })));
+    if (this.nllInMain) return this.runFull(ids, fetch);
+    return this.runFull(ids, fetch, await (this.nllSession ??= this.makeNllSession!().catch((e: unknown) => { this.nllSession = undefined; throw e; })));
   }
 
   /**
    * The full-sequence forward of ids [B,S] on the main session (or `nllSession`, the same graph with the NLL output),
-   * fetching the logits [B,S,V] or the NLL [B,S−1].
+   * fetching `fetch`: the logits [B,S,V], or the NLL [B,S−1] and argmax [B,S−1] (labels = ids shifted by one).
    */
-  private async runFull(ids: number[][], out: 'logits' | 'nll', nllSession?: InferenceSession): Promise<Float32Array> {
+  private async runFull(ids: number[][], fetch: string[], nllSession?: InferenceSession): Promise<Record<string, ort.Tensor>> {
     const B = ids.length, S = ids[0]!.length;
     const input_ids = i64From(ids, B, S);
     const labels: Record<string, ort.Tensor> = !(nllSession || this.nllInMain) ? {}
-      : { labels: out === 'nll' ? i64From(ids.map((r) => r.slice(1)), B, S - 1) : noLabels(B) };
-    if (this.s.kind === 'plain') {
-      const r = await (nllSession ?? this.s.full).run({ input_ids, ...labels }, [out]);
-      return this.finite(r[out]!.data as Float32Array, out);
-    }
+      : { labels: fetch.includes('nll') ? i64From(ids.map((r) => r.slice(1)), B, S - 1) : noLabels(B) };
+    if (this.s.kind === 'plain') return this.finiteOutputs(await (nllSession ?? this.s.full).run({ input_ids, ...labels }, fetch));
     const { numLayers, numKvHeads: kvH, headDim: d } = this.cfg;
     const pos = new BigInt64Array(B * S), mask = new BigInt64Array(B * S).fill(1n);
     for (let b = 0; b < B; b++) for (let s = 0; s < S; s++) pos[b * S + s] = BigInt(s);
@@ -395,10 +419,11 @@ export class CausalLM {
       input_ids, position_ids: new ort.Tensor('int64', pos, [B, S]), attention_mask: new ort.Tensor('int64', mask, [B, S]),
       num_logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(BigInt(S)), []), ...labels,
     };
-    const empty = f32(new Float32Array(0), [B, kvH, 0, d]);
+    // the KV-slot graph attends over the first S buffer positions (its new keys are scattered into them): one zero
+    // buffer, read by every layer
+    const empty = this.s.kind === 'slots' ? f32(new Float32Array(B * kvH * S * d), [B, kvH, S, d]) : f32(new Float32Array(0), [B, kvH, 0, d]);
     for (let i = 0; i < numLayers; i++) { const n = kvNames(i); feeds[n.pastKey] = empty; feeds[n.pastValue] = empty; }
-    const r = await (nllSession ?? this.s.fast).run(feeds, [out]);
-    return this.finite(r[out]!.data as Float32Array, out);
+    return this.finiteOutputs(await (nllSession ?? this.s.fast).run(feeds, fetch));
   }
 
   /**
@@ -407,7 +432,7 @@ export class CausalLM {
    */
   emptyCache(batch: number, capacity?: number): KvCache {
     const z = () => Array.from({ length: this.cfg.numLayers }, () => new Float32Array(0));
-    if (this.s.kind === 'gqa' && capacity && capacity > 0) return this.resized({ keys: z(), values: z(), length: 0, batch }, capacity);
+    if (this.s.kind !== 'plain' && capacity && capacity > 0) return this.resized({ keys: z(), values: z(), length: 0, batch }, capacity);
     return { keys: z(), values: z(), length: 0, batch };
   }
 
@@ -473,9 +498,20 @@ export class CausalLM {
       }
       return { logits: await this.finite(r.logits!.data as Float32Array, 'logits'), cache: next };
     }
-    // GroupQueryAttention: past and present are the same buffer (ORT appends in place).
     let c = cache;
     if (c.capacity === undefined || c.capacity < T) c = this.resized(c, Math.max(T + CAPACITY_SLACK, (c.capacity ?? 0) * 2));
+    if (this.s.kind === 'slots') {
+      // every row's new positions go to P..T−1 (left padding stays in the buffer, as in the other graphs)
+      const cap = c.capacity!, view = (a: Float32Array) => this.bufferTensor(a, [B, kvH, cap, d]);
+      const r = await this.runSlots(feeds.input_ids!, feeds.position_ids!, feeds.attention_mask!, c.keys.map(view), c.values.map(view));
+      for (let i = 0; i < numLayers; i++) {
+        for (const [src, dst] of [[r.keys[i]!, c.keys[i]!], [r.values[i]!, c.values[i]!]] as const) {
+          for (let bh = 0; bh < B * kvH; bh++) dst.set(src.subarray(bh * S * d, (bh + 1) * S * d), (bh * cap + P) * d);
+        }
+      }
+      return { logits: r.logits, cache: { ...c, length: T } };
+    }
+    // GroupQueryAttention: past and present are the same buffer (ORT appends in place).
     feeds.num_logits_to_keep = new ort.Tensor('int64', BigInt64Array.of(1n), []);
     if (this.nllInMain) feeds.labels = noLabels(B);
     const fetches: Record<string, ort.Tensor | null> = { logits: null };
@@ -495,6 +531,12 @@ export class CausalLM {
    * built by another gptqjs or damaged since), else the activations overflowed. Cost: one multiply-add per value (~V
    * per decode step).
    */
+  /** finite() on the float outputs of a run (logits, nll); the run's outputs unchanged. */
+  private async finiteOutputs(r: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+    for (const what of ['logits', 'nll'] as const) if (r[what]) await this.finite(r[what].data as Float32Array, what);
+    return r;
+  }
+
   private async finite(a: Float32Array, what: 'logits' | 'nll'): Promise<Float32Array> {
     const i = firstNonFinite(a);
     if (i < 0) return a;
@@ -512,6 +554,31 @@ export class CausalLM {
     } finally { await ck.dispose(); }
     const cached = this.loadInfo.graphCache === 'hit' ? '; the graph came from the graph cache: if that entry is damaged, load with graphCache: false (GPTQJS_GRAPH_CACHE=0)' : '';
     fail(`${first} although no tensor of ${this.sourceDir} holds NaN/Inf: the activations overflowed float32 (weights too large for this model's math)${cached}`);
+  }
+
+  /**
+   * One run of the KV-slot graph (attention 'slots'; used by `SlotCache` and `forwardStep`): ids and positions [B,S],
+   * attention mask [B,T] (the first T buffer positions are read; each row's S new tokens are its last S mask ones),
+   * caches [B,kvH,capacity,d] per layer (read only). Returns
+   * the last position's logits [B,V] and each layer's new keys/values [B,kvH,S,d] — the caller writes them into its
+   * buffers. Throws unless the model was loaded with attention 'slots'.
+   */
+  async runSlots(ids: ort.Tensor, positions: ort.Tensor, mask: ort.Tensor, keys: ort.Tensor[], values: ort.Tensor[]): Promise<{ logits: Float32Array; keys: Float32Array[]; values: Float32Array[] }> {
+    if (this.s.kind !== 'slots') fail(`runSlots: the model was loaded with attention "${this.s.kind}", not "slots"`);
+    const B = ids.dims[0]!;
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: ids, position_ids: positions, attention_mask: mask, num_logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(1n), []),
+    };
+    if (this.nllInMain) feeds.labels = noLabels(B);
+    for (let i = 0; i < this.cfg.numLayers; i++) { const n = kvNames(i); feeds[n.pastKey] = keys[i]!; feeds[n.pastValue] = values[i]!; }
+    const r = await this.s.fast.run(feeds);
+    const out = { logits: r.logits!.data as Float32Array, keys: [] as Float32Array[], values: [] as Float32Array[] };
+    for (let i = 0; i < this.cfg.numLayers; i++) {
+      const n = kvNames(i);
+      out.keys.push(r[n.presentKey]!.data as Float32Array);
+      out.values.push(r[n.presentValue]!.data as Float32Array);
+    }
+    return out;
   }
 
   /** One ort.Tensor per KV buffer, reused by every step (the same memory is bound as input and output). */

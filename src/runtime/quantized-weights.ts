@@ -18,8 +18,8 @@
  *   underflowed (real zero 2^bits) are widened instead: 2/3-bit → 4-bit codes (exact, fast); 4-bit → 8-bit codes
  *   at accuracy_level 4, else that module is dequantized to fp32 (logged).
  */
-import { join } from 'node:path';
-import { existsSync, promises as fs } from 'node:fs';
+import { join } from '../platform/path.ts';
+import { existsSync, promises as fs } from '../platform/fs.ts';
 import type { GraphBuilder } from '../graph/builder.ts';
 import { gemmLinear, InitializerWeights, type TensorLookup } from '../graph/weights.ts';
 import type { ModelConfig } from '../io/config.ts';
@@ -27,8 +27,9 @@ import { checkFinite, lookupBaseModelName, withoutBasePrefix, type Checkpoint } 
 import { embeddingName, openModelCheckpoint, readFloatTensors } from './model-checkpoint.ts';
 import type { ArchDefinition, LinearSpec, WeightSource } from '../models/types.ts';
 import { fromQuantizeConfigJson, type QuantizeConfig } from '../quant/config.ts';
-import { dequantize, unpackQweight, unpackQzeros, type PackBits } from '../quant/pack.ts';
+import { dequantize, unpackQweightRows, unpackQzeros, type PackBits } from '../quant/pack.ts';
 import { fail } from '../errors.ts';
+import { logLine } from '../platform/os.ts';
 
 export type AccuracyLevel = 0 | 1 | 2 | 3 | 4;
 
@@ -111,21 +112,25 @@ export function prepareLinear(l: GptqLinear, o: PrepareOptions = {}): PreparedLi
   if (!order && tb === bits) {
     // Same code width, no permutation: each int32 of qweight column n holds 32/bits consecutive codes, low bits
     // first — byte for byte the MatMulNBits row layout (blocks are contiguous along K; the last one zero-padded).
-    const src = new Uint8Array(l.qweight.buffer, l.qweight.byteOffset, l.qweight.byteLength);
-    const words = (K * bits) / 32;
-    for (let w = 0; w < words; w++) for (let n = 0; n < N; n++) {
-      const s = (w * N + n) * 4, d = n * rowBytes + w * 4;
-      B[d] = src[s]!; B[d + 1] = src[s + 1]!; B[d + 2] = src[s + 2]!; B[d + 3] = src[s + 3]!;
+    // Whole words are copied (rowBytes is a multiple of 4: blob = block·tb/8 ≥ 8), in bands of rows for locality.
+    const B32 = new Int32Array(B.buffer), rowWords = rowBytes / 4, words = (K * bits) / 32;
+    for (let n0 = 0; n0 < N; n0 += 64) {
+      const n1 = Math.min(n0 + 64, N);
+      for (let w = 0; w < words; w++) for (let n = n0, s = w * N + n0, d = n0 * rowWords + w; n < n1; n++, s++, d += rowWords) B32[d] = l.qweight[s]!;
     }
   } else {
-    const codes = unpackQweight(l.qweight, bits, K, N); // [N, K]
-    const per = 8 / tb;
-    for (let n = 0; n < N; n++) {
-      const row = n * K, out = n * rowBytes;
-      for (let k = 0; k < K; k++) {
-        const c = codes[row + (order ? order[k]! : k)]!;
-        // byte index within the row: block·blob + (k mod block)/per = k/per (all blocks but the last are full)
-        B[out + Math.floor(k / per)]! |= c << ((k % per) * tb);
+    // Unpack a band of output rows at a time (small scratch), then write each row's codes in kernel order:
+    // byte index within the row = block·blob + (k mod block)/per = k/per (all blocks but the last are full).
+    const T = 32, band = new Uint8Array(T * K);
+    for (let n0 = 0; n0 < N; n0 += T) {
+      const n1 = Math.min(n0 + T, N);
+      unpackQweightRows(l.qweight, bits, K, N, n0, n1, band);
+      for (let n = n0; n < n1; n++) {
+        const row = (n - n0) * K, out = n * rowBytes;
+        if (tb === 4 && order) for (let k = 0; k < K; k += 2) B[out + (k >>> 1)] = band[row + order[k]!]! | (band[row + order[k + 1]!]! << 4);
+        else if (tb === 4) for (let k = 0; k < K; k += 2) B[out + (k >>> 1)] = band[row + k]! | (band[row + k + 1]! << 4);
+        else if (order) for (let k = 0; k < K; k++) B[out + k] = band[row + order[k]!]!;
+        else B.set(band.subarray(row, row + K), out);
       }
     }
   }
@@ -446,7 +451,7 @@ export async function loadQuantizedWeights(dir: string, cfg: ModelConfig, arch: 
   } finally { await ck.dispose(); }
 }
 
-function defaultLog(msg: string): void { process.stderr.write(`[gptqjs] ${msg}\n`); }
+const defaultLog = logLine;
 
 export function checkAccuracyLevel(v: unknown): AccuracyLevel {
   if (v === undefined) return 0;

@@ -5,19 +5,42 @@
  * the current blockSize block (in exact arithmetic the lazy-batched W equals the fully updated one there).
  * Self-contained on purpose: shares no code with src/quant.
  */
-export interface RefConfig { bits: number; groupSize: number; descAct: boolean; staticGroups: boolean; sym: boolean; dampPercent: number; blockSize: number }
+export interface RefConfig {
+  bits: number; groupSize: number; descAct: boolean; staticGroups: boolean; sym: boolean; dampPercent: number; blockSize: number;
+  /** Saved format (default 'gptq'): v1 stores zero − 1, so its zero points are ≥ 1. */
+  checkpointFormat?: 'gptq' | 'gptq_v2';
+}
 export interface RefResult { codes: Uint8Array; Q: Float64Array; scales: Float64Array; zeros: Float64Array; gIdx: Int32Array; loss: number; perm: number[] }
 
 const f32 = Math.fround;
 const rne = (x: number) => { const r = Math.round(x); return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r; };
 
-/** (scale, zero) of one row of values, AutoGPTQ min/max rule, float32 params. */
-function rowParams(v: number[], maxq: number, sym: boolean): [number, number] {
+/**
+ * Nearest IEEE half value of a positive float (ties to even), from its binary exponent: 11 significant bits for
+ * normals, steps of 2^−24 below 2^−14. (Written independently of src/tensor.ts's bit manipulation.)
+ */
+export function refF16(x: number): number {
+  let e = Math.floor(Math.log2(x));
+  if (2 ** e > x) e--; // Math.log2 may round across a power of two
+  if (2 ** (e + 1) <= x) e++;
+  const r = rne(x / 2 ** (Math.max(e, -14) - 10)) * 2 ** (Math.max(e, -14) - 10);
+  return r > 65504 ? Infinity : r;
+}
+
+/**
+ * (scale, zero) of one row of values: AutoGPTQ min/max rule with float32 params, then as saved: scale rounded to
+ * fp16 (never below 2^−24) before the zero is taken from it; an asym zero below minZero (v1: 1) becomes minZero with
+ * scale xmax / (maxq − minZero).
+ */
+function rowParams(v: number[], maxq: number, sym: boolean, minZero: number): [number, number] {
   let lo = Math.min(0, ...v), hi = Math.max(0, ...v);
   if (sym) { hi = Math.max(-lo, hi); if (lo < 0) lo = -hi; }
   if (lo === 0 && hi === 0) { lo = -1; hi = 1; }
-  const scale = f32(f32(hi - lo) / maxq);
-  return [scale, sym ? (maxq + 1) / 2 : rne(f32(-lo / scale))];
+  const half = (s: number) => Math.max(refF16(s), 2 ** -24);
+  let scale = half(f32(f32(hi - lo) / maxq));
+  let zero = sym ? (maxq + 1) / 2 : rne(f32(-lo / scale)) + 0; // (+ 0: −0 when lo = 0)
+  if (zero < minZero) { zero = minZero; scale = half(f32(hi / (maxq - minZero))); }
+  return [scale, zero];
 }
 
 function cholLower(A: number[][]): number[][] | null {
@@ -59,13 +82,13 @@ export function refHinv(H: number[][]): number[][] | null {
 }
 
 export function gptqReference(Wf: Float32Array, Hf: Float32Array, rows: number, cols: number, cfg: RefConfig): RefResult {
-  const n = cols, maxq = 2 ** cfg.bits - 1, gs = cfg.groupSize;
+  const n = cols, maxq = 2 ** cfg.bits - 1, gs = cfg.groupSize, minZero = (cfg.checkpointFormat ?? 'gptq') === 'gptq' ? 1 : 0;
   let W = Array.from({ length: rows }, (_, r) => Array.from(Wf.subarray(r * n, (r + 1) * n)));
   let H = Array.from({ length: n }, (_, i) => Array.from(Hf.subarray(i * n, (i + 1) * n)));
-  const p0 = gs === -1 ? W.map((row) => rowParams(row, maxq, cfg.sym)) : [];
+  const p0 = gs === -1 ? W.map((row) => rowParams(row, maxq, cfg.sym, minZero)) : [];
   for (let j = 0; j < n; j++) if (H[j]![j] === 0) { H[j]![j] = 1; for (const row of W) row[j] = 0; }
   const statics: [number, number][][] = [];
-  if (cfg.staticGroups) for (let c = 0; c < n; c += gs) statics.push(W.map((row) => rowParams(row.slice(c, c + gs), maxq, cfg.sym)));
+  if (cfg.staticGroups) for (let c = 0; c < n; c += gs) statics.push(W.map((row) => rowParams(row.slice(c, c + gs), maxq, cfg.sym, minZero)));
   const perm = [...Array(n).keys()];
   if (cfg.descAct) perm.sort((a, b) => H[b]![b]! - H[a]![a]! || a - b);
   W = W.map((row) => perm.map((j) => row[j]!));
@@ -82,7 +105,7 @@ export function gptqReference(Wf: Float32Array, Hf: Float32Array, rows: number, 
   let snap = W, loss = 0;
   for (let c = 0; c < n; c++) {
     if (c % cfg.blockSize === 0) snap = W.map((row) => row.slice());
-    if (gs > 0 && !cfg.staticGroups && c % gs === 0) dyn.push(snap.map((row) => rowParams(row.slice(c, c + gs), maxq, cfg.sym)));
+    if (gs > 0 && !cfg.staticGroups && c % gs === 0) dyn.push(snap.map((row) => rowParams(row.slice(c, c + gs), maxq, cfg.sym, minZero)));
     const d = U[c]![c]!;
     for (let r = 0; r < rows; r++) {
       const [s, z] = gs === -1 ? p0[r]! : cfg.staticGroups ? statics[Math.floor(perm[c]! / gs)]![r]! : dyn[Math.floor(c / gs)]![r]!;

@@ -1,0 +1,2 @@
+/** `gptq compare A B --task …`: declared and run in eval.ts (same flags as `gptq eval`). */
+export { runCompare as run, COMPARE as COMMAND, COMPARE_HELP as HELP } from './eval.ts';

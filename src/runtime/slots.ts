@@ -1,0 +1,216 @@
+/**
+ * KV slots for continuous batching (the TGI / vLLM serving loop, on the KV-slot graph of src/models/attention-slots.ts).
+ *
+ * One preallocated buffer per layer and K/V, [maxSlots, kvH, capacity, d] fp32: memory is fixed at
+ * maxSlots × capacity positions (`bytes`), whatever the requests do. Each slot (one request) holds its own number of
+ * positions, always from position 0 of its row. Requests join (`acquire`) and leave (`release`) between steps;
+ * `extend` appends a chunk of prompt tokens to one slot (a batch-1 run on a zero-copy view of its row), `step` appends
+ * one token to each of several slots in one batched run, whatever their lengths (the graph masks each row's unused
+ * positions). The graph reads the buffers and returns only the new keys/values, which are written here at each row's
+ * own length.
+ *
+ * Rows and slots: a batched run needs its slots in rows 0..n−1 (the run binds the first n rows as one tensor), so
+ * `step` first moves slots that sit in higher rows into the free or non-participating low rows (copying only their
+ * used positions). With a stable set of decoding requests nothing moves.
+ *
+ * Row independence: every op of the graph treats rows independently (the mask and attention are per row; MatMul
+ * and MatMulNBits compute each output row from its own input row), so a request's logits do not depend on which other
+ * requests share the step. Bit-for-bit equality with a batch-1 run additionally needs kernels whose summation order does
+ * not depend on the number of rows; test/slots.test.ts pins that for fp32 models.
+ */
+import * as ort from '../platform/ort.ts';
+import { fail } from '../errors.ts';
+import type { CausalLM } from './causal-lm.ts';
+
+/** One request's place in the cache. */
+export interface Slot {
+  /** positions held (tokens whose keys/values are cached) */
+  readonly length: number;
+}
+
+interface SlotState extends Slot { length: number; row: number; live: boolean }
+
+export class SlotCache {
+  /** per layer: keys / values [maxSlots, kvH, capacity, d] */
+  private readonly keys: Float32Array[];
+  private readonly values: Float32Array[];
+  /** row → slot in it */
+  private readonly rows: (SlotState | undefined)[];
+  private readonly rowSize: number;
+  /** Bytes of the KV buffers (all layers, keys and values). */
+  readonly bytes: number;
+
+  /**
+   * @param model loaded with `attention: 'slots'`
+   * @param maxSlots rows (concurrent requests)
+   * @param capacity positions per slot (prompt + generated tokens of one request)
+   * @param minRows `step` runs at least this many rows, adding throw-away rows (nothing is written for them): with 2,
+   *   a step's numbers do not depend on how many requests share it, since MatMulNBits computes a single row with a
+   *   different kernel than several (bit-identical for any number ≥ 2; see src/serve/engine.ts)
+   */
+  constructor(private readonly model: CausalLM, readonly maxSlots: number, readonly capacity: number, readonly minRows = 1) {
+    if (model.attention !== 'slots') fail(`SlotCache: the model must be loaded with attention "slots" (it uses "${model.attention}")`);
+    if (!(Number.isInteger(maxSlots) && maxSlots >= 1)) fail(`SlotCache: maxSlots must be a positive integer, got ${maxSlots}`);
+    if (!(Number.isInteger(capacity) && capacity >= 1)) fail(`SlotCache: capacity must be a positive integer, got ${capacity}`);
+    const { numLayers, numKvHeads: kvH, headDim: d } = model.cfg;
+    if (!(Number.isInteger(minRows) && minRows >= 1)) fail(`SlotCache: minRows must be a positive integer, got ${minRows}`);
+    this.rowSize = kvH * capacity * d;
+    const n = Math.max(maxSlots, minRows) * this.rowSize;
+    this.bytes = 2 * numLayers * n * 4;
+    const make = () => Array.from({ length: numLayers }, () => new Float32Array(n));
+    this.keys = make();
+    this.values = make();
+    this.rows = new Array(maxSlots).fill(undefined);
+  }
+
+  /** Slots in use. */
+  get used(): number { return this.rows.filter(Boolean).length; }
+
+  /** A free slot (length 0), or undefined when all are taken. */
+  acquire(): Slot | undefined {
+    const row = this.rows.findIndex((r) => !r);
+    if (row < 0) return undefined;
+    const s: SlotState = { length: 0, row, live: true };
+    this.rows[row] = s;
+    return s;
+  }
+
+  /** Give a slot back (its positions are forgotten). */
+  release(slot: Slot): void {
+    const s = this.state(slot, 'release');
+    this.rows[s.row] = undefined;
+    s.live = false;
+  }
+
+  /**
+   * Append `ids` (a prompt chunk) to one slot: a batch-1 run over its row. Returns the logits of the last new position
+   * [V]. Throws when the slot would exceed `capacity`.
+   */
+  async extend(slot: Slot, ids: readonly number[]): Promise<Float32Array> {
+    const s = this.state(slot, 'extend');
+    const S = ids.length, P = s.length, T = P + S;
+    if (S === 0) fail('SlotCache.extend: no tokens');
+    if (T > this.capacity) fail(`SlotCache.extend: ${T} positions exceed the slot capacity ${this.capacity}`);
+    const pos = new BigInt64Array(S);
+    for (let j = 0; j < S; j++) pos[j] = BigInt(P + j);
+    const r = await this.run(s.row, 1, [...ids], S, pos, new BigInt64Array(T).fill(1n), [P]);
+    s.length = T;
+    return r;
+  }
+
+  /**
+   * Append one token to each slot (tokens[i] to slots[i]) in one batched run. Returns logits [n, V], row i for
+   * slots[i]. Throws when a slot is full.
+   */
+  async step(slots: readonly Slot[], tokens: readonly number[]): Promise<Float32Array> {
+    const st = slots.map((s) => this.state(s, 'step'));
+    const n = st.length;
+    if (n === 0 || tokens.length !== n) fail(`SlotCache.step: ${n} slots and ${tokens.length} tokens`);
+    if (new Set(st).size !== n) fail('SlotCache.step: a slot is given twice');
+    for (const s of st) if (s.length + 1 > this.capacity) fail(`SlotCache.step: a slot is full (capacity ${this.capacity})`);
+    this.gather(st);
+    // rows 0..n−1 now hold the slots; feed them in row order
+    const order = st.map((_, i) => i).sort((a, b) => st[a]!.row - st[b]!.row);
+    const P = Math.max(...st.map((s) => s.length)), T = P + 1, B = Math.max(n, this.minRows);
+    const ids: number[] = [], pos = new BigInt64Array(B), mask = new BigInt64Array(B * T), starts: number[] = [];
+    order.forEach((i, row) => {
+      const s = st[i]!;
+      ids.push(tokens[i]!);
+      pos[row] = BigInt(s.length);
+      mask.fill(1n, row * T, row * T + s.length + 1); // its own positions and the new one, then a hole
+      starts.push(s.length);
+    });
+    for (let row = n; row < B; row++) { ids.push(0); mask[row * T] = 1n; starts.push(-1); } // throw-away rows
+    const logits = await this.run(0, B, ids, 1, pos, mask, starts);
+    for (const s of st) s.length++;
+    const V = this.model.cfg.vocabSize, out = new Float32Array(n * V);
+    order.forEach((i, row) => out.set(logits.subarray(row * V, (row + 1) * V), i * V));
+    return out;
+  }
+
+  /**
+   * Run rows [row0, row0 + B) with S new tokens each (ids row-major), positions [B,S], mask [B,T]; write each row's
+   * new keys/values at its `starts[b]` (−1: nothing). Returns the logits [B,V].
+   */
+  private async run(row0: number, B: number, ids: number[], S: number, pos: BigInt64Array, mask: BigInt64Array, starts: number[]): Promise<Float32Array> {
+    const { numLayers, numKvHeads: kvH, headDim: d } = this.model.cfg;
+    const cap = this.capacity, T = mask.length / B;
+    const dims = [B, kvH, cap, d];
+    const view = (a: Float32Array) => new ort.Tensor('float32', a.subarray(row0 * this.rowSize, (row0 + B) * this.rowSize), dims);
+    const r = await this.model.runSlots(
+      new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [B, S]), new ort.Tensor('int64', pos, [B, S]),
+      new ort.Tensor('int64', mask, [B, T]), this.keys.map(view), this.values.map(view));
+    for (let i = 0; i < numLayers; i++) {
+      for (const [src, dst] of [[r.keys[i]!, this.keys[i]!], [r.values[i]!, this.values[i]!]] as const) {
+        for (let b = 0; b < B; b++) {
+          if (starts[b]! < 0) continue;
+          for (let h = 0; h < kvH; h++) {
+            const from = (b * kvH + h) * S * d;
+            dst.set(src.subarray(from, from + S * d), (row0 + b) * this.rowSize + (h * cap + starts[b]!) * d);
+          }
+        }
+      }
+    }
+    return r.logits;
+  }
+
+  /** Put the slots `st` into rows 0..n−1 (moving slots from higher rows into free or non-participating low rows). */
+  private gather(st: SlotState[]): void {
+    const n = st.length, want = new Set(st);
+    const high = st.filter((s) => s.row >= n);
+    for (let row = 0; row < n && high.length; row++) {
+      const occupant = this.rows[row];
+      if (occupant && want.has(occupant)) continue;
+      const s = high.pop()!;
+      if (occupant) this.swap(s, occupant);
+      else this.moveTo(s, row);
+    }
+  }
+
+  /** Copy a slot's used positions to a free row. */
+  private moveTo(s: SlotState, row: number): void {
+    this.copyRow(s.row, row, s.length);
+    this.rows[s.row] = undefined;
+    this.rows[row] = s;
+    s.row = row;
+  }
+
+  private swap(a: SlotState, b: SlotState): void {
+    const free = this.rows.findIndex((r) => !r);
+    if (free >= 0) { // through a free row: a → free, b → a's row, a → b's row
+      const ra = a.row, rb = b.row;
+      this.moveTo(a, free); this.moveTo(b, ra); this.moveTo(a, rb);
+      return;
+    }
+    // no free row (all slots in use, so n < maxSlots rows participate): swap position by position
+    const { numKvHeads: kvH, headDim: d } = this.model.cfg, cap = this.capacity;
+    const len = Math.max(a.length, b.length);
+    for (const buf of [...this.keys, ...this.values]) {
+      for (let h = 0; h < kvH; h++) {
+        const pa = a.row * this.rowSize + h * cap * d, pb = b.row * this.rowSize + h * cap * d;
+        const tmp = buf.slice(pa, pa + len * d);
+        buf.copyWithin(pa, pb, pb + len * d);
+        buf.set(tmp, pb);
+      }
+    }
+    [a.row, b.row] = [b.row, a.row];
+    this.rows[a.row] = a; this.rows[b.row] = b;
+  }
+
+  /** Copy the first `len` positions of every head of row `from` to row `to`, in every layer's keys and values. */
+  private copyRow(from: number, to: number, len: number): void {
+    const { numKvHeads: kvH, headDim: d } = this.model.cfg, cap = this.capacity;
+    for (const buf of [...this.keys, ...this.values]) {
+      for (let h = 0; h < kvH; h++) {
+        const src = from * this.rowSize + h * cap * d;
+        buf.copyWithin(to * this.rowSize + h * cap * d, src, src + len * d);
+      }
+    }
+  }
+
+  private state(slot: Slot, what: string): SlotState {
+    const s = slot as SlotState;
+    if (!s.live || this.rows[s.row] !== s) fail(`SlotCache.${what}: the slot was released or belongs to another cache`);
+    return s;
+  }
+}
