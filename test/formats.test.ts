@@ -59,6 +59,14 @@ for (const name of names) {
   });
 }
 
+test('GPTQModel.fromQuantized loads the formats too', async () => {
+  const { GPTQModel } = await import('../src/gptq-model.ts');
+  for (const [name, method] of [['awq-gemv-g64', 'awq'], ['bnb-nf4', 'bitsandbytes'], ['aqlm-2x8', 'aqlm']] as const) {
+    const r = await GPTQModel.fromQuantized(loadFormatFixture(name).dir, { onLog: quiet });
+    try { assert.equal(r.quantization.method, method); } finally { await r.model.dispose(); }
+  }
+});
+
 test('kernels: AWQ on MatMulNBits 4-bit, bnb 4-bit on MatMulBnb4, LLM.int8 fp32 (MatMulNBits 8-bit at accuracy_level 4), AQLM gather', async () => {
   const kinds = async (name: string, o: { accuracyLevel?: 0 | 4; dequantize?: boolean } = {}) => {
     const f = loadFormatFixture(name), cfg = await loadModelConfig(f.dir);

@@ -413,7 +413,7 @@ test('GPTQModel.fromQuantized returns the model, tokenizer and settings; fp chec
   assert.equal(r.tokenizer, undefined); // the synthetic model has none
   assert.equal((await r.model.logits([[1, 2, 3]])).length, 3 * 128);
   await r.model.dispose();
-  await assert.rejects(GPTQModel.fromQuantized(BASE), gptqError(/is not a GPTQ checkpoint \(no \.qweight tensors\)/));
+  await assert.rejects(GPTQModel.fromQuantized(BASE), gptqError(/is not a quantized checkpoint \(no \.qweight tensors, no AWQ\/bitsandbytes\/AQLM quantization_config\)/));
 });
 
 // -------------------------------------------------------------------------------- stories260K

@@ -3,8 +3,8 @@
  * Transformers' AutoHfQuantizer dispatches on it: transformers/quantizers/auto.py), and small helpers shared by the
  * AWQ, bitsandbytes and AQLM readers (src/formats/awq.ts, bnb.ts, aqlm.ts).
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from '../platform/fs.ts';
+import { join } from '../platform/path.ts';
 import type { ModelConfig } from '../io/config.ts';
 import { checkFinite, type Checkpoint, type TensorInfo } from '../io/safetensors.ts';
 import { fail } from '../errors.ts';

@@ -14,8 +14,8 @@
  * the AWQ codes, zero points and scales (src/quant/save.ts verifyPackedModule, h-save's check of GPTQ's output); the
  * save then reads the written files back against those tensors' digests. Output folder rules: saveQuantized's.
  */
-import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { createHash } from '../platform/crypto.ts';
+import { promises as fs } from '../platform/fs.ts';
 import { loadModelConfig } from '../io/config.ts';
 import { Checkpoint, type TensorLike } from '../io/safetensors.ts';
 import { archFor } from '../models/registry.ts';
