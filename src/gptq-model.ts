@@ -8,7 +8,7 @@ import { loadModelConfig, type ModelConfig } from './io/config.ts';
 import type { Checkpoint } from './io/safetensors.ts';
 import { openModelCheckpoint } from './runtime/model-checkpoint.ts';
 import { TextTokenizer } from './io/tokenizer.ts';
-import { calibrationSamples, datasetName, loadText, type CalibrationSet, type TokenizedExample, type LoadTextOptions } from './io/datasets.ts';
+import { calibrationData, calibrationSamples, datasetName, type CalibrationSet, type TokenizedExample, type LoadTextOptions } from './io/datasets.ts';
 import { resolveModelDir, type HubOptions } from './io/hub.ts';
 import { isGeneratedCard, modelCard, quantizerMeta, type CalibrationInfo, type PerplexityInfo } from './io/model-card.ts';
 import { pushToHub, type PushOptions, type PushResult } from './io/push.ts';
@@ -137,7 +137,7 @@ export class GPTQModel {
     if (!Array.isArray(data) && typeof data === 'object') return data;
     const needTok = () => this.tokenizer ?? fail(`${this.dir} has no tokenizer.json: pass pre-tokenized {inputIds} examples`);
     const opts = { nsamples: o.nsamples ?? 128, seqlen: o.seqlen ?? 2048, seed: o.seed ?? 0 };
-    if (typeof data === 'string') return calibrationSamples(needTok(), await loadText(data, o), opts);
+    if (typeof data === 'string') return calibrationData(needTok(), data, { ...o, ...opts });
     if (data.length && typeof data[0] === 'string') return calibrationSamples(needTok(), data as string[], { ...opts, mode: 'examples' });
     return calibrationSamples((s) => needTok().encode(s), data as TokenizedExample[], opts);
   }

@@ -25,7 +25,7 @@ export type { GraphCacheOption } from './runtime/graph-cache.ts';
 export type { Device } from './graph/session.ts';
 export { perplexity, type PerplexityResult } from './eval/perplexity.ts';
 export { serve, type ServeOptions, type Server } from './serve/server.ts';
-export { BatchEngine, type EngineOptions, type GenerationRequest, type GenerationResult, type ServeFinishReason, type Submitted, type DecodingTokenizer } from './serve/engine.ts';
+export { BatchEngine, type EngineOptions, type GenerationRequest, type GenerationResult, type ServeFinishReason, type Submitted } from './serve/engine.ts';
 export type { ServeMetrics } from './serve/metrics.ts';
 export { SlotCache, type Slot } from './runtime/slots.ts';
 export { evaluate, TASK_NAMES, type TaskSpec, type TaskSpecObject, type EvaluateOptions, type EvalResults, type EvalModel } from './eval/evaluate.ts';
@@ -34,7 +34,7 @@ export { MULTIPLE_CHOICE_TASKS, type MultipleChoiceTask } from './eval/multiple-
 export { rouge, type RougeScores, type RougeScore } from './eval/rouge.ts';
 
 // Files: tokenizers, configs, safetensors, datasets, the Hub
-export { TextTokenizer, StreamDecoder, type ChatMessage } from './io/tokenizer.ts';
+export { TextTokenizer, StreamDecoder, type ChatMessage, type Detokenizer } from './io/tokenizer.ts';
 export { loadModelConfig, type ModelConfig, type GenerationConfig, type RopeScaling } from './io/config.ts';
 export {
   Checkpoint, SafetensorsFile, writeSafetensors, saveSharded,
@@ -42,8 +42,8 @@ export {
 } from './io/safetensors.ts';
 export type { Tensor, DType, TypedArray } from './tensor.ts';
 export {
-  loadText, calibrationSamples, evalTokens,
-  type LoadTextOptions, type CalibrationOptions, type CalibrationSet, type DatasetName, type Tokenize, type TokenizedExample,
+  loadText, loadEvalText, calibrationSamples, calibrationData, evalTokens,
+  type LoadTextOptions, type EvalText, type CalibrationOptions, type CalibrationSet, type DatasetName, type Split, type Tokenize, type TokenizedExample,
 } from './io/datasets.ts';
 export { readTable, loadSplit, type Row, type SplitSource } from './io/tables.ts';
 export { resolveModelDir, type HubOptions } from './io/hub.ts';
@@ -51,9 +51,16 @@ export { pushToHub, type PushOptions, type PushResult } from './io/push.ts';
 export { modelCardForDir, type CalibrationInfo, type PerplexityInfo } from './io/model-card.ts';
 export { GptqError } from './errors.ts';
 
-// Architectures: registerArchitecture + the graph-building types its definitions use
+// Architectures: defineArchitecture + registerArchitecture, and the graph-building pieces definitions use
 export { registerArchitecture, supportedModelTypes, archFor } from './models/registry.ts';
-export type { ArchDefinition, LayerContext, WeightSource, LinearSpec, LayerLinear } from './models/types.ts';
+export type { ArchDefinition, ArchConfig, CheckpointRules, LayerContext, WeightSource, LinearSpec, LayerLinear } from './models/types.ts';
+export {
+  defineArchitecture, linear, repeat, dims, embedTokens, embedWithPositions, configBool, configInt, configNumber, checkActivation,
+  type ArchSpec, type ModuleTree, type Modules, type LinearNode, type Dims, type NormAt,
+} from './models/define.ts';
+export type { ConfigDefaults, ConfigReader } from './io/config.ts';
+export type { Rope, RopeParams } from './models/rope.ts';
+export * as rope from './models/rope.ts';
 export type { GraphBuilder, Attrs } from './graph/builder.ts';
 export type { AttrValue, Dim, ElemType, GraphProtoSpec, NodeSpec, TensorInit, ValueInfo } from './graph/onnx-proto.ts';
 export * as blocks from './models/blocks.ts';

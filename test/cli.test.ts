@@ -295,7 +295,7 @@ test('writeDirAtomic: a failing write changes nothing in an existing folder; gro
     await assert.rejects(writeDirAtomic(d, async () => {}), /is not empty/);
   } finally { t.cleanup(); }
   await assert.rejects(GPTQModel.fromPretrained(STORIES, { quantizeConfig: { groupSize: 1024 } }),
-    /group size 1024 \(quantizeConfig.groupSize, --group-size\) is larger than the 64 input features of self_attn\.q_proj .*use -1/);
+    /group size 1024 \(quantizeConfig.groupSize, --group-size\) is larger than the 64 input features of self_attn\.k_proj .*use -1/);
 });
 
 test('graph cache eviction deletes only cache entries, never other files in its folder', async () => {

@@ -3,9 +3,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, SHARED, SKIP_SHARED, tmpDir } from './helpers.ts';
-import {
-  loadModelConfig, loadGenerationConfig, parseModelConfig, parseGenerationConfig, ropeInvFreq, ropeInvFreqForSeqLen,
-} from '../src/io/config.ts';
+import { loadModelConfig, loadGenerationConfig, parseModelConfig, parseGenerationConfig } from '../src/io/config.ts';
+import { ropeInvFreq, ropeInvFreqForSeqLen } from '../src/models/rope.ts';
 import { GptqError } from '../src/errors.ts';
 
 const STORIES = join(ROOT, 'assets', 'stories260K');
@@ -65,7 +64,6 @@ test('per-model_type defaults follow transformers', () => {
   const q = parseModelConfig({ ...base, model_type: 'qwen2', num_key_value_heads: 2, sliding_window: 4096 });
   assert.equal(q.slidingWindow, null); // use_sliding_window false
   assert.equal(parseModelConfig({ ...base, model_type: 'qwen2', num_key_value_heads: 2, sliding_window: 64, use_sliding_window: true }).slidingWindow, 64);
-  assert.equal(parseModelConfig({ ...base, model_type: 'qwen3', num_key_value_heads: 2 }).headDim, 128);
   const o = parseModelConfig({ model_type: 'opt', hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, vocab_size: 9, ffn_dim: 40 });
   assert.deepEqual([o.intermediateSize, o.rmsNormEps, o.hiddenAct, o.tieWordEmbeddings, o.padTokenId], [40, 1e-5, 'relu', true, 1]);
   const u = parseModelConfig({ ...base, model_type: 'somethingnew' });
@@ -169,10 +167,14 @@ test('rope: dynamic NTK depends on sequence length', () => {
 });
 
 test('rope: unsupported types and missing fields error clearly; partial rotary', () => {
-  const y = parseModelConfig({ ...base, rope_scaling: { type: 'yarn', factor: 4 } });
-  assert.throws(() => ropeInvFreq(y), /rope_scaling type yarn is not supported \(supported: default, linear, dynamic, llama3\)/);
-  assert.throws(() => ropeInvFreqForSeqLen(y, 10), /yarn is not supported/);
-  assert.throws(() => ropeInvFreq(parseModelConfig({ ...base, rope_scaling: { rope_type: 'longrope', short_factor: [] } })), /longrope is not supported/);
+  const y = parseModelConfig({ ...base, rope_scaling: { type: 'proportional', factor: 4 } });
+  assert.throws(() => ropeInvFreq(y), /rope_scaling type proportional is not supported \(supported: default, linear, dynamic, yarn, longrope, llama3\)/);
+  assert.throws(() => ropeInvFreqForSeqLen(y, 10), /proportional is not supported/);
+  assert.throws(() => ropeInvFreq(parseModelConfig({ ...base, rope_scaling: { rope_type: 'longrope', short_factor: [], long_factor: [] } })),
+    /field "rope_scaling.short_factor" must be a list of 8 positive numbers/);
+  assert.throws(() => ropeInvFreq(parseModelConfig({ ...base, rope_parameters: { rope_type: 'yarn', original_max_position_embeddings: 16 } })),
+    /rope_scaling type "yarn" needs field "rope_parameters.factor"/);
+  assert.throws(() => ropeInvFreq(parseModelConfig({ ...base, rope_scaling: { rope_type: 'yarn', factor: 2, truncate: 'no' } })), /"rope_scaling.truncate" must be a boolean/);
   assert.throws(() => ropeInvFreq(parseModelConfig({ ...base, rope_scaling: { rope_type: 'llama3', factor: 8 } })), /rope_scaling\.low_freq_factor/);
   assert.throws(() => ropeInvFreq(parseModelConfig({ ...base, rope_scaling: { rope_type: 'linear' } })), /rope_scaling\.factor/);
   const p = parseModelConfig({ ...base, partial_rotary_factor: 0.5 });

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync, mkdirSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, tmpDir } from './helpers.ts';
-import { PythonRandom } from '../src/eval/python-random.ts';
+import { PythonRandom } from '../src/io/random.ts';
 import { rouge, rougeTokens } from '../src/eval/rouge.ts';
 import { loadSplit, readTable, readTextColumn } from '../src/io/tables.ts';
 import { readTextFile } from '../src/io/datasets.ts';

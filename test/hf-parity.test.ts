@@ -24,7 +24,7 @@ import { GptqError } from '../src/errors.ts';
 import { GqaUnsupportedError } from '../src/graph/causal-lm.ts';
 import { supportedModelTypes } from '../src/models/registry.ts';
 import { listArchFixtures, loadArchFixture, unpadded, type ArchFixture } from './fixture-archs.ts';
-import { reporter } from './arch-harness.ts';
+import { reporter } from './archs/harness.ts';
 
 const TOL = 1e-4;
 const rep = reporter();
@@ -34,10 +34,7 @@ const checked = fixtures.filter((f) => supported.has(f.modelType));
 const left = fixtures.filter((f) => !supported.has(f.modelType));
 
 /** Fixtures where gptqjs differs from Transformers today (found by this test), with the cause. */
-const KNOWN_GAPS: Record<string, string> = {
-  'llama-dynamic': 'dynamic NTK RoPE: the graphs keep the frequencies of sequences ≤ max_position_embeddings for every '
-    + 'length (src/graph/causal-lm.ts rope() → ropeInvFreq); Transformers grows the base with max(position_ids) + 1',
-};
+const KNOWN_GAPS: Record<string, string> = {};
 
 /**
  * Supported model types whose only fixtures are layouts gptqjs refuses: their refusal is what is checked. Baichuan: the

@@ -172,6 +172,19 @@ test('c4 shard download: json.gz gunzipped into the cache as JSON lines', async 
   } finally { t.cleanup(); }
 });
 
+test('c4 validation shard (perplexity): en/c4-validation.00000-of-00008.json.gz, cached as JSON lines', async () => {
+  const t = tmpDir();
+  const jsonl = '{"text":"val one"}\n{"text":"val two"}\n';
+  const hub = fakeHub([{ id: 'allenai/c4', kind: 'dataset', files: { 'en/c4-validation.00000-of-00008.json.gz': new Uint8Array(gzipSync(jsonl)) } }]);
+  try {
+    const p = await resolveDataset('c4', { cacheDir: t.path, fetch: hub.fetch, hubUrl: HUB, offline: false }, 'validation');
+    assert.equal(p, join(t.path, 'datasets', 'allenai--c4', 'c4-validation.00000-of-00008.jsonl'));
+    assert.deepEqual(await readTextFile(p), ['val one', 'val two']);
+    await assert.rejects(resolveDataset('c4', { cacheDir: t.path, offline: true }, 'test'), /c4 has no test split/);
+    await assert.rejects(resolveDataset('wikitext2', { cacheDir: t.path, offline: true }, 'train'), /wikitext2: wiki\.train\.raw not found/);
+  } finally { t.cleanup(); }
+});
+
 test('Hub failures name their cause: network errors are not blamed on HF_TOKEN; 401 / 403 / 404 are told apart', async () => {
   const t = tmpDir();
   const base = { cacheDir: t.path, hubUrl: HUB, offline: false };

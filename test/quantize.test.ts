@@ -18,7 +18,7 @@ const dataOf = async (t: TensorLike) => ('data' in t ? t.data : await t.load());
 import { CausalLM, loadFloatWeights } from '../src/runtime/causal-lm.ts';
 import { f16ToF32, toF16Bits } from '../src/tensor.ts';
 import { makeLlamaCheckpoint } from './synth.ts';
-import { makeGptjCheckpoint } from './synth-archs2.ts';
+import { makeGptjCheckpoint } from './archs/neox.synth.ts';
 import { archFor } from '../src/models/registry.ts';
 import { randn, rng, tmpDir } from './helpers.ts';
 

@@ -14,7 +14,7 @@ import { dequantizeHead, quantizeHead } from '../src/runtime/lm-head.ts';
 import { InitializerWeights } from '../src/graph/weights.ts';
 import { loadModelConfig } from '../src/io/config.ts';
 import { makeLlamaCheckpoint, type LlamaOpts } from './synth.ts';
-import { makeBloomCheckpoint } from './synth-archs3.ts';
+import { makeBloomCheckpoint } from './archs/bloom.synth.ts';
 import { ROOT, cliArgs, maxAbsDiff, maxRelDiff, randn, refNll, tmpDir } from './helpers.ts';
 
 const STORIES = join(ROOT, 'assets', 'stories260K');

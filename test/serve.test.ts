@@ -39,15 +39,22 @@ async function start(o: Partial<Parameters<typeof serve>[0]> = {}): Promise<Serv
 const clientOf = (s: Server, apiKey = 'none') => new OpenAI({ baseURL: `${s.url}/v1`, apiKey, maxRetries: 0 });
 
 /** Greedy reference: generate() on the plain graphs, cut like the server (eos ends, text cut before a stop string). */
+/** The text of `out` generated after `prompt`, as a continuation: decode(prompt + out) − decode(prompt) (issue 10 §3). */
+function continuation(prompt: number[], out: number[]): string {
+  const p = tok.decode(prompt), all = tok.decode([...prompt, ...out]);
+  assert.ok(all.startsWith(p), 'the prompt decodes to a prefix of the whole');
+  return all.slice(p.length);
+}
+
 async function reference(ids: number[], maxTokens: number, stop: string[] = []): Promise<{ text: string; tokens: number; finish: string }> {
   const r = await generate(ref, [ids], { maxNewTokens: maxTokens, eosTokenIds: [2] });
   const toks = r.tokens[0]!;
   for (let k = 1; k <= toks.length; k++) {
-    const t = tok.decode(toks.slice(0, k));
+    const t = continuation(ids, toks.slice(0, k));
     const cut = Math.min(...stop.map((s) => t.indexOf(s)).filter((i) => i >= 0));
     if (Number.isFinite(cut)) return { text: t.slice(0, cut), tokens: k, finish: 'stop' };
   }
-  return { text: tok.decode(toks), tokens: toks.length, finish: r.finishReason[0] === 'eos' ? 'stop' : 'length' };
+  return { text: continuation(ids, toks), tokens: toks.length, finish: r.finishReason[0] === 'eos' ? 'stop' : 'length' };
 }
 
 before(async () => {
@@ -69,12 +76,12 @@ after(async () => {
 test('StopAwareStream holds back a possible stop prefix and cuts at the earliest stop string', () => {
   let out = '';
   const s = new StopAwareStream(['lily', 'the'], (d) => { out += d; });
-  assert.equal(s.update('a l'), false);
+  assert.equal(s.push('a l'), false);
   assert.equal(out, 'a '); // "l" could start "lily"
-  assert.equal(s.update('a lo'), false);
+  assert.equal(s.push('o'), false);
   assert.equal(out, 'a lo');
-  // both stops appear in one update; "the" (listed second) comes first: nothing after it is ever written
-  assert.equal(s.update('a lot in the park with lily'), true);
+  // both stops appear in one piece; "the" (listed second) comes first: nothing after it is ever written
+  assert.equal(s.push('t in the park with lily'), true);
   assert.equal(out, 'a lot in ');
   assert.equal(s.final(), 'a lot in ');
   assert.equal(out, 'a lot in ');
@@ -156,6 +163,9 @@ test('completions: text and finish reasons; stop strings cut before the earliest
     assert.equal(streamed, want.text);
   }
   assert.equal((await reference(ids, 40, [' little'])).text, ', there was a');
+  // the text continues the prompt: "Once upon" + " a time" (decoded alone, the first token "▁a" lost its space)
+  const upon = await client.completions.create({ model: 'stories-chat', prompt: 'Once upon', max_tokens: 3, temperature: 0 });
+  assert.equal(upon.choices[0]!.text, ' a time,');
 });
 
 test('eos (generation_config.json eos_token_id) ends a reply with finish_reason stop, not counted or shown; ignore_eos runs on', async () => {
@@ -170,11 +180,11 @@ test('eos (generation_config.json eos_token_id) ends a reply with finish_reason 
   const s = await start({ model: dir });
   const c = clientOf(s);
   const r = await c.completions.create({ model: s.modelId, prompt: 'Once upon a time', max_tokens: 20, temperature: 0 });
-  assert.equal(r.choices[0]!.text, tok.decode(toks.slice(0, k)));
+  assert.equal(r.choices[0]!.text, continuation(ids, toks.slice(0, k)));
   assert.equal(r.choices[0]!.finish_reason, 'stop');
   assert.equal(r.usage!.completion_tokens, k);
   const on = await c.completions.create({ model: s.modelId, prompt: 'Once upon a time', max_tokens: 20, temperature: 0, ignore_eos: true } as never) as OpenAI.Completion;
-  assert.equal(on.choices[0]!.text, tok.decode(toks));
+  assert.equal(on.choices[0]!.text, continuation(ids, toks));
   assert.equal(on.choices[0]!.finish_reason, 'length');
   assert.equal(on.usage!.completion_tokens, 20);
 });

@@ -17,7 +17,7 @@ import { InitializerWeights } from '../src/graph/weights.ts';
 import { archFor } from '../src/models/registry.ts';
 import { loadModelConfig } from '../src/io/config.ts';
 import { makeLlamaCheckpoint } from './synth.ts';
-import { makeBloomCheckpoint } from './synth-archs3.ts';
+import { makeBloomCheckpoint } from './archs/bloom.synth.ts';
 import { ROOT, maxAbsDiff, quantizeStories, tmpDir } from './helpers.ts';
 
 const STORIES = join(ROOT, 'assets', 'stories260K');

@@ -14,6 +14,9 @@ export const sortKeys = (c: Record<string, any>): Record<string, any> =>
 
 export type Tensors = Record<string, Tensor>;
 
+/** Sizes and seed most synthetic checkpoint writers take (test/archs/*.synth.ts). */
+export interface SynthCommon { hidden?: number; layers?: number; heads?: number; inter?: number; vocab?: number; seed?: number }
+
 /** Deterministic tensor sampler: the k-th call draws randn(numel, seed·1000003 + k, std) + mean. */
 export function sampler(seed: number) {
   let k = 0;

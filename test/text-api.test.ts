@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CausalLM, GptqError, generate, GPTQModel, Checkpoint } from '../src/index.ts';
+import { CausalLM, GptqError, generate, generateTokens, GPTQModel, Checkpoint } from '../src/index.ts';
+import { StopAwareStream } from '../src/runtime/text-stream.ts';
 import { DEFAULT_MODEL_DIR } from '../src/paths.ts';
 import { SHARED, SKIP_SHARED, tmpDir } from './helpers.ts';
 
@@ -70,6 +71,40 @@ test('stop strings: text ends before the first stop string (finishReason "stop")
   assert.equal(streamed, r.text);
   await assert.rejects(lm.stream('', { stop: [''] }).next(), GptqError);
   await assert.rejects(lm.generate('', { stop: [''] }), GptqError);
+});
+
+test('StopAwareStream: a tail that may start a stop string waits; cut at the stop string; trim holds edge whitespace', () => {
+  const feed = (stops: string[], pieces: string[], trim = false) => {
+    const writes: string[] = [];
+    let now = '';
+    const t = new StopAwareStream(stops, (s) => { now += s; }, { trim });
+    const stopped = pieces.map((x) => { now = ''; const r = t.push(x); writes.push(now); return r; });
+    now = '';
+    const value = t.final();
+    return { writes: [...writes, now], stopped, value };
+  };
+  // gptq chat's fallback transcript: the reply ends at "\nUser:", which may arrive split over pieces
+  assert.deepEqual(feed(['\nUser:'], [' Hello', ' world', '\n', 'Us', 'er: hi'], true),
+    { writes: ['Hello', ' world', '', '', '', ''], stopped: [false, false, false, false, true], value: 'Hello world' });
+  // without trim: a held-back prefix ("a" of "ab") comes out once it cannot start the stop string, or at the end
+  assert.deepEqual(feed(['ab'], ['xa', 'c', 'a']), { writes: ['x', 'ac', '', 'a'], stopped: [false, false, false], value: 'xaca' });
+  // trim: trailing whitespace waits for more text; at the end it is dropped (written text = trimmed value)
+  assert.deepEqual(feed([], ['\n a ', 'b', '  '], true), { writes: ['a', ' b', '', ''], stopped: [false, false, false], value: 'a b' });
+});
+
+test('generateTokens with a tokenizer: a token\'s text (onText) has arrived when the token is yielded', async () => {
+  await using lm = await CausalLM.load();
+  const tok = lm.tokenizer!;
+  const prompt = tok.encode('Once upon');
+  let text = '';
+  const ids: number[] = [];
+  const it = generateTokens(lm, [prompt], { maxNewTokens: 12, tokenizer: tok, onText: (_, piece) => { text += piece; } });
+  for (let r = await it.next(); !r.done; r = await it.next()) {
+    ids.push(r.value.token);
+    // stories260K's greedy text has no byte-fallback pieces, so nothing is held back between tokens
+    assert.equal(text, tok.decode([...prompt, ...ids]).slice(tok.decode(prompt).length), `after token ${ids.length}`);
+  }
+  assert.ok(text.startsWith(' a time'), text);
 });
 
 test('a batch of prompts (left-padded) gives each prompt\'s own greedy result', async () => {

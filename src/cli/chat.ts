@@ -68,15 +68,14 @@ export async function run(argv: string[]): Promise<void> {
     const prior = cache && lcp > 0 ? model.truncateCache(cache, lcp) : undefined;
     const prompt = ids.slice(prior ? lcp : 0);
     process.stdout.write('assistant> ');
-    const out = new StopAwareStream(stops, (s) => process.stdout.write(s));
-    const replyIds: number[] = [];
+    // the reply as streamed (exact text, cut at a stop string, trimmed as it is stored)
+    const out = new StopAwareStream(stops, (s) => process.stdout.write(s), { trim: true });
     checkContext(model, (prior ? lcp : 0) + prompt.length, sampling.maxNewTokens, ui.note);
     const r = await generate(model, [prompt], {
       ...sampling, cache: prior, seed: seed++,
-      eosTokenIds: eosIds, stopStrings: stops, decode: (t) => tok.decode(t),
-      onToken: (_, t) => { replyIds.push(t); out.update(tok.decode(replyIds)); },
+      eosTokenIds: eosIds, stopStrings: stops, tokenizer: tok, onText: (_, text) => { out.push(text); },
     });
-    const reply = out.final().trim();
+    const reply = out.final();
     process.stdout.write('\n');
     messages.push({ role: 'assistant', content: reply });
     cache = r.cache;

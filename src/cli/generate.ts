@@ -1,7 +1,6 @@
 import { MODEL_ARG, modelDir } from './args.ts';
 import { loadAnyModel } from '../runtime/load.ts';
 import { generate } from '../runtime/generate.ts';
-import { StreamDecoder } from '../io/tokenizer.ts';
 import { checkContext, loadFlags, loadOptions, noteDefaultAccuracy, samplingFlags, samplingOptions } from './load-flags.ts';
 import { commandHelp, JSON_FLAG, parseCommand, type CommandSpec } from './flags.ts';
 import { createOutput } from './output.ts';
@@ -38,17 +37,15 @@ export async function run(argv: string[]): Promise<void> {
   const ids = tokenizer.encode(prompt);
   const sampling = samplingOptions(v, gen);
   checkContext(model, ids.length, sampling.maxNewTokens, out.note);
-  const dec = new StreamDecoder(tokenizer);
-  let text = '';
-  const emit = (s: string) => { text += s; if (!v.json) process.stdout.write(s); };
+  // The prompt as typed, then the continuation: decode(prompt ids + new ids) minus decode(prompt ids), streamed.
   if (!v.json) process.stdout.write(prompt);
   const eos = gen.eosTokenId ?? model.cfg.eosTokenId ?? tokenizer.eosId;
   const r = await generate(model, [ids], {
     ...sampling, eosTokenIds: eos === null || eos === undefined ? [] : ([] as number[]).concat(eos),
-    stopStrings: v.stop.length ? v.stop : undefined, decode: (t) => tokenizer.decode(t),
-    onToken: (_, t) => emit(dec.push(t)),
+    stopStrings: v.stop.length ? v.stop : undefined, tokenizer,
+    onText: v.json ? undefined : (_, piece) => process.stdout.write(piece),
   });
-  emit(dec.flush());
+  const text = r.text![0]!;
   if (!v.json) process.stdout.write('\n');
   const n = r.tokens[0]!.length;
   const stats = { promptTokens: ids.length, newTokens: n, prefillTokensPerSecond: ids.length / (r.prefillMs / 1000), decodeTokensPerSecond: n / (r.decodeMs / 1000), finishReason: r.finishReason[0]! };

@@ -15,7 +15,7 @@
 import { fail } from '../errors.ts';
 import type { Row } from '../io/tables.ts';
 import type { LoglikelihoodRequest, LoglikelihoodResult } from './loglikelihood.ts';
-import { PythonRandom } from './python-random.ts';
+import { PythonRandom } from '../io/random.ts';
 
 export interface MultipleChoiceTask {
   kind: 'multiple_choice';

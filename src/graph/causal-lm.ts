@@ -1,11 +1,11 @@
 /** Whole-model and single-layer graphs for any ArchDefinition. */
 import { GraphBuilder } from './builder.ts';
-import { applyRope, causalMask, dim, positionMask, ropeTables, useFusedNorms } from '../models/blocks.ts';
+import { causalMask, dim, positionMask, useFusedNorms } from '../models/blocks.ts';
+import { rotaryEmbedding } from '../models/rope.ts';
 import { gqaAttention, GqaUnsupportedError, type GqaState } from '../models/attention-gqa.ts';
 import { slotAttention, type SlotState } from '../models/attention-slots.ts';
 import type { ArchDefinition, LayerContext, WeightSource } from '../models/types.ts';
 import type { ModelConfig } from '../io/config.ts';
-import { ropeInvFreq } from '../io/config.ts';
 
 export interface ModelGraphOptions {
   /** past/present KV inputs+outputs and an attention_mask/position_ids input (generation). */
@@ -58,37 +58,6 @@ export const kvNames = (i: number) => ({
   presentKey: `present.${i}.key`, presentValue: `present.${i}.value`,
 });
 
-function rope(g: GraphBuilder, cfg: ModelConfig, positions: string, fused = false): LayerContext['rope'] {
-  const { invFreq, attentionScaling } = ropeInvFreq(cfg);
-  const tables = ropeTables(g, positions, invFreq, attentionScaling);
-  if (!fused) return tables;
-  // com.microsoft.RotaryEmbedding reads cos/sin rows of a cache by position id. Cache rows are computed for exactly
-  // the B·S positions of this step (row b·S+s holds position_ids[b,s]) and the ids index them, so positions are
-  // unbounded and left-padded rows keep their own positions.
-  const half = invFreq.length;
-  let cache: { ids: string; cos: string; sin: string } | undefined;
-  const caches = (x: string) => (cache ??= (() => {
-    const inv = g.init(g.fresh('rope_inv_freq'), 'float32', [1, half], Float32Array.from(invFreq));
-    const fr = g.op('MatMul', [g.op('Cast', [g.op('Reshape', [positions, g.constI64([-1, 1])])], { to: 1 }), inv]); // [B·S, half]
-    let cos = g.op('Cos', [fr]), sin = g.op('Sin', [fr]);
-    if (attentionScaling !== 1) { cos = g.op('Mul', [cos, g.constF(attentionScaling)]); sin = g.op('Mul', [sin, g.constF(attentionScaling)]); }
-    const ids = g.op('Reshape', [g.op('Range', [g.constI64(0), g.op('Size', [positions]), g.constI64(1)]), g.op('Shape', [positions])]);
-    // positions may be [1,S] (full-sequence graphs) while x has B rows: the op wants ids [B,S]
-    const bs = g.op('Concat', [g.op('Shape', [x], { start: 0, end: 1 }), g.op('Shape', [positions], { start: 1, end: 2 })], { axis: 0 });
-    return { ids: g.op('Expand', [ids, bs]), cos, sin };
-  })());
-  return {
-    ...tables,
-    fused: (x, headDim, rotDim) => {
-      if (rotDim !== 2 * half) return applyRope(g, x, tables, headDim, rotDim);
-      const c = caches(x);
-      const slice = (a: number, b: number) => g.op('Slice', [x, g.constI64([a]), g.constI64([b]), g.constI64([-1])]);
-      const out = g.ms('RotaryEmbedding', [rotDim === headDim ? x : slice(0, rotDim), c.ids, c.cos, c.sin], { interleaved: 0 })[0]!;
-      return rotDim === headDim ? out : g.op('Concat', [out, slice(rotDim, headDim)], { axis: -1 });
-    },
-  };
-}
-
 /**
  * input_ids [B,S] → logits. With kvCache: inputs position_ids [B,S], attention_mask [B,P+S] and past KV
  * [B,kvH,P,d] per layer; outputs present KV [B,kvH,P+S,d] (kvMode 'gqa': both [B,kvH,capacity,d], one buffer;
@@ -133,7 +102,7 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
   }
   if (o.fusedOps) useFusedNorms(g);
   let h = arch.embed(g, cfg, w, ids, positions);
-  const r = rope(g, cfg, positions, !!o.fusedOps);
+  const r = rotaryEmbedding(g, cfg, positions, !!o.fusedOps);
   const fusedAttention = gqaState ? gqaAttention(gqaState) : slotState ? slotAttention(slotState) : undefined;
   const hook = gqaState ?? slotState;
   for (let i = 0; i < cfg.numLayers; i++) {
@@ -188,7 +157,7 @@ export function buildLayerGraph(arch: ArchDefinition, cfg: ModelConfig, w: Weigh
   const x = half ? g.op('Cast', [xin], { to: 1 }) : xin;
   const S = dim(g, x, 1);
   const positions = g.op('Unsqueeze', [g.op('Range', [g.constI64(0), S, g.constI64(1)]), g.constI64([0])]);
-  const ctx: LayerContext = { g, cfg, w, prefix: `${arch.layersBlockName}0.`, layerIndex: o.layerIndex ?? 0, rope: rope(g, cfg, positions), mask: causalMask(g, S, S, undefined, cfg.slidingWindow) };
+  const ctx: LayerContext = { g, cfg, w, prefix: `${arch.layersBlockName}0.`, layerIndex: o.layerIndex ?? 0, rope: rotaryEmbedding(g, cfg, positions), mask: causalMask(g, S, S, undefined, cfg.slidingWindow) };
   const out = arch.layer(ctx, x);
   if (o.withHidden ?? true) g.output(half ? g.op('Cast', [out], { to: 10 }) : out, half ? 'float16' : 'float32', ['batch', 'seq', cfg.hiddenSize], 'hidden_out');
   for (const name of o.hessians ?? []) {

@@ -1,15 +1,23 @@
-/** config.json / generation_config.json loading with Transformers' defaults, and RoPE inverse frequencies. */
+/**
+ * config.json / generation_config.json loading with Transformers' rules: field aliases (attribute_map), the defaults
+ * each model type's `*Config` class fills in and its quirks — both owned by the architecture file of that model type
+ * (ArchDefinition.config, src/models/define.ts) — and PretrainedConfig's defaults for model types gptqjs does not know.
+ */
 import { promises as fs } from '../platform/fs.ts';
 import { join } from '../platform/path.ts';
 import { fail } from '../errors.ts';
+import { archConfigFor } from '../models/registry.ts';
 
+/** The RoPE settings dict of config.json (`rope_scaling`, Transformers 5 `rope_parameters`, …); src/models/rope.ts reads it. */
 export interface RopeScaling {
-  /** rope_type (or legacy `type`), e.g. "linear", "dynamic", "llama3", "yarn". */
+  /** rope_type (or legacy `type`), e.g. "linear", "dynamic", "llama3", "yarn", "longrope". */
   type: string;
   factor?: number;
   originalMaxPositionEmbeddings?: number;
   lowFreqFactor?: number;
   highFreqFactor?: number;
+  /** The config.json field it came from ("rope_scaling", "rope_parameters", …), for messages. */
+  field: string;
   raw: Record<string, unknown>;
 }
 
@@ -27,6 +35,8 @@ export interface ModelConfig {
   headDim: number;
   vocabSize: number;
   maxPositionEmbeddings: number;
+  /** Top-level original_max_position_embeddings (Phi-3 style; wins over the rope dict's for llama3/yarn/longrope). */
+  originalMaxPositionEmbeddings: number | null;
   rmsNormEps: number;
   ropeTheta: number;
   ropeScaling: RopeScaling | null;
@@ -45,59 +55,33 @@ export interface ModelConfig {
   quantizationConfig: Record<string, unknown> | undefined;
 }
 
-interface Defaults {
-  tie: boolean; eps: number; maxPos: number; act: string; kv?: number; headDim?: number;
-  inter?: number; sliding?: number | null; bos?: number; eos?: number; pad?: number;
-  /** partial rotary factor when config.json has none (GPTNeoXConfig rotary_pct 0.25, PhiConfig 0.5); else 1. */
-  prf?: number;
-  /** rotary_dim when config.json has no such field (GPTJConfig 64). */
-  rotaryDim?: number;
-  /** rope_theta when config.json has none (MixtralConfig 1e6); else 10000. */
-  theta?: number;
+/**
+ * What a Transformers `*Config` class fills in when config.json lacks the field, under Transformers' field names
+ * (`rms_norm_eps` stands for every norm epsilon alias: layer_norm_eps, layer_norm_epsilon, norm_epsilon).
+ * Absent here: PretrainedConfig's values (GENERIC below), head_dim = hidden/heads, kv heads = heads, 4·hidden MLP.
+ */
+export interface ConfigDefaults {
+  hidden_act?: string;
+  intermediate_size?: number;
+  num_key_value_heads?: number;
+  head_dim?: number;
+  max_position_embeddings?: number;
+  original_max_position_embeddings?: number;
+  rms_norm_eps?: number;
+  rope_theta?: number;
+  /** e.g. GPTNeoXConfig rotary_pct 0.25, PhiConfig 0.5 */
+  partial_rotary_factor?: number;
+  /** GPTJConfig rotary_dim 64 */
+  rotary_dim?: number;
+  sliding_window?: number | null;
+  tie_word_embeddings?: boolean;
+  bos_token_id?: number;
+  eos_token_id?: number;
+  pad_token_id?: number;
 }
-/**
- * Per model_type defaults, from transformers' configuration_<model>.py. PretrainedConfig itself defaults
- * tie_word_embeddings=True; LlamaConfig/MistralConfig/Qwen2Config/Qwen3Config/Phi3Config set False.
- * MistralConfig defaults num_key_value_heads=8, Qwen2/Qwen3 32 (others: = num_attention_heads).
- */
-const MODEL_DEFAULTS: Record<string, Defaults> = {
-  llama: { tie: false, eps: 1e-6, maxPos: 2048, act: 'silu', inter: 11008, bos: 1, eos: 2 },
-  mistral: { tie: false, eps: 1e-6, maxPos: 4096 * 32, act: 'silu', kv: 8, inter: 14336, sliding: 4096, bos: 1, eos: 2 },
-  qwen2: { tie: false, eps: 1e-6, maxPos: 32768, act: 'silu', kv: 32, inter: 22016 },
-  qwen3: { tie: false, eps: 1e-6, maxPos: 32768, act: 'silu', kv: 32, inter: 22016, headDim: 128 },
-  phi3: { tie: false, eps: 1e-5, maxPos: 4096, act: 'silu', inter: 8192, bos: 1, eos: 32000, pad: 32000 },
-  gemma: { tie: true, eps: 1e-6, maxPos: 8192, act: 'gelu_pytorch_tanh', kv: 16, headDim: 256, inter: 24576, bos: 2, eos: 1, pad: 0 },
-  gpt2: { tie: true, eps: 1e-5, maxPos: 1024, act: 'gelu_new', bos: 50256, eos: 50256 },
-  // OPTConfig: no eps field (nn.LayerNorm's 1e-5), ffn_dim 3072, activation_function relu.
-  opt: { tie: true, eps: 1e-5, maxPos: 2048, act: 'relu', inter: 3072, bos: 2, eos: 2, pad: 1 },
-  // GPTNeoXConfig: rotary_pct 0.25, rotary_emb_base 10000, hidden_act gelu, use_parallel_residual, untied embed_out.
-  gpt_neox: { tie: false, eps: 1e-5, maxPos: 2048, act: 'gelu', inter: 24576, bos: 0, eos: 2, prf: 0.25 },
-  // GPTJConfig: rotary_dim 64, n_inner null (4·n_embd), activation_function gelu_new.
-  gptj: { tie: false, eps: 1e-5, maxPos: 2048, act: 'gelu_new', bos: 50256, eos: 50256, rotaryDim: 64 },
-  // PhiConfig: partial_rotary_factor 0.5, hidden_act gelu_new.
-  phi: { tie: false, eps: 1e-5, maxPos: 2048, act: 'gelu_new', inter: 8192, bos: 1, eos: 2, prf: 0.5 },
-  // BloomConfig: ALiBi (no max positions; seq_length is informative), layer_norm_epsilon 1e-5, MLP 4·hidden.
-  bloom: { tie: true, eps: 1e-5, maxPos: 2048, act: 'gelu_tanh', bos: 1, eos: 2 },
-  // FalconConfig: max_position_embeddings 2048, activation gelu, ffn_hidden_size 4·hidden; kv heads: see parseModelConfig.
-  falcon: { tie: true, eps: 1e-5, maxPos: 2048, act: 'gelu', bos: 11, eos: 11 },
-  // MixtralConfig: rms_norm_eps 1e-5, rope_theta 1e6, sliding_window None, 8 kv heads, intermediate 14336.
-  mixtral: { tie: false, eps: 1e-5, maxPos: 4096 * 32, act: 'silu', kv: 8, inter: 14336, sliding: null, bos: 1, eos: 2, theta: 1e6 },
-};
-/** Unknown model types: PretrainedConfig's tie_word_embeddings=True; eps 1e-6 (llama family). */
-const GENERIC: Defaults = { tie: true, eps: 1e-6, maxPos: 2048, act: 'silu' };
-/**
- * More model types (same sources; InternLM/InternLM2/Baichuan from their remote-code configuration files).
- * GPTBigCodeConfig: n_positions 1024, n_inner null (4·n_embd); kv heads from multi_query (parseModelConfig).
- * Starcoder2Config: norm_epsilon 1e-5, 2 kv heads, use_bias true, tied. CohereConfig: layer_norm_eps 1e-5, tied.
- */
-Object.assign(MODEL_DEFAULTS, {
-  gpt_bigcode: { tie: true, eps: 1e-5, maxPos: 1024, act: 'gelu_pytorch_tanh', bos: 50256, eos: 50256 },
-  starcoder2: { tie: true, eps: 1e-5, maxPos: 4096, act: 'gelu_pytorch_tanh', kv: 2, inter: 12288, bos: 50256, eos: 50256 },
-  internlm: { tie: false, eps: 1e-6, maxPos: 2048, act: 'silu', inter: 11008, bos: 1, eos: 2, pad: 0 },
-  internlm2: { tie: false, eps: 1e-6, maxPos: 2048, act: 'silu', inter: 11008, bos: 1, eos: 2, pad: 0 },
-  baichuan: { tie: false, eps: 1e-6, maxPos: 4096, act: 'silu', inter: 11008, bos: 1, eos: 2, pad: 0 },
-  cohere: { tie: true, eps: 1e-5, maxPos: 8192, act: 'silu', inter: 22528, bos: 5, eos: 255001, pad: 0 },
-} satisfies Record<string, Defaults>);
+
+/** PretrainedConfig's tie_word_embeddings=True; eps 1e-6 (llama family), 2048 positions, silu. */
+const GENERIC = { tie_word_embeddings: true, rms_norm_eps: 1e-6, max_position_embeddings: 2048, hidden_act: 'silu' } as const;
 
 /** Transformers' attribute_map aliases (gpt2/gptj/bloom/falcon/opt …) for the standard names. */
 const ALIASES: Record<string, string[]> = {
@@ -163,16 +147,22 @@ function reader(path: string, raw: Record<string, unknown>) {
     }
     return tokenId(key, def);
   };
-  return { get, num, int, bool, str, tokenId, tokenIds };
+  /** A rope settings dict (what `rope_scaling` holds) read from `field`; null for none or rope_type "default". */
+  const ropeScaling = (field: string, v: unknown): RopeScaling | null => parseRopeScaling(path, field, v);
+  return { get, num, int, bool, str, tokenId, tokenIds, ropeScaling };
 }
+
+/** One-line-error field readers over a config.json object (aliases resolved), given to ArchConfig.configure. */
+export type ConfigReader = ReturnType<typeof reader>;
 
 function parseRopeScaling(path: string, field: string, v: unknown): RopeScaling | null {
   if (v === undefined || v === null) return null;
   if (typeof v !== 'object' || Array.isArray(v)) fail(`${path}: field "${field}" must be an object or null`);
   const o = v as Record<string, unknown>;
-  // LlamaConfig copies legacy `type` over `rope_type` (BC); other configs read rope_type first. Prefer rope_type unless absent.
+  // standardize_rope_params: rope_parameters.setdefault("rope_type", rope_parameters.get("type", "default")).
   const type = o.rope_type ?? o.type ?? 'default';
   if (typeof type !== 'string') fail(`${path}: field "${field}.rope_type" must be a string`);
+  if (type === 'default') return null;
   const optNum = (k: string): number | undefined => {
     const x = o[k];
     if (x === undefined || x === null) return undefined;
@@ -181,17 +171,22 @@ function parseRopeScaling(path: string, field: string, v: unknown): RopeScaling 
   };
   return {
     type, factor: optNum('factor'), originalMaxPositionEmbeddings: optNum('original_max_position_embeddings'),
-    lowFreqFactor: optNum('low_freq_factor'), highFreqFactor: optNum('high_freq_factor'), raw: o,
+    lowFreqFactor: optNum('low_freq_factor'), highFreqFactor: optNum('high_freq_factor'), field, raw: o,
   };
 }
 
-/** Parse an already-read config.json object (path only used in messages). */
+/**
+ * Parse an already-read config.json object (path only used in messages): generic fields with the defaults of the
+ * model type's architecture (ArchDefinition.config.defaults, else PretrainedConfig's), then the architecture's
+ * `configure` quirks, then checks that hold for every model.
+ */
 export function parseModelConfig(raw: unknown, path = 'config.json'): ModelConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(`${path}: expected a JSON object`);
   const r = raw as Record<string, unknown>;
   const f = reader(path, r);
   const modelType = f.str('model_type', '') ?? '';
-  const d = MODEL_DEFAULTS[modelType] ?? GENERIC;
+  const arch = archConfigFor(modelType);
+  const d: ConfigDefaults = arch?.defaults[modelType] ?? {};
   const archs = r.architectures;
   if (archs !== undefined && archs !== null && !(Array.isArray(archs) && archs.every((a) => typeof a === 'string')))
     fail(`${path}: field "architectures" must be a list of strings`);
@@ -199,32 +194,21 @@ export function parseModelConfig(raw: unknown, path = 'config.json'): ModelConfi
   const numLayers = f.int('num_hidden_layers');
   const numHeads = f.int('num_attention_heads');
   const vocabSize = f.int('vocab_size');
-  // FalconAttention: num_kv_heads (old configs: n_head_kv) with new_decoder_architecture, one shared head when
-  // multi_query (the default), else one per head.
-  const falconKv = modelType !== 'falcon' ? undefined : r.new_decoder_architecture === true
-    ? f.int('num_kv_heads', typeof r.n_head_kv === 'number' ? r.n_head_kv : numHeads) : r.multi_query === false ? numHeads : 1;
-  // GPTBigCodeConfig: one shared kv head when multi_query (the default), else one per head.
-  const bigcodeKv = modelType === 'gpt_bigcode' ? (r.multi_query === false ? numHeads : 1) : undefined;
-  const numKvHeads = falconKv ?? bigcodeKv ?? f.int('num_key_value_heads', d.kv ?? numHeads);
-  const headDim = f.int('head_dim', d.headDim ?? Math.floor(hiddenSize / numHeads));
-  if (numHeads % numKvHeads !== 0) fail(`${path}: field "num_key_value_heads" (${numKvHeads}) must divide num_attention_heads (${numHeads})`);
+  const numKvHeads = f.int('num_key_value_heads', d.num_key_value_heads ?? numHeads);
+  const headDim = f.int('head_dim', d.head_dim ?? Math.floor(hiddenSize / numHeads));
 
-  // transformers v5 nests rope settings in `rope_parameters` ({rope_type, rope_theta, factor, …}).
-  const rp = r.rope_parameters;
-  const rpObj = rp && typeof rp === 'object' && !Array.isArray(rp) ? rp as Record<string, unknown> : undefined;
-  // InternLM (v1) remote code: `rotary: {base, type: "origin" | "dynamic", scaling_factor}`.
-  const rot = modelType === 'internlm' && r.rotary && typeof r.rotary === 'object' && !Array.isArray(r.rotary) ? r.rotary as Record<string, unknown> : undefined;
-  const ropeTheta = f.num('rope_theta', typeof rpObj?.rope_theta === 'number' ? rpObj.rope_theta
-    : typeof rot?.base === 'number' ? rot.base : f.num('rotary_emb_base', d.theta ?? 10000));
-  let ropeScaling = parseRopeScaling(path, 'rope_scaling', r.rope_scaling);
-  if (!ropeScaling && rot?.type === 'dynamic') ropeScaling = parseRopeScaling(path, 'rotary', { type: 'dynamic', factor: rot.scaling_factor ?? 1 });
-  if (!ropeScaling && rpObj) ropeScaling = parseRopeScaling(path, 'rope_parameters', rpObj);
-  if (ropeScaling && ropeScaling.type === 'default') ropeScaling = null;
-
-  let prf = f.num('partial_rotary_factor', typeof rpObj?.partial_rotary_factor === 'number'
-    ? rpObj.partial_rotary_factor : f.num('rotary_pct', d.prf ?? 1));
+  // RoPE settings (RotaryEmbeddingConfigMixin.convert_rope_params_to_dict): `rope_scaling` (Transformers 4 layout) or
+  // else `rope_parameters` (5.x: {rope_type, rope_theta, factor, …}); the dict's rope_theta wins over the top-level
+  // field (setdefault); partial_rotary_factor is the top-level field the attention modules read, else the dict's; then
+  // the legacy names (GPT-NeoX rotary_emb_base / rotary_pct).
+  const dictField = r.rope_scaling !== undefined && r.rope_scaling !== null ? 'rope_scaling' : 'rope_parameters';
+  const ropeScaling = parseRopeScaling(path, dictField, r[dictField]);
+  const dict = (r[dictField] ?? {}) as Record<string, unknown>;
+  const ropeTheta = typeof dict.rope_theta === 'number' ? dict.rope_theta : f.num('rope_theta', f.num('rotary_emb_base', d.rope_theta ?? 10000));
+  let prf = f.num('partial_rotary_factor', typeof dict.partial_rotary_factor === 'number'
+    ? dict.partial_rotary_factor : f.num('rotary_pct', d.partial_rotary_factor ?? 1));
   // gptj/codegen: rotary_dim channels (null: all of them); absent → the model type's default.
-  const rdField = r.rotary_dim === undefined ? d.rotaryDim : r.rotary_dim;
+  const rdField = r.rotary_dim === undefined ? d.rotary_dim : r.rotary_dim;
   const rd = typeof rdField === 'number' && r.partial_rotary_factor === undefined ? rdField : undefined;
   if (rd !== undefined) {
     if (!(Number.isInteger(rd) && rd > 0 && rd <= headDim)) fail(`${path}: field "rotary_dim" must be an integer in [1, head_dim ${headDim}], got ${rd}`);
@@ -234,37 +218,38 @@ export function parseModelConfig(raw: unknown, path = 'config.json'): ModelConfi
   const rotaryDim = rd ?? Math.floor(headDim * prf);
 
   let slidingWindow: number | null = null;
-  const sw = r.sliding_window === undefined ? d.sliding ?? null : r.sliding_window;
+  const sw = r.sliding_window === undefined ? d.sliding_window ?? null : r.sliding_window;
   if (sw !== null && sw !== undefined) {
     if (!Number.isInteger(sw) || (sw as number) <= 0) fail(`${path}: field "sliding_window" must be a positive integer or null`);
     slidingWindow = sw as number;
   }
-  // Qwen2/Qwen3: sliding_window only applies when use_sliding_window is true (Qwen2Config.__post_init__).
-  if ((modelType === 'qwen2' || modelType === 'qwen3') && r.use_sliding_window !== true) slidingWindow = null;
-
+  const origMax = r.original_max_position_embeddings ?? d.original_max_position_embeddings;
   const qc = r.quantization_config;
   if (qc !== undefined && qc !== null && (typeof qc !== 'object' || Array.isArray(qc))) fail(`${path}: field "quantization_config" must be an object`);
-  const hiddenAct = f.str('hidden_act', d.act)!;
-  return {
+  const cfg: ModelConfig = {
     path, raw: r, modelType,
     architectures: (archs as string[] | undefined | null) ?? [],
     hiddenSize,
-    intermediateSize: f.int('intermediate_size', d.inter ?? 4 * hiddenSize),
+    intermediateSize: f.int('intermediate_size', d.intermediate_size ?? 4 * hiddenSize),
     numLayers, numHeads, numKvHeads, headDim, vocabSize,
-    maxPositionEmbeddings: f.int('max_position_embeddings', d.maxPos),
-    rmsNormEps: f.num('rms_norm_eps', d.eps),
+    maxPositionEmbeddings: f.int('max_position_embeddings', d.max_position_embeddings ?? GENERIC.max_position_embeddings),
+    originalMaxPositionEmbeddings: origMax === undefined || origMax === null ? null : f.int('original_max_position_embeddings', origMax as number),
+    rmsNormEps: f.num('rms_norm_eps', d.rms_norm_eps ?? GENERIC.rms_norm_eps),
     ropeTheta, ropeScaling, partialRotaryFactor: prf, rotaryDim,
-    tieWordEmbeddings: f.bool('tie_word_embeddings', d.tie),
-    hiddenAct,
+    tieWordEmbeddings: f.bool('tie_word_embeddings', d.tie_word_embeddings ?? GENERIC.tie_word_embeddings),
+    hiddenAct: f.str('hidden_act', d.hidden_act ?? GENERIC.hidden_act)!,
     attentionBias: f.bool('attention_bias', false),
     mlpBias: f.bool('mlp_bias', false),
     slidingWindow,
-    bosTokenId: f.tokenId('bos_token_id', d.bos ?? null),
-    eosTokenId: f.tokenIds('eos_token_id', d.eos ?? null),
-    padTokenId: f.tokenId('pad_token_id', d.pad ?? null),
+    bosTokenId: f.tokenId('bos_token_id', d.bos_token_id ?? null),
+    eosTokenId: f.tokenIds('eos_token_id', d.eos_token_id ?? null),
+    padTokenId: f.tokenId('pad_token_id', d.pad_token_id ?? null),
     torchDtype: f.str('torch_dtype', f.str('dtype', null)),
     quantizationConfig: (qc as Record<string, unknown> | null) ?? undefined,
   };
+  if (arch?.configure) Object.assign(cfg, arch.configure(cfg, f));
+  if (cfg.numHeads % cfg.numKvHeads !== 0) fail(`${path}: field "num_key_value_heads" (${cfg.numKvHeads}) must divide num_attention_heads (${cfg.numHeads})`);
+  return cfg;
 }
 
 /** Load `<dir>/config.json`. */
@@ -315,106 +300,4 @@ export async function loadGenerationConfig(dir: string): Promise<GenerationConfi
   const path = join(dir, 'generation_config.json');
   const exists = await fs.stat(path).then(() => true, () => false);
   return parseGenerationConfig(exists ? await readJson(path, 'generation config') : {}, path);
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// RoPE (transformers modeling_rope_utils.py). Computed in float64 (torch computes in float32).
-
-export const SUPPORTED_ROPE_TYPES = ['default', 'linear', 'dynamic', 'llama3'] as const;
-
-export interface RopeParams {
-  /** rotaryDim/2 inverse frequencies. */
-  invFreq: Float64Array;
-  /** Multiplier applied to cos/sin (1 for all supported types). */
-  attentionScaling: number;
-  /** True for "dynamic" (NTK): frequencies change once seqLen > maxPositionEmbeddings; use ropeInvFreqForSeqLen. */
-  dynamic: boolean;
-}
-
-function baseInvFreq(base: number, dim: number): Float64Array {
-  const o = new Float64Array(dim >> 1);
-  for (let i = 0; i < o.length; i++) o[i] = 1 / base ** ((2 * i) / dim);
-  return o;
-}
-
-function needFactor(cfg: ModelConfig, s: RopeScaling, key: 'factor' | 'lowFreqFactor' | 'highFreqFactor' | 'originalMaxPositionEmbeddings'): number {
-  const v = s[key];
-  const snake = { factor: 'factor', lowFreqFactor: 'low_freq_factor', highFreqFactor: 'high_freq_factor', originalMaxPositionEmbeddings: 'original_max_position_embeddings' }[key];
-  if (v === undefined) fail(`${cfg.path}: rope_scaling type "${s.type}" needs field "rope_scaling.${snake}"`);
-  return v;
-}
-
-function checkType(cfg: ModelConfig): RopeScaling | null {
-  const s = cfg.ropeScaling;
-  if (s && !(SUPPORTED_ROPE_TYPES as readonly string[]).includes(s.type))
-    fail(`${cfg.path}: rope_scaling type ${s.type} is not supported (supported: ${SUPPORTED_ROPE_TYPES.join(', ')})`);
-  return s;
-}
-
-/** Inverse frequencies for cfg's rope type; for "dynamic" this is the seqLen <= max_position_embeddings case. */
-export function ropeInvFreq(cfg: ModelConfig): RopeParams {
-  const s = checkType(cfg);
-  const dim = cfg.rotaryDim;
-  const inv = baseInvFreq(cfg.ropeTheta, dim);
-  if (!s) return { invFreq: inv, attentionScaling: 1, dynamic: false };
-  if (s.type === 'linear') {
-    // _compute_linear_scaling_rope_parameters: positions/factor ⇔ inv_freq/factor.
-    const factor = needFactor(cfg, s, 'factor');
-    for (let i = 0; i < inv.length; i++) inv[i]! /= factor;
-    return { invFreq: inv, attentionScaling: 1, dynamic: false };
-  }
-  if (s.type === 'dynamic') {
-    needFactor(cfg, s, 'factor');
-    return ropeInvFreqForSeqLen(cfg, cfg.maxPositionEmbeddings);
-  }
-  // llama3: _compute_llama3_parameters.
-  const factor = needFactor(cfg, s, 'factor');
-  const low = needFactor(cfg, s, 'lowFreqFactor');
-  const high = needFactor(cfg, s, 'highFreqFactor');
-  const oldCtx = needFactor(cfg, s, 'originalMaxPositionEmbeddings');
-  if (!(high > low)) fail(`${cfg.path}: rope_scaling.high_freq_factor (${high}) must be > low_freq_factor (${low})`);
-  const lowWavelen = oldCtx / low, highWavelen = oldCtx / high;
-  for (let i = 0; i < inv.length; i++) {
-    const f = inv[i]!;
-    const wavelen = (2 * Math.PI) / f;
-    const scaled = wavelen > lowWavelen ? f / factor : f;
-    if (wavelen < highWavelen || wavelen > lowWavelen) { inv[i] = scaled; continue; }
-    const smooth = (oldCtx / wavelen - low) / (high - low);
-    inv[i] = ((1 - smooth) * scaled) / factor + smooth * scaled;
-  }
-  return { invFreq: inv, attentionScaling: 1, dynamic: false };
-}
-
-/**
- * Frequencies for a sequence of length seqLen. Only "dynamic" depends on it (_compute_dynamic_ntk_parameters):
- * base' = base * (factor*L/maxPos - (factor-1))^(dim/(dim-2)) with L = max(seqLen, maxPos).
- * transformers caches the grown frequencies until the sequence shrinks below maxPos; this function is stateless.
- */
-export function ropeInvFreqForSeqLen(cfg: ModelConfig, seqLen: number): RopeParams {
-  const s = checkType(cfg);
-  if (!s || s.type !== 'dynamic') return ropeInvFreq(cfg);
-  const factor = needFactor(cfg, s, 'factor');
-  const dim = cfg.rotaryDim, maxPos = cfg.maxPositionEmbeddings;
-  const L = seqLen > maxPos ? seqLen : maxPos;
-  const base = cfg.ropeTheta * ((factor * L) / maxPos - (factor - 1)) ** (dim / (dim - 2));
-  return { invFreq: baseInvFreq(base, dim), attentionScaling: 1, dynamic: true };
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Architecture-specific config.json fields (read by the architecture files from `cfg.raw`).
-
-/** Boolean field `key` of config.json (null/absent → def), with a one-line error naming file + field. */
-export function configBool(cfg: ModelConfig, key: string, def: boolean): boolean {
-  const v = cfg.raw[key];
-  if (v === undefined || v === null) return def;
-  if (typeof v !== 'boolean') fail(`${cfg.path}: field "${key}" must be a boolean, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-/** Positive integer field `key` of config.json (null/absent → def). */
-export function configInt(cfg: ModelConfig, key: string, def: number): number {
-  const v = cfg.raw[key];
-  if (v === undefined || v === null) return def;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) fail(`${cfg.path}: field "${key}" must be a positive integer, got ${JSON.stringify(v)}`);
-  return v;
 }

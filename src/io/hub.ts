@@ -30,7 +30,13 @@ export interface HubOptions {
 const MANIFEST = '.gptqjs-complete.json';
 /** Top-level repo files a model needs (weights must be safetensors). */
 const MODEL_FILES = /^(config\.json|generation_config\.json|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|tokenizer\.model|chat_template\.jinja|chat_template\.json|quantize_config\.json|quant_config\.json|[^/]+\.safetensors\.index\.json|[^/]+\.safetensors)$/;
-const C4 = { repo: 'allenai/c4', path: 'en/c4-train.00000-of-01024.json.gz', file: 'c4-train.00000-of-01024.jsonl' };
+/** The C4 shards GPTQ's get_c4 reads (IST-DASLab gptq datautils.py): train for calibration, validation for perplexity. */
+const C4 = {
+  repo: 'allenai/c4',
+  train: { path: 'en/c4-train.00000-of-01024.json.gz', file: 'c4-train.00000-of-01024.jsonl' },
+  validation: { path: 'en/c4-validation.00000-of-00008.json.gz', file: 'c4-validation.00000-of-00008.jsonl' },
+};
+const WIKITEXT_FILE = { train: 'wiki.train.raw', validation: 'wiki.valid.raw', test: 'wiki.test.raw' } as const;
 
 const truthy = (v: string | undefined) => !!v && /^(1|true|yes|on)$/i.test(v);
 export const envOffline = () => truthy(process.env.HF_HUB_OFFLINE) || truthy(process.env.GPTQJS_OFFLINE);
@@ -186,33 +192,38 @@ export async function resolveModelDir(idOrPath: string, opts: HubOptions = {}): 
   return dir;
 }
 
-/** The Hub's WikiText-2 (raw) test split: one parquet file whose rows are the lines of wiki.test.raw. */
-const WIKITEXT2 = { repo: 'Salesforce/wikitext', path: 'wikitext-2-raw-v1/test-00000-of-00001.parquet' };
+/** The Hub's WikiText-2 (raw) splits: one parquet file each, whose rows are HF's rows (the lines of wiki.*.raw). */
+const WIKITEXT2 = { repo: 'Salesforce/wikitext', path: (split: string) => `wikitext-2-raw-v1/${split}-00000-of-00001.parquet` };
 
 /**
- * A dataset file in the cache, downloading when possible: "c4" → allenai/c4 en/c4-train.00000-of-01024.json.gz,
- * gunzipped to JSON lines. "wikitext2" → <cache>/datasets/wikitext2/wiki.test.raw when present, else the Hub's
- * Salesforce/wikitext wikitext-2-raw-v1 test parquet (read by src/io/tables.ts).
+ * A dataset file in the cache, downloading when possible: "c4" → allenai/c4 en/c4-train.00000-of-01024.json.gz
+ * (split "train", default) or en/c4-validation.00000-of-00008.json.gz (split "validation"), gunzipped to JSON lines.
+ * "wikitext2" → <cache>/datasets/wikitext2/wiki.{test,train,valid}.raw when present, else the Hub's
+ * Salesforce/wikitext wikitext-2-raw-v1 parquet of the split (split "test" default; read by src/io/tables.ts, its
+ * rows are HF's rows).
  */
-export async function resolveDataset(name: string, opts: HubOptions = {}): Promise<string> {
+export async function resolveDataset(name: string, opts: HubOptions = {}, split: 'train' | 'validation' | 'test' = name === 'wikitext2' ? 'test' : 'train'): Promise<string> {
   const s = settings(opts);
   const root = resolve(s.cacheDir, 'datasets');
   if (name === 'wikitext2') {
-    const p = join(root, 'wikitext2', 'wiki.test.raw');
+    const file = WIKITEXT_FILE[split];
+    const p = join(root, 'wikitext2', file);
     if (existsSync(p)) return p;
     try {
-      return (await resolveDatasetFiles(WIKITEXT2.repo, (f) => f === WIKITEXT2.path, 'wikitext-2-raw-v1 test', opts))[0]!;
+      return (await resolveDatasetFiles(WIKITEXT2.repo, (f) => f === WIKITEXT2.path(split), `wikitext-2-raw-v1 ${split}`, opts))[0]!;
     } catch (e) {
-      fail(`dataset wikitext2: wiki.test.raw not found (pass a file path or --dataset-path, set GPTQJS_DATASETS, or put it at ${p}), and the Hub copy failed: ${(e as Error).message}`);
+      fail(`dataset wikitext2: ${file} not found (pass a file path or --dataset-path, set GPTQJS_DATASETS, or put it at ${p}), and the Hub copy failed: ${(e as Error).message}`);
     }
   }
   if (name !== 'c4') fail(`dataset ${name}: unknown (known: wikitext2, c4)`);
-  const dest = join(root, C4.repo.replace('/', '--'), C4.file);
+  if (split === 'test') fail('dataset c4 has no test split (GPTQ evaluates on validation)');
+  const shard = C4[split];
+  const dest = join(root, C4.repo.replace('/', '--'), shard.file);
   if (existsSync(dest)) return dest;
   if (s.offline) fail(`dataset c4 is not in cache ${dest} and offline (HF_HUB_OFFLINE/GPTQJS_OFFLINE)`);
   // The size of the gzipped shard comes with its download info (bytes counted before gunzip).
-  const progress = downloadReporter(`dataset ${C4.repo}`, [{ path: C4.path, size: 0 }], opts.onProgress);
-  await hubFile({ type: 'dataset', name: C4.repo }, C4.path, dest, s, true, progress.file(0));
+  const progress = downloadReporter(`dataset ${C4.repo}`, [{ path: shard.path, size: 0 }], opts.onProgress);
+  await hubFile({ type: 'dataset', name: C4.repo }, shard.path, dest, s, true, progress.file(0));
   return dest;
 }
 

@@ -1,7 +1,7 @@
 /** Shared graph blocks for decoder-only transformers. All tensors fp32, hidden layout [B, S, H]. */
 import { F, type GraphBuilder } from '../graph/builder.ts';
-import type { ModelConfig } from '../io/config.ts';
-import type { ArchDefinition, LayerContext, LayerLinear, LinearSpec, WeightSource } from './types.ts';
+import { applyRope, applyRopeInterleaved } from './rope.ts';
+import type { LayerContext, LinearSpec, WeightSource } from './types.ts';
 
 const fusedNormGraphs = new WeakSet<GraphBuilder>();
 /**
@@ -34,33 +34,6 @@ export function rmsNormAt(g: GraphBuilder, w: WeightSource, name: string, x: str
   return rmsNorm(g, x, w.tensor(g, `${name}.weight`, [n]), eps, offset);
 }
 
-/** AutoGPTQ's module groups for llama-layout layers (LlamaGPTQForCausalLM and the archs that reuse its groups). */
-export const LLAMA_INSIDE_MODULES: readonly (readonly string[])[] = [
-  ['self_attn.k_proj', 'self_attn.v_proj', 'self_attn.q_proj'],
-  ['self_attn.o_proj'],
-  ['mlp.up_proj', 'mlp.gate_proj'],
-  ['mlp.down_proj'],
-];
-
-/** The llama-layout layer linears: self_attn.{q,k,v,o}_proj ([kvHeads]·head_dim wide k/v) and mlp.{gate,up,down}_proj. */
-export function llamaLinears(cfg: ModelConfig, kvHeads: number, bias: { qkv: boolean; o: boolean; mlp: boolean }): LayerLinear[] {
-  const { hiddenSize: h, intermediateSize: i, numHeads: nh, headDim: d } = cfg;
-  return [
-    { rel: 'self_attn.q_proj', inFeatures: h, outFeatures: nh * d, bias: bias.qkv },
-    { rel: 'self_attn.k_proj', inFeatures: h, outFeatures: kvHeads * d, bias: bias.qkv },
-    { rel: 'self_attn.v_proj', inFeatures: h, outFeatures: kvHeads * d, bias: bias.qkv },
-    { rel: 'self_attn.o_proj', inFeatures: nh * d, outFeatures: h, bias: bias.o },
-    { rel: 'mlp.gate_proj', inFeatures: h, outFeatures: i, bias: bias.mlp },
-    { rel: 'mlp.up_proj', inFeatures: h, outFeatures: i, bias: bias.mlp },
-    { rel: 'mlp.down_proj', inFeatures: i, outFeatures: h, bias: bias.mlp },
-  ];
-}
-
-/** An architecture's layer linears for the layer at `prefix`, by relative name, with full module names. */
-export function layerLinearSpecs(arch: Pick<ArchDefinition, 'layerLinears'>, cfg: ModelConfig, prefix: string): Record<string, LinearSpec> {
-  return Object.fromEntries(arch.layerLinears(cfg).map((l) => [l.rel, { ...l, name: prefix + l.rel }]));
-}
-
 /** [B,S,heads*d] → [B,heads,S,d] */
 export function splitHeads(g: GraphBuilder, x: string, heads: number, d: number): string {
   return g.op('Transpose', [g.op('Reshape', [x, g.constI64([0, 0, heads, d])])], { perm: [0, 2, 1, 3] });
@@ -69,55 +42,6 @@ export function splitHeads(g: GraphBuilder, x: string, heads: number, d: number)
 /** [B,heads,S,d] → [B,S,heads*d] */
 export function mergeHeads(g: GraphBuilder, x: string, heads: number, d: number): string {
   return g.op('Reshape', [g.op('Transpose', [x], { perm: [0, 2, 1, 3] }), g.constI64([0, 0, heads * d])]);
-}
-
-/**
- * cos/sin tables [B,1,S,rotDim] from positions [B,S] (int64) in HF rotate_half layout (freqs duplicated over halves).
- */
-export function ropeTables(g: GraphBuilder, positions: string, invFreq: Float64Array, scaling = 1): { cos: string; sin: string } {
-  const inv = g.init(g.fresh('inv_freq'), 'float32', [invFreq.length], Float32Array.from(invFreq));
-  const pos = g.op('Unsqueeze', [g.op('Cast', [positions], { to: 1 }), g.constI64([-1])]); // [B,S,1]
-  const freqs = g.op('Mul', [pos, inv]); // [B,S,d/2]
-  const emb = g.op('Unsqueeze', [g.op('Concat', [freqs, freqs], { axis: -1 }), g.constI64([1])]); // [B,1,S,d]
-  let cos = g.op('Cos', [emb]), sin = g.op('Sin', [emb]);
-  if (scaling !== 1) { cos = g.op('Mul', [cos, g.constF(scaling)]); sin = g.op('Mul', [sin, g.constF(scaling)]); }
-  return { cos, sin };
-}
-
-/**
- * x·cos + rotate_half(x)·sin on the first rotDim channels of x [B,h,S,d] (partial rotary keeps the rest).
- * `rope.fused`, when the graph provides it (runtime CPU graphs: com.microsoft.RotaryEmbedding), computes the same.
- */
-export function applyRope(g: GraphBuilder, x: string, rope: { cos: string; sin: string; fused?: (x: string, headDim: number, rotDim: number) => string }, headDim: number, rotDim = headDim): string {
-  if (rope.fused) return rope.fused(x, headDim, rotDim);
-  const rot = rotDim === headDim ? x : g.op('Slice', [x, g.constI64([0]), g.constI64([rotDim]), g.constI64([-1])]);
-  const half = rotDim / 2;
-  const [x1, x2] = g.opN('Split', [rot, g.constI64([half, half])], 2, { axis: -1 });
-  const rotated = g.op('Concat', [g.op('Neg', [x2!]), x1!], { axis: -1 });
-  const out = g.op('Add', [g.op('Mul', [rot, rope.cos]), g.op('Mul', [rotated, rope.sin])]);
-  if (rotDim === headDim) return out;
-  const pass = g.op('Slice', [x, g.constI64([rotDim]), g.constI64([headDim]), g.constI64([-1])]);
-  return g.op('Concat', [out, pass], { axis: -1 });
-}
-
-/**
- * GPT-J / CodeGen rotate_every_two rotary on the first rotDim channels of x [B,h,S,d]: channel pairs (2i, 2i+1) rotate
- * by frequency i: (x₂ᵢ·cosᵢ − x₂ᵢ₊₁·sinᵢ, x₂ᵢ₊₁·cosᵢ + x₂ᵢ·sinᵢ). `rope` is ropeTables' rotate_half layout (its first
- * rotDim/2 channels are the rotDim/2 distinct frequencies).
- */
-export function applyRopeInterleaved(g: GraphBuilder, x: string, rope: { cos: string; sin: string }, headDim: number, rotDim = headDim): string {
-  const half = rotDim / 2;
-  const freqs = (t: string) => g.op('Unsqueeze', [g.op('Slice', [t, g.constI64([0]), g.constI64([half]), g.constI64([-1])]), g.constI64([-1])]); // [B,1,S,half,1]
-  const cos = freqs(rope.cos), sin = freqs(rope.sin);
-  const rot = rotDim === headDim ? x : g.op('Slice', [x, g.constI64([0]), g.constI64([rotDim]), g.constI64([-1])]);
-  const pairs = g.op('Reshape', [rot, g.constI64([0, 0, 0, half, 2])]); // [B,h,S,half,2]
-  const [even, odd] = g.opN('Split', [pairs, g.constI64([1, 1])], 2, { axis: -1 });
-  const e = g.op('Sub', [g.op('Mul', [even!, cos]), g.op('Mul', [odd!, sin])]);
-  const o = g.op('Add', [g.op('Mul', [odd!, cos]), g.op('Mul', [even!, sin])]);
-  const out = g.op('Reshape', [g.op('Concat', [e, o], { axis: -1 }), g.constI64([0, 0, 0, rotDim])]);
-  if (rotDim === headDim) return out;
-  const pass = g.op('Slice', [x, g.constI64([rotDim]), g.constI64([headDim]), g.constI64([-1])]);
-  return g.op('Concat', [out, pass], { axis: -1 });
 }
 
 /**
@@ -168,21 +92,25 @@ export function attendHeads(ctx: LayerContext, q: string, k: string, v: string, 
   return ctx.w.linear(g, mergeHeads(g, attn, nh, d), out);
 }
 
+/** q/k/v/o projections of a self-attention block, under Transformers' names. */
+export interface AttentionLinears { q_proj: LinearSpec; k_proj: LinearSpec; v_proj: LinearSpec; o_proj: LinearSpec }
+
 /**
  * Self-attention with separate q/k/v projections of x: project → split heads → optional qk-norm → rotary →
- * attention → merge heads → output projection `lin.o`.
+ * attention → merge heads → output projection `o_proj`. Heads, kv heads and head_dim default to the config's.
  */
-export function selfAttention(ctx: LayerContext, x: string, lin: { q: LinearSpec; k: LinearSpec; v: LinearSpec; o: LinearSpec }, o: AttentionOpts): string {
-  const { g, w } = ctx;
+export function selfAttention(ctx: LayerContext, x: string, lin: AttentionLinears, opts: Partial<AttentionOpts> = {}): string {
+  const { g, w, cfg } = ctx;
+  const o: AttentionOpts = { heads: cfg.numHeads, kvHeads: cfg.numKvHeads, headDim: cfg.headDim, ...opts };
   const heads = (spec: LinearSpec, n: number) => splitHeads(g, w.linear(g, x, spec), n, o.headDim);
   const qk = (spec: LinearSpec, which: 'q' | 'k', n: number) => {
     const t = heads(spec, n);
     return ropeOf(ctx, o.qkNorm ? o.qkNorm(t, which, n) : t, o);
   };
-  const q = qk(lin.q, 'q', o.heads);
-  const k = qk(lin.k, 'k', o.kvHeads);
-  const v = heads(lin.v, o.kvHeads);
-  return attendHeads(ctx, q, k, v, lin.o, { ...o, rope: 'none' });
+  const q = qk(lin.q_proj, 'q', o.heads);
+  const k = qk(lin.k_proj, 'k', o.kvHeads);
+  const v = heads(lin.v_proj, o.kvHeads);
+  return attendHeads(ctx, q, k, v, lin.o_proj, { ...o, rope: 'none' });
 }
 
 /** Plain MLP: down(act(up(x))). */
@@ -228,11 +156,11 @@ export function dim(g: GraphBuilder, x: string, axis: number): string {
   return g.op('Squeeze', [g.op('Shape', [x], { start: axis, end: axis + 1 })], {});
 }
 
-/** SwiGLU / GeGLU MLP: down(act(gate(x)) · up(x)). */
-export function gatedMlp(g: GraphBuilder, w: WeightSource, x: string, prefix: string, hidden: number, inter: number, act: string, bias = false): string {
-  const gate = w.linear(g, x, { name: `${prefix}gate_proj`, inFeatures: hidden, outFeatures: inter, bias });
-  const up = w.linear(g, x, { name: `${prefix}up_proj`, inFeatures: hidden, outFeatures: inter, bias });
-  return w.linear(g, g.op('Mul', [activation(g, gate, act), up]), { name: `${prefix}down_proj`, inFeatures: inter, outFeatures: hidden, bias });
+/** SwiGLU / GeGLU MLP: down_proj(act(gate_proj(x)) · up_proj(x)). */
+export function gatedMlp(g: GraphBuilder, w: WeightSource, x: string, lin: { gate_proj: LinearSpec; up_proj: LinearSpec; down_proj: LinearSpec }, act: string): string {
+  const gate = w.linear(g, x, lin.gate_proj);
+  const up = w.linear(g, x, lin.up_proj);
+  return w.linear(g, g.op('Mul', [activation(g, gate, act), up]), lin.down_proj);
 }
 
 export type Activation = 'silu' | 'gelu' | 'gelu_tanh' | 'relu';

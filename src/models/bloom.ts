@@ -15,35 +15,24 @@
  * finds those names.
  */
 import { fail } from '../errors.ts';
-import { configBool } from '../io/config.ts';
-import type { ModelConfig } from '../io/config.ts';
-import { activation, alibiMask, attention, layerNorm, mergeHeads, splitFusedQkv } from './blocks.ts';
-import type { ArchDefinition, LayerContext, LinearSpec } from './types.ts';
+import { activation, alibiMask, attention, layerNormAt, mergeHeads, splitFusedQkv } from './blocks.ts';
+import { configBool, defineArchitecture, linear } from './define.ts';
+import type { LayerContext } from './types.ts';
 
-const WE = 'transformer.word_embeddings.weight';
-
-function linears(cfg: ModelConfig, prefix: string): Record<string, LinearSpec> {
-  return Object.fromEntries(bloom.layerLinears(cfg).map((l) => [l.rel, { ...l, name: prefix + l.rel }]));
-}
-
-export const bloom: ArchDefinition = {
+export const bloom = defineArchitecture({
   modelTypes: ['bloom'],
+  // BloomConfig: ALiBi (no max positions; seq_length is informative), layer_norm_epsilon 1e-5, MLP 4·hidden.
+  config: { bloom: { hidden_act: 'gelu_tanh', rms_norm_eps: 1e-5, max_position_embeddings: 2048, tie_word_embeddings: true, bos_token_id: 1, eos_token_id: 2 } },
   layersBlockName: 'transformer.h.',
   outsideLayerModules: ['transformer.word_embeddings', 'transformer.word_embeddings_layernorm', 'transformer.ln_f'],
   // AutoGPTQ BloomGPTQForCausalLM.
-  insideLayerModules: [['self_attention.query_key_value'], ['self_attention.dense'], ['mlp.dense_h_to_4h'], ['mlp.dense_4h_to_h']],
-  lmHead: 'lm_head',
-  tiedEmbedding: WE,
-
-  layerLinears(cfg) {
-    const h = cfg.hiddenSize;
-    return [
-      { rel: 'self_attention.query_key_value', inFeatures: h, outFeatures: 3 * h, bias: true },
-      { rel: 'self_attention.dense', inFeatures: h, outFeatures: h, bias: true },
-      { rel: 'mlp.dense_h_to_4h', inFeatures: h, outFeatures: 4 * h, bias: true },
-      { rel: 'mlp.dense_4h_to_h', inFeatures: 4 * h, outFeatures: h, bias: true },
-    ];
-  },
+  modules: (_, { h }) => ({
+    self_attention: { query_key_value: linear(0, h, 3 * h, true), dense: linear(1, h, h, true) },
+    mlp: { dense_h_to_4h: linear(2, h, 4 * h, true), dense_4h_to_h: linear(3, 4 * h, h, true) },
+  }),
+  embedding: 'transformer.word_embeddings',
+  embedded: (g, cfg, w, x) => layerNormAt(g, w, 'transformer.word_embeddings_layernorm', x, cfg.hiddenSize, cfg.rmsNormEps),
+  norm: ['transformer.ln_f', layerNormAt],
 
   check(cfg) {
     if (cfg.hiddenSize % cfg.numHeads !== 0) fail(`${cfg.path}: hidden_size (${cfg.hiddenSize}) must be divisible by n_head (${cfg.numHeads})`);
@@ -52,34 +41,20 @@ export const bloom: ArchDefinition = {
     configBool(cfg, 'apply_residual_connection_post_layernorm', false);
   },
 
-  embed(g, cfg, w, ids) {
-    const h = cfg.hiddenSize;
-    const tok = g.op('Gather', [w.tensor(g, WE, [cfg.vocabSize, h]), ids], { axis: 0 });
-    const ln = 'transformer.word_embeddings_layernorm';
-    return layerNorm(g, tok, w.tensor(g, `${ln}.weight`, [h]), w.tensor(g, `${ln}.bias`, [h]), cfg.rmsNormEps);
-  },
-
-  layer(ctx: LayerContext, x: string): string {
+  layer(ctx, x, m) {
     const { g, cfg, w, prefix: p } = ctx;
     const { hiddenSize: h, numHeads: nh, headDim: d } = cfg;
-    const lin = linears(cfg, p);
-    const ln = (name: string, v: string) => layerNorm(g, v, w.tensor(g, `${p}${name}.weight`, [h]), w.tensor(g, `${p}${name}.bias`, [h]), cfg.rmsNormEps);
+    const ln = (name: string, v: string) => layerNormAt(g, w, `${p}${name}`, v, h, cfg.rmsNormEps);
     const postLn = configBool(cfg, 'apply_residual_connection_post_layernorm', false);
 
     const ln1 = ln('input_layernorm', x);
-    const { q, k, v } = splitFusedQkv(g, w.linear(g, ln1, lin['self_attention.query_key_value']!), nh, 1, d);
+    const { q, k, v } = splitFusedQkv(g, w.linear(g, ln1, m.self_attention.query_key_value), nh, 1, d);
     const actx: LayerContext = { ...ctx, mask: alibiMask(g, ctx.mask, nh) };
     const attn = mergeHeads(g, attention(actx, q, k, v, nh, nh, d), nh, d);
     if (actx.present) ctx.present = actx.present;
-    const x2 = g.op('Add', [postLn ? ln1 : x, w.linear(g, attn, lin['self_attention.dense']!)]);
+    const x2 = g.op('Add', [postLn ? ln1 : x, w.linear(g, attn, m.self_attention.dense)]);
     const ln2 = ln('post_attention_layernorm', x2);
-    const up = activation(g, w.linear(g, ln2, lin['mlp.dense_h_to_4h']!), 'gelu_tanh');
-    return g.op('Add', [postLn ? ln2 : x2, w.linear(g, up, lin['mlp.dense_4h_to_h']!)]);
+    const up = activation(g, w.linear(g, ln2, m.mlp.dense_h_to_4h), 'gelu_tanh');
+    return g.op('Add', [postLn ? ln2 : x2, w.linear(g, up, m.mlp.dense_4h_to_h)]);
   },
-
-  head(g, cfg, w, x) {
-    const h = cfg.hiddenSize;
-    const n = layerNorm(g, x, w.tensor(g, 'transformer.ln_f.weight', [h]), w.tensor(g, 'transformer.ln_f.bias', [h]), cfg.rmsNormEps);
-    return w.linear(g, n, { name: 'lm_head', inFeatures: h, outFeatures: cfg.vocabSize, bias: false, tiedTo: WE });
-  },
-};
+});

@@ -11,72 +11,50 @@
  *  - head: lm_head (tied to embed_tokens by default) and logits · logit_scale (default 0.0625).
  */
 import { fail } from '../errors.ts';
-import { configBool } from '../io/config.ts';
 import type { ModelConfig } from '../io/config.ts';
 import { F, type GraphBuilder } from '../graph/builder.ts';
-import { ACTIVATION_NAMES, LLAMA_INSIDE_MODULES, llamaLinears, gatedMlp, layerLinearSpecs, selfAttention } from './blocks.ts';
-import type { ArchDefinition, LayerContext } from './types.ts';
-
-const EMBED = 'model.embed_tokens.weight';
+import { gatedMlp, selfAttention } from './blocks.ts';
+import { checkActivation, configBool, configNumber, defineArchitecture, type NormAt } from './define.ts';
+import { llamaModules } from './llama.ts';
 
 /** CohereConfig.logit_scale (default 0.0625). */
-export function cohereLogitScale(cfg: ModelConfig): number {
-  const v = cfg.raw.logit_scale ?? 0.0625;
-  if (typeof v !== 'number' || !Number.isFinite(v)) fail(`${cfg.path}: field "logit_scale" must be a number, got ${JSON.stringify(v)}`);
-  return v;
-}
+export const cohereLogitScale = (cfg: ModelConfig): number => configNumber(cfg, 'logit_scale', 0.0625);
 
 /** CohereLayerNorm: (x − mean) / sqrt(var + eps) · w, no bias. */
 function biaslessLayerNorm(g: GraphBuilder, x: string, weight: string, eps: number): string {
   return g.op('LayerNormalization', [x, weight], { axis: -1, epsilon: F(eps) });
 }
+const cohereNorm: NormAt = (g, w, name, x, n, eps) => biaslessLayerNorm(g, x, w.tensor(g, `${name}.weight`, [n]), eps);
 
-export const cohere: ArchDefinition = {
+export const cohere = defineArchitecture({
   modelTypes: ['cohere'],
+  // CohereConfig: layer_norm_eps 1e-5, tied.
+  config: { cohere: { hidden_act: 'silu', intermediate_size: 22528, rms_norm_eps: 1e-5, max_position_embeddings: 8192, tie_word_embeddings: true, bos_token_id: 5, eos_token_id: 255001, pad_token_id: 0 } },
   layersBlockName: 'model.layers.',
   outsideLayerModules: ['model.embed_tokens', 'model.norm'],
   // AutoGPTQ CohereGPTQForCausalLM (llama's groups).
-  insideLayerModules: LLAMA_INSIDE_MODULES,
-  lmHead: 'lm_head',
-  tiedEmbedding: EMBED,
-
-  layerLinears(cfg) {
-    return llamaLinears(cfg, cfg.numKvHeads, { qkv: cfg.attentionBias, o: cfg.attentionBias, mlp: false });
-  },
+  modules: (cfg, d) => llamaModules(d, { qkv: cfg.attentionBias, o: cfg.attentionBias }),
+  norm: ['model.norm', cohereNorm],
+  logits: (g, cfg, logits) => g.op('Mul', [logits, g.constF(cohereLogitScale(cfg))]),
 
   check(cfg) {
-    if (!ACTIVATION_NAMES.includes(cfg.hiddenAct)) fail(`${cfg.path}: hidden_act "${cfg.hiddenAct}" is not supported (supported: ${ACTIVATION_NAMES.join(', ')})`);
+    checkActivation(cfg);
     if (cfg.rotaryDim !== cfg.headDim || cfg.headDim % 2) fail(`${cfg.path}: cohere applies rotary to the whole (even) head_dim (${cfg.headDim})`);
     configBool(cfg, 'use_qk_norm', false);
     cohereLogitScale(cfg);
   },
 
-  embed(g, cfg, w, ids) {
-    return g.op('Gather', [w.tensor(g, EMBED, [cfg.vocabSize, cfg.hiddenSize]), ids], { axis: 0 });
-  },
-
-  layer(ctx: LayerContext, x: string): string {
+  layer(ctx, x, m) {
     const { g, cfg, w, prefix: p } = ctx;
-    const { hiddenSize: h, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
-    const lin = layerLinearSpecs(cohere, cfg, p);
-    const qkNorm = configBool(cfg, 'use_qk_norm', false);
-    const n = biaslessLayerNorm(g, x, w.tensor(g, `${p}input_layernorm.weight`, [h]), cfg.rmsNormEps);
+    const d = cfg.headDim;
+    const n = cohereNorm(g, w, `${p}input_layernorm`, x, cfg.hiddenSize, cfg.rmsNormEps);
     // qk norm: per-head weight [heads, d] → [heads, 1, d] against [B, heads, S, d]
     const headNorm = (t: string, which: 'q' | 'k', heads: number) => {
       const wt = g.op('Reshape', [w.tensor(g, `${p}self_attn.${which}_norm.weight`, [heads, d]), g.constI64([heads, 1, d])]);
       return g.op('Mul', [biaslessLayerNorm(g, t, g.constF(new Array(d).fill(1), [d]), cfg.rmsNormEps), wt]);
     };
-    const attn = selfAttention(ctx, n, {
-      q: lin['self_attn.q_proj']!, k: lin['self_attn.k_proj']!, v: lin['self_attn.v_proj']!, o: lin['self_attn.o_proj']!,
-    }, { heads: nh, kvHeads: nkv, headDim: d, rope: 'interleaved', qkNorm: qkNorm ? headNorm : undefined });
-    const mlp = gatedMlp(g, w, n, `${p}mlp.`, h, cfg.intermediateSize, cfg.hiddenAct);
+    const attn = selfAttention(ctx, n, m.self_attn, { rope: 'interleaved', qkNorm: configBool(cfg, 'use_qk_norm', false) ? headNorm : undefined });
+    const mlp = gatedMlp(g, w, n, m.mlp, cfg.hiddenAct);
     return g.op('Add', [g.op('Add', [x, attn]), mlp]);
   },
-
-  head(g, cfg, w, x) {
-    const h = cfg.hiddenSize;
-    const n = biaslessLayerNorm(g, x, w.tensor(g, 'model.norm.weight', [h]), cfg.rmsNormEps);
-    const logits = w.linear(g, n, { name: 'lm_head', inFeatures: h, outFeatures: cfg.vocabSize, bias: false, tiedTo: EMBED });
-    return g.op('Mul', [logits, g.constF(cohereLogitScale(cfg))]);
-  },
-};
+});

@@ -13,15 +13,13 @@
  *  - mlp: dense_4h_to_h(act(dense_h_to_4h)), width ffn_hidden_size (default 4·hidden), act = `activation`
  *    (default "gelu", erf). Every linear has a bias iff `bias`.
  *  - alibi=true Falcon (rare; HF scales ALiBi differently from BLOOM) is rejected.
- * cfg.numKvHeads (the KV-cache head count) is derived in io/config.ts from these flags.
+ * cfg.numKvHeads (the KV-cache head count) is derived from these flags by `configure` (FalconAttention's rule).
  */
 import { fail } from '../errors.ts';
-import { configBool, configInt } from '../io/config.ts';
 import type { ModelConfig } from '../io/config.ts';
-import { ACTIVATION_NAMES, activation, applyRope, attention, layerNorm, mergeHeads, splitFusedQkv } from './blocks.ts';
-import type { ArchDefinition, LayerContext, LinearSpec } from './types.ts';
-
-const WE = 'transformer.word_embeddings.weight';
+import { activation, attention, layerNormAt, mergeHeads, splitFusedQkv } from './blocks.ts';
+import { checkActivation, configBool, configInt, defineArchitecture, linear } from './define.ts';
+import { applyRope } from './rope.ts';
 
 /** FalconConfig fields beyond the common ones (defaults as in FalconConfig). */
 export function falconOptions(cfg: ModelConfig) {
@@ -48,30 +46,29 @@ function qkvLayout(cfg: ModelConfig): { groups: number; qPer: number } {
   return o.multiQuery ? { groups: 1, qPer: nh } : { groups: nh, qPer: 1 };
 }
 
-function linears(cfg: ModelConfig, prefix: string): Record<string, LinearSpec> {
-  return Object.fromEntries(falcon.layerLinears(cfg).map((l) => [l.rel, { ...l, name: prefix + l.rel }]));
-}
-
-export const falcon: ArchDefinition = {
+export const falcon = defineArchitecture({
   modelTypes: ['falcon'],
+  // FalconConfig: max_position_embeddings 2048, activation gelu, ffn_hidden_size 4·hidden.
+  config: { falcon: { hidden_act: 'gelu', rms_norm_eps: 1e-5, max_position_embeddings: 2048, tie_word_embeddings: true, bos_token_id: 11, eos_token_id: 11 } },
+  // FalconAttention: num_kv_heads (old configs: n_head_kv) with new_decoder_architecture, one shared head when
+  // multi_query (the default), else one per head.
+  configure: (cfg, f) => ({
+    numKvHeads: cfg.raw.new_decoder_architecture === true
+      ? f.int('num_kv_heads', typeof cfg.raw.n_head_kv === 'number' ? cfg.raw.n_head_kv : cfg.numHeads)
+      : cfg.raw.multi_query === false ? cfg.numHeads : 1,
+  }),
   layersBlockName: 'transformer.h.',
   outsideLayerModules: ['transformer.word_embeddings', 'transformer.ln_f'],
   // AutoGPTQ RWGPTQForCausalLM (rw.py), also used for Falcon.
-  insideLayerModules: [['self_attention.query_key_value'], ['self_attention.dense'], ['mlp.dense_h_to_4h'], ['mlp.dense_4h_to_h']],
-  lmHead: 'lm_head',
-  tiedEmbedding: WE,
-
-  layerLinears(cfg) {
-    const { hiddenSize: h, headDim: d } = cfg;
-    const o = falconOptions(cfg);
-    const { groups, qPer } = qkvLayout(cfg);
-    return [
-      { rel: 'self_attention.query_key_value', inFeatures: h, outFeatures: groups * (qPer + 2) * d, bias: o.bias },
-      { rel: 'self_attention.dense', inFeatures: h, outFeatures: h, bias: o.bias },
-      { rel: 'mlp.dense_h_to_4h', inFeatures: h, outFeatures: o.ffn, bias: o.bias },
-      { rel: 'mlp.dense_4h_to_h', inFeatures: o.ffn, outFeatures: h, bias: o.bias },
-    ];
+  modules: (cfg, { h, d }) => {
+    const o = falconOptions(cfg), { groups, qPer } = qkvLayout(cfg);
+    return {
+      self_attention: { query_key_value: linear(0, h, groups * (qPer + 2) * d, o.bias), dense: linear(1, h, h, o.bias) },
+      mlp: { dense_h_to_4h: linear(2, h, o.ffn, o.bias), dense_4h_to_h: linear(3, o.ffn, h, o.bias) },
+    };
   },
+  embedding: 'transformer.word_embeddings',
+  norm: ['transformer.ln_f', layerNormAt],
 
   check(cfg) {
     const o = falconOptions(cfg);
@@ -84,38 +81,27 @@ export const falcon: ArchDefinition = {
     if (o.newArch && !o.parallelAttn) fail(`${cfg.path}: falcon with new_decoder_architecture needs parallel_attn=true (as transformers)`);
     if (o.newArch && o.numLn !== 1 && o.numLn !== 2) fail(`${cfg.path}: field "num_ln_in_parallel_attn" must be 1 or 2, got ${o.numLn}`);
     if (!o.newArch && cfg.raw.num_ln_in_parallel_attn === 2) fail(`${cfg.path}: num_ln_in_parallel_attn=2 needs new_decoder_architecture=true`);
-    if (!ACTIVATION_NAMES.includes(o.act)) fail(`${cfg.path}: activation "${o.act}" is not supported (supported: ${ACTIVATION_NAMES.join(', ')})`);
+    checkActivation(cfg, o.act, 'activation');
   },
 
-  embed(g, cfg, w, ids) {
-    return g.op('Gather', [w.tensor(g, WE, [cfg.vocabSize, cfg.hiddenSize]), ids], { axis: 0 });
-  },
-
-  layer(ctx: LayerContext, x: string): string {
+  layer(ctx, x, m) {
     const { g, cfg, w, prefix: p } = ctx;
     const { hiddenSize: h, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
     const o = falconOptions(cfg);
-    const lin = linears(cfg, p);
-    const ln = (name: string, v: string) => layerNorm(g, v, w.tensor(g, `${p}${name}.weight`, [h]), w.tensor(g, `${p}${name}.bias`, [h]), cfg.rmsNormEps);
+    const ln = (name: string, v: string) => layerNormAt(g, w, `${p}${name}`, v, h, cfg.rmsNormEps);
     const { groups, qPer } = qkvLayout(cfg);
 
     const two = o.newArch && o.numLn === 2;
     const a = ln(two ? 'ln_attn' : 'input_layernorm', x);
-    const { q, k, v } = splitFusedQkv(g, w.linear(g, a, lin['self_attention.query_key_value']!), groups, qPer, d);
+    const { q, k, v } = splitFusedQkv(g, w.linear(g, a, m.self_attention.query_key_value), groups, qPer, d);
     const attn = mergeHeads(g, attention(ctx, applyRope(g, q, ctx.rope, d), applyRope(g, k, ctx.rope, d), v, nh, nkv, d), nh, d);
-    const attnOut = w.linear(g, attn, lin['self_attention.dense']!);
-    const mlp = (m: string) => w.linear(g, activation(g, w.linear(g, m, lin['mlp.dense_h_to_4h']!), o.act), lin['mlp.dense_4h_to_h']!);
+    const attnOut = w.linear(g, attn, m.self_attention.dense);
+    const mlp = (v2: string) => w.linear(g, activation(g, w.linear(g, v2, m.mlp.dense_h_to_4h), o.act), m.mlp.dense_4h_to_h);
     if (o.newArch || o.parallelAttn) {
-      const m = two ? ln('ln_mlp', x) : a;
-      return g.op('Add', [x, g.op('Add', [mlp(m), attnOut])]);
+      const mm = two ? ln('ln_mlp', x) : a;
+      return g.op('Add', [x, g.op('Add', [mlp(mm), attnOut])]);
     }
     const x2 = g.op('Add', [x, attnOut]);
     return g.op('Add', [x2, mlp(ln('post_attention_layernorm', x2))]);
   },
-
-  head(g, cfg, w, x) {
-    const h = cfg.hiddenSize;
-    const n = layerNorm(g, x, w.tensor(g, 'transformer.ln_f.weight', [h]), w.tensor(g, 'transformer.ln_f.bias', [h]), cfg.rmsNormEps);
-    return w.linear(g, n, { name: 'lm_head', inFeatures: h, outFeatures: cfg.vocabSize, bias: false, tiedTo: WE });
-  },
-};
+});

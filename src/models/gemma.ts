@@ -10,8 +10,9 @@
  */
 import { fail } from '../errors.ts';
 import type { ModelConfig } from '../io/config.ts';
-import { ACTIVATION_NAMES, LLAMA_INSIDE_MODULES, llamaLinears, gatedMlp, layerLinearSpecs, rmsNormAt, selfAttention } from './blocks.ts';
-import type { ArchDefinition, LayerContext } from './types.ts';
+import { rmsNormAt } from './blocks.ts';
+import { checkActivation, defineArchitecture, type NormAt } from './define.ts';
+import { llamaLayer, llamaModules } from './llama.ts';
 
 /**
  * The MLP activation, as current transformers (GemmaConfig/GemmaMLP): `hidden_act`, where the legacy "gelu" of the
@@ -22,47 +23,25 @@ export function gemmaActivation(cfg: ModelConfig): string {
   return cfg.hiddenAct === 'gelu' ? 'gelu_pytorch_tanh' : cfg.hiddenAct;
 }
 
-export const gemma: ArchDefinition = {
+/** GemmaRMSNorm: x / rms(x) · (1 + weight). */
+const gemmaNorm: NormAt = (g, w, name, x, n, eps) => rmsNormAt(g, w, name, x, n, eps, 1);
+
+export const gemma = defineArchitecture({
   modelTypes: ['gemma'],
+  config: { gemma: { hidden_act: 'gelu_pytorch_tanh', intermediate_size: 24576, num_key_value_heads: 16, head_dim: 256, rms_norm_eps: 1e-6, max_position_embeddings: 8192, tie_word_embeddings: true, bos_token_id: 2, eos_token_id: 1, pad_token_id: 0 } },
   layersBlockName: 'model.layers.',
   outsideLayerModules: ['model.embed_tokens', 'model.norm'],
   // AutoGPTQ GemmaGPTQForCausalLM (same groups as llama).
-  insideLayerModules: LLAMA_INSIDE_MODULES,
-  lmHead: 'lm_head',
-  tiedEmbedding: 'model.embed_tokens.weight',
-
-  layerLinears(cfg) {
-    return llamaLinears(cfg, cfg.numKvHeads, { qkv: cfg.attentionBias, o: cfg.attentionBias, mlp: false });
-  },
+  modules: (cfg, d) => llamaModules(d, { qkv: cfg.attentionBias, o: cfg.attentionBias }),
+  // GemmaModel: normalizer = torch.tensor(hidden_size**0.5, dtype=hidden_states.dtype) — constF rounds to fp32.
+  embedded: (g, cfg, _w, x) => g.op('Mul', [x, g.constF(Math.sqrt(cfg.hiddenSize))]),
+  norm: ['model.norm', gemmaNorm],
 
   check(cfg) {
-    const act = gemmaActivation(cfg);
-    if (!ACTIVATION_NAMES.includes(act)) fail(`${cfg.path}: hidden_act "${act}" is not supported (supported: ${ACTIVATION_NAMES.join(', ')})`);
+    checkActivation(cfg, gemmaActivation(cfg));
     if (cfg.rotaryDim !== cfg.headDim) fail(`${cfg.path}: gemma applies rotary to the whole head (partial_rotary_factor must be 1)`);
     if (cfg.headDim % 2) fail(`${cfg.path}: head_dim (${cfg.headDim}) must be even`);
   },
 
-  embed(g, cfg, w, ids) {
-    const table = w.tensor(g, 'model.embed_tokens.weight', [cfg.vocabSize, cfg.hiddenSize]);
-    // GemmaModel: normalizer = torch.tensor(hidden_size**0.5, dtype=hidden_states.dtype) — constF rounds to fp32.
-    return g.op('Mul', [g.op('Gather', [table, ids], { axis: 0 }), g.constF(Math.sqrt(cfg.hiddenSize))]);
-  },
-
-  layer(ctx: LayerContext, x: string): string {
-    const { g, cfg, w, prefix: p } = ctx;
-    const { hiddenSize: h, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
-    const lin = layerLinearSpecs(gemma, cfg, p);
-    const n1 = rmsNormAt(g, w, `${p}input_layernorm`, x, h, cfg.rmsNormEps, 1);
-    const attn = selfAttention(ctx, n1, {
-      q: lin['self_attn.q_proj']!, k: lin['self_attn.k_proj']!, v: lin['self_attn.v_proj']!, o: lin['self_attn.o_proj']!,
-    }, { heads: nh, kvHeads: nkv, headDim: d });
-    const x2 = g.op('Add', [x, attn]);
-    const n2 = rmsNormAt(g, w, `${p}post_attention_layernorm`, x2, h, cfg.rmsNormEps, 1);
-    return g.op('Add', [x2, gatedMlp(g, w, n2, `${p}mlp.`, h, cfg.intermediateSize, gemmaActivation(cfg))]);
-  },
-
-  head(g, cfg, w, x) {
-    const n = rmsNormAt(g, w, 'model.norm', x, cfg.hiddenSize, cfg.rmsNormEps, 1);
-    return w.linear(g, n, { name: 'lm_head', inFeatures: cfg.hiddenSize, outFeatures: cfg.vocabSize, bias: false, tiedTo: 'model.embed_tokens.weight' });
-  },
-};
+  layer: (ctx, x, m) => llamaLayer(ctx, x, m, gemmaNorm, gemmaActivation(ctx.cfg)),
+});

@@ -8,30 +8,22 @@
  * rotary_dim null means rotary over all of n_embd, which HF can only apply when there is a single head.
  */
 import { fail } from '../errors.ts';
-import { ACTIVATION_NAMES, layerLinearSpecs, layerNormAt, mlp, selfAttention } from './blocks.ts';
-import type { ArchDefinition, LayerContext } from './types.ts';
+import { layerNormAt, mlp, selfAttention } from './blocks.ts';
+import { checkActivation, defineArchitecture, linear } from './define.ts';
 
-const WTE = 'transformer.wte.weight';
-
-export const gptj: ArchDefinition = {
+export const gptj = defineArchitecture({
   modelTypes: ['gptj'],
+  // GPTJConfig: rotary_dim 64, n_inner null (4·n_embd), activation_function gelu_new.
+  config: { gptj: { hidden_act: 'gelu_new', rms_norm_eps: 1e-5, max_position_embeddings: 2048, rotary_dim: 64, tie_word_embeddings: false, bos_token_id: 50256, eos_token_id: 50256 } },
   layersBlockName: 'transformer.h.',
   outsideLayerModules: ['transformer.wte', 'transformer.ln_f'],
-  insideLayerModules: [['attn.k_proj', 'attn.v_proj', 'attn.q_proj'], ['attn.out_proj'], ['mlp.fc_in'], ['mlp.fc_out']],
-  lmHead: 'lm_head',
-  tiedEmbedding: WTE,
-
-  layerLinears(cfg) {
-    const { hiddenSize: h, intermediateSize: i } = cfg;
-    return [
-      { rel: 'attn.q_proj', inFeatures: h, outFeatures: h, bias: false },
-      { rel: 'attn.k_proj', inFeatures: h, outFeatures: h, bias: false },
-      { rel: 'attn.v_proj', inFeatures: h, outFeatures: h, bias: false },
-      { rel: 'attn.out_proj', inFeatures: h, outFeatures: h, bias: false },
-      { rel: 'mlp.fc_in', inFeatures: h, outFeatures: i, bias: true },
-      { rel: 'mlp.fc_out', inFeatures: i, outFeatures: h, bias: true },
-    ];
-  },
+  modules: (_, { h, i }) => ({
+    attn: { k_proj: linear(0, h, h), v_proj: linear(0, h, h), q_proj: linear(0, h, h), out_proj: linear(1, h, h) },
+    mlp: { fc_in: linear(2, h, i, true), fc_out: linear(3, i, h, true) },
+  }),
+  embedding: 'transformer.wte',
+  norm: ['transformer.ln_f', layerNormAt],
+  lmHeadBias: true,
 
   check(cfg) {
     if (cfg.hiddenSize % cfg.numHeads !== 0) fail(`${cfg.path}: n_embd (${cfg.hiddenSize}) must be divisible by n_head (${cfg.numHeads})`);
@@ -41,28 +33,14 @@ export const gptj: ArchDefinition = {
       fail(`${cfg.path}: gptj with rotary_dim null (rotary over all n_embd channels) only works with one head`);
     if (cfg.rotaryDim % 2 !== 0 || cfg.rotaryDim <= 0 || cfg.rotaryDim > cfg.headDim)
       fail(`${cfg.path}: field "rotary_dim" (${cfg.rotaryDim}) must be a positive even number ≤ head_dim (${cfg.headDim})`);
-    if (!ACTIVATION_NAMES.includes(cfg.hiddenAct)) fail(`${cfg.path}: activation_function "${cfg.hiddenAct}" is not supported (supported: ${ACTIVATION_NAMES.join(', ')})`);
+    checkActivation(cfg, cfg.hiddenAct, 'activation_function');
   },
 
-  embed(g, cfg, w, ids) {
-    return g.op('Gather', [w.tensor(g, WTE, [cfg.vocabSize, cfg.hiddenSize]), ids], { axis: 0 });
-  },
-
-  layer(ctx: LayerContext, x: string): string {
+  layer(ctx, x, m) {
     const { g, cfg, w, prefix: p } = ctx;
-    const { hiddenSize: h, numHeads: nh, headDim: d } = cfg;
-    const lin = layerLinearSpecs(gptj, cfg, p);
-    const n = layerNormAt(g, w, `${p}ln_1`, x, h, cfg.rmsNormEps);
-    const attn = selfAttention(ctx, n, {
-      q: lin['attn.q_proj']!, k: lin['attn.k_proj']!, v: lin['attn.v_proj']!, o: lin['attn.out_proj']!,
-    }, { heads: nh, kvHeads: nh, headDim: d, rope: 'interleaved', rotaryDim: cfg.rotaryDim });
-    const ff = mlp(g, w, n, lin['mlp.fc_in']!, lin['mlp.fc_out']!, cfg.hiddenAct);
+    const n = layerNormAt(g, w, `${p}ln_1`, x, cfg.hiddenSize, cfg.rmsNormEps);
+    const attn = selfAttention(ctx, n, { ...m.attn, o_proj: m.attn.out_proj }, { rope: 'interleaved', rotaryDim: cfg.rotaryDim });
+    const ff = mlp(g, w, n, m.mlp.fc_in, m.mlp.fc_out, cfg.hiddenAct);
     return g.op('Add', [g.op('Add', [x, attn]), ff]);
   },
-
-  head(g, cfg, w, x) {
-    const h = cfg.hiddenSize;
-    const n = layerNormAt(g, w, 'transformer.ln_f', x, h, cfg.rmsNormEps);
-    return w.linear(g, n, { name: 'lm_head', inFeatures: h, outFeatures: cfg.vocabSize, bias: true, tiedTo: WTE });
-  },
-};
+});

@@ -10,60 +10,44 @@
  *    the MLP never does. RMSNorm, rotate_half rotary (rope_theta, rope_scaling), GQA, silu.
  */
 import { fail } from '../errors.ts';
-import { configBool } from '../io/config.ts';
-import { ACTIVATION_NAMES, activation, attendHeads, layerLinearSpecs, rmsNormAt, splitFusedQkv } from './blocks.ts';
-import type { ArchDefinition, LayerContext } from './types.ts';
+import { activation, attendHeads, rmsNormAt, splitFusedQkv } from './blocks.ts';
+import { checkActivation, configBool, defineArchitecture, linear } from './define.ts';
 
-const EMBED = 'model.tok_embeddings.weight';
-
-export const internlm2: ArchDefinition = {
+export const internlm2 = defineArchitecture({
   modelTypes: ['internlm2'],
+  // InternLM2Config (remote configuration_internlm2.py).
+  config: { internlm2: { hidden_act: 'silu', intermediate_size: 11008, rms_norm_eps: 1e-6, max_position_embeddings: 2048, tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2, pad_token_id: 0 } },
   layersBlockName: 'model.layers.',
   outsideLayerModules: ['model.tok_embeddings', 'model.norm'],
   // AutoGPTQ InternLM2GPTQForCausalLM / GPTQModel: the fused wqkv is quantized as one module.
-  insideLayerModules: [['attention.wqkv'], ['attention.wo'], ['feed_forward.w1', 'feed_forward.w3'], ['feed_forward.w2']],
-  lmHead: 'output',
-  tiedEmbedding: EMBED,
-
-  layerLinears(cfg) {
-    const { hiddenSize: h, intermediateSize: i, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
-    const bias = configBool(cfg, 'bias', true);
-    return [
-      { rel: 'attention.wqkv', inFeatures: h, outFeatures: (nh + 2 * nkv) * d, bias },
-      { rel: 'attention.wo', inFeatures: nh * d, outFeatures: h, bias },
-      { rel: 'feed_forward.w1', inFeatures: h, outFeatures: i, bias: false },
-      { rel: 'feed_forward.w3', inFeatures: h, outFeatures: i, bias: false },
-      { rel: 'feed_forward.w2', inFeatures: i, outFeatures: h, bias: false },
-    ];
+  modules: (cfg, { h, i, q, kv }) => {
+    const b = configBool(cfg, 'bias', true);
+    return {
+      attention: { wqkv: linear(0, h, q + 2 * kv, b), wo: linear(1, q, h, b) },
+      feed_forward: { w1: linear(2, h, i), w3: linear(2, h, i), w2: linear(3, i, h) },
+    };
   },
+  embedding: 'model.tok_embeddings',
+  norm: ['model.norm', rmsNormAt],
+  lmHead: 'output',
 
   check(cfg) {
     const { hiddenSize: h, numHeads: nh } = cfg;
     if (h % nh !== 0 || cfg.headDim * nh !== h) fail(`${cfg.path}: internlm2 needs head_dim = hidden_size (${h}) / num_attention_heads (${nh})`);
     if (cfg.rotaryDim !== cfg.headDim || cfg.headDim % 2) fail(`${cfg.path}: internlm2 applies rotary to the whole (even) head_dim`);
-    if (!ACTIVATION_NAMES.includes(cfg.hiddenAct)) fail(`${cfg.path}: hidden_act "${cfg.hiddenAct}" is not supported (supported: ${ACTIVATION_NAMES.join(', ')})`);
+    checkActivation(cfg);
     configBool(cfg, 'bias', true);
   },
 
-  embed(g, cfg, w, ids) {
-    return g.op('Gather', [w.tensor(g, EMBED, [cfg.vocabSize, cfg.hiddenSize]), ids], { axis: 0 });
-  },
-
-  layer(ctx: LayerContext, x: string): string {
+  layer(ctx, x, m) {
     const { g, cfg, w, prefix: p } = ctx;
     const { hiddenSize: h, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
-    const lin = layerLinearSpecs(internlm2, cfg, p);
     const n1 = rmsNormAt(g, w, `${p}attention_norm`, x, h, cfg.rmsNormEps);
-    const { q, k, v } = splitFusedQkv(g, w.linear(g, n1, lin['attention.wqkv']!), nkv, nh / nkv, d);
-    const x2 = g.op('Add', [x, attendHeads(ctx, q, k, v, lin['attention.wo']!, { heads: nh, kvHeads: nkv, headDim: d })]);
+    const { q, k, v } = splitFusedQkv(g, w.linear(g, n1, m.attention.wqkv), nkv, nh / nkv, d);
+    const x2 = g.op('Add', [x, attendHeads(ctx, q, k, v, m.attention.wo, { heads: nh, kvHeads: nkv, headDim: d })]);
     const n2 = rmsNormAt(g, w, `${p}ffn_norm`, x2, h, cfg.rmsNormEps);
-    const gate = activation(g, w.linear(g, n2, lin['feed_forward.w1']!), cfg.hiddenAct);
-    const up = w.linear(g, n2, lin['feed_forward.w3']!);
-    return g.op('Add', [x2, w.linear(g, g.op('Mul', [gate, up]), lin['feed_forward.w2']!)]);
+    const gate = activation(g, w.linear(g, n2, m.feed_forward.w1), cfg.hiddenAct);
+    const up = w.linear(g, n2, m.feed_forward.w3);
+    return g.op('Add', [x2, w.linear(g, g.op('Mul', [gate, up]), m.feed_forward.w2)]);
   },
-
-  head(g, cfg, w, x) {
-    const n = rmsNormAt(g, w, 'model.norm', x, cfg.hiddenSize, cfg.rmsNormEps);
-    return w.linear(g, n, { name: 'output', inFeatures: cfg.hiddenSize, outFeatures: cfg.vocabSize, bias: false, tiedTo: EMBED });
-  },
-};
+});

@@ -13,38 +13,31 @@
  * tokens routed to it, as AutoGPTQ's forward hooks (which see only the expert's routed tokens) accumulate it.
  */
 import { fail } from '../errors.ts';
-import { configInt, type ModelConfig } from '../io/config.ts';
+import type { ModelConfig } from '../io/config.ts';
 import type { GraphBuilder } from '../graph/builder.ts';
-import { activation, applyRope, attention, mergeHeads, rmsNorm, splitHeads } from './blocks.ts';
-import type { ArchDefinition, LayerContext, LayerLinear, LinearSpec, WeightSource } from './types.ts';
-
-const ATTN = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj'] as const;
+import { activation, rmsNormAt, selfAttention } from './blocks.ts';
+import { configInt, defineArchitecture, linear, repeat } from './define.ts';
+import { llamaModules } from './llama.ts';
+import type { Checkpoint } from '../io/safetensors.ts';
+import type { LinearSpec, WeightSource } from './types.ts';
 
 /** num_local_experts (MixtralConfig default 8) and num_experts_per_tok (default 2). */
 export function moeSizes(cfg: ModelConfig): { experts: number; topK: number } {
   return { experts: configInt(cfg, 'num_local_experts', 8), topK: configInt(cfg, 'num_experts_per_tok', 2) };
 }
 
-/** AutoGPTQ's MixtralGPTQForCausalLM.inside_layer_modules for `n` experts. */
-function moduleGroups(n: number): string[][] {
-  const e = (w: string) => Array.from({ length: n }, (_, i) => `block_sparse_moe.experts.${i}.${w}`);
-  return [
-    ['self_attn.k_proj', 'self_attn.v_proj', 'self_attn.q_proj'],
-    ['self_attn.o_proj'],
-    [...e('w1'), ...e('w3')],
-    e('w2'),
-  ];
-}
+/** A sparse MoE block's linears: the router `gate` and per expert gate (w1) / up (w3) / down (w2) projections. */
+export interface MoeLinears { gate: LinearSpec; experts: { w1: LinearSpec; w2: LinearSpec; w3: LinearSpec }[] }
 
 /**
  * Sparse MoE block on x [..., H]: returns [..., H]. Dense evaluation of every expert (see the file comment);
  * experts' linears get their routing mask as `hessianRowWeight`.
  */
-export function sparseMoe(g: GraphBuilder, w: WeightSource, cfg: ModelConfig, x: string, prefix: string): string {
-  const { hiddenSize: h, intermediateSize: inter } = cfg;
+export function sparseMoe(g: GraphBuilder, w: WeightSource, cfg: ModelConfig, x: string, lin: MoeLinears): string {
+  const { hiddenSize: h } = cfg;
   const { experts: E, topK: k } = moeSizes(cfg);
   const xf = g.op('Reshape', [x, g.constI64([-1, h])]); // [N, H]
-  const logits = w.linear(g, xf, { name: `${prefix}gate`, inFeatures: h, outFeatures: E, bias: false }); // [N, E]
+  const logits = w.linear(g, xf, lin.gate); // [N, E]
   const probs = g.op('Softmax', [logits], { axis: -1 });
   const [topP, topI] = g.opN('TopK', [probs, g.constI64([k])], 2, { axis: -1, largest: 1, sorted: 1 }); // [N, k]
   const norm = g.op('Div', [topP!, g.op('ReduceSum', [topP!, g.constI64([-1])], { keepdims: 1 })]);
@@ -55,67 +48,68 @@ export function sparseMoe(g: GraphBuilder, w: WeightSource, cfg: ModelConfig, x:
   for (let e = 0; e < E; e++) {
     const col = (t: string) => g.op('Slice', [t, g.constI64([e]), g.constI64([e + 1]), g.constI64([1])]); // [N, 1]
     const mask = col(selected);
-    const lin = (name: string, inF: number, outF: number): LinearSpec =>
-      ({ name: `${prefix}experts.${e}.${name}`, inFeatures: inF, outFeatures: outF, bias: false, hessianRowWeight: mask });
-    const gate = w.linear(g, xf, lin('w1', h, inter));
-    const up = w.linear(g, xf, lin('w3', h, inter));
-    const down = w.linear(g, g.op('Mul', [activation(g, gate, cfg.hiddenAct), up]), lin('w2', inter, h));
+    const routed = (s: LinearSpec): LinearSpec => ({ ...s, hessianRowWeight: mask });
+    const ex = lin.experts[e]!;
+    const gate = w.linear(g, xf, routed(ex.w1));
+    const up = w.linear(g, xf, routed(ex.w3));
+    const down = w.linear(g, g.op('Mul', [activation(g, gate, cfg.hiddenAct), up]), routed(ex.w2));
     const y = g.op('Mul', [down, col(route)]);
     sum = sum ? g.op('Add', [sum, y]) : y;
   }
   return g.op('Reshape', [sum!, g.op('Shape', [x])]);
 }
 
-export const mixtral: ArchDefinition = {
+/**
+ * Mixtral saved by transformers v5 with `save_original_format=False` (conversion_mapping.py "mixtral"): per layer
+ * `mlp.gate.weight` (the router, `block_sparse_moe.gate.weight`), `mlp.experts.gate_up_proj` [experts, 2·inter,
+ * hidden] (expert e: rows [0, inter) = w1, [inter, 2·inter) = w3) and `mlp.experts.down_proj` [experts, hidden, inter]
+ * (w2). Each expert matrix is a contiguous slice of the stacked tensor, read as a view.
+ */
+function splitFusedExperts(ck: Checkpoint, cfg: ModelConfig): void {
+  const H = cfg.hiddenSize, I = cfg.intermediateSize;
+  for (const n of ck.names()) {
+    const m = /^(.*\.)?mlp\.experts\.gate_up_proj$/.exec(n);
+    if (!m) continue;
+    const p = m[1] ?? '', down = `${p}mlp.experts.down_proj`, moe = `${p}block_sparse_moe.`;
+    const gu = ck.info(n).shape, E = gu[0]!;
+    if (gu.length !== 3 || gu[1] !== 2 * I || gu[2] !== H) fail(`${ck.location}: tensor "${n}" is [${gu}], expected [experts, 2·intermediate_size ${2 * I}, hidden_size ${H}] (${cfg.path})`);
+    if (!ck.has(down) || ck.info(down).shape.join() !== [E, H, I].join()) fail(`${ck.location}: tensor "${down}" must be [${E}, ${H}, ${I}] next to "${n}"`);
+    for (let e = 0; e < E; e++) {
+      ck.view(`${moe}experts.${e}.w1.weight`, n, { offset: e * 2 * I * H, shape: [I, H] });
+      ck.view(`${moe}experts.${e}.w3.weight`, n, { offset: (e * 2 + 1) * I * H, shape: [I, H] });
+      ck.view(`${moe}experts.${e}.w2.weight`, down, { offset: e * H * I, shape: [H, I] });
+    }
+    if (ck.has(`${p}mlp.gate.weight`) && !ck.has(`${moe}gate.weight`)) ck.alias(`${moe}gate.weight`, `${p}mlp.gate.weight`, true);
+  }
+}
+
+export const mixtral = defineArchitecture({
   modelTypes: ['mixtral'],
+  // MixtralConfig: rms_norm_eps 1e-5, rope_theta 1e6, sliding_window None, 8 kv heads, intermediate 14336.
+  config: { mixtral: { hidden_act: 'silu', intermediate_size: 14336, num_key_value_heads: 8, rms_norm_eps: 1e-5, max_position_embeddings: 4096 * 32, rope_theta: 1e6, sliding_window: null, tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2 } },
+  checkpoint: { bind: splitFusedExperts },
   layersBlockName: 'model.layers.',
   outsideLayerModules: ['model.embed_tokens', 'model.norm'],
-  insideLayerModules: moduleGroups(8), // Mixtral 8x7B / 8x22B; insideLayerModulesFor follows num_local_experts
-  insideLayerModulesFor: (cfg) => moduleGroups(moeSizes(cfg).experts),
-  lmHead: 'lm_head',
+  // AutoGPTQ MixtralGPTQForCausalLM: [k, v, q], [o], [every w1, every w3], [every w2]; the router `gate` stays fp.
+  modules: (cfg, d) => ({
+    self_attn: llamaModules(d).self_attn,
+    block_sparse_moe: {
+      gate: linear(null, d.h, moeSizes(cfg).experts),
+      experts: repeat(moeSizes(cfg).experts, () => ({ w1: linear(2, d.h, d.i), w2: linear(3, d.i, d.h), w3: linear(2, d.h, d.i) })),
+    },
+  }),
+  norm: ['model.norm', rmsNormAt],
 
   check(cfg) {
     const { experts, topK } = moeSizes(cfg);
     if (topK > experts) fail(`${cfg.path}: num_experts_per_tok (${topK}) must be <= num_local_experts (${experts})`);
   },
 
-  /** Quantizable linears (the router `block_sparse_moe.gate` is not one: AutoGPTQ keeps it in fp). */
-  layerLinears(cfg) {
-    const { hiddenSize: h, intermediateSize: i, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
-    const out: LayerLinear[] = [
-      { rel: 'self_attn.q_proj', inFeatures: h, outFeatures: nh * d, bias: false },
-      { rel: 'self_attn.k_proj', inFeatures: h, outFeatures: nkv * d, bias: false },
-      { rel: 'self_attn.v_proj', inFeatures: h, outFeatures: nkv * d, bias: false },
-      { rel: 'self_attn.o_proj', inFeatures: nh * d, outFeatures: h, bias: false },
-    ];
-    for (let e = 0; e < moeSizes(cfg).experts; e++) {
-      const p = `block_sparse_moe.experts.${e}.`;
-      out.push({ rel: `${p}w1`, inFeatures: h, outFeatures: i, bias: false }, { rel: `${p}w2`, inFeatures: i, outFeatures: h, bias: false },
-        { rel: `${p}w3`, inFeatures: h, outFeatures: i, bias: false });
-    }
-    return out;
-  },
-
-  embed(g, cfg, w, ids) {
-    return g.op('Gather', [w.tensor(g, 'model.embed_tokens.weight', [cfg.vocabSize, cfg.hiddenSize]), ids], { axis: 0 });
-  },
-
-  layer(ctx: LayerContext, x: string): string {
+  layer(ctx, x, m) {
     const { g, cfg, w, prefix: p } = ctx;
-    const { hiddenSize: h, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
-    const lin = Object.fromEntries(mixtral.layerLinears(cfg).filter((l) => (ATTN as readonly string[]).includes(l.rel)).map((l) => [l.rel, { ...l, name: p + l.rel }]));
-    const n1 = rmsNorm(g, x, w.tensor(g, `${p}input_layernorm.weight`, [h]), cfg.rmsNormEps);
-    const q = applyRope(g, splitHeads(g, w.linear(g, n1, lin['self_attn.q_proj']!), nh, d), ctx.rope, d);
-    const k = applyRope(g, splitHeads(g, w.linear(g, n1, lin['self_attn.k_proj']!), nkv, d), ctx.rope, d);
-    const v = splitHeads(g, w.linear(g, n1, lin['self_attn.v_proj']!), nkv, d);
-    const attn = mergeHeads(g, attention(ctx, q, k, v, nh, nkv, d), nh, d);
-    const x2 = g.op('Add', [x, w.linear(g, attn, lin['self_attn.o_proj']!)]);
-    const n2 = rmsNorm(g, x2, w.tensor(g, `${p}post_attention_layernorm.weight`, [h]), cfg.rmsNormEps);
-    return g.op('Add', [x2, sparseMoe(g, w, cfg, n2, `${p}block_sparse_moe.`)]);
+    const n1 = rmsNormAt(g, w, `${p}input_layernorm`, x, cfg.hiddenSize, cfg.rmsNormEps);
+    const x2 = g.op('Add', [x, selfAttention(ctx, n1, m.self_attn)]);
+    const n2 = rmsNormAt(g, w, `${p}post_attention_layernorm`, x2, cfg.hiddenSize, cfg.rmsNormEps);
+    return g.op('Add', [x2, sparseMoe(g, w, cfg, n2, m.block_sparse_moe)]);
   },
-
-  head(g, cfg, w, x) {
-    const n = rmsNorm(g, x, w.tensor(g, 'model.norm.weight', [cfg.hiddenSize]), cfg.rmsNormEps);
-    return w.linear(g, n, { name: 'lm_head', inFeatures: cfg.hiddenSize, outFeatures: cfg.vocabSize, bias: false });
-  },
-};
+});

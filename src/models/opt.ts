@@ -10,11 +10,11 @@
  *    lm_head [vocab, word_embed_proj_dim] tied to embed_tokens.
  */
 import { fail } from '../errors.ts';
-import { configBool, configInt } from '../io/config.ts';
 import type { ModelConfig } from '../io/config.ts';
 import type { GraphBuilder } from '../graph/builder.ts';
-import { ACTIVATION_NAMES, activation, attention, layerNorm, mergeHeads, splitHeads } from './blocks.ts';
-import type { ArchDefinition, LayerContext, LinearSpec, WeightSource } from './types.ts';
+import { activation, attention, layerNorm, mergeHeads, splitHeads } from './blocks.ts';
+import { checkActivation, configBool, configInt, defineArchitecture, linear } from './define.ts';
+import type { WeightSource } from './types.ts';
 
 const D = 'model.decoder.';
 const EMBED = `${D}embed_tokens.weight`;
@@ -41,37 +41,27 @@ function optLayerNorm(g: GraphBuilder, cfg: ModelConfig, w: WeightSource, x: str
   return layerNorm(g, x, weight, bias, cfg.rmsNormEps);
 }
 
-export const opt: ArchDefinition = {
+export const opt = defineArchitecture({
   modelTypes: ['opt'],
+  // OPTConfig: no eps field (nn.LayerNorm's 1e-5), ffn_dim 3072, activation_function relu.
+  config: { opt: { hidden_act: 'relu', intermediate_size: 3072, rms_norm_eps: 1e-5, max_position_embeddings: 2048, tie_word_embeddings: true, bos_token_id: 2, eos_token_id: 2, pad_token_id: 1 } },
   layersBlockName: `${D}layers.`,
   outsideLayerModules: [`${D}embed_tokens`, `${D}embed_positions`, `${D}project_out`, `${D}project_in`, `${D}final_layer_norm`],
-  insideLayerModules: [
-    ['self_attn.k_proj', 'self_attn.v_proj', 'self_attn.q_proj'],
-    ['self_attn.out_proj'],
-    ['fc1'],
-    ['fc2'],
-  ],
-  lmHead: 'lm_head',
-  tiedEmbedding: EMBED,
-
-  layerLinears(cfg) {
-    const { hiddenSize: h, intermediateSize: f } = cfg;
+  modules: (cfg, { h, i }) => {
     const bias = optOptions(cfg).enableBias;
-    return [
-      { rel: 'self_attn.q_proj', inFeatures: h, outFeatures: h, bias },
-      { rel: 'self_attn.k_proj', inFeatures: h, outFeatures: h, bias },
-      { rel: 'self_attn.v_proj', inFeatures: h, outFeatures: h, bias },
-      { rel: 'self_attn.out_proj', inFeatures: h, outFeatures: h, bias },
-      { rel: 'fc1', inFeatures: h, outFeatures: f, bias },
-      { rel: 'fc2', inFeatures: f, outFeatures: h, bias },
-    ];
+    return {
+      self_attn: { k_proj: linear(0, h, h, bias), v_proj: linear(0, h, h, bias), q_proj: linear(0, h, h, bias), out_proj: linear(1, h, h, bias) },
+      fc1: linear(2, h, i, bias),
+      fc2: linear(3, i, h, bias),
+    };
   },
+  embedding: `${D}embed_tokens`,
 
   check(cfg) {
     if (cfg.hiddenSize % cfg.numHeads !== 0) fail(`${cfg.path}: hidden_size (${cfg.hiddenSize}) must be divisible by num_attention_heads (${cfg.numHeads})`);
     if (cfg.numKvHeads !== cfg.numHeads || cfg.headDim * cfg.numHeads !== cfg.hiddenSize)
       fail(`${cfg.path}: opt needs head_dim = hidden_size / num_attention_heads and no grouped kv heads`);
-    if (!ACTIVATION_NAMES.includes(cfg.hiddenAct)) fail(`${cfg.path}: activation_function "${cfg.hiddenAct}" is not supported (supported: ${ACTIVATION_NAMES.join(', ')})`);
+    checkActivation(cfg, cfg.hiddenAct, 'activation_function');
     optOptions(cfg);
   },
 
@@ -86,25 +76,24 @@ export const opt: ArchDefinition = {
     return g.op('Add', [tok, pos]);
   },
 
-  layer(ctx: LayerContext, x: string): string {
+  layer(ctx, x, m) {
     const { g, cfg, w, prefix: p } = ctx;
     const { numHeads: nh, headDim: d } = cfg;
     const o = optOptions(cfg);
-    const lin: Record<string, LinearSpec> = Object.fromEntries(opt.layerLinears(cfg).map((l) => [l.rel, { ...l, name: p + l.rel }]));
     const ln = (name: string, v: string) => optLayerNorm(g, cfg, w, v, `${p}${name}`, o.affine);
 
     const a = o.doLayerNormBefore ? ln('self_attn_layer_norm', x) : x;
     // HF multiplies q_proj(x) by head_dim^-0.5 before QKᵀ; attention() scales q the same way.
-    const q = splitHeads(g, w.linear(g, a, lin['self_attn.q_proj']!), nh, d);
-    const k = splitHeads(g, w.linear(g, a, lin['self_attn.k_proj']!), nh, d);
-    const v = splitHeads(g, w.linear(g, a, lin['self_attn.v_proj']!), nh, d);
+    const q = splitHeads(g, w.linear(g, a, m.self_attn.q_proj), nh, d);
+    const k = splitHeads(g, w.linear(g, a, m.self_attn.k_proj), nh, d);
+    const v = splitHeads(g, w.linear(g, a, m.self_attn.v_proj), nh, d);
     const attn = mergeHeads(g, attention(ctx, q, k, v, nh, nh, d, d ** -0.5), nh, d);
-    let x2 = g.op('Add', [x, w.linear(g, attn, lin['self_attn.out_proj']!)]);
+    let x2 = g.op('Add', [x, w.linear(g, attn, m.self_attn.out_proj)]);
     if (!o.doLayerNormBefore) x2 = ln('self_attn_layer_norm', x2);
 
     const f = o.doLayerNormBefore ? ln('final_layer_norm', x2) : x2;
-    const up = activation(g, w.linear(g, f, lin['fc1']!), cfg.hiddenAct);
-    const out = g.op('Add', [x2, w.linear(g, up, lin['fc2']!)]);
+    const up = activation(g, w.linear(g, f, m.fc1), cfg.hiddenAct);
+    const out = g.op('Add', [x2, w.linear(g, up, m.fc2)]);
     return o.doLayerNormBefore ? out : ln('final_layer_norm', out);
   },
 
@@ -115,4 +104,4 @@ export const opt: ArchDefinition = {
       hdn = w.linear(g, hdn, { name: `${D}project_out`, inFeatures: cfg.hiddenSize, outFeatures: o.wordEmbedProjDim, bias: false });
     return w.linear(g, hdn, { name: 'lm_head', inFeatures: o.wordEmbedProjDim, outFeatures: cfg.vocabSize, bias: false, tiedTo: EMBED });
   },
-};
+});

@@ -8,61 +8,39 @@
  *  - `model.final_layernorm`, head `lm_head` WITH bias.
  */
 import { fail } from '../errors.ts';
-import { configBool } from '../io/config.ts';
-import { ACTIVATION_NAMES, layerLinearSpecs, layerNormAt, mlp, selfAttention } from './blocks.ts';
-import type { ArchDefinition, LayerContext } from './types.ts';
+import { layerNormAt, mlp, selfAttention } from './blocks.ts';
+import { checkActivation, configBool, defineArchitecture, linear } from './define.ts';
 
-export const phi: ArchDefinition = {
+export const phi = defineArchitecture({
   modelTypes: ['phi'],
+  // PhiConfig: partial_rotary_factor 0.5, hidden_act gelu_new.
+  config: { phi: { hidden_act: 'gelu_new', intermediate_size: 8192, rms_norm_eps: 1e-5, max_position_embeddings: 2048, partial_rotary_factor: 0.5, tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2 } },
   layersBlockName: 'model.layers.',
   outsideLayerModules: ['model.embed_tokens', 'model.final_layernorm'],
   // AutoGPTQ lists q, k, v as three sequential groups; they share one input (ln(x)), so one group is the same math.
-  insideLayerModules: [['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'], ['self_attn.dense'], ['mlp.fc1'], ['mlp.fc2']],
-  lmHead: 'lm_head',
-
-  layerLinears(cfg) {
-    const { hiddenSize: h, intermediateSize: i, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
-    return [
-      { rel: 'self_attn.q_proj', inFeatures: h, outFeatures: nh * d, bias: true },
-      { rel: 'self_attn.k_proj', inFeatures: h, outFeatures: nkv * d, bias: true },
-      { rel: 'self_attn.v_proj', inFeatures: h, outFeatures: nkv * d, bias: true },
-      { rel: 'self_attn.dense', inFeatures: nh * d, outFeatures: h, bias: true },
-      { rel: 'mlp.fc1', inFeatures: h, outFeatures: i, bias: true },
-      { rel: 'mlp.fc2', inFeatures: i, outFeatures: h, bias: true },
-    ];
-  },
+  modules: (_, { h, i, q, kv }) => ({
+    self_attn: { q_proj: linear(0, h, q, true), k_proj: linear(0, h, kv, true), v_proj: linear(0, h, kv, true), dense: linear(1, q, h, true) },
+    mlp: { fc1: linear(2, h, i, true), fc2: linear(3, i, h, true) },
+  }),
+  norm: ['model.final_layernorm', layerNormAt],
+  lmHeadBias: true,
 
   check(cfg) {
     if (cfg.hiddenSize % cfg.numHeads !== 0) fail(`${cfg.path}: hidden_size (${cfg.hiddenSize}) must be divisible by num_attention_heads (${cfg.numHeads})`);
     if (cfg.headDim * cfg.numHeads !== cfg.hiddenSize) fail(`${cfg.path}: phi needs head_dim = hidden_size / num_attention_heads`);
     if (cfg.rotaryDim % 2 !== 0 || cfg.rotaryDim <= 0)
       fail(`${cfg.path}: rotary dims int(head_dim·partial_rotary_factor) = ${cfg.rotaryDim} must be a positive even number`);
-    if (!ACTIVATION_NAMES.includes(cfg.hiddenAct)) fail(`${cfg.path}: hidden_act "${cfg.hiddenAct}" is not supported (supported: ${ACTIVATION_NAMES.join(', ')})`);
+    checkActivation(cfg);
     configBool(cfg, 'qk_layernorm', false);
   },
 
-  embed(g, cfg, w, ids) {
-    return g.op('Gather', [w.tensor(g, 'model.embed_tokens.weight', [cfg.vocabSize, cfg.hiddenSize]), ids], { axis: 0 });
-  },
-
-  layer(ctx: LayerContext, x: string): string {
+  layer(ctx, x, m) {
     const { g, cfg, w, prefix: p } = ctx;
-    const { hiddenSize: h, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
-    const lin = layerLinearSpecs(phi, cfg, p);
-    const qkNorm = configBool(cfg, 'qk_layernorm', false);
-
-    const n = layerNormAt(g, w, `${p}input_layernorm`, x, h, cfg.rmsNormEps);
-    const headNorm = (t: string, which: 'q' | 'k') => layerNormAt(g, w, `${p}self_attn.${which}_layernorm`, t, d, cfg.rmsNormEps);
-    const attn = selfAttention(ctx, n, {
-      q: lin['self_attn.q_proj']!, k: lin['self_attn.k_proj']!, v: lin['self_attn.v_proj']!, o: lin['self_attn.dense']!,
-    }, { heads: nh, kvHeads: nkv, headDim: d, rotaryDim: cfg.rotaryDim, qkNorm: qkNorm ? headNorm : undefined });
-    const ff = mlp(g, w, n, lin['mlp.fc1']!, lin['mlp.fc2']!, cfg.hiddenAct);
+    const n = layerNormAt(g, w, `${p}input_layernorm`, x, cfg.hiddenSize, cfg.rmsNormEps);
+    const headNorm = (t: string, which: 'q' | 'k') => layerNormAt(g, w, `${p}self_attn.${which}_layernorm`, t, cfg.headDim, cfg.rmsNormEps);
+    const attn = selfAttention(ctx, n, { ...m.self_attn, o_proj: m.self_attn.dense },
+      { rotaryDim: cfg.rotaryDim, qkNorm: configBool(cfg, 'qk_layernorm', false) ? headNorm : undefined });
+    const ff = mlp(g, w, n, m.mlp.fc1, m.mlp.fc2, cfg.hiddenAct);
     return g.op('Add', [g.op('Add', [x, attn]), ff]);
   },
-
-  head(g, cfg, w, x) {
-    const h = cfg.hiddenSize;
-    const n = layerNormAt(g, w, 'model.final_layernorm', x, h, cfg.rmsNormEps);
-    return w.linear(g, n, { name: 'lm_head', inFeatures: h, outFeatures: cfg.vocabSize, bias: true, tiedTo: 'model.embed_tokens.weight' });
-  },
-};
+});

@@ -15,7 +15,7 @@ import { internlm } from './internlm.ts';
 import { internlm2 } from './internlm2.ts';
 import { baichuan } from './baichuan.ts';
 import { cohere } from './cohere.ts';
-import type { ArchDefinition } from './types.ts';
+import type { ArchConfig, ArchDefinition } from './types.ts';
 
 /** Every supported architecture. Adding one = one file + one line here. */
 const ARCHS: ArchDefinition[] = [
@@ -38,15 +38,29 @@ const ARCHS: ArchDefinition[] = [
 ];
 
 const custom: ArchDefinition[] = [];
-/** Register a user-defined architecture (same shape as the built-in files). */
-export function registerArchitecture(def: ArchDefinition): void { custom.unshift(def); }
+/**
+ * Register a user-defined architecture (an ArchDefinition, as defineArchitecture() in src/models/define.ts builds them;
+ * see README "Your own architecture"). It takes precedence over built-in ones for its model types, including their
+ * config.json defaults.
+ */
+export function registerArchitecture(def: ArchDefinition): void {
+  const bad = (['insideLayerModules', 'layerLinears', 'embed', 'layer', 'head'] as const).filter((k) => typeof def?.[k] !== 'function');
+  if (!Array.isArray(def?.modelTypes) || typeof def.layersBlockName !== 'string' || typeof def.lmHead !== 'string') bad.unshift('modelTypes/layersBlockName/lmHead' as never);
+  if (bad.length) fail(`registerArchitecture: not an architecture definition (${bad.join(', ')} missing or of the wrong kind); build it with defineArchitecture()`);
+  custom.unshift(def);
+}
+
+const lookup = (modelType: string) => [...custom, ...ARCHS].find((x) => x.modelTypes.includes(modelType));
+
+/** The config rules (defaults, quirks) of the architecture serving `modelType`, if any (src/io/config.ts). */
+export function archConfigFor(modelType: string): ArchConfig | undefined { return lookup(modelType)?.config; }
 
 export function supportedModelTypes(): string[] {
   return [...custom, ...ARCHS].flatMap((a) => a.modelTypes);
 }
 
 export function archFor(modelType: string): ArchDefinition {
-  const a = [...custom, ...ARCHS].find((x) => x.modelTypes.includes(modelType));
+  const a = lookup(modelType);
   if (!a) fail(`model_type "${modelType}" is not supported (supported: ${supportedModelTypes().join(', ')})`);
   return a;
 }

@@ -1,7 +1,7 @@
 /**
  * StarCoder2 (transformers modeling_starcoder2.py, Starcoder2ForCausalLM; model_type "starcoder2").
  *  - `model.embed_tokens`; LayerNorm WITH bias (`input_layernorm`, `post_attention_layernorm`, `model.norm`), eps
- *    `norm_epsilon` (aliased to rms_norm_eps in io/config.ts).
+ *    `norm_epsilon` (an alias of rms_norm_eps in io/config.ts).
  *  - llama attention: `self_attn.q_proj/k_proj/v_proj/o_proj`, biases iff use_bias (default true), GQA
  *    (num_key_value_heads), rotary rotate_half over head_dim with rope_theta, scores · head_dim^-0.5,
  *    sliding_window (handled by the mask builder from cfg.slidingWindow).
@@ -9,59 +9,35 @@
  *  - sequential residual; head `lm_head` tied to embed_tokens (tie_word_embeddings default true).
  */
 import { fail } from '../errors.ts';
-import { configBool } from '../io/config.ts';
-import { ACTIVATION_NAMES, layerLinearSpecs, layerNormAt, mlp, selfAttention } from './blocks.ts';
-import type { ArchDefinition, LayerContext } from './types.ts';
+import { layerNormAt, mlp, selfAttention } from './blocks.ts';
+import { checkActivation, configBool, defineArchitecture, linear } from './define.ts';
 
-const EMBED = 'model.embed_tokens.weight';
-
-export const starcoder2: ArchDefinition = {
+export const starcoder2 = defineArchitecture({
   modelTypes: ['starcoder2'],
+  // Starcoder2Config: norm_epsilon 1e-5, 2 kv heads, use_bias true, tied.
+  config: { starcoder2: { hidden_act: 'gelu_pytorch_tanh', intermediate_size: 12288, num_key_value_heads: 2, rms_norm_eps: 1e-5, max_position_embeddings: 4096, tie_word_embeddings: true, bos_token_id: 50256, eos_token_id: 50256 } },
   layersBlockName: 'model.layers.',
   outsideLayerModules: ['model.embed_tokens', 'model.norm'],
   // AutoGPTQ Starcoder2GPTQForCausalLM (GPTQModel: the same groups).
-  insideLayerModules: [['self_attn.k_proj', 'self_attn.v_proj', 'self_attn.q_proj'], ['self_attn.o_proj'], ['mlp.c_fc'], ['mlp.c_proj']],
-  lmHead: 'lm_head',
-  tiedEmbedding: EMBED,
-
-  layerLinears(cfg) {
-    const { hiddenSize: h, intermediateSize: i, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
-    const bias = configBool(cfg, 'use_bias', true);
-    return [
-      { rel: 'self_attn.q_proj', inFeatures: h, outFeatures: nh * d, bias },
-      { rel: 'self_attn.k_proj', inFeatures: h, outFeatures: nkv * d, bias },
-      { rel: 'self_attn.v_proj', inFeatures: h, outFeatures: nkv * d, bias },
-      { rel: 'self_attn.o_proj', inFeatures: nh * d, outFeatures: h, bias },
-      { rel: 'mlp.c_fc', inFeatures: h, outFeatures: i, bias },
-      { rel: 'mlp.c_proj', inFeatures: i, outFeatures: h, bias },
-    ];
+  modules: (cfg, { h, i, q, kv }) => {
+    const b = configBool(cfg, 'use_bias', true);
+    return {
+      self_attn: { k_proj: linear(0, h, kv, b), v_proj: linear(0, h, kv, b), q_proj: linear(0, h, q, b), o_proj: linear(1, q, h, b) },
+      mlp: { c_fc: linear(2, h, i, b), c_proj: linear(3, i, h, b) },
+    };
   },
+  norm: ['model.norm', layerNormAt],
 
   check(cfg) {
-    if (!ACTIVATION_NAMES.includes(cfg.hiddenAct)) fail(`${cfg.path}: hidden_act "${cfg.hiddenAct}" is not supported (supported: ${ACTIVATION_NAMES.join(', ')})`);
+    checkActivation(cfg);
     if (cfg.rotaryDim !== cfg.headDim || cfg.headDim % 2) fail(`${cfg.path}: starcoder2 applies rotary to the whole (even) head_dim (${cfg.headDim})`);
     configBool(cfg, 'use_bias', true);
   },
 
-  embed(g, cfg, w, ids) {
-    return g.op('Gather', [w.tensor(g, EMBED, [cfg.vocabSize, cfg.hiddenSize]), ids], { axis: 0 });
-  },
-
-  layer(ctx: LayerContext, x: string): string {
+  layer(ctx, x, m) {
     const { g, cfg, w, prefix: p } = ctx;
-    const { hiddenSize: h, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
-    const lin = layerLinearSpecs(starcoder2, cfg, p);
-    const ln = (name: string, v: string) => layerNormAt(g, w, `${p}${name}`, v, h, cfg.rmsNormEps);
-    const attn = selfAttention(ctx, ln('input_layernorm', x), {
-      q: lin['self_attn.q_proj']!, k: lin['self_attn.k_proj']!, v: lin['self_attn.v_proj']!, o: lin['self_attn.o_proj']!,
-    }, { heads: nh, kvHeads: nkv, headDim: d });
-    const x2 = g.op('Add', [x, attn]);
-    return g.op('Add', [x2, mlp(g, w, ln('post_attention_layernorm', x2), lin['mlp.c_fc']!, lin['mlp.c_proj']!, cfg.hiddenAct)]);
+    const ln = (name: string, v: string) => layerNormAt(g, w, `${p}${name}`, v, cfg.hiddenSize, cfg.rmsNormEps);
+    const x2 = g.op('Add', [x, selfAttention(ctx, ln('input_layernorm', x), m.self_attn)]);
+    return g.op('Add', [x2, mlp(g, w, ln('post_attention_layernorm', x2), m.mlp.c_fc, m.mlp.c_proj, cfg.hiddenAct)]);
   },
-
-  head(g, cfg, w, x) {
-    const h = cfg.hiddenSize;
-    const n = layerNormAt(g, w, 'model.norm', x, h, cfg.rmsNormEps);
-    return w.linear(g, n, { name: 'lm_head', inFeatures: h, outFeatures: cfg.vocabSize, bias: false, tiedTo: EMBED });
-  },
-};
+});

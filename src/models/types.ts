@@ -1,5 +1,7 @@
 import type { GraphBuilder } from '../graph/builder.ts';
-import type { ModelConfig } from '../io/config.ts';
+import type { ConfigDefaults, ConfigReader, ModelConfig } from '../io/config.ts';
+import type { Checkpoint } from '../io/safetensors.ts';
+import type { Rope } from './rope.ts';
 
 /** One linear (torch `nn.Linear` semantics: weight [out, in], y = x·Wᵀ + b). `name` is the full module name. */
 export interface LinearSpec {
@@ -33,8 +35,8 @@ export interface LayerContext {
   w: WeightSource;
   /** e.g. "model.layers.3." */
   prefix: string;
-  /** cos/sin [B, 1, S, rotaryDim]; `fused` (runtime CPU graphs): applyRope's one-op implementation */
-  rope: { cos: string; sin: string; fused?: (x: string, headDim: number, rotDim: number) => string };
+  /** cos/sin [B, 1, S, rotaryDim] of the graph's positions (src/models/rope.ts) */
+  rope: Rope;
   /** Layer number when the graph knows it (absent: parse it from `prefix`; calibration graphs use layer 0's prefix). */
   layerIndex?: number;
   /** additive attention mask, broadcastable to [B, heads, S, T] */
@@ -50,26 +52,52 @@ export interface LayerContext {
   fusedAttention?: (ctx: LayerContext, q: string, k: string, v: string, heads: number, kvHeads: number, d: number, scale: number) => string;
 }
 
+/** What an architecture says about Transformers' config class of each of its model types (read by src/io/config.ts). */
+export interface ArchConfig {
+  /** Per model_type: the values the `*Config` class fills in when config.json lacks the field (Transformers names). */
+  defaults: Readonly<Record<string, ConfigDefaults>>;
+  /**
+   * Fields the config class derives its own way (e.g. Falcon's kv heads from multi_query): the ModelConfig fields they
+   * set, given the generically parsed config. Throw one-line errors through `read` / fail().
+   */
+  configure?(cfg: ModelConfig, read: ConfigReader): Partial<ModelConfig>;
+}
+
 /**
- * A declarative architecture: the module tree (as AutoGPTQ's `layers_block_name`, `outside_layer_modules`,
- * `inside_layer_modules`) plus the graph pieces. Add an architecture by adding one file like llama.ts.
+ * How checkpoints written by Transformers 5 (`save_original_format=False`, conversion_mapping.py) name this model's
+ * weights differently; applied when a checkpoint is opened (src/runtime/model-checkpoint.ts bindModel).
+ */
+export interface CheckpointRules {
+  /** Stored name prefix → ours (the stored tensor is read under our name too). */
+  renames?: readonly (readonly [from: string, to: string])[];
+  /** Adds views/aliases to the open checkpoint (e.g. per-expert slices of fused expert stacks); one-line errors. */
+  bind?(ck: Checkpoint, cfg: ModelConfig): void;
+}
+
+/**
+ * An architecture as the rest of gptqjs uses it: the module tree (as AutoGPTQ's `layers_block_name`,
+ * `outside_layer_modules`, `inside_layer_modules`), its config rules and the graph pieces. Architecture files build
+ * one with defineArchitecture() (src/models/define.ts), which derives the module lists, linear shapes and default
+ * embedding/head from one module tree; registerArchitecture() accepts the same object.
  */
 export interface ArchDefinition {
   /** HF `model_type` values this definition serves. */
   modelTypes: readonly string[];
+  /** Config defaults and quirks per model type (absent: PretrainedConfig's generic defaults). */
+  config?: ArchConfig;
+  /** Transformers 5 checkpoint naming of this architecture's weights. */
+  checkpoint?: CheckpointRules;
   /** Checkpoint prefix of decoder layer i, e.g. "model.layers.". */
   layersBlockName: string;
   /** Non-layer modules (kept in fp, never quantized unless lm_head is asked for). */
   outsideLayerModules: readonly string[];
-  /** Linears of one layer (relative names) in execution order, grouped as quantized together (true_sequential). */
-  insideLayerModules: readonly (readonly string[])[];
-  /** insideLayerModules when they depend on the config (MoE: one entry per expert); overrides it when present. */
-  insideLayerModulesFor?(cfg: ModelConfig): readonly (readonly string[])[];
-  /** Shapes of one layer's linears (relative names). */
+  /** Linears of one layer (relative names), grouped as quantized together (true_sequential), groups in order. */
+  insideLayerModules(cfg: ModelConfig): readonly (readonly string[])[];
+  /** Shapes of one layer's quantizable linears (relative names). */
   layerLinears(cfg: ModelConfig): LayerLinear[];
-  /** Name of the output head's weight (tied to embeddings when absent in the checkpoint). */
+  /** Name of the output head's linear. */
   lmHead: string;
-  /** Checkpoint tensor the head falls back to when `<lmHead>.weight` is absent (default "model.embed_tokens.weight"). */
+  /** Checkpoint tensor of the input token embedding; a head absent from the checkpoint falls back to it (tied). */
   tiedEmbedding?: string;
   /** True when decoder layers' graphs differ by index (e.g. GPT-2 scale_attn_by_inverse_layer_idx). */
   layerGraphVaries?(cfg: ModelConfig): boolean;

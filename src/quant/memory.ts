@@ -20,7 +20,7 @@ export function estimateMemory(arch: ArchDefinition, cfg: ModelConfig, q: Quanti
   const layerWeights = (inGraph ? 1 : 5) * lin.reduce((a, l) => a + l.inFeatures * l.outFeatures, 0);
   const batch = Math.min(tokens, Math.max(seqlen, batchTokens));
   const activations = (activationDtype === 'float16' ? 2 : 4) * cfg.hiddenSize * tokens;
-  const inside = arch.insideLayerModulesFor?.(cfg) ?? arch.insideLayerModules;
+  const inside = arch.insideLayerModules(cfg);
   const groups = q.trueSequential ? inside : [inside.flat()];
   const byRel = new Map(lin.map((l) => [l.rel, l]));
   const hessians = Math.max(...groups.map((g) => {

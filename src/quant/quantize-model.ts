@@ -150,7 +150,7 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
 
   // One set of graphs serves every layer (weights are inputs); rebuilt per layer only if the graph varies by index.
   const linBy = new Map(arch.layerLinears(cfg).map((l) => [l.rel, l]));
-  const inside = arch.insideLayerModulesFor?.(cfg) ?? arch.insideLayerModules;
+  const inside = arch.insideLayerModules(cfg);
   const groups = q.trueSequential ? inside.map((g) => [...g]) : [inside.flat()];
   const varies = arch.layerGraphVaries?.(cfg) ?? false;
   // Finished modules enter the later graphs as codes + scales + zeros, dequantized in-graph (DequantizeLinear),

@@ -45,7 +45,7 @@ export function quantizationConfigJson(arch: ArchDefinition, cfg: ModelConfig, q
   const j: Record<string, unknown> = { ...toQuantizeConfigJson(q), block_name_to_quantize: arch.layersBlockName.replace(/\.$/, '') };
   const skippedRel = [...new Set(skipped.map((s) => s.name.replace(/^.*?\.\d+\./, '')))];
   if (skippedRel.length) {
-    j.modules_in_block_to_quantize = (arch.insideLayerModulesFor?.(cfg) ?? arch.insideLayerModules).map((g) => g.filter((m) => !skippedRel.includes(m))).filter((g) => g.length);
+    j.modules_in_block_to_quantize = arch.insideLayerModules(cfg).map((g) => g.filter((m) => !skippedRel.includes(m))).filter((g) => g.length);
     j.dynamic = Object.fromEntries(skippedRel.map((m) => [`-:.*\\.${m.replace(/\./g, '\\.')}$`, {}]));
   }
   return j;

@@ -6,6 +6,7 @@
  * a row stops at an eos token (not included in its output) or when a stopping criterion holds.
  */
 import { mulberry32 } from '../io/random.ts';
+import { StreamDecoder, type Detokenizer } from '../io/tokenizer.ts';
 import type { CausalLM, KvCache } from './causal-lm.ts';
 import { applyRepetitionPenalty, sampleToken, type SamplingOptions } from './sampling.ts';
 
@@ -21,8 +22,22 @@ export interface GenerateOptions extends SamplingOptions {
    * Transformers' GenerationConfig does); `[]` never stops early (benchmarks).
    */
   eosTokenIds?: number[];
-  /** Stop when the decoded text contains one of these (needs `decode`). */
+  /** Stop when the generated text contains one of these (needs `tokenizer`, or `decode`). */
   stopStrings?: string[];
+  /**
+   * Decode each row's text incrementally (a StreamDecoder per row, the row's prompt as context): gives onText,
+   * GenerateResult.text and stop strings without decoding a row's whole output again per token.
+   */
+  tokenizer?: Detokenizer;
+  /** For `tokenizer` (default true, as TextTokenizer.decode). */
+  skipSpecialTokens?: boolean;
+  /**
+   * Called with (row, text) as a row's text grows (needs `tokenizer`); a row's pieces concatenate to
+   * decode(prompt + generated) minus decode(prompt), the last piece coming when the row finishes. Called by
+   * generateTokens() too: a token's piece comes before that token is yielded (and before generate()'s onToken).
+   */
+  onText?: (row: number, text: string) => void;
+  /** Without `tokenizer`: stop strings are looked for in decode(generated ids), run after every token. */
   decode?: (ids: number[]) => string;
   /**
    * Called after each produced token of a row with that row's tokens so far; `true` stops the row with finishReason
@@ -53,6 +68,8 @@ export interface GenerateOptions extends SamplingOptions {
 export interface GenerateResult {
   /** Generated ids per row (without the prompt, without eos). */
   tokens: number[][]; finishReason: FinishReason[]; prefillMs: number; decodeMs: number; steps: number;
+  /** Each row's generated text (with `tokenizer`): decode(prompt + tokens) minus decode(prompt). */
+  text?: string[];
   /**
    * The cache after the run: it holds (cached prefix +) padded prompts + every generated token except the last one
    * of each row (the last sampled token is never fed back).
@@ -91,11 +108,28 @@ export async function* generateTokens(model: CausalLM, prompts: number[][], o: G
   const out: number[][] = prompts.map(() => []);
   const done: (FinishReason | null)[] = prompts.map(() => null);
   const eos = new Set(o.eosTokenIds ?? model.eosTokenIds);
+  const tok = o.tokenizer;
+  const streams = tok && prompts.map((p) => new StreamDecoder(tok, { skipSpecialTokens: o.skipSpecialTokens, prompt: p }));
+  const texts = prompts.map(() => '');
+  const stops = o.stopStrings?.filter((x) => x.length) ?? [];
+  const longestStop = Math.max(0, ...stops.map((x) => x.length));
+  /** Append a row's new text; true once it contains a stop string (searched only where the new text can end one). */
+  const addText = (b: number, piece: string): boolean => {
+    if (!piece) return false;
+    const from = Math.max(0, texts[b]!.length - longestStop + 1);
+    texts[b] += piece;
+    o.onText?.(b, piece);
+    return stops.some((x) => texts[b]!.includes(x, from));
+  };
+  /** End a row; its decoder's held-back text comes out now (a stop string completed by it makes the reason 'stop'). */
+  const finish = (b: number, why: FinishReason) => {
+    done[b] = streams && addText(b, streams[b]!.flush()) ? 'stop' : why;
+  };
   /** true: stop (aborted with stopOnAbortSignal); throws the signal's reason otherwise. */
   const aborted = (): boolean => {
     if (!o.signal?.aborted) return false;
     if (!o.stopOnAbortSignal) o.signal.throwIfAborted();
-    for (let b = 0; b < B; b++) done[b] ??= 'abort';
+    for (let b = 0; b < B; b++) if (!done[b]) finish(b, 'abort');
     return true;
   };
   const t0 = performance.now();
@@ -113,20 +147,29 @@ export async function* generateTokens(model: CausalLM, prompts: number[][], o: G
         applyRepetitionPenalty(row, [...prompts[b]!, ...out[b]!], o.repetitionPenalty ?? 1);
         const t = sampleToken(row, o, rand);
         next.push(t);
-        if (eos.has(t)) { done[b] = 'eos'; continue; }
+        if (eos.has(t)) { finish(b, 'eos'); continue; }
         out[b]!.push(t);
+        // the token's text goes out (onText) before the token is yielded, so a consumer has it at the yield
+        const stopText = streams ? addText(b, streams[b]!.push(t)) : false;
         yield { row: b, token: t };
-        if (o.stoppingCriteria?.(b, out[b]!)) done[b] = 'stop';
-        else if (o.stopStrings?.length && o.decode) {
+        if (stopText || o.stoppingCriteria?.(b, out[b]!)) finish(b, 'stop');
+        else if (!streams && stops.length && o.decode) {
           const text = o.decode(out[b]!);
-          if (o.stopStrings.some((s) => text.includes(s))) done[b] = 'stop';
+          if (stops.some((x) => text.includes(x))) finish(b, 'stop');
         }
       }
-      if (done.every(Boolean) || steps === maxNew - 1) { steps++; break; }
+      if (done.every(Boolean) || steps === maxNew - 1) {
+        steps++;
+        for (let b = 0; b < B; b++) if (!done[b]) finish(b, 'length');
+        break;
+      }
       if (aborted()) { steps++; break; }
       for (let b = 0; b < B; b++) mask[b]!.push(done[b] ? 0 : 1);
       ({ logits, cache } = await model.forwardStep(next.map((t) => [t]), cache, mask));
     }
   }
-  return { tokens: out, finishReason: done.map((d) => d ?? 'length'), prefillMs, decodeMs: performance.now() - t0 - prefillMs, steps, cache };
+  return {
+    tokens: out, finishReason: done.map((d) => d ?? 'length'), prefillMs, decodeMs: performance.now() - t0 - prefillMs, steps, cache,
+    ...(streams ? { text: texts } : {}),
+  };
 }

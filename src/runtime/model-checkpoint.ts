@@ -3,8 +3,9 @@
  * through Transformers' model classes) apply when loading a checkpoint:
  *
  * - Renamed and fused weights (transformers conversion_mapping.py), as transformers v5 stores them with
- *   `save_original_format=False`: GPTNeoXForCausalLM's head `embed_out` as "lm_head.weight"; Mixtral's experts
- *   stacked into `mlp.experts.gate_up_proj`/`down_proj` and its router as `mlp.gate` (read as slices/aliases).
+ *   `save_original_format=False`: each architecture's `checkpoint` rules (ArchDefinition.checkpoint), e.g.
+ *   GPTNeoXForCausalLM's head `embed_out` as "lm_head.weight" (gpt-neox.ts); Mixtral's experts stacked into
+ *   `mlp.experts.gate_up_proj`/`down_proj` and its router as `mlp.gate` (mixtral.ts, read as slices/aliases).
  * - Tied embeddings (modeling_utils.py `tie_weights`, `get_expanded_tied_weights_keys`): only when the config's
  *   `tie_word_embeddings` (default per architecture, src/io/config.ts) is true, the head and the input embedding are
  *   one tensor; while loading the tie is symmetric — whichever of the two is stored serves both. When both are stored
@@ -22,44 +23,15 @@ import { archFor } from '../models/registry.ts';
 import type { ArchDefinition } from '../models/types.ts';
 import { fail } from '../errors.ts';
 
-/** transformers conversion_mapping.py renames for the architectures gptqjs runs: checkpoint prefix → ours. */
-const RENAMES: Record<string, [from: string, to: string][]> = {
-  gpt_neox: [['lm_head.', 'embed_out.']],
-};
-
-/**
- * Mixtral saved by transformers v5 with `save_original_format=False` (conversion_mapping.py "mixtral"): per layer
- * `mlp.gate.weight` (the router, `block_sparse_moe.gate.weight`), `mlp.experts.gate_up_proj` [experts, 2·inter,
- * hidden] (expert e: rows [0, inter) = w1, [inter, 2·inter) = w3) and `mlp.experts.down_proj` [experts, hidden, inter]
- * (w2). Each expert matrix is a contiguous slice of the stacked tensor, read as a view.
- */
-function splitFusedExperts(ck: Checkpoint, cfg: ModelConfig): void {
-  const H = cfg.hiddenSize, I = cfg.intermediateSize;
-  for (const n of ck.names()) {
-    const m = /^(.*\.)?mlp\.experts\.gate_up_proj$/.exec(n);
-    if (!m) continue;
-    const p = m[1] ?? '', down = `${p}mlp.experts.down_proj`, moe = `${p}block_sparse_moe.`;
-    const gu = ck.info(n).shape, E = gu[0]!;
-    if (gu.length !== 3 || gu[1] !== 2 * I || gu[2] !== H) fail(`${ck.location}: tensor "${n}" is [${gu}], expected [experts, 2·intermediate_size ${2 * I}, hidden_size ${H}] (${cfg.path})`);
-    if (!ck.has(down) || ck.info(down).shape.join() !== [E, H, I].join()) fail(`${ck.location}: tensor "${down}" must be [${E}, ${H}, ${I}] next to "${n}"`);
-    for (let e = 0; e < E; e++) {
-      ck.view(`${moe}experts.${e}.w1.weight`, n, { offset: e * 2 * I * H, shape: [I, H] });
-      ck.view(`${moe}experts.${e}.w3.weight`, n, { offset: (e * 2 + 1) * I * H, shape: [I, H] });
-      ck.view(`${moe}experts.${e}.w2.weight`, down, { offset: e * H * I, shape: [H, I] });
-    }
-    if (ck.has(`${p}mlp.gate.weight`) && !ck.has(`${moe}gate.weight`)) ck.alias(`${moe}gate.weight`, `${p}mlp.gate.weight`, true);
-  }
-}
-
 /** Name of a model's input embedding tensor (the tie target of its head). */
 export const embeddingName = (arch: ArchDefinition): string => arch.tiedEmbedding ?? 'model.embed_tokens.weight';
 
 /** Apply the renaming and tied-embedding rules to an open checkpoint (adds aliases); one-line errors. */
 export function bindModel(ck: Checkpoint, cfg: ModelConfig, arch: ArchDefinition): void {
-  for (const [from, to] of RENAMES[cfg.modelType] ?? []) {
+  for (const [from, to] of arch.checkpoint?.renames ?? []) {
     for (const n of ck.names()) if (n.startsWith(from) && !ck.has(to + n.slice(from.length))) ck.alias(to + n.slice(from.length), n, true);
   }
-  if (cfg.modelType === 'mixtral') splitFusedExperts(ck, cfg);
+  arch.checkpoint?.bind?.(ck, cfg);
   const embed = ck.resolve(embeddingName(arch));
   const head = ck.resolve(`${arch.lmHead}.weight`);
   const headQuantized = ck.has(ck.resolve(`${arch.lmHead}.qweight`));

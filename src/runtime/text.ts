@@ -9,10 +9,11 @@
  * `stopOnAbortSignal` is set).
  */
 import { fail } from '../errors.ts';
-import { StreamDecoder, type ChatMessage, type TextTokenizer } from '../io/tokenizer.ts';
+import type { ChatMessage, TextTokenizer } from '../io/tokenizer.ts';
 import type { CausalLM } from './causal-lm.ts';
 import { generate, generateTokens, type FinishReason, type GenerateOptions } from './generate.ts';
 import type { SamplingOptions } from './sampling.ts';
+import { StopAwareStream } from './text-stream.ts';
 
 export interface TextGenerationOptions extends SamplingOptions {
   /**
@@ -106,76 +107,30 @@ function idOptions(lm: CausalLM, longest: number, o: TextGenerationOptions): Gen
   };
 }
 
-/**
- * Text of one row as it streams: tokens through the StreamDecoder (exact incremental detokenization), held back
- * while the tail could still become a stop string, cut at the first stop string. The decoder is primed with the
- * prompt (its text is not returned), so the continuation is decode(prompt + output) minus decode(prompt), as in
- * Transformers' text-generation pipeline: SentencePiece's "▁word" keeps its space after the prompt.
- */
-class RowText {
-  private text = '';
-  private emitted = 0;
-  /** Set once a stop string appeared: the text ends at `end`. */
-  stopped = false;
-  private end = Infinity;
-  private readonly dec: StreamDecoder;
-  constructor(tok: TextTokenizer, prompt: number[], private readonly stops: string[]) {
-    this.dec = new StreamDecoder(tok);
-    for (const id of prompt) this.dec.push(id);
-  }
-
-  /** Feed a token; returns the text now safe to show (never part of a stop string). */
-  push(id: number): string { return this.add(this.dec.push(id), false); }
-  /** After the last token: everything left (up to a stop string). */
-  finish(): string { return this.add(this.dec.flush(), true); }
-  /** The whole reply so far, cut at a stop string. */
-  get value(): string { return this.text.slice(0, Math.min(this.end, this.text.length)); }
-
-  private add(piece: string, last: boolean): string {
-    if (!this.stopped) {
-      // a stop string can only newly appear in the part that overlaps the new piece
-      const from = Math.max(0, this.text.length - Math.max(0, ...this.stops.map((s) => s.length - 1)));
-      this.text += piece;
-      for (const s of this.stops) {
-        const i = this.text.indexOf(s, from);
-        if (i >= 0 && i < this.end) { this.end = i; this.stopped = true; }
-      }
-    }
-    let safe = Math.min(this.end, this.text.length);
-    if (!this.stopped && !last) {
-      // hold back a tail that is the beginning of some stop string
-      for (const s of this.stops) for (let k = Math.min(s.length - 1, this.text.length); k > 0; k--) {
-        if (this.text.endsWith(s.slice(0, k))) { safe = Math.min(safe, this.text.length - k); break; }
-      }
-    }
-    if (safe <= this.emitted) return '';
-    const out = this.text.slice(this.emitted, safe);
-    this.emitted = safe;
-    return out;
-  }
-}
-
 const stopList = (stop: string | string[] | undefined): string[] => {
   const l = stop === undefined ? [] : Array.isArray(stop) ? stop : [stop];
   if (l.some((s) => typeof s !== 'string' || s === '')) fail('stop: expected non-empty strings');
   return l;
 };
 
-function result(row: RowText, ids: number[], finishReason: FinishReason, promptTokens: number): TextGenerationResult {
-  // a stop string was found: report 'stop' even if the row also hit eos/length at the same step
-  return { text: row.value, finishReason: row.stopped ? 'stop' : finishReason, promptTokens, completionTokens: ids.length, tokenIds: ids };
+function result(text: string, ids: number[], finishReason: FinishReason, promptTokens: number): TextGenerationResult {
+  return { text, finishReason, promptTokens, completionTokens: ids.length, tokenIds: ids };
+}
+
+/**
+ * Id-level options that stream each row's text into `onText`: generate()'s per-row StreamDecoder with the prompt as
+ * context (exact continuation text, decode(prompt + output) − decode(prompt)) and its stop-string search.
+ */
+function textOptions(lm: CausalLM, longest: number, o: TextGenerationOptions, onText: GenerateOptions['onText']): GenerateOptions {
+  return { ...idOptions(lm, longest, o), tokenizer: tokenizerOf(lm), stopStrings: stopList(o.stop), onText };
 }
 
 /** Generate for prompts already tokenized (one batch, left-padded): one result per prompt. */
 async function run(lm: CausalLM, ids: number[][], o: TextGenerationOptions): Promise<TextGenerationResult[]> {
-  const tok = tokenizerOf(lm), stops = stopList(o.stop);
-  const rows = ids.map((p) => new RowText(tok, p, stops));
-  const r = await generate(lm, ids, {
-    ...idOptions(lm, Math.max(...ids.map((p) => p.length)), o),
-    onToken: (b, t) => { rows[b]!.push(t); },
-    stoppingCriteria: stops.length ? (b) => rows[b]!.stopped : undefined,
-  });
-  return rows.map((row, b) => { row.finish(); return result(row, r.tokens[b]!, r.finishReason[b]!, ids[b]!.length); });
+  const stops = stopList(o.stop);
+  const rows = ids.map(() => new StopAwareStream(stops, () => {}));
+  const r = await generate(lm, ids, textOptions(lm, Math.max(...ids.map((p) => p.length)), o, (b, piece) => { rows[b]!.push(piece); }));
+  return rows.map((row, b) => result(row.final(), r.tokens[b]!, r.finishReason[b]!, ids[b]!.length));
 }
 
 /** CausalLM.generate: one prompt → one result; a list of prompts (one batch, left-padded) → one result each. */
@@ -190,20 +145,16 @@ export async function generateText(lm: CausalLM, input: string | string[], o: Te
 
 /** CausalLM.stream: text pieces as they are generated; the generator's return value is the full result. */
 export async function* streamText(lm: CausalLM, input: string | ChatMessage[], o: ChatOptions = {}): AsyncGenerator<string, TextGenerationResult, void> {
-  const tok = tokenizerOf(lm), stops = stopList(o.stop);
   const ids = promptIds(lm, input, o);
-  const row = new RowText(tok, ids, stops);
-  const it = generateTokens(lm, [ids], { ...idOptions(lm, ids.length, o), stoppingCriteria: stops.length ? () => row.stopped : undefined });
+  let ready = ''; // text made safe to show by the step just run (onText comes before the token is yielded)
+  const row = new StopAwareStream(stopList(o.stop), (s) => { ready += s; });
+  const it = generateTokens(lm, [ids], textOptions(lm, ids.length, o, (_, piece) => { row.push(piece); }));
   try {
     for (;;) {
       const r = await it.next();
-      if (r.done) {
-        const rest = row.finish();
-        if (rest) yield rest;
-        return result(row, r.value.tokens[0]!, r.value.finishReason[0]!, ids.length);
-      }
-      const piece = row.push(r.value.token);
-      if (piece) yield piece;
+      const text = r.done ? row.final() : '';
+      if (ready) { const piece = ready; ready = ''; yield piece; }
+      if (r.done) return result(text, r.value.tokens[0]!, r.value.finishReason[0]!, ids.length);
     }
   } finally {
     await it.return(undefined as never); // the caller left early: end the token generator too

@@ -29,6 +29,7 @@ import type { CausalLM } from '../runtime/causal-lm.ts';
 import { SlotCache, type Slot } from '../runtime/slots.ts';
 import { applyRepetitionPenalty, sampleToken, type SamplingOptions } from '../runtime/sampling.ts';
 import { TextStream } from '../runtime/text-stream.ts';
+import type { Detokenizer } from '../io/tokenizer.ts';
 import type { ServeMetrics } from './metrics.ts';
 
 export interface EngineOptions {
@@ -78,9 +79,6 @@ export class QueueFullError extends GptqError {}
 /** The request was cancelled before it finished. */
 export class CancelledError extends Error {}
 
-/** What the engine needs of a tokenizer (TextTokenizer has it). */
-export interface DecodingTokenizer { decode(ids: number[], opts?: { skipSpecialTokens?: boolean }): string }
-
 interface Active {
   req: GenerationRequest;
   slot?: Slot;
@@ -122,7 +120,7 @@ export class BatchEngine {
   /** Most rows seen in one decode step. */
   maxDecodeBatch = 0;
 
-  constructor(readonly model: CausalLM, private readonly tok: DecodingTokenizer, private readonly o: EngineOptions) {
+  constructor(readonly model: CausalLM, private readonly tok: Detokenizer, private readonly o: EngineOptions) {
     this.maxBatch = o.maxBatch ?? 8;
     this.maxQueue = o.maxQueue ?? 64;
     this.capacity = o.capacity;
@@ -162,7 +160,8 @@ export class BatchEngine {
     const done = new Promise<GenerationResult>((resolve, reject) => {
       a = {
         req, prefilled: 0, out: [], cancelled: false, arrived: performance.now(), resolve, reject,
-        text: new TextStream(this.tok, req.stop ?? [], (d) => req.onText?.(d)),
+        // the prompt is the decoder's context: the text is decode(prompt + output) − decode(prompt), as TGI/vLLM return it
+        text: new TextStream(this.tok, req.stop ?? [], (d) => req.onText?.(d), { prompt: req.prompt }),
         rand: mulberry32(req.seed ?? randomInt(2 ** 32)), eos: new Set(req.eosTokenIds ?? []),
       };
     });

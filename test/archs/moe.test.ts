@@ -1,5 +1,5 @@
 /**
- * Mixtral (sparse MoE): ORT graphs vs an independent float64 reference with HF's sparse top-k routing, per-expert
+ * MoE family — Mixtral (sparse MoE): ORT graphs vs an independent float64 reference with HF's sparse top-k routing, per-expert
  * Hessians over exactly the routed tokens, and a GPTQ run (quantize → fake-quant logits beat RTN → saveQuantized →
  * CausalLM.load of the saved directory), plus the unrouted-expert fallback.
  */
@@ -7,17 +7,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GPTQModel } from '../src/gptq-model.ts';
-import { loadFloatWeights } from '../src/runtime/causal-lm.ts';
-import { buildLayerGraph } from '../src/graph/causal-lm.ts';
-import { InputWeights } from '../src/graph/weights.ts';
-import { createSession, f32 } from '../src/graph/session.ts';
-import { loadModelConfig, parseModelConfig } from '../src/io/config.ts';
-import { archFor } from '../src/models/registry.ts';
-import { mixtralRefConfig, mixtralRefEmbed, mixtralRefForward, mixtralRefLayerParts, type Routing } from './reference/mixtral-ref.ts';
-import { makeMixtralCheckpoint, mixtralConfig, type MixtralOpts } from './synth-moe.ts';
-import { tmpDir } from './helpers.ts';
-import { TOL, assertParity, examples, gptqRoundTrip, ids16, parity, reporter } from './arch-harness.ts';
+import { GPTQModel } from '../../src/gptq-model.ts';
+import { loadFloatWeights } from '../../src/runtime/causal-lm.ts';
+import { buildLayerGraph } from '../../src/graph/causal-lm.ts';
+import { InputWeights } from '../../src/graph/weights.ts';
+import { createSession, f32 } from '../../src/graph/session.ts';
+import { loadModelConfig, parseModelConfig } from '../../src/io/config.ts';
+import { archFor } from '../../src/models/registry.ts';
+import { mixtralRefConfig, mixtralRefEmbed, mixtralRefForward, mixtralRefLayerParts, type Routing } from '../reference/mixtral-ref.ts';
+import { makeMixtralCheckpoint, mixtralConfig, type MixtralOpts } from './moe.synth.ts';
+import { tmpDir } from '../helpers.ts';
+import { TOL, assertParity, examples, gptqRoundTrip, ids16, parity, reporter } from './harness.ts';
 
 const V = 96;
 const rep = reporter();
@@ -60,9 +60,9 @@ test('mixtral calibration layer graph: hidden_out matches; each expert Hessian =
     const c = readRefConfig(t.path);
     const lins = arch.layerLinears(cfg);
     assert.equal(lins.length, 4 + 3 * 4);
-    assert.deepEqual([...arch.insideLayerModulesFor!(cfg).flat()].sort(), lins.map((l) => l.rel).sort());
-    assert.deepEqual(arch.insideLayerModulesFor!(cfg)[2]!.slice(0, 2), ['block_sparse_moe.experts.0.w1', 'block_sparse_moe.experts.1.w1']);
-    assert.equal(arch.insideLayerModules[3]!.length, 8, 'static list = AutoGPTQ (8 experts)');
+    assert.deepEqual([...arch.insideLayerModules(cfg).flat()].sort(), lins.map((l) => l.rel).sort());
+    assert.deepEqual(arch.insideLayerModules(cfg)[2]!.slice(0, 2), ['block_sparse_moe.experts.0.w1', 'block_sparse_moe.experts.1.w1']);
+    assert.equal(arch.insideLayerModules(cfg)[3]!.length, 4, 'one w2 per expert (num_local_experts 4)');
     const src = new InputWeights(`${arch.layersBlockName}0.`);
     const g = buildLayerGraph(arch, cfg, src, { hessians: lins.map((l) => l.rel) });
     // w1 and w3 of one expert share a tap (same input, same mask); different experts do not.
@@ -133,7 +133,11 @@ test('mixtral config: MixtralConfig defaults; check()', () => {
   const cfg = parseModelConfig(base);
   assert.deepEqual([cfg.ropeTheta, cfg.rmsNormEps, cfg.slidingWindow, cfg.numKvHeads, cfg.tieWordEmbeddings], [1e6, 1e-5, null, 8, false]);
   const arch = archFor('mixtral');
-  assert.equal(arch.insideLayerModulesFor!(cfg)[3]!.length, 8); // MixtralConfig num_local_experts 8
+  // MixtralConfig num_local_experts 8: exactly AutoGPTQ's MixtralGPTQForCausalLM.inside_layer_modules (modeling/mixtral.py)
+  const e = (w: string) => Array.from({ length: 8 }, (_, i) => `block_sparse_moe.experts.${i}.${w}`);
+  assert.deepEqual(arch.insideLayerModules(cfg), [
+    ['self_attn.k_proj', 'self_attn.v_proj', 'self_attn.q_proj'], ['self_attn.o_proj'], [...e('w1'), ...e('w3')], e('w2'),
+  ]);
   assert.throws(() => arch.check!(parseModelConfig(mixtralConfig({ topK: 5 }))), /num_experts_per_tok \(5\) must be <= num_local_experts \(4\)/);
 });
 

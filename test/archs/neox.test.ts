@@ -5,15 +5,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseModelConfig } from '../src/io/config.ts';
-import { archFor } from '../src/models/registry.ts';
+import { parseModelConfig } from '../../src/io/config.ts';
+import { archFor } from '../../src/models/registry.ts';
 import {
   gptjRefConfig, gptjRefEmbed, gptjRefForward, gptjRefLayer, neoxRefConfig, neoxRefEmbed, neoxRefForward, neoxRefLayer,
   phiRefConfig, phiRefEmbed, phiRefForward, phiRefLayer, erf,
-} from './reference/neox-family-ref.ts';
-import { gptjConfig, makeGptjCheckpoint, makeNeoxCheckpoint, makePhiCheckpoint, neoxConfig, phiConfig } from './synth-archs2.ts';
-import { tmpDir } from './helpers.ts';
-import { archFamily, batchedGenerationCheck, gptqBlockTest, layerGraphsTest, parityTest, reporter, type ArchCase } from './arch-harness.ts';
+} from '../reference/neox-family-ref.ts';
+import { gptjConfig, makeGptjCheckpoint, makeNeoxCheckpoint, makePhiCheckpoint, neoxConfig, phiConfig } from './neox.synth.ts';
+import { archFamily, batchedGenerationTest, gptqBlockTest, layerGraphsTest, parityTest, reporter, type ArchCase } from './harness.ts';
 
 const neox = archFamily(makeNeoxCheckpoint, neoxRefConfig, { forward: neoxRefForward, embed: neoxRefEmbed, layer: neoxRefLayer });
 const gptj = archFamily(makeGptjCheckpoint, gptjRefConfig, { forward: gptjRefForward, embed: gptjRefEmbed, layer: gptjRefLayer });
@@ -62,14 +61,9 @@ test('config defaults from the transformers config classes; one-line errors', ()
   assert.ok(Math.abs(erf(0.5) - 0.5204998778130465) < 1e-15 && Math.abs(erf(3) - 0.9999779095030014) < 1e-15 && Math.abs(erf(-1.2) + 0.9103139782296353) < 1e-15);
 });
 
-test('batched generation with left padding equals one-by-one (rotary positions from the mask)', async () => {
-  const t = tmpDir();
-  try {
-    await batchedGenerationCheck(t.path, [
-      ['n', neox, { seed: 51 }], ['j', gptj, { seed: 52 }], ['p', phi, { seed: 53, kvHeads: 2 }],
-    ], [[5, 9, 17, 33, 2, 70], [44, 3]], 6);
-  } finally { t.cleanup(); }
-});
+batchedGenerationTest('batched generation with left padding equals one-by-one (rotary positions from the mask)', [
+  ['n', neox, { seed: 51 }], ['j', gptj, { seed: 52 }], ['p', phi, { seed: 53, kvHeads: 2 }],
+], [[5, 9, 17, 33, 2, 70], [44, 3]], 6);
 
 // ------------------------------------------------------------------------------------------------ GPTQ
 

@@ -1,5 +1,5 @@
 /**
- * Shared harness for the architecture tests (archs*.test.ts): ORT graphs vs independent float64 references
+ * Shared harness for the architecture tests (test/archs/<family>.test.ts): ORT graphs vs independent float64 references
  * (full sequence, KV-cache steps, masked cached runs), per-layer calibration graphs, AutoGPTQ module trees,
  * left-padded batched generation, and the GPTQ round trip (GPTQ beats RTN → saveQuantized → CausalLM.load).
  *
@@ -10,16 +10,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GPTQModel } from '../src/gptq-model.ts';
-import { Checkpoint } from '../src/io/safetensors.ts';
-import { CausalLM, loadFloatWeights } from '../src/runtime/causal-lm.ts';
-import { generate } from '../src/runtime/generate.ts';
-import { buildLayerGraph } from '../src/graph/causal-lm.ts';
-import { InputWeights } from '../src/graph/weights.ts';
-import { createSession, f32 } from '../src/graph/session.ts';
-import { loadModelConfig, type ModelConfig } from '../src/io/config.ts';
-import { archFor } from '../src/models/registry.ts';
-import { rng, tmpDir } from './helpers.ts';
+import { GPTQModel } from '../../src/gptq-model.ts';
+import { Checkpoint } from '../../src/io/safetensors.ts';
+import { CausalLM, loadFloatWeights } from '../../src/runtime/causal-lm.ts';
+import { generate } from '../../src/runtime/generate.ts';
+import { buildLayerGraph } from '../../src/graph/causal-lm.ts';
+import { InputWeights } from '../../src/graph/weights.ts';
+import { createSession, f32 } from '../../src/graph/session.ts';
+import { loadModelConfig, type ModelConfig } from '../../src/io/config.ts';
+import { archFor } from '../../src/models/registry.ts';
+import { rng, tmpDir } from '../helpers.ts';
 
 export type Weights = (n: string) => Float32Array | undefined;
 /** Reference logits [seq][vocab] for config.json `c`; `mask` = optional 2-D attention mask row. */
@@ -202,7 +202,7 @@ export async function checkModuleTree(dir: string, o: ModuleTreeOpts = {}): Prom
   const arch = archFor(cfg.modelType);
   const w = await loadFloatWeights(dir);
   const lins = arch.layerLinears(cfg);
-  assert.deepEqual([...arch.insideLayerModules.flat()].sort(), lins.map((l) => l.rel).sort());
+  assert.deepEqual([...arch.insideLayerModules(cfg).flat()].sort(), lins.map((l) => l.rel).sort());
   for (const l of lins) {
     assert.equal(w.get(`${arch.layersBlockName}0.${l.rel}.weight`)?.length, l.inFeatures * l.outFeatures, l.rel);
     if (l.bias) assert.equal(w.get(`${arch.layersBlockName}0.${l.rel}.bias`)?.length, l.outFeatures, `${l.rel}.bias`);
@@ -351,5 +351,38 @@ export function gptqBlockTest(rep: Reporter, [name, fam, opts]: ArchCase, block:
       await fam.make(src, opts);
       rep.report(`${name} logit MSE vs fp32`, await gptqRoundTrip(src, join(t.path, 'q'), savedBlockChecks(block, expect)));
     } finally { t.cleanup(); }
+  });
+}
+
+/**
+ * Register `<name>: GPTQ 4-bit g32 → fake-quant beats RTN → saveQuantized → CausalLM.load of the GPTQ dir`: the saved
+ * tensors `expect` (name → [dtype, shape]) exist as given, the reload is a GPTQ model, and its logit MSE vs fp32 is
+ * reported next to {@link gptqRoundTrip}'s.
+ */
+export function gptqSavedTensorsTest(rep: Reporter, [name, fam, opts]: ArchCase, expect: Record<string, [string, number[]]>): void {
+  test(`${name}: GPTQ 4-bit g32 → fake-quant beats RTN → saveQuantized → CausalLM.load of the GPTQ dir`, async () => {
+    const t = tmpDir();
+    try {
+      const src = join(t.path, 'src');
+      await fam.make(src, opts);
+      const mse = await gptqRoundTrip(src, join(t.path, 'q'), {
+        checkSaved: (ck) => {
+          for (const [n, [dt, shape]] of Object.entries(expect)) assert.deepEqual([ck.info(n).dtype, ck.info(n).shape], [dt, shape], n);
+        },
+        checkLoaded: async (q, { fp, held }) => {
+          assert.ok(q.quantization, 'loaded as a GPTQ checkpoint');
+          return { reloadVsFp: await logitMse(q, fp, held) };
+        },
+      });
+      rep.report(`${name} quantized`, mse);
+    } finally { t.cleanup(); }
+  });
+}
+
+/** Register test `title`: {@link batchedGenerationCheck} of `models` in a temporary directory. */
+export function batchedGenerationTest(title: string, models: ArchCase[], prompts: number[][], maxNewTokens: number): void {
+  test(title, async () => {
+    const t = tmpDir();
+    try { await batchedGenerationCheck(t.path, models, prompts, maxNewTokens); } finally { t.cleanup(); }
   });
 }

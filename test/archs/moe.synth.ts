@@ -5,8 +5,8 @@
  * (model.layers.i.block_sparse_moe.gate.weight [E, H], …experts.j.w1/w3 [I, H], …w2 [H, I]), deterministic values.
  * Defaults: hidden 64, intermediate 64, 4 heads / 2 kv heads, 4 experts, top-2, 2 layers, vocab 96.
  */
-import { type Tensor } from '../src/tensor.ts';
-import { linearWeight, sampler, sortKeys, writeCheckpoint } from './synth.ts';
+import { type Tensor } from '../../src/tensor.ts';
+import { linearWeight, sampler, sortKeys, writeCheckpoint } from '../synth.ts';
 
 export interface MixtralOpts {
   hidden?: number; inter?: number; layers?: number; heads?: number; kvHeads?: number; vocab?: number;

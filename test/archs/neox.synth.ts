@@ -4,10 +4,8 @@
  * tensors named and shaped as in their state dicts (nn.Linear weights [out, in]), deterministic random values.
  * Defaults (hidden 64, 4 heads, intermediate 128) keep every linear packable at group size 32.
  */
-import { f32Tensor, type Tensor } from '../src/tensor.ts';
-import { addLinear, addNorm, linearWeight, sampler, sortKeys, writeCheckpoint } from './synth.ts';
-
-// ------------------------------------------------------------------------------------------------ GPT-NeoX
+import { f32Tensor, type Tensor } from '../../src/tensor.ts';
+import { addLinear, addNorm, linearWeight, sampler, sortKeys, writeCheckpoint } from '../synth.ts';
 
 export interface NeoxOpts {
   hidden?: number; layers?: number; heads?: number; inter?: number; vocab?: number; maxPos?: number;
@@ -78,8 +76,6 @@ export async function makeNeoxCheckpoint(dir: string, o: NeoxOpts = {}): Promise
   await writeCheckpoint(dir, neoxConfig(o), neoxTensors(o));
 }
 
-// ------------------------------------------------------------------------------------------------ GPT-J
-
 export interface GptjOpts {
   hidden?: number; layers?: number; heads?: number; inner?: number | null; vocab?: number; positions?: number;
   /** rotary_dim (default 8 of head_dim 16); undefined key → omitted from config.json when `omitRotaryDim`. */
@@ -142,8 +138,6 @@ export function gptjTensors(o: GptjOpts = {}): Record<string, Tensor> {
 export async function makeGptjCheckpoint(dir: string, o: GptjOpts = {}): Promise<void> {
   await writeCheckpoint(dir, gptjConfig(o), gptjTensors(o));
 }
-
-// ------------------------------------------------------------------------------------------------ Phi
 
 export interface PhiOpts {
   hidden?: number; layers?: number; heads?: number; kvHeads?: number | null; inter?: number; vocab?: number; maxPos?: number;

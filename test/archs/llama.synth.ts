@@ -1,86 +1,14 @@
 /**
- * Tiny synthetic GPTBigCode, StarCoder2, InternLM, InternLM2, Baichuan and Cohere checkpoints in the real HF layout:
- * config.json with the field names the hub configs use (bigcode/starcoderbase-1b, bigcode/starcoder2-3b,
- * internlm/internlm-chat-7b, internlm/internlm2-chat-7b, baichuan-inc/Baichuan2-7B-Base / Baichuan-7B,
- * CohereForAI/c4ai-command-r-v01 / -plus), tensors named and shaped as in their state dicts (nn.Linear [out, in]),
- * deterministic random values. Defaults (hidden 64, 4 heads, intermediate 128) keep every linear packable at g32.
+ * Tiny synthetic checkpoints of the llama-layout architectures beyond llama/mistral/qwen2 (whose writer is
+ * test/synth.ts): StarCoder2, InternLM, InternLM2, Baichuan (7B), in the real HF layout — config.json with the field
+ * names the hub configs use (bigcode/starcoder2-3b, internlm/internlm-chat-7b, internlm/internlm2-chat-7b,
+ * baichuan-inc/Baichuan2-7B-Base / Baichuan-7B), tensors as in their state dicts (nn.Linear [out, in]), deterministic
+ * random values. Defaults (hidden 64, 4 heads, intermediate 128) keep every linear packable at g32.
  */
-import { f32Tensor } from '../src/tensor.ts';
-import { addLinear, addNorm, sampler, sortKeys, writeCheckpoint, type Tensors } from './synth.ts';
+import { f32Tensor } from '../../src/tensor.ts';
+import { addLinear, addNorm, sampler, sortKeys, writeCheckpoint, type Tensors, type SynthCommon } from '../synth.ts';
 
-
-interface Common { hidden?: number; layers?: number; heads?: number; inter?: number; vocab?: number; seed?: number }
-
-// ------------------------------------------------------------------------------------------------ GPTBigCode
-
-export interface BigCodeOpts extends Common { multiQuery?: boolean; positions?: number; act?: string; storeLmHead?: boolean }
-
-export function bigcodeConfig(o: BigCodeOpts = {}): Record<string, any> {
-  return sortKeys({
-    activation_function: o.act ?? 'gelu_pytorch_tanh',
-    architectures: ['GPTBigCodeForCausalLM'],
-    attention_softmax_in_fp32: true,
-    attn_pdrop: 0.1,
-    bos_token_id: 0,
-    embd_pdrop: 0.1,
-    eos_token_id: 0,
-    inference_runner: 0,
-    initializer_range: 0.02,
-    layer_norm_epsilon: 1e-5,
-    max_batch_size: null,
-    max_sequence_length: null,
-    model_type: 'gpt_bigcode',
-    multi_query: o.multiQuery ?? true,
-    n_embd: o.hidden ?? 64,
-    n_head: o.heads ?? 4,
-    n_inner: o.inter ?? 128,
-    n_layer: o.layers ?? 2,
-    n_positions: o.positions ?? 64,
-    pad_key_length: true,
-    pre_allocate_kv_cache: false,
-    resid_pdrop: 0.1,
-    scale_attention_softmax_in_fp32: true,
-    scale_attn_weights: true,
-    summary_activation: null,
-    summary_first_dropout: 0.1,
-    summary_proj_to_labels: true,
-    summary_type: 'cls_index',
-    summary_use_proj: true,
-    torch_dtype: 'float32',
-    transformers_version: '4.28.1',
-    use_cache: true,
-    validate_runner_input: true,
-    vocab_size: o.vocab ?? 96,
-  });
-}
-
-export function bigcodeTensors(o: BigCodeOpts = {}): Tensors {
-  const c = bigcodeConfig(o);
-  const H = c.n_embd, I = c.n_inner, V = c.vocab_size, d = H / c.n_head, kv = c.multi_query ? 1 : c.n_head;
-  const rand = sampler(o.seed ?? 1);
-  const t: Tensors = { 'transformer.wte.weight': rand([V, H], 1), 'transformer.wpe.weight': rand([c.n_positions, H], 0.3) };
-  for (let i = 0; i < c.n_layer; i++) {
-    const p = `transformer.h.${i}.`;
-    addNorm(t, rand, `${p}ln_1`, H, true);
-    addLinear(t, rand, `${p}attn.c_attn`, H + 2 * kv * d, H, true);
-    addLinear(t, rand, `${p}attn.c_proj`, H, H, true);
-    addNorm(t, rand, `${p}ln_2`, H, true);
-    addLinear(t, rand, `${p}mlp.c_fc`, I, H, true);
-    addLinear(t, rand, `${p}mlp.c_proj`, H, I, true);
-  }
-  addNorm(t, rand, 'transformer.ln_f', H, true);
-  if (o.storeLmHead) t['lm_head.weight'] = t['transformer.wte.weight']!; // tied copy, as some exports store it
-  return t;
-}
-
-/** GPTBigCode (defaults: n_embd 64, 4 heads, multi_query, n_inner 128, 2 layers, vocab 96, n_positions 64). */
-export async function makeBigCodeCheckpoint(dir: string, o: BigCodeOpts = {}): Promise<void> {
-  await writeCheckpoint(dir, bigcodeConfig(o), bigcodeTensors(o));
-}
-
-// ------------------------------------------------------------------------------------------------ StarCoder2
-
-export interface Starcoder2Opts extends Common { kvHeads?: number; useBias?: boolean; slidingWindow?: number | null; ropeTheta?: number; tie?: boolean }
+export interface Starcoder2Opts extends SynthCommon { kvHeads?: number; useBias?: boolean; slidingWindow?: number | null; ropeTheta?: number; tie?: boolean }
 
 export function starcoder2Config(o: Starcoder2Opts = {}): Record<string, any> {
   const c: Record<string, any> = {
@@ -140,9 +68,7 @@ export async function makeStarcoder2Checkpoint(dir: string, o: Starcoder2Opts = 
   await writeCheckpoint(dir, starcoder2Config(o), starcoder2Tensors(o));
 }
 
-// ------------------------------------------------------------------------------------------------ InternLM / InternLM2
-
-export interface InternOpts extends Common { v2?: boolean; kvHeads?: number; bias?: boolean; rotary?: { base: number; type: string } | null; ropeTheta?: number }
+export interface InternOpts extends SynthCommon { v2?: boolean; kvHeads?: number; bias?: boolean; rotary?: { base: number; type: string } | null; ropeTheta?: number }
 
 export function internConfig(o: InternOpts = {}): Record<string, any> {
   const common = {
@@ -210,9 +136,7 @@ export async function makeInternCheckpoint(dir: string, o: InternOpts = {}): Pro
   await writeCheckpoint(dir, internConfig(o), internTensors(o));
 }
 
-// ------------------------------------------------------------------------------------------------ Baichuan
-
-export interface BaichuanOpts extends Common { v2?: boolean; alibi13b?: boolean }
+export interface BaichuanOpts extends SynthCommon { v2?: boolean; alibi13b?: boolean }
 
 export function baichuanConfig(o: BaichuanOpts = {}): Record<string, any> {
   const v2 = o.v2 ?? true;
@@ -257,67 +181,4 @@ export function baichuanTensors(o: BaichuanOpts = {}): Tensors {
 /** Baichuan2-7B style (NormHead; v2 false: Baichuan-7B, plain head) — hidden 64, 4 heads, inter 128, vocab 96. */
 export async function makeBaichuanCheckpoint(dir: string, o: BaichuanOpts = {}): Promise<void> {
   await writeCheckpoint(dir, baichuanConfig(o), baichuanTensors(o));
-}
-
-// ------------------------------------------------------------------------------------------------ Cohere
-
-export interface CohereOpts extends Common { kvHeads?: number; qkNorm?: boolean; attentionBias?: boolean; logitScale?: number; ropeTheta?: number; /** Untied: tie_word_embeddings false and a stored lm_head. */ storeLmHead?: boolean }
-
-export function cohereConfig(o: CohereOpts = {}): Record<string, any> {
-  return sortKeys({
-    architectures: ['CohereForCausalLM'],
-    attention_bias: o.attentionBias ?? false,
-    attention_dropout: 0.0,
-    bos_token_id: 5,
-    eos_token_id: 255001,
-    hidden_act: 'silu',
-    hidden_size: o.hidden ?? 64,
-    initializer_range: 0.02,
-    intermediate_size: o.inter ?? 128,
-    layer_norm_eps: 1e-5,
-    logit_scale: o.logitScale ?? 0.0625,
-    max_position_embeddings: 8192,
-    model_type: 'cohere',
-    num_attention_heads: o.heads ?? 4,
-    num_hidden_layers: o.layers ?? 2,
-    num_key_value_heads: o.kvHeads ?? 4,
-    pad_token_id: 0,
-    rope_theta: o.ropeTheta ?? 8000000.0,
-    torch_dtype: 'float16',
-    transformers_version: '4.40.0.dev0',
-    use_cache: true,
-    use_qk_norm: o.qkNorm ?? false,
-    vocab_size: o.vocab ?? 96,
-    ...(o.storeLmHead ? { tie_word_embeddings: false } : {}),
-  });
-}
-
-export function cohereTensors(o: CohereOpts = {}): Tensors {
-  const c = cohereConfig(o);
-  const H = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, nh = c.num_attention_heads, d = H / nh, kv = c.num_key_value_heads, b = c.attention_bias;
-  const rand = sampler(o.seed ?? 1);
-  const t: Tensors = { 'model.embed_tokens.weight': rand([V, H], 1) };
-  for (let i = 0; i < c.num_hidden_layers; i++) {
-    const p = `model.layers.${i}.`;
-    addNorm(t, rand, `${p}input_layernorm`, H, false);
-    addLinear(t, rand, `${p}self_attn.q_proj`, nh * d, H, b);
-    addLinear(t, rand, `${p}self_attn.k_proj`, kv * d, H, b);
-    addLinear(t, rand, `${p}self_attn.v_proj`, kv * d, H, b);
-    addLinear(t, rand, `${p}self_attn.o_proj`, H, nh * d, b);
-    if (c.use_qk_norm) {
-      t[`${p}self_attn.q_norm.weight`] = rand([nh, d], 0.1, 1);
-      t[`${p}self_attn.k_norm.weight`] = rand([kv, d], 0.1, 1);
-    }
-    addLinear(t, rand, `${p}mlp.gate_proj`, I, H, false);
-    addLinear(t, rand, `${p}mlp.up_proj`, I, H, false);
-    addLinear(t, rand, `${p}mlp.down_proj`, H, I, false);
-  }
-  addNorm(t, rand, 'model.norm', H, false);
-  if (o.storeLmHead) addLinear(t, rand, 'lm_head', V, H, false);
-  return t;
-}
-
-/** Command-R style (defaults: hidden 64, 4 heads, no GQA, no qk norm, logit_scale 0.0625, tied, vocab 96). */
-export async function makeCohereCheckpoint(dir: string, o: CohereOpts = {}): Promise<void> {
-  await writeCheckpoint(dir, cohereConfig(o), cohereTensors(o));
 }
