@@ -92,7 +92,7 @@ test('--help of every command lists every flag with its range and default (gener
     if (m.COMMAND.flags.some((f) => f.name === 'json')) assert.match(m.HELP, /--json +print one JSON object/);
   }
   const all = (await specs()).map(([n]) => n);
-  for (const n of ['generate', 'ppl', 'quantize', 'inspect', 'bench']) assert.ok(all.includes(n));
+  for (const n of ['generate', 'ppl', 'quantize', 'inspect', 'convert', 'bench']) assert.ok(all.includes(n));
   const top = cli(['--help']);
   assert.equal(top.status, 0);
   for (const n of all) assert.match(top.stdout, new RegExp(`^  ${n} +\\S`, 'm'));
@@ -109,7 +109,7 @@ test('gptq --version / -v; unknown command and a prompt in the model position sa
   }
   const typo = cli(['genrate']);
   assert.equal(typo.status, 1);
-  assert.equal(typo.stderr, 'gptq: unknown command "genrate"; did you mean "generate"? (commands: generate, chat, quantize, ppl, inspect, push, eval, compare, serve, bench; gptq --help)\n');
+  assert.equal(typo.stderr, 'gptq: unknown command "genrate"; did you mean "generate"? (commands: generate, chat, quantize, ppl, inspect, convert, push, eval, compare, serve, bench; gptq --help)\n');
   const p = cli(['generate', 'Once upon a time']);
   assert.equal(p.status, 1);
   assert.equal(p.stderr, 'gptq: generate: "Once upon a time" is not a model directory or a Hub id (owner/name); to pass a prompt: gptq generate --prompt "Once upon a time" (embedded model) or gptq generate MODEL "Once upon a time"\n');

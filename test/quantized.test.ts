@@ -408,12 +408,13 @@ test('GPTQModel dynamic per-module overrides: 8-bit o_proj inside a 4-bit checkp
 test('GPTQModel.fromQuantized returns the model, tokenizer and settings; fp checkpoints are refused', async () => {
   const dir = await quantized({ bits: 4, groupSize: 32 });
   const r = await GPTQModel.fromQuantized(dir, { accuracyLevel: 0 });
-  assert.equal(r.quantization.quantizeConfig.bits, 4);
-  assert.equal(r.quantization.quantizeConfig.groupSize, 32);
+  assert.equal(r.quantization.method, 'gptq');
+  assert.equal(r.quantization.quantizeConfig!.bits, 4);
+  assert.equal(r.quantization.quantizeConfig!.groupSize, 32);
   assert.equal(r.tokenizer, undefined); // the synthetic model has none
   assert.equal((await r.model.logits([[1, 2, 3]])).length, 3 * 128);
   await r.model.dispose();
-  await assert.rejects(GPTQModel.fromQuantized(BASE), gptqError(/is not a GPTQ checkpoint \(no \.qweight tensors\)/));
+  await assert.rejects(GPTQModel.fromQuantized(BASE), gptqError(/is not a quantized checkpoint \(no \.qweight tensors, no AWQ\/bitsandbytes\/AQLM quantization_config\)/));
 });
 
 // -------------------------------------------------------------------------------- stories260K

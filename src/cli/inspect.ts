@@ -1,4 +1,7 @@
-/** `gptq inspect <dir>`: what a (GPTQ) checkpoint holds, from tensor headers only (no weights are read). */
+/**
+ * `gptq inspect <dir>`: what a checkpoint holds (fp, GPTQ, AWQ, bitsandbytes or AQLM), from tensor headers only (no
+ * weights are read; bitsandbytes' small quant-state JSON tensors are).
+ */
 import { promises as fs } from 'node:fs';
 import { basename } from 'node:path';
 import { commandHelp, JSON_FLAG, parseCommand, type CommandSpec } from './flags.ts';
@@ -10,11 +13,14 @@ import type { ArchDefinition } from '../models/types.ts';
 import { toQuantizeConfigJson } from '../quant/quantize-config.ts';
 import { archLinears, checkModuleTensors, linearSpecs, quantizedModuleNames, readQuantizeConfig } from '../runtime/quantized-weights.ts';
 import { fail } from '../errors.ts';
+import { detectFormat, quantizedModuleOf } from '../formats/common.ts';
+import { inspectFormat } from '../formats/inspect.ts';
 
 export const COMMAND = {
   name: 'inspect',
-  description: `Architecture, parameter count, effective bits per weight (codes + scales + zeros + g_idx), size on disk,
-quantized vs kept-in-fp modules and the quantization config of a checkpoint directory. Reads tensor headers only.`,
+  description: `Architecture, parameter count, effective bits per weight (codes + scales + zeros + g_idx + other), size on
+disk, quantized vs kept-in-fp modules and the quantization format and config (GPTQ, AWQ, bitsandbytes, AQLM) of a
+checkpoint directory. Reads tensor headers only.`,
   positionals: [{ name: 'model dir', help: 'a local checkpoint directory', required: true }],
   flags: [JSON_FLAG],
 } as const satisfies CommandSpec;
@@ -32,10 +38,18 @@ export interface InspectReport {
   files: { name: string; bytes: number }[];
   diskBytes: number;
   quantization: null | {
+    /** gptq, or the other format (src/formats). */
+    method: 'gptq' | 'awq' | 'bitsandbytes' | 'aqlm';
+    /** One line naming the scheme (formats other than GPTQ; GPTQ's is built from `config`). */
+    summary?: string;
     configFrom: string;
+    /** GPTQ: the parsed config in AutoGPTQ keys; other formats: quantization_config as written. */
     config: Record<string, unknown>;
-    /** Over the quantized linears: storage bits per weight, total and by tensor. */
-    bitsPerWeight: { total: number; codes: number; scales: number; zeros: number; gIdx: number };
+    /**
+     * Over the quantized linears: storage bits per weight, total and by tensor role. other: AQLM codebooks, bitsandbytes
+     * code tables and quant-state JSON, LLM.int8 weight_format.
+     */
+    bitsPerWeight: { total: number; codes: number; scales: number; zeros: number; gIdx: number; other: number };
     actOrderModules: number;
   };
   /** Whole model: storage bits per parameter (all tensors). */
@@ -55,13 +69,16 @@ export async function inspectModel(dir: string): Promise<InspectReport> {
   try {
     const files = await Promise.all(ck.files.map(async (f) => ({ name: basename(f), bytes: (await fs.stat(f)).size })));
     if (ck.indexPath) files.push({ name: basename(ck.indexPath), bytes: (await fs.stat(ck.indexPath)).size });
-    const qmods = quantizedModuleNames(ck);
+    const specs = arch ? linearSpecs(arch, cfg) : new Map<string, { inFeatures: number; outFeatures: number }>();
+    const fmt = detectFormat(dir, cfg);
+    const other = fmt ? await inspectFormat(ck, fmt, (m) => specs.get(m)) : undefined;
+    const qmods = other ? other.modules : quantizedModuleNames(ck);
     const qset = new Set(qmods);
-    const q = await readQuantizeConfig(dir, cfg);
-    if (qmods.length && !q) fail(`${dir}: has GPTQ tensors (e.g. "${qmods[0]}.qweight") but no quantize_config.json and config.json has no quantization_config`);
-    const specs = arch ? linearSpecs(arch, cfg) : new Map();
-    let qParams = 0, fpParams = 0, codes = 0, scales = 0, zeros = 0, gIdx = 0, actOrder = 0, allBytes = 0;
-    for (const m of qmods) {
+    const q = other ? undefined : await readQuantizeConfig(dir, cfg);
+    if (qmods.length && !q && !other) fail(`${dir}: has GPTQ tensors (e.g. "${qmods[0]}.qweight") but no quantize_config.json and config.json has no quantization_config`);
+    let qParams = 0, fpParams = 0, codes = other?.bytes.codes ?? 0, scales = other?.bytes.scales ?? 0, zeros = other?.bytes.zeros ?? 0, gIdx = 0, actOrder = 0, allBytes = 0;
+    if (other) for (const m of qmods) { const sp = specs.get(m)!; qParams += sp.inFeatures * sp.outFeatures; }
+    for (const m of other ? [] : qmods) {
       const c = checkModuleTensors(ck, q!, m, specs.get(m));
       qParams += c.inFeatures * c.outFeatures;
       codes += ck.info(`${m}.qweight`).byteLength;
@@ -77,8 +94,9 @@ export async function inspectModel(dir: string): Promise<InspectReport> {
     for (const n of ck.names()) {
       const info = ck.info(n);
       allBytes += info.byteLength;
-      const mod = n.replace(/\.[^.]+$/, '');
-      if (qset.has(mod) && n !== `${mod}.bias`) continue;
+      // a quantized module's tensors (all but its bias): `<m>.qweight`, bitsandbytes' `<m>.weight.quant_state.…`
+      const mod = quantizedModuleOf(n, qset);
+      if (mod !== undefined && n !== `${mod}.bias`) continue;
       if (['F32', 'F16', 'BF16', 'F64'].includes(info.dtype)) fpParams += numel(info.shape);
     }
     const full = arch ? [...archLinears(arch, cfg).keys()] : [];
@@ -86,16 +104,20 @@ export async function inspectModel(dir: string): Promise<InspectReport> {
     const kept = full.filter((m) => !lookupBaseModelName((x) => qset.has(x) || undefined, m) && has(`${m}.weight`));
     const lmHead = arch?.lmHead ?? 'lm_head';
     const tiedLmHead = !!arch && !has(`${lmHead}.weight`) && !qset.has(lmHead);
-    const qBytes = codes + scales + zeros + gIdx;
+    const otherBytes = other?.bytes.other ?? 0, qBytes = codes + scales + zeros + gIdx + otherBytes;
     const bpw = (b: number) => (qParams ? (b * 8) / qParams : 0);
     return {
       dir, modelType: cfg.modelType, architectures: cfg.architectures, arch: arch ? arch.modelTypes[0]! : null,
       shape: { layers: cfg.numLayers, hidden: cfg.hiddenSize, intermediate: cfg.intermediateSize, heads: cfg.numHeads, kvHeads: cfg.numKvHeads, vocab: cfg.vocabSize },
       params: { total: qParams + fpParams, quantized: qParams, fp: fpParams },
       files, diskBytes: files.reduce((a, f) => a + f.bytes, 0),
-      quantization: q && qmods.length ? {
-        configFrom: q.from, config: { ...toQuantizeConfigJson(q.config), ...(q.dynamic ? { dynamic: q.dynamic } : {}) },
-        bitsPerWeight: { total: bpw(qBytes), codes: bpw(codes), scales: bpw(scales), zeros: bpw(zeros), gIdx: bpw(gIdx) },
+      quantization: other && fmt ? {
+        method: other.method, summary: other.summary, configFrom: fmt.from, config: fmt.raw,
+        bitsPerWeight: { total: bpw(qBytes), codes: bpw(codes), scales: bpw(scales), zeros: bpw(zeros), gIdx: 0, other: bpw(otherBytes) },
+        actOrderModules: 0,
+      } : q && qmods.length ? {
+        method: 'gptq', configFrom: q.from, config: { ...toQuantizeConfigJson(q.config), ...(q.dynamic ? { dynamic: q.dynamic } : {}) },
+        bitsPerWeight: { total: bpw(qBytes), codes: bpw(codes), scales: bpw(scales), zeros: bpw(zeros), gIdx: bpw(gIdx), other: 0 },
         actOrderModules: actOrder,
       } : null,
       bitsPerParam: (allBytes * 8) / Math.max(1, qParams + fpParams),
@@ -140,15 +162,18 @@ export function formatReport(r: InspectReport): string {
   row('parameters', `${fmtCount(r.params.total)}${r.quantization ? ` (${fmtCount(r.params.quantized)} in quantized linears, ${fmtCount(r.params.fp)} fp)` : ''}`);
   row('size on disk', `${fmtBytes(r.diskBytes)} in ${r.files.length} file${r.files.length > 1 ? 's' : ''} (${r.files.map((f) => f.name).join(', ')}); ${r.bitsPerParam.toFixed(2)} bits/param overall`);
   if (!r.quantization) {
-    row('quantization', 'none (not a GPTQ checkpoint)');
+    row('quantization', 'none (not a quantized checkpoint)');
     return L.join('\n');
   }
   const q = r.quantization, c = q.config;
-  row('quantization', `GPTQ ${c.bits}-bit, group ${c.group_size}, ${c.sym ? 'sym' : 'asym'}, desc_act ${c.desc_act}, format ${c.checkpoint_format}${q.actOrderModules ? ` (${q.actOrderModules} modules with act-order g_idx)` : ''}`);
+  if (q.method === 'gptq') {
+    row('quantization', `GPTQ ${c.bits}-bit, group ${c.group_size}, ${c.sym ? 'sym' : 'asym'}, desc_act ${c.desc_act}, format ${c.checkpoint_format}${q.actOrderModules ? ` (${q.actOrderModules} modules with act-order g_idx)` : ''}`);
+  } else row('quantization', q.summary ?? q.method);
   row('config from', q.configFrom);
-  if (c.dynamic) row('dynamic', JSON.stringify(c.dynamic));
+  if (q.method === 'gptq' && c.dynamic) row('dynamic', JSON.stringify(c.dynamic));
   const b = q.bitsPerWeight;
-  row('bits/weight', `${b.total.toFixed(3)} in quantized linears = codes ${b.codes.toFixed(3)} + scales ${b.scales.toFixed(3)} + zeros ${b.zeros.toFixed(3)} + g_idx ${b.gIdx.toFixed(3)}`);
+  const parts = [['codes', b.codes], ['scales', b.scales], ['zeros', b.zeros], ['g_idx', b.gIdx], ['other', b.other]] as const;
+  row('bits/weight', `${b.total.toFixed(3)} in quantized linears = ${parts.filter(([k, v]) => v || k === 'codes' || (q.method === 'gptq' && k !== 'other')).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(' + ')}`);
   row('quantized', `${r.quantizedModules.length} linear${r.quantizedModules.length === 1 ? '' : 's'}`);
   for (const n of summarizeNames(r.quantizedModules)) L.push(`${' '.repeat(17)}${n}`);
   row('kept fp', `${r.keptModules.length} linear${r.keptModules.length === 1 ? '' : 's'}${r.tiedLmHead ? ' (+ lm_head tied to the embeddings)' : ''}`);

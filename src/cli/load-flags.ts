@@ -19,8 +19,10 @@ export const loadFlags = (defaultAccuracy: 0 | 4) => [
     help: 'ONNX Runtime execution provider; cuda needs onnxruntime-node\'s CUDA binaries (Linux x64, see README)' },
   { name: 'threads', type: 'int', min: 1, metavar: 'N', group: LOAD, defaultText: 'all cores', help: 'ONNX Runtime intra-op threads' },
   { name: 'accuracy-level', type: 'int', oneOf: [0, 1, 2, 3, 4], default: defaultAccuracy, group: LOAD,
-    help: 'GPTQ matmuls (MatMulNBits): 4 = int8 activations, ~2-3x faster decode, small accuracy cost (ppl +0.13% on 4-bit stories260K); 0 = fp32 activations, exact' },
+    help: 'GPTQ/AWQ/LLM.int8 matmuls (MatMulNBits): 4 = int8 activations, ~2-3x faster decode, small accuracy cost (ppl +0.13% on 4-bit stories260K); 0 = fp32 activations, exact' },
   { name: 'lm-head-bits', type: 'int', oneOf: [8, 4], group: LOAD, help: 'opt-in: round-to-nearest quantize the output head at load (faster, not exact; logged)' },
+  { name: 'dequantize', type: 'boolean', group: LOAD,
+    help: 'bitsandbytes 4-bit / AQLM checkpoints: fp32 weights at load instead of MatMulBnb4 / the codebook gather (exact either way; faster per token, 4 bytes/weight)' },
   { name: 'attention', type: 'string', oneOf: ['auto', 'gqa', 'plain'], default: 'auto', group: LOAD,
     help: 'KV-cache attention (auto: GroupQueryAttention in place on CPU)' },
   { name: 'no-graph-cache', type: 'boolean', group: LOAD, help: 'rebuild the graphs instead of using the cache (~/.cache/gptqjs/graphs)' },
@@ -37,14 +39,15 @@ export function loadOptions(v: LoadValues): LoadOptions {
   return {
     device, threads: v.threads, accuracyLevel: v['accuracy-level'] as AccuracyLevel,
     lmHeadBits: v['lm-head-bits'] as LmHeadBits | undefined, attention: v.attention as LoadOptions['attention'],
-    graphCache: !v['no-graph-cache'], spinning: v.spin,
+    graphCache: !v['no-graph-cache'], spinning: v.spin, dequantize: v.dequantize,
   };
 }
 
 /** One stderr line when a GPTQ model runs at accuracy level 4 because that is the command's default. */
 export function noteDefaultAccuracy(given: Set<string>, model: CausalLM, o: LoadOptions, note: (s: string) => void): void {
-  if (!given.has('accuracy-level') && o.accuracyLevel === 4 && model.quantization)
-    note('GPTQ matmuls use int8 activations (accuracy level 4, the default for this command: faster, not bit-exact); --accuracy-level 0 for fp32 activations');
+  // only where a MatMulNBits kernel runs (GPTQ, AWQ, LLM.int8 at level 4), not bitsandbytes 4-bit / AQLM
+  if (!given.has('accuracy-level') && o.accuracyLevel === 4 && model.quantization?.modules.some((m) => m.kernel.startsWith('matmulnbits')))
+    note('quantized matmuls (MatMulNBits) use int8 activations (accuracy level 4, the default for this command: faster, not bit-exact); --accuracy-level 0 for fp32 activations');
 }
 
 const SAMPLING = 'sampling (Transformers\' semantics: repetition penalty → temperature → top-k → top-p)';

@@ -123,7 +123,12 @@ export async function evaluate(model: string | EvalModel, tasks: readonly TaskSp
     config: {
       model: 'gptqjs', model_args: typeof model === 'string' ? model : loaded.model.cfg.path,
       batch_size: o.batchSize ?? 'auto', limit: o.limit ?? null, fewshot_seed: seed, max_length: o.maxLength ?? (loaded.model.cfg.maxPositionEmbeddings || 2048),
-      quantization: loaded.model.quantization ? { bits: loaded.model.quantization.quantizeConfig.bits, groupSize: loaded.model.quantization.quantizeConfig.groupSize } : null,
+      // GPTQ/AWQ: bits + group size; bitsandbytes/AQLM (no GPTQ settings): the stored bits per weight, no group size
+      quantization: loaded.model.quantization ? {
+        method: loaded.model.quantization.method,
+        bits: loaded.model.quantization.quantizeConfig?.bits ?? loaded.model.quantization.modules[0]?.bits ?? null,
+        groupSize: loaded.model.quantization.quantizeConfig?.groupSize ?? null,
+      } : null,
       gptqjs_version: VERSION,
     },
     total_evaluation_time_seconds: '0',

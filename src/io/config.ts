@@ -7,78 +7,11 @@ import { promises as fs } from '../platform/fs.ts';
 import { join } from '../platform/path.ts';
 import { fail } from '../errors.ts';
 import { archConfigFor } from '../models/registry.ts';
+import type { ConfigDefaults, ConfigReader, ModelConfig, RopeScaling } from './model-config.ts';
 
-/** The RoPE settings dict of config.json (`rope_scaling`, Transformers 5 `rope_parameters`, …); src/models/rope.ts reads it. */
-export interface RopeScaling {
-  /** rope_type (or legacy `type`), e.g. "linear", "dynamic", "llama3", "yarn", "longrope". */
-  type: string;
-  factor?: number;
-  originalMaxPositionEmbeddings?: number;
-  lowFreqFactor?: number;
-  highFreqFactor?: number;
-  /** The config.json field it came from ("rope_scaling", "rope_parameters", …), for messages. */
-  field: string;
-  raw: Record<string, unknown>;
-}
+export type { ConfigDefaults, ConfigReader, ModelConfig, RopeScaling } from './model-config.ts';
 
-export interface ModelConfig {
-  /** Path of the config.json this came from (used in error messages). */
-  path: string;
-  raw: Record<string, unknown>;
-  modelType: string;
-  architectures: string[];
-  hiddenSize: number;
-  intermediateSize: number;
-  numLayers: number;
-  numHeads: number;
-  numKvHeads: number;
-  headDim: number;
-  vocabSize: number;
-  maxPositionEmbeddings: number;
-  /** Top-level original_max_position_embeddings (Phi-3 style; wins over the rope dict's for llama3/yarn/longrope). */
-  originalMaxPositionEmbeddings: number | null;
-  rmsNormEps: number;
-  ropeTheta: number;
-  ropeScaling: RopeScaling | null;
-  partialRotaryFactor: number;
-  /** int(headDim * partialRotaryFactor), as transformers' rope init computes `dim`. */
-  rotaryDim: number;
-  tieWordEmbeddings: boolean;
-  hiddenAct: string;
-  attentionBias: boolean;
-  mlpBias: boolean;
-  slidingWindow: number | null;
-  bosTokenId: number | null;
-  eosTokenId: number | number[] | null;
-  padTokenId: number | null;
-  torchDtype: string | null;
-  quantizationConfig: Record<string, unknown> | undefined;
-}
 
-/**
- * What a Transformers `*Config` class fills in when config.json lacks the field, under Transformers' field names
- * (`rms_norm_eps` stands for every norm epsilon alias: layer_norm_eps, layer_norm_epsilon, norm_epsilon).
- * Absent here: PretrainedConfig's values (GENERIC below), head_dim = hidden/heads, kv heads = heads, 4·hidden MLP.
- */
-export interface ConfigDefaults {
-  hidden_act?: string;
-  intermediate_size?: number;
-  num_key_value_heads?: number;
-  head_dim?: number;
-  max_position_embeddings?: number;
-  original_max_position_embeddings?: number;
-  rms_norm_eps?: number;
-  rope_theta?: number;
-  /** e.g. GPTNeoXConfig rotary_pct 0.25, PhiConfig 0.5 */
-  partial_rotary_factor?: number;
-  /** GPTJConfig rotary_dim 64 */
-  rotary_dim?: number;
-  sliding_window?: number | null;
-  tie_word_embeddings?: boolean;
-  bos_token_id?: number;
-  eos_token_id?: number;
-  pad_token_id?: number;
-}
 
 /** PretrainedConfig's tie_word_embeddings=True; eps 1e-6 (llama family), 2048 positions, silu. */
 const GENERIC = { tie_word_embeddings: true, rms_norm_eps: 1e-6, max_position_embeddings: 2048, hidden_act: 'silu' } as const;
@@ -104,7 +37,7 @@ async function readJson(path: string, what: string): Promise<unknown> {
 }
 
 /** Field reader for one JSON object with one-line errors naming file + field. */
-function reader(path: string, raw: Record<string, unknown>) {
+function reader(path: string, raw: Record<string, unknown>): ConfigReader {
   const get = (key: string): [string, unknown] => {
     if (raw[key] !== undefined && raw[key] !== null) return [key, raw[key]];
     for (const a of ALIASES[key] ?? []) if (raw[a] !== undefined && raw[a] !== null) return [a, raw[a]];
@@ -152,8 +85,6 @@ function reader(path: string, raw: Record<string, unknown>) {
   return { get, num, int, bool, str, tokenId, tokenIds, ropeScaling };
 }
 
-/** One-line-error field readers over a config.json object (aliases resolved), given to ArchConfig.configure. */
-export type ConfigReader = ReturnType<typeof reader>;
 
 function parseRopeScaling(path: string, field: string, v: unknown): RopeScaling | null {
   if (v === undefined || v === null) return null;

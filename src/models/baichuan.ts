@@ -10,7 +10,7 @@
  *    config.json (only model_max_length); they are rejected in `check`.
  */
 import { fail } from '../errors.ts';
-import type { ModelConfig } from '../io/config.ts';
+import type { ModelConfig } from '../io/model-config.ts';
 import { F } from '../graph/builder.ts';
 import { attendHeads, gatedMlp, rmsNormAt, splitHeads } from './blocks.ts';
 import { checkActivation, defineArchitecture, linear } from './define.ts';

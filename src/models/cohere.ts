@@ -11,7 +11,7 @@
  *  - head: lm_head (tied to embed_tokens by default) and logits · logit_scale (default 0.0625).
  */
 import { fail } from '../errors.ts';
-import type { ModelConfig } from '../io/config.ts';
+import type { ModelConfig } from '../io/model-config.ts';
 import { F, type GraphBuilder } from '../graph/builder.ts';
 import { gatedMlp, selfAttention } from './blocks.ts';
 import { checkActivation, configBool, configNumber, defineArchitecture, type NormAt } from './define.ts';

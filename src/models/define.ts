@@ -13,7 +13,7 @@
  */
 import { fail } from '../errors.ts';
 import type { GraphBuilder } from '../graph/builder.ts';
-import type { ModelConfig } from '../io/config.ts';
+import type { ModelConfig } from '../io/model-config.ts';
 import { ACTIVATION_NAMES } from './blocks.ts';
 import type { ArchConfig, ArchDefinition, CheckpointRules, LayerContext, LayerLinear, LinearSpec, WeightSource } from './types.ts';
 

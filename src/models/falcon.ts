@@ -16,7 +16,7 @@
  * cfg.numKvHeads (the KV-cache head count) is derived from these flags by `configure` (FalconAttention's rule).
  */
 import { fail } from '../errors.ts';
-import type { ModelConfig } from '../io/config.ts';
+import type { ModelConfig } from '../io/model-config.ts';
 import { activation, attention, layerNormAt, mergeHeads, splitFusedQkv } from './blocks.ts';
 import { checkActivation, configBool, configInt, defineArchitecture, linear } from './define.ts';
 import { applyRope } from './rope.ts';

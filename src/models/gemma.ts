@@ -9,7 +9,7 @@
  *  - `attention_bias` puts biases on q/k/v/o; lm_head tied to embed_tokens (tie_word_embeddings default true).
  */
 import { fail } from '../errors.ts';
-import type { ModelConfig } from '../io/config.ts';
+import type { ModelConfig } from '../io/model-config.ts';
 import { rmsNormAt } from './blocks.ts';
 import { checkActivation, defineArchitecture, type NormAt } from './define.ts';
 import { llamaLayer, llamaModules } from './llama.ts';

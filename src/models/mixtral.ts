@@ -13,7 +13,7 @@
  * tokens routed to it, as AutoGPTQ's forward hooks (which see only the expert's routed tokens) accumulate it.
  */
 import { fail } from '../errors.ts';
-import type { ModelConfig } from '../io/config.ts';
+import type { ModelConfig } from '../io/model-config.ts';
 import type { GraphBuilder } from '../graph/builder.ts';
 import { activation, rmsNormAt, selfAttention } from './blocks.ts';
 import { configInt, defineArchitecture, linear, repeat } from './define.ts';

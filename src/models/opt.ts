@@ -10,7 +10,7 @@
  *    lm_head [vocab, word_embed_proj_dim] tied to embed_tokens.
  */
 import { fail } from '../errors.ts';
-import type { ModelConfig } from '../io/config.ts';
+import type { ModelConfig } from '../io/model-config.ts';
 import type { GraphBuilder } from '../graph/builder.ts';
 import { activation, attention, layerNorm, mergeHeads, splitHeads } from './blocks.ts';
 import { checkActivation, configBool, configInt, defineArchitecture, linear } from './define.ts';

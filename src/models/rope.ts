@@ -24,7 +24,7 @@
  * layout reads the same tables (applyRopeInterleaved).
  */
 import type { GraphBuilder } from '../graph/builder.ts';
-import type { ModelConfig, RopeScaling } from '../io/config.ts';
+import type { ModelConfig, RopeScaling } from '../io/model-config.ts';
 import { fail } from '../errors.ts';
 
 /** The rope_type values gptqjs computes (Transformers' ROPE_INIT_FUNCTIONS except gemma4's "proportional"). */

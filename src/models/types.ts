@@ -1,5 +1,5 @@
 import type { GraphBuilder } from '../graph/builder.ts';
-import type { ConfigDefaults, ConfigReader, ModelConfig } from '../io/config.ts';
+import type { ConfigDefaults, ConfigReader, ModelConfig } from '../io/model-config.ts';
 import type { Checkpoint } from '../io/safetensors.ts';
 import type { Rope } from './rope.ts';
 

@@ -17,6 +17,7 @@ import { archFor } from '../models/registry.ts';
 import type { ArchDefinition, WeightSource } from '../models/types.ts';
 import { fail, GptqError } from '../errors.ts';
 import { Checkpoint, checkFinite, firstNonFinite } from '../io/safetensors.ts';
+import { loadFormatWeights } from '../formats/load.ts';
 import { checkAccuracyLevel, loadQuantizedWeights, type AccuracyLevel, type QuantizedLoadInfo } from './quantized-weights.ts';
 import { checkLmHeadBits, HeadQuantizedWeights, isQuantizedModule, lmHeadNote, quantizeHead, readHeadWeight, type LmHeadBits, type QuantizedHead } from './lm-head.ts';
 import { graphCacheKey, GraphCache, type GraphCacheOption } from './graph-cache.ts';
@@ -40,6 +41,13 @@ export interface LoadOptions {
    * 8-bit kernel). Ignored for fp checkpoints.
    */
   accuracyLevel?: AccuracyLevel;
+  /**
+   * bitsandbytes 4-bit and AQLM checkpoints: dequantize their linears to fp32 weights at load instead of running them
+   * on com.microsoft.MatMulBnb4 / the in-graph AQLM codebook gather (both rebuild the weight on every call: 4 or ~2
+   * bits/weight resident, slower per token). Exact either way; fp32 costs 4 bytes/weight. Default false. Other
+   * formats ignore it (AWQ runs on MatMulNBits; LLM.int8 is fp32 unless accuracyLevel 4).
+   */
+  dequantize?: boolean;
   /** Where load-time notices go (e.g. modules dequantized to fp32); default stderr. */
   onLog?: (msg: string) => void;
   /**
@@ -252,9 +260,9 @@ export class CausalLM {
     const log = o.onLog ?? logLine;
     const store = await GraphCache.forCheckpoint(o.graphCache ?? true, dir);
     // The accuracy level changes only MatMulNBits nodes: GPTQ modules, or a 4-bit quantized head.
-    const gptq = !!cfg.quantizationConfig || existsSync(join(dir, 'quantize_config.json'));
+    const gptq = !!cfg.quantizationConfig || existsSync(join(dir, 'quantize_config.json')) || existsSync(join(dir, 'quant_config.json'));
     const keyAcc = gptq || lmHeadBits === 4 ? accuracyLevel : 0;
-    const key = store ? await graphCacheKey(dir, { accuracyLevel: keyAcc, lmHeadBits: lmHeadBits ?? 0, device: o.device ?? 'cpu' }) : '';
+    const key = store ? await graphCacheKey(dir, { accuracyLevel: keyAcc, lmHeadBits: lmHeadBits ?? 0, device: o.device ?? 'cpu', dequantize: gptq && !!o.dequantize }) : '';
     const headAcc: AccuracyLevel = lmHeadBits === 8 ? 4 : accuracyLevel;
     if (lmHeadBits) log(lmHeadNote(lmHeadBits, headAcc));
     // Weights are read (and GPTQ tensors repacked) only when some graph is not in the cache.
@@ -272,7 +280,8 @@ export class CausalLM {
       };
       const head = lmHeadBits ? await quantizedHead(lmHeadBits) : undefined;
       if (head) await collectGarbage(); // the fp32 head is garbage now
-      const qw = await loadQuantizedWeights(dir, cfg, arch, { accuracyLevel, onLog: note });
+      const qw = await loadFormatWeights(dir, cfg, arch, { accuracyLevel, dequantize: o.dequantize, onLog: note })
+        ?? await loadQuantizedWeights(dir, cfg, arch, { accuracyLevel, onLog: note });
       q = qw?.info;
       let w: () => WeightSource;
       if (qw) w = qw.source;

@@ -1,5 +1,6 @@
 /** Load any supported model directory (fp or GPTQ-quantized) with its tokenizer and generation config. */
-import type { GenerationConfig } from '../io/config.ts';
+import { loadModelConfig, type GenerationConfig } from '../io/config.ts';
+import { detectFormat } from '../formats/common.ts';
 import { resolveModelDir } from '../io/hub.ts';
 import { Checkpoint } from '../io/safetensors.ts';
 import type { TextTokenizer } from '../io/tokenizer.ts';
@@ -16,13 +17,16 @@ export async function loadAnyModel(dir: string, o: LoadOptions = {}): Promise<Lo
   return { model, tokenizer: model.tokenizer, gen: model.generationConfig };
 }
 
-/** Like loadAnyModel, but the directory must be a GPTQ checkpoint (has `.qweight` tensors). */
+/**
+ * Like loadAnyModel, but the directory must be a quantized checkpoint: GPTQ (has `.qweight` tensors), or AWQ /
+ * bitsandbytes / AQLM (config.json#quantization_config, src/formats).
+ */
 export async function loadQuantizedModel(model: string, o: LoadOptions = {}): Promise<LoadedQuantizedModel> {
   const dir = await resolveModelDir(model, o.hub);
   const ck = await Checkpoint.open(dir);
   const n = quantizedModuleNames(ck).length;
   await ck.dispose();
-  if (!n) fail(`${dir} is not a GPTQ checkpoint (no .qweight tensors); load it with CausalLM.load, or quantize it with GPTQModel.fromPretrained`);
+  if (!n && !detectFormat(dir, await loadModelConfig(dir))) fail(`${dir} is not a quantized checkpoint (no .qweight tensors, no AWQ/bitsandbytes/AQLM quantization_config); load it with CausalLM.load, or quantize it with GPTQModel.fromPretrained`);
   const r = await loadAnyModel(dir, o);
   return { ...r, quantization: r.model.quantization! };
 }

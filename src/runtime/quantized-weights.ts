@@ -52,7 +52,8 @@ export type PreparedLinear =
     perm?: { id: number; idx: BigInt64Array };
     bias?: Float32Array;
   }
-  | { kind: 'dense'; name: string; K: number; N: number; sourceBits: Bits; weight: Float32Array; bias?: Float32Array; reason: string };
+  /** sourceBits: the stored code width (AQLM: bits per weight of its codes, e.g. 2). */
+  | { kind: 'dense'; name: string; K: number; N: number; sourceBits: number; weight: Float32Array; bias?: Float32Array; reason: string };
 
 export interface PrepareOptions { accuracyLevel?: AccuracyLevel }
 
@@ -371,11 +372,22 @@ export async function readGptqLinear(ck: Checkpoint, q: QuantizeConfigSource, m:
   };
 }
 
+/** The kernel a quantized linear runs on (matmulbnb4 / aqlm-gather: bitsandbytes 4-bit and AQLM, src/formats). */
+export type QuantizedKernel = 'matmulnbits-4' | 'matmulnbits-8' | 'matmulbnb4' | 'aqlm-gather' | 'fp32';
+
 export interface QuantizedLoadInfo {
-  quantizeConfig: QuantizeConfig;
+  /** The checkpoint's format: GPTQ (AutoGPTQ / GPTQModel), or AWQ / bitsandbytes / AQLM (src/formats). */
+  method: 'gptq' | 'awq' | 'bitsandbytes' | 'aqlm';
+  /**
+   * GPTQ settings of a GPTQ checkpoint; for AWQ the GPTQ settings it is equivalent to and runs as (4-bit, in-order
+   * groups, asymmetric, gptq_v2 zero points); absent for bitsandbytes and AQLM.
+   */
+  quantizeConfig?: QuantizeConfig;
+  /** One line naming the scheme, e.g. "AWQ 4-bit gemm, group 128, zero_point true" (formats other than GPTQ). */
+  summary?: string;
   configFrom: string;
-  /** Per module: the kernel it runs on. */
-  modules: { name: string; bits: Bits; kernel: 'matmulnbits-4' | 'matmulnbits-8' | 'fp32'; actOrder: boolean; reason?: string }[];
+  /** Per module: the kernel it runs on; bits = stored bits per weight of its codes. */
+  modules: { name: string; bits: number; kernel: QuantizedKernel; actOrder: boolean; reason?: string }[];
   /** Distinct act-order input permutations (one Gather each per graph use). */
   permutations: number;
 }
@@ -397,7 +409,7 @@ export async function loadQuantizedWeights(dir: string, cfg: ModelConfig, arch: 
     const specs = linearSpecs(arch, cfg);
     for (const m of mods) if (!specs.has(m)) fail(`${fileOf(ck)}: quantized module "${m}" is not a linear of the ${cfg.modelType} architecture`);
     const prepared = new Map<string, PreparedLinear>();
-    const info: QuantizedLoadInfo = { quantizeConfig: q.config, configFrom: q.from, modules: [], permutations: 0 };
+    const info: QuantizedLoadInfo = { method: 'gptq', quantizeConfig: q.config, configFrom: q.from, modules: [], permutations: 0 };
     const quantized = new Set(mods);
     for (const m of mods) {
       const p = prepareLinear(await readGptqLinear(ck, q, m, specs.get(m)), { accuracyLevel: o.accuracyLevel });
