@@ -24,7 +24,7 @@ import { collectGarbage } from '../gc.ts';
 import { logLine } from '../platform/os.ts';
 import { chatText, generateText, streamText, type ChatOptions, type ChatResult, type TextGenerationOptions, type TextGenerationResult } from './text.ts';
 
-export type AttentionMode = 'auto' | 'gqa' | 'plain' | 'slots';
+export type AttentionMode = 'auto' | 'buffer' | 'gqa' | 'plain' | 'slots';
 
 export interface LoadOptions {
   device?: Device; threads?: number;
@@ -43,10 +43,13 @@ export interface LoadOptions {
   /** Where load-time notices go (e.g. modules dequantized to fp32); default stderr. */
   onLog?: (msg: string) => void;
   /**
-   * KV-cache attention. 'auto' (default): com.microsoft.GroupQueryAttention appending into a preallocated KV buffer
-   * in place (one session for perplexity, prefill and decode) on the CPU EP when every layer can run on it, else
-   * 'plain'. 'plain': the portable graph that grows the cache with Concat (a full-sequence and a decode session).
-   * Both compute the same function (tests compare them). 'slots': the KV-slot graph of continuous batching
+   * KV-cache attention. 'auto' (default): 'buffer' on the CPU EP when every layer can run on it, else 'plain'.
+   * 'buffer': one graph (perplexity, prefill and decode) that reads the cache in place from position-major buffers the
+   * runtime owns and returns only the new keys/values (src/models/attention-buffer.ts; its cost per step grows with
+   * the context only by the attention arithmetic). 'gqa': com.microsoft.GroupQueryAttention appending into a
+   * preallocated buffer in place (CPU EP only; onnxruntime-node copies every bound buffer back after each run, so a
+   * decode step costs more the larger the cache — kept for comparison). 'plain': the portable graph that grows the
+   * cache with Concat (a full-sequence and a decode session). All compute the same function (tests compare them). 'slots': the KV-slot graph of continuous batching
    * (`SlotCache`, src/runtime/slots.ts; `gptq serve`): rows with their own cache lengths in one step, caches read from
    * buffers the runtime owns and the new keys/values written back by JS (any device; forwardStep, logits and nll work
    * too, computing the same function).
@@ -78,13 +81,14 @@ export interface LoadOptions {
 }
 
 /**
- * KV cache of a running sequence batch, per layer. Plain form: [B, kvH, length, d]. Buffer form (`capacity` set, the
- * GroupQueryAttention path): [B, kvH, capacity, d], the first `length` positions valid. Steps append in place, so the
+ * KV cache of a running sequence batch, per layer. Plain form: [B, kvH, length, d]. Buffer form (`capacity` set):
+ * [B, kvH, capacity, d] (GroupQueryAttention, slots), or with `positionMajor` [capacity, B, kvH, d] (attention
+ * 'buffer'), the first `length` positions valid. Any model takes any form (converted when needed). Steps append in place, so the
  * cache forwardStep returns shares storage with the one passed in: an older cache object still holds its first
  * `length` positions (they are never rewritten; see truncateCache), but two continuations of one cache overwrite each
  * other's new positions — use `cloneCache` to branch.
  */
-export interface KvCache { keys: Float32Array[]; values: Float32Array[]; length: number; batch: number; capacity?: number }
+export interface KvCache { keys: Float32Array[]; values: Float32Array[]; length: number; batch: number; capacity?: number; positionMajor?: boolean }
 
 /**
  * Read every float tensor of a checkpoint as fp32 (small/medium models; the quantizer streams instead), by the model's
@@ -101,11 +105,12 @@ async function readFloatWeights(dir: string, model?: { cfg: ModelConfig; arch: A
   try { return { tensors: await readFloatTensors(ck), where: ck.location }; } finally { await ck.dispose(); }
 }
 
-type GraphKind = 'gqa' | 'plain' | 'slots';
-type Sessions = { kind: 'gqa' | 'slots'; fast: InferenceSession } | { kind: 'plain'; full: InferenceSession; step: InferenceSession };
+type GraphKind = 'buffer' | 'gqa' | 'plain' | 'slots';
+type Sessions = { kind: 'buffer' | 'gqa' | 'slots'; fast: InferenceSession } | { kind: 'plain'; full: InferenceSession; step: InferenceSession };
 
 /** Graphs of each attention mode, in session order (the first one runs full sequences: logits(), nll()). */
 const GRAPHS: Record<GraphKind, ModelGraphOptions[]> = {
+  buffer: [{ kvCache: true, kvMode: 'buffer', logitsToKeepInput: true }],
   gqa: [{ kvCache: true, kvMode: 'gqa', logitsToKeepInput: true }],
   plain: [{ kvCache: false }, { kvCache: true, lastLogitsOnly: true }],
   slots: [{ kvCache: true, kvMode: 'slots', logitsToKeepInput: true }],
@@ -116,6 +121,12 @@ const graphsFor = (kind: GraphKind, device: Device, nll = false): ModelGraphOpti
 /** Graph-cache key of one graph of a checkpoint: its name and a hash of its options. */
 const graphKey = (base: string, name: string, g: ModelGraphOptions) =>
   `${base}-${name}-${createHash('sha256').update(JSON.stringify(g)).digest('hex').slice(0, 8)}`;
+
+/**
+ * Tokens per run of a long prompt on the buffer graph (prefill and full-sequence logits/NLL): the attention scores of a
+ * run take heads × chunk × context floats, and chunks skip most of the masked upper triangle of a causal prompt.
+ */
+const PREFILL_CHUNK = 256;
 
 /** Default first capacity of a KV buffer beyond the positions needed right away (grows by doubling). */
 const CAPACITY_SLACK = 256;
@@ -147,7 +158,10 @@ export class CausalLM {
     this.loadInfo.attention = s.kind;
   }
 
-  /** 'gqa': KV decode appends in place with GroupQueryAttention; 'plain': Concat graphs; 'slots': KV-slot graph. */
+  /**
+   * 'buffer': cache read in place from position-major buffers; 'gqa': KV decode appends in place with
+   * GroupQueryAttention; 'plain': Concat graphs; 'slots': KV-slot graph.
+   */
   get attention(): GraphKind { return this.s.kind; }
 
   /**
@@ -173,7 +187,7 @@ export class CausalLM {
     const arch = archFor(cfg.modelType);
     arch.check?.(cfg);
     const mode = o.attention ?? 'auto';
-    if (!['auto', 'gqa', 'plain', 'slots'].includes(mode)) fail(`attention must be auto, gqa, plain or slots, got ${JSON.stringify(mode)}`);
+    if (!['auto', 'buffer', 'gqa', 'plain', 'slots'].includes(mode)) fail(`attention must be auto, buffer, gqa, plain or slots, got ${JSON.stringify(mode)}`);
     const device = o.device ?? 'cpu';
     if (mode === 'gqa' && device !== 'cpu') fail(`attention "gqa" runs on the CPU execution provider only (device is ${device})`);
     const t0 = performance.now();
@@ -186,7 +200,7 @@ export class CausalLM {
         const path = key && cache.store.lookup(key);
         if (path) { out.push(path); continue; }
         hit = false;
-        if (key && kind === 'gqa' && cache.store.isUnsupported(key)) throw new GqaUnsupportedError('recorded in the graph cache');
+        if (key && kind !== 'plain' && cache.store.isUnsupported(key)) throw new GqaUnsupportedError('recorded in the graph cache');
         let b: GraphBuilder;
         try { b = await build(g); } catch (e) {
           if (key && e instanceof GqaUnsupportedError) await cache.store.markUnsupported(key, e.message);
@@ -203,9 +217,10 @@ export class CausalLM {
         if (e instanceof GqaUnsupportedError) fail(`attention "slots" (continuous batching): ${e.message}`);
         throw e;
       }
-    } else if (mode !== 'plain' && device === 'cpu') {
-      try { graphs = await graphsOf('gqa'); kind = 'gqa'; } catch (e) {
-        if (mode === 'gqa' || !(e instanceof GqaUnsupportedError)) throw e;
+    } else if (mode === 'gqa' || mode === 'buffer' || (mode === 'auto' && device === 'cpu')) {
+      const k = mode === 'gqa' ? 'gqa' : 'buffer';
+      try { graphs = await graphsOf(k); kind = k; } catch (e) {
+        if (mode !== 'auto' || !(e instanceof GqaUnsupportedError)) throw e;
         hit = true; // judged by the plain graphs below
       }
     }
@@ -405,6 +420,7 @@ export class CausalLM {
     const { numLayers, numKvHeads: kvH, headDim: d } = this.cfg;
     const pos = new BigInt64Array(B * S), mask = new BigInt64Array(B * S).fill(1n);
     for (let b = 0; b < B; b++) for (let s = 0; s < S; s++) pos[b * S + s] = BigInt(s);
+    if (this.s.kind === 'buffer') return this.finiteOutputs(await this.bufferFull(nllSession ?? this.s.fast, input_ids.data as BigInt64Array, pos, mask, B, S, fetch, labels.labels));
     const feeds: Record<string, ort.Tensor> = {
       input_ids, position_ids: new ort.Tensor('int64', pos, [B, S]), attention_mask: new ort.Tensor('int64', mask, [B, S]),
       num_logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(BigInt(S)), []), ...labels,
@@ -422,8 +438,9 @@ export class CausalLM {
    */
   emptyCache(batch: number, capacity?: number): KvCache {
     const z = () => Array.from({ length: this.cfg.numLayers }, () => new Float32Array(0));
-    if (this.s.kind !== 'plain' && capacity && capacity > 0) return this.resized({ keys: z(), values: z(), length: 0, batch }, capacity);
-    return { keys: z(), values: z(), length: 0, batch };
+    const empty: KvCache = { keys: z(), values: z(), length: 0, batch };
+    if (this.s.kind !== 'plain' && capacity && capacity > 0) return this.relayout(empty, { capacity, positionMajor: this.s.kind === 'buffer' });
+    return empty;
   }
 
   /**
@@ -433,7 +450,7 @@ export class CausalLM {
   truncateCache(cache: KvCache, length: number): KvCache {
     if (!(Number.isInteger(length) && length >= 0 && length <= cache.length)) fail(`truncateCache: length ${length} outside [0, ${cache.length}]`);
     if (cache.capacity !== undefined) return { ...cache, length };
-    return this.compacted({ ...cache, capacity: cache.length }, length);
+    return this.relayout({ ...cache, capacity: cache.length }, {}, length);
   }
 
   /** A copy of `cache` that later steps on either do not affect. */
@@ -473,7 +490,7 @@ export class CausalLM {
     };
     const { numLayers, numKvHeads: kvH, headDim: d } = this.cfg;
     if (this.s.kind === 'plain') {
-      const c = cache.capacity === undefined ? cache : this.compacted(cache);
+      const c = cache.capacity === undefined ? cache : this.relayout(cache, {});
       for (let i = 0; i < numLayers; i++) {
         const n = kvNames(i);
         feeds[n.pastKey] = f32(c.keys[i]!, [B, kvH, P, d]);
@@ -489,7 +506,21 @@ export class CausalLM {
       return { logits: await this.finite(r.logits!.data as Float32Array, 'logits'), cache: next };
     }
     let c = cache;
-    if (c.capacity === undefined || c.capacity < T) c = this.resized(c, Math.max(T + CAPACITY_SLACK, (c.capacity ?? 0) * 2));
+    const positionMajor = this.s.kind === 'buffer';
+    if (c.capacity === undefined || c.capacity < T || !!c.positionMajor !== positionMajor) {
+      c = this.relayout(c, { capacity: Math.max(T + CAPACITY_SLACK, (c.capacity ?? 0) * 2), positionMajor });
+    }
+    if (this.s.kind === 'buffer') {
+      // long prompts run in chunks (the scores of a run are heads × chunk × context floats)
+      const input = feeds.input_ids!.data as BigInt64Array;
+      let logits: Float32Array = new Float32Array(0);
+      for (let s0 = 0; s0 < S; s0 += PREFILL_CHUNK) {
+        const s1 = Math.min(S, s0 + PREFILL_CHUNK);
+        const r = await this.bufferRun(this.s.fast, c, P + s0, cols(input, B, S, s0, s1), cols(pos, B, S, s0, s1), cols(am, B, T, 0, P + s1), 1, this.nllInMain ? { labels: noLabels(B) } : {}, ['logits']);
+        logits = r.logits!.data as Float32Array;
+      }
+      return { logits: await this.finite(logits, 'logits'), cache: { ...c, length: T } };
+    }
     if (this.s.kind === 'slots') {
       // every row's new positions go to P..T−1 (left padding stays in the buffer, as in the other graphs)
       const cap = c.capacity!, view = (a: Float32Array) => this.bufferTensor(a, [B, kvH, cap, d]);
@@ -547,6 +578,78 @@ export class CausalLM {
   }
 
   /**
+   * runFull on the buffer graph, in chunks of PREFILL_CHUNK positions over a temporary cache: each chunk returns its
+   * logits (and NLL/argmax of its positions whose label is known), assembled into [B,S,V] / [B,S−1] as one run would.
+   */
+  private async bufferFull(session: InferenceSession, ids: BigInt64Array, pos: BigInt64Array, mask: BigInt64Array, B: number, S: number,
+    fetch: string[], labels?: ort.Tensor): Promise<Record<string, ort.Tensor>> {
+    const c = this.emptyCache(B, S), V = this.cfg.vocabSize;
+    const L = labels?.dims[1] ?? 0, lab = labels?.data as BigInt64Array | undefined;
+    const parts: Record<string, ort.Tensor>[] = [];
+    for (let s0 = 0; s0 < S; s0 += PREFILL_CHUNK) {
+      const s1 = Math.min(S, s0 + PREFILL_CHUNK), l1 = Math.max(s0, Math.min(s1, L));
+      const extra: Record<string, ort.Tensor> = lab ? { labels: new ort.Tensor('int64', cols(lab, B, L, s0, l1), [B, l1 - s0]) } : {};
+      parts.push(await this.bufferRun(session, c, s0, cols(ids, B, S, s0, s1), cols(pos, B, S, s0, s1), cols(mask, B, S, 0, s1), s1 - s0, extra, fetch));
+    }
+    if (parts.length === 1) return parts[0]!;
+    const out: Record<string, ort.Tensor> = {};
+    for (const name of fetch) {
+      // per row, the chunks' [n_i, width] blocks one after another
+      const blocks = parts.map((r) => r[name]!), width = name === 'logits' ? V : 1;
+      const n = blocks.reduce((a, t) => a + t.dims[1]!, 0);
+      const join = <A extends Float32Array | BigInt64Array>(data: A): A => {
+        let at = 0;
+        for (const t of blocks) {
+          const m = t.dims[1]!, src = t.data as A;
+          for (let b = 0; b < B; b++) (data as Float32Array).set(src.subarray(b * m * width, (b + 1) * m * width) as Float32Array, (b * n + at) * width);
+          at += m;
+        }
+        return data;
+      };
+      const dims = name === 'logits' ? [B, n, V] : [B, n];
+      out[name] = blocks[0]!.type === 'int64' ? new ort.Tensor('int64', join(new BigInt64Array(B * n)), dims) : new ort.Tensor('float32', join(new Float32Array(B * n * width)), dims);
+    }
+    return out;
+  }
+
+  /**
+   * One run of the buffer graph (attention 'buffer') after the first P positions of the position-major cache `c`
+   * (capacity ≥ P + S): ids and positions [B,S], attention mask [B,P+S], `keep` logits per row; the new keys/values are
+   * written into `c` at P..P+S−1. The past is fed as zero-copy views of the buffers' first P positions, or as one
+   * masked dummy position when P = 0 (the graph's past is never empty). `extra`: `labels` when the graph has them.
+   */
+  private async bufferRun(session: InferenceSession, c: KvCache, P: number, ids: BigInt64Array, pos: BigInt64Array, am: BigInt64Array,
+    keep: number, extra: Record<string, ort.Tensor>, fetch: string[]): Promise<Record<string, ort.Tensor>> {
+    const { numLayers, numKvHeads: kvH, headDim: d } = this.cfg;
+    const B = c.batch, S = ids.length / B, row = B * kvH * d;
+    let mask = am;
+    if (P === 0) {
+      mask = new BigInt64Array(B * (S + 1));
+      for (let b = 0; b < B; b++) mask.set(am.subarray(b * S, (b + 1) * S), b * (S + 1) + 1);
+    }
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: new ort.Tensor('int64', ids, [B, S]), position_ids: new ort.Tensor('int64', pos, [B, S]),
+      attention_mask: new ort.Tensor('int64', mask, [B, mask.length / B]), num_logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(BigInt(keep)), []),
+      ...extra,
+    };
+    const dummy = P === 0 ? f32(new Float32Array(row), [1, B, kvH, d]) : undefined;
+    const names: string[] = [...fetch];
+    for (let i = 0; i < numLayers; i++) {
+      const n = kvNames(i);
+      feeds[n.pastKey] = dummy ?? f32(c.keys[i]!.subarray(0, P * row), [P, B, kvH, d]);
+      feeds[n.pastValue] = dummy ?? f32(c.values[i]!.subarray(0, P * row), [P, B, kvH, d]);
+      names.push(n.presentKey, n.presentValue);
+    }
+    const r = await session.run(feeds, names);
+    for (let i = 0; i < numLayers; i++) {
+      const n = kvNames(i);
+      c.keys[i]!.set(r[n.presentKey]!.data as Float32Array, P * row);
+      c.values[i]!.set(r[n.presentValue]!.data as Float32Array, P * row);
+    }
+    return r;
+  }
+
+  /**
    * One run of the KV-slot graph (attention 'slots'; used by `SlotCache` and `forwardStep`): ids and positions [B,S],
    * attention mask [B,T] (the first T buffer positions are read; each row's S new tokens are its last S mask ones),
    * caches [B,kvH,capacity,d] per layer (read only). Returns
@@ -578,28 +681,31 @@ export class CausalLM {
     return t;
   }
 
-  /** Buffer-form copy of `cache` with room for `capacity` positions (the valid `length` positions copied). */
-  private resized(cache: KvCache, capacity: number): KvCache {
+  /**
+   * A copy of the first `P` (default: all valid) positions of `cache`, any form, in the form `to`: plain
+   * [B,kvH,P,d] (no capacity), head-major buffer [B,kvH,capacity,d], or position-major buffer [capacity,B,kvH,d].
+   */
+  private relayout(cache: KvCache, to: { capacity?: number; positionMajor?: boolean }, P = cache.length): KvCache {
     const { numKvHeads: kvH, headDim: d } = this.cfg;
-    const B = cache.batch, P = cache.length, from = cache.capacity ?? P;
+    const B = cache.batch, rows = B * kvH, from = cache.capacity ?? cache.length, cap = to.capacity ?? P;
     const move = (src: Float32Array) => {
-      const dst = new Float32Array(B * kvH * capacity * d);
-      for (let bh = 0; bh < B * kvH; bh++) dst.set(src.subarray(bh * from * d, bh * from * d + P * d), bh * capacity * d);
+      const dst = new Float32Array(rows * cap * d);
+      if (cache.positionMajor && to.positionMajor) dst.set(src.subarray(0, P * rows * d));
+      else if (!cache.positionMajor && !to.positionMajor) {
+        for (let r = 0; r < rows; r++) dst.set(src.subarray(r * from * d, (r * from + P) * d), r * cap * d);
+      } else {
+        // (row r = b·kvH + h, position p) sits at (p·rows + r)·d position-major, (r·len + p)·d head-major
+        const [sa, sb, da, db] = cache.positionMajor ? [rows, 1, 1, cap] : [1, from, rows, 1];
+        for (let r = 0; r < rows; r++) {
+          for (let p = 0; p < P; p++) dst.set(src.subarray((p * sa + r * sb) * d, (p * sa + r * sb + 1) * d), (p * da + r * db) * d);
+        }
+      }
       return dst;
     };
-    return { keys: cache.keys.map(move), values: cache.values.map(move), length: P, batch: B, capacity };
-  }
-
-  /** Plain-form copy ([B, kvH, P, d]) of the first P (default: all valid) positions of a buffer-form cache. */
-  private compacted(cache: KvCache, P = cache.length): KvCache {
-    const { numKvHeads: kvH, headDim: d } = this.cfg;
-    const B = cache.batch, cap = cache.capacity!;
-    const move = (src: Float32Array) => {
-      const dst = new Float32Array(B * kvH * P * d);
-      for (let bh = 0; bh < B * kvH; bh++) dst.set(src.subarray(bh * cap * d, bh * cap * d + P * d), bh * P * d);
-      return dst;
+    return {
+      keys: cache.keys.map(move), values: cache.values.map(move), length: P, batch: B,
+      ...(to.capacity === undefined ? {} : { capacity: cap }), ...(to.positionMajor ? { positionMajor: true } : {}),
     };
-    return { keys: cache.keys.map(move), values: cache.values.map(move), length: P, batch: B };
   }
 
   private disposed = false;
@@ -619,6 +725,14 @@ export class CausalLM {
   async [Symbol.asyncDispose](): Promise<void> { await this.dispose(); }
   /** @deprecated Use dispose(). */
   release(): Promise<void> { return this.dispose(); }
+}
+
+/** Columns [from, to) of a row-major [B, width] int64 matrix (the matrix itself when that is all of it). */
+function cols(a: BigInt64Array, B: number, width: number, from: number, to: number): BigInt64Array {
+  if (from === 0 && to === width) return a;
+  const out = new BigInt64Array(B * (to - from));
+  for (let b = 0; b < B; b++) out.set(a.subarray(b * width + from, b * width + to), b * (to - from));
+  return out;
 }
 
 /** `labels` [B,0]: no NLL wanted (main graph built with nllOutput). */
