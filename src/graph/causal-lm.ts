@@ -25,7 +25,7 @@ export interface ModelGraphOptions {
    * for the caller to write into its buffers at the same indices (src/models/attention-slots.ts). Throws
    * GqaUnsupportedError when a layer does not compute its attention with attention().
    * 'buffer' (the CPU default, src/models/attention-buffer.ts): past inputs are POSITION-major [P,B,kvH,d] (zero-copy
-   * views of the first P ≥ 1 positions of the runtime's buffers), attention_mask [B,P+S], and the presents are only
+   * views of the first P positions of the runtime's buffers), attention_mask [B,P+S], and the presents are only
    * the S new keys/values [S,B,kvH,d]. Throws GqaUnsupportedError when a layer does not compute its attention with
    * attention().
    */
@@ -128,12 +128,12 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
       const newIndex = g.op('Add', [g.op('Unsqueeze', [g.op('Sub', [end, S]), g.constI64([2, 3])]), g.op('Unsqueeze', [g.op('Range', [g.constI64(0), S, g.constI64(1)]), g.constI64([0, 1, 3])])]); // [B,1,S,1]
       slotState = { total: g.op('Unsqueeze', [T, g.constI64([0])]), newIndex, calls: 0 };
     } else mask = causalMask(g, S, T, am, cfg.slidingWindow);
-    if (buffer) bufferState = { kvHeads: cfg.numKvHeads, headDim: cfg.headDim, calls: 0 };
-    if (gqa) {
+    if (gqa || buffer) {
       const total = g.op('Cast', [T], { to: 6 }); // int32 scalar
       const B = g.op('Shape', [ids], { start: 0, end: 1 });
       const seqlensK = g.op('Expand', [g.op('Sub', [total, g.op('Cast', [g.constI64(1)], { to: 6 })]), B]);
-      gqaState = { seqlensK, totalLength: total, kvHeads: cfg.numKvHeads, headDim: cfg.headDim, calls: 0 };
+      if (gqa) gqaState = { seqlensK, totalLength: total, kvHeads: cfg.numKvHeads, headDim: cfg.headDim, calls: 0 };
+      else bufferState = { seqlensK, total, kvHeads: cfg.numKvHeads, headDim: cfg.headDim, calls: 0 };
     }
   } else {
     positions = g.op('Unsqueeze', [g.op('Range', [g.constI64(0), S, g.constI64(1)]), g.constI64([0])]);

@@ -615,29 +615,23 @@ export class CausalLM {
   /**
    * One run of the buffer graph (attention 'buffer') after the first P positions of the position-major cache `c`
    * (capacity ≥ P + S): ids and positions [B,S], attention mask [B,P+S], `keep` logits per row; the new keys/values are
-   * written into `c` at P..P+S−1. The past is fed as zero-copy views of the buffers' first P positions, or as one
-   * masked dummy position when P = 0 (the graph's past is never empty). `extra`: `labels` when the graph has them.
+   * written into `c` at P..P+S−1. The past is fed as zero-copy views of the buffers' first P positions. `extra`:
+   * `labels` when the graph has them.
    */
   private async bufferRun(session: InferenceSession, c: KvCache, P: number, ids: BigInt64Array, pos: BigInt64Array, am: BigInt64Array,
     keep: number, extra: Record<string, ort.Tensor>, fetch: string[]): Promise<Record<string, ort.Tensor>> {
     const { numLayers, numKvHeads: kvH, headDim: d } = this.cfg;
     const B = c.batch, S = ids.length / B, row = B * kvH * d;
-    let mask = am;
-    if (P === 0) {
-      mask = new BigInt64Array(B * (S + 1));
-      for (let b = 0; b < B; b++) mask.set(am.subarray(b * S, (b + 1) * S), b * (S + 1) + 1);
-    }
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', ids, [B, S]), position_ids: new ort.Tensor('int64', pos, [B, S]),
-      attention_mask: new ort.Tensor('int64', mask, [B, mask.length / B]), num_logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(BigInt(keep)), []),
+      attention_mask: new ort.Tensor('int64', am, [B, P + S]), num_logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(BigInt(keep)), []),
       ...extra,
     };
-    const dummy = P === 0 ? f32(new Float32Array(row), [1, B, kvH, d]) : undefined;
     const names: string[] = [...fetch];
     for (let i = 0; i < numLayers; i++) {
       const n = kvNames(i);
-      feeds[n.pastKey] = dummy ?? f32(c.keys[i]!.subarray(0, P * row), [P, B, kvH, d]);
-      feeds[n.pastValue] = dummy ?? f32(c.values[i]!.subarray(0, P * row), [P, B, kvH, d]);
+      feeds[n.pastKey] = f32(c.keys[i]!.subarray(0, P * row), [P, B, kvH, d]);
+      feeds[n.pastValue] = f32(c.values[i]!.subarray(0, P * row), [P, B, kvH, d]);
       names.push(n.presentKey, n.presentValue);
     }
     const r = await session.run(feeds, names);
