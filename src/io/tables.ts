@@ -9,7 +9,7 @@ import { createInterface } from '../platform/readline.ts';
 import { basename, extname, join, relative } from '../platform/path.ts';
 import { parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
-import { parse as parseCsv } from 'csv-parse/sync';
+import { parse as parseCsv } from 'csv-parse/browser/esm/sync'; // the browser build (own Buffer polyfill) runs in Node and in pages
 import { fail } from '../errors.ts';
 import { isHubId, resolveDatasetFiles, type HubOptions } from './hub.ts';
 

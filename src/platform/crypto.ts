@@ -1,2 +1,2 @@
 /** Platform seam: hashing (node:crypto in Node; ./web/crypto.ts in browsers). */
-export { createHash } from 'node:crypto';
+export { createHash, randomInt } from 'node:crypto';

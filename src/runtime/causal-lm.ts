@@ -105,7 +105,11 @@ async function readFloatWeights(dir: string, model?: { cfg: ModelConfig; arch: A
   try { return { tensors: await readFloatTensors(ck), where: ck.location }; } finally { await ck.dispose(); }
 }
 
-type GraphKind = 'buffer' | 'gqa' | 'plain' | 'slots';
+/**
+ * The graph set a model runs on: the KV cache read in place from position-major buffers, in-place GroupQueryAttention,
+ * plain Concat KV, or KV slots (continuous batching).
+ */
+export type GraphKind = 'buffer' | 'gqa' | 'plain' | 'slots';
 type Sessions = { kind: 'buffer' | 'gqa' | 'slots'; fast: InferenceSession } | { kind: 'plain'; full: InferenceSession; step: InferenceSession };
 
 /** Graphs of each attention mode, in session order (the first one runs full sequences: logits(), nll()). */

@@ -18,7 +18,7 @@
  * requests share the step. Bit-for-bit equality with a batch-1 run additionally needs kernels whose summation order does
  * not depend on the number of rows; test/slots.test.ts pins that for fp32 models.
  */
-import * as ort from 'onnxruntime-node';
+import * as ort from '../platform/ort.ts';
 import { fail } from '../errors.ts';
 import type { CausalLM } from './causal-lm.ts';
 

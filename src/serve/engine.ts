@@ -22,7 +22,7 @@
  * 1e-5 at accuracy level 0 and 4e-2 at level 4 between 1 row and ≥ 2 rows, bit-identical for any ≥ 2) — see
  * test/slots.test.ts and test/serve.test.ts. Sampled requests use their own PRNG (mulberry32 seeded by `seed`).
  */
-import { randomInt } from 'node:crypto';
+import { randomInt } from '../platform/crypto.ts';
 import { fail, GptqError } from '../errors.ts';
 import { mulberry32 } from '../io/random.ts';
 import type { CausalLM } from '../runtime/causal-lm.ts';
@@ -61,13 +61,14 @@ export interface GenerationRequest {
   onText?: (delta: string) => void;
 }
 
-export type FinishReason = 'stop' | 'length';
+/** Why a served request ended (OpenAI's finish_reason): eos or a stop string, or the token limit. */
+export type ServeFinishReason = 'stop' | 'length';
 
 export interface GenerationResult {
   text: string;
   /** generated token ids (without a final eos) */
   tokens: number[];
-  finishReason: FinishReason;
+  finishReason: ServeFinishReason;
   promptTokens: number;
   completionTokens: number;
 }
@@ -77,7 +78,8 @@ export class QueueFullError extends GptqError {}
 /** The request was cancelled before it finished. */
 export class CancelledError extends Error {}
 
-interface Tokenizer { decode(ids: number[], opts?: { skipSpecialTokens?: boolean }): string }
+/** What the engine needs of a tokenizer (TextTokenizer has it). */
+export interface DecodingTokenizer { decode(ids: number[], opts?: { skipSpecialTokens?: boolean }): string }
 
 interface Active {
   req: GenerationRequest;
@@ -120,7 +122,7 @@ export class BatchEngine {
   /** Most rows seen in one decode step. */
   maxDecodeBatch = 0;
 
-  constructor(readonly model: CausalLM, private readonly tok: Tokenizer, private readonly o: EngineOptions) {
+  constructor(readonly model: CausalLM, private readonly tok: DecodingTokenizer, private readonly o: EngineOptions) {
     this.maxBatch = o.maxBatch ?? 8;
     this.maxQueue = o.maxQueue ?? 64;
     this.capacity = o.capacity;
@@ -283,7 +285,7 @@ export class BatchEngine {
       else m.itl.observe((now - a.lastToken) / 1000);
     }
     a.lastToken = now;
-    let reason: FinishReason | undefined;
+    let reason: ServeFinishReason | undefined;
     if (a.eos.has(t)) reason = 'stop';
     else {
       a.out.push(t);

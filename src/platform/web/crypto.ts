@@ -22,3 +22,10 @@ export function createHash(algorithm: string): Hash {
   };
   return self;
 }
+
+/** A uniform integer in [0, max) (max ≤ 2^32) from the browser's crypto.getRandomValues, as node:crypto randomInt(max). */
+export function randomInt(max: number): number {
+  if (!(Number.isInteger(max) && max > 0 && max <= 2 ** 32)) fail(`randomInt: max must be an integer in [1, 2^32], got ${max}`);
+  const lim = 2 ** 32 - (2 ** 32 % max), u = new Uint32Array(1);
+  for (;;) { globalThis.crypto.getRandomValues(u); if (u[0]! < lim) return u[0]! % max; }
+}
