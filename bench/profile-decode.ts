@@ -64,7 +64,7 @@ const lm = await CausalLM.load(model, {
 });
 const rand = mulberry32(7), V = lm.cfg.vocabSize;
 const tok = () => 3 + Math.floor(rand() * (Math.min(V, 32000) - 3));
-interface Row { ctx: number; prefillMs: number; stepMs: number; runMs: number; outsideMs: number; cpuMs: number; rssMB: number; runs: [number, number] }
+interface Row { ctx: number; prefillMs: number; prefillCpuMs: number; prefillRuns: [number, number]; stepMs: number; runMs: number; outsideMs: number; cpuMs: number; rssMB: number; runs: [number, number] }
 const rows: Row[] = [];
 let runCount = 0;
 const countRuns = () => runCount;
@@ -76,9 +76,10 @@ for (const s of sessions) { const r = s.run.bind(s); (s as { run: unknown }).run
 for (const ctx of contexts) {
   let cache = lm.emptyCache(1, ctx + steps + 1);
   const prompt = Array.from({ length: ctx }, tok);
+  const pr0 = countRuns(), pc0 = cpuMs();
   let t = performance.now();
   cache = (await lm.forwardStep([prompt], cache)).cache;
-  const prefillMs = performance.now() - t;
+  const prefillMs = performance.now() - t, prefillCpuMs = cpuMs() - pc0;
   const wall: number[] = [], run: number[] = [], cpu: number[] = [];
   const first = countRuns();
   for (let i = 0; i < steps; i++) {
@@ -88,14 +89,14 @@ for (const ctx of contexts) {
     wall.push(performance.now() - t); run.push(inRun - r0); cpu.push(cpuMs() - c0);
   }
   const stepMs = median(wall), runMs = median(run);
-  rows.push({ ctx, prefillMs, stepMs, runMs, outsideMs: median(wall.map((w, i) => w - run[i]!)), cpuMs: median(cpu), rssMB: process.memoryUsage().rss / 2 ** 20, runs: [first, countRuns()] });
+  rows.push({ ctx, prefillMs, prefillCpuMs, prefillRuns: [pr0, first], stepMs, runMs, outsideMs: median(wall.map((w, i) => w - run[i]!)), cpuMs: median(cpu), rssMB: process.memoryUsage().rss / 2 ** 20, runs: [first, countRuns()] });
   console.error(`ctx ${ctx}: prefill ${prefillMs.toFixed(0)} ms, step ${stepMs.toFixed(2)} ms (run ${runMs.toFixed(2)}, outside ${rows.at(-1)!.outsideMs.toFixed(2)}), cpu ${rows.at(-1)!.cpuMs.toFixed(1)} ms, load ${loadavg()[0]!.toFixed(1)}`);
 }
 
 console.log(`\n${model}\nattention ${lm.attention}, accuracy level ${a['accuracy-level']}, lm_head ${a['lm-head-bits'] ? 'q' + a['lm-head-bits'] : 'ckpt'}; medians over ${steps} decode steps; 1-min load ${loadavg()[0]!.toFixed(1)}`);
-console.log('ctx    prefill tok/s  step ms  in run() ms  outside ms  CPU ms/step  decode tok/s  RSS MB');
+console.log('ctx    prefill tok/s  prefill CPU ms/tok  step ms  in run() ms  outside ms  CPU ms/step  decode tok/s  RSS MB');
 for (const r of rows) {
-  console.log(`${String(r.ctx).padEnd(6)} ${(r.ctx / r.prefillMs * 1000).toFixed(1).padStart(13)}  ${r.stepMs.toFixed(2).padStart(7)}  ${r.runMs.toFixed(2).padStart(11)}  ${r.outsideMs.toFixed(2).padStart(10)}  ${r.cpuMs.toFixed(1).padStart(11)}  ${(1000 / r.stepMs).toFixed(1).padStart(12)}  ${r.rssMB.toFixed(0).padStart(6)}`);
+  console.log(`${String(r.ctx).padEnd(6)} ${(r.ctx / r.prefillMs * 1000).toFixed(1).padStart(13)}  ${(r.prefillCpuMs / r.ctx).toFixed(2).padStart(18)}  ${r.stepMs.toFixed(2).padStart(7)}  ${r.runMs.toFixed(2).padStart(11)}  ${r.outsideMs.toFixed(2).padStart(10)}  ${r.cpuMs.toFixed(1).padStart(11)}  ${(1000 / r.stepMs).toFixed(1).padStart(12)}  ${r.rssMB.toFixed(0).padStart(6)}`);
 }
 
 if (profDir) {
@@ -109,22 +110,28 @@ if (profDir) {
   const events = traces.sort((x, y) => y.filter(isRun).length - x.filter(isRun).length)[0]!;
   const runsEv = events.filter(isRun).sort((x, y) => x.ts - y.ts);
   const nodes = events.filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time'));
-  for (const r of rows) {
-    // the decode runs of this context: runs [first, last) in order (warm-up and prefill runs come before them)
-    const own = runsEv.slice(r.runs[0], r.runs[1]).filter((e, i, all) => i > 0 || all.length === 1); // also skip the first step's run
+  const summary = (what: string, runs: typeof runsEv, perTokens: number) => {
     const per = new Map<string, number>();
     let kernel = 0;
     for (const e of nodes) {
-      if (!own.some((x) => e.ts >= x.ts && e.ts <= x.ts + x.dur)) continue;
+      if (!runs.some((x) => e.ts >= x.ts && e.ts <= x.ts + x.dur)) continue;
       const op = e.args?.op_name ?? '?';
       per.set(op, (per.get(op) ?? 0) + e.dur);
       kernel += e.dur;
     }
-    const n = own.length, runUs = own.reduce((s, e) => s + e.dur, 0) / n;
-    console.log(`\nORT profile, ctx ${r.ctx} (${n} decode runs): model_run ${(runUs / 1000).toFixed(2)} ms, kernels ${(kernel / n / 1000).toFixed(2)} ms, rest of run ${((runUs - kernel / n) / 1000).toFixed(2)} ms (output copies, scheduling)`);
+    const runUs = runs.reduce((s, e) => s + e.dur, 0) / perTokens;
+    console.log(`\nORT profile, ${what}: model_run ${(runUs / 1000).toFixed(2)} ms, kernels ${(kernel / perTokens / 1000).toFixed(2)} ms, rest of run ${((runUs - kernel / perTokens) / 1000).toFixed(2)} ms (scheduling, allocation)`);
     for (const [op, us] of [...per].sort((x, y) => y[1] - x[1]).slice(0, Number(a.top))) {
-      console.log(`  ${op.padEnd(28)} ${(us / n / 1000).toFixed(3).padStart(8)} ms  ${(100 * us / kernel).toFixed(1).padStart(5)}%`);
+      console.log(`  ${op.padEnd(28)} ${(us / perTokens / 1000).toFixed(3).padStart(8)} ms  ${(100 * us / kernel).toFixed(1).padStart(5)}%`);
     }
+  };
+  for (const r of rows) {
+    // the decode runs of this context: runs [first, last) in order (warm-up and prefill runs come before them); the
+    // first step is left out
+    const own = runsEv.slice(r.runs[0] + 1, r.runs[1]);
+    summary(`ctx ${r.ctx}, per decode step (${own.length} steps)`, own, own.length);
+    const pre = runsEv.slice(r.prefillRuns[0], r.prefillRuns[1]);
+    summary(`ctx ${r.ctx}, prefill per prompt token (${pre.length} run(s))`, pre, r.ctx);
   }
   rmSync(profDir, { recursive: true, force: true });
 } else await lm.dispose();

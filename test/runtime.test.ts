@@ -11,7 +11,7 @@ import { existsSync, readdirSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { CausalLM, loadFloatWeights, type KvCache, type LoadOptions } from '../src/runtime/causal-lm.ts';
 import { generate } from '../src/runtime/generate.ts';
-import { dequantizeHead, quantizeHead } from '../src/runtime/lm-head.ts';
+import { checkLmHeadBits, dequantizeHead, quantizeHead } from '../src/runtime/lm-head.ts';
 import { InitializerWeights } from '../src/graph/weights.ts';
 import { loadModelConfig } from '../src/io/config.ts';
 import { makeLlamaCheckpoint, type LlamaOpts } from './synth.ts';
@@ -261,6 +261,31 @@ test('graph cache: second load is a hit and reads no weights; a rewritten checkp
   assert.equal(f.attention, 'buffer');
   assert.equal(f.loadInfo.graphCache, 'hit');
   await e.dispose(); await f.dispose();
+});
+
+test('lm head default: 8-bit for GPTQ checkpoints at accuracy level 4 (logged, = an explicit lmHeadBits 8), 0 keeps the exact head; level 0 and fp checkpoints keep theirs', async () => {
+  const dir = join(work.path, 'stories-q4-head');
+  execFileSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'quantize', STORIES, '--out', dir, '--bits', '4',
+    '--group-size', '32', '--method', 'rtn', '--nsamples', '2', '--seqlen', '32'], { stdio: 'pipe' });
+  const logs: string[] = [];
+  const def = await CausalLM.load(dir, { graphCache: false, onLog: (s) => logs.push(s), accuracyLevel: 4 });
+  assert.deepEqual(def.lmHead, { bits: 8, accuracyLevel: 4 });
+  assert.ok(logs.some((s) => s.includes('lm-head') && s.includes('default for GPTQ checkpoints')), logs.join('\n'));
+  const asked = await CausalLM.load(dir, { ...NOCACHE, accuracyLevel: 4, lmHeadBits: 8 });
+  const exact = await CausalLM.load(dir, { ...NOCACHE, accuracyLevel: 4, lmHeadBits: 0 });
+  assert.equal(exact.lmHead, undefined);
+  const level0 = await CausalLM.load(dir, NOCACHE);
+  assert.equal(level0.lmHead, undefined);
+  await level0.dispose();
+  const ids = [[1, 403, 407, 261, 378, 300, 346, 261]];
+  const [a, b, c] = [await def.logits(ids), await asked.logits(ids), await exact.logits(ids)];
+  assert.equal(maxAbsDiff(a, b), 0);
+  const d = maxAbsDiff(a, c);
+  assert.ok(d > 0 && d < 0.5, `8-bit head vs the checkpoint's: ${d}`);
+  const fp = await CausalLM.load(STORIES, NOCACHE);
+  assert.equal(fp.lmHead, undefined);
+  assert.throws(() => checkLmHeadBits(16), /lmHeadBits must be 8, 4 or 0/);
+  for (const m of [def, asked, exact, fp]) await m.dispose();
 });
 
 test('graph cache keeps the GPTQ load info and replays load notices on a hit', async () => {
