@@ -2,7 +2,8 @@
  * Parity with real 🤗 Transformers (float32, eager attention) on the reference fixtures in test/fixtures/archs/, for
  * every fixture whose model_type gptqjs runs today (supportedModelTypes()); the others are listed and left out.
  *
- * Per fixture and attention mode ('gqa' = GroupQueryAttention graph, 'plain' = Concat graphs):
+ * Per fixture and attention mode ('buffer' = the default graph reading the cache in place, 'gqa' = GroupQueryAttention
+ * graph, 'plain' = Concat graphs):
  *  - full forward: CausalLM.logits on each row's unpadded tokens vs Transformers' logits at that row's unpadded positions
  *    of the padded batch (for rows where Transformers itself gives the same logits alone and in the batch — not so for
  *    dynamic NTK RoPE, whose frequencies follow the longest row);
@@ -88,15 +89,15 @@ test('reference fixtures: which are checked', () => {
 });
 
 for (const f of checked) {
-  for (const attention of ['gqa', 'plain'] as const) {
+  for (const attention of ['buffer', 'gqa', 'plain'] as const) {
     const gap = KNOWN_GAPS[f.name];
     test(`${f.name} (${f.modelType}, ${attention}): logits and KV steps match Transformers`, gap ? { todo: gap } : {}, async () => {
       let m: CausalLM;
       try {
         m = await CausalLM.load(f.dir, { attention, graphCache: false, onLog: () => {} });
       } catch (e) {
-        if (attention === 'gqa' && e instanceof GqaUnsupportedError) {
-          rep.report(`${f.name} gqa`, { 'not applicable': e.message });
+        if (attention !== 'plain' && e instanceof GqaUnsupportedError) {
+          rep.report(`${f.name} ${attention}`, { 'not applicable': e.message });
           return;
         }
         if (e instanceof GptqError && /not supported/.test(e.message)) {

@@ -58,13 +58,13 @@ test('stories260K: greedy from <s> reproduces the llama2.c story', async () => {
   await m.dispose();
 });
 
-test('stories260K: in-graph NLL (labels → nll) = float64 log-softmax of model.logits() (≤1e-5 rel); gqa/plain × main graph/separate session; perplexity() uses it', async (t) => {
+test('stories260K: in-graph NLL (labels → nll) = float64 log-softmax of model.logits() (≤1e-5 rel); buffer/gqa/plain × main graph/separate session; perplexity() uses it', async (t) => {
   const tok = await TextTokenizer.fromDir(STORIES);
   const text = readFileSync(join(ROOT, 'assets', 'c4_demo.jsonl'), 'utf8').split('\n').filter(Boolean).slice(0, 4).map((l) => JSON.parse(l).text as string).join('\n');
   const tokens = tok.encode(text), S = 128;
   assert.ok(tokens.length >= 3 * S, `${tokens.length} tokens`);
   const rows = [0, 1, 2].map((b) => tokens.slice(b * S, (b + 1) * S));
-  for (const attention of ['gqa', 'plain'] as const) for (const nll of [true, false]) {
+  for (const attention of ['buffer', 'gqa', 'plain'] as const) for (const nll of [true, false]) {
     const what = `${attention}, ${nll ? 'nll in the main graph' : 'separate nll session'}`;
     const m = await CausalLM.load(STORIES, { attention, nll });
     assert.equal(m.attention, attention);

@@ -1,5 +1,6 @@
 /**
- * Runtime fast paths: GroupQueryAttention in-place KV decode vs the plain Concat graphs (GQA, sliding window,
+ * Runtime fast paths: the buffer graph (cache read in place, position-major) and GroupQueryAttention in-place KV
+ * decode vs the plain Concat graphs (GQA, sliding window,
  * left-padded batches, ALiBi, cache growth, multi-token steps), the opt-in quantized lm_head, the compiled-graph
  * cache, `gptq bench` and `gptq chat` (piped stdin).
  */
@@ -10,7 +11,7 @@ import { existsSync, readdirSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { CausalLM, loadFloatWeights, type KvCache, type LoadOptions } from '../src/runtime/causal-lm.ts';
 import { generate } from '../src/runtime/generate.ts';
-import { dequantizeHead, quantizeHead } from '../src/runtime/lm-head.ts';
+import { checkLmHeadBits, dequantizeHead, quantizeHead } from '../src/runtime/lm-head.ts';
 import { InitializerWeights } from '../src/graph/weights.ts';
 import { loadModelConfig } from '../src/io/config.ts';
 import { makeLlamaCheckpoint, type LlamaOpts } from './synth.ts';
@@ -33,10 +34,10 @@ async function llama(o: LlamaOpts): Promise<string> {
  * Drive both models through the same steps (batched prefill with left padding, then decode) and return the largest
  * logit difference over every step; also checks full-sequence logits.
  */
-async function comparePaths(dir: string, prompts: number[][], steps: number, o: LoadOptions = {}): Promise<{ step: number; full: number; fast: CausalLM }> {
-  const fast = await CausalLM.load(dir, { ...NOCACHE, ...o, attention: 'gqa' });
-  const plain = await CausalLM.load(dir, { ...NOCACHE, ...o, attention: 'plain' });
-  assert.equal(fast.attention, 'gqa');
+async function comparePaths(dir: string, prompts: number[][], steps: number, mode: 'buffer' | 'gqa'): Promise<{ step: number; full: number; fast: CausalLM }> {
+  const fast = await CausalLM.load(dir, { ...NOCACHE, attention: mode });
+  const plain = await CausalLM.load(dir, { ...NOCACHE, attention: 'plain' });
+  assert.equal(fast.attention, mode);
   assert.equal(plain.attention, 'plain');
   const V = fast.cfg.vocabSize, B = prompts.length, L = Math.max(...prompts.map((p) => p.length));
   const ids = prompts.map((p) => [...new Array(L - p.length).fill(0), ...p]);
@@ -63,34 +64,34 @@ const PROMPTS = [
   Array.from({ length: 8 }, (_, i) => (i * 3 + 2) % 64),
 ];
 
-test('GQA path = plain path: llama with grouped kv heads, left-padded batch of 3, 12 decode steps', async () => {
+for (const mode of ['buffer', 'gqa'] as const) test(`${mode} path = plain path: llama with grouped kv heads, left-padded batch of 3, 12 decode steps`, async () => {
   const dir = await llama({ seed: 11, hidden: 64, intermediate: 96, layers: 2, heads: 4, kvHeads: 2, vocab: 64 });
-  const { step, full, fast } = await comparePaths(dir, PROMPTS, 12);
+  const { step, full, fast } = await comparePaths(dir, PROMPTS, 12, mode);
   assert.ok(step <= 1e-4, `step ${step}`);
   assert.ok(full <= 1e-4, `full ${full}`);
   await fast.dispose();
 });
 
-test('GQA path = plain path: mistral with sliding window 5 (prompt and decode longer than the window)', async () => {
+for (const mode of ['buffer', 'gqa'] as const) test(`${mode} path = plain path: mistral with sliding window 5 (prompt and decode longer than the window)`, async () => {
   const dir = await llama({ modelType: 'mistral', seed: 12, hidden: 64, intermediate: 96, layers: 2, heads: 4, kvHeads: 1, vocab: 64, slidingWindow: 5 });
-  const { step, full, fast } = await comparePaths(dir, PROMPTS, 10);
+  const { step, full, fast } = await comparePaths(dir, PROMPTS, 10, mode);
   assert.ok(step <= 1e-4, `step ${step}`);
   assert.ok(full <= 1e-4, `full ${full}`);
   await fast.dispose();
 });
 
-test('GQA path = plain path: bloom (ALiBi bias as attention_bias), left-padded batch', async () => {
+for (const mode of ['buffer', 'gqa'] as const) test(`${mode} path = plain path: bloom (ALiBi bias as attention_bias), left-padded batch`, async () => {
   const dir = join(work.path, 'bloom');
   await makeBloomCheckpoint(dir, { hidden: 64, layers: 2, heads: 4, vocab: 64, seed: 5 });
-  const { step, full, fast } = await comparePaths(dir, PROMPTS, 6);
+  const { step, full, fast } = await comparePaths(dir, PROMPTS, 6, mode);
   assert.ok(step <= 1e-4, `step ${step}`);
   assert.ok(full <= 1e-4, `full ${full}`);
   await fast.dispose();
 });
 
-test('GQA cache: growth past a small capacity, multi-token steps (batch 1 and, token by token, batch 2), clone', async () => {
+for (const mode of ['buffer', 'gqa'] as const) test(`${mode} cache: growth past a small capacity, multi-token steps (batch 1 and 2), clone, other forms`, async () => {
   const dir = await llama({ seed: 13, hidden: 64, intermediate: 96, layers: 2, heads: 4, kvHeads: 2, vocab: 64 });
-  const fast = await CausalLM.load(dir, { ...NOCACHE, attention: 'gqa' });
+  const fast = await CausalLM.load(dir, { ...NOCACHE, attention: mode });
   const plain = await CausalLM.load(dir, { ...NOCACHE, attention: 'plain' });
   const ids = Array.from({ length: 20 }, (_, i) => (i * 11 + 4) % 64);
   const want = await plain.logits([ids]);
@@ -110,7 +111,7 @@ test('GQA cache: growth past a small capacity, multi-token steps (batch 1 and, t
   const x = await fast.forwardStep([[7]], c);
   const y = await fast.forwardStep([[7]], r.cache);
   assert.ok(maxAbsDiff(x.logits, y.logits) <= 1e-6);
-  // batch 2, 4 new tokens after a cache of 6: fed token by token internally, same as the plain path
+  // batch 2, 4 new tokens after a cache of 6 (gqa: fed token by token internally), same as the plain path
   const two = [ids.slice(0, 10), ids.slice(5, 15)];
   let a = await fast.forwardStep(two.map((p) => p.slice(0, 6)), fast.emptyCache(2));
   let b = await plain.forwardStep(two.map((p) => p.slice(0, 6)), plain.emptyCache(2));
@@ -122,13 +123,18 @@ test('GQA cache: growth past a small capacity, multi-token steps (batch 1 and, t
   const m1 = await plain.forwardStep([[3], [4]], a.cache);
   const m2 = await fast.forwardStep([[3], [4]], b.cache);
   assert.ok(maxAbsDiff(m1.logits, m2.logits) <= 1e-4);
-  await fast.dispose(); await plain.dispose();
+  // and the other buffer form (position-major ↔ head-major)
+  const other = await CausalLM.load(dir, { ...NOCACHE, attention: mode === 'gqa' ? 'buffer' : 'gqa' });
+  const m3 = await other.forwardStep([[3], [4]], a.cache);
+  assert.equal(!!m3.cache.positionMajor, mode === 'gqa');
+  assert.ok(maxAbsDiff(m1.logits, m3.logits) <= 1e-4);
+  await fast.dispose(); await plain.dispose(); await other.dispose();
 });
 
-test('GQA path on stories260K: greedy generation (batched, left-padded) identical to the plain path', async () => {
+test('default (buffer) path on stories260K: greedy generation (batched, left-padded) identical to the plain path', async () => {
   const fast = await CausalLM.load(STORIES, { ...NOCACHE, attention: 'auto' });
   const plain = await CausalLM.load(STORIES, { ...NOCACHE, attention: 'plain' });
-  assert.equal(fast.attention, 'gqa');
+  assert.equal(fast.attention, 'buffer');
   const prompts = [[1, 403, 407, 261, 378], [1, 84], [1, 346, 261, 300]];
   const a = await generate(fast, prompts, { maxNewTokens: 24 });
   const b = await generate(plain, prompts, { maxNewTokens: 24 });
@@ -136,8 +142,27 @@ test('GQA path on stories260K: greedy generation (batched, left-padded) identica
   await fast.dispose(); await plain.dispose();
 });
 
+test('buffer path, prompts longer than one run (chunks of 256): logits, NLL/argmax and prefill+decode = plain path', async () => {
+  const fast = await CausalLM.load(STORIES, { ...NOCACHE, attention: 'buffer', nll: true });
+  const plain = await CausalLM.load(STORIES, { ...NOCACHE, attention: 'plain', nll: true });
+  const row = (n: number, k: number) => Array.from({ length: n }, (_, i) => 1 + ((i * k + 7) % 500));
+  const ids = [row(300, 13), row(300, 29)];
+  assert.ok(maxAbsDiff(await fast.logits(ids), await plain.logits(ids)) <= 1e-4);
+  const a = await fast.nllArgmax(ids), b = await plain.nllArgmax(ids);
+  assert.equal(a.nll.length, 2 * 299);
+  assert.ok(maxAbsDiff(a.nll, b.nll) <= 1e-4);
+  assert.deepEqual(a.argmax, b.argmax);
+  // left-padded batch: 520 and 300 tokens → three runs of 256/256/8
+  const prompts = [row(520, 11), row(300, 3)];
+  const x = await generate(fast, prompts, { maxNewTokens: 6, eosTokenIds: [] });
+  const y = await generate(plain, prompts, { maxNewTokens: 6, eosTokenIds: [] });
+  assert.deepEqual(x.tokens, y.tokens);
+  assert.equal(x.cache.length, 520 + 5);
+  await fast.dispose(); await plain.dispose();
+});
+
 test('generate continues after a cached prefix (chat turns): same tokens as generating from the whole text', async () => {
-  for (const attention of ['gqa', 'plain'] as const) {
+  for (const attention of ['buffer', 'gqa', 'plain'] as const) {
     const m = await CausalLM.load(STORIES, { ...NOCACHE, attention });
     const prefix = [1, 403, 407, 261, 378, 300], more = [346, 261];
     const whole = await generate(m, [[...prefix, ...more]], { maxNewTokens: 10 });
@@ -151,11 +176,16 @@ test('generate continues after a cached prefix (chat turns): same tokens as gene
   }
 });
 
-test('attention auto falls back to the plain graphs when head_dim is not a multiple of 8', async () => {
+test('head_dim not a multiple of 8: auto runs the buffer graph (= plain); gqa refuses', async () => {
   const dir = await llama({ seed: 14, hidden: 24, intermediate: 32, layers: 1, heads: 4, kvHeads: 2, vocab: 32 }); // head_dim 6
   const m = await CausalLM.load(dir, NOCACHE);
-  assert.equal(m.attention, 'plain');
-  await m.dispose();
+  assert.equal(m.attention, 'buffer');
+  const plain = await CausalLM.load(dir, { ...NOCACHE, attention: 'plain' });
+  const ids = [[1, 5, 9, 13, 17, 21]];
+  assert.ok(maxAbsDiff(await m.logits(ids), await plain.logits(ids)) <= 1e-5);
+  const r = await generate(m, ids, { maxNewTokens: 6, eosTokenIds: [] }), q = await generate(plain, ids, { maxNewTokens: 6, eosTokenIds: [] });
+  assert.deepEqual(r.tokens, q.tokens);
+  await m.dispose(); await plain.dispose();
   await assert.rejects(CausalLM.load(dir, { ...NOCACHE, attention: 'gqa' }), /head_dim 6 is not a multiple of 8/);
 });
 
@@ -207,7 +237,7 @@ test('graph cache: second load is a hit and reads no weights; a rewritten checkp
   assert.equal(a.loadInfo.graphCache, 'miss');
   const b = await CausalLM.load(dir, o);
   assert.equal(b.loadInfo.graphCache, 'hit');
-  assert.equal(b.attention, 'gqa');
+  assert.equal(b.attention, 'buffer');
   assert.equal(maxAbsDiff(await a.logits(ids), await b.logits(ids)), 0);
   // other options → other entries
   const c = await CausalLM.load(dir, { ...o, lmHeadBits: 8 });
@@ -219,15 +249,43 @@ test('graph cache: second load is a hit and reads no weights; a rewritten checkp
   const d = await CausalLM.load(dir, o);
   assert.equal(d.loadInfo.graphCache, 'miss');
   for (const m of [a, b, c, d]) await m.dispose();
-  // a model that cannot use GroupQueryAttention: the fallback is remembered, the second load is a hit
+  // a model that cannot use GroupQueryAttention (head_dim 6): the refusal is remembered, the second load fails without
+  // building; the default (buffer) graph runs it, a hit the second time
   const odd = await llama({ seed: 17, hidden: 24, intermediate: 32, layers: 1, heads: 4, kvHeads: 2, vocab: 32 });
+  await assert.rejects(CausalLM.load(odd, { ...o, attention: 'gqa' }), /head_dim 6 is not a multiple of 8/);
+  assert.ok(readdirSync(cacheDir).some((x) => x.endsWith('.unsupported')));
+  await assert.rejects(CausalLM.load(odd, { ...o, attention: 'gqa' }), /recorded in the graph cache/);
   const e = await CausalLM.load(odd, o);
   const f = await CausalLM.load(odd, o);
-  assert.equal(e.attention, 'plain');
-  assert.equal(f.attention, 'plain');
+  assert.equal(e.attention, 'buffer');
+  assert.equal(f.attention, 'buffer');
   assert.equal(f.loadInfo.graphCache, 'hit');
   await e.dispose(); await f.dispose();
-  assert.ok(readdirSync(cacheDir).some((x) => x.endsWith('.unsupported')));
+});
+
+test('lm head default: 8-bit for GPTQ checkpoints at accuracy level 4 (logged, = an explicit lmHeadBits 8), 0 keeps the exact head; level 0 and fp checkpoints keep theirs', async () => {
+  const dir = join(work.path, 'stories-q4-head');
+  execFileSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'quantize', STORIES, '--out', dir, '--bits', '4',
+    '--group-size', '32', '--method', 'rtn', '--nsamples', '2', '--seqlen', '32'], { stdio: 'pipe' });
+  const logs: string[] = [];
+  const def = await CausalLM.load(dir, { graphCache: false, onLog: (s) => logs.push(s), accuracyLevel: 4 });
+  assert.deepEqual(def.lmHead, { bits: 8, accuracyLevel: 4 });
+  assert.ok(logs.some((s) => s.includes('lm-head') && s.includes('default for GPTQ checkpoints')), logs.join('\n'));
+  const asked = await CausalLM.load(dir, { ...NOCACHE, accuracyLevel: 4, lmHeadBits: 8 });
+  const exact = await CausalLM.load(dir, { ...NOCACHE, accuracyLevel: 4, lmHeadBits: 0 });
+  assert.equal(exact.lmHead, undefined);
+  const level0 = await CausalLM.load(dir, NOCACHE);
+  assert.equal(level0.lmHead, undefined);
+  await level0.dispose();
+  const ids = [[1, 403, 407, 261, 378, 300, 346, 261]];
+  const [a, b, c] = [await def.logits(ids), await asked.logits(ids), await exact.logits(ids)];
+  assert.equal(maxAbsDiff(a, b), 0);
+  const d = maxAbsDiff(a, c);
+  assert.ok(d > 0 && d < 0.5, `8-bit head vs the checkpoint's: ${d}`);
+  const fp = await CausalLM.load(STORIES, NOCACHE);
+  assert.equal(fp.lmHead, undefined);
+  assert.throws(() => checkLmHeadBits(16), /lmHeadBits must be 8, 4 or 0/);
+  for (const m of [def, asked, exact, fp]) await m.dispose();
 });
 
 test('graph cache keeps the GPTQ load info and replays load notices on a hit', async () => {
@@ -264,7 +322,7 @@ test('nll(): in the main graph with LoadOptions.nll (decode unchanged), else a s
   // LoadOptions.nll: the same graph is the main one (a cache hit now); logits and KV decode are unchanged
   const c = await CausalLM.load(dir, { ...o, nll: true });
   assert.equal(c.loadInfo.graphCache, 'hit');
-  assert.equal(c.attention, 'gqa');
+  assert.equal(c.attention, 'buffer');
   assert.deepEqual(await c.nll(ids), na);
   assert.equal(maxAbsDiff(await c.logits(ids), await a.logits(ids)), 0);
   let ra = await a.forwardStep([ids[0]!.slice(0, 5)], a.emptyCache(1)), rc = await c.forwardStep([ids[0]!.slice(0, 5)], c.emptyCache(1));
@@ -291,7 +349,7 @@ test('gptq bench: table and --json on stories260K', () => {
   assert.equal(r.status, 0, r.stderr);
   const j = JSON.parse(r.stdout);
   for (const k of ['loadSeconds', 'prefillTokensPerSecond', 'decodeTokensPerSecond', 'msPerToken', 'peakRssMB']) assert.ok(j[k] > 0, k);
-  assert.equal(j.attention, 'gqa');
+  assert.equal(j.attention, 'buffer');
   const t = cli(['bench', STORIES, '--prompt-len', '8', '--gen-len', '4', '--batch', '2', '--attention', 'plain']);
   assert.equal(t.status, 0, t.stderr);
   assert.match(t.stdout, /prefill tok\/s +decode tok\/s +ms\/token +peak RSS MB/);

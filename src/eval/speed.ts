@@ -64,7 +64,7 @@ export async function benchModel(dir: string, o: BenchOptions = {}): Promise<Ben
   for (const f of await fs.readdir(dir)) if (f.endsWith('.safetensors')) fileBytes += (await fs.stat(join(dir, f))).size;
   const res: BenchResult = {
     model: dir, attention: m.attention, graphCache: m.loadInfo.graphCache,
-    accuracyLevel: m.quantization || m.lmHead?.bits === 4 ? (o.accuracyLevel ?? 0) : null, lmHeadBits: o.lmHeadBits ?? null,
+    accuracyLevel: m.quantization || m.lmHead?.bits === 4 ? (o.accuracyLevel ?? 0) : null, lmHeadBits: m.lmHead?.bits ?? null,
     promptLen, genLen, batch: B, loadSeconds,
     prefillTokensPerSecond: (B * promptLen) / (r.prefillMs / 1000),
     decodeTokensPerSecond: (B * 1000) / med,

@@ -35,9 +35,10 @@ export class GraphBuilder {
   private counter = 0;
   private constCache = new Map<string, string>();
 
-  constructor(readonly name = 'graph') {}
+  /** `parent`: the graph a branch subgraph (ifElse) belongs to: names and constants come from the outermost graph. */
+  constructor(readonly name = 'graph', private readonly parent?: GraphBuilder) {}
 
-  fresh(hint = 't'): string { return `${hint}_${this.counter++}`; }
+  fresh(hint = 't'): string { return this.parent ? this.parent.fresh(hint) : `${hint}_${this.counter++}`; }
 
   input(name: string, type: ElemType, shape?: readonly Dim[]): string {
     this.inputs.push({ name, type, shape });
@@ -54,6 +55,7 @@ export class GraphBuilder {
 
   /** Initializer from a typed array (kept by reference until encode). */
   init(name: string, type: ElemType, dims: readonly number[], data: ArrayBufferView): string {
+    if (this.parent) return this.parent.init(name, type, dims, data);
     this.initializers.push({ name, type, dims, raw: bytesOf(data) });
     return name;
   }
@@ -70,6 +72,7 @@ export class GraphBuilder {
     return this.cached(`i:${arr.join(',')}:[${d}]`, (n) => this.init(n, 'int64', d, BigInt64Array.from(arr.map(BigInt))));
   }
   private cached(key: string, make: (name: string) => string): string {
+    if (this.parent) return this.parent.cached(key, make);
     let n = this.constCache.get(key);
     if (!n) { n = make(this.fresh('const')); this.constCache.set(key, n); }
     return n;
@@ -94,14 +97,29 @@ export class GraphBuilder {
     return this.opN(opType, inputs, nOut, attrs, { domain: 'com.microsoft' });
   }
 
-  /** Drop nodes and initializers that no output depends on. */
+  /**
+   * ONNX If: `then` / `otherwise` build the two branch subgraphs in sub-builders (their nodes may read any value of
+   * this graph; constants and initializers go to the outermost graph) and return their outputs, `types` long. Returns
+   * the If node's outputs.
+   */
+  ifElse(cond: string, then: (b: GraphBuilder) => string[], otherwise: (b: GraphBuilder) => string[], types: ElemType[]): string[] {
+    const branch = (name: string, build: (b: GraphBuilder) => string[]): AttrValue => {
+      const b = new GraphBuilder(this.fresh(name), this);
+      const outs = build(b);
+      if (outs.length !== types.length) throw new Error(`ifElse: the ${name} branch returns ${outs.length} values, expected ${types.length}`);
+      outs.forEach((o, i) => b.output(b.op('Identity', [o]), types[i]!));
+      return { kind: 'graph', v: { name: b.name, nodes: b.nodes, inputs: [], outputs: b.outputs, initializers: [] } };
+    };
+    return this.opN('If', [cond], types.length, { then_branch: branch('then', then), else_branch: branch('else', otherwise) });
+  }
+
   /** Drop nodes (and initializers) no output depends on; with `inputs`, also graph inputs nothing reads. */
   prune(o: { inputs?: boolean } = {}): this {
     const needed = new Set(this.outputs.map((o) => o.name));
     const keep: NodeSpec[] = [];
     for (let i = this.nodes.length - 1; i >= 0; i--) {
       const n = this.nodes[i]!;
-      if (n.outputs.some((o) => needed.has(o))) { keep.push(n); n.inputs.forEach((x) => x && needed.add(x)); }
+      if (n.outputs.some((o) => needed.has(o))) { keep.push(n); reads(n).forEach((x) => x && needed.add(x)); }
     }
     this.nodes.splice(0, this.nodes.length, ...keep.reverse());
     const inits = this.initializers.filter((t) => needed.has(t.name));
@@ -113,4 +131,15 @@ export class GraphBuilder {
   toBytes(): Uint8Array {
     return encodeModel({ name: this.name, nodes: this.nodes, inputs: this.inputs, outputs: this.outputs, initializers: this.initializers }, this.opsets);
   }
+}
+
+/** The values a node reads: its inputs and, for nodes with subgraphs (If), what those read from outside themselves. */
+function reads(n: NodeSpec): string[] {
+  const out = [...n.inputs];
+  for (const a of Object.values(n.attrs ?? {})) {
+    if (a.kind !== 'graph') continue;
+    const made = new Set(a.v.nodes.flatMap((m) => m.outputs));
+    for (const m of a.v.nodes) for (const x of reads(m)) if (x && !made.has(x)) out.push(x);
+  }
+  return out;
 }

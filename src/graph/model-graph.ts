@@ -4,6 +4,7 @@ import { causalMask, dim, positionMask, useFusedNorms } from '../models/blocks.t
 import { rotaryEmbedding } from '../models/rope.ts';
 import { gqaAttention, GqaUnsupportedError, type GqaState } from '../models/attention-gqa.ts';
 import { slotAttention, type SlotState } from '../models/attention-slots.ts';
+import { bufferAttention, type BufferState } from '../models/attention-buffer.ts';
 import type { ArchDefinition, LayerContext, WeightSource } from '../models/types.ts';
 import type { ModelConfig } from '../io/config.ts';
 
@@ -23,8 +24,12 @@ export interface ModelGraphOptions {
    * works), position_ids are the new tokens' positions, and the presents are only the S new keys/values [B,kvH,S,d]
    * for the caller to write into its buffers at the same indices (src/models/attention-slots.ts). Throws
    * GqaUnsupportedError when a layer does not compute its attention with attention().
+   * 'buffer' (the CPU default, src/models/attention-buffer.ts): past inputs are POSITION-major [P,B,kvH,d] (zero-copy
+   * views of the first P positions of the runtime's buffers), attention_mask [B,P+S], and the presents are only
+   * the S new keys/values [S,B,kvH,d]. Throws GqaUnsupportedError when a layer does not compute its attention with
+   * attention().
    */
-  kvMode?: 'concat' | 'gqa' | 'slots';
+  kvMode?: 'concat' | 'gqa' | 'slots' | 'buffer';
   /**
    * Add an int64 scalar input `num_logits_to_keep`: logits of the last N positions [B,N,V] (N = S: all; 1: next-token
    * only), so one graph serves perplexity, prefill and decode. Overrides lastLogitsOnly.
@@ -61,7 +66,7 @@ export const kvNames = (i: number) => ({
 /**
  * input_ids [B,S] → logits. With kvCache: inputs position_ids [B,S], attention_mask [B,P+S] and past KV
  * [B,kvH,P,d] per layer; outputs present KV [B,kvH,P+S,d] (kvMode 'gqa': both [B,kvH,capacity,d], one buffer;
- * 'slots': past [B,kvH,capacity,d], present the new [B,kvH,S,d]).
+ * 'slots': past [B,kvH,capacity,d], present the new [B,kvH,S,d]; 'buffer': past [P,B,kvH,d], present the new [S,B,kvH,d]).
  */
 export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightSource, o: ModelGraphOptions): GraphBuilder {
   const g = new GraphBuilder(`${cfg.modelType}_causal_lm`);
@@ -69,17 +74,19 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
   const S = dim(g, ids, 1);
   let positions: string, mask: string;
   const pasts: { key: string; value: string }[] = [];
-  const gqa = o.kvCache && o.kvMode === 'gqa', slots = o.kvCache && o.kvMode === 'slots';
-  const kvLen = gqa || slots ? 'capacity' : 'past', presentLen = gqa ? 'capacity' : slots ? 'seq' : 'total';
-  let gqaState: GqaState | undefined, slotState: SlotState | undefined;
+  const gqa = o.kvCache && o.kvMode === 'gqa', slots = o.kvCache && o.kvMode === 'slots', buffer = o.kvCache && o.kvMode === 'buffer';
+  const kvLen = gqa || slots ? 'capacity' : 'past', presentLen = gqa ? 'capacity' : slots || buffer ? 'seq' : 'total';
+  /** [B,kvH,len,d], or position-major [len,B,kvH,d] for 'buffer' */
+  const kvShape = (len: string) => (buffer ? [len, 'batch', cfg.numKvHeads, cfg.headDim] : ['batch', cfg.numKvHeads, len, cfg.headDim]);
+  let gqaState: GqaState | undefined, slotState: SlotState | undefined, bufferState: BufferState | undefined;
   if (o.kvCache) {
     positions = g.input('position_ids', 'int64', ['batch', 'seq']);
     const am = g.input('attention_mask', 'int64', ['batch', 'total']);
     for (let i = 0; i < cfg.numLayers; i++) {
       const n = kvNames(i);
       pasts.push({
-        key: g.input(n.pastKey, 'float32', ['batch', cfg.numKvHeads, kvLen, cfg.headDim]),
-        value: g.input(n.pastValue, 'float32', ['batch', cfg.numKvHeads, kvLen, cfg.headDim]),
+        key: g.input(n.pastKey, 'float32', kvShape(kvLen)),
+        value: g.input(n.pastValue, 'float32', kvShape(kvLen)),
       });
     }
     const T = dim(g, am, 1);
@@ -90,11 +97,12 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
       const newIndex = g.op('Add', [g.op('Unsqueeze', [g.op('Sub', [end, S]), g.constI64([2, 3])]), g.op('Unsqueeze', [g.op('Range', [g.constI64(0), S, g.constI64(1)]), g.constI64([0, 1, 3])])]); // [B,1,S,1]
       slotState = { total: g.op('Unsqueeze', [T, g.constI64([0])]), newIndex, calls: 0 };
     } else mask = causalMask(g, S, T, am, cfg.slidingWindow);
-    if (gqa) {
+    if (gqa || buffer) {
       const total = g.op('Cast', [T], { to: 6 }); // int32 scalar
       const B = g.op('Shape', [ids], { start: 0, end: 1 });
       const seqlensK = g.op('Expand', [g.op('Sub', [total, g.op('Cast', [g.constI64(1)], { to: 6 })]), B]);
-      gqaState = { seqlensK, totalLength: total, kvHeads: cfg.numKvHeads, headDim: cfg.headDim, calls: 0 };
+      if (gqa) gqaState = { seqlensK, totalLength: total, kvHeads: cfg.numKvHeads, headDim: cfg.headDim, calls: 0 };
+      else bufferState = { seqlensK, total, kvHeads: cfg.numKvHeads, headDim: cfg.headDim, calls: 0 };
     }
   } else {
     positions = g.op('Unsqueeze', [g.op('Range', [g.constI64(0), S, g.constI64(1)]), g.constI64([0])]);
@@ -103,8 +111,8 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
   if (o.fusedOps) useFusedNorms(g);
   let h = arch.embed(g, cfg, w, ids, positions);
   const r = rotaryEmbedding(g, cfg, positions, !!o.fusedOps);
-  const fusedAttention = gqaState ? gqaAttention(gqaState) : slotState ? slotAttention(slotState) : undefined;
-  const hook = gqaState ?? slotState;
+  const fusedAttention = gqaState ? gqaAttention(gqaState) : slotState ? slotAttention(slotState) : bufferState ? bufferAttention(bufferState) : undefined;
+  const hook = gqaState ?? slotState ?? bufferState;
   for (let i = 0; i < cfg.numLayers; i++) {
     const ctx: LayerContext = { g, cfg, w, prefix: `${arch.layersBlockName}${i}.`, layerIndex: i, rope: r, mask, past: pasts[i], fusedAttention };
     const calls = hook?.calls ?? 0;
@@ -114,8 +122,8 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
     }
     if (o.kvCache) {
       const n = kvNames(i);
-      g.output(ctx.present!.key, 'float32', ['batch', cfg.numKvHeads, presentLen, cfg.headDim], n.presentKey);
-      g.output(ctx.present!.value, 'float32', ['batch', cfg.numKvHeads, presentLen, cfg.headDim], n.presentValue);
+      g.output(ctx.present!.key, 'float32', kvShape(presentLen), n.presentKey);
+      g.output(ctx.present!.value, 'float32', kvShape(presentLen), n.presentValue);
     }
   }
   let logitsLen: string | number = 'seq';

@@ -25,7 +25,7 @@ import { collectGarbage } from '../gc.ts';
 import { logLine } from '../platform/os.ts';
 import { chatText, generateText, streamText, type ChatOptions, type ChatResult, type TextGenerationOptions, type TextGenerationResult } from './text.ts';
 
-export type AttentionMode = 'auto' | 'gqa' | 'plain' | 'slots';
+export type AttentionMode = 'auto' | 'buffer' | 'gqa' | 'plain' | 'slots';
 
 export interface LoadOptions {
   device?: Device; threads?: number;
@@ -51,22 +51,28 @@ export interface LoadOptions {
   /** Where load-time notices go (e.g. modules dequantized to fp32); default stderr. */
   onLog?: (msg: string) => void;
   /**
-   * KV-cache attention. 'auto' (default): com.microsoft.GroupQueryAttention appending into a preallocated KV buffer
-   * in place (one session for perplexity, prefill and decode) on the CPU EP when every layer can run on it, else
-   * 'plain'. 'plain': the portable graph that grows the cache with Concat (a full-sequence and a decode session).
-   * Both compute the same function (tests compare them). 'slots': the KV-slot graph of continuous batching
+   * KV-cache attention. 'auto' (default): 'buffer' on the CPU EP when every layer can run on it, else 'plain'.
+   * 'buffer': one graph (perplexity, prefill and decode) that reads the cache in place from position-major buffers the
+   * runtime owns and returns only the new keys/values (src/models/attention-buffer.ts; its cost per step grows with
+   * the context only by the attention arithmetic). 'gqa': com.microsoft.GroupQueryAttention appending into a
+   * preallocated buffer in place (CPU EP only; onnxruntime-node copies every bound buffer back after each run, so a
+   * decode step costs more the larger the cache — kept for comparison). 'plain': the portable graph that grows the
+   * cache with Concat (a full-sequence and a decode session). All compute the same function (tests compare them). 'slots': the KV-slot graph of continuous batching
    * (`SlotCache`, src/runtime/slots.ts; `gptq serve`): rows with their own cache lengths in one step, caches read from
    * buffers the runtime owns and the new keys/values written back by JS (any device; forwardStep, logits and nll work
    * too, computing the same function).
    */
   attention?: AttentionMode;
   /**
-   * Opt-in, not exact: run the output head (lm_head, or the tied embedding used as head) on MatMulNBits with weights
-   * round-to-nearest quantized at load — 8: symmetric int8 per 32 inputs, always at accuracy_level 4 (ORT has no fast
-   * 8-bit kernel with fp32 activations); 4: asymmetric int4 per 32 inputs, at the model's accuracy level. The head
-   * is the largest single matrix of small models (vocab × hidden fp32 is read once per generated token). Logged.
+   * The output head (lm_head, or the tied embedding used as head) on MatMulNBits with weights round-to-nearest
+   * quantized at load — 8: symmetric int8 per 32 inputs, always at accuracy_level 4 (ORT has no fast 8-bit kernel with
+   * fp32 activations); 4: asymmetric int4 per 32 inputs, at the model's accuracy level; 0: the checkpoint's head as it
+   * is (exact). Default: 8 for GPTQ checkpoints run with int8 activations (accuracyLevel 4, the CLI's speed commands),
+   * as ONNX Runtime GenAI's and llama.cpp's quantized models do — the head is the largest single matrix (vocab 32000 ×
+   * hidden 2048 fp32 is 262 MB read per generated token); measured: perplexity within 0.1% (README "Inference
+   * speed"), decode +28% on a 1B shape. Else 0: accuracy level 0 stays the exact dequantized math. Logged when on.
    */
-  lmHeadBits?: LmHeadBits;
+  lmHeadBits?: LmHeadBits | 0;
   /**
    * Compiled-graph cache (src/runtime/graph-cache.ts): true (default for `load`) = ~/.cache/gptqjs/graphs (or
    * $GPTQJS_CACHE/graphs) for checkpoints of 32 MB or more; a directory path (every size); or false. Keyed by the
@@ -86,13 +92,14 @@ export interface LoadOptions {
 }
 
 /**
- * KV cache of a running sequence batch, per layer. Plain form: [B, kvH, length, d]. Buffer form (`capacity` set, the
- * GroupQueryAttention path): [B, kvH, capacity, d], the first `length` positions valid. Steps append in place, so the
+ * KV cache of a running sequence batch, per layer. Plain form: [B, kvH, length, d]. Buffer form (`capacity` set):
+ * [B, kvH, capacity, d] (GroupQueryAttention, slots), or with `positionMajor` [capacity, B, kvH, d] (attention
+ * 'buffer'), the first `length` positions valid. Any model takes any form (converted when needed). Steps append in place, so the
  * cache forwardStep returns shares storage with the one passed in: an older cache object still holds its first
  * `length` positions (they are never rewritten; see truncateCache), but two continuations of one cache overwrite each
  * other's new positions — use `cloneCache` to branch.
  */
-export interface KvCache { keys: Float32Array[]; values: Float32Array[]; length: number; batch: number; capacity?: number }
+export interface KvCache { keys: Float32Array[]; values: Float32Array[]; length: number; batch: number; capacity?: number; positionMajor?: boolean }
 
 /**
  * Read every float tensor of a checkpoint as fp32 (small/medium models; the quantizer streams instead), by the model's
@@ -109,12 +116,16 @@ async function readFloatWeights(dir: string, model?: { cfg: ModelConfig; arch: A
   try { return { tensors: await readFloatTensors(ck), where: ck.location }; } finally { await ck.dispose(); }
 }
 
-/** The graph set a model runs on: in-place GroupQueryAttention, plain Concat KV, or KV slots (continuous batching). */
-export type GraphKind = 'gqa' | 'plain' | 'slots';
-type Sessions = { kind: 'gqa' | 'slots'; fast: InferenceSession } | { kind: 'plain'; full: InferenceSession; step: InferenceSession };
+/**
+ * The graph set a model runs on: the KV cache read in place from position-major buffers, in-place GroupQueryAttention,
+ * plain Concat KV, or KV slots (continuous batching).
+ */
+export type GraphKind = 'buffer' | 'gqa' | 'plain' | 'slots';
+type Sessions = { kind: 'buffer' | 'gqa' | 'slots'; fast: InferenceSession } | { kind: 'plain'; full: InferenceSession; step: InferenceSession };
 
 /** Graphs of each attention mode, in session order (the first one runs full sequences: logits(), nll()). */
 const GRAPHS: Record<GraphKind, ModelGraphOptions[]> = {
+  buffer: [{ kvCache: true, kvMode: 'buffer', logitsToKeepInput: true }],
   gqa: [{ kvCache: true, kvMode: 'gqa', logitsToKeepInput: true }],
   plain: [{ kvCache: false }, { kvCache: true, lastLogitsOnly: true }],
   slots: [{ kvCache: true, kvMode: 'slots', logitsToKeepInput: true }],
@@ -125,6 +136,15 @@ const graphsFor = (kind: GraphKind, device: Device, nll = false): ModelGraphOpti
 /** Graph-cache key of one graph of a checkpoint: its name and a hash of its options. */
 const graphKey = (base: string, name: string, g: ModelGraphOptions) =>
   `${base}-${name}-${createHash('sha256').update(JSON.stringify(g)).digest('hex').slice(0, 8)}`;
+
+/**
+ * Tokens per run of a long prompt on the buffer graph (prefill and full-sequence logits/NLL): the attention scores of a
+ * run take heads × chunk × context floats, and chunks skip most of the masked upper triangle of a causal prompt.
+ */
+const PREFILL_CHUNK = 256;
+
+/** LoadOptions.lmHeadBits default for GPTQ checkpoints at accuracy level 4 (see there). */
+const DEFAULT_GPTQ_HEAD_BITS = 8;
 
 /** Default first capacity of a KV buffer beyond the positions needed right away (grows by doubling). */
 const CAPACITY_SLACK = 256;
@@ -156,7 +176,10 @@ export class CausalLM {
     this.loadInfo.attention = s.kind;
   }
 
-  /** 'gqa': KV decode appends in place with GroupQueryAttention; 'plain': Concat graphs; 'slots': KV-slot graph. */
+  /**
+   * 'buffer': cache read in place from position-major buffers; 'gqa': KV decode appends in place with
+   * GroupQueryAttention; 'plain': Concat graphs; 'slots': KV-slot graph.
+   */
   get attention(): GraphKind { return this.s.kind; }
 
   /**
@@ -182,7 +205,7 @@ export class CausalLM {
     const arch = archFor(cfg.modelType);
     arch.check?.(cfg);
     const mode = o.attention ?? 'auto';
-    if (!['auto', 'gqa', 'plain', 'slots'].includes(mode)) fail(`attention must be auto, gqa, plain or slots, got ${JSON.stringify(mode)}`);
+    if (!['auto', 'buffer', 'gqa', 'plain', 'slots'].includes(mode)) fail(`attention must be auto, buffer, gqa, plain or slots, got ${JSON.stringify(mode)}`);
     const device = o.device ?? 'cpu';
     if (mode === 'gqa' && device !== 'cpu') fail(`attention "gqa" runs on the CPU execution provider only (device is ${device})`);
     const t0 = performance.now();
@@ -195,7 +218,7 @@ export class CausalLM {
         const path = key && cache.store.lookup(key);
         if (path) { out.push(path); continue; }
         hit = false;
-        if (key && kind === 'gqa' && cache.store.isUnsupported(key)) throw new GqaUnsupportedError('recorded in the graph cache');
+        if (key && kind !== 'plain' && cache.store.isUnsupported(key)) throw new GqaUnsupportedError('recorded in the graph cache');
         let b: GraphBuilder;
         try { b = await build(g); } catch (e) {
           if (key && e instanceof GqaUnsupportedError) await cache.store.markUnsupported(key, e.message);
@@ -212,9 +235,10 @@ export class CausalLM {
         if (e instanceof GqaUnsupportedError) fail(`attention "slots" (continuous batching): ${e.message}`);
         throw e;
       }
-    } else if (mode !== 'plain' && device === 'cpu') {
-      try { graphs = await graphsOf('gqa'); kind = 'gqa'; } catch (e) {
-        if (mode === 'gqa' || !(e instanceof GqaUnsupportedError)) throw e;
+    } else if (mode === 'gqa' || mode === 'buffer' || (mode === 'auto' && device === 'cpu')) {
+      const k = mode === 'gqa' ? 'gqa' : 'buffer';
+      try { graphs = await graphsOf(k); kind = k; } catch (e) {
+        if (mode !== 'auto' || !(e instanceof GqaUnsupportedError)) throw e;
         hit = true; // judged by the plain graphs below
       }
     }
@@ -254,17 +278,17 @@ export class CausalLM {
     const dir = await resolveModelDir(model ?? DEFAULT_MODEL_DIR, o.hub);
     const cfg = await loadModelConfig(dir);
     const accuracyLevel = checkAccuracyLevel(o.accuracyLevel);
-    const lmHeadBits = checkLmHeadBits(o.lmHeadBits);
     const arch = archFor(cfg.modelType);
     arch.check?.(cfg);
     const log = o.onLog ?? logLine;
     const store = await GraphCache.forCheckpoint(o.graphCache ?? true, dir);
     // The accuracy level changes only MatMulNBits nodes: GPTQ modules, or a 4-bit quantized head.
     const gptq = !!cfg.quantizationConfig || existsSync(join(dir, 'quantize_config.json')) || existsSync(join(dir, 'quant_config.json'));
+    const headAsked = o.lmHeadBits !== undefined;
+    const lmHeadBits = checkLmHeadBits(headAsked ? o.lmHeadBits : gptq && accuracyLevel === 4 ? DEFAULT_GPTQ_HEAD_BITS : 0);
     const keyAcc = gptq || lmHeadBits === 4 ? accuracyLevel : 0;
     const key = store ? await graphCacheKey(dir, { accuracyLevel: keyAcc, lmHeadBits: lmHeadBits ?? 0, device: o.device ?? 'cpu', dequantize: gptq && !!o.dequantize }) : '';
     const headAcc: AccuracyLevel = lmHeadBits === 8 ? 4 : accuracyLevel;
-    if (lmHeadBits) log(lmHeadNote(lmHeadBits, headAcc));
     // Weights are read (and GPTQ tensors repacked) only when some graph is not in the cache.
     const logs: string[] = [];
     let q: QuantizedLoadInfo | undefined, loaded = false, headUsed = true, loadDone = false;
@@ -290,7 +314,7 @@ export class CausalLM {
         w = () => new InitializerWeights((n) => fp.tensors.get(n), undefined, fp.where);
       }
       if (lmHeadBits && (!head || isQuantizedModule(q, arch.lmHead))) {
-        note(`lm-head: the output head of ${dir} is GPTQ-quantized already; lmHeadBits ignored`);
+        if (headAsked) note(`lm-head: the output head of ${dir} is GPTQ-quantized already; lmHeadBits ignored`);
       } else if (head) {
         const inner = w, hd = head;
         headUsed = false;
@@ -307,7 +331,7 @@ export class CausalLM {
     const m = await CausalLM.fromGraphs(cfg, async (g) => buildCausalLM(arch, cfg, (await weights())(), g), o,
       store ? { store, key } : undefined, () => { source = undefined; });
     if (loaded) {
-      if (!headUsed) log(`lm-head: the ${cfg.modelType} head is not the linear "${arch.lmHead}"; lmHeadBits had no effect`);
+      if (!headUsed && headAsked) log(`lm-head: the ${cfg.modelType} head is not the linear "${arch.lmHead}"; lmHeadBits had no effect`);
       if (q) m.quantization = q;
       if (store) await store.writeInfo(key, { quantization: q ?? null, logs });
     } else if (store) {
@@ -315,7 +339,10 @@ export class CausalLM {
       if (info?.quantization) m.quantization = info.quantization;
       for (const msg of info?.logs ?? []) log(msg);
     }
-    if (lmHeadBits) m.lmHead = { bits: lmHeadBits, accuracyLevel: headAcc };
+    if (lmHeadBits) {
+      m.lmHead = { bits: lmHeadBits, accuracyLevel: headAcc };
+      log(lmHeadNote(lmHeadBits, headAcc, !headAsked)); // once the model loaded (a refused checkpoint says only why)
+    }
     m.sourceDir = dir;
     loadDone = true;
     m.source = dir;
@@ -415,6 +442,7 @@ export class CausalLM {
     const { numLayers, numKvHeads: kvH, headDim: d } = this.cfg;
     const pos = new BigInt64Array(B * S), mask = new BigInt64Array(B * S).fill(1n);
     for (let b = 0; b < B; b++) for (let s = 0; s < S; s++) pos[b * S + s] = BigInt(s);
+    if (this.s.kind === 'buffer') return this.finiteOutputs(await this.bufferFull(nllSession ?? this.s.fast, input_ids.data as BigInt64Array, pos, mask, B, S, fetch, labels.labels));
     const feeds: Record<string, ort.Tensor> = {
       input_ids, position_ids: new ort.Tensor('int64', pos, [B, S]), attention_mask: new ort.Tensor('int64', mask, [B, S]),
       num_logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(BigInt(S)), []), ...labels,
@@ -432,8 +460,9 @@ export class CausalLM {
    */
   emptyCache(batch: number, capacity?: number): KvCache {
     const z = () => Array.from({ length: this.cfg.numLayers }, () => new Float32Array(0));
-    if (this.s.kind !== 'plain' && capacity && capacity > 0) return this.resized({ keys: z(), values: z(), length: 0, batch }, capacity);
-    return { keys: z(), values: z(), length: 0, batch };
+    const empty: KvCache = { keys: z(), values: z(), length: 0, batch };
+    if (this.s.kind !== 'plain' && capacity && capacity > 0) return this.relayout(empty, { capacity, positionMajor: this.s.kind === 'buffer' });
+    return empty;
   }
 
   /**
@@ -443,7 +472,7 @@ export class CausalLM {
   truncateCache(cache: KvCache, length: number): KvCache {
     if (!(Number.isInteger(length) && length >= 0 && length <= cache.length)) fail(`truncateCache: length ${length} outside [0, ${cache.length}]`);
     if (cache.capacity !== undefined) return { ...cache, length };
-    return this.compacted({ ...cache, capacity: cache.length }, length);
+    return this.relayout({ ...cache, capacity: cache.length }, {}, length);
   }
 
   /** A copy of `cache` that later steps on either do not affect. */
@@ -483,7 +512,7 @@ export class CausalLM {
     };
     const { numLayers, numKvHeads: kvH, headDim: d } = this.cfg;
     if (this.s.kind === 'plain') {
-      const c = cache.capacity === undefined ? cache : this.compacted(cache);
+      const c = cache.capacity === undefined ? cache : this.relayout(cache, {});
       for (let i = 0; i < numLayers; i++) {
         const n = kvNames(i);
         feeds[n.pastKey] = f32(c.keys[i]!, [B, kvH, P, d]);
@@ -499,7 +528,21 @@ export class CausalLM {
       return { logits: await this.finite(r.logits!.data as Float32Array, 'logits'), cache: next };
     }
     let c = cache;
-    if (c.capacity === undefined || c.capacity < T) c = this.resized(c, Math.max(T + CAPACITY_SLACK, (c.capacity ?? 0) * 2));
+    const positionMajor = this.s.kind === 'buffer';
+    if (c.capacity === undefined || c.capacity < T || !!c.positionMajor !== positionMajor) {
+      c = this.relayout(c, { capacity: Math.max(T + CAPACITY_SLACK, (c.capacity ?? 0) * 2), positionMajor });
+    }
+    if (this.s.kind === 'buffer') {
+      // long prompts run in chunks (the scores of a run are heads × chunk × context floats)
+      const input = feeds.input_ids!.data as BigInt64Array;
+      let logits: Float32Array = new Float32Array(0);
+      for (let s0 = 0; s0 < S; s0 += PREFILL_CHUNK) {
+        const s1 = Math.min(S, s0 + PREFILL_CHUNK);
+        const r = await this.bufferRun(this.s.fast, c, P + s0, cols(input, B, S, s0, s1), cols(pos, B, S, s0, s1), cols(am, B, T, 0, P + s1), 1, this.nllInMain ? { labels: noLabels(B) } : {}, ['logits']);
+        logits = r.logits!.data as Float32Array;
+      }
+      return { logits: await this.finite(logits, 'logits'), cache: { ...c, length: T } };
+    }
     if (this.s.kind === 'slots') {
       // every row's new positions go to P..T−1 (left padding stays in the buffer, as in the other graphs)
       const cap = c.capacity!, view = (a: Float32Array) => this.bufferTensor(a, [B, kvH, cap, d]);
@@ -557,6 +600,72 @@ export class CausalLM {
   }
 
   /**
+   * runFull on the buffer graph, in chunks of PREFILL_CHUNK positions over a temporary cache: each chunk returns its
+   * logits (and NLL/argmax of its positions whose label is known), assembled into [B,S,V] / [B,S−1] as one run would.
+   */
+  private async bufferFull(session: InferenceSession, ids: BigInt64Array, pos: BigInt64Array, mask: BigInt64Array, B: number, S: number,
+    fetch: string[], labels?: ort.Tensor): Promise<Record<string, ort.Tensor>> {
+    const c = this.emptyCache(B, S), V = this.cfg.vocabSize;
+    const L = labels?.dims[1] ?? 0, lab = labels?.data as BigInt64Array | undefined;
+    const parts: Record<string, ort.Tensor>[] = [];
+    for (let s0 = 0; s0 < S; s0 += PREFILL_CHUNK) {
+      const s1 = Math.min(S, s0 + PREFILL_CHUNK), l1 = Math.max(s0, Math.min(s1, L));
+      const extra: Record<string, ort.Tensor> = lab ? { labels: new ort.Tensor('int64', cols(lab, B, L, s0, l1), [B, l1 - s0]) } : {};
+      parts.push(await this.bufferRun(session, c, s0, cols(ids, B, S, s0, s1), cols(pos, B, S, s0, s1), cols(mask, B, S, 0, s1), s1 - s0, extra, fetch));
+    }
+    if (parts.length === 1) return parts[0]!;
+    const out: Record<string, ort.Tensor> = {};
+    for (const name of fetch) {
+      // per row, the chunks' [n_i, width] blocks one after another
+      const blocks = parts.map((r) => r[name]!), width = name === 'logits' ? V : 1;
+      const n = blocks.reduce((a, t) => a + t.dims[1]!, 0);
+      const join = <A extends Float32Array | BigInt64Array>(data: A): A => {
+        let at = 0;
+        for (const t of blocks) {
+          const m = t.dims[1]!, src = t.data as A;
+          for (let b = 0; b < B; b++) (data as Float32Array).set(src.subarray(b * m * width, (b + 1) * m * width) as Float32Array, (b * n + at) * width);
+          at += m;
+        }
+        return data;
+      };
+      const dims = name === 'logits' ? [B, n, V] : [B, n];
+      out[name] = blocks[0]!.type === 'int64' ? new ort.Tensor('int64', join(new BigInt64Array(B * n)), dims) : new ort.Tensor('float32', join(new Float32Array(B * n * width)), dims);
+    }
+    return out;
+  }
+
+  /**
+   * One run of the buffer graph (attention 'buffer') after the first P positions of the position-major cache `c`
+   * (capacity ≥ P + S): ids and positions [B,S], attention mask [B,P+S], `keep` logits per row; the new keys/values are
+   * written into `c` at P..P+S−1. The past is fed as zero-copy views of the buffers' first P positions. `extra`:
+   * `labels` when the graph has them.
+   */
+  private async bufferRun(session: InferenceSession, c: KvCache, P: number, ids: BigInt64Array, pos: BigInt64Array, am: BigInt64Array,
+    keep: number, extra: Record<string, ort.Tensor>, fetch: string[]): Promise<Record<string, ort.Tensor>> {
+    const { numLayers, numKvHeads: kvH, headDim: d } = this.cfg;
+    const B = c.batch, S = ids.length / B, row = B * kvH * d;
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: new ort.Tensor('int64', ids, [B, S]), position_ids: new ort.Tensor('int64', pos, [B, S]),
+      attention_mask: new ort.Tensor('int64', am, [B, P + S]), num_logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(BigInt(keep)), []),
+      ...extra,
+    };
+    const names: string[] = [...fetch];
+    for (let i = 0; i < numLayers; i++) {
+      const n = kvNames(i);
+      feeds[n.pastKey] = f32(c.keys[i]!.subarray(0, P * row), [P, B, kvH, d]);
+      feeds[n.pastValue] = f32(c.values[i]!.subarray(0, P * row), [P, B, kvH, d]);
+      names.push(n.presentKey, n.presentValue);
+    }
+    const r = await session.run(feeds, names);
+    for (let i = 0; i < numLayers; i++) {
+      const n = kvNames(i);
+      c.keys[i]!.set(r[n.presentKey]!.data as Float32Array, P * row);
+      c.values[i]!.set(r[n.presentValue]!.data as Float32Array, P * row);
+    }
+    return r;
+  }
+
+  /**
    * One run of the KV-slot graph (attention 'slots'; used by `SlotCache` and `forwardStep`): ids and positions [B,S],
    * attention mask [B,T] (the first T buffer positions are read; each row's S new tokens are its last S mask ones),
    * caches [B,kvH,capacity,d] per layer (read only). Returns
@@ -588,28 +697,31 @@ export class CausalLM {
     return t;
   }
 
-  /** Buffer-form copy of `cache` with room for `capacity` positions (the valid `length` positions copied). */
-  private resized(cache: KvCache, capacity: number): KvCache {
+  /**
+   * A copy of the first `P` (default: all valid) positions of `cache`, any form, in the form `to`: plain
+   * [B,kvH,P,d] (no capacity), head-major buffer [B,kvH,capacity,d], or position-major buffer [capacity,B,kvH,d].
+   */
+  private relayout(cache: KvCache, to: { capacity?: number; positionMajor?: boolean }, P = cache.length): KvCache {
     const { numKvHeads: kvH, headDim: d } = this.cfg;
-    const B = cache.batch, P = cache.length, from = cache.capacity ?? P;
+    const B = cache.batch, rows = B * kvH, from = cache.capacity ?? cache.length, cap = to.capacity ?? P;
     const move = (src: Float32Array) => {
-      const dst = new Float32Array(B * kvH * capacity * d);
-      for (let bh = 0; bh < B * kvH; bh++) dst.set(src.subarray(bh * from * d, bh * from * d + P * d), bh * capacity * d);
+      const dst = new Float32Array(rows * cap * d);
+      if (cache.positionMajor && to.positionMajor) dst.set(src.subarray(0, P * rows * d));
+      else if (!cache.positionMajor && !to.positionMajor) {
+        for (let r = 0; r < rows; r++) dst.set(src.subarray(r * from * d, (r * from + P) * d), r * cap * d);
+      } else {
+        // (row r = b·kvH + h, position p) sits at (p·rows + r)·d position-major, (r·len + p)·d head-major
+        const [sa, sb, da, db] = cache.positionMajor ? [rows, 1, 1, cap] : [1, from, rows, 1];
+        for (let r = 0; r < rows; r++) {
+          for (let p = 0; p < P; p++) dst.set(src.subarray((p * sa + r * sb) * d, (p * sa + r * sb + 1) * d), (p * da + r * db) * d);
+        }
+      }
       return dst;
     };
-    return { keys: cache.keys.map(move), values: cache.values.map(move), length: P, batch: B, capacity };
-  }
-
-  /** Plain-form copy ([B, kvH, P, d]) of the first P (default: all valid) positions of a buffer-form cache. */
-  private compacted(cache: KvCache, P = cache.length): KvCache {
-    const { numKvHeads: kvH, headDim: d } = this.cfg;
-    const B = cache.batch, cap = cache.capacity!;
-    const move = (src: Float32Array) => {
-      const dst = new Float32Array(B * kvH * P * d);
-      for (let bh = 0; bh < B * kvH; bh++) dst.set(src.subarray(bh * cap * d, bh * cap * d + P * d), bh * P * d);
-      return dst;
+    return {
+      keys: cache.keys.map(move), values: cache.values.map(move), length: P, batch: B,
+      ...(to.capacity === undefined ? {} : { capacity: cap }), ...(to.positionMajor ? { positionMajor: true } : {}),
     };
-    return { keys: cache.keys.map(move), values: cache.values.map(move), length: P, batch: B };
   }
 
   private disposed = false;
@@ -627,6 +739,14 @@ export class CausalLM {
     if (nll) await (await nll.catch(() => undefined))?.release();
   }
   async [Symbol.asyncDispose](): Promise<void> { await this.dispose(); }
+}
+
+/** Columns [from, to) of a row-major [B, width] int64 matrix (the matrix itself when that is all of it). */
+function cols(a: BigInt64Array, B: number, width: number, from: number, to: number): BigInt64Array {
+  if (from === 0 && to === width) return a;
+  const out = new BigInt64Array(B * (to - from));
+  for (let b = 0; b < B; b++) out.set(a.subarray(b * width + from, b * width + to), b * (to - from));
+  return out;
 }
 
 /** `labels` [B,0]: no NLL wanted (main graph built with nllOutput). */

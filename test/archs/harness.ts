@@ -312,7 +312,7 @@ export async function gptqRoundTrip(src: string, out: string, o: RoundTripOpts =
   const ck = await Checkpoint.open(out);
   try { o.checkSaved?.(ck, out); } finally { await ck.dispose(); }
 
-  const q = await CausalLM.load(out);
+  const q = await CausalLM.load(out, { lmHeadBits: 0 }); // the checkpoint's own head: saved = computed
   Object.assign(mse, await o.checkLoaded?.(q, { fp, held }));
   const reload = await logitMse(q, fake!, held);
   mse.reloadVsFake = reload;
