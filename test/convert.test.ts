@@ -15,7 +15,7 @@ import { buildCausalLM } from '../src/graph/model-graph.ts';
 import { loadModelConfig } from '../src/io/config.ts';
 import { archFor } from '../src/models/registry.ts';
 import { loadFormatWeights } from '../src/formats/load.ts';
-import { loadQuantizedWeights } from '../src/runtime/quantized-weights.ts';
+import { loadQuantizedWeights } from '../src/runtime/gptq-checkpoint.ts';
 import { GptqError } from '../src/errors.ts';
 import { linearShape, listFormatFixtures, loadFormatFixture, referenceWeight } from './fixture-formats.ts';
 import { gptq4Dequantize, readRawSafetensors } from './reference/formats-ref.ts';

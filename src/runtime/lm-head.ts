@@ -19,7 +19,8 @@ import type { ArchDefinition, LinearSpec, WeightSource } from '../models/types.t
 import { fail } from '../errors.ts';
 import { dequantizeNBits, matMulNBits, packCodesRow, packZeroPoints, type NBitsWeight } from '../graph/matmul-nbits.ts';
 import { findParams, quantizeCode } from '../quant/quantizer.ts';
-import type { AccuracyLevel, QuantizedLoadInfo } from './quantized-weights.ts';
+import type { AccuracyLevel } from './quantized-weights.ts';
+import type { QuantizedLoadInfo } from './gptq-checkpoint.ts';
 
 export type LmHeadBits = 4 | 8;
 

@@ -6,7 +6,7 @@ import { Checkpoint } from '../io/safetensors.ts';
 import type { TextTokenizer } from '../io/tokenizer.ts';
 import { fail } from '../errors.ts';
 import { CausalLM, type LoadOptions } from './causal-lm.ts';
-import { quantizedModuleNames, type QuantizedLoadInfo } from './quantized-weights.ts';
+import { quantizedModuleNames, type QuantizedLoadInfo } from './gptq-checkpoint.ts';
 
 export interface LoadedModel { model: CausalLM; tokenizer?: TextTokenizer; gen: GenerationConfig }
 export interface LoadedQuantizedModel extends LoadedModel { quantization: QuantizedLoadInfo }
