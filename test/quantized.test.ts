@@ -415,7 +415,7 @@ test('GPTQModel.fromQuantized returns the model, tokenizer and settings; fp chec
   assert.equal(r.tokenizer, undefined); // the synthetic model has none
   assert.equal((await r.model.logits([[1, 2, 3]])).length, 3 * 128);
   await r.model.dispose();
-  await assert.rejects(GPTQModel.fromQuantized(BASE), gptqError(/is not a quantized checkpoint \(no \.qweight tensors, no AWQ\/bitsandbytes\/AQLM quantization_config\)/));
+  await assert.rejects(GPTQModel.fromQuantized(BASE), gptqError(/is not a quantized checkpoint \(no quantize_config\.json, no quantization_config in config\.json, no AWQ quant_config\.json\)/));
 });
 
 // -------------------------------------------------------------------------------- stories260K

@@ -7,7 +7,7 @@ import { join } from '../platform/path.ts';
 import { existsSync, promises as fs } from '../platform/fs.ts';
 import type { ModelConfig } from '../io/config.ts';
 import { checkFinite, withoutBasePrefix, type Checkpoint } from '../io/safetensors.ts';
-import { embeddingName, openModelCheckpoint, readFloatTensors } from './model-checkpoint.ts';
+import { embeddingName, readFloatTensors } from './model-checkpoint.ts';
 import type { ArchDefinition, WeightSource } from '../models/types.ts';
 import { bitsProblem, fromQuantizeConfigJson, type Bits, type QuantizeConfig } from '../quant/quantize-config.ts';
 import { fail } from '../errors.ts';
@@ -201,40 +201,39 @@ export interface QuantizedLoadInfo {
 export interface QuantizedLoad { source: () => WeightSource; info: QuantizedLoadInfo }
 
 /**
- * Load a GPTQ checkpoint directory for inference, or return undefined when it has no `.qweight` tensors.
- * Modules stored as `.qweight` go through MatMulNBits; modules with a plain `.weight` stay fp32.
+ * The weights of a GPTQ checkpoint for inference, read from `ck` (opened with openModelCheckpoint; left open), or
+ * undefined when it has no `.qweight` tensors. Modules stored as `.qweight` go through MatMulNBits; modules with a
+ * plain `.weight` stay fp32.
  */
-export async function loadQuantizedWeights(dir: string, cfg: ModelConfig, arch: ArchDefinition,
+export async function loadQuantizedWeights(ck: Checkpoint, cfg: ModelConfig, arch: ArchDefinition,
   o: { accuracyLevel?: AccuracyLevel; onLog?: (msg: string) => void } = {}): Promise<QuantizedLoad | undefined> {
-  const ck = await openModelCheckpoint(dir, cfg, arch);
-  try {
-    const mods = quantizedModuleNames(ck);
-    if (!mods.length) return undefined;
-    const q = await readQuantizeConfig(dir, cfg);
-    if (!q) fail(`${fileOf(ck)}: has GPTQ tensors (e.g. "${mods[0]}.qweight") but ${dir} has no quantize_config.json and config.json has no quantization_config, so bits/group_size are unknown`);
-    const specs = linearSpecs(arch, cfg);
-    for (const m of mods) if (!specs.has(m)) fail(`${fileOf(ck)}: quantized module "${m}" is not a linear of the ${cfg.modelType} architecture`);
-    const prepared = new Map<string, PreparedLinear>();
-    const info: QuantizedLoadInfo = { method: 'gptq', quantizeConfig: q.config, configFrom: q.from, modules: [], permutations: 0 };
-    const quantized = new Set(mods);
-    for (const m of mods) {
-      const p = prepareLinear(await readGptqLinear(ck, q, m, specs.get(m)), { accuracyLevel: o.accuracyLevel });
-      prepared.set(m, p);
-      info.modules.push({
-        name: m, bits: p.sourceBits, kernel: p.kind === 'dense' ? 'fp32' : p.bits === 4 ? 'matmulnbits-4' : 'matmulnbits-8',
-        actOrder: p.kind === 'nbits' && !!p.perm, reason: p.kind === 'dense' ? p.reason : undefined,
-      });
-    }
-    info.permutations = sharePermutations(prepared.values());
-    const fallback = info.modules.filter((m) => m.kernel === 'fp32');
-    if (fallback.length) {
-      const reasons = [...new Set(fallback.map((m) => m.reason))];
-      (o.onLog ?? defaultLog)(`${fallback.length} of ${mods.length} quantized modules dequantized to fp32 at load (exact, 4-8x the memory): ${reasons.join('; ')} (e.g. ${fallback[0]!.name})`);
-    }
-    const fp = await readFloatTensors(ck, (n) => quantized.has(n.replace(/\.[^.]+$/, '')));
-    const where = ck.location;
-    return { source: () => new QuantizedWeights((n) => fp.get(n), prepared, { accuracyLevel: o.accuracyLevel, tiedTo: embeddingName(arch), where }), info };
-  } finally { await ck.dispose(); }
+  const dir = ck.dir;
+  const mods = quantizedModuleNames(ck);
+  if (!mods.length) return undefined;
+  const q = await readQuantizeConfig(dir, cfg);
+  if (!q) fail(`${fileOf(ck)}: has GPTQ tensors (e.g. "${mods[0]}.qweight") but ${dir} has no quantize_config.json and config.json has no quantization_config, so bits/group_size are unknown`);
+  const specs = linearSpecs(arch, cfg);
+  for (const m of mods) if (!specs.has(m)) fail(`${fileOf(ck)}: quantized module "${m}" is not a linear of the ${cfg.modelType} architecture`);
+  const prepared = new Map<string, PreparedLinear>();
+  const info: QuantizedLoadInfo = { method: 'gptq', quantizeConfig: q.config, configFrom: q.from, modules: [], permutations: 0 };
+  const quantized = new Set(mods);
+  for (const m of mods) {
+    const p = prepareLinear(await readGptqLinear(ck, q, m, specs.get(m)), { accuracyLevel: o.accuracyLevel });
+    prepared.set(m, p);
+    info.modules.push({
+      name: m, bits: p.sourceBits, kernel: p.kind === 'dense' ? 'fp32' : p.bits === 4 ? 'matmulnbits-4' : 'matmulnbits-8',
+      actOrder: p.kind === 'nbits' && !!p.perm, reason: p.kind === 'dense' ? p.reason : undefined,
+    });
+  }
+  info.permutations = sharePermutations(prepared.values());
+  const fallback = info.modules.filter((m) => m.kernel === 'fp32');
+  if (fallback.length) {
+    const reasons = [...new Set(fallback.map((m) => m.reason))];
+    (o.onLog ?? defaultLog)(`${fallback.length} of ${mods.length} quantized modules dequantized to fp32 at load (exact, 4-8x the memory): ${reasons.join('; ')} (e.g. ${fallback[0]!.name})`);
+  }
+  const fp = await readFloatTensors(ck, (n) => quantized.has(n.replace(/\.[^.]+$/, '')));
+  const where = ck.location;
+  return { source: () => new QuantizedWeights((n) => fp.get(n), prepared, { accuracyLevel: o.accuracyLevel, tiedTo: embeddingName(arch), where }), info };
 }
 
 const defaultLog = logLine;
