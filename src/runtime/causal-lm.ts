@@ -8,18 +8,19 @@ import { loadGenerationConfig, loadModelConfig, parseGenerationConfig, type Gene
 import { resolveModelDir, type HubOptions } from '../io/hub.ts';
 import { TextTokenizer, type ChatMessage } from '../io/tokenizer.ts';
 import { DEFAULT_MODEL_DIR } from '../paths.ts';
-import { openModelCheckpoint, readFloatTensors } from './model-checkpoint.ts';
+import { checkStoredFinite, openModelCheckpoint, readFloatTensors } from './model-checkpoint.ts';
 import { buildCausalLM, GqaUnsupportedError, kvNames, type ModelGraphOptions } from '../graph/model-graph.ts';
 import type { GraphBuilder } from '../graph/builder.ts';
 import { createSession, f32, type Device } from '../graph/session.ts';
-import { InitializerWeights } from '../graph/weights.ts';
 import { archFor } from '../models/registry.ts';
 import type { ArchDefinition, WeightSource } from '../models/types.ts';
 import { fail, GptqError } from '../errors.ts';
-import { Checkpoint, checkFinite, firstNonFinite } from '../io/safetensors.ts';
-import { loadFormatWeights } from '../formats/load.ts';
-import { checkAccuracyLevel, loadQuantizedWeights, type AccuracyLevel, type QuantizedLoadInfo } from './quantized-weights.ts';
-import { checkLmHeadBits, HeadQuantizedWeights, isQuantizedModule, lmHeadNote, quantizeHead, readHeadWeight, type LmHeadBits, type QuantizedHead } from './lm-head.ts';
+import { firstNonFinite } from '../io/safetensors.ts';
+import { checkAccuracyLevel, type AccuracyLevel } from './quantized-weights.ts';
+import type { QuantizedLoadInfo } from './gptq-checkpoint.ts';
+import { checkLmHeadBits, lmHeadNote, type LmHeadBits } from './lm-head.ts';
+import { openWeights, type OpenedWeights } from './open-weights.ts';
+import { declaresQuantization } from '../formats/common.ts';
 import { graphCacheKey, GraphCache, type GraphCacheOption } from './graph-cache.ts';
 import { collectGarbage } from '../gc.ts';
 import { logLine } from '../platform/os.ts';
@@ -107,13 +108,8 @@ export interface KvCache { keys: Float32Array[]; values: Float32Array[]; length:
  * config.json and its architecture.
  */
 export async function loadFloatWeights(dir: string, model?: { cfg: ModelConfig; arch: ArchDefinition }): Promise<Map<string, Float32Array>> {
-  return (await readFloatWeights(dir, model)).tensors;
-}
-
-/** loadFloatWeights plus where the tensors came from (for messages). */
-async function readFloatWeights(dir: string, model?: { cfg: ModelConfig; arch: ArchDefinition }): Promise<{ tensors: Map<string, Float32Array>; where: string }> {
   const ck = await openModelCheckpoint(dir, model?.cfg, model?.arch);
-  try { return { tensors: await readFloatTensors(ck), where: ck.location }; } finally { await ck.dispose(); }
+  try { return await readFloatTensors(ck); } finally { await ck.dispose(); }
 }
 
 /**
@@ -275,6 +271,7 @@ export class CausalLM {
    * Throws GptqError for a missing directory, unknown Hub id, unsupported architecture or malformed files.
    */
   static async load(model?: string, o: LoadOptions = {}): Promise<CausalLM> {
+    // 1. Resolve: the directory, its config and architecture, the options that change graphs, the graph-cache entry.
     const dir = await resolveModelDir(model ?? DEFAULT_MODEL_DIR, o.hub);
     const cfg = await loadModelConfig(dir);
     const accuracyLevel = checkAccuracyLevel(o.accuracyLevel);
@@ -283,57 +280,27 @@ export class CausalLM {
     const log = o.onLog ?? logLine;
     const store = await GraphCache.forCheckpoint(o.graphCache ?? true, dir);
     // The accuracy level changes only MatMulNBits nodes: GPTQ modules, or a 4-bit quantized head.
-    const gptq = !!cfg.quantizationConfig || existsSync(join(dir, 'quantize_config.json')) || existsSync(join(dir, 'quant_config.json'));
+    const gptq = declaresQuantization(dir, cfg);
     const headAsked = o.lmHeadBits !== undefined;
     const lmHeadBits = checkLmHeadBits(headAsked ? o.lmHeadBits : gptq && accuracyLevel === 4 ? DEFAULT_GPTQ_HEAD_BITS : 0);
     const keyAcc = gptq || lmHeadBits === 4 ? accuracyLevel : 0;
     const key = store ? await graphCacheKey(dir, { accuracyLevel: keyAcc, lmHeadBits: lmHeadBits ?? 0, device: o.device ?? 'cpu', dequantize: gptq && !!o.dequantize }) : '';
     const headAcc: AccuracyLevel = lmHeadBits === 8 ? 4 : accuracyLevel;
-    // Weights are read (and GPTQ tensors repacked) only when some graph is not in the cache.
-    const logs: string[] = [];
-    let q: QuantizedLoadInfo | undefined, loaded = false, headUsed = true, loadDone = false;
-    /** Load notices, once (weights are read again if nll() builds its own graph later). */
-    const note = (msg: string) => { if (!loadDone) { logs.push(msg); log(msg); } };
-    let source: Promise<() => WeightSource> | undefined;
-    const weights = () => (source ??= (async () => {
-      loaded = true;
-      // The head first (read, quantized, its fp32 copy dropped) so that it is not held next to all other weights.
-      const quantizedHead = async (bits: LmHeadBits): Promise<QuantizedHead | undefined> => {
-        const hw = await readHeadWeight(dir, arch, cfg);
-        return hw && quantizeHead(hw, cfg.vocabSize, cfg.hiddenSize, bits);
-      };
-      const head = lmHeadBits ? await quantizedHead(lmHeadBits) : undefined;
-      if (head) await collectGarbage(); // the fp32 head is garbage now
-      const qw = await loadFormatWeights(dir, cfg, arch, { accuracyLevel, dequantize: o.dequantize, onLog: note })
-        ?? await loadQuantizedWeights(dir, cfg, arch, { accuracyLevel, onLog: note });
-      q = qw?.info;
-      let w: () => WeightSource;
-      if (qw) w = qw.source;
-      else {
-        const fp = await readFloatWeights(dir, { cfg, arch });
-        w = () => new InitializerWeights((n) => fp.tensors.get(n), undefined, fp.where);
-      }
-      if (lmHeadBits && (!head || isQuantizedModule(q, arch.lmHead))) {
-        if (headAsked) note(`lm-head: the output head of ${dir} is GPTQ-quantized already; lmHeadBits ignored`);
-      } else if (head) {
-        const inner = w, hd = head;
-        headUsed = false;
-        w = () => {
-          const hq = new HeadQuantizedWeights(inner(), arch.lmHead, hd, headAcc);
-          return {
-            tensor: (g, n, shape) => hq.tensor(g, n, shape),
-            linear: (g, x, spec) => { const y = hq.linear(g, x, spec); if (hq.used) headUsed = true; return y; },
-          };
-        };
-      }
-      return w;
-    })());
-    const m = await CausalLM.fromGraphs(cfg, async (g) => buildCausalLM(arch, cfg, (await weights())(), g), o,
-      store ? { store, key } : undefined, () => { source = undefined; });
-    if (loaded) {
-      if (!headUsed && headAsked) log(`lm-head: the ${cfg.modelType} head is not the linear "${arch.lmHead}"; lmHeadBits had no effect`);
-      if (q) m.quantization = q;
-      if (store) await store.writeInfo(key, { quantization: q ?? null, logs });
+    // 2. Weights: the checkpoint is opened (once) only when some graph is not in the cache; its notices are logged by
+    // the first open only (nll() may read the weights again later for its own graph).
+    let opened: Promise<OpenedWeights> | undefined, first: OpenedWeights | undefined;
+    const weights = () => (opened ??= openWeights(dir, cfg, arch, {
+      accuracyLevel, dequantize: o.dequantize, lmHead: lmHeadBits && { bits: lmHeadBits, accuracyLevel: headAcc, asked: headAsked },
+      onLog: first ? undefined : log,
+    }).then((w) => { first ??= w; return w; }));
+    // 3. Sessions: each graph from the cache, or built from the weights (dropped before the sessions are created).
+    const m = await CausalLM.fromGraphs(cfg, async (g) => buildCausalLM(arch, cfg, (await weights()).source(), g), o,
+      store ? { store, key } : undefined, () => { opened = undefined; });
+    // 4. What loading found: from the weights read (then stored with the cache entry), or from the cache entry.
+    if (first) {
+      if (!first.headUsed() && headAsked) log(`lm-head: the ${cfg.modelType} head is not the linear "${arch.lmHead}"; lmHeadBits had no effect`);
+      if (first.quantization) m.quantization = first.quantization;
+      if (store) await store.writeInfo(key, { quantization: first.quantization ?? null, logs: first.notes });
     } else if (store) {
       const info = await store.readInfo<{ quantization: QuantizedLoadInfo | null; logs: string[] }>(key);
       if (info?.quantization) m.quantization = info.quantization;
@@ -343,8 +310,8 @@ export class CausalLM {
       m.lmHead = { bits: lmHeadBits, accuracyLevel: headAcc };
       log(lmHeadNote(lmHeadBits, headAcc, !headAsked)); // once the model loaded (a refused checkpoint says only why)
     }
+    // 5. The directory's own files besides the weights: generation config, tokenizer.
     m.sourceDir = dir;
-    loadDone = true;
     m.source = dir;
     m.generationConfig = await loadGenerationConfig(dir);
     if (existsSync(join(dir, 'tokenizer.json'))) m.tokenizer = await TextTokenizer.fromDir(dir);
@@ -585,16 +552,10 @@ export class CausalLM {
     if (i < 0) return a;
     const first = `the model's ${what} hold ${a[i]} (value ${i} of ${a.length})`;
     if (!this.sourceDir) fail(`${first}: the weights given to CausalLM.fromWeights hold NaN/Inf, or the activations overflowed float32`);
-    const ck = await Checkpoint.open(this.sourceDir);
-    try {
-      for (const n of ck.names()) {
-        const { dtype, shape } = ck.info(n);
-        if (dtype === 'F32' || dtype === 'F16' || dtype === 'BF16' || dtype === 'F64') checkFinite(await ck.readFloat32(n), n, ck.location, shape);
-      }
-    } catch (e) {
+    try { await checkStoredFinite(this.sourceDir); } catch (e) {
       if (e instanceof GptqError) fail(`${e.message.replace(/ \(the model's output would be NaN\/garbage\)$/, '')}: ${first}`);
       throw e;
-    } finally { await ck.dispose(); }
+    }
     const cached = this.loadInfo.graphCache === 'hit' ? '; the graph came from the graph cache: if that entry is damaged, load with graphCache: false (GPTQJS_GRAPH_CACHE=0)' : '';
     fail(`${first} although no tensor of ${this.sourceDir} holds NaN/Inf: the activations overflowed float32 (weights too large for this model's math)${cached}`);
   }
