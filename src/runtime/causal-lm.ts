@@ -463,7 +463,7 @@ export class CausalLM {
   generate(prompt: string, o?: TextGenerationOptions): Promise<TextGenerationResult>;
   generate(prompts: string[], o?: TextGenerationOptions): Promise<TextGenerationResult[]>;
   generate(input: string | string[], o: TextGenerationOptions = {}): Promise<TextGenerationResult | TextGenerationResult[]> {
-    return generateText(this.forCall(o), input, o);
+    return Promise.resolve().then(() => generateText(this.forCall(o), input, o));
   }
 
   /**
@@ -481,7 +481,7 @@ export class CausalLM {
    * chat template.
    */
   chat(messages: ChatMessage[], o: ChatOptions = {}): Promise<ChatResult> {
-    return chatText(this.forCall(o), messages, o);
+    return Promise.resolve().then(() => chatText(this.forCall(o), messages, o));
   }
 
   /** Logits for every position of each row: ids [B,S] → Float32Array [B,S,V]. */
