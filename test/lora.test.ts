@@ -211,7 +211,7 @@ test('bad adapters are refused in one line naming the file and field/tensor', as
   await assert.rejects(CausalLM.load(f.base, { ...quiet, adapters: { 'a:b': f.dir } }), /adapter name "a:b" must be/);
 });
 
-test('CLI: --adapter NAME=DIR on generate (PEFT\'s greedy text), ppl; repeated names refused', () => {
+test('CLI: --adapter NAME=DIR on generate (PEFT\'s greedy text); repeated names refused', () => {
   const f = fixture('stories260K-qv');
   const run = (args: string[]) => spawnSync(process.execPath, cliArgs(...args), { encoding: 'utf8', env: { ...process.env, GPTQJS_GRAPH_CACHE: '0' } });
   const g = run(['generate', f.base, f.info.prompt!, '--adapter', `qv=${f.dir}`, '--max-new-tokens', '16', '--json']);

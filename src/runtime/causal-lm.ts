@@ -209,6 +209,7 @@ export class CausalLM {
    * defaults to true here: the weights are not kept for building a separate NLL graph later.
    */
   static async fromWeights(cfg: ModelConfig, w: () => WeightSource, o: LoadOptions = {}): Promise<CausalLM> {
+    if (Object.keys(o.adapters ?? {}).length) fail('LoadOptions.adapters: adapters are read by CausalLM.load (a checkpoint directory), not fromWeights');
     const m = await CausalLM.fromGraphs(cfg, async (g) => buildCausalLM(archFor(cfg.modelType), cfg, w(), g), { ...o, nll: o.nll ?? true });
     if (!m.nllInMain) m.makeNllSession = async () => fail('nll: this model was built from in-memory weights with nll: false; build it with nll: true');
     return m;
@@ -271,6 +272,7 @@ export class CausalLM {
     const lora = adapters?.length ? { names: adapters, raw: s, views: new Map<string | null, CausalLM>(), active: o.adapter ?? null } : undefined;
     const m = new CausalLM(cfg, arch, lora ? gatedSessions(s, lora.names, lora.active) : s);
     m.lora = lora;
+    lora?.views.set(lora.active, m);
     m.loadInfo = { graphCache: cache ? (hit ? 'hit' : 'miss') : 'off', attention: s.kind, seconds: (performance.now() - t0) / 1000 };
     m.nllInMain = !!o.nll;
     if (!o.nll) {
