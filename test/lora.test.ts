@@ -7,18 +7,18 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { CausalLM, type LoadOptions } from '../src/runtime/causal-lm.ts';
 import { SlotCache } from '../src/runtime/slots.ts';
 import { loadModelConfig } from '../src/io/config.ts';
-import { Checkpoint } from '../src/io/safetensors.ts';
+import { Checkpoint, writeSafetensors } from '../src/io/safetensors.ts';
 import { dequantize } from '../src/quant/pack.ts';
 import { InitializerWeights } from '../src/graph/weights.ts';
 import { serve } from '../src/serve/server.ts';
 import { readF32Safetensors } from './fixture-archs.ts';
-import { cliArgs, maxAbsDiff, quantizeStories, ROOT, tmpDir } from './helpers.ts';
+import { cliArgs, maxAbsDiff, quantizeStories, randn, ROOT, tmpDir } from './helpers.ts';
 
 const LORA = join(ROOT, 'test', 'fixtures', 'lora');
 const quiet = { graphCache: false as const, onLog: () => {} };
@@ -240,4 +240,47 @@ test('serve: "<model>:<adapter>" ids in /v1/models; a request picks the adapter,
     assert.equal(bad.status, 400);
     assert.match(JSON.stringify(await bad.json()), /The model 'st:nope' does not exist \(served: st, st:qv\)/);
   } finally { await s.close(); }
+});
+
+test('AWQ, bitsandbytes NF4 / LLM.int8 and AQLM bases: adapter beside their kernels = fp graph on the independent float64 dequantizer\'s weights + merged LoRA', async (t) => {
+  const { loadFormatFixture, referenceWeight, linearShape } = await import('./fixture-formats.ts');
+  const { values } = await import('./reference/formats-ref.ts');
+  for (const name of ['awq-gemm-g32-sym', 'bnb-nf4', 'bnb-int8', 'aqlm-2x8']) {
+    const f = loadFormatFixture(name), r = 4, alpha = 8, L = f.config.num_hidden_layers as number;
+    // a random adapter in PEFT's layout on q_proj, v_proj, down_proj (quantized modules of these fixtures)
+    const dir = join(work.path, `adapter-${name}`), lora = new Map<string, { dtype: 'F32'; shape: number[]; data: Float32Array }>();
+    let seed = 100;
+    for (let l = 0; l < L; l++) for (const rel of ['self_attn.q_proj', 'self_attn.v_proj', 'mlp.down_proj']) {
+      const m = `model.layers.${l}.${rel}`, [outF, inF] = linearShape(f.config, m);
+      lora.set(`base_model.model.${m}.lora_A.weight`, { dtype: 'F32', shape: [r, inF], data: randn(r * inF, seed++, 1 / Math.sqrt(inF)) });
+      lora.set(`base_model.model.${m}.lora_B.weight`, { dtype: 'F32', shape: [outF, r], data: randn(outF * r, seed++, 0.3) });
+    }
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', r, lora_alpha: alpha, target_modules: ['q_proj', 'v_proj', 'down_proj'], bias: 'none' }));
+    await writeSafetensors(join(dir, 'adapter_model.safetensors'), lora);
+    // reference weights: fp tensors as stored, quantized modules from the float64 dequantizer, W + (α/r)·B·A in float64
+    const w = new Map<string, Float32Array>();
+    for (const [n, t] of f.tensors) if ((n.endsWith('.bias') || !f.quantized.some((m) => n.startsWith(`${m}.`))) && ['F32', 'F16', 'BF16'].includes(t.dtype)) w.set(n, Float32Array.from(values(t)));
+    for (const m of f.quantized) {
+      const W = referenceWeight(f, m), [outF, inF] = linearShape(f.config, m);
+      const A = lora.get(`base_model.model.${m}.lora_A.weight`), B = lora.get(`base_model.model.${m}.lora_B.weight`);
+      if (A && B) for (let o = 0; o < outF; o++) for (let k = 0; k < inF; k++) {
+        let acc = 0;
+        for (let j = 0; j < r; j++) acc += B.data[o * r + j]! * A.data[j * inF + k]!;
+        W[o * inF + k] = W[o * inF + k]! + (alpha / r) * acc;
+      }
+      w.set(`${m}.weight`, Float32Array.from(W));
+    }
+    const cfg = await loadModelConfig(f.dir);
+    const ref = await CausalLM.fromWeights(cfg, () => new InitializerWeights((n) => w.get(n)), { attention: 'plain' });
+    const want = await ref.logits([f.ids]);
+    await ref.dispose();
+    const lm = await CausalLM.load(f.dir, { ...quiet, adapters: { a: dir } });
+    try {
+      const got = await lm.withAdapter('a').logits([f.ids]), d = maxAbsDiff(got, want);
+      t.diagnostic(`${name}: max |Δlogit| ${d.toExponential(2)}`);
+      assert.ok(d <= TOL, `${name}: max |Δlogit| ${d}`);
+      assert.ok(maxAbsDiff(got, await lm.logits([f.ids])) > 0.1, `${name}: the adapter changes the logits`);
+    } finally { await lm.dispose(); }
+  }
 });
