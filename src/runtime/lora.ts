@@ -135,12 +135,14 @@ export async function readLoraConfig(dir: string): Promise<LoraConfigJson> {
   const c = j as LoraConfigJson;
   if (c.peft_type !== 'LORA') fail(`${path}: peft_type ${JSON.stringify(c.peft_type)} is not supported (only "LORA" adapters)`);
   for (const [field, bad, why] of REFUSED) if (bad(c[field])) fail(`${path}: "${field}": ${JSON.stringify(c[field])}: ${why}`);
-  const posNum = (k: 'r' | 'lora_alpha', v: unknown) => { if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || (k === 'r' && !Number.isInteger(v))) fail(`${path}: "${k}" must be a positive ${k === 'r' ? 'integer' : 'number'}, got ${JSON.stringify(v)}`); };
-  posNum('r', c.r); posNum('lora_alpha', c.lora_alpha);
+  const positive = (field: string, v: unknown, integer: boolean) => {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || (integer && !Number.isInteger(v))) fail(`${path}: "${field}" must be a positive ${integer ? 'integer' : 'number'}, got ${JSON.stringify(v)}`);
+  };
+  positive('r', c.r, true); positive('lora_alpha', c.lora_alpha, false);
   for (const k of ['rank_pattern', 'alpha_pattern'] as const) {
     const p = c[k] ?? {};
     if (typeof p !== 'object' || Array.isArray(p)) fail(`${path}: "${k}" must be an object of pattern → number`);
-    for (const [pk, v] of Object.entries(p)) posNum(k === 'rank_pattern' ? 'r' : 'lora_alpha', v), void pk;
+    for (const [pk, v] of Object.entries(p)) positive(`${k}.${pk}`, v, k === 'rank_pattern');
   }
   const t = c.target_modules;
   if (!(typeof t === 'string' || (Array.isArray(t) && t.every((x) => typeof x === 'string')))) fail(`${path}: "target_modules" must be a module-name list or a regex string, got ${JSON.stringify(t)}`);
