@@ -16,6 +16,7 @@ import { internlm2 } from './internlm2.ts';
 import { baichuan } from './baichuan.ts';
 import { cohere } from './cohere.ts';
 import { mpt } from './mpt.ts';
+import { codegen } from './codegen.ts';
 import type { ArchConfig, ArchDefinition } from './types.ts';
 
 /** Every supported architecture. Adding one = one file + one line here. */
@@ -37,6 +38,7 @@ const ARCHS: ArchDefinition[] = [
   baichuan,
   cohere,
   mpt,
+  codegen,
 ];
 
 const custom: ArchDefinition[] = [];
