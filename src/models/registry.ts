@@ -17,6 +17,7 @@ import { baichuan } from './baichuan.ts';
 import { cohere } from './cohere.ts';
 import { mpt } from './mpt.ts';
 import { codegen } from './codegen.ts';
+import { gptNeo } from './gpt-neo.ts';
 import type { ArchConfig, ArchDefinition } from './types.ts';
 
 /** Every supported architecture. Adding one = one file + one line here. */
@@ -39,6 +40,7 @@ const ARCHS: ArchDefinition[] = [
   cohere,
   mpt,
   codegen,
+  gptNeo,
 ];
 
 const custom: ArchDefinition[] = [];
