@@ -18,6 +18,7 @@ import { cohere } from './cohere.ts';
 import { mpt } from './mpt.ts';
 import { codegen } from './codegen.ts';
 import { gptNeo } from './gpt-neo.ts';
+import { yi } from './yi.ts';
 import type { ArchConfig, ArchDefinition } from './types.ts';
 
 /** Every supported architecture. Adding one = one file + one line here. */
@@ -41,6 +42,7 @@ const ARCHS: ArchDefinition[] = [
   mpt,
   codegen,
   gptNeo,
+  yi,
 ];
 
 const custom: ArchDefinition[] = [];
