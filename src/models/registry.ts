@@ -19,6 +19,7 @@ import { mpt } from './mpt.ts';
 import { codegen } from './codegen.ts';
 import { gptNeo } from './gpt-neo.ts';
 import { yi } from './yi.ts';
+import { qwen } from './qwen.ts';
 import type { ArchConfig, ArchDefinition } from './types.ts';
 
 /** Every supported architecture. Adding one = one file + one line here. */
@@ -43,6 +44,7 @@ const ARCHS: ArchDefinition[] = [
   codegen,
   gptNeo,
   yi,
+  qwen,
 ];
 
 const custom: ArchDefinition[] = [];
