@@ -10,6 +10,9 @@
  *  - `transformer.wte`, `transformer.ln_f`, `lm_head` with bias (untied).
  * Quantized as GPTQModel's CodeGenQModel / AutoGPTQ's CodeGenGPTQForCausalLM: qkv_proj is one linear (saved as
  * `transformer.h.N.attn.qkv_proj.qweight`), groups [qkv_proj], [out_proj], [fc_in], [fc_out].
+ * MOSS (model_type "moss", remote code MossForCausalLM of fnlp/moss-moon-003; AutoGPTQ MOSSGPTQForCausalLM) is this
+ * model under Moss* class names with MossConfig's defaults; its own pre-quantized checkpoints (wbits 4/8, MOSS's
+ * QuantLinear layout) are refused.
  */
 import { fail } from '../errors.ts';
 import { attendHeads, layerNormAt, mlp } from './blocks.ts';
@@ -19,9 +22,13 @@ import { checkActivation, defineArchitecture, linear } from './define.ts';
 const MP = 4;
 
 export const codegen = defineArchitecture({
-  modelTypes: ['codegen'],
+  modelTypes: ['codegen', 'moss'],
   // CodeGenConfig: rotary_dim 64, n_inner null (4·n_embd), gelu_new, layer_norm_epsilon 1e-5, n_positions 2048, untied.
-  config: { codegen: { hidden_act: 'gelu_new', rms_norm_eps: 1e-5, max_position_embeddings: 2048, rotary_dim: 64, tie_word_embeddings: false, bos_token_id: 50256, eos_token_id: 50256 } },
+  // MossConfig: the same with bos 106028 / eos 106068.
+  config: {
+    codegen: { hidden_act: 'gelu_new', rms_norm_eps: 1e-5, max_position_embeddings: 2048, rotary_dim: 64, tie_word_embeddings: false, bos_token_id: 50256, eos_token_id: 50256 },
+    moss: { hidden_act: 'gelu_new', rms_norm_eps: 1e-5, max_position_embeddings: 2048, rotary_dim: 64, tie_word_embeddings: false, bos_token_id: 106028, eos_token_id: 106068 },
+  },
   layersBlockName: 'transformer.h.',
   outsideLayerModules: ['transformer.wte', 'transformer.ln_f'],
   modules: (_, { h, i }) => ({
@@ -40,6 +47,9 @@ export const codegen = defineArchitecture({
     if (cfg.rotaryDim % 2 !== 0 || cfg.rotaryDim > cfg.headDim)
       fail(`${cfg.path}: field "rotary_dim" (${cfg.rotaryDim}) must be an even number ≤ head_dim (${cfg.headDim})`);
     checkActivation(cfg, cfg.hiddenAct, 'activation_function');
+    const wbits = cfg.raw.wbits;
+    if (cfg.modelType === 'moss' && wbits !== undefined && wbits !== null && wbits !== 32)
+      fail(`${cfg.path}: moss with wbits ${JSON.stringify(wbits)} (MOSS's own quantized checkpoint) is not supported; quantize the fp16 model instead`);
   },
 
   layer(ctx, x, m) {

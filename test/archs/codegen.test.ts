@@ -35,6 +35,17 @@ test('codegen: n_head not a multiple of the 4 qkv shards is refused in one line'
   } finally { t.cleanup(); }
 });
 
+test('moss = codegen under MossConfig defaults; MOSS\'s own wbits 4/8 checkpoints are refused in one line', async () => {
+  const c = parseModelConfig({ model_type: 'moss', n_embd: 1024, n_head: 16, n_layer: 2, vocab_size: 128 });
+  assert.deepEqual([c.rotaryDim, c.intermediateSize, c.bosTokenId, c.eosTokenId, c.tieWordEmbeddings], [64, 4096, 106028, 106068, false]);
+  assert.deepEqual(archFor('moss').insideLayerModules(c), [['attn.qkv_proj'], ['attn.out_proj'], ['mlp.fc_in'], ['mlp.fc_out']]);
+  const t = tmpDir();
+  try {
+    await assert.rejects(CausalLM.load(fixtureVariant('moss', t.path, { wbits: 4 }), { graphCache: false }), (e: unknown) =>
+      e instanceof GptqError && /wbits 4/.test(e.message) && e.message.includes('config.json'));
+  } finally { t.cleanup(); }
+});
+
 // qkv_proj quantized as one linear: transformer.h.N.attn.qkv_proj.{qweight,qzeros,scales,g_idx} (GPTQModel
 // CodeGenQModel "attn": ("qkv_proj:0", "out_proj:1"), the checkpoint's own module name).
 fixtureRoundTripTest(rep, 'codegen', 'transformer.h.', [
