@@ -20,6 +20,7 @@ import { codegen } from './codegen.ts';
 import { gptNeo } from './gpt-neo.ts';
 import { yi } from './yi.ts';
 import { qwen } from './qwen.ts';
+import { longllama } from './longllama.ts';
 import type { ArchConfig, ArchDefinition } from './types.ts';
 
 /** Every supported architecture. Adding one = one file + one line here. */
@@ -45,6 +46,7 @@ const ARCHS: ArchDefinition[] = [
   gptNeo,
   yi,
   qwen,
+  longllama,
 ];
 
 const custom: ArchDefinition[] = [];
