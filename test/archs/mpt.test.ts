@@ -13,10 +13,26 @@ import { archFor } from '../../src/models/registry.ts';
 import { mptAlibiSlopes } from '../../src/models/mpt.ts';
 import { CausalLM } from '../../src/runtime/causal-lm.ts';
 import { tmpDir } from '../helpers.ts';
+import { mptRefBlock, mptRefConfig, mptRefEmbed, mptRefForward, refMptSlopes } from '../reference/mpt-ref.ts';
+import { makeMptCheckpoint } from './mpt.synth.ts';
 import { fixtureFullDelta, fixtureRoundTripTest, fixtureVariant } from './hf-fixture.ts';
-import { reporter } from './harness.ts';
+import { archFamily, layerGraphsTest, parityTest, reporter, type ArchCase } from './harness.ts';
 
 const rep = reporter();
+const mpt = archFamily(makeMptCheckpoint, mptRefConfig, { forward: mptRefForward, embed: mptRefEmbed, layer: mptRefBlock });
+const cases: ArchCase[] = [
+  ['mpt (hidden 64, 4 heads, clip_qkv 0.5)', mpt, { seed: 71, clip: 0.5 }],
+  ['mpt 6 heads (MPT slope order), hidden 96, alibi_bias_max 16, softmax_scale 0.2', mpt, { seed: 72, hidden: 96, heads: 6, biasMax: 16, scale: 0.2 }],
+];
+for (const c of cases) parityTest(rep, c, { masked: true });
+layerGraphsTest(rep, 'mpt calibration layer graph (InputWeights, ALiBi, clip) matches the reference layer', [['mpt', mpt, cases[1]![2]]]);
+
+test('MPT slopes: graph helper = the float64 reference formula (1…48 heads, bias max 8 and 16)', () => {
+  for (const max of [8, 16]) for (let n = 1; n <= 48; n++) {
+    const a = mptAlibiSlopes(n, max), b = refMptSlopes(n, max);
+    for (let i = 0; i < n; i++) assert.ok(Math.abs(a[i]! - b[i]!) <= 1e-15, `${n} heads, max ${max}, slope ${i}`);
+  }
+});
 const ATTN = { alibi: true, alibi_bias_max: 8, attn_type: 'multihead_attention', clip_qkv: 1.0, qk_ln: false, softmax_scale: null };
 
 test('MPT ALiBi slopes = build_mpt_alibi_tensor (2^-(i+1)·max/p, odd then even indices when heads is not a power of 2)', () => {
