@@ -41,7 +41,8 @@ const perGraph = new WeakMap<GraphBuilder, Map<string, { rope: Rope; logn: strin
 /**
  * Rotary tables [B|1,1,S,rd] and the logn query scale [1,1,S,1] of one call, from the layer's additive mask
  * [B|1,1,S,T]: the row's real length n_b = visible keys of its last query; the S queries are its last S real tokens
- * (positions n_b − S … n_b − 1) at sequence indices T − S … T − 1.
+ * (positions n_b − S … n_b − 1) at sequence indices (leading masked keys) + position — T − S … T − 1 for a
+ * left-padded row, the positions themselves in the slot graphs (whose unused buffer rows follow the cache).
  */
 function qwenRotary(ctx: LayerContext): { rope: Rope; logn: string | null } {
   const { g, cfg, mask } = ctx;
@@ -51,9 +52,9 @@ function qwenRotary(ctx: LayerContext): { rope: Rope; logn: string | null } {
   if (hit) return hit;
   const o = qwenOptions(cfg), rd = cfg.rotaryDim, L = o.seqLength;
   const last = g.op('Slice', [mask, g.constI64([-1]), g.constI64([2 ** 62]), g.constI64([2])]); // [B|1,1,1,T]
-  const n = g.op('ReduceSum', [g.op('Cast', [g.op('Equal', [last, g.constF(0)])], { to: 1 }), g.constI64([3])], { keepdims: 1 }); // [B|1,1,1,1]
+  const vis = g.op('Cast', [g.op('Equal', [last, g.constF(0)])], { to: 1 });
+  const n = g.op('ReduceSum', [vis, g.constI64([3])], { keepdims: 1 }); // real length [B|1,1,1,1]
   const S = g.op('Cast', [g.op('Shape', [mask], { start: 2, end: 3 })], { to: 1 });
-  const T = g.op('Cast', [g.op('Shape', [mask], { start: 3, end: 4 })], { to: 1 });
   const s = g.op('Unsqueeze', [g.op('Range', [g.constF(0), g.op('Squeeze', [S]), g.constF(1)]), g.constI64([0, 1, 3])]); // [1,1,S,1]
   const pos = g.op('Add', [g.op('Sub', [n, S]), s]); // [B|1,1,S,1]
   // base' = base · alpha^(rd/(rd−2)), alpha = max(2^ceil(log2(n/L) + 1) − 1, 1); inv_i = base'^(−2i/rd)
@@ -69,7 +70,9 @@ function qwenRotary(ctx: LayerContext): { rope: Rope; logn: string | null } {
   const emb = g.op('Concat', [freqs, freqs], { axis: -1 });
   let logn: string | null = null;
   if (o.lognAttn && L !== null) {
-    const j1 = g.op('Add', [g.op('Sub', [T, S]), g.op('Add', [s, g.constF(1)])]); // index + 1, [1,1,S,1]
+    // sequence index + 1 = leading pads + position + 1 (slot graphs' unused buffer rows after the cache don't count)
+    const lead = g.op('Cast', [g.op('ArgMax', [vis], { axis: 3, keepdims: 1 })], { to: 1 }); // [B|1,1,1,1]
+    const j1 = g.op('Add', [g.op('Add', [lead, pos]), g.constF(1)]); // [B|1,1,S,1]
     logn = g.op('Where', [g.op('Greater', [j1, g.constF(L)]), g.op('Div', [g.op('Log', [j1]), g.constF(Math.log(L))]), g.constF(1)]);
   }
   const out = { rope: { cos: g.op('Cos', [emb]), sin: g.op('Sin', [emb]) }, logn };

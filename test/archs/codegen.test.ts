@@ -12,7 +12,7 @@ import { parseModelConfig } from '../../src/io/config.ts';
 import { archFor } from '../../src/models/registry.ts';
 import { CausalLM } from '../../src/runtime/causal-lm.ts';
 import { tmpDir } from '../helpers.ts';
-import { fixtureRoundTripTest, fixtureVariant } from './hf-fixture.ts';
+import { fixtureRoundTripTest, fixtureSlotsTest, fixtureVariant } from './hf-fixture.ts';
 import { reporter } from './harness.ts';
 
 const rep = reporter();
@@ -51,5 +51,7 @@ test('moss = codegen under MossConfig defaults; MOSS\'s own wbits 4/8 checkpoint
 fixtureRoundTripTest(rep, 'codegen', 'transformer.h.', [
   ['attn.qkv_proj.qweight', [4, 96]], ['attn.qkv_proj.scales', [1, 96]], ['mlp.fc_in.bias', [32]], ['mlp.fc_out.qweight', [4, 32]],
 ]);
+
+fixtureSlotsTest(rep, 'codegen');
 
 rep.summaryTest();

@@ -16,7 +16,7 @@ import { gptNeoAttentionLayers } from '../../src/models/gpt-neo.ts';
 import { archFor } from '../../src/models/registry.ts';
 import { CausalLM } from '../../src/runtime/causal-lm.ts';
 import { tmpDir } from '../helpers.ts';
-import { fixtureFullDelta, fixtureRoundTripTest, fixtureVariant } from './hf-fixture.ts';
+import { fixtureFullDelta, fixtureRoundTripTest, fixtureSlotsTest, fixtureVariant } from './hf-fixture.ts';
 import { assertBatchedEqualsSingle, reporter } from './harness.ts';
 
 const rep = reporter();
@@ -75,5 +75,7 @@ test('gpt_neo: batched left-padded generation past the local window equals one-b
 fixtureRoundTripTest(rep, 'gpt_neo', 'transformer.h.', [
   ['attn.attention.q_proj.qweight', [4, 32]], ['attn.attention.out_proj.bias', [32]], ['mlp.c_fc.qweight', [4, 32]],
 ]);
+
+fixtureSlotsTest(rep, 'gpt_neo');
 
 rep.summaryTest();

@@ -11,7 +11,7 @@ import { parseModelConfig } from '../../src/io/config.ts';
 import { archFor } from '../../src/models/registry.ts';
 import { CausalLM } from '../../src/runtime/causal-lm.ts';
 import { tmpDir } from '../helpers.ts';
-import { fixtureFullDelta, fixtureRoundTripTest, fixtureVariant } from './hf-fixture.ts';
+import { fixtureFullDelta, fixtureRoundTripTest, fixtureSlotsTest, fixtureVariant } from './hf-fixture.ts';
 import { reporter } from './harness.ts';
 
 const rep = reporter();
@@ -44,5 +44,7 @@ test('longllama: rope_scaling and out-of-range mem_layers are refused in one lin
 });
 
 fixtureRoundTripTest(rep, 'longllama-mem', 'model.layers.', [['self_attn.q_proj.qweight', [4, 32]], ['mlp.down_proj.qweight', [4, 32]]]);
+
+fixtureSlotsTest(rep, 'longllama-mem');
 
 rep.summaryTest();

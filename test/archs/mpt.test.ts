@@ -15,7 +15,7 @@ import { CausalLM } from '../../src/runtime/causal-lm.ts';
 import { tmpDir } from '../helpers.ts';
 import { mptRefBlock, mptRefConfig, mptRefEmbed, mptRefForward, refMptSlopes } from '../reference/mpt-ref.ts';
 import { makeMptCheckpoint } from './mpt.synth.ts';
-import { fixtureFullDelta, fixtureRoundTripTest, fixtureVariant } from './hf-fixture.ts';
+import { fixtureFullDelta, fixtureRoundTripTest, fixtureSlotsTest, fixtureVariant } from './hf-fixture.ts';
 import { archFamily, layerGraphsTest, parityTest, reporter, type ArchCase } from './harness.ts';
 
 const rep = reporter();
@@ -91,5 +91,7 @@ fixtureRoundTripTest(rep, 'mpt', 'transformer.blocks.', [
   ['attn.Wqkv.qweight', [4, 96]], ['attn.Wqkv.scales', [1, 96]], ['attn.Wqkv.qzeros', [1, 12]], ['attn.Wqkv.g_idx', [32]],
   ['ffn.down_proj.qweight', [16, 32]],
 ]);
+
+fixtureSlotsTest(rep, 'mpt');
 
 rep.summaryTest();

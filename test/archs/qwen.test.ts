@@ -13,7 +13,7 @@ import { archFor } from '../../src/models/registry.ts';
 import { CausalLM } from '../../src/runtime/causal-lm.ts';
 import { loadArchFixture } from '../fixture-archs.ts';
 import { tmpDir } from '../helpers.ts';
-import { fixtureRoundTripTest, fixtureVariant } from './hf-fixture.ts';
+import { fixtureRoundTripTest, fixtureSlotsTest, fixtureVariant } from './hf-fixture.ts';
 import { reporter } from './harness.ts';
 
 const rep = reporter();
@@ -56,5 +56,7 @@ test('qwen fixture (prompt 4 < seq_length 8): cached steps exact up to index 7, 
 fixtureRoundTripTest(rep, 'qwen-short', 'transformer.h.', [
   ['attn.c_attn.qweight', [4, 96]], ['attn.c_attn.bias', [96]], ['mlp.w1.qweight', [4, 32]], ['mlp.c_proj.qweight', [4, 32]],
 ]);
+
+fixtureSlotsTest(rep, 'qwen-longprompt');
 
 rep.summaryTest();

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { parseModelConfig } from '../../src/io/config.ts';
 import { falconOptions } from '../../src/models/falcon.ts';
 import { archFor } from '../../src/models/registry.ts';
-import { fixtureRoundTripTest } from './hf-fixture.ts';
+import { fixtureRoundTripTest, fixtureSlotsTest } from './hf-fixture.ts';
 import { reporter } from './harness.ts';
 
 const rep = reporter();
@@ -40,5 +40,7 @@ test('RefinedWeb / RefinedWebModel config: RWConfig spelling and defaults (multi
 fixtureRoundTripTest(rep, 'yi', 'model.layers.', [
   ['self_attn.q_proj.qweight', [8, 64]], ['self_attn.k_proj.qweight', [8, 32]], ['mlp.down_proj.qweight', [4, 64]], ['ln1.weight', [64]], ['ln2.weight', [64]],
 ]);
+
+fixtureSlotsTest(rep, 'yi');
 
 rep.summaryTest();
