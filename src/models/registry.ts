@@ -21,6 +21,7 @@ import { gptNeo } from './gpt-neo.ts';
 import { yi } from './yi.ts';
 import { qwen } from './qwen.ts';
 import { longllama } from './longllama.ts';
+import { stablelmEpoch } from './stablelm-epoch.ts';
 import type { ArchConfig, ArchDefinition } from './types.ts';
 
 /** Every supported architecture. Adding one = one file + one line here. */
@@ -47,6 +48,7 @@ const ARCHS: ArchDefinition[] = [
   yi,
   qwen,
   longllama,
+  stablelmEpoch,
 ];
 
 const custom: ArchDefinition[] = [];

@@ -1,6 +1,7 @@
 /**
  * Model types that are Transformers-native math under their original remote-code names: "Yi" (Llama with ln1/ln2
- * layer norms) and "RefinedWeb" / "RefinedWebModel" (Falcon before its Transformers port). Their forward is checked by
+ * layer norms), "RefinedWeb" / "RefinedWebModel" (Falcon before its Transformers port) and "stablelm_epoch" (the
+ * LLaMA layout with LayerNorm and rope_pct, remote code of StableLM-3B-4E1T; its fixture is from that code). Their forward is checked by
  * test/hf-parity.test.ts on fixtures derived from the llama / falcon / falcon-7b ones
  * (scripts/fixtures/make_alias_fixtures.py); here the config defaults of YiConfig / RWConfig and a GPTQ round trip on
  * the Yi fixture (names as AutoGPTQ's YiGPTQForCausalLM).
@@ -10,7 +11,8 @@ import assert from 'node:assert/strict';
 import { parseModelConfig } from '../../src/io/config.ts';
 import { falconOptions } from '../../src/models/falcon.ts';
 import { archFor } from '../../src/models/registry.ts';
-import { fixtureRoundTripTest, fixtureSlotsTest } from './hf-fixture.ts';
+import { tmpDir } from '../helpers.ts';
+import { fixtureFullDelta, fixtureRoundTripTest, fixtureSlotsTest, fixtureVariant } from './hf-fixture.ts';
 import { reporter } from './harness.ts';
 
 const rep = reporter();
@@ -36,6 +38,22 @@ test('RefinedWeb / RefinedWebModel config: RWConfig spelling and defaults (multi
   const f = parseModelConfig({ model_type: 'falcon', ...base });
   assert.deepEqual([f.numKvHeads, falconOptions(f).multiQuery, falconOptions(f).parallelAttn, f.bosTokenId], [1, true, true, 11]);
 });
+
+test('stablelm_epoch config: StableLMEpochConfig names (norm_eps, rope_pct) and defaults; the fixture exercises rope_pct', async () => {
+  const c = parseModelConfig({ model_type: 'stablelm_epoch', hidden_size: 1024, num_attention_heads: 32, num_hidden_layers: 2, vocab_size: 128, norm_eps: 1e-6 });
+  assert.deepEqual([c.rmsNormEps, c.rotaryDim, c.numKvHeads, c.intermediateSize, c.maxPositionEmbeddings, c.bosTokenId, c.eosTokenId, c.tieWordEmbeddings],
+    [1e-6, 8, 32, 6912, 4096, 0, 2, false]);
+  const t = tmpDir();
+  try {
+    const same = await fixtureFullDelta(fixtureVariant('stablelm_epoch', t.path, {}), 'stablelm_epoch');
+    const full = await fixtureFullDelta(fixtureVariant('stablelm_epoch', t.path, { rope_pct: 1 }), 'stablelm_epoch');
+    rep.report('stablelm_epoch variants (max |Δlogit| vs remote code)', { fixture: same, 'rope_pct 1': full });
+    assert.ok(same <= 1e-4 && full > 1e-2, `${same} ${full}`);
+  } finally { t.cleanup(); }
+});
+
+fixtureRoundTripTest(rep, 'stablelm_epoch', 'model.layers.', [['self_attn.k_proj.qweight', [8, 32]], ['input_layernorm.bias', [64]]]);
+fixtureSlotsTest(rep, 'stablelm_epoch');
 
 fixtureRoundTripTest(rep, 'yi', 'model.layers.', [
   ['self_attn.q_proj.qweight', [8, 64]], ['self_attn.k_proj.qweight', [8, 32]], ['mlp.down_proj.qweight', [4, 64]], ['ln1.weight', [64]], ['ln2.weight', [64]],
