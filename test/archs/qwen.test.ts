@@ -3,20 +3,52 @@
  * qwen-short (within seq_length), qwen-longprompt (prompt past seq_length: per-row dynamic NTK alpha, logn by sequence
  * index with a pad), qwen (prompt 4 < seq_length 8 < 12 tokens: full forward exact, KV steps a known gap). Here: where
  * exactly that gap is (cached steps ending at index ≤ 7 exact, later ones not: Qwen keeps the prompt's alpha 1),
- * config / module tree, the seq_length requirement, and quantize → save → reload on qwen-short.
+ * config / module tree, the seq_length requirement, quantize → save → reload on qwen-short, slots, and an independent
+ * float64 reference (test/reference/qwen-ref.ts) on synthetic checkpoints: full/KV parity within seq_length, the
+ * calibration layer graph, and full forwards past seq_length (NTK alpha 1, 3, 7 and logn).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { GptqError } from '../../src/errors.ts';
 import { parseModelConfig } from '../../src/io/config.ts';
 import { archFor } from '../../src/models/registry.ts';
-import { CausalLM } from '../../src/runtime/causal-lm.ts';
+import { CausalLM, loadFloatWeights } from '../../src/runtime/causal-lm.ts';
 import { loadArchFixture } from '../fixture-archs.ts';
 import { tmpDir } from '../helpers.ts';
 import { fixtureRoundTripTest, fixtureSlotsTest, fixtureVariant } from './hf-fixture.ts';
-import { reporter } from './harness.ts';
+import { archFamily, layerGraphsTest, maxDiff, parityTest, reporter, type ArchCase } from './harness.ts';
+import { qwenRefBlock, qwenRefConfig, qwenRefEmbed, qwenRefForward } from '../reference/qwen-ref.ts';
+import { makeQwenCheckpoint } from './qwen.synth.ts';
 
 const rep = reporter();
+const qwenFam = archFamily(makeQwenCheckpoint, qwenRefConfig, { forward: qwenRefForward, embed: qwenRefEmbed, layer: qwenRefBlock });
+const cases: ArchCase[] = [
+  ['qwen (hidden 64, seq_length 2048: no NTK/logn in range)', qwenFam, { seed: 81 }],
+  ['qwen no_bias false (biased c_proj/w1/w2), 3 layers', qwenFam, { seed: 82, noBias: false, layers: 3 }],
+];
+for (const c of cases) parityTest(rep, c);
+layerGraphsTest(rep, 'qwen calibration layer graph (InputWeights, fused c_attn, halved MLP) matches the reference layer', [['qwen', qwenFam, cases[1]![2]]]);
+
+test('qwen full forward past seq_length (dynamic NTK alpha 1/3/7, logn) vs the float64 reference', async () => {
+  const t = tmpDir();
+  try {
+    await makeQwenCheckpoint(t.path, { seed: 83, seqLength: 4 });
+    const m = await CausalLM.load(t.path, { graphCache: false });
+    const w = await loadFloatWeights(t.path);
+    const c = JSON.parse(readFileSync(join(t.path, 'config.json'), 'utf8'));
+    const out: Record<string, number> = {};
+    try {
+      for (const n of [4, 7, 13]) { // alpha 1, 3, 7
+        const ids = Array.from({ length: n }, (_, i) => (i * 11 + 5) % 96);
+        out[`${n} tokens`] = maxDiff(await m.logits([ids]), qwenRefForward(qwenRefConfig(c), (x) => w.get(x), ids), 96);
+      }
+    } finally { await m.dispose(); }
+    rep.report('qwen seq_length 4 full vs reference', out);
+    for (const [k, v] of Object.entries(out)) assert.ok(v <= 1e-4, `${k}: ${v}`);
+  } finally { t.cleanup(); }
+});
 
 test('qwen config: QWenConfig defaults, MLP branches of intermediate_size / 2, module tree', () => {
   const c = parseModelConfig({ model_type: 'qwen', hidden_size: 64, num_attention_heads: 4, num_hidden_layers: 2, kv_channels: 16, vocab_size: 128, seq_length: 2048, intermediate_size: 128 });
