@@ -17,9 +17,18 @@ import { archFor } from '../../src/models/registry.ts';
 import { CausalLM } from '../../src/runtime/causal-lm.ts';
 import { tmpDir } from '../helpers.ts';
 import { fixtureFullDelta, fixtureRoundTripTest, fixtureSlotsTest, fixtureVariant } from './hf-fixture.ts';
-import { assertBatchedEqualsSingle, reporter } from './harness.ts';
+import { archFamily, assertBatchedEqualsSingle, layerGraphsTest, parityTest, reporter, type ArchCase } from './harness.ts';
+import { gptNeoRefBlock, gptNeoRefConfig, gptNeoRefEmbed, gptNeoRefForward } from '../reference/gpt-neo-ref.ts';
+import { makeGptNeoCheckpoint } from './gpt-neo.synth.ts';
 
 const rep = reporter();
+const neo = archFamily(makeGptNeoCheckpoint, gptNeoRefConfig, { forward: gptNeoRefForward, embed: gptNeoRefEmbed, layer: gptNeoRefBlock });
+const cases: ArchCase[] = [
+  ['gpt_neo global/local window 3 (16 tokens)', neo, { seed: 91 }],
+  ['gpt_neo local, local, global (window 5), 6 heads, hidden 96', neo, { seed: 92, hidden: 96, heads: 6, layers: 3, window: 5, types: [[['local'], 2], [['global'], 1]] }],
+];
+for (const c of cases) parityTest(rep, c, { masked: true });
+layerGraphsTest(rep, 'gpt_neo calibration layer graphs (local layer) match the reference layer', [['gpt_neo', neo, cases[0]![2]]]);
 
 test('gpt_neo config: attention_types expansion (GPTNeoConfig default [[global, local], 12]), module tree', () => {
   const c = parseModelConfig({ model_type: 'gpt_neo', hidden_size: 64, num_heads: 4, num_layers: 24, vocab_size: 100 });
