@@ -35,7 +35,12 @@ const checked = fixtures.filter((f) => supported.has(f.modelType));
 const left = fixtures.filter((f) => !supported.has(f.modelType));
 
 /** Fixtures where gptqjs differs from Transformers today (found by this test), with the cause. */
-const KNOWN_GAPS: Record<string, string> = {};
+const KNOWN_GAPS: Record<string, string> = {
+  // Qwen v1's remote code keeps the prompt's NTK alphas for every cached step; a stateless KV graph takes the row's
+  // length at each call (src/models/qwen.ts). Prompt 4 ≤ seq_length 8 < 12: steps 9–12 differ. Full forward exact;
+  // qwen-longprompt (prompt past seq_length) and qwen-short (within it) are exact for steps too.
+  qwen: 'Qwen v1 keeps the prompt\'s dynamic-NTK alpha for cached steps (stateful); steps crossing seq_length differ',
+};
 
 /**
  * Supported model types whose only fixtures are layouts gptqjs refuses: their refusal is what is checked. Baichuan: the

@@ -19,9 +19,9 @@ const GENERIC = { tie_word_embeddings: true, rms_norm_eps: 1e-6, max_position_em
 /** Transformers' attribute_map aliases (gpt2/gptj/bloom/falcon/opt …) for the standard names. */
 const ALIASES: Record<string, string[]> = {
   hidden_size: ['n_embd', 'd_model', 'n_embed'],
-  num_hidden_layers: ['n_layer', 'num_layers'],
-  num_attention_heads: ['n_head', 'num_heads'],
-  max_position_embeddings: ['n_positions', 'max_sequence_length', 'seq_length'],
+  num_hidden_layers: ['n_layer', 'num_layers', 'n_layers'],
+  num_attention_heads: ['n_head', 'num_heads', 'n_heads'],
+  max_position_embeddings: ['n_positions', 'max_sequence_length', 'seq_length', 'max_seq_len'],
   intermediate_size: ['n_inner', 'ffn_dim', 'ffn_hidden_size'],
   rms_norm_eps: ['layer_norm_eps', 'layer_norm_epsilon', 'norm_epsilon'],
   hidden_act: ['activation_function'],

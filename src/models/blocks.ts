@@ -219,10 +219,10 @@ const alibiCache = new WeakMap<GraphBuilder, Map<string, string>>();
  * The additive mask plus the ALiBi bias slope_h · pos_j, [B|1, heads, S, T]. pos_j is key j's position as in
  * transformers build_alibi_tensor: (cumsum(attention_mask) − 1) · attention_mask, where the key mask is read off the
  * last query row of the causal additive `mask` (0 = visible; the last query sees every unpadded key). Built once per
- * graph and mask.
+ * graph, mask and slopes (`slopes` [heads]: BLOOM's get_slopes by default; MPT has its own rule).
  */
-export function alibiMask(g: GraphBuilder, mask: string, heads: number): string {
-  const key = `${mask}:${heads}`;
+export function alibiMask(g: GraphBuilder, mask: string, heads: number, slopes: Float64Array = alibiSlopes(heads)): string {
+  const key = `${mask}:${slopes.join(',')}`;
   let byGraph = alibiCache.get(g);
   if (!byGraph) alibiCache.set(g, (byGraph = new Map()));
   const hit = byGraph.get(key);
@@ -230,8 +230,8 @@ export function alibiMask(g: GraphBuilder, mask: string, heads: number): string 
   const last = g.op('Slice', [mask, g.constI64([-1]), g.constI64([2 ** 62]), g.constI64([2])]); // [B|1,1,1,T]
   const vis = g.op('Cast', [g.op('Equal', [last, g.constF(0)])], { to: 7 }); // int64
   const pos = g.op('Mul', [g.op('Sub', [g.op('CumSum', [vis, g.constI64(-1)]), g.constI64(1)]), vis]);
-  const slopes = g.init(g.fresh('alibi_slopes'), 'float32', [1, heads, 1, 1], Float32Array.from(alibiSlopes(heads)));
-  const out = g.op('Add', [mask, g.op('Mul', [g.op('Cast', [pos], { to: 1 }), slopes])]);
+  const sl = g.init(g.fresh('alibi_slopes'), 'float32', [1, heads, 1, 1], Float32Array.from(slopes));
+  const out = g.op('Add', [mask, g.op('Mul', [g.op('Cast', [pos], { to: 1 }), sl])]);
   byGraph.set(key, out);
   return out;
 }

@@ -21,15 +21,24 @@ import { activation, attention, layerNormAt, mergeHeads, splitFusedQkv } from '.
 import { checkActivation, configBool, configInt, defineArchitecture, linear } from './define.ts';
 import { applyRope } from './rope.ts';
 
-/** FalconConfig fields beyond the common ones (defaults as in FalconConfig). */
+/**
+ * The original remote-code Falcon model types (tiiuae's RWConfig, modelling_RW.py; what Transformers' Falcon
+ * conversion maps to new_decoder_architecture): "RefinedWeb" = the 40B layout (ln_attn/ln_mlp, n_head_kv kv groups,
+ * always parallel), "RefinedWebModel" = the 7B/RW layout (input_layernorm, multi_query / parallel_attn flags with
+ * RWConfig's defaults false). Same tensor names as model_type "falcon"; AutoGPTQ/GPTQModel RWGPTQForCausalLM.
+ */
+const RW_ARCH: Record<string, boolean> = { RefinedWeb: true, RefinedWebModel: false };
+
+/** FalconConfig fields beyond the common ones (defaults as in FalconConfig; RWConfig's for the RefinedWeb types). */
 export function falconOptions(cfg: ModelConfig) {
-  const newArch = configBool(cfg, 'new_decoder_architecture', false);
+  const rw = RW_ARCH[cfg.modelType];
+  const newArch = rw ?? configBool(cfg, 'new_decoder_architecture', false);
   const act = cfg.raw.activation ?? 'gelu';
   if (typeof act !== 'string') fail(`${cfg.path}: field "activation" must be a string, got ${JSON.stringify(act)}`);
   return {
     newArch,
-    multiQuery: configBool(cfg, 'multi_query', true),
-    parallelAttn: configBool(cfg, 'parallel_attn', true),
+    multiQuery: configBool(cfg, 'multi_query', rw === undefined),
+    parallelAttn: rw === true || configBool(cfg, 'parallel_attn', rw === undefined),
     /** Norms in a new-architecture layer: 2 = ln_attn + ln_mlp, 1 = one input_layernorm. */
     numLn: newArch ? configInt(cfg, 'num_ln_in_parallel_attn', 2) : 1,
     bias: configBool(cfg, 'bias', false),
@@ -47,16 +56,21 @@ function qkvLayout(cfg: ModelConfig): { groups: number; qPer: number } {
 }
 
 export const falcon = defineArchitecture({
-  modelTypes: ['falcon'],
-  // FalconConfig: max_position_embeddings 2048, activation gelu, ffn_hidden_size 4·hidden.
-  config: { falcon: { hidden_act: 'gelu', rms_norm_eps: 1e-5, max_position_embeddings: 2048, tie_word_embeddings: true, bos_token_id: 11, eos_token_id: 11 } },
+  modelTypes: ['falcon', 'RefinedWeb', 'RefinedWebModel'],
+  // FalconConfig: max_position_embeddings 2048, activation gelu, ffn_hidden_size 4·hidden. RWConfig: bos 1, eos 2.
+  config: {
+    falcon: { hidden_act: 'gelu', rms_norm_eps: 1e-5, max_position_embeddings: 2048, tie_word_embeddings: true, bos_token_id: 11, eos_token_id: 11 },
+    RefinedWeb: { hidden_act: 'gelu', rms_norm_eps: 1e-5, max_position_embeddings: 2048, tie_word_embeddings: true, bos_token_id: 1, eos_token_id: 2 },
+    RefinedWebModel: { hidden_act: 'gelu', rms_norm_eps: 1e-5, max_position_embeddings: 2048, tie_word_embeddings: true, bos_token_id: 1, eos_token_id: 2 },
+  },
   // FalconAttention: num_kv_heads (old configs: n_head_kv) with new_decoder_architecture, one shared head when
   // multi_query (the default), else one per head.
-  configure: (cfg, f) => ({
-    numKvHeads: cfg.raw.new_decoder_architecture === true
-      ? f.int('num_kv_heads', typeof cfg.raw.n_head_kv === 'number' ? cfg.raw.n_head_kv : cfg.numHeads)
-      : cfg.raw.multi_query === false ? cfg.numHeads : 1,
-  }),
+  configure: (cfg, f) => {
+    const rw = RW_ARCH[cfg.modelType];
+    if (rw ?? cfg.raw.new_decoder_architecture === true) return { numKvHeads: f.int('num_kv_heads', typeof cfg.raw.n_head_kv === 'number' ? cfg.raw.n_head_kv : cfg.numHeads) };
+    const multiQuery = typeof cfg.raw.multi_query === 'boolean' ? cfg.raw.multi_query : rw === undefined;
+    return { numKvHeads: multiQuery ? 1 : cfg.numHeads };
+  },
   layersBlockName: 'transformer.h.',
   outsideLayerModules: ['transformer.word_embeddings', 'transformer.ln_f'],
   // AutoGPTQ RWGPTQForCausalLM (rw.py), also used for Falcon.

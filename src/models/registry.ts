@@ -15,6 +15,13 @@ import { internlm } from './internlm.ts';
 import { internlm2 } from './internlm2.ts';
 import { baichuan } from './baichuan.ts';
 import { cohere } from './cohere.ts';
+import { mpt } from './mpt.ts';
+import { codegen } from './codegen.ts';
+import { gptNeo } from './gpt-neo.ts';
+import { yi } from './yi.ts';
+import { qwen } from './qwen.ts';
+import { longllama } from './longllama.ts';
+import { stablelmEpoch } from './stablelm-epoch.ts';
 import type { ArchConfig, ArchDefinition } from './types.ts';
 
 /** Every supported architecture. Adding one = one file + one line here. */
@@ -35,6 +42,13 @@ const ARCHS: ArchDefinition[] = [
   internlm2,
   baichuan,
   cohere,
+  mpt,
+  codegen,
+  gptNeo,
+  yi,
+  qwen,
+  longllama,
+  stablelmEpoch,
 ];
 
 const custom: ArchDefinition[] = [];

@@ -168,7 +168,8 @@ export async function layerGraphParity(dir: string, ref: Pick<RefFamily, 'embed'
   const w: Weights = (n) => weights.get(n);
   const config = readConfigJson(dir);
   const src = new InputWeights(`${arch.layersBlockName}0.`);
-  const g = buildLayerGraph(arch, cfg, src, { hessians: arch.layerLinears(cfg).map((l) => l.rel) });
+  // the graph of layer `layer` (architectures whose layers differ build one per index, as src/quant/layer-loop.ts)
+  const g = buildLayerGraph(arch, cfg, src, { hessians: arch.layerLinears(cfg).map((l) => l.rel), layerIndex: layer });
   const sess = await createSession(g.toBytes());
   const x = ref.embed(config, w, ids);
   const S = ids.length, H = cfg.hiddenSize;
