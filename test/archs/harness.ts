@@ -8,7 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { cpSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GPTQModel } from '../../src/gptq-model.ts';
 import { Checkpoint } from '../../src/io/safetensors.ts';
@@ -18,7 +18,7 @@ import { buildLayerGraph, InputWeights } from '../../src/quant/calibrate.ts';
 import { createSession, f32 } from '../../src/graph/session.ts';
 import { loadModelConfig, type ModelConfig } from '../../src/io/config.ts';
 import { archFor } from '../../src/models/registry.ts';
-import { rng, tmpDir } from '../helpers.ts';
+import { ROOT, rng, tmpDir } from '../helpers.ts';
 
 export type Weights = (n: string) => Float32Array | undefined;
 /** Reference logits [seq][vocab] for config.json `c`; `mask` = optional 2-D attention mask row. */
@@ -384,4 +384,15 @@ export function batchedGenerationTest(title: string, models: ArchCase[], prompts
     const t = tmpDir();
     try { await batchedGenerationCheck(t.path, models, prompts, maxNewTokens); } finally { t.cleanup(); }
   });
+}
+
+/**
+ * An ArchCase whose checkpoint is the real-Transformers fixture test/fixtures/archs/<fixture> (copied as is), for the
+ * GPTQ round-trip tests of types checked against Transformers by test/hf-parity.test.ts rather than by a float64
+ * reference of their own (its RefFamily functions throw: use it with gptqSavedTensorsTest / gptqBlockTest only).
+ */
+export function fixtureCase(fixture: string): ArchCase {
+  const make = async (dir: string) => { cpSync(join(ROOT, 'test', 'fixtures', 'archs', fixture), dir, { recursive: true, filter: (f) => !/expected\.(json|safetensors)$/.test(f) }); };
+  const none = (): never => { throw new Error(`fixture ${fixture}: no float64 reference (parity is test/hf-parity.test.ts)`); };
+  return [`fixture ${fixture}`, { make, forward: none, embed: none, layer: none }, {}];
 }
