@@ -16,6 +16,8 @@ import { internlm2 } from './internlm2.ts';
 import { baichuan } from './baichuan.ts';
 import { cohere } from './cohere.ts';
 import { phi3 } from './phi3.ts';
+import { gemma2 } from './gemma2.ts';
+import { gemma3 } from './gemma3.ts';
 import type { ArchConfig, ArchDefinition } from './types.ts';
 
 /** Every supported architecture. Adding one = one file + one line here. */
@@ -37,6 +39,8 @@ const ARCHS: ArchDefinition[] = [
   baichuan,
   cohere,
   phi3,
+  gemma2,
+  gemma3,
 ];
 
 const custom: ArchDefinition[] = [];

@@ -39,8 +39,17 @@ export interface LayerContext {
   rope: Rope;
   /** Layer number when the graph knows it (absent: parse it from `prefix`; calibration graphs use layer 0's prefix). */
   layerIndex?: number;
-  /** additive attention mask, broadcastable to [B, heads, S, T] */
+  /** additive attention mask, broadcastable to [B, heads, S, T] (sliding window cfg.slidingWindow) */
   mask: string;
+  /**
+   * The graph's additive mask with another sliding window (null: none), built once per graph and window: for models
+   * whose layers differ in window (Gemma 2/3 sliding vs full layers). Absent in graphs that cannot provide it.
+   */
+  maskWith?(window: number | null): string;
+  /** The graph's rotary embedding for another rope configuration (Gemma 3's local layers), built once per graph and config object. */
+  ropeWith?(cfg: ModelConfig): Rope;
+  /** Attention logit soft-capping (Gemma 2): scores = cap·tanh(scores / cap) after scaling, before the mask. */
+  softcap?: number;
   /** KV cache input for this layer, [B, kvHeads, P, headDim] each; absent for calibration graphs */
   past?: { key: string; value: string };
   /** set by the layer when past is given: [B, kvHeads, P+S, headDim] */

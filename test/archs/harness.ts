@@ -168,7 +168,7 @@ export async function layerGraphParity(dir: string, ref: Pick<RefFamily, 'embed'
   const w: Weights = (n) => weights.get(n);
   const config = readConfigJson(dir);
   const src = new InputWeights(`${arch.layersBlockName}0.`);
-  const g = buildLayerGraph(arch, cfg, src, { hessians: arch.layerLinears(cfg).map((l) => l.rel) });
+  const g = buildLayerGraph(arch, cfg, src, { hessians: arch.layerLinears(cfg).map((l) => l.rel), layerIndex: layer });
   const sess = await createSession(g.toBytes());
   const x = ref.embed(config, w, ids);
   const S = ids.length, H = cfg.hiddenSize;
@@ -387,12 +387,12 @@ export function batchedGenerationTest(title: string, models: ArchCase[], prompts
 }
 
 /**
- * An ArchCase whose checkpoint is the real-Transformers fixture test/fixtures/archs/<fixture> (copied as is), for the
- * GPTQ round-trip tests of types checked against Transformers by test/hf-parity.test.ts rather than by a float64
- * reference of their own (its RefFamily functions throw: use it with gptqSavedTensorsTest / gptqBlockTest only).
+ * An ArchCase whose checkpoint is the real-Transformers fixture test/fixtures/archs/<fixture> (copied, without its
+ * expected logits), with the float64 reference `ref` of its family, or none (types checked against Transformers by
+ * test/hf-parity.test.ts only: the RefFamily functions throw, use such a case with gptqSavedTensorsTest / gptqBlockTest).
  */
-export function fixtureCase(fixture: string): ArchCase {
+export function fixtureCase(fixture: string, ref?: RefFamily): ArchCase {
   const make = async (dir: string) => { cpSync(join(ROOT, 'test', 'fixtures', 'archs', fixture), dir, { recursive: true, filter: (f) => !/expected\.(json|safetensors)$/.test(f) }); };
   const none = (): never => { throw new Error(`fixture ${fixture}: no float64 reference (parity is test/hf-parity.test.ts)`); };
-  return [`fixture ${fixture}`, { make, forward: none, embed: none, layer: none }, {}];
+  return [`fixture ${fixture}`, { make, ...(ref ?? { forward: none, embed: none, layer: none }) }, {}];
 }
