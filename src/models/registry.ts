@@ -18,6 +18,7 @@ import { cohere } from './cohere.ts';
 import { phi3 } from './phi3.ts';
 import { gemma2 } from './gemma2.ts';
 import { gemma3 } from './gemma3.ts';
+import { stablelm } from './stablelm.ts';
 import type { ArchConfig, ArchDefinition } from './types.ts';
 
 /** Every supported architecture. Adding one = one file + one line here. */
@@ -41,6 +42,7 @@ const ARCHS: ArchDefinition[] = [
   phi3,
   gemma2,
   gemma3,
+  stablelm,
 ];
 
 const custom: ArchDefinition[] = [];
