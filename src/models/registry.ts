@@ -19,6 +19,7 @@ import { phi3 } from './phi3.ts';
 import { gemma2 } from './gemma2.ts';
 import { gemma3 } from './gemma3.ts';
 import { stablelm } from './stablelm.ts';
+import { minicpm3 } from './minicpm3.ts';
 import type { ArchConfig, ArchDefinition } from './types.ts';
 
 /** Every supported architecture. Adding one = one file + one line here. */
@@ -43,6 +44,7 @@ const ARCHS: ArchDefinition[] = [
   gemma2,
   gemma3,
   stablelm,
+  minicpm3,
 ];
 
 const custom: ArchDefinition[] = [];
