@@ -17,7 +17,7 @@ import { fail } from '../errors.ts';
 import type { ModelConfig } from '../io/model-config.ts';
 import { attention, gatedMlp, mergeHeads, rmsNormAt, splitHeads } from './blocks.ts';
 import { checkActivation, configInt, configNumber, defineArchitecture, linear, type LinearNode } from './define.ts';
-import { applyRope } from './rope.ts';
+import { applyRope, applyRopeInterleaved } from './rope.ts';
 import type { LayerContext, LinearSpec } from './types.ts';
 
 /** MLA sizes from config.json (DeepseekV2Config / MiniCPM3Config names). */
@@ -53,8 +53,12 @@ function mlaScale(cfg: ModelConfig): number {
   return s;
 }
 
-/** Multi-head latent attention of x [B,S,hidden] (see the file comment); q_a / kv_a norms with eps 1e-6 unless `normEps`. */
-export function mlaAttention(ctx: LayerContext, x: string, m: Record<string, LinearSpec>, normEps = 1e-6): string {
+/**
+ * Multi-head latent attention of x [B,S,hidden] (see the file comment; q_a / kv_a norms with eps 1e-6, their modules'
+ * default); rotary rotate_half, or with `interleaved` DeepSeek-V2's complex form (channel pairs (2i, 2i+1)).
+ */
+export function mlaAttention(ctx: LayerContext, x: string, m: Record<string, LinearSpec>, o: { interleaved?: boolean } = {}): string {
+  const normEps = 1e-6;
   const { g, cfg, w, prefix: p } = ctx;
   const d = mlaDims(cfg), H = cfg.numHeads, D = cfg.headDim;
   const a = `${p}self_attn.`;
@@ -64,13 +68,14 @@ export function mlaAttention(ctx: LayerContext, x: string, m: Record<string, Lin
   const [latent, kRot] = g.opN('Split', [lin('kv_a_proj_with_mqa', x), g.constI64([d.kvLora, d.rope])], 2, { axis: -1 });
   const kv = splitHeads(g, lin('kv_b_proj', rmsNormAt(g, w, `${a}kv_a_layernorm`, latent!, d.kvLora, normEps)), H, d.nope + d.v);
   const [kNope, v] = g.opN('Split', [kv, g.constI64([d.nope, d.v])], 2, { axis: -1 });
-  const kr = applyRope(g, g.op('Unsqueeze', [kRot!, g.constI64([1])]), ctx.rope, d.rope, d.rope); // [B,1,S,rope]
+  const rot = (t: string) => (o.interleaved ? applyRopeInterleaved : applyRope)(g, t, ctx.rope, d.rope, d.rope);
+  const kr = rot(g.op('Unsqueeze', [kRot!, g.constI64([1])])); // [B,1,S,rope]
   const pad = (t: string, n: number) => (n === D ? t : g.op('Pad', [t, g.constI64([0, 0, 0, 0, 0, 0, 0, D - n])]));
-  const q = pad(g.op('Concat', [qPass!, applyRope(g, qRot!, ctx.rope, d.rope, d.rope)], { axis: -1 }), d.qk);
+  const q = pad(g.op('Concat', [qPass!, rot(qRot!)], { axis: -1 }), d.qk);
   const k = pad(g.op('Concat', [kNope!, g.op('Expand', [kr, g.constI64([1, H, 1, 1])])], { axis: -1 }), d.qk);
   const out = attention(ctx, q, k, pad(v!, d.v), H, H, D, mlaScale(cfg)); // [B,H,S,D]
-  const o = D === d.v ? out : g.op('Slice', [out, g.constI64([0]), g.constI64([d.v]), g.constI64([-1])]);
-  return lin('o_proj', mergeHeads(g, o, H, d.v));
+  const heads = D === d.v ? out : g.op('Slice', [out, g.constI64([0]), g.constI64([d.v]), g.constI64([-1])]);
+  return lin('o_proj', mergeHeads(g, heads, H, d.v));
 }
 
 export const minicpm3 = defineArchitecture({

@@ -20,6 +20,7 @@ import { gemma2 } from './gemma2.ts';
 import { gemma3 } from './gemma3.ts';
 import { stablelm } from './stablelm.ts';
 import { minicpm3 } from './minicpm3.ts';
+import { deepseekV2 } from './deepseek-v2.ts';
 import type { ArchConfig, ArchDefinition } from './types.ts';
 
 /** Every supported architecture. Adding one = one file + one line here. */
@@ -45,6 +46,7 @@ const ARCHS: ArchDefinition[] = [
   gemma3,
   stablelm,
   minicpm3,
+  deepseekV2,
 ];
 
 const custom: ArchDefinition[] = [];

@@ -168,7 +168,7 @@ export async function layerGraphParity(dir: string, ref: Pick<RefFamily, 'embed'
   const w: Weights = (n) => weights.get(n);
   const config = readConfigJson(dir);
   const src = new InputWeights(`${arch.layersBlockName}0.`);
-  const g = buildLayerGraph(arch, cfg, src, { hessians: arch.layerLinears(cfg).map((l) => l.rel), layerIndex: layer });
+  const g = buildLayerGraph(arch, cfg, src, { hessians: arch.layerLinears(cfg, layer).map((l) => l.rel), layerIndex: layer });
   const sess = await createSession(g.toBytes());
   const x = ref.embed(config, w, ids);
   const S = ids.length, H = cfg.hiddenSize;
@@ -179,7 +179,7 @@ export async function layerGraphParity(dir: string, ref: Pick<RefFamily, 'embed'
     feeds[inp.rel] = f32(data, inp.shape);
   }
   const r = await sess.run(feeds);
-  for (const l of arch.layerLinears(cfg)) assert.deepEqual(r[`xtx.${l.rel}`]!.dims, [l.inFeatures, l.inFeatures]);
+  for (const l of arch.layerLinears(cfg, layer)) assert.deepEqual(r[`xtx.${l.rel}`]!.dims, [l.inFeatures, l.inFeatures]);
   const want = ref.layer(config, w, layer, x, S);
   const got = r.hidden_out!.data as Float32Array;
   let md = 0;

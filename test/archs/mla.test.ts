@@ -1,22 +1,27 @@
 /**
- * Multi-head latent attention models (src/models/minicpm3.ts): ORT graphs vs the independent float64 reference
- * (test/reference/mla-ref.ts) on the real-Transformers MiniCPM3 fixture (full sequence, KV steps, a masked cached run),
- * the calibration layer graph, MiniCPM3Config defaults, AutoGPTQ's module groups and the GPTQ round trip. Parity with
- * Transformers itself: test/hf-parity.test.ts.
+ * Multi-head latent attention models (src/models/minicpm3.ts, deepseek-v2.ts): ORT graphs vs the independent float64
+ * reference (test/reference/mla-ref.ts) on the real-Transformers MiniCPM3 and DeepSeek-V2 fixtures (full sequence, KV
+ * steps, a masked cached run), the calibration layer graphs, config defaults, module groups (per layer for DeepSeek's
+ * dense / MoE layers) and the GPTQ round trips. Parity with Transformers itself: test/hf-parity.test.ts.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseModelConfig } from '../../src/io/config.ts';
 import { archFor } from '../../src/models/registry.ts';
 import { mlaRefConfig, mlaRefEmbed, mlaRefForward, mlaRefLayer } from '../reference/mla-ref.ts';
-import { fixtureCase, gptqSavedTensorsTest, layerGraphsTest, parityTest, refFamily, reporter } from './harness.ts';
+import { join } from 'node:path';
+import { loadModelConfig } from '../../src/io/config.ts';
+import { tmpDir } from '../helpers.ts';
+import { fixtureCase, gptqRoundTrip, gptqSavedTensorsTest, layerGraphsTest, parityTest, refFamily, reporter } from './harness.ts';
 
 const ref = refFamily(mlaRefConfig, { forward: mlaRefForward, embed: mlaRefEmbed, layer: mlaRefLayer });
 const rep = reporter();
-const cpm3 = fixtureCase('minicpm3', ref);
+const cpm3 = fixtureCase('minicpm3', ref), dsv2 = fixtureCase('deepseek_v2', ref);
 
 parityTest(rep, cpm3, { masked: true });
-layerGraphsTest(rep, 'calibration layer graph (MLA, residual scale) matches the reference layer', [cpm3]);
+parityTest(rep, dsv2, { masked: true });
+// layer 1: MiniCPM3's (residual scale), DeepSeek-V2's MoE layer (router, 4 experts top-2 × 1.5, shared expert)
+layerGraphsTest(rep, 'calibration layer graphs (MLA, residual scale, MoE layer) match the reference layer', [cpm3, dsv2]);
 
 test('minicpm3 config: MiniCPM3Config defaults; cache geometry heads × max(qk, v)', () => {
   const c = parseModelConfig({ model_type: 'minicpm3', hidden_size: 2560, num_hidden_layers: 62, num_attention_heads: 40, vocab_size: 73448 });
@@ -42,6 +47,40 @@ gptqSavedTensorsTest(rep, cpm3, {
   'model.layers.1.self_attn.kv_b_proj.qweight': ['I32', [8, 128]],
   'model.layers.1.self_attn.kv_a_layernorm.weight': ['F32', [64]],
   'model.layers.1.mlp.down_proj.qweight': ['I32', [4, 64]],
+});
+
+test('deepseek_v2 module trees per layer: dense layer 0, MoE layer 1 (router never quantized), union for the graph', async () => {
+  const [, fam] = fixtureCase('deepseek_v2');
+  const t = tmpDir();
+  try {
+    await fam.make(t.path, {});
+    const c = await loadModelConfig(t.path), a = archFor('deepseek_v2');
+    const attn = [['self_attn.q_a_proj', 'self_attn.kv_a_proj_with_mqa'], ['self_attn.q_b_proj', 'self_attn.kv_b_proj'], ['self_attn.o_proj']];
+    assert.deepEqual(a.insideLayerModules(c, 0), [...attn, ['mlp.gate_proj', 'mlp.up_proj'], ['mlp.down_proj']]);
+    const e = (p: string) => [0, 1, 2, 3].map((i) => `mlp.experts.${i}.${p}`);
+    assert.deepEqual(a.insideLayerModules(c, 1), [...attn, [...e('gate_proj'), ...e('up_proj'), 'mlp.shared_experts.gate_proj', 'mlp.shared_experts.up_proj'], [...e('down_proj'), 'mlp.shared_experts.down_proj']]);
+    assert.equal(a.layerLinears(c).length, 5 + 3 + 12 + 3);
+  } finally { t.cleanup(); }
+});
+
+// DeepSeek-V2: layers differ (dense / MoE): each layer quantizes its own modules (5 + 3 and 5 + 15 linears).
+test('fixture deepseek_v2: GPTQ 4-bit g32 (per-layer module lists) → fake-quant beats RTN → saveQuantized → CausalLM.load', async () => {
+  const [, fam] = fixtureCase('deepseek_v2');
+  const t = tmpDir();
+  try {
+    const src = join(t.path, 'src');
+    await fam.make(src, {});
+    rep.report('fixture deepseek_v2 quantized', await gptqRoundTrip(src, join(t.path, 'q'), {
+      linears: 8 + 20,
+      checkSaved: (ck) => {
+        assert.deepEqual(ck.info('model.layers.0.mlp.gate_proj.qweight').shape, [8, 32]);
+        assert.deepEqual(ck.info('model.layers.1.mlp.experts.3.down_proj.qweight').shape, [4, 64]);
+        assert.deepEqual(ck.info('model.layers.1.mlp.gate.weight').dtype, 'F32', 'router stays fp');
+        assert.ok(!ck.has('model.layers.0.mlp.experts.0.gate_proj.qweight') && !ck.has('model.layers.1.mlp.gate_proj.qweight'));
+      },
+      checkLoaded: async (q) => { assert.equal(q.quantization?.modules.length, 28, 'loaded as GPTQ'); },
+    }));
+  } finally { t.cleanup(); }
 });
 
 rep.summaryTest();
