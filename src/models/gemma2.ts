@@ -14,11 +14,12 @@
 import { fail } from '../errors.ts';
 import type { ModelConfig } from '../io/model-config.ts';
 import { gatedMlp, layerIndexOf, selfAttention, softcapped, type AttentionOpts } from './blocks.ts';
-import { checkActivation, configNumber, defineArchitecture, type Modules } from './define.ts';
+import type { GraphBuilder } from '../graph/builder.ts';
+import { checkActivation, configNumber, defineArchitecture, type Dims, type Modules } from './define.ts';
 import { gemmaNorm } from './gemma.ts';
 import { llamaModules } from './llama.ts';
 import type { Rope } from './rope.ts';
-import type { LayerContext } from './types.ts';
+import type { LayerContext, WeightSource } from './types.ts';
 
 const LAYER_TYPES = ['sliding_attention', 'full_attention'];
 
@@ -59,22 +60,30 @@ export function gemma2Layer(ctx: LayerContext, x: string, m: Modules<ReturnType<
   return g.op('Add', [x2, norm('post_feedforward_layernorm', ff)]);
 }
 
+/**
+ * What Gemma 2 and Gemma 3 text share: names, llama's module tree (AutoGPTQ/GPTQModel groups), the √hidden embedding
+ * (embed_scale = hidden_size**0.5 in the weights' dtype), the (1 + w) final norm and final logit soft-capping
+ * (`final_logit_softcapping`, default `finalCap`).
+ */
+export const gemma2Common = (finalCap: number | null) => ({
+  layersBlockName: 'model.layers.',
+  outsideLayerModules: ['model.embed_tokens', 'model.norm'],
+  modules: (cfg: ModelConfig, d: Dims) => llamaModules(d, { qkv: cfg.attentionBias, o: cfg.attentionBias }),
+  embedded: (g: GraphBuilder, cfg: ModelConfig, _w: WeightSource, x: string) => g.op('Mul', [x, g.constF(Math.sqrt(cfg.hiddenSize))]),
+  norm: ['model.norm', gemmaNorm] as const,
+  logits: (g: GraphBuilder, cfg: ModelConfig, logits: string) => {
+    const cap = softcapOf(cfg, 'final_logit_softcapping', finalCap);
+    return cap ? softcapped(g, logits, cap) : logits;
+  },
+  layerGraphVaries: () => true,
+});
+
 export const gemma2 = defineArchitecture({
   modelTypes: ['gemma2'],
   // Gemma2Config defaults (hidden_act is not read: the MLP uses hidden_activation, set in configure).
   config: { gemma2: { intermediate_size: 9216, num_key_value_heads: 4, head_dim: 256, rms_norm_eps: 1e-6, max_position_embeddings: 8192, sliding_window: 4096, tie_word_embeddings: true, bos_token_id: 2, eos_token_id: 1, pad_token_id: 0 } },
   configure: (_, read) => ({ hiddenAct: read.str('hidden_activation', 'gelu_pytorch_tanh')! }),
-  layersBlockName: 'model.layers.',
-  outsideLayerModules: ['model.embed_tokens', 'model.norm'],
-  modules: (cfg, d) => llamaModules(d, { qkv: cfg.attentionBias, o: cfg.attentionBias }),
-  // Gemma2Model: embed_scale = hidden_size**0.5 in the weights' dtype.
-  embedded: (g, cfg, _w, x) => g.op('Mul', [x, g.constF(Math.sqrt(cfg.hiddenSize))]),
-  norm: ['model.norm', gemmaNorm],
-  logits: (g, cfg, logits) => {
-    const cap = softcapOf(cfg, 'final_logit_softcapping', 30);
-    return cap ? softcapped(g, logits, cap) : logits;
-  },
-  layerGraphVaries: () => true,
+  ...gemma2Common(30),
 
   check(cfg) {
     checkActivation(cfg, cfg.hiddenAct, 'hidden_activation');

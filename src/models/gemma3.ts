@@ -11,11 +11,9 @@
  */
 import { fail } from '../errors.ts';
 import type { ModelConfig } from '../io/model-config.ts';
-import { layerIndexOf, rmsNormAt, softcapped } from './blocks.ts';
+import { layerIndexOf, rmsNormAt } from './blocks.ts';
 import { checkActivation, configInt, configNumber, defineArchitecture } from './define.ts';
-import { gemmaNorm } from './gemma.ts';
-import { gemma2Layer, slidingLayers, softcapOf } from './gemma2.ts';
-import { llamaModules } from './llama.ts';
+import { gemma2Common, gemma2Layer, slidingLayers, softcapOf } from './gemma2.ts';
 
 const nested = (cfg: ModelConfig, kind: string): Record<string, unknown> | undefined => {
   const rp = cfg.raw.rope_parameters as Record<string, unknown> | null | undefined;
@@ -50,17 +48,7 @@ export const gemma3 = defineArchitecture({
     if (typeof theta !== 'number') fail(`${cfg.path}: field "rope_parameters.full_attention.rope_theta" must be a number`);
     return { ...act, ropeTheta: theta, ropeScaling: read.ropeScaling('rope_parameters.full_attention', full) };
   },
-  layersBlockName: 'model.layers.',
-  outsideLayerModules: ['model.embed_tokens', 'model.norm'],
-  modules: (cfg, d) => llamaModules(d, { qkv: cfg.attentionBias, o: cfg.attentionBias }),
-  // Gemma3TextScaledWordEmbedding: × hidden_size**0.5 in the weights' dtype.
-  embedded: (g, cfg, _w, x) => g.op('Mul', [x, g.constF(Math.sqrt(cfg.hiddenSize))]),
-  norm: ['model.norm', gemmaNorm],
-  logits: (g, cfg, logits) => {
-    const cap = softcapOf(cfg, 'final_logit_softcapping', null);
-    return cap ? softcapped(g, logits, cap) : logits;
-  },
-  layerGraphVaries: () => true,
+  ...gemma2Common(null),
 
   check(cfg) {
     checkActivation(cfg, cfg.hiddenAct, 'hidden_activation');
