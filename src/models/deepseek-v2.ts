@@ -10,10 +10,12 @@
  *    n_shared_experts) on every token. Experts are evaluated densely and weighted (src/models/mixtral.ts sparseMoe).
  * The layers differ (dense vs MoE), so the module tree is per layer; groups: attention [q_a|q_proj, kv_a], [q_b, kv_b],
  * [o], then MLP [gate, up of the dense MLP / shared expert / every expert], [every down] (router never quantized).
- * Refused: topk_method other than greedy (group_limited_greedy, DeepSeek-V2 236B) and norm_topk_prob true (the
+ * topk_method "greedy" (V2-Lite) or "group_limited_greedy" (V2 / V2.5: the experts' n_group groups are ranked by
+ * their best probability, only the topk_group best groups' experts may be chosen). Refused: norm_topk_prob true (the
  * original remote code renormalizes, Transformers 5 does not: ambiguous).
  */
 import { fail } from '../errors.ts';
+import type { GraphBuilder } from '../graph/builder.ts';
 import type { ModelConfig } from '../io/model-config.ts';
 import { gatedMlp, layerIndexOf, rmsNormAt } from './blocks.ts';
 import { checkActivation, configBool, configInt, configNumber, defineArchitecture, linear, repeat, type LinearNode } from './define.ts';
@@ -35,6 +37,20 @@ const sizes = (cfg: ModelConfig) => ({
 });
 
 const swiglu = (h: number, i: number) => ({ gate_proj: linear(3, h, i), up_proj: linear(3, h, i), down_proj: linear(4, i, h) });
+
+/**
+ * DeepseekV2TopkRouter's group_limited_greedy: probabilities [N, E] with the experts outside the topk_group groups of
+ * highest max-probability (n_group groups of consecutive experts) set to 0.
+ */
+function groupLimited(g: GraphBuilder, cfg: ModelConfig, probs: string): string {
+  const E = sizes(cfg).experts, G = configInt(cfg, 'n_group', 1), per = E / G;
+  const best = g.op('ReduceMax', [g.op('Reshape', [probs, g.constI64([-1, G, per])]), g.constI64([2])], { keepdims: 0 }); // [N, G]
+  const [top, idx] = g.opN('TopK', [best, g.constI64([configInt(cfg, 'topk_group', 1)])], 2, { axis: -1, largest: 1, sorted: 1 });
+  const ones = g.op('Add', [g.op('Mul', [top!, g.constF(0)]), g.constF(1)]);
+  const groups = g.op('ScatterElements', [g.op('ConstantOfShape', [g.op('Shape', [best])]), idx!, ones], { axis: 1 }); // 0/1 [N, G]
+  const mask = g.op('Reshape', [g.op('Mul', [g.op('Unsqueeze', [groups, g.constI64([2])]), g.constF(new Array(per).fill(1), [1, 1, per])]), g.constI64([-1, E])]);
+  return g.op('Mul', [probs, mask]);
+}
 
 export const deepseekV2 = defineArchitecture({
   modelTypes: ['deepseek_v2'],
@@ -63,7 +79,11 @@ export const deepseekV2 = defineArchitecture({
     const s = sizes(cfg);
     if (s.topK > s.experts) fail(`${cfg.path}: num_experts_per_tok (${s.topK}) must be <= n_routed_experts (${s.experts})`);
     const method = cfg.raw.topk_method ?? 'greedy';
-    if (method !== 'greedy') fail(`${cfg.path}: topk_method "${String(method)}" is not supported (supported: greedy)`);
+    if (method !== 'greedy' && method !== 'group_limited_greedy') fail(`${cfg.path}: topk_method "${String(method)}" is not supported (supported: greedy, group_limited_greedy)`);
+    if (method === 'group_limited_greedy') {
+      const G = configInt(cfg, 'n_group', 1), tg = configInt(cfg, 'topk_group', 1);
+      if (s.experts % G || tg > G) fail(`${cfg.path}: n_group (${G}) must divide n_routed_experts (${s.experts}) and be >= topk_group (${tg})`);
+    }
     if (configBool(cfg, 'norm_topk_prob', false)) fail(`${cfg.path}: norm_topk_prob true is not supported (Transformers ignores it, the original DeepSeek-V2 code renormalizes)`);
     configNumber(cfg, 'routed_scaling_factor', 1);
   },
@@ -77,7 +97,8 @@ export const deepseekV2 = defineArchitecture({
     const s = sizes(cfg), mlp = m.mlp as unknown as Swiglu & { gate: LinearSpec; experts: Swiglu[]; shared_experts: Swiglu };
     if (layerIndexOf(ctx) < s.dense) return g.op('Add', [x2, gatedMlp(g, w, n2, mlp, cfg.hiddenAct)]);
     const experts = mlp.experts.map((e) => ({ w1: e.gate_proj, w3: e.up_proj, w2: e.down_proj }));
-    let y = sparseMoe(g, w, cfg, n2, { gate: mlp.gate, experts }, { topK: s.topK, normalize: false, scale: configNumber(cfg, 'routed_scaling_factor', 1) });
+    let y = sparseMoe(g, w, cfg, n2, { gate: mlp.gate, experts },
+      { topK: s.topK, normalize: false, scale: configNumber(cfg, 'routed_scaling_factor', 1), eligible: cfg.raw.topk_method === 'group_limited_greedy' ? (p) => groupLimited(g, cfg, p) : undefined });
     if (s.shared) y = g.op('Add', [y, gatedMlp(g, w, n2, mlp.shared_experts, cfg.hiddenAct)]);
     return g.op('Add', [x2, y]);
   },

@@ -63,6 +63,16 @@ test('deepseek_v2 module trees per layer: dense layer 0, MoE layer 1 (router nev
   } finally { t.cleanup(); }
 });
 
+test('deepseek_v2 config: DeepseekV2Config defaults; refused routers name config.json and the field', () => {
+  const base = { model_type: 'deepseek_v2', hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4, vocab_size: 128 };
+  const c = parseModelConfig(base);
+  assert.deepEqual([c.numKvHeads, c.headDim, c.rotaryDim, c.rmsNormEps, c.tieWordEmbeddings, c.maxPositionEmbeddings], [4, 192, 64, 1e-6, false, 2048]);
+  const a = archFor('deepseek_v2');
+  assert.throws(() => a.check!(parseModelConfig({ ...base, norm_topk_prob: true }, '/m/config.json')), /\/m\/config\.json: norm_topk_prob true is not supported/);
+  assert.throws(() => a.check!(parseModelConfig({ ...base, topk_method: 'noaux_tc' }, '/m/config.json')), /topk_method "noaux_tc" is not supported \(supported: greedy, group_limited_greedy\)/);
+  assert.throws(() => a.check!(parseModelConfig({ ...base, topk_method: 'group_limited_greedy', n_group: 3 }, '/m/config.json')), /n_group \(3\) must divide n_routed_experts \(64\)/);
+});
+
 // DeepSeek-V2: layers differ (dense / MoE): each layer quantizes its own modules (5 + 3 and 5 + 15 linears).
 test('fixture deepseek_v2: GPTQ 4-bit g32 (per-layer module lists) → fake-quant beats RTN → saveQuantized → CausalLM.load', async () => {
   const [, fam] = fixtureCase('deepseek_v2');
