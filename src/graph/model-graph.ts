@@ -1,7 +1,7 @@
 /** Whole-model and single-layer graphs for any ArchDefinition. */
 import { GraphBuilder } from './builder.ts';
 import { causalMask, dim, positionMask, useFusedNorms } from '../models/blocks.ts';
-import { rotaryEmbedding } from '../models/rope.ts';
+import { rotaryEmbedding, type Rope } from '../models/rope.ts';
 import { gqaAttention, GqaUnsupportedError, type GqaState } from '../models/attention-gqa.ts';
 import { slotAttention, type SlotState } from '../models/attention-slots.ts';
 import { bufferAttention, type BufferState } from '../models/attention-buffer.ts';
@@ -72,7 +72,7 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
   const g = new GraphBuilder(`${cfg.modelType}_causal_lm`);
   const ids = g.input('input_ids', 'int64', ['batch', 'seq']);
   const S = dim(g, ids, 1);
-  let positions: string, mask: string;
+  let positions: string, mask: string, maskOf: (window: number | null) => string;
   const pasts: { key: string; value: string }[] = [];
   const gqa = o.kvCache && o.kvMode === 'gqa', slots = o.kvCache && o.kvMode === 'slots', buffer = o.kvCache && o.kvMode === 'buffer';
   const kvLen = gqa || slots ? 'capacity' : 'past', presentLen = gqa ? 'capacity' : slots || buffer ? 'seq' : 'total';
@@ -91,12 +91,16 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
     }
     const T = dim(g, am, 1);
     if (slots) {
-      mask = positionMask(g, positions, am, cfg.slidingWindow);
+      maskOf = (window) => positionMask(g, positions, am, window);
+      mask = maskOf(cfg.slidingWindow);
       // row b's new tokens go to buffer indices end_b − S … end_b − 1, end_b = 1 + the index of its last mask one
       const end = g.op('ReduceMax', [g.op('Mul', [am, g.op('Range', [g.constI64(1), g.op('Add', [T, g.constI64(1)]), g.constI64(1)])]), g.constI64([1])], { keepdims: 1 }); // [B,1]
       const newIndex = g.op('Add', [g.op('Unsqueeze', [g.op('Sub', [end, S]), g.constI64([2, 3])]), g.op('Unsqueeze', [g.op('Range', [g.constI64(0), S, g.constI64(1)]), g.constI64([0, 1, 3])])]); // [B,1,S,1]
       slotState = { total: g.op('Unsqueeze', [T, g.constI64([0])]), newIndex, calls: 0 };
-    } else mask = causalMask(g, S, T, am, cfg.slidingWindow);
+    } else {
+      maskOf = (window) => causalMask(g, S, T, am, window);
+      mask = maskOf(cfg.slidingWindow);
+    }
     if (gqa || buffer) {
       const total = g.op('Cast', [T], { to: 6 }); // int32 scalar
       const B = g.op('Shape', [ids], { start: 0, end: 1 });
@@ -106,15 +110,17 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
     }
   } else {
     positions = g.op('Unsqueeze', [g.op('Range', [g.constI64(0), S, g.constI64(1)]), g.constI64([0])]);
-    mask = causalMask(g, S, S, undefined, cfg.slidingWindow);
+    maskOf = (window) => causalMask(g, S, S, undefined, window);
+    mask = maskOf(cfg.slidingWindow);
   }
+  const { maskWith, ropeWith } = variants(g, maskOf, cfg, positions, !!o.fusedOps, mask);
   if (o.fusedOps) useFusedNorms(g);
   let h = arch.embed(g, cfg, w, ids, positions);
-  const r = rotaryEmbedding(g, cfg, positions, !!o.fusedOps);
+  const r = ropeWith(cfg);
   const fusedAttention = gqaState ? gqaAttention(gqaState) : slotState ? slotAttention(slotState) : bufferState ? bufferAttention(bufferState) : undefined;
   const hook = gqaState ?? slotState ?? bufferState;
   for (let i = 0; i < cfg.numLayers; i++) {
-    const ctx: LayerContext = { g, cfg, w, prefix: `${arch.layersBlockName}${i}.`, layerIndex: i, rope: r, mask, past: pasts[i], fusedAttention };
+    const ctx: LayerContext = { g, cfg, w, prefix: `${arch.layersBlockName}${i}.`, layerIndex: i, rope: r, mask, maskWith, ropeWith, past: pasts[i], fusedAttention };
     const calls = hook?.calls ?? 0;
     h = arch.layer(ctx, h);
     if (hook && hook.calls !== calls + 1) {
@@ -162,8 +168,21 @@ export function buildDecoderLayer(arch: ArchDefinition, cfg: ModelConfig, w: Wei
   const x = half ? g.op('Cast', [xin], { to: 1 }) : xin;
   const S = dim(g, x, 1);
   const positions = g.op('Unsqueeze', [g.op('Range', [g.constI64(0), S, g.constI64(1)]), g.constI64([0])]);
-  const ctx: LayerContext = { g, cfg, w, prefix: `${arch.layersBlockName}0.`, layerIndex: o.layerIndex ?? 0, rope: rotaryEmbedding(g, cfg, positions), mask: causalMask(g, S, S, undefined, cfg.slidingWindow) };
+  const { maskWith, ropeWith } = variants(g, (window) => causalMask(g, S, S, undefined, window), cfg, positions, false);
+  // built in this order (rope, then mask) as before these variants existed: graph bytes unchanged
+  const ctx: LayerContext = { g, cfg, w, prefix: `${arch.layersBlockName}0.`, layerIndex: o.layerIndex ?? 0, rope: ropeWith(cfg), mask: maskWith(cfg.slidingWindow), maskWith, ropeWith };
   const out = arch.layer(ctx, x);
   if (o.withHidden ?? true) g.output(half ? g.op('Cast', [out], { to: 10 }) : out, half ? 'float16' : 'float32', ['batch', 'seq', cfg.hiddenSize], 'hidden_out');
   return g;
+}
+
+/**
+ * LayerContext.maskWith / ropeWith of one graph: each mask (per sliding window) and rotary embedding (per config
+ * object) is built on first use and shared by every layer asking for it.
+ */
+function variants(g: GraphBuilder, maskOf: (window: number | null) => string, cfg: ModelConfig, positions: string, fused: boolean, mask?: string) {
+  const masks = new Map<number | null, string>(mask === undefined ? [] : [[cfg.slidingWindow, mask]]), ropes = new Map<ModelConfig, Rope>();
+  const maskWith = (window: number | null): string => masks.get(window) ?? masks.set(window, maskOf(window)).get(window)!;
+  const ropeWith = (c: ModelConfig): Rope => ropes.get(c) ?? ropes.set(c, rotaryEmbedding(g, c, positions, fused)).get(c)!;
+  return { maskWith, ropeWith };
 }

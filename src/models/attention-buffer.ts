@@ -29,7 +29,7 @@
  */
 import { F, type GraphBuilder } from '../graph/builder.ts';
 import { GqaUnsupportedError } from './attention-gqa.ts';
-import { attention } from './blocks.ts';
+import { attention, softcapped } from './blocks.ts';
 import type { LayerContext } from './types.ts';
 
 /** Graph-wide values of the buffer attention, plus a count of layers that used it. */
@@ -72,7 +72,8 @@ export function bufferAttention(state: BufferState): NonNullable<LayerContext['f
       const fresh = (t: string) => b.op('Reshape', [t, b.constI64([-1, 1, d])]); // [B·kvH, 1, d]
       const sPast = b.ms('FusedMatMul', [qg, cache(past.key)], { transB: 1, transBatchB: 1, alpha: F(scale) })[0]!; // [B·kvH, rep, P]
       const sNew = b.ms('FusedMatMul', [qg, fresh(k)], { transB: 1, alpha: F(scale) })[0]!; // [B·kvH, rep, 1]
-      const scores = b.op('Reshape', [b.op('Concat', [sPast, sNew], { axis: 2 }), sh.scores4]);
+      let scores = b.op('Reshape', [b.op('Concat', [sPast, sNew], { axis: 2 }), sh.scores4]);
+      if (ctx.softcap) scores = softcapped(b, scores, ctx.softcap);
       const probs = b.op('Reshape', [b.op('Softmax', [b.op('Add', [scores, ctx.mask])], { axis: -1 }), sh.scores3]);
       const [pPast, pNew] = b.opN('Split', [probs, sh.split], 2, { axis: 2 });
       const out = b.op('Add', [b.ms('FusedMatMul', [pPast!, cache(past.value)], { transBatchB: 1 })[0]!, b.op('MatMul', [pNew!, fresh(v)])]);
@@ -89,7 +90,7 @@ export function bufferAttention(state: BufferState): NonNullable<LayerContext['f
       const [out] = b.ms('GroupQueryAttention', [
         flat(q, heads), flat(k, kvHeads), flat(v, kvHeads), headMajor(b, past.key), headMajor(b, past.value), state.seqlensK, state.total,
         '', '', '', ctx.mask, // no rotary cache / position ids: rotary is applied by the architecture code
-      ], { num_heads: heads, kv_num_heads: kvHeads, scale: F(scale) }, 3);
+      ], { num_heads: heads, kv_num_heads: kvHeads, scale: F(scale), ...(ctx.softcap ? { softcap: F(ctx.softcap) } : {}) }, 3);
       return [b.op('Transpose', [b.op('Reshape', [out!, b.constI64([0, 0, heads, d])])], { perm: [0, 2, 1, 3] })];
     };
     const prompt = (b: GraphBuilder): string[] => (d % 8 === 0 ? b.ifElse(sh.gqaOk, gqa, concat, ['float32']) : concat(b));

@@ -52,7 +52,7 @@ export function gqaAttention(state: GqaState): NonNullable<LayerContext['fusedAt
       '', '', // cos_cache, sin_cache: rotary is applied by the architecture code
       '', // position_ids
       ctx.mask, // attention_bias
-    ], { num_heads: heads, kv_num_heads: kvHeads, scale: F(scale) }, 3);
+    ], { num_heads: heads, kv_num_heads: kvHeads, scale: F(scale), ...(ctx.softcap ? { softcap: F(ctx.softcap) } : {}) }, 3);
     ctx.present = { key: presentKey!, value: presentValue! };
     state.calls++;
     return g.op('Transpose', [g.op('Reshape', [out!, g.constI64([0, 0, heads, d])])], { perm: [0, 2, 1, 3] });

@@ -60,10 +60,16 @@ export function attention(ctx: LayerContext, q: string, k: string, v: string, he
   const qg = rep === 1 ? q : g.op('Reshape', [q, g.constI64([0, kvHeads, -1, d])]);
   let scores = g.op('MatMul', [g.op('Mul', [qg, g.constF(scale)]), g.op('Transpose', [k], { perm: [0, 1, 3, 2] })]);
   if (rep !== 1) scores = g.op('Reshape', [scores, g.constI64([0, heads, -1, 0])]); // [B,H,S,T]
+  if (ctx.softcap) scores = softcapped(g, scores, ctx.softcap);
   const probs = g.op('Softmax', [g.op('Add', [scores, ctx.mask])], { axis: -1 });
   const pg = rep === 1 ? probs : g.op('Reshape', [probs, g.constI64([0, kvHeads, -1, 0])]);
   const out = g.op('MatMul', [pg, v]);
   return rep === 1 ? out : g.op('Reshape', [out, g.constI64([0, heads, -1, d])]);
+}
+
+/** Soft-capping (Gemma 2 attention / final logits): cap·tanh(x / cap). */
+export function softcapped(g: GraphBuilder, x: string, cap: number): string {
+  return g.op('Mul', [g.op('Tanh', [g.op('Div', [x, g.constF(cap)])]), g.constF(cap)]);
 }
 
 export interface AttentionOpts {

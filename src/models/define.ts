@@ -111,8 +111,11 @@ export interface ArchSpec<T extends ModuleTree> {
   layersBlockName: string;
   /** Non-layer modules (AutoGPTQ outside_layer_modules). */
   outsideLayerModules: readonly string[];
-  /** Module tree of one decoder layer (sizes from `d` = dims(cfg)). */
-  modules(cfg: ModelConfig, d: Dims): T;
+  /**
+   * Module tree of one decoder layer (sizes from `d` = dims(cfg)); `layer`: that layer's own tree, for models whose
+   * layers differ (absent: the union of all layers' trees, which the layer graph receives as `m`).
+   */
+  modules(cfg: ModelConfig, d: Dims, layer?: number): T;
   /** Token-embedding module (default "model.embed_tokens"): the default embed gathers its weight, a tied head reads it. */
   embedding?: string;
   /** Final norm before the head: [module name, norm]. Needed by the default head. */
@@ -151,7 +154,7 @@ export function embedWithPositions(g: GraphBuilder, cfg: ModelConfig, w: WeightS
 /** Build an ArchDefinition from its one-file shape. */
 export function defineArchitecture<T extends ModuleTree>(s: ArchSpec<T>): ArchDefinition & { modules(cfg: ModelConfig, prefix: string): Modules<T> } {
   const embedding = s.embedding ?? 'model.embed_tokens', tied = `${embedding}.weight`, lmHead = s.lmHead ?? 'lm_head';
-  const entries = (cfg: ModelConfig) => flatten(s.modules(cfg, dims(cfg)));
+  const entries = (cfg: ModelConfig, layer?: number) => flatten(s.modules(cfg, dims(cfg), layer));
   const modules = (cfg: ModelConfig, prefix: string) => resolve(s.modules(cfg, dims(cfg)), prefix);
   return {
     modelTypes: s.modelTypes,
@@ -161,13 +164,13 @@ export function defineArchitecture<T extends ModuleTree>(s: ArchSpec<T>): ArchDe
     outsideLayerModules: s.outsideLayerModules,
     lmHead,
     tiedEmbedding: tied,
-    insideLayerModules(cfg) {
+    insideLayerModules(cfg, layer) {
       const byGroup = new Map<number, string[]>();
-      for (const { rel, node } of entries(cfg)) if (node.group !== null) (byGroup.get(node.group) ?? byGroup.set(node.group, []).get(node.group)!).push(rel);
+      for (const { rel, node } of entries(cfg, layer)) if (node.group !== null) (byGroup.get(node.group) ?? byGroup.set(node.group, []).get(node.group)!).push(rel);
       return [...byGroup.entries()].sort(([a], [b]) => a - b).map(([, rels]) => rels);
     },
-    layerLinears(cfg): LayerLinear[] {
-      return entries(cfg).filter((e) => e.node.group !== null).map(({ rel, node: n }) =>
+    layerLinears(cfg, layer): LayerLinear[] {
+      return entries(cfg, layer).filter((e) => e.node.group !== null).map(({ rel, node: n }) =>
         ({ rel, inFeatures: n.inFeatures, outFeatures: n.outFeatures, bias: n.bias, ...(n.conv1d ? { conv1d: true } : {}) }));
     },
     modules,

@@ -24,7 +24,7 @@ export function gemmaActivation(cfg: ModelConfig): string {
 }
 
 /** GemmaRMSNorm: x / rms(x) · (1 + weight). */
-const gemmaNorm: NormAt = (g, w, name, x, n, eps) => rmsNormAt(g, w, name, x, n, eps, 1);
+export const gemmaNorm: NormAt = (g, w, name, x, n, eps) => rmsNormAt(g, w, name, x, n, eps, 1);
 
 export const gemma = defineArchitecture({
   modelTypes: ['gemma'],

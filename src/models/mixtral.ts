@@ -31,16 +31,21 @@ export interface MoeLinears { gate: LinearSpec; experts: { w1: LinearSpec; w2: L
 
 /**
  * Sparse MoE block on x [..., H]: returns [..., H]. Dense evaluation of every expert (see the file comment);
- * experts' linears get their routing mask as `hessianRowWeight`.
+ * experts' linears get their routing mask as `hessianRowWeight`. Experts: `lin.experts`; `o.topK` (default
+ * num_experts_per_tok), `o.normalize` (renormalize the top-k probabilities, default true: Mixtral), `o.scale` (a
+ * factor on the routing weights, DeepSeek's routed_scaling_factor) and `o.eligible` (probabilities [N, E] → the same
+ * with experts that may not be chosen zeroed, DeepSeek's group-limited routing) for other routers.
  */
-export function sparseMoe(g: GraphBuilder, w: WeightSource, cfg: ModelConfig, x: string, lin: MoeLinears): string {
+export function sparseMoe(g: GraphBuilder, w: WeightSource, cfg: ModelConfig, x: string, lin: MoeLinears,
+  o: { topK?: number; normalize?: boolean; scale?: number; eligible?: (probs: string) => string } = {}): string {
   const { hiddenSize: h } = cfg;
-  const { experts: E, topK: k } = moeSizes(cfg);
+  const E = lin.experts.length, k = o.topK ?? moeSizes(cfg).topK;
   const xf = g.op('Reshape', [x, g.constI64([-1, h])]); // [N, H]
   const logits = w.linear(g, xf, lin.gate); // [N, E]
   const probs = g.op('Softmax', [logits], { axis: -1 });
-  const [topP, topI] = g.opN('TopK', [probs, g.constI64([k])], 2, { axis: -1, largest: 1, sorted: 1 }); // [N, k]
-  const norm = g.op('Div', [topP!, g.op('ReduceSum', [topP!, g.constI64([-1])], { keepdims: 1 })]);
+  const [topP, topI] = g.opN('TopK', [o.eligible ? o.eligible(probs) : probs, g.constI64([k])], 2, { axis: -1, largest: 1, sorted: 1 }); // [N, k]
+  let norm = o.normalize === false ? topP! : g.op('Div', [topP!, g.op('ReduceSum', [topP!, g.constI64([-1])], { keepdims: 1 })]);
+  if (o.scale !== undefined && o.scale !== 1) norm = g.op('Mul', [norm, g.constF(o.scale)]);
   const zeros = g.op('ConstantOfShape', [g.op('Shape', [logits])]); // float32 0, [N, E]
   const route = g.op('ScatterElements', [zeros, topI!, norm], { axis: 1 }); // renormalized weight, 0 if not routed
   const selected = g.op('ScatterElements', [zeros, topI!, g.op('Add', [g.op('Mul', [norm, g.constF(0)]), g.constF(1)])], { axis: 1 }); // 0/1

@@ -21,7 +21,12 @@ import { gptNeo } from './gpt-neo.ts';
 import { yi } from './yi.ts';
 import { qwen } from './qwen.ts';
 import { longllama } from './longllama.ts';
-import { stablelmEpoch } from './stablelm-epoch.ts';
+import { phi3 } from './phi3.ts';
+import { gemma2 } from './gemma2.ts';
+import { gemma3 } from './gemma3.ts';
+import { stablelm } from './stablelm.ts';
+import { minicpm3 } from './minicpm3.ts';
+import { deepseekV2 } from './deepseek-v2.ts';
 import type { ArchConfig, ArchDefinition } from './types.ts';
 
 /** Every supported architecture. Adding one = one file + one line here. */
@@ -48,7 +53,12 @@ const ARCHS: ArchDefinition[] = [
   yi,
   qwen,
   longllama,
-  stablelmEpoch,
+  phi3,
+  gemma2,
+  gemma3,
+  stablelm,
+  minicpm3,
+  deepseekV2,
 ];
 
 const custom: ArchDefinition[] = [];

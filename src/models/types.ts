@@ -39,8 +39,17 @@ export interface LayerContext {
   rope: Rope;
   /** Layer number when the graph knows it (absent: parse it from `prefix`; calibration graphs use layer 0's prefix). */
   layerIndex?: number;
-  /** additive attention mask, broadcastable to [B, heads, S, T] */
+  /** additive attention mask, broadcastable to [B, heads, S, T] (sliding window cfg.slidingWindow) */
   mask: string;
+  /**
+   * The graph's additive mask with another sliding window (null: none), built once per graph and window: for models
+   * whose layers differ in window (Gemma 2/3 sliding vs full layers). Absent in graphs that cannot provide it.
+   */
+  maskWith?(window: number | null): string;
+  /** The graph's rotary embedding for another rope configuration (Gemma 3's local layers), built once per graph and config object. */
+  ropeWith?(cfg: ModelConfig): Rope;
+  /** Attention logit soft-capping (Gemma 2): scores = cap·tanh(scores / cap) after scaling, before the mask. */
+  softcap?: number;
   /** KV cache input for this layer, [B, kvHeads, P, headDim] each; absent for calibration graphs */
   past?: { key: string; value: string };
   /** set by the layer when past is given: [B, kvHeads, P+S, headDim] */
@@ -91,10 +100,13 @@ export interface ArchDefinition {
   layersBlockName: string;
   /** Non-layer modules (kept in fp, never quantized unless lm_head is asked for). */
   outsideLayerModules: readonly string[];
-  /** Linears of one layer (relative names), grouped as quantized together (true_sequential), groups in order. */
-  insideLayerModules(cfg: ModelConfig): readonly (readonly string[])[];
-  /** Shapes of one layer's quantizable linears (relative names). */
-  layerLinears(cfg: ModelConfig): LayerLinear[];
+  /**
+   * Linears of one layer (relative names), grouped as quantized together (true_sequential), groups in order. With
+   * `layer`: that layer's own (models whose layers differ, e.g. DeepSeek-V2's dense first layers); without: the union.
+   */
+  insideLayerModules(cfg: ModelConfig, layer?: number): readonly (readonly string[])[];
+  /** Shapes of one layer's quantizable linears (relative names); `layer` as for insideLayerModules. */
+  layerLinears(cfg: ModelConfig, layer?: number): LayerLinear[];
   /** Name of the output head's linear. */
   lmHead: string;
   /** Checkpoint tensor of the input token embedding; a head absent from the checkpoint falls back to it (tied). */

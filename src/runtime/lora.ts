@@ -81,7 +81,7 @@ function fullmatch(pattern: string, where: string): RegExp {
 /** The linears of the model graph (name → in/out), as PEFT sees them under Transformers' module names. */
 export function modelLinears(cfg: ModelConfig, arch: ArchDefinition): Map<string, { inFeatures: number; outFeatures: number; conv1d?: boolean }> {
   const m = new Map<string, { inFeatures: number; outFeatures: number; conv1d?: boolean }>();
-  for (let i = 0; i < cfg.numLayers; i++) for (const l of arch.layerLinears(cfg)) m.set(`${arch.layersBlockName}${i}.${l.rel}`, l);
+  for (let i = 0; i < cfg.numLayers; i++) for (const l of arch.layerLinears(cfg, i)) m.set(`${arch.layersBlockName}${i}.${l.rel}`, l);
   m.set(arch.lmHead, { inFeatures: cfg.hiddenSize, outFeatures: cfg.vocabSize });
   return m;
 }

@@ -8,7 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { cpSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GPTQModel } from '../../src/gptq-model.ts';
 import { Checkpoint } from '../../src/io/safetensors.ts';
@@ -18,7 +18,7 @@ import { buildLayerGraph, InputWeights } from '../../src/quant/calibrate.ts';
 import { createSession, f32 } from '../../src/graph/session.ts';
 import { loadModelConfig, type ModelConfig } from '../../src/io/config.ts';
 import { archFor } from '../../src/models/registry.ts';
-import { rng, tmpDir } from '../helpers.ts';
+import { ROOT, rng, tmpDir } from '../helpers.ts';
 
 export type Weights = (n: string) => Float32Array | undefined;
 /** Reference logits [seq][vocab] for config.json `c`; `mask` = optional 2-D attention mask row. */
@@ -169,7 +169,7 @@ export async function layerGraphParity(dir: string, ref: Pick<RefFamily, 'embed'
   const config = readConfigJson(dir);
   const src = new InputWeights(`${arch.layersBlockName}0.`);
   // the graph of layer `layer` (architectures whose layers differ build one per index, as src/quant/layer-loop.ts)
-  const g = buildLayerGraph(arch, cfg, src, { hessians: arch.layerLinears(cfg).map((l) => l.rel), layerIndex: layer });
+  const g = buildLayerGraph(arch, cfg, src, { hessians: arch.layerLinears(cfg, layer).map((l) => l.rel), layerIndex: layer });
   const sess = await createSession(g.toBytes());
   const x = ref.embed(config, w, ids);
   const S = ids.length, H = cfg.hiddenSize;
@@ -180,7 +180,7 @@ export async function layerGraphParity(dir: string, ref: Pick<RefFamily, 'embed'
     feeds[inp.rel] = f32(data, inp.shape);
   }
   const r = await sess.run(feeds);
-  for (const l of arch.layerLinears(cfg)) assert.deepEqual(r[`xtx.${l.rel}`]!.dims, [l.inFeatures, l.inFeatures]);
+  for (const l of arch.layerLinears(cfg, layer)) assert.deepEqual(r[`xtx.${l.rel}`]!.dims, [l.inFeatures, l.inFeatures]);
   const want = ref.layer(config, w, layer, x, S);
   const got = r.hidden_out!.data as Float32Array;
   let md = 0;
@@ -385,4 +385,15 @@ export function batchedGenerationTest(title: string, models: ArchCase[], prompts
     const t = tmpDir();
     try { await batchedGenerationCheck(t.path, models, prompts, maxNewTokens); } finally { t.cleanup(); }
   });
+}
+
+/**
+ * An ArchCase whose checkpoint is the real-Transformers fixture test/fixtures/archs/<fixture> (copied, without its
+ * expected logits), with the float64 reference `ref` of its family, or none (types checked against Transformers by
+ * test/hf-parity.test.ts only: the RefFamily functions throw, use such a case with gptqSavedTensorsTest / gptqBlockTest).
+ */
+export function fixtureCase(fixture: string, ref?: RefFamily): ArchCase {
+  const make = async (dir: string) => { cpSync(join(ROOT, 'test', 'fixtures', 'archs', fixture), dir, { recursive: true, filter: (f) => !/expected\.(json|safetensors)$/.test(f) }); };
+  const none = (): never => { throw new Error(`fixture ${fixture}: no float64 reference (parity is test/hf-parity.test.ts)`); };
+  return [`fixture ${fixture}`, { make, ...(ref ?? { forward: none, embed: none, layer: none }) }, {}];
 }
