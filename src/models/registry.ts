@@ -15,6 +15,7 @@ import { internlm } from './internlm.ts';
 import { internlm2 } from './internlm2.ts';
 import { baichuan } from './baichuan.ts';
 import { cohere } from './cohere.ts';
+import { qwen3 } from './qwen3.ts';
 import type { ArchConfig, ArchDefinition } from './types.ts';
 
 /** Every supported architecture. Adding one = one file + one line here. */
@@ -35,6 +36,7 @@ const ARCHS: ArchDefinition[] = [
   internlm2,
   baichuan,
   cohere,
+  qwen3,
 ];
 
 const custom: ArchDefinition[] = [];
