@@ -123,9 +123,9 @@ function embedGraph(arch: ArchDefinition, cfg: ModelConfig): GraphBuilder {
 /** quantize-model.ts layerGraphs' forward and per-group Hessian graphs for layer `li` (group size 16 where it divides). */
 function calibrationGraphs(arch: ArchDefinition, cfg: ModelConfig, li: number, out: Record<string, string>): void {
   const base = `${arch.layersBlockName}0.`;
-  const lin = new Map(arch.layerLinears(cfg).map((l) => [l.rel, l]));
+  const lin = new Map(arch.layerLinears(cfg, li).map((l) => [l.rel, l]));
   const dq = (rel: string) => (lin.has(rel) && lin.get(rel)!.inFeatures % 16 === 0 ? 16 : undefined);
-  const groups = arch.insideLayerModules(cfg).map((g) => [...g]);
+  const groups = arch.insideLayerModules(cfg, li).map((g) => [...g]);
   const groupOf = new Map(groups.flatMap((mods, k) => mods.map((m) => [m, k] as const)));
   out[`layer${li} fwd`] = sha(buildLayerGraph(arch, cfg, new InputWeights(base, dq), { layerIndex: li, hiddenType: 'float16' }).toBytes());
   groups.forEach((mods, k) => {

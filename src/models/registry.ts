@@ -16,6 +16,7 @@ import { internlm2 } from './internlm2.ts';
 import { baichuan } from './baichuan.ts';
 import { cohere } from './cohere.ts';
 import { qwen3 } from './qwen3.ts';
+import { qwen3Moe } from './qwen3-moe.ts';
 import type { ArchConfig, ArchDefinition } from './types.ts';
 
 /** Every supported architecture. Adding one = one file + one line here. */
@@ -37,6 +38,7 @@ const ARCHS: ArchDefinition[] = [
   baichuan,
   cohere,
   qwen3,
+  qwen3Moe,
 ];
 
 const custom: ArchDefinition[] = [];

@@ -91,10 +91,13 @@ export interface ArchDefinition {
   layersBlockName: string;
   /** Non-layer modules (kept in fp, never quantized unless lm_head is asked for). */
   outsideLayerModules: readonly string[];
-  /** Linears of one layer (relative names), grouped as quantized together (true_sequential), groups in order. */
-  insideLayerModules(cfg: ModelConfig): readonly (readonly string[])[];
-  /** Shapes of one layer's quantizable linears (relative names). */
-  layerLinears(cfg: ModelConfig): LayerLinear[];
+  /**
+   * Linears of one layer (relative names), grouped as quantized together (true_sequential), groups in order. `layer`:
+   * of decoder layer `layer` when layers differ (layerGraphVaries); undefined: the union over all layers.
+   */
+  insideLayerModules(cfg: ModelConfig, layer?: number): readonly (readonly string[])[];
+  /** Shapes of one layer's quantizable linears (relative names); `layer` as in insideLayerModules. */
+  layerLinears(cfg: ModelConfig, layer?: number): LayerLinear[];
   /** Name of the output head's linear. */
   lmHead: string;
   /** Checkpoint tensor of the input token embedding; a head absent from the checkpoint falls back to it (tied). */

@@ -107,10 +107,15 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
   }
 
   // One set of graphs serves every layer (weights are inputs); rebuilt per layer only if the graph varies by index.
-  const linBy = new Map(arch.layerLinears(cfg).map((l) => [l.rel, l]));
-  const inside = arch.insideLayerModules(cfg);
-  const groups = q.trueSequential ? inside.map((g) => [...g]) : [inside.flat()];
+  // Layers that differ (dense and MoE layers) have their own linears and groups.
   const varies = arch.layerGraphVaries?.(cfg) ?? false;
+  let linBy = new Map<string, LayerLinear>(), groups: string[][] = [];
+  const planFor = (li?: number) => {
+    linBy = new Map(arch.layerLinears(cfg, li).map((l) => [l.rel, l]));
+    const inside = arch.insideLayerModules(cfg, li);
+    groups = q.trueSequential ? inside.map((g) => [...g]) : [inside.flat()];
+  };
+  planFor(varies ? start : undefined);
   // Finished modules enter the later graphs as codes + scales + zeros, dequantized in-graph (DequantizeLinear),
   // when their groups are contiguous column blocks (not act-order without static groups); else as fp32 weights.
   const dqGroupSize = (rel: string): number | undefined => {
@@ -126,7 +131,7 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
   for (let li = start; li < L; li++) {
     if (o.signal?.aborted) fail('quantization interrupted');
     const prefix = `${arch.layersBlockName}${li}.`;
-    if (varies && li > start) { await releaseGraphs(graphs!); graphs = await graphsFor(li); }
+    if (varies && li > start) { await releaseGraphs(graphs!); planFor(li); graphs = await graphsFor(li); }
     const weights = new LayerWeights(ck, prefix);
     const mctx: ModuleContext = { ck, q, method, prefix, weights, nsamples: data.nsamples, log: o.onLog ?? (() => {}), dequantized: o.keepDequantized ? result.dequantized : undefined };
     const layer: LayerOutput = { tensors: {}, record: { skipped: [], losses: {}, digests: {} } };

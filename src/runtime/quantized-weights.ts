@@ -288,7 +288,7 @@ export function moduleParams(q: QuantizeConfigSource, module: string): ModuleQua
 export function archLinears(arch: ArchDefinition, cfg: ModelConfig): Map<string, { inFeatures: number; outFeatures: number; bias: boolean }> {
   const m = new Map<string, { inFeatures: number; outFeatures: number; bias: boolean }>();
   for (let i = 0; i < cfg.numLayers; i++) {
-    for (const l of arch.layerLinears(cfg)) m.set(`${arch.layersBlockName}${i}.${l.rel}`, l);
+    for (const l of arch.layerLinears(cfg, i)) m.set(`${arch.layersBlockName}${i}.${l.rel}`, l);
   }
   m.set(arch.lmHead, { inFeatures: cfg.hiddenSize, outFeatures: cfg.vocabSize, bias: false });
   return m;

@@ -11,6 +11,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { loadModelConfig } from '../../src/io/config.ts';
 import { archFor } from '../../src/models/registry.ts';
+import { setMoeDispatch } from '../../src/models/qwen3-moe.ts';
+import { CausalLM } from '../../src/runtime/causal-lm.ts';
 import { ARCH_FIXTURES_DIR } from '../fixture-archs.ts';
 import { tmpDir } from '../helpers.ts';
 import { gptqRoundTrip, linearCount, reporter } from './harness.ts';
@@ -25,15 +27,63 @@ test('qwen3: AutoGPTQ/GPTQModel module tree; q_norm/k_norm stay fp', async () =>
   ]);
 });
 
-for (const name of ['qwen3']) {
+test('qwen3_moe: per-layer module trees (dense layer 0, sparse layer 1); router never quantized; union for the saved config', async () => {
+  const cfg = await loadModelConfig(fixture('qwen3_moe'));
+  const arch = archFor('qwen3_moe');
+  const attn = [['self_attn.k_proj', 'self_attn.v_proj', 'self_attn.q_proj'], ['self_attn.o_proj']];
+  const e = (n: string) => [0, 1, 2, 3].map((i) => `mlp.experts.${i}.${n}`);
+  assert.deepEqual(arch.insideLayerModules(cfg, 0), [...attn, ['mlp.up_proj', 'mlp.gate_proj'], ['mlp.down_proj']]);
+  assert.deepEqual(arch.insideLayerModules(cfg, 1), [...attn, [...e('up_proj'), ...e('gate_proj')], e('down_proj')]);
+  assert.deepEqual(arch.insideLayerModules(cfg), [...attn, ['mlp.up_proj', 'mlp.gate_proj', ...e('up_proj'), ...e('gate_proj')], ['mlp.down_proj', ...e('down_proj')]]);
+  assert.ok(!arch.layerLinears(cfg, 1).some((l) => l.rel === 'mlp.gate'), 'router not a quantizable linear');
+  assert.equal(arch.layerGraphVaries?.(cfg), true);
+});
+
+test('qwen3_moe: routed dispatch (gathered rows per expert) == every expert on every row, full and KV steps', async () => {
+  const ids = [[5, 17, 3, 99, 42, 8, 61, 7, 23, 120], [9, 4, 77, 31, 2, 66, 14, 90, 11, 50]];
+  const run = async () => {
+    const m = await CausalLM.load(fixture('qwen3_moe'), { graphCache: false, onLog: () => {} });
+    try {
+      const full = await m.logits(ids);
+      let r = await m.forwardStep(ids.map((row) => row.slice(0, 4)), m.emptyCache(2));
+      const steps = [r.logits];
+      for (let t = 4; t < 10; t++) { r = await m.forwardStep(ids.map((row) => [row[t]!]), r.cache); steps.push(r.logits); }
+      return { full, steps };
+    } finally { await m.dispose(); }
+  };
+  const routed = await run();
+  setMoeDispatch('all');
+  let all: Awaited<ReturnType<typeof run>>;
+  try { all = await run(); } finally { setMoeDispatch('routed'); }
+  let d = 0;
+  routed.full.forEach((v, i) => { d = Math.max(d, Math.abs(v - all.full[i]!)); });
+  routed.steps.forEach((s, k) => s.forEach((v, i) => { d = Math.max(d, Math.abs(v - all.steps[k]![i]!)); }));
+  rep.report('qwen3_moe routed vs all experts', { maxAbs: d });
+  assert.ok(d <= 1e-5, `routed vs all experts ${d}`);
+});
+
+/** Per fixture: saved tensors that must exist (name → shape) and fp tensors that must stay (never quantized). */
+const ROUND_TRIP: Record<string, { saved: Record<string, number[]>; fp: string[] }> = {
+  qwen3: { saved: { 'model.layers.1.self_attn.q_proj.qweight': [8, 64], 'model.layers.1.mlp.down_proj.qweight': [4, 64] }, fp: ['model.layers.1.self_attn.q_norm.weight'] },
+  // mlp_only_layers [0]: layer 0 dense, layer 1 sparse (4 experts of 32)
+  qwen3_moe: {
+    saved: { 'model.layers.0.mlp.gate_proj.qweight': [8, 32], 'model.layers.1.mlp.experts.3.down_proj.qweight': [4, 64], 'model.layers.1.mlp.experts.0.up_proj.scales': [2, 32] },
+    fp: ['model.layers.1.mlp.gate.weight'],
+  },
+  // decoder_sparse_step 2: layer 0 dense, layer 1 sparse
+  'qwen3_moe-nonorm': { saved: { 'model.layers.0.mlp.down_proj.qweight': [4, 64], 'model.layers.1.mlp.experts.2.gate_proj.qweight': [8, 32] }, fp: ['model.layers.1.mlp.gate.weight'] },
+};
+
+for (const [name, want] of Object.entries(ROUND_TRIP)) {
   test(`${name} (HF fixture): GPTQ 4-bit g32 → fake-quant beats RTN → saveQuantized → CausalLM.load == fake-quant`, async () => {
     const t = tmpDir();
     try {
       const mse = await gptqRoundTrip(fixture(name), join(t.path, 'q'), {
         checkFinite: true,
+        onQuantized: (_, logs) => assert.ok(!logs.some((l) => /no calibration token/.test(l)), 'every expert saw tokens'),
         checkSaved: (ck) => {
-          assert.deepEqual(ck.info('model.layers.1.self_attn.q_proj.qweight').shape, [8, 64]);
-          assert.ok(ck.has('model.layers.1.self_attn.q_norm.weight') && !ck.has('model.layers.1.self_attn.q_proj.weight'));
+          for (const [n, shape] of Object.entries(want.saved)) assert.deepEqual(ck.info(n).shape, shape, n);
+          for (const n of want.fp) assert.ok(ck.has(n) && !ck.has(n.replace(/\.weight$/, '.qweight')), `${n} stays fp`);
         },
         checkLoaded: async (q) => { assert.equal(q.quantization?.modules.length, linearCount(q.cfg), 'loaded as GPTQ'); },
       });
