@@ -17,6 +17,7 @@ import { baichuan } from './baichuan.ts';
 import { cohere } from './cohere.ts';
 import { qwen3 } from './qwen3.ts';
 import { qwen3Moe } from './qwen3-moe.ts';
+import { qwen2Moe } from './qwen2-moe.ts';
 import type { ArchConfig, ArchDefinition } from './types.ts';
 
 /** Every supported architecture. Adding one = one file + one line here. */
@@ -39,6 +40,7 @@ const ARCHS: ArchDefinition[] = [
   cohere,
   qwen3,
   qwen3Moe,
+  qwen2Moe,
 ];
 
 const custom: ArchDefinition[] = [];

@@ -9,7 +9,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { loadModelConfig } from '../../src/io/config.ts';
+import { readFileSync } from 'node:fs';
+import { loadModelConfig, parseModelConfig } from '../../src/io/config.ts';
 import { archFor } from '../../src/models/registry.ts';
 import { setMoeDispatch } from '../../src/models/qwen3-moe.ts';
 import { CausalLM } from '../../src/runtime/causal-lm.ts';
@@ -62,6 +63,20 @@ test('qwen3_moe: routed dispatch (gathered rows per expert) == every expert on e
   assert.ok(d <= 1e-5, `routed vs all experts ${d}`);
 });
 
+test('qwen2_moe: AutoGPTQ Qwen2MoeGPTQForCausalLM groups on the sparse layer (shared expert, then experts); Qwen2MoeConfig sliding_window 0', async () => {
+  const cfg = await loadModelConfig(fixture('qwen2_moe'));
+  assert.equal(cfg.slidingWindow, null); // "sliding_window": 0 with use_sliding_window false
+  const e = (n: string) => [0, 1, 2, 3].map((i) => `mlp.experts.${i}.${n}`);
+  assert.deepEqual(archFor('qwen2_moe').insideLayerModules(cfg, 1), [
+    ['self_attn.k_proj', 'self_attn.v_proj', 'self_attn.q_proj'], ['self_attn.o_proj'],
+    ['mlp.shared_expert.up_proj', 'mlp.shared_expert.gate_proj'], ['mlp.shared_expert.down_proj'],
+    [...e('up_proj'), ...e('gate_proj')], e('down_proj'),
+  ]);
+  assert.deepEqual(archFor('qwen2_moe').insideLayerModules(cfg, 0).slice(2), [['mlp.up_proj', 'mlp.gate_proj'], ['mlp.down_proj']]);
+  assert.throws(() => parseModelConfig({ ...JSON.parse(readFileSync(join(fixture('qwen2_moe'), 'config.json'), 'utf8')), use_sliding_window: true, layer_types: undefined, sliding_window: 4 }),
+    /sliding-window attention on some layers only \(layers 0 of 2/);
+});
+
 /** Per fixture: saved tensors that must exist (name → shape) and fp tensors that must stay (never quantized). */
 const ROUND_TRIP: Record<string, { saved: Record<string, number[]>; fp: string[] }> = {
   qwen3: { saved: { 'model.layers.1.self_attn.q_proj.qweight': [8, 64], 'model.layers.1.mlp.down_proj.qweight': [4, 64] }, fp: ['model.layers.1.self_attn.q_norm.weight'] },
@@ -71,6 +86,12 @@ const ROUND_TRIP: Record<string, { saved: Record<string, number[]>; fp: string[]
     fp: ['model.layers.1.mlp.gate.weight'],
   },
   // decoder_sparse_step 2: layer 0 dense, layer 1 sparse
+  // mlp_only_layers [0]; sparse layer 1 with the shared expert (32) and its sigmoid gate [1, 64] (fp)
+  qwen2_moe: {
+    saved: { 'model.layers.0.mlp.up_proj.qweight': [8, 32], 'model.layers.1.mlp.shared_expert.down_proj.qweight': [4, 64], 'model.layers.1.mlp.experts.1.up_proj.qweight': [8, 32], 'model.layers.1.self_attn.q_proj.bias': [64] },
+    fp: ['model.layers.1.mlp.gate.weight', 'model.layers.1.mlp.shared_expert_gate.weight'],
+  },
+  'qwen2_moe-norm': { saved: { 'model.layers.1.mlp.shared_expert.gate_proj.qweight': [8, 32] }, fp: ['model.layers.1.mlp.shared_expert_gate.weight'] },
   'qwen3_moe-nonorm': { saved: { 'model.layers.0.mlp.down_proj.qweight': [4, 64], 'model.layers.1.mlp.experts.2.gate_proj.qweight': [8, 32] }, fp: ['model.layers.1.mlp.gate.weight'] },
 };
 
