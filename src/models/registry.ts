@@ -18,6 +18,7 @@ import { cohere } from './cohere.ts';
 import { qwen3 } from './qwen3.ts';
 import { qwen3Moe } from './qwen3-moe.ts';
 import { qwen2Moe } from './qwen2-moe.ts';
+import { olmo2 } from './olmo2.ts';
 import type { ArchConfig, ArchDefinition } from './types.ts';
 
 /** Every supported architecture. Adding one = one file + one line here. */
@@ -41,6 +42,7 @@ const ARCHS: ArchDefinition[] = [
   qwen3,
   qwen3Moe,
   qwen2Moe,
+  olmo2,
 ];
 
 const custom: ArchDefinition[] = [];
