@@ -19,6 +19,7 @@ import { qwen3 } from './qwen3.ts';
 import { qwen3Moe } from './qwen3-moe.ts';
 import { qwen2Moe } from './qwen2-moe.ts';
 import { olmo2 } from './olmo2.ts';
+import { granite } from './granite.ts';
 import type { ArchConfig, ArchDefinition } from './types.ts';
 
 /** Every supported architecture. Adding one = one file + one line here. */
@@ -43,6 +44,7 @@ const ARCHS: ArchDefinition[] = [
   qwen3Moe,
   qwen2Moe,
   olmo2,
+  granite,
 ];
 
 const custom: ArchDefinition[] = [];
