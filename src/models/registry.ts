@@ -20,6 +20,7 @@ import { qwen3Moe } from './qwen3-moe.ts';
 import { qwen2Moe } from './qwen2-moe.ts';
 import { olmo2 } from './olmo2.ts';
 import { granite } from './granite.ts';
+import { minicpm } from './minicpm.ts';
 import type { ArchConfig, ArchDefinition } from './types.ts';
 
 /** Every supported architecture. Adding one = one file + one line here. */
@@ -45,6 +46,7 @@ const ARCHS: ArchDefinition[] = [
   qwen2Moe,
   olmo2,
   granite,
+  minicpm,
 ];
 
 const custom: ArchDefinition[] = [];
