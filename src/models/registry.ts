@@ -21,6 +21,7 @@ import { qwen2Moe } from './qwen2-moe.ts';
 import { olmo2 } from './olmo2.ts';
 import { granite } from './granite.ts';
 import { minicpm } from './minicpm.ts';
+import { exaone4 } from './exaone4.ts';
 import type { ArchConfig, ArchDefinition } from './types.ts';
 
 /** Every supported architecture. Adding one = one file + one line here. */
@@ -47,6 +48,7 @@ const ARCHS: ArchDefinition[] = [
   olmo2,
   granite,
   minicpm,
+  exaone4,
 ];
 
 const custom: ArchDefinition[] = [];
