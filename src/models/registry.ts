@@ -22,6 +22,7 @@ import { olmo2 } from './olmo2.ts';
 import { granite } from './granite.ts';
 import { minicpm } from './minicpm.ts';
 import { exaone4 } from './exaone4.ts';
+import { exaone } from './exaone.ts';
 import type { ArchConfig, ArchDefinition } from './types.ts';
 
 /** Every supported architecture. Adding one = one file + one line here. */
@@ -49,6 +50,7 @@ const ARCHS: ArchDefinition[] = [
   granite,
   minicpm,
   exaone4,
+  exaone,
 ];
 
 const custom: ArchDefinition[] = [];

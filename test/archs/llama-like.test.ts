@@ -1,7 +1,8 @@
 /**
  * Llama-layout families that add norms or scalings: olmo2 (q/k RMSNorm over the full projections, post-norms),
  * granite (embedding / attention / residual / logits multipliers), minicpm (µP: scale_emb, scale_depth/√L,
- * dim_model_base), exaone4 (per-head q/k norms, post-norms, sliding layers + global NoPE layers). Logit parity with
+ * dim_model_base), exaone4 (per-head q/k norms, post-norms, sliding layers + global NoPE layers), exaone (EXAONE 3.x:
+ * llama under GPT-2-style names; its fixture is the llama one renamed, scripts/fixtures/make_exaone_fixture.py). Logit parity with
  * real Transformers (minicpm: its remote modeling file) is test/hf-parity.test.ts on the fixtures
  * test/fixtures/archs/{olmo2,granite,minicpm,exaone4}; they recombine RMSNorm, rotary, GQA and scalars whose float64
  * references exist (test/reference/llama-ref.ts), so the HF fixtures are their reference; the one new piece, exaone4's
@@ -27,7 +28,7 @@ const rep = reporter();
 const fixture = (name: string) => join(ARCH_FIXTURES_DIR, name);
 const base = { hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4, vocab_size: 100 };
 
-test('olmo2 / granite / minicpm / exaone4 config defaults (Olmo2Config, GraniteConfig, MiniCPMConfig, Exaone4Config)', () => {
+test('olmo2 / granite / minicpm / exaone4 / exaone config defaults (Olmo2Config, GraniteConfig, MiniCPMConfig, Exaone4Config, ExaoneConfig)', () => {
   const o = parseModelConfig({ ...base, model_type: 'olmo2' });
   assert.deepEqual([o.numKvHeads, o.rmsNormEps, o.maxPositionEmbeddings, o.tieWordEmbeddings, o.padTokenId, o.eosTokenId, o.bosTokenId], [4, 1e-5, 2048, false, 1, 50279, null]);
   const g = parseModelConfig({ ...base, model_type: 'granite' });
@@ -37,6 +38,9 @@ test('olmo2 / granite / minicpm / exaone4 config defaults (Olmo2Config, GraniteC
   const x = parseModelConfig({ ...base, model_type: 'exaone4', num_key_value_heads: 2 });
   assert.deepEqual([x.rmsNormEps, x.tieWordEmbeddings, x.bosTokenId, x.eosTokenId, x.intermediateSize, x.slidingWindow], [1e-5, false, 0, 2, 16384, null]);
   assert.throws(() => parseModelConfig({ ...base, model_type: 'exaone4' }), /"num_key_value_heads" \(32\) must divide/);
+  // ExaoneConfig (EXAONE 3.x remote code): num_layers / activation_function / layer_norm_epsilon; rotary_pct is not read
+  const e3 = parseModelConfig({ model_type: 'exaone', hidden_size: 64, num_layers: 3, num_attention_heads: 4, vocab_size: 100, rotary_pct: 0.25 });
+  assert.deepEqual([e3.numLayers, e3.hiddenAct, e3.rmsNormEps, e3.tieWordEmbeddings, e3.bosTokenId, e3.eosTokenId, e3.intermediateSize, e3.rotaryDim], [3, 'silu', 1e-6, true, 0, 2, 256, 16]);
 });
 
 test('exaone4 windowMask(mask) == the mask builder\'s own sliding window, for masks with padding and holes', async () => {
@@ -90,15 +94,16 @@ test('granite: logits_scaling divides the logits; minicpm: dim_model_base scales
   }
 });
 
-for (const name of ['olmo2', 'granite', 'minicpm', 'exaone4']) {
+for (const name of ['olmo2', 'granite', 'minicpm', 'exaone4', 'exaone']) {
   test(`${name} (HF fixture): GPTQ 4-bit g32 → fake-quant beats RTN → saveQuantized → CausalLM.load == fake-quant`, async () => {
     const t = tmpDir();
     try {
       const mse = await gptqRoundTrip(fixture(name), join(t.path, 'q'), {
         checkFinite: true,
         checkSaved: (ck) => {
-          assert.deepEqual(ck.info('model.layers.1.self_attn.k_proj.qweight').shape, [8, 32]);
-          assert.deepEqual(ck.info('model.layers.1.mlp.down_proj.scales').shape, [1, 64]);
+          const [k, down] = name === 'exaone' ? ['transformer.h.1.attn.attention.k_proj', 'transformer.h.1.mlp.c_proj'] : ['model.layers.1.self_attn.k_proj', 'model.layers.1.mlp.down_proj'];
+          assert.deepEqual(ck.info(`${k}.qweight`).shape, [8, 32]);
+          assert.deepEqual(ck.info(`${down}.scales`).shape, [1, 64]);
           if (name === 'olmo2') assert.deepEqual(ck.info('model.layers.1.self_attn.q_norm.weight').shape, [64]);
           if (name === 'exaone4') assert.deepEqual(ck.info('model.layers.1.self_attn.k_norm.weight').shape, [16]);
         },
