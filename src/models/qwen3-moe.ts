@@ -8,8 +8,9 @@
  * Layer i is sparse when i ∉ mlp_only_layers and (i + 1) % decoder_sparse_step == 0; other layers have the dense
  * Qwen3 MLP `mlp.gate_proj/up_proj/down_proj` (intermediate_size). Layers then differ: each has its own module tree.
  *
- * Routed dispatch (`routedMoe`): per expert, the rows routed to it are gathered (NonZero → Gather), run through the
- * expert and added back at their rows (ScatterND, reduction add), so a decode step runs top_k experts, not all of them
+ * Routed dispatch (`routedMoe`): per expert, the (token, top-k slot) pairs routed to it are found (NonZero), its tokens
+ * gathered and run through the expert, the outputs written to their slots (ScatterND into [N, k, H]); the slots are
+ * then weighted by the routing probabilities and summed. A decode step thus runs top_k experts, not all of them
  * (the Mixtral graph, src/models/mixtral.ts, evaluates every expert densely). Calibration sees exactly the routed rows
  * per expert (its Hessian Σ xᵀx over them; the row count tells unrouted experts apart, see layer-loop.ts).
  */
@@ -103,15 +104,15 @@ export function routedMoe(g: GraphBuilder, w: WeightSource, cfg: ModelConfig, x:
   const probs = g.op('Softmax', [w.linear(g, xf, router)], { axis: -1 }); // [N, E]
   const [topP, topI] = g.opN('TopK', [probs, g.constI64([o.topK])], 2, { axis: -1, largest: 1, sorted: 1 }); // [N, k]
   const p = o.normTopK ? g.op('Div', [topP!, g.op('ReduceSum', [topP!, g.constI64([-1])], { keepdims: 1 })]) : topP!;
-  const zeros = g.op('ConstantOfShape', [g.op('Shape', [probs])]); // float 0 [N, E]
-  const route = g.op('ScatterElements', [zeros, topI!, p], { axis: 1 }); // routed weight, 0 elsewhere
-  const chosen = g.op('ScatterElements', [zeros, topI!, g.op('Add', [g.op('Mul', [p, g.constF(0)]), g.constF(1)])], { axis: 1 }); // 0/1
-  const col = (t: string, e: number) => g.op('Squeeze', [g.op('Slice', [t, g.constI64([e]), g.constI64([e + 1]), g.constI64([1])]), g.constI64([1])]); // [N]
   const expert = (xe: string, ex: GluLinears, rowWeight: string) => {
     const r = (s: LinearSpec): LinearSpec => ({ ...s, hessianRowWeight: rowWeight });
     return w.linear(g, g.op('Mul', [activation(g, w.linear(g, xe, r(ex.gate_proj)), cfg.hiddenAct), w.linear(g, xe, r(ex.up_proj))]), r(ex.down_proj));
   };
   if (dispatch === 'all') {
+    const zeros = g.op('ConstantOfShape', [g.op('Shape', [probs])]); // float 0 [N, E]
+    const route = g.op('ScatterElements', [zeros, topI!, p], { axis: 1 }); // routed weight, 0 elsewhere
+    const chosen = g.op('ScatterElements', [zeros, topI!, g.op('Add', [g.op('Mul', [p, g.constF(0)]), g.constF(1)])], { axis: 1 }); // 0/1
+    const col = (t: string, e: number) => g.op('Squeeze', [g.op('Slice', [t, g.constI64([e]), g.constI64([e + 1]), g.constI64([1])]), g.constI64([1])]); // [N]
     let sum: string | undefined;
     for (let e = 0; e < E; e++) {
       const y = g.op('Mul', [expert(xf, experts[e]!, col(chosen, e)), g.op('Unsqueeze', [col(route, e), g.constI64([1])])]);
@@ -119,16 +120,18 @@ export function routedMoe(g: GraphBuilder, w: WeightSource, cfg: ModelConfig, x:
     }
     return g.op('Reshape', [sum!, g.op('Shape', [x])]);
   }
-  let out = g.op('ConstantOfShape', [g.op('Shape', [xf])]); // [N, H] zeros
+  // Each (token, slot) of the top-k is filled by exactly one expert: expert e's outputs go to the slots where topI = e
+  // (ScatterND into [N, k, H]), then the slots are weighted by p and summed.
+  const N = g.op('Shape', [xf], { start: 0, end: 1 });
+  let slots = g.op('ConstantOfShape', [g.op('Concat', [N, g.constI64([o.topK, H])], { axis: 0 })]); // [N, k, H] zeros
   for (let e = 0; e < E; e++) {
-    const rows = g.op('NonZero', [g.op('Greater', [col(chosen, e), g.constF(0.5)])]); // [1, n]
-    const idx = g.op('Reshape', [rows, g.constI64([-1])]); // [n]
+    const at = g.op('Transpose', [g.op('NonZero', [g.op('Equal', [topI!, g.constI64(e)])])], { perm: [1, 0] }); // [n, 2]: (token, slot)
+    const idx = g.op('Gather', [at, g.constI64(0)], { axis: 1 }); // [n] tokens routed to e
     const ones = g.op('Add', [g.op('ConstantOfShape', [g.op('Shape', [idx])]), g.constF(1)]); // [n]: every gathered row counts
-    const ye = expert(g.op('Gather', [xf, idx], { axis: 0 }), experts[e]!, ones); // [n, H]
-    const we = g.op('Unsqueeze', [g.op('Gather', [col(route, e), idx], { axis: 0 }), g.constI64([1])]); // [n, 1]
-    out = g.op('ScatterND', [out, g.op('Transpose', [rows], { perm: [1, 0] }), g.op('Mul', [ye, we])], { reduction: 'add' });
+    slots = g.op('ScatterND', [slots, at, expert(g.op('Gather', [xf, idx], { axis: 0 }), experts[e]!, ones)]);
   }
-  return g.op('Reshape', [out, g.op('Shape', [x])]);
+  const y = g.op('ReduceSum', [g.op('Mul', [slots, g.op('Unsqueeze', [p, g.constI64([2])])]), g.constI64([1])], { keepdims: 0 }); // [N, H]
+  return g.op('Reshape', [y, g.op('Shape', [x])]);
 }
 
 export const qwen3Moe = defineArchitecture({
