@@ -13,7 +13,9 @@ import { readFileSync } from 'node:fs';
 import { loadModelConfig, parseModelConfig } from '../../src/io/config.ts';
 import { archFor } from '../../src/models/registry.ts';
 import { setMoeDispatch } from '../../src/models/qwen3-moe.ts';
-import { CausalLM } from '../../src/runtime/causal-lm.ts';
+import { CausalLM, loadFloatWeights } from '../../src/runtime/causal-lm.ts';
+import { buildLayerGraph, InputWeights } from '../../src/quant/calibrate.ts';
+import { createSession, f32 } from '../../src/graph/session.ts';
 import { ARCH_FIXTURES_DIR } from '../fixture-archs.ts';
 import { tmpDir } from '../helpers.ts';
 import { gptqRoundTrip, linearCount, reporter } from './harness.ts';
@@ -75,6 +77,42 @@ test('qwen2_moe: AutoGPTQ Qwen2MoeGPTQForCausalLM groups on the sparse layer (sh
   assert.deepEqual(archFor('qwen2_moe').insideLayerModules(cfg, 0).slice(2), [['mlp.up_proj', 'mlp.gate_proj'], ['mlp.down_proj']]);
   assert.throws(() => parseModelConfig({ ...JSON.parse(readFileSync(join(fixture('qwen2_moe'), 'config.json'), 'utf8')), use_sliding_window: true, layer_types: undefined, sliding_window: 4 }),
     /sliding-window attention on some layers only \(layers 0 of 2/);
+});
+
+test('qwen3_moe calibration: routed experts\' Hessians and routed-row counts == the dense masked ones (Σ over exactly the routed tokens)', async () => {
+  const cfg = await loadModelConfig(fixture('qwen3_moe'));
+  const arch = archFor('qwen3_moe');
+  const weights = await loadFloatWeights(fixture('qwen3_moe'));
+  const layer = 1, S = 12, H = cfg.hiddenSize;
+  const hidden = Float32Array.from({ length: 2 * S * H }, (_, i) => Math.sin(i * 12.9898) * 1.5);
+  const lins = arch.layerLinears(cfg, layer).map((l) => l.rel);
+  const run = async () => {
+    const src = new InputWeights(`${arch.layersBlockName}0.`);
+    const sess = await createSession(buildLayerGraph(arch, cfg, src, { hessians: lins, layerIndex: layer }).toBytes());
+    const feeds: Record<string, ReturnType<typeof f32>> = { hidden_in: f32(hidden, [2, S, H]) };
+    for (const inp of src.inputs) feeds[inp.rel] = f32(weights.get(`${arch.layersBlockName}${layer}.${inp.rel}`)!, inp.shape);
+    try { return await sess.run(feeds); } finally { await sess.release(); }
+  };
+  const routed = await run();
+  setMoeDispatch('all');
+  let dense: Awaited<ReturnType<typeof run>>;
+  try { dense = await run(); } finally { setMoeDispatch('routed'); }
+  let rel = 0, total = 0;
+  for (const rel_ of lins) {
+    const a = routed[`xtx.${rel_}`]!.data as Float32Array, b = dense[`xtx.${rel_}`]!.data as Float32Array;
+    let md = 0, mx = 0;
+    b.forEach((v, i) => { md = Math.max(md, Math.abs(a[i]! - v)); mx = Math.max(mx, Math.abs(v)); });
+    rel = Math.max(rel, md / Math.max(mx, 1e-30));
+    if (rel_.includes('experts.') && rel_.endsWith('up_proj')) {
+      const n = Number((routed[`rows.${rel_}`]!.data as Float32Array)[0]);
+      assert.equal(n, Number((dense[`rows.${rel_}`]!.data as Float32Array)[0]), `${rel_} routed rows`);
+      assert.ok(n > 0 && n < 2 * S, `${rel_}: ${n} of ${2 * S} tokens`);
+      total += n;
+    }
+  }
+  assert.equal(total, 2 * S * 2, 'every token routed to top_k = 2 experts');
+  rep.report('qwen3_moe routed vs dense Hessians', { maxRel: rel });
+  assert.ok(rel <= 1e-6, `hessian rel ${rel}`);
 });
 
 /** Per fixture: saved tensors that must exist (name → shape) and fp tensors that must stay (never quantized). */
