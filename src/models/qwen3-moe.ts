@@ -104,9 +104,9 @@ export function routedMoe(g: GraphBuilder, w: WeightSource, cfg: ModelConfig, x:
   const probs = g.op('Softmax', [w.linear(g, xf, router)], { axis: -1 }); // [N, E]
   const [topP, topI] = g.opN('TopK', [probs, g.constI64([o.topK])], 2, { axis: -1, largest: 1, sorted: 1 }); // [N, k]
   const p = o.normTopK ? g.op('Div', [topP!, g.op('ReduceSum', [topP!, g.constI64([-1])], { keepdims: 1 })]) : topP!;
-  const expert = (xe: string, ex: GluLinears, rowWeight: string) => {
+  const expert = (b: GraphBuilder, xe: string, ex: GluLinears, rowWeight: string) => {
     const r = (s: LinearSpec): LinearSpec => ({ ...s, hessianRowWeight: rowWeight });
-    return w.linear(g, g.op('Mul', [activation(g, w.linear(g, xe, r(ex.gate_proj)), cfg.hiddenAct), w.linear(g, xe, r(ex.up_proj))]), r(ex.down_proj));
+    return w.linear(b, b.op('Mul', [activation(b, w.linear(b, xe, r(ex.gate_proj)), cfg.hiddenAct), w.linear(b, xe, r(ex.up_proj))]), r(ex.down_proj));
   };
   if (dispatch === 'all') {
     const zeros = g.op('ConstantOfShape', [g.op('Shape', [probs])]); // float 0 [N, E]
@@ -115,7 +115,7 @@ export function routedMoe(g: GraphBuilder, w: WeightSource, cfg: ModelConfig, x:
     const col = (t: string, e: number) => g.op('Squeeze', [g.op('Slice', [t, g.constI64([e]), g.constI64([e + 1]), g.constI64([1])]), g.constI64([1])]); // [N]
     let sum: string | undefined;
     for (let e = 0; e < E; e++) {
-      const y = g.op('Mul', [expert(xf, experts[e]!, col(chosen, e)), g.op('Unsqueeze', [col(route, e), g.constI64([1])])]);
+      const y = g.op('Mul', [expert(g, xf, experts[e]!, col(chosen, e)), g.op('Unsqueeze', [col(route, e), g.constI64([1])])]);
       sum = sum ? g.op('Add', [sum, y]) : y;
     }
     return g.op('Reshape', [sum!, g.op('Shape', [x])]);
@@ -124,11 +124,19 @@ export function routedMoe(g: GraphBuilder, w: WeightSource, cfg: ModelConfig, x:
   // (ScatterND into [N, k, H]), then the slots are weighted by p and summed.
   const N = g.op('Shape', [xf], { start: 0, end: 1 });
   let slots = g.op('ConstantOfShape', [g.op('Concat', [N, g.constI64([o.topK, H])], { axis: 0 })]); // [N, k, H] zeros
+  // Calibration graphs (weights with Hessian taps) see every expert's input in the main graph; inference graphs skip an
+  // expert no token is routed to (ONNX If on its pair count), so a decode step runs only the top-k experts' nodes.
+  const calibrating = 'taps' in w;
   for (let e = 0; e < E; e++) {
-    const at = g.op('Transpose', [g.op('NonZero', [g.op('Equal', [topI!, g.constI64(e)])])], { perm: [1, 0] }); // [n, 2]: (token, slot)
-    const idx = g.op('Gather', [at, g.constI64(0)], { axis: 1 }); // [n] tokens routed to e
-    const ones = g.op('Add', [g.op('ConstantOfShape', [g.op('Shape', [idx])]), g.constF(1)]); // [n]: every gathered row counts
-    slots = g.op('ScatterND', [slots, at, expert(g.op('Gather', [xf, idx], { axis: 0 }), experts[e]!, ones)]);
+    const nz = g.op('NonZero', [g.op('Equal', [topI!, g.constI64(e)])]); // [2, n]: (token, slot) pairs routed to e
+    const scatter = (b: GraphBuilder) => {
+      const at = b.op('Transpose', [nz], { perm: [1, 0] }); // [n, 2]
+      const idx = b.op('Gather', [at, b.constI64(0)], { axis: 1 }); // [n] tokens
+      const ones = b.op('Add', [b.op('ConstantOfShape', [b.op('Shape', [idx])]), b.constF(1)]); // [n]: every gathered row counts
+      return b.op('ScatterND', [slots, at, expert(b, b.op('Gather', [xf, idx], { axis: 0 }), experts[e]!, ones)]);
+    };
+    slots = calibrating ? scatter(g)
+      : g.ifElse(g.op('Greater', [g.op('Size', [nz]), g.constI64(0)]), (b) => [scatter(b)], (b) => [b.op('Identity', [slots])], ['float32'])[0]!;
   }
   const y = g.op('ReduceSum', [g.op('Mul', [slots, g.op('Unsqueeze', [p, g.constI64([2])])]), g.constI64([1])], { keepdims: 0 }); // [N, H]
   return g.op('Reshape', [y, g.op('Shape', [x])]);
