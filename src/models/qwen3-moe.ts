@@ -10,7 +10,8 @@
  *
  * Routed dispatch (`routedMoe`): per expert, the (token, top-k slot) pairs routed to it are found (NonZero), its tokens
  * gathered and run through the expert, the outputs written to their slots (ScatterND into [N, k, H]); the slots are
- * then weighted by the routing probabilities and summed. A decode step thus runs top_k experts, not all of them
+ * then weighted by the routing probabilities and summed. In inference graphs an expert without routed pairs is skipped
+ * (ONNX If), so a decode step runs the nodes of its top_k experts only, not all of them
  * (the Mixtral graph, src/models/mixtral.ts, evaluates every expert densely). Calibration sees exactly the routed rows
  * per expert (its Hessian Σ xᵀx over them; the row count tells unrouted experts apart, see layer-loop.ts).
  */
