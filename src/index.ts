@@ -17,7 +17,8 @@ export { DEFAULT_MAX_NEW_TOKENS, type TextGenerationOptions, type TextGeneration
 export { generate, generateTokens, type GenerateOptions, type GenerateResult, type FinishReason, type TokenEvent } from './runtime/generate.ts';
 export type { SamplingOptions } from './runtime/sampling.ts';
 export { loadAnyModel, type LoadedModel, type LoadedQuantizedModel } from './runtime/load.ts';
-export type { AccuracyLevel, QuantizedLoadInfo, QuantizedKernel } from './runtime/quantized-weights.ts';
+export type { AccuracyLevel } from './runtime/quantized-weights.ts';
+export type { QuantizedLoadInfo, QuantizedKernel } from './runtime/gptq-checkpoint.ts';
 // Other formats (AWQ, bitsandbytes, AQLM) load through CausalLM.load; AWQ converts losslessly to GPTQ
 export { convertAwqToGptq, type ConvertOptions, type ConvertResult } from './formats/convert.ts';
 export type { LmHeadBits } from './runtime/lm-head.ts';

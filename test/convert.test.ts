@@ -14,8 +14,7 @@ import { CausalLM } from '../src/runtime/causal-lm.ts';
 import { buildCausalLM } from '../src/graph/model-graph.ts';
 import { loadModelConfig } from '../src/io/config.ts';
 import { archFor } from '../src/models/registry.ts';
-import { loadFormatWeights } from '../src/formats/load.ts';
-import { loadQuantizedWeights } from '../src/runtime/quantized-weights.ts';
+import { openWeights } from '../src/runtime/open-weights.ts';
 import { GptqError } from '../src/errors.ts';
 import { linearShape, listFormatFixtures, loadFormatFixture, referenceWeight } from './fixture-formats.ts';
 import { gptq4Dequantize, readRawSafetensors } from './reference/formats-ref.ts';
@@ -52,7 +51,7 @@ for (const name of awq) {
       }
       // the same graph, byte for byte (so the same speed): AWQ loads as the GPTQ form it converts to
       const cfgA = await loadModelConfig(f.dir), cfgB = await loadModelConfig(out), arch = archFor(cfgA.modelType);
-      const wa = (await loadFormatWeights(f.dir, cfgA, arch, { onLog: quiet }))!, wb = (await loadQuantizedWeights(out, cfgB, arch, { onLog: quiet }))!;
+      const wa = await openWeights(f.dir, cfgA, arch, { accuracyLevel: 0 }), wb = await openWeights(out, cfgB, arch, { accuracyLevel: 0 });
       const ga = buildCausalLM(arch, cfgA, wa.source(), { kvCache: true, kvMode: 'gqa' }).toBytes(), gb = buildCausalLM(arch, cfgB, wb.source(), { kvCache: true, kvMode: 'gqa' }).toBytes();
       assert.ok(Buffer.from(ga).equals(Buffer.from(gb)), 'AWQ and converted GPTQ graphs differ');
       const a = await CausalLM.load(f.dir, { graphCache: false, onLog: quiet }), b = await CausalLM.load(out, { graphCache: false, onLog: quiet });

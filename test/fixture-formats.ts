@@ -11,7 +11,7 @@ import * as ort from 'onnxruntime-node';
 import { GraphBuilder } from '../src/graph/builder.ts';
 import { loadModelConfig } from '../src/io/config.ts';
 import { archFor } from '../src/models/registry.ts';
-import { loadFormatWeights } from '../src/formats/load.ts';
+import { openWeights } from '../src/runtime/open-weights.ts';
 import { aqlmDequantize, awqDequantize, bnb4Dequantize, bnb8Dequantize, readRawSafetensors, values, type RawTensor } from './reference/formats-ref.ts';
 
 export const FORMAT_FIXTURES_DIR = join(ROOT, 'test', 'fixtures', 'formats');
@@ -70,7 +70,7 @@ export function referenceWeight(f: FormatFixture, m: string): Float64Array {
 /** Each quantized linear of `f` on the identity: its effective weights W [out, in] as the loaded graph computes them. */
 export async function effectiveWeights(f: FormatFixture, o: { dequantize?: boolean } = {}): Promise<{ weights: Map<string, Float32Array>; kernels: Map<string, string> }> {
   const cfg = await loadModelConfig(f.dir);
-  const fw = (await loadFormatWeights(f.dir, cfg, archFor(cfg.modelType), { ...o, onLog: () => {} }))!;
+  const fw = await openWeights(f.dir, cfg, archFor(cfg.modelType), { accuracyLevel: 0, dequantize: o.dequantize });
   const w = fw.source(), g = new GraphBuilder('eye'), feeds: Record<string, ort.Tensor> = {};
   for (const m of f.quantized) {
     const [outF, inF] = linearShape(f.config, m);
@@ -93,5 +93,5 @@ export async function effectiveWeights(f: FormatFixture, o: { dequantize?: boole
     weights.set(m, W);
   }
   await s.release();
-  return { weights, kernels: new Map(fw.info.modules.map((x) => [x.name, x.kernel])) };
+  return { weights, kernels: new Map(fw.quantization!.modules.map((x) => [x.name, x.kernel])) };
 }

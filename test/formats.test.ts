@@ -16,7 +16,7 @@ import { loadModelConfig } from '../src/io/config.ts';
 import { Checkpoint, writeSafetensors } from '../src/io/safetensors.ts';
 import { archFor } from '../src/models/registry.ts';
 import { CausalLM } from '../src/runtime/causal-lm.ts';
-import { loadFormatWeights } from '../src/formats/load.ts';
+import { openWeights } from '../src/runtime/open-weights.ts';
 import { GptqError } from '../src/errors.ts';
 import type { Tensor } from '../src/tensor.ts';
 import { effectiveWeights, listFormatFixtures, loadFormatFixture, referenceWeight } from './fixture-formats.ts';
@@ -70,8 +70,8 @@ test('GPTQModel.fromQuantized loads the formats too', async () => {
 test('kernels: AWQ on MatMulNBits 4-bit, bnb 4-bit on MatMulBnb4, LLM.int8 fp32 (MatMulNBits 8-bit at accuracy_level 4), AQLM gather', async () => {
   const kinds = async (name: string, o: { accuracyLevel?: 0 | 4; dequantize?: boolean } = {}) => {
     const f = loadFormatFixture(name), cfg = await loadModelConfig(f.dir);
-    const fw = (await loadFormatWeights(f.dir, cfg, archFor(cfg.modelType), { ...o, onLog: quiet }))!;
-    return [...new Set(fw.info.modules.map((m) => m.kernel))].join(',');
+    const fw = await openWeights(f.dir, cfg, archFor(cfg.modelType), { accuracyLevel: o.accuracyLevel ?? 0, dequantize: o.dequantize });
+    return [...new Set(fw.quantization!.modules.map((m) => m.kernel))].join(',');
   };
   assert.equal(await kinds('awq-gemm-g128'), 'matmulnbits-4');
   assert.equal(await kinds('awq-gemv-g32'), 'matmulnbits-4');
@@ -111,7 +111,7 @@ async function mutated(name: string, edit: { tensors?: (t: Map<string, Tensor>) 
 async function loadError(dir: string): Promise<string> {
   const cfg = await loadModelConfig(dir);
   try {
-    await loadFormatWeights(dir, cfg, archFor(cfg.modelType), { onLog: quiet });
+    await openWeights(dir, cfg, archFor(cfg.modelType), { accuracyLevel: 0 });
   } catch (e) {
     assert.ok(e instanceof GptqError, `not a GptqError: ${e}`);
     assert.ok(!e.message.includes('\n'), 'one line');

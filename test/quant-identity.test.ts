@@ -172,7 +172,8 @@ async function layerHashes(dir: string): Promise<{ layers: Table['layers']; grap
   } finally { await m.dispose(); }
   for (const g of created) all.add(g);
   layers['GPTQModel → saveQuantized'] = { graphs: sha([...new Set(created)].sort().join()), 'model.safetensors': sha(readFileSync(join(out, 'model.safetensors'))) };
-  // 8-bit asymmetric: MatMulNBits 8-bit with zero points at accuracy level 4, the fp32 fallback (dequantize) at 0.
+  // 8-bit asymmetric: MatMulNBits 8-bit with zero points at accuracy level 4 (the checkpoint's own head: lmHeadBits 0,
+  // since level 4 otherwise quantizes the head to 8 bits by default), the fp32 fallback (dequantize) at 0.
   const out8 = join(dir, 'api-out8');
   const m8 = await GPTQModel.fromPretrained(src, { quantizeConfig: { bits: 8, groupSize: 32, sym: false } });
   try {
@@ -183,7 +184,7 @@ async function layerHashes(dir: string): Promise<{ layers: Table['layers']; grap
   // they hold GPTQ's numbers, so they are compared with the numeric results (not in `graphs`).
   const loads: [string, string, LoadOptions][] = [
     ['4b act-order', out, {}], ['4b act-order, lm head 8', out, { lmHeadBits: 8 }], ['4b act-order, lm head 4', out, { lmHeadBits: 4 }],
-    ['8b asym level 4', out8, { accuracyLevel: 4 }], ['8b asym level 0 (fp32 fallback)', out8, {}],
+    ['8b asym level 4', out8, { accuracyLevel: 4, lmHeadBits: 0 }], ['8b asym level 0 (fp32 fallback)', out8, {}],
   ];
   for (const [name, d, o] of loads) {
     created = [];

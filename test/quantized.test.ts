@@ -20,7 +20,8 @@ import { TextTokenizer } from '../src/io/tokenizer.ts';
 import { convertV1ToV2Zeros, dequantize, packLinear } from '../src/quant/pack.ts';
 import type { Bits } from '../src/quant/quantize-config.ts';
 import type { QuantizeConfig } from '../src/quant/quantize-config.ts';
-import { moduleParams, prepareLinear, QuantizedWeights, readQuantizeConfig, trivialGIdx, type AccuracyLevel } from '../src/runtime/quantized-weights.ts';
+import { prepareLinear, QuantizedWeights, trivialGIdx, type AccuracyLevel } from '../src/runtime/quantized-weights.ts';
+import { moduleParams, readQuantizeConfig } from '../src/runtime/gptq-checkpoint.ts';
 import { GraphBuilder } from '../src/graph/builder.ts';
 import { createSession, f32 } from '../src/graph/session.ts';
 import { f16ToF32 } from '../src/tensor.ts';
@@ -414,7 +415,7 @@ test('GPTQModel.fromQuantized returns the model, tokenizer and settings; fp chec
   assert.equal(r.tokenizer, undefined); // the synthetic model has none
   assert.equal((await r.model.logits([[1, 2, 3]])).length, 3 * 128);
   await r.model.dispose();
-  await assert.rejects(GPTQModel.fromQuantized(BASE), gptqError(/is not a quantized checkpoint \(no \.qweight tensors, no AWQ\/bitsandbytes\/AQLM quantization_config\)/));
+  await assert.rejects(GPTQModel.fromQuantized(BASE), gptqError(/is not a quantized checkpoint \(no quantize_config\.json, no quantization_config in config\.json, no AWQ quant_config\.json\)/));
 });
 
 // -------------------------------------------------------------------------------- stories260K

@@ -11,7 +11,7 @@ import { Checkpoint, lookupBaseModelName } from '../io/safetensors.ts';
 import { archFor } from '../models/registry.ts';
 import type { ArchDefinition } from '../models/types.ts';
 import { toQuantizeConfigJson } from '../quant/quantize-config.ts';
-import { archLinears, checkModuleTensors, linearSpecs, quantizedModuleNames, readQuantizeConfig } from '../runtime/quantized-weights.ts';
+import { archLinears, checkModuleTensors, linearSpecs, quantizedModuleNames, readQuantizeConfig } from '../runtime/gptq-checkpoint.ts';
 import { fail } from '../errors.ts';
 import { detectFormat, quantizedModuleOf } from '../formats/common.ts';
 import { inspectFormat } from '../formats/inspect.ts';

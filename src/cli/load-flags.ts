@@ -6,6 +6,7 @@ import type { LmHeadBits } from '../runtime/lm-head.ts';
 import type { GenerationConfig } from '../io/config.ts';
 import type { Flag, FlagValues } from './flags.ts';
 import { fail } from '../errors.ts';
+import { basename } from '../platform/path.ts';
 
 const LOAD = 'model loading';
 
@@ -27,6 +28,8 @@ export const loadFlags = (defaultAccuracy: 0 | 4) => [
   { name: 'attention', type: 'string', oneOf: ['auto', 'buffer', 'gqa', 'plain'], default: 'auto', group: LOAD,
     help: 'KV-cache attention (auto: buffer on CPU = the cache read in place, only new keys/values returned; gqa: GroupQueryAttention in place; plain: Concat)' },
   { name: 'no-graph-cache', type: 'boolean', group: LOAD, help: 'rebuild the graphs instead of using the cache (~/.cache/gptqjs/graphs)' },
+  { name: 'adapter', type: 'string', multiple: true, metavar: 'NAME=DIR', group: LOAD,
+    help: 'PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors), run unmerged beside the base linears; repeatable; NAME defaults to the directory\'s name. generate/chat/ppl/bench run with the first one; serve serves each as "<model id>:NAME"' },
   { name: 'spin', type: 'boolean', group: LOAD,
     help: 'ORT threads busy-wait between kernels (ORT\'s default; off here: much slower when other processes compete for the cores, slightly faster on an idle machine)' },
 ] as const satisfies readonly Flag[];
@@ -40,8 +43,22 @@ export function loadOptions(v: LoadValues): LoadOptions {
   return {
     device, threads: v.threads, accuracyLevel: v['accuracy-level'] as AccuracyLevel,
     lmHeadBits: v['lm-head-bits'] as LmHeadBits | 0 | undefined, attention: v.attention as LoadOptions['attention'],
-    graphCache: !v['no-graph-cache'], spinning: v.spin, dequantize: v.dequantize,
+    graphCache: !v['no-graph-cache'], spinning: v.spin, dequantize: v.dequantize, ...adapterOptions(v.adapter),
   };
+}
+
+/** `--adapter NAME=DIR|DIR` values → LoadOptions.adapters (the first one is the default adapter). */
+function adapterOptions(values: readonly string[]): Pick<LoadOptions, 'adapters' | 'adapter'> {
+  if (!values.length) return {};
+  const adapters: Record<string, string> = {};
+  for (const v of values) {
+    const m = /^([\w.-]+)=(.+)$/.exec(v);
+    const [name, dir] = m ? [m[1]!, m[2]!] : [basename(v.replace(/[\\/]+$/, '')), v];
+    if (!name) fail(`--adapter ${JSON.stringify(v)}: give NAME=DIR or a directory`);
+    if (name in adapters) fail(`--adapter: the name "${name}" is given twice (use NAME=DIR to name them apart)`);
+    adapters[name] = dir;
+  }
+  return { adapters, adapter: Object.keys(adapters)[0]! };
 }
 
 /** One stderr line when a GPTQ model runs at accuracy level 4 because that is the command's default. */

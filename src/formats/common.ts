@@ -47,6 +47,15 @@ export function detectFormat(dir: string, cfg: ModelConfig): FormatSource | unde
   return undefined;
 }
 
+/**
+ * Whether `dir`'s config files declare a quantization: config.json#quantization_config (any quant_method),
+ * quantize_config.json (AutoGPTQ / GPTQModel) or quant_config.json (AutoAWQ). Every quantized checkpoint gptqjs loads
+ * has one; the tensors decide the rest (a declared checkpoint may still hold only fp tensors).
+ */
+export function declaresQuantization(dir: string, cfg: ModelConfig): boolean {
+  return !!cfg.quantizationConfig || existsSync(join(dir, 'quantize_config.json')) || existsSync(join(dir, 'quant_config.json'));
+}
+
 export const fileOf = (ck: Checkpoint) => ck.location;
 export const shapeStr = (s: readonly number[]) => `[${s.join(', ')}]`;
 

@@ -24,7 +24,7 @@ import { packQweight, packQzeros } from '../quant/pack.ts';
 import { saveQuantizedCheckpoint } from '../quant/save.ts';
 import { moduleDigest, verifyPackedModule } from '../quant/module-tensors.ts';
 import type { SkippedModule } from '../quant/layer-loop.ts';
-import { archLinears, linearSpecs } from '../runtime/quantized-weights.ts';
+import { archLinears, linearSpecs } from '../runtime/gptq-checkpoint.ts';
 import { f16ToF32, toF16Bits, type Tensor } from '../tensor.ts';
 import { fail, GptqError } from '../errors.ts';
 import { awqModuleNames, checkAwqModule, parseAwqConfig, readAwqLinear, readAwqZeros } from './awq.ts';

@@ -14,10 +14,11 @@
  */
 import type { ModelConfig } from '../io/config.ts';
 import { lookupBaseModelName, type Checkpoint } from '../io/safetensors.ts';
-import { embeddingName, openModelCheckpoint, readFloatTensors } from '../runtime/model-checkpoint.ts';
+import { embeddingName, readFloatTensors } from '../runtime/model-checkpoint.ts';
 import type { ArchDefinition, LinearSpec, WeightSource } from '../models/types.ts';
 import type { GraphBuilder } from '../graph/builder.ts';
-import { linearSpecs, prepareLinear, QuantizedWeights, type AccuracyLevel, type PreparedLinear, type QuantizedLoad, type QuantizedLoadInfo } from '../runtime/quantized-weights.ts';
+import { prepareLinear, QuantizedWeights, type AccuracyLevel, type PreparedLinear } from '../runtime/quantized-weights.ts';
+import { linearSpecs, type QuantizedLoad, type QuantizedLoadInfo } from '../runtime/gptq-checkpoint.ts';
 import { resolveQuantizeConfig } from '../quant/quantize-config.ts';
 import { fail } from '../errors.ts';
 import { aqlmBits, aqlmModuleNames, combineCodebooks, aqlmSummary, dequantizeAqlm, parseAqlmConfig, readAqlmLinear } from './aqlm.ts';
@@ -52,40 +53,40 @@ export class FormatWeights implements WeightSource {
 const dense = (name: string, K: number, N: number, weight: Float32Array, bias: Float32Array | undefined, reason: string, bits: number): PreparedLinear =>
   ({ kind: 'dense', name, K, N, sourceBits: bits, weight, bias, reason });
 
-/** The format checkpoint `dir` holds, ready to build graphs from; undefined when it is not AWQ/bitsandbytes/AQLM. */
-export async function loadFormatWeights(dir: string, cfg: ModelConfig, arch: ArchDefinition, o: FormatLoadOptions = {}): Promise<QuantizedLoad | undefined> {
-  const src = detectFormat(dir, cfg);
+/**
+ * The weights of a format checkpoint, read from `ck` (opened with openModelCheckpoint; left open), ready to build graphs
+ * from; undefined when its directory is not AWQ/bitsandbytes/AQLM (detectFormat).
+ */
+export async function loadFormatWeights(ck: Checkpoint, cfg: ModelConfig, arch: ArchDefinition, o: FormatLoadOptions = {}): Promise<QuantizedLoad | undefined> {
+  const src = detectFormat(ck.dir, cfg);
   if (!src) return undefined;
-  const ck = await openModelCheckpoint(dir, cfg, arch);
-  try {
-    const specs = linearSpecs(arch, cfg);
-    const prepared = new Map<string, PreparedLinear>(), kernels = new Map<string, FormatKernelLinear>();
-    const info: QuantizedLoadInfo = { method: src.format, configFrom: src.from, summary: '', modules: [], permutations: 0 };
-    let bits = 4;
-    const spec = (m: string) => {
-      const s = specs.get(m);
-      if (!s) fail(`${fileOf(ck)}: quantized module "${m}" is not a linear of the ${cfg.modelType} architecture`);
-      return s;
-    };
-    const put = (p: PreparedLinear) => {
-      prepared.set(p.name, p);
-      info.modules.push({ name: p.name, bits, actOrder: false, kernel: p.kind === 'dense' ? 'fp32' : p.bits === 4 ? 'matmulnbits-4' : 'matmulnbits-8', reason: p.kind === 'dense' ? p.reason : undefined });
-    };
-    const mods = await readFormatModules(ck, src, spec, o, put, (k) => {
-      kernels.set(k.name, k);
-      info.modules.push({ name: k.name, bits, actOrder: false, kernel: k.kind === 'bnb4' ? 'matmulbnb4' : 'aqlm-gather' });
-    }, info, (b) => { bits = b; });
-    const fallback = info.modules.filter((m) => m.kernel === 'fp32');
-    if (fallback.length) {
-      const reasons = [...new Set(fallback.map((m) => m.reason))];
-      (o.onLog ?? ((s: string) => process.stderr.write(`[gptqjs] ${s}\n`)))(`${fallback.length} of ${info.modules.length} quantized modules dequantized to fp32 at load (exact): ${reasons.join('; ')} (e.g. ${fallback[0]!.name})`);
-    }
-    // every tensor of a quantized module (bitsandbytes' `<m>.weight.absmax`, …) except its bias is not an fp tensor
-    const quantized = new Set(mods);
-    const fp = await readFloatTensors(ck, (n) => { const m = quantizedModuleOf(n, quantized); return m !== undefined && n !== `${m}.bias`; });
-    const where = ck.location;
-    return { source: () => new FormatWeights(new QuantizedWeights((n) => fp.get(n), prepared, { accuracyLevel: o.accuracyLevel, tiedTo: embeddingName(arch), where }), kernels, where), info };
-  } finally { await ck.dispose(); }
+  const specs = linearSpecs(arch, cfg);
+  const prepared = new Map<string, PreparedLinear>(), kernels = new Map<string, FormatKernelLinear>();
+  const info: QuantizedLoadInfo = { method: src.format, configFrom: src.from, summary: '', modules: [], permutations: 0 };
+  let bits = 4;
+  const spec = (m: string) => {
+    const s = specs.get(m);
+    if (!s) fail(`${fileOf(ck)}: quantized module "${m}" is not a linear of the ${cfg.modelType} architecture`);
+    return s;
+  };
+  const put = (p: PreparedLinear) => {
+    prepared.set(p.name, p);
+    info.modules.push({ name: p.name, bits, actOrder: false, kernel: p.kind === 'dense' ? 'fp32' : p.bits === 4 ? 'matmulnbits-4' : 'matmulnbits-8', reason: p.kind === 'dense' ? p.reason : undefined });
+  };
+  const mods = await readFormatModules(ck, src, spec, o, put, (k) => {
+    kernels.set(k.name, k);
+    info.modules.push({ name: k.name, bits, actOrder: false, kernel: k.kind === 'bnb4' ? 'matmulbnb4' : 'aqlm-gather' });
+  }, info, (b) => { bits = b; });
+  const fallback = info.modules.filter((m) => m.kernel === 'fp32');
+  if (fallback.length) {
+    const reasons = [...new Set(fallback.map((m) => m.reason))];
+    (o.onLog ?? ((s: string) => process.stderr.write(`[gptqjs] ${s}\n`)))(`${fallback.length} of ${info.modules.length} quantized modules dequantized to fp32 at load (exact): ${reasons.join('; ')} (e.g. ${fallback[0]!.name})`);
+  }
+  // every tensor of a quantized module (bitsandbytes' `<m>.weight.absmax`, …) except its bias is not an fp tensor
+  const quantized = new Set(mods);
+  const fp = await readFloatTensors(ck, (n) => { const m = quantizedModuleOf(n, quantized); return m !== undefined && n !== `${m}.bias`; });
+  const where = ck.location;
+  return { source: () => new FormatWeights(new QuantizedWeights((n) => fp.get(n), prepared, { accuracyLevel: o.accuracyLevel, tiedTo: embeddingName(arch), where }), kernels, where), info };
 }
 
 /** Read and prepare every quantized module of the format; returns their names. */

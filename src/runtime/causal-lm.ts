@@ -8,21 +8,23 @@ import { loadGenerationConfig, loadModelConfig, parseGenerationConfig, type Gene
 import { resolveModelDir, type HubOptions } from '../io/hub.ts';
 import { TextTokenizer, type ChatMessage } from '../io/tokenizer.ts';
 import { DEFAULT_MODEL_DIR } from '../paths.ts';
-import { openModelCheckpoint, readFloatTensors } from './model-checkpoint.ts';
+import { checkStoredFinite, openModelCheckpoint, readFloatTensors } from './model-checkpoint.ts';
 import { buildCausalLM, GqaUnsupportedError, kvNames, type ModelGraphOptions } from '../graph/model-graph.ts';
 import type { GraphBuilder } from '../graph/builder.ts';
 import { createSession, f32, type Device } from '../graph/session.ts';
-import { InitializerWeights } from '../graph/weights.ts';
 import { archFor } from '../models/registry.ts';
 import type { ArchDefinition, WeightSource } from '../models/types.ts';
 import { fail, GptqError } from '../errors.ts';
-import { Checkpoint, checkFinite, firstNonFinite } from '../io/safetensors.ts';
-import { loadFormatWeights } from '../formats/load.ts';
-import { checkAccuracyLevel, loadQuantizedWeights, type AccuracyLevel, type QuantizedLoadInfo } from './quantized-weights.ts';
-import { checkLmHeadBits, HeadQuantizedWeights, isQuantizedModule, lmHeadNote, quantizeHead, readHeadWeight, type LmHeadBits, type QuantizedHead } from './lm-head.ts';
+import { firstNonFinite } from '../io/safetensors.ts';
+import { checkAccuracyLevel, type AccuracyLevel } from './quantized-weights.ts';
+import type { QuantizedLoadInfo } from './gptq-checkpoint.ts';
+import { checkLmHeadBits, lmHeadNote, type LmHeadBits } from './lm-head.ts';
+import { openWeights, type OpenedWeights } from './open-weights.ts';
+import { declaresQuantization } from '../formats/common.ts';
 import { graphCacheKey, GraphCache, type GraphCacheOption } from './graph-cache.ts';
 import { collectGarbage } from '../gc.ts';
 import { logLine } from '../platform/os.ts';
+import { adapterFingerprint, checkAdapterName, LORA_GATE, LoraWeights, readLoraAdapter, type LoraAdapter } from './lora.ts';
 import { chatText, generateText, streamText, type ChatOptions, type ChatResult, type TextGenerationOptions, type TextGenerationResult } from './text.ts';
 
 export type AttentionMode = 'auto' | 'buffer' | 'gqa' | 'plain' | 'slots';
@@ -89,6 +91,18 @@ export interface LoadOptions {
   nll?: boolean;
   /** Hub download settings when `load` is given a Hub id (revision, cache dir, offline, token; src/io/hub.ts). */
   hub?: HubOptions;
+  /**
+   * PEFT LoRA adapters to load with the model: name → adapter directory (adapter_config.json +
+   * adapter_model.safetensors, as PEFT's save_pretrained writes them; rules of peft 0.21 in src/runtime/lora.ts). All
+   * run UNMERGED in one graph beside the base linears (GPTQ MatMulNBits, fp Gemm, …) and are chosen per call
+   * (`adapter` below, `generate(…, { adapter })`, `withAdapter(name)`) or per batch row (`runSlots`, `gptq serve`'s
+   * "model:adapter" ids). Names: letters, digits, "_", "-", ".". Throws GptqError (one line naming the file and
+   * field/tensor) for a missing file, an unsupported PEFT type or LoRA variant (DoRA, …), a target module the model
+   * lacks, a shape mismatch.
+   */
+  adapters?: Record<string, string>;
+  /** The adapter that calls use when they choose none (a name of `adapters`); default null = the base model. */
+  adapter?: string | null;
 }
 
 /**
@@ -107,13 +121,8 @@ export interface KvCache { keys: Float32Array[]; values: Float32Array[]; length:
  * config.json and its architecture.
  */
 export async function loadFloatWeights(dir: string, model?: { cfg: ModelConfig; arch: ArchDefinition }): Promise<Map<string, Float32Array>> {
-  return (await readFloatWeights(dir, model)).tensors;
-}
-
-/** loadFloatWeights plus where the tensors came from (for messages). */
-async function readFloatWeights(dir: string, model?: { cfg: ModelConfig; arch: ArchDefinition }): Promise<{ tensors: Map<string, Float32Array>; where: string }> {
   const ck = await openModelCheckpoint(dir, model?.cfg, model?.arch);
-  try { return { tensors: await readFloatTensors(ck), where: ck.location }; } finally { await ck.dispose(); }
+  try { return await readFloatTensors(ck); } finally { await ck.dispose(); }
 }
 
 /**
@@ -164,6 +173,14 @@ export class CausalLM {
   private makeNllSession?: () => Promise<InferenceSession>;
   /** The checkpoint directory (CausalLM.load), scanned to name the broken tensor when an output is NaN/Inf. */
   private sourceDir?: string;
+  /** Builds the separate NLL session (before any adapter gating). */
+  private makeRawNll?: () => Promise<InferenceSession>;
+  /** Adapters: their names (gate columns), the ungated sessions, the views by adapter, this object's adapter. */
+  private lora?: { names: readonly string[]; raw: Sessions; views: Map<string | null, CausalLM>; active: string | null };
+  /** The separate NLL session, shared by the model and its adapter views. */
+  private sharedNll: { raw?: Promise<InferenceSession> } = {};
+  /** A withAdapter() view: shares the sessions, so dispose() leaves them to the loaded model. */
+  private view = false;
 
   /** The tokenizer (tokenizer.json) of a model loaded from a directory that has one; text generation needs it. */
   tokenizer?: TextTokenizer;
@@ -188,6 +205,7 @@ export class CausalLM {
    * defaults to true here: the weights are not kept for building a separate NLL graph later.
    */
   static async fromWeights(cfg: ModelConfig, w: () => WeightSource, o: LoadOptions = {}): Promise<CausalLM> {
+    if (Object.keys(o.adapters ?? {}).length) fail('LoadOptions.adapters: adapters are read by CausalLM.load (a checkpoint directory), not fromWeights');
     const m = await CausalLM.fromGraphs(cfg, async (g) => buildCausalLM(archFor(cfg.modelType), cfg, w(), g), { ...o, nll: o.nll ?? true });
     if (!m.nllInMain) m.makeNllSession = async () => fail('nll: this model was built from in-memory weights with nll: false; build it with nll: true');
     return m;
@@ -201,7 +219,7 @@ export class CausalLM {
    * add up in the peak memory.
    */
   private static async fromGraphs(cfg: ModelConfig, build: (g: ModelGraphOptions) => Promise<GraphBuilder>, o: LoadOptions,
-    cache?: { store: GraphCache; key: string }, release?: () => void): Promise<CausalLM> {
+    cache?: { store: GraphCache; key: string }, release?: () => void, adapters?: readonly string[]): Promise<CausalLM> {
     const arch = archFor(cfg.modelType);
     arch.check?.(cfg);
     const mode = o.attention ?? 'auto';
@@ -247,11 +265,14 @@ export class CausalLM {
     const sessions: InferenceSession[] = [];
     for (const g of graphs) sessions.push(await createSession(g, { ...o, spinning: o.spinning ?? false }));
     const s: Sessions = kind === 'plain' ? { kind, full: sessions[0]!, step: sessions[1]! } : { kind, fast: sessions[0]! };
-    const m = new CausalLM(cfg, arch, s);
+    const lora = adapters?.length ? { names: adapters, raw: s, views: new Map<string | null, CausalLM>(), active: o.adapter ?? null } : undefined;
+    const m = new CausalLM(cfg, arch, lora ? gatedSessions(s, lora.names, lora.active) : s);
+    m.lora = lora;
+    lora?.views.set(lora.active, m);
     m.loadInfo = { graphCache: cache ? (hit ? 'hit' : 'miss') : 'off', attention: s.kind, seconds: (performance.now() - t0) / 1000 };
     m.nllInMain = !!o.nll;
     if (!o.nll) {
-      m.makeNllSession = async () => {
+      m.makeRawNll = async () => {
         // the main full-sequence graph plus the NLL output (the graph a load with `nll` runs, same cache entry)
         const g = graphsFor(s.kind, device, true)[0]!, key = cache && graphKey(cache.key, `${s.kind}0`, g);
         let graph: string | Uint8Array | undefined = key ? cache.store.lookup(key) : undefined;
@@ -262,9 +283,55 @@ export class CausalLM {
         if (release) { release(); await collectGarbage(); }
         return createSession(graph, { ...o, spinning: o.spinning ?? false });
       };
+      m.makeNllSession = m.nllFactory();
     }
     return m;
   }
+
+  /** The separate NLL session of this model (adapters: the one shared raw session, gated with this view's adapter). */
+  private nllFactory(): () => Promise<InferenceSession> {
+    const make = this.makeRawNll!;
+    if (!this.lora) return make;
+    const l = this.lora, shared = this.sharedNll;
+    return async () => gated(await (shared.raw ??= make().catch((e: unknown) => { shared.raw = undefined; throw e; })), l.names, l.active);
+  }
+
+  // ---- adapters (PEFT LoRA, src/runtime/lora.ts) ----
+
+  /** Names of the LoRA adapters loaded with the model (LoadOptions.adapters), in gate order; [] without. */
+  get adapters(): readonly string[] { return this.lora?.names ?? []; }
+
+  /** The adapter this object's calls run with (null = the base model). */
+  get adapter(): string | null { return this.lora?.active ?? null; }
+
+  /**
+   * The same model running with adapter `name` (null = the base model): a view that shares this model's sessions
+   * (no copy of any weight; views are cached per name). Its dispose() does nothing — dispose the loaded model. Throws
+   * GptqError for a name that was not loaded.
+   */
+  withAdapter(name: string | null): CausalLM {
+    const l = this.lora;
+    if (!l) {
+      if (name === null) return this;
+      fail(`adapter ${JSON.stringify(name)}: the model was loaded without adapters (LoadOptions.adapters, --adapter)`);
+    }
+    if (name !== null && !l.names.includes(name)) fail(`adapter ${JSON.stringify(name)} is not loaded (loaded: ${l.names.join(', ')}; null = the base model)`);
+    if (name === l.active) return this;
+    const known = l.views.get(name);
+    if (known) return known;
+    const v = new CausalLM(this.cfg, this.arch, gatedSessions(l.raw, l.names, name));
+    v.lora = { ...l, active: name };
+    v.sharedNll = this.sharedNll;
+    v.view = true;
+    v.quantization = this.quantization; v.lmHead = this.lmHead; v.loadInfo = this.loadInfo; v.nllInMain = this.nllInMain;
+    v.sourceDir = this.sourceDir; v.tokenizer = this.tokenizer; v.generationConfig = this.generationConfig; v.source = this.source;
+    if (this.makeRawNll) { v.makeRawNll = this.makeRawNll; v.makeNllSession = v.nllFactory(); }
+    l.views.set(name, v);
+    return v;
+  }
+
+  /** `this`, or the view of `o.adapter` when a call names one. */
+  private forCall(o: { adapter?: string | null }): CausalLM { return o.adapter === undefined ? this : this.withAdapter(o.adapter); }
 
   /**
    * Load an HF checkpoint directory: fp16/bf16/fp32, or GPTQ (AutoGPTQ / GPTQModel / transformers layouts) when it
@@ -275,6 +342,7 @@ export class CausalLM {
    * Throws GptqError for a missing directory, unknown Hub id, unsupported architecture or malformed files.
    */
   static async load(model?: string, o: LoadOptions = {}): Promise<CausalLM> {
+    // 1. Resolve: the directory, its config and architecture, the options that change graphs, the graph-cache entry.
     const dir = await resolveModelDir(model ?? DEFAULT_MODEL_DIR, o.hub);
     const cfg = await loadModelConfig(dir);
     const accuracyLevel = checkAccuracyLevel(o.accuracyLevel);
@@ -283,57 +351,49 @@ export class CausalLM {
     const log = o.onLog ?? logLine;
     const store = await GraphCache.forCheckpoint(o.graphCache ?? true, dir);
     // The accuracy level changes only MatMulNBits nodes: GPTQ modules, or a 4-bit quantized head.
-    const gptq = !!cfg.quantizationConfig || existsSync(join(dir, 'quantize_config.json')) || existsSync(join(dir, 'quant_config.json'));
+    const gptq = declaresQuantization(dir, cfg);
     const headAsked = o.lmHeadBits !== undefined;
     const lmHeadBits = checkLmHeadBits(headAsked ? o.lmHeadBits : gptq && accuracyLevel === 4 ? DEFAULT_GPTQ_HEAD_BITS : 0);
     const keyAcc = gptq || lmHeadBits === 4 ? accuracyLevel : 0;
-    const key = store ? await graphCacheKey(dir, { accuracyLevel: keyAcc, lmHeadBits: lmHeadBits ?? 0, device: o.device ?? 'cpu', dequantize: gptq && !!o.dequantize }) : '';
+    // Adapters are read (and checked against the model) on every load, cached graph or not: they are small.
+    const adapters: LoraAdapter[] = [];
+    for (const [name, path] of Object.entries(o.adapters ?? {})) {
+      checkAdapterName(name, 'adapters');
+      adapters.push(await readLoraAdapter(name, path, cfg, arch)); // a local directory (no Hub download for adapters)
+    }
+    if (o.adapter !== undefined && o.adapter !== null && !adapters.some((a) => a.name === o.adapter)) {
+      fail(`adapter ${JSON.stringify(o.adapter)} is not among the adapters loaded (${adapters.map((a) => a.name).join(', ') || 'none'})`);
+    }
+    const key = store ? await graphCacheKey(dir, {
+      accuracyLevel: keyAcc, lmHeadBits: lmHeadBits ?? 0, device: o.device ?? 'cpu', dequantize: gptq && !!o.dequantize,
+      ...(adapters.length ? { adapters: await adapterFingerprint(adapters) } : {}),
+    }) : '';
     const headAcc: AccuracyLevel = lmHeadBits === 8 ? 4 : accuracyLevel;
-    // Weights are read (and GPTQ tensors repacked) only when some graph is not in the cache.
-    const logs: string[] = [];
-    let q: QuantizedLoadInfo | undefined, loaded = false, headUsed = true, loadDone = false;
-    /** Load notices, once (weights are read again if nll() builds its own graph later). */
-    const note = (msg: string) => { if (!loadDone) { logs.push(msg); log(msg); } };
-    let source: Promise<() => WeightSource> | undefined;
-    const weights = () => (source ??= (async () => {
-      loaded = true;
-      // The head first (read, quantized, its fp32 copy dropped) so that it is not held next to all other weights.
-      const quantizedHead = async (bits: LmHeadBits): Promise<QuantizedHead | undefined> => {
-        const hw = await readHeadWeight(dir, arch, cfg);
-        return hw && quantizeHead(hw, cfg.vocabSize, cfg.hiddenSize, bits);
-      };
-      const head = lmHeadBits ? await quantizedHead(lmHeadBits) : undefined;
-      if (head) await collectGarbage(); // the fp32 head is garbage now
-      const qw = await loadFormatWeights(dir, cfg, arch, { accuracyLevel, dequantize: o.dequantize, onLog: note })
-        ?? await loadQuantizedWeights(dir, cfg, arch, { accuracyLevel, onLog: note });
-      q = qw?.info;
-      let w: () => WeightSource;
-      if (qw) w = qw.source;
-      else {
-        const fp = await readFloatWeights(dir, { cfg, arch });
-        w = () => new InitializerWeights((n) => fp.tensors.get(n), undefined, fp.where);
+    // 2. Weights: the checkpoint is opened (once) only when some graph is not in the cache; its notices are logged by
+    // the first open only (nll() may read the weights again later for its own graph).
+    let opened: Promise<OpenedWeights> | undefined, first: OpenedWeights | undefined;
+    const weights = () => (opened ??= openWeights(dir, cfg, arch, {
+      accuracyLevel, dequantize: o.dequantize, lmHead: lmHeadBits && { bits: lmHeadBits, accuracyLevel: headAcc, asked: headAsked },
+      onLog: first ? undefined : log,
+    }).then((w) => { first ??= w; return w; }));
+    // 3. Sessions: each graph from the cache, or built from the weights (dropped before the sessions are created).
+    const build = async (g: ModelGraphOptions) => {
+      const source = (await weights()).source();
+      if (!adapters.length) return buildCausalLM(arch, cfg, source, g);
+      const lw = new LoraWeights(source, adapters);
+      const b = buildCausalLM(arch, cfg, lw, g);
+      for (const a of adapters) for (const n of [...a.modules.keys(), ...a.replaced.keys()]) {
+        if (!lw.used.has(n)) fail(`${join(a.dir, 'adapter_model.safetensors')}: module "${n}" is not a linear the ${cfg.modelType} graph computes (gptqjs cannot apply the adapter there)`);
       }
-      if (lmHeadBits && (!head || isQuantizedModule(q, arch.lmHead))) {
-        if (headAsked) note(`lm-head: the output head of ${dir} is GPTQ-quantized already; lmHeadBits ignored`);
-      } else if (head) {
-        const inner = w, hd = head;
-        headUsed = false;
-        w = () => {
-          const hq = new HeadQuantizedWeights(inner(), arch.lmHead, hd, headAcc);
-          return {
-            tensor: (g, n, shape) => hq.tensor(g, n, shape),
-            linear: (g, x, spec) => { const y = hq.linear(g, x, spec); if (hq.used) headUsed = true; return y; },
-          };
-        };
-      }
-      return w;
-    })());
-    const m = await CausalLM.fromGraphs(cfg, async (g) => buildCausalLM(arch, cfg, (await weights())(), g), o,
-      store ? { store, key } : undefined, () => { source = undefined; });
-    if (loaded) {
-      if (!headUsed && headAsked) log(`lm-head: the ${cfg.modelType} head is not the linear "${arch.lmHead}"; lmHeadBits had no effect`);
-      if (q) m.quantization = q;
-      if (store) await store.writeInfo(key, { quantization: q ?? null, logs });
+      return b;
+    };
+    const m = await CausalLM.fromGraphs(cfg, build, o, store ? { store, key } : undefined, () => { opened = undefined; },
+      adapters.map((a) => a.name));
+    // 4. What loading found: from the weights read (then stored with the cache entry), or from the cache entry.
+    if (first) {
+      if (!first.headUsed() && headAsked) log(`lm-head: the ${cfg.modelType} head is not the linear "${arch.lmHead}"; lmHeadBits had no effect`);
+      if (first.quantization) m.quantization = first.quantization;
+      if (store) await store.writeInfo(key, { quantization: first.quantization ?? null, logs: first.notes });
     } else if (store) {
       const info = await store.readInfo<{ quantization: QuantizedLoadInfo | null; logs: string[] }>(key);
       if (info?.quantization) m.quantization = info.quantization;
@@ -343,8 +403,8 @@ export class CausalLM {
       m.lmHead = { bits: lmHeadBits, accuracyLevel: headAcc };
       log(lmHeadNote(lmHeadBits, headAcc, !headAsked)); // once the model loaded (a refused checkpoint says only why)
     }
+    // 5. The directory's own files besides the weights: generation config, tokenizer.
     m.sourceDir = dir;
-    loadDone = true;
     m.source = dir;
     m.generationConfig = await loadGenerationConfig(dir);
     if (existsSync(join(dir, 'tokenizer.json'))) m.tokenizer = await TextTokenizer.fromDir(dir);
@@ -374,7 +434,7 @@ export class CausalLM {
   generate(prompt: string, o?: TextGenerationOptions): Promise<TextGenerationResult>;
   generate(prompts: string[], o?: TextGenerationOptions): Promise<TextGenerationResult[]>;
   generate(input: string | string[], o: TextGenerationOptions = {}): Promise<TextGenerationResult | TextGenerationResult[]> {
-    return generateText(this, input, o);
+    return Promise.resolve().then(() => generateText(this.forCall(o), input, o));
   }
 
   /**
@@ -383,7 +443,7 @@ export class CausalLM {
    * part of a stop string; the generator's return value is the full result. Breaking out of the loop stops generation.
    */
   stream(input: string | ChatMessage[], o: ChatOptions = {}): AsyncGenerator<string, TextGenerationResult, void> {
-    return streamText(this, input, o);
+    return streamText(this.forCall(o), input, o);
   }
 
   /**
@@ -392,7 +452,7 @@ export class CausalLM {
    * chat template.
    */
   chat(messages: ChatMessage[], o: ChatOptions = {}): Promise<ChatResult> {
-    return chatText(this, messages, o);
+    return Promise.resolve().then(() => chatText(this.forCall(o), messages, o));
   }
 
   /** Logits for every position of each row: ids [B,S] → Float32Array [B,S,V]. */
@@ -585,16 +645,10 @@ export class CausalLM {
     if (i < 0) return a;
     const first = `the model's ${what} hold ${a[i]} (value ${i} of ${a.length})`;
     if (!this.sourceDir) fail(`${first}: the weights given to CausalLM.fromWeights hold NaN/Inf, or the activations overflowed float32`);
-    const ck = await Checkpoint.open(this.sourceDir);
-    try {
-      for (const n of ck.names()) {
-        const { dtype, shape } = ck.info(n);
-        if (dtype === 'F32' || dtype === 'F16' || dtype === 'BF16' || dtype === 'F64') checkFinite(await ck.readFloat32(n), n, ck.location, shape);
-      }
-    } catch (e) {
+    try { await checkStoredFinite(this.sourceDir); } catch (e) {
       if (e instanceof GptqError) fail(`${e.message.replace(/ \(the model's output would be NaN\/garbage\)$/, '')}: ${first}`);
       throw e;
-    } finally { await ck.dispose(); }
+    }
     const cached = this.loadInfo.graphCache === 'hit' ? '; the graph came from the graph cache: if that entry is damaged, load with graphCache: false (GPTQJS_GRAPH_CACHE=0)' : '';
     fail(`${first} although no tensor of ${this.sourceDir} holds NaN/Inf: the activations overflowed float32 (weights too large for this model's math)${cached}`);
   }
@@ -670,14 +724,21 @@ export class CausalLM {
    * attention mask [B,T] (the first T buffer positions are read; each row's S new tokens are its last S mask ones),
    * caches [B,kvH,capacity,d] per layer (read only). Returns
    * the last position's logits [B,V] and each layer's new keys/values [B,kvH,S,d] — the caller writes them into its
-   * buffers. Throws unless the model was loaded with attention 'slots'.
+   * buffers. `adapters`: the adapter of each row (null = base; models loaded with adapters), else this object's adapter
+   * for every row. Throws unless the model was loaded with attention 'slots'.
    */
-  async runSlots(ids: ort.Tensor, positions: ort.Tensor, mask: ort.Tensor, keys: ort.Tensor[], values: ort.Tensor[]): Promise<{ logits: Float32Array; keys: Float32Array[]; values: Float32Array[] }> {
+  async runSlots(ids: ort.Tensor, positions: ort.Tensor, mask: ort.Tensor, keys: ort.Tensor[], values: ort.Tensor[],
+    adapters?: readonly (string | null)[]): Promise<{ logits: Float32Array; keys: Float32Array[]; values: Float32Array[] }> {
     if (this.s.kind !== 'slots') fail(`runSlots: the model was loaded with attention "${this.s.kind}", not "slots"`);
     const B = ids.dims[0]!;
     const feeds: Record<string, ort.Tensor> = {
       input_ids: ids, position_ids: positions, attention_mask: mask, num_logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(1n), []),
     };
+    if (adapters) {
+      if (adapters.length !== B) fail(`runSlots: ${adapters.length} row adapters for ${B} rows`);
+      for (const a of adapters) if (a !== null) this.withAdapter(a); // checks the name
+      if (this.lora) feeds[LORA_GATE] = gateTensor(this.lora.names, adapters);
+    }
     if (this.nllInMain) feeds.labels = noLabels(B);
     for (let i = 0; i < this.cfg.numLayers; i++) { const n = kvNames(i); feeds[n.pastKey] = keys[i]!; feeds[n.pastValue] = values[i]!; }
     const r = await this.s.fast.run(feeds);
@@ -730,11 +791,11 @@ export class CausalLM {
    * `await using lm = await CausalLM.load(dir)`.
    */
   async dispose(): Promise<void> {
-    if (this.disposed) return;
+    if (this.disposed || this.view) return;
     this.disposed = true;
     if (this.s.kind === 'plain') { await this.s.full.release(); await this.s.step.release(); } else await this.s.fast.release();
-    const nll = this.nllSession;
-    this.nllSession = undefined;
+    const nll = this.lora ? this.sharedNll.raw : this.nllSession;
+    this.nllSession = undefined; this.sharedNll.raw = undefined;
     this.makeNllSession = async () => fail('nll: the model was disposed');
     if (nll) await (await nll.catch(() => undefined))?.release();
   }
@@ -760,4 +821,22 @@ function i64From(ids: number[][], B: number, S: number): ort.Tensor {
     for (let s = 0; s < S; s++) a[b * S + s] = BigInt(row[s]!);
   }
   return new ort.Tensor('int64', a, [B, S]);
+}
+
+/** lora_gate [B, adapters]: 1 where row b runs adapter j. */
+function gateTensor(names: readonly string[], rows: readonly (string | null)[]): ort.Tensor {
+  const A = names.length, g = new Float32Array(rows.length * A);
+  rows.forEach((a, b) => { const j = a === null ? -1 : names.indexOf(a); if (j >= 0) g[b * A + j] = 1; });
+  return new ort.Tensor('float32', g, [rows.length, A]);
+}
+
+/** `s` feeding lora_gate (every row: `active`) unless a run feeds its own. */
+function gated(s: InferenceSession, names: readonly string[], active: string | null): InferenceSession {
+  const run = (feeds: Record<string, ort.Tensor>, ...rest: unknown[]) =>
+    (s.run as (...a: unknown[]) => unknown)(feeds[LORA_GATE] ? feeds : { ...feeds, [LORA_GATE]: gateTensor(names, new Array<string | null>(feeds.input_ids!.dims[0]!).fill(active)) }, ...rest);
+  return new Proxy(s, { get: (t, k) => (k === 'run' ? run : ((v) => (typeof v === 'function' ? v.bind(t) : v))(Reflect.get(t, k))) });
+}
+
+function gatedSessions(s: Sessions, names: readonly string[], active: string | null): Sessions {
+  return s.kind === 'plain' ? { kind: s.kind, full: gated(s.full, names, active), step: gated(s.step, names, active) } : { kind: s.kind, fast: gated(s.fast, names, active) };
 }

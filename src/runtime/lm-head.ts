@@ -13,13 +13,13 @@
  */
 import type { GraphBuilder } from '../graph/builder.ts';
 import type { ModelConfig } from '../io/config.ts';
-import { checkFinite, withoutBasePrefix } from '../io/safetensors.ts';
-import { openModelCheckpoint } from './model-checkpoint.ts';
+import { checkFinite, withoutBasePrefix, type Checkpoint } from '../io/safetensors.ts';
 import type { ArchDefinition, LinearSpec, WeightSource } from '../models/types.ts';
 import { fail } from '../errors.ts';
 import { dequantizeNBits, matMulNBits, packCodesRow, packZeroPoints, type NBitsWeight } from '../graph/matmul-nbits.ts';
 import { findParams, quantizeCode } from '../quant/quantizer.ts';
-import type { AccuracyLevel, QuantizedLoadInfo } from './quantized-weights.ts';
+import type { AccuracyLevel } from './quantized-weights.ts';
+import type { QuantizedLoadInfo } from './gptq-checkpoint.ts';
 
 export type LmHeadBits = 4 | 8;
 
@@ -74,20 +74,18 @@ export function isQuantizedModule(q: QuantizedLoadInfo | undefined, name: string
 }
 
 /**
- * The fp head weight [vocab, hidden] of a checkpoint (its own `<lmHead>.weight` or the tied embedding), or undefined
- * when the checkpoint stores the head GPTQ-quantized (`<lmHead>.qweight`).
+ * The fp head weight [vocab, hidden] of a checkpoint opened with the model's loading rules (openModelCheckpoint): its
+ * own `<lmHead>.weight` or the tied embedding; undefined when the checkpoint stores the head GPTQ-quantized
+ * (`<lmHead>.qweight`).
  */
-export async function readHeadWeight(dir: string, arch: ArchDefinition, cfg: ModelConfig): Promise<Float32Array | undefined> {
+export async function readHeadWeight(ck: Checkpoint, arch: ArchDefinition, cfg: ModelConfig): Promise<Float32Array | undefined> {
   const head = arch.lmHead;
-  const ck = await openModelCheckpoint(dir, cfg, arch); // the tied embedding, if tied, is an alias of the head
-  try {
-    if (ck.has(ck.resolve(`${head}.qweight`))) return undefined;
-    const n = ck.resolve(`${head}.weight`);
-    const w = await ck.readFloat32(n);
-    if (w.length !== cfg.vocabSize * cfg.hiddenSize) fail(`lm-head: tensor "${n}" has ${w.length} elements, expected vocab ${cfg.vocabSize} × hidden ${cfg.hiddenSize}`);
-    checkFinite(w, n, ck.location, [cfg.vocabSize, cfg.hiddenSize]);
-    return w;
-  } finally { await ck.dispose(); }
+  if (ck.has(ck.resolve(`${head}.qweight`))) return undefined;
+  const n = ck.resolve(`${head}.weight`); // the tied embedding, if tied, is an alias of the head (bindModel)
+  const w = await ck.readFloat32(n);
+  if (w.length !== cfg.vocabSize * cfg.hiddenSize) fail(`lm-head: tensor "${n}" has ${w.length} elements, expected vocab ${cfg.vocabSize} × hidden ${cfg.hiddenSize}`);
+  checkFinite(w, n, ck.location, [cfg.vocabSize, cfg.hiddenSize]);
+  return w;
 }
 
 /** A WeightSource that runs the linear named `headName` on MatMulNBits with `head`; everything else from `inner`. */

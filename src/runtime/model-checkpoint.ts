@@ -18,7 +18,7 @@
  */
 import type { ModelConfig } from '../io/config.ts';
 import { loadModelConfig } from '../io/config.ts';
-import { Checkpoint } from '../io/safetensors.ts';
+import { Checkpoint, checkFinite } from '../io/safetensors.ts';
 import { archFor } from '../models/registry.ts';
 import type { ArchDefinition } from '../models/types.ts';
 import { fail } from '../errors.ts';
@@ -89,4 +89,18 @@ export async function readFloatTensors(ck: Checkpoint, skip?: (name: string) => 
     m.set(n, a);
   }
   return m;
+}
+
+/**
+ * Scan every stored float tensor of `dir`'s checkpoint for NaN/Inf (CausalLM names the broken tensor when an output is
+ * not finite): throws checkFinite's one-line GptqError for the first one found. Reads the whole checkpoint.
+ */
+export async function checkStoredFinite(dir: string): Promise<void> {
+  const ck = await Checkpoint.open(dir);
+  try {
+    for (const n of ck.names()) {
+      const { dtype, shape } = ck.info(n);
+      if (dtype === 'F32' || dtype === 'F16' || dtype === 'BF16' || dtype === 'F64') checkFinite(await ck.readFloat32(n), n, ck.location, shape);
+    }
+  } finally { await ck.dispose(); }
 }

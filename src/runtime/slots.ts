@@ -26,9 +26,11 @@ import type { CausalLM } from './causal-lm.ts';
 export interface Slot {
   /** positions held (tokens whose keys/values are cached) */
   readonly length: number;
+  /** the LoRA adapter this slot's runs use (null = the base model; CausalLM.adapters) */
+  readonly adapter: string | null;
 }
 
-interface SlotState extends Slot { length: number; row: number; live: boolean }
+interface SlotState extends Slot { length: number; row: number; live: boolean; adapter: string | null }
 
 export class SlotCache {
   /** per layer: keys / values [maxSlots, kvH, capacity, d] */
@@ -66,11 +68,15 @@ export class SlotCache {
   /** Slots in use. */
   get used(): number { return this.rows.filter(Boolean).length; }
 
-  /** A free slot (length 0), or undefined when all are taken. */
-  acquire(): Slot | undefined {
+  /**
+   * A free slot (length 0), or undefined when all are taken. `adapter`: the LoRA adapter its runs use (a name of
+   * model.adapters; default the model's own, CausalLM.adapter); throws GptqError for one that is not loaded.
+   */
+  acquire(adapter: string | null = this.model.adapter): Slot | undefined {
+    this.model.withAdapter(adapter); // checks the name
     const row = this.rows.findIndex((r) => !r);
     if (row < 0) return undefined;
-    const s: SlotState = { length: 0, row, live: true };
+    const s: SlotState = { length: 0, row, live: true, adapter };
     this.rows[row] = s;
     return s;
   }
@@ -139,7 +145,8 @@ export class SlotCache {
     const view = (a: Float32Array) => new ort.Tensor('float32', a.subarray(row0 * this.rowSize, (row0 + B) * this.rowSize), dims);
     const r = await this.model.runSlots(
       new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [B, S]), new ort.Tensor('int64', pos, [B, S]),
-      new ort.Tensor('int64', mask, [B, T]), this.keys.map(view), this.values.map(view));
+      new ort.Tensor('int64', mask, [B, T]), this.keys.map(view), this.values.map(view),
+      this.model.adapters.length ? Array.from({ length: B }, (_, b) => (starts[b]! < 0 ? null : this.rows[row0 + b]?.adapter ?? null)) : undefined);
     for (let i = 0; i < numLayers; i++) {
       for (const [src, dst] of [[r.keys[i]!, this.keys[i]!], [r.values[i]!, this.values[i]!]] as const) {
         for (let b = 0; b < B; b++) {

@@ -38,6 +38,8 @@ export interface TextGenerationOptions extends SamplingOptions {
   addSpecialTokens?: boolean;
   /** Override the stop ids (default: the model's eos ids, CausalLM.eosTokenIds). */
   eosTokenIds?: number[];
+  /** LoRA adapter to run with (a name of LoadOptions.adapters; null = the base model). Default: the model's (CausalLM.adapter). */
+  adapter?: string | null;
 }
 
 export interface TextGenerationResult {

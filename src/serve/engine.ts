@@ -60,6 +60,8 @@ export interface GenerationRequest {
   stop?: string[];
   /** text deltas as they become final (stop strings held back) */
   onText?: (delta: string) => void;
+  /** LoRA adapter of this request (a name of model.adapters; null/absent = the base model) */
+  adapter?: string | null;
 }
 
 /** Why a served request ended (OpenAI's finish_reason): eos or a stop string, or the token limit. */
@@ -153,6 +155,7 @@ export class BatchEngine {
     const V = this.model.cfg.vocabSize;
     const bad = req.prompt.find((t) => !(Number.isInteger(t) && t >= 0 && t < V));
     if (bad !== undefined) fail(`prompt token ${bad} outside the vocabulary [0, ${V})`);
+    this.model.withAdapter(req.adapter ?? null); // an adapter that is not loaded: one line
     if (this.active.length + this.queue.length >= this.maxBatch + this.maxQueue) { // queued requests fill free slots first
       throw new QueueFullError(`the queue is full (${this.maxQueue} requests waiting, ${this.active.length} running)`);
     }
@@ -243,7 +246,7 @@ export class BatchEngine {
   private admit(): void {
     while (this.queue.length && this.active.length < this.maxBatch) {
       const a = this.queue.shift()!;
-      a.slot = this.slots.acquire()!;
+      a.slot = this.slots.acquire(a.req.adapter ?? null)!;
       this.active.push(a);
       this.o.metrics?.promptTokens.inc(a.req.prompt.length);
     }

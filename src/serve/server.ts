@@ -14,6 +14,10 @@
  * Security: binds 127.0.0.1 unless told otherwise; optional bearer key (`apiKey`) checked in constant time (SHA-256 of
  * both, crypto.timingSafeEqual) on every route but /health; request bodies over `bodyLimit` are refused; no request
  * field is used as a path (the model is chosen at start; `model` must equal the served id).
+ *
+ * LoRA adapters (ServeOptions.adapters, `gptq serve --adapter name=DIR`): each is served as the id "<model id>:<name>"
+ * next to the base id (listed by /v1/models); a request's `model` picks one, and requests of different adapters decode
+ * in the same batched step (per-row lora_gate, src/runtime/lora.ts).
  */
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
@@ -173,7 +177,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, c: Ctx): Promis
       return void res.end(m.body);
     }
     if (path === '/v1/models') {
-      return sendJson(res, 200, { object: 'list', data: [{ id: c.modelId, object: 'model', created: 0, owned_by: 'gptqjs' }] });
+      return sendJson(res, 200, { object: 'list', data: servedIds(c).map((id) => ({ id, object: 'model', created: 0, owned_by: 'gptqjs' })) });
     }
     const body = await readJson(req, c.bodyLimit);
     await generation(path === '/v1/chat/completions' ? 'chat' : 'completion', body, res, c);
@@ -217,9 +221,11 @@ async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
   }
 }
 
+/** The served model ids: the base model's, then "<id>:<adapter>" per loaded LoRA adapter. */
+const servedIds = (c: Ctx) => [c.modelId, ...c.engine.model.adapters.map((a) => `${c.modelId}:${a}`)];
+
 async function generation(kind: 'chat' | 'completion', body: unknown, res: ServerResponse, c: Ctx): Promise<void> {
-  const models = [c.modelId];
-  const p = kind === 'chat' ? parseChat(body, models) : parseCompletion(body, models);
+  const p = kind === 'chat' ? parseChat(body, servedIds(c)) : parseCompletion(body, servedIds(c));
   let ids: number[], stops: string[] = [];
   try {
     if ('messages' in p) ({ ids, stops } = chatPrompt(c.tok, p.messages));
@@ -244,12 +250,13 @@ async function generation(kind: 'chat' | 'completion', body: unknown, res: Serve
   const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`;
   const greq: GenerationRequest = {
     prompt: ids, maxTokens, sampling: p.sampling, seed: p.seed, eosTokenIds: p.ignoreEos ? [] : c.eos, stop: [...stops, ...p.stop],
+    adapter: p.model === c.modelId ? null : p.model.slice(c.modelId.length + 1),
   };
   const sse = (obj: unknown) => { if (!res.destroyed) res.write(`data: ${JSON.stringify(obj)}\n\n`); };
   if (p.stream) {
     greq.onText = (delta) => {
       if (!delta) return;
-      sse(kind === 'chat' ? responses.chatChunk(id, c.modelId, { content: delta }, null, p.includeUsage) : responses.completionChunk(id, c.modelId, delta, null, p.includeUsage));
+      sse(kind === 'chat' ? responses.chatChunk(id, p.model, { content: delta }, null, p.includeUsage) : responses.completionChunk(id, p.model, delta, null, p.includeUsage));
     };
   }
   if (res.destroyed) return; // the client left while its body was read
@@ -263,7 +270,7 @@ async function generation(kind: 'chat' | 'completion', body: unknown, res: Serve
   res.on('close', () => { if (!res.writableFinished) h.cancel(); });
   if (p.stream) {
     res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
-    if (kind === 'chat') sse(responses.chatChunk(id, c.modelId, { role: 'assistant', content: '' }, null, p.includeUsage));
+    if (kind === 'chat') sse(responses.chatChunk(id, p.model, { role: 'assistant', content: '' }, null, p.includeUsage));
   }
   let r;
   try { r = await h.done; } catch (e) {
@@ -276,9 +283,9 @@ async function generation(kind: 'chat' | 'completion', body: unknown, res: Serve
   if (res.destroyed) return; // finished while the client was leaving
   const u = usage(r.promptTokens, r.completionTokens);
   if (!p.stream) {
-    return sendJson(res, 200, kind === 'chat' ? responses.chat(id, c.modelId, r.text, r.finishReason, u) : responses.completion(id, c.modelId, r.text, r.finishReason, u));
+    return sendJson(res, 200, kind === 'chat' ? responses.chat(id, p.model, r.text, r.finishReason, u) : responses.completion(id, p.model, r.text, r.finishReason, u));
   }
-  sse(kind === 'chat' ? responses.chatChunk(id, c.modelId, {}, r.finishReason, p.includeUsage) : responses.completionChunk(id, c.modelId, '', r.finishReason, p.includeUsage));
-  if (p.includeUsage) sse(responses.usageChunk(id, c.modelId, kind === 'chat' ? 'chat.completion.chunk' : 'text_completion', u));
+  sse(kind === 'chat' ? responses.chatChunk(id, p.model, {}, r.finishReason, p.includeUsage) : responses.completionChunk(id, p.model, '', r.finishReason, p.includeUsage));
+  if (p.includeUsage) sse(responses.usageChunk(id, p.model, kind === 'chat' ? 'chat.completion.chunk' : 'text_completion', u));
   res.end('data: [DONE]\n\n');
 }
