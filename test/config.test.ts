@@ -64,6 +64,12 @@ test('per-model_type defaults follow transformers', () => {
   const q = parseModelConfig({ ...base, model_type: 'qwen2', num_key_value_heads: 2, sliding_window: 4096 });
   assert.equal(q.slidingWindow, null); // use_sliding_window false
   assert.equal(parseModelConfig({ ...base, model_type: 'qwen2', num_key_value_heads: 2, sliding_window: 64, use_sliding_window: true }).slidingWindow, 64);
+  // Qwen3Config: head_dim 128 (its own field), sliding window only with use_sliding_window and on layers ≥ max_window_layers
+  const q3 = parseModelConfig({ ...base, model_type: 'qwen3', num_key_value_heads: 2 });
+  assert.deepEqual([q3.headDim, q3.slidingWindow, q3.rmsNormEps, q3.maxPositionEmbeddings, q3.tieWordEmbeddings], [128, null, 1e-6, 32768, false]);
+  assert.equal(parseModelConfig({ ...base, model_type: 'qwen3', num_key_value_heads: 2, use_sliding_window: true, max_window_layers: 0 }).slidingWindow, 4096);
+  assert.throws(() => parseModelConfig({ ...base, model_type: 'qwen3', num_key_value_heads: 2, num_hidden_layers: 3, use_sliding_window: true, max_window_layers: 1 }),
+    /sliding-window attention on some layers only \(layers 1, 2 of 3/);
   const o = parseModelConfig({ model_type: 'opt', hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, vocab_size: 9, ffn_dim: 40 });
   assert.deepEqual([o.intermediateSize, o.rmsNormEps, o.hiddenAct, o.tieWordEmbeddings, o.padTokenId], [40, 1e-5, 'relu', true, 1]);
   const u = parseModelConfig({ ...base, model_type: 'somethingnew' });

@@ -151,8 +151,8 @@ export function parseModelConfig(raw: unknown, path = 'config.json'): ModelConfi
   let slidingWindow: number | null = null;
   const sw = r.sliding_window === undefined ? d.sliding_window ?? null : r.sliding_window;
   if (sw !== null && sw !== undefined) {
-    if (!Number.isInteger(sw) || (sw as number) <= 0) fail(`${path}: field "sliding_window" must be a positive integer or null`);
-    slidingWindow = sw as number;
+    if (!Number.isInteger(sw)) fail(`${path}: field "sliding_window" must be a positive integer or null`);
+    slidingWindow = sw as number; // ≤ 0 refused below, once the architecture's quirks ran (Qwen2MoeConfig writes 0 when unused)
   }
   const origMax = r.original_max_position_embeddings ?? d.original_max_position_embeddings;
   const qc = r.quantization_config;
@@ -179,6 +179,7 @@ export function parseModelConfig(raw: unknown, path = 'config.json'): ModelConfi
     quantizationConfig: (qc as Record<string, unknown> | null) ?? undefined,
   };
   if (arch?.configure) Object.assign(cfg, arch.configure(cfg, f));
+  if (cfg.slidingWindow !== null && cfg.slidingWindow <= 0) fail(`${path}: field "sliding_window" must be a positive integer or null`);
   if (cfg.numHeads % cfg.numKvHeads !== 0) fail(`${path}: field "num_key_value_heads" (${cfg.numKvHeads}) must divide num_attention_heads (${cfg.numHeads})`);
   return cfg;
 }

@@ -14,7 +14,7 @@
 import { fail } from '../errors.ts';
 import type { GraphBuilder } from '../graph/builder.ts';
 import type { ModelConfig } from '../io/model-config.ts';
-import { ACTIVATION_NAMES } from './blocks.ts';
+import { ACTIVATION_NAMES, layerIndexOf } from './blocks.ts';
 import type { ArchConfig, ArchDefinition, CheckpointRules, LayerContext, LayerLinear, LinearSpec, WeightSource } from './types.ts';
 
 /** A linear of the module tree: its shape and its true-sequential group (null: runs in fp, never quantized). */
@@ -112,8 +112,9 @@ export interface ArchSpec<T extends ModuleTree> {
   /** Non-layer modules (AutoGPTQ outside_layer_modules). */
   outsideLayerModules: readonly string[];
   /**
-   * Module tree of one decoder layer (sizes from `d` = dims(cfg)); `layer`: that layer's own tree, for models whose
-   * layers differ (absent: the union of all layers' trees, which the layer graph receives as `m`).
+   * Module tree of one decoder layer (sizes from `d` = dims(cfg)). `layer`: the decoder layer's index, for models whose
+   * layers differ (dense and MoE layers); undefined asks for the union over all layers (the tree of every layer when
+   * they are alike).
    */
   modules(cfg: ModelConfig, d: Dims, layer?: number): T;
   /** Token-embedding module (default "model.embed_tokens"): the default embed gathers its weight, a tied head reads it. */
@@ -152,10 +153,10 @@ export function embedWithPositions(g: GraphBuilder, cfg: ModelConfig, w: WeightS
 }
 
 /** Build an ArchDefinition from its one-file shape. */
-export function defineArchitecture<T extends ModuleTree>(s: ArchSpec<T>): ArchDefinition & { modules(cfg: ModelConfig, prefix: string): Modules<T> } {
+export function defineArchitecture<T extends ModuleTree>(s: ArchSpec<T>): ArchDefinition & { modules(cfg: ModelConfig, prefix: string, layer?: number): Modules<T> } {
   const embedding = s.embedding ?? 'model.embed_tokens', tied = `${embedding}.weight`, lmHead = s.lmHead ?? 'lm_head';
   const entries = (cfg: ModelConfig, layer?: number) => flatten(s.modules(cfg, dims(cfg), layer));
-  const modules = (cfg: ModelConfig, prefix: string) => resolve(s.modules(cfg, dims(cfg)), prefix);
+  const modules = (cfg: ModelConfig, prefix: string, layer?: number) => resolve(s.modules(cfg, dims(cfg), layer), prefix);
   return {
     modelTypes: s.modelTypes,
     config: { defaults: s.config, ...(s.configure ? { configure: s.configure } : {}) },
@@ -180,7 +181,8 @@ export function defineArchitecture<T extends ModuleTree>(s: ArchSpec<T>): ArchDe
       const x = embedTokens(g, cfg, w, ids, embedding);
       return s.embedded ? s.embedded(g, cfg, w, x) : x;
     }),
-    layer: (ctx, x) => s.layer(ctx, x, modules(ctx.cfg, ctx.prefix)),
+    // The layer's own tree (by index) for models whose layers differ; alike layers ignore the index.
+    layer: (ctx, x) => s.layer(ctx, x, modules(ctx.cfg, ctx.prefix, s.layerGraphVaries?.(ctx.cfg) ? layerIndexOf(ctx) : undefined)),
     head: s.head ?? ((g, cfg, w, x) => {
       if (!s.norm) throw new Error(`${s.modelTypes.join('/')}: defineArchitecture needs \`norm\` or \`head\``);
       const [name, norm] = s.norm;

@@ -27,6 +27,14 @@ import { gemma3 } from './gemma3.ts';
 import { stablelm } from './stablelm.ts';
 import { minicpm3 } from './minicpm3.ts';
 import { deepseekV2 } from './deepseek-v2.ts';
+import { qwen3 } from './qwen3.ts';
+import { qwen3Moe } from './qwen3-moe.ts';
+import { qwen2Moe } from './qwen2-moe.ts';
+import { olmo2 } from './olmo2.ts';
+import { granite } from './granite.ts';
+import { minicpm } from './minicpm.ts';
+import { exaone4 } from './exaone4.ts';
+import { exaone } from './exaone.ts';
 import type { ArchConfig, ArchDefinition } from './types.ts';
 
 /** Every supported architecture. Adding one = one file + one line here. */
@@ -59,6 +67,14 @@ const ARCHS: ArchDefinition[] = [
   stablelm,
   minicpm3,
   deepseekV2,
+  qwen3,
+  qwen3Moe,
+  qwen2Moe,
+  olmo2,
+  granite,
+  minicpm,
+  exaone4,
+  exaone,
 ];
 
 const custom: ArchDefinition[] = [];

@@ -101,11 +101,11 @@ export interface ArchDefinition {
   /** Non-layer modules (kept in fp, never quantized unless lm_head is asked for). */
   outsideLayerModules: readonly string[];
   /**
-   * Linears of one layer (relative names), grouped as quantized together (true_sequential), groups in order. With
-   * `layer`: that layer's own (models whose layers differ, e.g. DeepSeek-V2's dense first layers); without: the union.
+   * Linears of one layer (relative names), grouped as quantized together (true_sequential), groups in order. `layer`:
+   * of decoder layer `layer` when layers differ (layerGraphVaries); undefined: the union over all layers.
    */
   insideLayerModules(cfg: ModelConfig, layer?: number): readonly (readonly string[])[];
-  /** Shapes of one layer's quantizable linears (relative names); `layer` as for insideLayerModules. */
+  /** Shapes of one layer's quantizable linears (relative names); `layer` as in insideLayerModules. */
   layerLinears(cfg: ModelConfig, layer?: number): LayerLinear[];
   /** Name of the output head's linear. */
   lmHead: string;

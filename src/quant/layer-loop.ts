@@ -107,11 +107,15 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
   }
 
   // One set of graphs serves every layer (weights are inputs); rebuilt per layer only if the graph varies by index.
-  // Module lists per layer (the same for every layer unless the architecture's layers differ, e.g. DeepSeek-V2).
-  const linBy = new Map(arch.layerLinears(cfg).map((l) => [l.rel, l]));
-  const layerLinBy = (li: number) => new Map(arch.layerLinears(cfg, li).map((l) => [l.rel, l]));
-  const groupsOf = (li: number) => { const inside = arch.insideLayerModules(cfg, li); return q.trueSequential ? inside.map((g) => [...g]) : [inside.flat()]; };
+  // Layers that differ (dense and MoE layers) have their own linears and groups.
   const varies = arch.layerGraphVaries?.(cfg) ?? false;
+  let linBy = new Map<string, LayerLinear>(), groups: string[][] = [];
+  const planFor = (li?: number) => {
+    linBy = new Map(arch.layerLinears(cfg, li).map((l) => [l.rel, l]));
+    const inside = arch.insideLayerModules(cfg, li);
+    groups = q.trueSequential ? inside.map((g) => [...g]) : [inside.flat()];
+  };
+  planFor(varies ? start : undefined);
   // Finished modules enter the later graphs as codes + scales + zeros, dequantized in-graph (DequantizeLinear),
   // when their groups are contiguous column blocks (not act-order without static groups); else as fp32 weights.
   const dqGroupSize = (rel: string): number | undefined => {
@@ -120,21 +124,20 @@ export async function quantizeLayers(arch: ArchDefinition, cfg: ModelConfig, ck:
     const gs = q.groupSize > 0 ? q.groupSize : l.inFeatures;
     return (!q.descAct || q.staticGroups) && l.inFeatures % gs === 0 ? gs : undefined;
   };
-  const graphsFor = (li: number) => layerGraphs(arch, cfg, groupsOf(li), li, act, dqGroupSize, o.hessianInGraphMaxBytes ?? 64e6, o.device);
+  const graphsFor = (li: number) => layerGraphs(arch, cfg, groups, li, act, dqGroupSize, o.hessianInGraphMaxBytes ?? 64e6, o.device);
   let graphs = start < L ? await graphsFor(start) : undefined;
 
   tLoop = performance.now();
   for (let li = start; li < L; li++) {
     if (o.signal?.aborted) fail('quantization interrupted');
     const prefix = `${arch.layersBlockName}${li}.`;
-    if (varies && li > start) { await releaseGraphs(graphs!); graphs = await graphsFor(li); }
+    if (varies && li > start) { await releaseGraphs(graphs!); planFor(li); graphs = await graphsFor(li); }
     const weights = new LayerWeights(ck, prefix);
     const mctx: ModuleContext = { ck, q, method, prefix, weights, nsamples: data.nsamples, log: o.onLog ?? (() => {}), dequantized: o.keepDequantized ? result.dequantized : undefined };
     const layer: LayerOutput = { tensors: {}, record: { skipped: [], losses: {}, digests: {} } };
-    const lin = layerLinBy(li);
     for (const grp of graphs!.hessGraphs) {
-      const todo = modulesToQuantize(grp.mods, lin, q, li, prefix, !!o.quantizeUnpackable, layer.record, emit);
-      if (todo.length) await quantizeGroup(grp, todo, lin, weights, data, mctx, li, layer, emit);
+      const todo = modulesToQuantize(grp.mods, linBy, q, li, prefix, !!o.quantizeUnpackable, layer.record, emit);
+      if (todo.length) await quantizeGroup(grp, todo, linBy, weights, data, mctx, li, layer, emit);
     }
     await forwardLayer(graphs!, weights, data, prefix.slice(0, -1));
     if (o.workDir) {

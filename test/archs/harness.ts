@@ -267,7 +267,11 @@ export async function logitMse(a: CausalLM, b: CausalLM, ids: number[][]): Promi
   return s / x.length;
 }
 
-export function linearCount(cfg: ModelConfig): number { return cfg.numLayers * archFor(cfg.modelType).layerLinears(cfg).length; }
+/** Quantizable linears of the model: each decoder layer's own (layers may differ, e.g. dense and MoE layers). */
+export function linearCount(cfg: ModelConfig): number {
+  const arch = archFor(cfg.modelType);
+  return Array.from({ length: cfg.numLayers }, (_, i) => arch.layerLinears(cfg, i).length).reduce((a, b) => a + b, 0);
+}
 
 type QuantizeResult = Awaited<ReturnType<GPTQModel['quantize']>>;
 export interface RoundTripOpts {
