@@ -25,8 +25,8 @@
  *    allocates each past as a [batch, kv_heads, max_length, head_size] buffer, binds the same buffer as present, and
  *    the op appends the new positions in place. The graph also runs with past_present_share_buffer false (past of P
  *    positions in, present of P + S out). Rotary and the additive mask (padding, sliding window, ALiBi) stay in our
- *    graph (the op's attention_bias input, ONNX Runtime ≥ 1.22). CPU execution provider (fused CPU kernels for
- *    RMSNorm and rotary); head_size a multiple of 8.
+ *    graph (the op's optional attention_bias input: needs an ONNX Runtime whose GroupQueryAttention has it; checked with
+ *    onnxruntime-node 1.30). CPU execution provider (fused CPU kernels for RMSNorm and rotary); head_size a multiple of 8.
  *  - 'plain': attention from standard ONNX ops, the cache grown by Concat, `past_present_share_buffer: false`
  *    (genai feeds an empty past [batch, kv_heads, 0, head_size] first, then each present as the next past). Any
  *    execution provider that has MatMulNBits; every architecture gptqjs runs.
