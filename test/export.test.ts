@@ -17,7 +17,7 @@ import { GptqError } from '../src/errors.ts';
 import { CausalLM } from '../src/runtime/causal-lm.ts';
 import { GPTQModel } from '../src/gptq-model.ts';
 import { makeLlamaCheckpoint } from './synth.ts';
-import { ROOT, cliArgs, maxAbsDiff, rng, tmpDir } from './helpers.ts';
+import { ROOT, SHARED, SKIP_SHARED, cliArgs, maxAbsDiff, rng, tmpDir } from './helpers.ts';
 
 const STORIES = join(ROOT, 'assets', 'stories260K');
 const work = tmpDir('gptqjs-export-');
@@ -267,6 +267,31 @@ test('fp stories260K → export: genai loop logits = CausalLM, greedy decode thr
     for (let k = 0; k < 16; k++) { toks.push(argmax(logits, gc.model.vocab_size)); logits = await loop.step([toks.at(-1)!]); }
     assert.match(lm.tokenizer!.decode(toks.slice(1)), /^Once upon a time, there was a little girl named Lily\./);
   } finally { await lm.dispose(); await s.release(); }
+});
+
+test('GPT-2 (learned positions from position_ids, LayerNorm, tied head; ../shared tiny-gpt2) → export: logits = CausalLM', { skip: SKIP_SHARED }, async () => {
+  const dir = join(SHARED, 'models', 'tiny-gpt2'), out = join(work.path, 'gpt2-onnx');
+  assert.equal((await exportOnnx(dir, out, quiet)).attention, 'gqa');
+  const p = await parity(dir, out, [3, 17, 40, 8, 51, 0]);
+  console.log(`tiny-gpt2 gqa export: max |Δlogit| prompt ${p.prompt.toExponential(2)}, decode steps ${p.steps.toExponential(2)}`);
+  assert.ok(p.prompt < TOL && p.steps < TOL, JSON.stringify(p));
+  assert.equal(p.gc.model.pad_token_id, 52); // config.json's, not eos
+  const hf = readJson(join(dir, 'config.json'));
+  assert.deepEqual(await validateGenaiConfig(p.gc, out, { ...hf, num_attention_heads: hf.n_head, hidden_size: hf.n_embd, num_hidden_layers: hf.n_layer, max_position_embeddings: hf.n_positions }), []);
+});
+
+test('head_size 12 (GroupQueryAttention needs a multiple of 8): auto exports plain attention (logged), --attention gqa fails in one line', async () => {
+  const dir = join(work.path, 'hd12');
+  await makeLlamaCheckpoint(dir, { hidden: 48, heads: 4, kvHeads: 2, layers: 2, vocab: 96 });
+  const logs: string[] = [];
+  const r = await exportOnnx(dir, join(work.path, 'hd12-onnx'), { onLog: (m) => logs.push(m) });
+  assert.equal(r.attention, 'plain');
+  assert.equal(r.pastPresentShareBuffer, false);
+  assert.match(logs.join('\n'), /head_dim 12 is not a multiple of 8, so the graph uses plain attention/);
+  const p = await parity(dir, join(work.path, 'hd12-onnx'), [4, 9, 2, 77]);
+  assert.ok(p.prompt < TOL && p.steps < TOL, JSON.stringify(p));
+  await assert.rejects(exportOnnx(dir, join(work.path, 'hd12-gqa'), { ...quiet, attention: 'gqa' }), (e: Error) => e instanceof GptqError && /^export-onnx: attention gqa: head_dim 12 is not a multiple of 8; use --attention plain/.test(e.message));
+  assert.ok(!existsSync(join(work.path, 'hd12-gqa')));
 });
 
 test('the schema check rejects what onnxruntime-genai rejects (unknown key, wrong type, missing key, renamed input)', async () => {
