@@ -45,48 +45,68 @@ const i64 = (v: number[], dims: number[]) => new ort.Tensor('int64', BigInt64Arr
 interface GenaiConfig { model: any; search: any }
 
 /**
- * The inputs onnxruntime-genai gives the decoder session for one sequence: input_ids [1,S]; attention_mask [1,total]
- * of ones; position_ids [1,S] = total − S … total − 1 (batch 1: "simple ascending"); the KV cache per
- * search.past_present_share_buffer — true: one zero-filled [1, kv_heads, max_length, head_size] buffer per past
- * input, bound as the matching present output too (the same buffer every step); false: an empty
- * [1, kv_heads, 0, head_size] past first, then each present as the next past.
+ * The inputs onnxruntime-genai gives the decoder session (position_inputs.cpp DefaultPositionInputs, cpu/interface.cpp,
+ * kv_cache.cpp DefaultKeyValueCache, logits.cpp). Prompt: rows right-padded with pad_token_id to one length S;
+ * attention_mask [B,S] = 0 for each row's trailing pad tokens, 1 before; position_ids [B,S] = the column index up to the
+ * row's last real token, 0 for its trailing pads (batch 1: 0…S−1); the logits genai reads are those of each row's last
+ * real token. Decode: one token per row, the mask grows by a column of ones, each row's position is its last position
+ * + 1 (batch 1: total − 1). KV cache per search.past_present_share_buffer — true: one zero-filled
+ * [B, kv_heads, max_length, head_size] buffer per past input, bound as the matching present output too (the same
+ * buffer every step); false: an empty [B, kv_heads, 0, head_size] past first, then each present as the next past.
  */
 class GenaiLoop {
   private pasts: ort.Tensor[];
+  private mask: number[][] = [];
+  private next: number[] = [];
   total = 0;
-  constructor(private readonly s: ort.InferenceSession, private readonly gc: GenaiConfig) {
+  constructor(private readonly s: ort.InferenceSession, private readonly gc: GenaiConfig, private readonly B = 1) {
     const d = gc.model.decoder, share = gc.search.past_present_share_buffer as boolean;
     const len = share ? gc.search.max_length : 0;
-    this.pasts = Array.from({ length: 2 * d.num_hidden_layers }, () => new ort.Tensor('float32', new Float32Array(d.num_key_value_heads * len * d.head_size), [1, d.num_key_value_heads, len, d.head_size]));
+    this.pasts = Array.from({ length: 2 * d.num_hidden_layers }, () => new ort.Tensor('float32', new Float32Array(B * d.num_key_value_heads * len * d.head_size), [B, d.num_key_value_heads, len, d.head_size]));
   }
   private name(template: string, i: number) { return template.replace('%d', String(i)); }
-  /** Run the new tokens; returns logits [1,S,V]. */
+  /** The prompt rows; returns per row the logits of its last real token [V] (what genai samples from), and all [B,S,V]. */
+  async prompt(rows: number[][]): Promise<{ last: Float32Array[]; all: Float32Array }> {
+    const pad = this.gc.model.pad_token_id as number, S = Math.max(...rows.map((r) => r.length)), V = this.gc.model.vocab_size;
+    const ids = rows.map((r) => [...r, ...new Array(S - r.length).fill(pad)]);
+    this.mask = ids.map((r) => { let last = r.length - 1; while (last >= 0 && r[last] === pad) last--; return r.map((_, j) => (j <= last ? 1 : 0)); });
+    const pos = this.B === 1 ? [ids[0]!.map((_, j) => j)] : this.mask.map((m) => m.map((x, j) => (x ? j : 0)));
+    this.next = this.mask.map((m) => m.lastIndexOf(1));
+    const logits = await this.run(ids, pos);
+    return { last: rows.map((r, b) => logits.slice((b * S + r.length - 1) * V, (b * S + r.length) * V)), all: logits };
+  }
+  /** One new token per row; returns logits [B,1,V]. */
   async step(tokens: number[]): Promise<Float32Array> {
-    const d = this.gc.model.decoder, S = tokens.length, T = this.total + S;
+    this.mask = this.mask.map((m) => [...m, 1]);
+    this.next = this.next.map((p) => p + 1);
+    return this.run(tokens.map((t) => [t]), this.B === 1 ? [[this.total]] : this.next.map((p) => [p]));
+  }
+  private async run(ids: number[][], pos: number[][]): Promise<Float32Array> {
+    const d = this.gc.model.decoder, B = this.B, S = ids[0]!.length, T = this.total + S;
     const feeds: Feeds = {
-      [d.inputs.input_ids]: i64(tokens, [1, S]),
-      [d.inputs.attention_mask]: i64(new Array(T).fill(1), [1, T]),
-      [d.inputs.position_ids]: i64(tokens.map((_, s) => this.total + s), [1, S]),
+      [d.inputs.input_ids]: i64(ids.flat(), [B, S]),
+      [d.inputs.attention_mask]: i64(this.mask.flat(), [B, T]),
+      [d.inputs.position_ids]: i64(pos.flat(), [B, S]),
     };
+    const share = this.gc.search.past_present_share_buffer;
     const fetches: Record<string, ort.Tensor | null> = { [d.outputs.logits]: null };
     for (let i = 0; i < d.num_hidden_layers; i++) {
       feeds[this.name(d.inputs.past_key_names, i)] = this.pasts[2 * i]!;
       feeds[this.name(d.inputs.past_value_names, i)] = this.pasts[2 * i + 1]!;
-      const share = this.gc.search.past_present_share_buffer;
       fetches[this.name(d.outputs.present_key_names, i)] = share ? this.pasts[2 * i]! : null;
       fetches[this.name(d.outputs.present_value_names, i)] = share ? this.pasts[2 * i + 1]! : null;
     }
     const r = await this.s.run(feeds, fetches as ort.InferenceSession.FetchesType);
-    if (!this.gc.search.past_present_share_buffer) {
+    if (!share) {
       for (let i = 0; i < d.num_hidden_layers; i++) {
         this.pasts[2 * i] = r[this.name(d.outputs.present_key_names, i)]!;
         this.pasts[2 * i + 1] = r[this.name(d.outputs.present_value_names, i)]!;
-        assert.deepEqual(this.pasts[2 * i]!.dims, [1, d.num_key_value_heads, T, d.head_size]);
+        assert.deepEqual(this.pasts[2 * i]!.dims, [B, d.num_key_value_heads, T, d.head_size]);
       }
     }
     this.total = T;
     const logits = r[d.outputs.logits]!;
-    assert.deepEqual(logits.dims, [1, S, this.gc.model.vocab_size]);
+    assert.deepEqual(logits.dims, [B, S, this.gc.model.vocab_size]);
     return logits.data as Float32Array;
   }
 }
@@ -109,12 +129,12 @@ async function parity(dir: string, out: string, prompt: number[]): Promise<{ pro
   const lm = await CausalLM.load(dir, { graphCache: false, ...quiet });
   try {
     const loop = new GenaiLoop(s, gc);
-    const got = await loop.step(prompt);
+    const got = await loop.prompt([prompt]);
     const want = await lm.logits([prompt]);
-    const dPrompt = maxAbsDiff(got, want);
-    let ref = await lm.forwardStep([prompt], lm.emptyCache(1, prompt.length + 4));
     const V = gc.model.vocab_size as number;
-    let next = argmax(got, V), dSteps = 0;
+    const dPrompt = maxAbsDiff(got.all, want);
+    let ref = await lm.forwardStep([prompt], lm.emptyCache(1, prompt.length + 4));
+    let next = argmax(got.last[0]!, V), dSteps = 0;
     for (let k = 0; k < 2; k++) {
       const g = await loop.step([next]);
       ref = await lm.forwardStep([[next]], ref.cache);
@@ -122,6 +142,32 @@ async function parity(dir: string, out: string, prompt: number[]): Promise<{ pro
       next = argmax(g, V);
     }
     return { prompt: dPrompt, steps: dSteps, gc };
+  } finally { await lm.dispose(); await s.release(); }
+}
+
+/**
+ * A right-padded batch the way genai batches prompts (GenaiLoop with B rows), then two decode steps of given tokens:
+ * each row's logits vs CausalLM running that row alone, unpadded. Max |Δ| over rows and steps.
+ */
+async function batchParity(dir: string, out: string, rows: number[][], steps: number[][]): Promise<number> {
+  const { gc, s } = await openExport(out);
+  const lm = await CausalLM.load(dir, { graphCache: false, ...quiet });
+  try {
+    const V = gc.model.vocab_size as number;
+    assert.ok(rows.every((r) => r.at(-1) !== gc.model.pad_token_id), 'a prompt ending in the pad id would be read as padding');
+    const loop = new GenaiLoop(s, gc, rows.length);
+    const got = [(await loop.prompt(rows)).last];
+    for (const t of steps) { const l = await loop.step(t); got.push(rows.map((_, b) => l.subarray(b * V, (b + 1) * V))); }
+    let worst = 0;
+    for (const [b, row] of rows.entries()) {
+      let ref = await lm.forwardStep([row], lm.emptyCache(1, row.length + steps.length));
+      worst = Math.max(worst, maxAbsDiff(got[0]![b]!, ref.logits));
+      for (const [k, t] of steps.entries()) {
+        ref = await lm.forwardStep([[t[b]!]], ref.cache);
+        worst = Math.max(worst, maxAbsDiff(got[k + 1]![b]!, ref.logits));
+      }
+    }
+    return worst;
   } finally { await lm.dispose(); await s.release(); }
 }
 
@@ -245,6 +291,16 @@ test('GPTQ checkpoint → export --attention plain (share buffer false: empty pa
   assert.deepEqual(await validateGenaiConfig(p.gc, out, readJson(join(GPTQ, 'config.json'))), ['model.context_length 64 ≠ config.json 512']);
 });
 
+test('a right-padded batch fed as genai batches prompts (mask 0 on trailing pads, column positions): each row = CausalLM on that row alone', async () => {
+  const rows = [[5, 9, 33, 70], [8, 1, 64, 90, 17, 44, 3], [100, 7]];
+  const steps = [[11, 12, 13], [21, 22, 23]];
+  for (const out of [join(work.path, 'gptq-onnx'), join(work.path, 'gptq-plain')]) {
+    const d = await batchParity(GPTQ, out, rows, steps);
+    console.log(`${out.split('/').pop()}: batch of 3 right-padded rows + 2 steps, max |Δlogit| ${d.toExponential(2)}`);
+    assert.ok(d < TOL, `${out}: ${d}`);
+  }
+});
+
 test('fp stories260K → export: genai loop logits = CausalLM, greedy decode through ORT alone gives the known story; tokenizer files copied', async () => {
   const out = join(work.path, 'stories-onnx');
   await exportOnnx(STORIES, out, quiet);
@@ -263,7 +319,7 @@ test('fp stories260K → export: genai loop logits = CausalLM, greedy decode thr
   try {
     const loop = new GenaiLoop(s, gc);
     const toks = [gc.model.bos_token_id as number];
-    let logits = await loop.step(toks);
+    let logits = (await loop.prompt([toks])).last[0]!;
     for (let k = 0; k < 16; k++) { toks.push(argmax(logits, gc.model.vocab_size)); logits = await loop.step([toks.at(-1)!]); }
     assert.match(lm.tokenizer!.decode(toks.slice(1)), /^Once upon a time, there was a little girl named Lily\./);
   } finally { await lm.dispose(); await s.release(); }
