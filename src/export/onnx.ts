@@ -86,9 +86,9 @@ export interface ExportOnnxResult {
 }
 
 /** The files an export writes (and, with overwrite, the only ones it replaces in an existing folder). */
-export const EXPORT_FILES = ['model.onnx', 'model.onnx.data', 'genai_config.json'] as const;
+const EXPORT_FILES = ['model.onnx', 'model.onnx.data', 'genai_config.json'] as const;
 /** Tokenizer files copied when the model has them (the files `tokenizer.save_pretrained` writes, plus the SentencePiece model). */
-export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json', 'chat_template.jinja', 'tokenizer.model'] as const;
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json', 'chat_template.jinja', 'tokenizer.model'] as const;
 
 /** Graph dims renamed to the model builder's names (base.py input_shapes/output_shapes). */
 function builderDims(v: ValueInfo, output: boolean): ValueInfo {
@@ -125,7 +125,7 @@ const ids = (v: number | number[] | null | undefined): number[] => (v === null |
  * the keys its parser accepts, src/config.cpp; values as the model builder's make_genai_config picks them: token ids
  * and sampling settings from generation_config.json over config.json, pad = eos when unset, bos = 1 when unset).
  */
-export function genaiConfig(cfg: ModelConfig, gen: GenerationConfig, o: { contextLength: number; shareBuffer: boolean; tokenizer?: TextTokenizer; where: string }): Record<string, unknown> {
+function genaiConfig(cfg: ModelConfig, gen: GenerationConfig, o: { contextLength: number; shareBuffer: boolean; tokenizer?: TextTokenizer; where: string }): Record<string, unknown> {
   const eos = ids(gen.eosTokenId ?? cfg.eosTokenId ?? o.tokenizer?.eosId);
   if (!eos.length) fail(`${o.where}: no eos_token_id in generation_config.json, config.json or the tokenizer; onnxruntime-genai needs model.eos_token_id`);
   const bos = gen.bosTokenId ?? cfg.bosTokenId ?? o.tokenizer?.bosId ?? 1;
