@@ -379,6 +379,9 @@ test('export-onnx bad input: one line each; a non-empty OUT is refused untouched
   assert.equal(readFileSync(join(busy, 'notes.txt'), 'utf8'), 'mine');
   assert.ok(readFileSync(join(busy, 'model.onnx')).length > 1000);
   assert.ok(!readdirSync(busy).some((n) => n.startsWith('.')), 'no staging leftovers');
+  // missing parent folders are created (as mkdir -p / save_pretrained); this failed with a raw ENOENT before
+  await exportOnnx(STORIES, join(work.path, 'deep', 'er', 'out'), quiet);
+  assert.ok(existsSync(join(work.path, 'deep', 'er', 'out', 'model.onnx')));
   // the CLI: exit 1 and one stderr line
   const cli = (...a: string[]) => {
     try { execFileSync(process.execPath, cliArgs('export-onnx', ...a), { stdio: 'pipe' }); return { code: 0, err: '' }; } catch (e: any) { return { code: e.status as number, err: String(e.stderr) }; }
