@@ -82,6 +82,12 @@ class GenaiLoop {
     this.next = this.next.map((p) => p + 1);
     return this.run(tokens.map((t) => [t]), this.B === 1 ? [[this.total]] : this.next.map((p) => [p]));
   }
+  /** Batch 1, continuous decoding (genai's AppendTokens, e.g. the next chat turn): S tokens after the cache; logits [1,S,V]. */
+  async append(tokens: number[]): Promise<Float32Array> {
+    assert.equal(this.B, 1);
+    this.mask = [[...this.mask[0]!, ...tokens.map(() => 1)]];
+    return this.run([tokens], [tokens.map((_, i) => this.total + i)]);
+  }
   private async run(ids: number[][], pos: number[][]): Promise<Float32Array> {
     const d = this.gc.model.decoder, B = this.B, S = ids[0]!.length, T = this.total + S;
     const feeds: Feeds = {
@@ -122,8 +128,8 @@ const argmax = (a: Float32Array, V: number, row = a.length / V - 1) => {
 };
 
 /**
- * Prompt logits and the logits of two decode steps through the exported model (GenaiLoop) vs CausalLM.load of the
- * same checkpoint (default attention, its own graph): max |Δ| over all of them.
+ * Prompt logits, the logits of two decode steps and of a 3-token append after them through the exported model
+ * (GenaiLoop) vs CausalLM.load of the same checkpoint (default attention, its own graph): max |Δ| over all of them.
  */
 async function parity(dir: string, out: string, prompt: number[]): Promise<{ prompt: number; steps: number; gc: GenaiConfig }> {
   const { gc, s } = await openExport(out);
@@ -142,6 +148,11 @@ async function parity(dir: string, out: string, prompt: number[]): Promise<{ pro
       dSteps = Math.max(dSteps, maxAbsDiff(g, ref.logits));
       next = argmax(g, V);
     }
+    // then 3 tokens at once after the cache (continuous decoding)
+    const more = [next, (next + 1) % V, (next + 7) % V];
+    const g = await loop.append(more);
+    ref = await lm.forwardStep([more], ref.cache);
+    dSteps = Math.max(dSteps, maxAbsDiff(g.subarray(2 * V), ref.logits));
     return { prompt: dPrompt, steps: dSteps, gc };
   } finally { await lm.dispose(); await s.release(); }
 }
