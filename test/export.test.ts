@@ -14,7 +14,7 @@ import { execFileSync } from 'node:child_process';
 import * as ort from 'onnxruntime-node';
 import { exportOnnx } from '../src/export/onnx.ts';
 import { GptqError } from '../src/errors.ts';
-import { CausalLM } from '../src/runtime/causal-lm.ts';
+import { CausalLM, type LoadOptions } from '../src/runtime/causal-lm.ts';
 import { GPTQModel } from '../src/gptq-model.ts';
 import { makeLlamaCheckpoint } from './synth.ts';
 import { loadArchFixture, unpadded } from './fixture-archs.ts';
@@ -131,9 +131,9 @@ const argmax = (a: Float32Array, V: number, row = a.length / V - 1) => {
  * Prompt logits, the logits of two decode steps and of a 3-token append after them through the exported model
  * (GenaiLoop) vs CausalLM.load of the same checkpoint (default attention, its own graph): max |Δ| over all of them.
  */
-async function parity(dir: string, out: string, prompt: number[]): Promise<{ prompt: number; steps: number; gc: GenaiConfig }> {
+async function parity(dir: string, out: string, prompt: number[], load: LoadOptions = {}): Promise<{ prompt: number; steps: number; gc: GenaiConfig }> {
   const { gc, s } = await openExport(out);
-  const lm = await CausalLM.load(dir, { graphCache: false, ...quiet });
+  const lm = await CausalLM.load(dir, { graphCache: false, ...quiet, ...load });
   try {
     const loop = new GenaiLoop(s, gc);
     const got = await loop.prompt([prompt]);
@@ -282,7 +282,7 @@ test('GPTQ checkpoint → export (gqa, share buffer): files, MatMulNBits with ex
   assert.equal(graph.split('MatMulNBits').length - 1 >= 14, true, 'one MatMulNBits node per GPTQ linear');
   assert.match(graph, /GroupQueryAttention/);
   assert.match(graph, /model\.onnx\.data/); // initializers point at the external data file
-  assert.ok(readFileSync(join(out, 'model.onnx.data')).length > 4 * readFileSync(join(out, 'model.onnx')).length);
+  assert.ok(readFileSync(join(out, 'model.onnx.data')).length > 4 * readFileSync(join(out, 'model.onnx')).length, 'weights are in the data file');
   const p = await parity(GPTQ, out, [1, 17, 99, 4, 56, 23, 8]);
   console.log(`gptq gqa export: max |Δlogit| prompt ${p.prompt.toExponential(2)}, decode steps ${p.steps.toExponential(2)}`);
   assert.ok(p.prompt < TOL && p.steps < TOL, JSON.stringify(p));
@@ -301,6 +301,23 @@ test('GPTQ checkpoint → export --attention plain (share buffer false: empty pa
   assert.equal(p.gc.search.max_length, 64);
   // the schema check fails where it must: context_length ≠ config.json's 512 is reported
   assert.deepEqual(await validateGenaiConfig(p.gc, out, readJson(join(GPTQ, 'config.json'))), ['model.context_length 64 ≠ config.json 512']);
+});
+
+test('lmHeadBits 8 and 4: the head on MatMulNBits in the export, logits = CausalLM loaded with the same lmHeadBits', async () => {
+  const nbits = (out: string) => readFileSync(join(out, 'model.onnx')).toString('latin1').split('MatMulNBits').length;
+  await exportOnnx(GPTQ, join(work.path, 'gptq-head0'), { ...quiet, lmHeadBits: 0 });
+  for (const bits of [8, 4] as const) {
+    const out = join(work.path, `gptq-head${bits}`);
+    const r = await exportOnnx(GPTQ, out, { ...quiet, lmHeadBits: bits });
+    assert.equal(r.lmHeadBits, bits);
+    assert.ok(nbits(out) > nbits(join(work.path, 'gptq-head0')), 'the head is a MatMulNBits node too');
+    const p = await parity(GPTQ, out, [9, 8, 7, 6, 5], { lmHeadBits: bits });
+    console.log(`gptq export, ${bits}-bit head: max |Δlogit| prompt ${p.prompt.toExponential(2)}, decode steps ${p.steps.toExponential(2)}`);
+    assert.ok(p.prompt < TOL && p.steps < TOL, JSON.stringify(p));
+    // and it is not the fp head's function (the option did something)
+    const fp = await parity(GPTQ, out, [9, 8, 7, 6, 5]);
+    assert.ok(fp.prompt > 1e-3, `${bits}-bit head vs fp head: ${fp.prompt}`);
+  }
 });
 
 test('a right-padded batch fed as genai batches prompts (mask 0 on trailing pads, column positions): each row = CausalLM on that row alone', async () => {
@@ -370,7 +387,7 @@ test('head_size 12 (GroupQueryAttention needs a multiple of 8): auto exports pla
   const p = await parity(dir, join(work.path, 'hd12-onnx'), [4, 9, 2, 77]);
   assert.ok(p.prompt < TOL && p.steps < TOL, JSON.stringify(p));
   await assert.rejects(exportOnnx(dir, join(work.path, 'hd12-gqa'), { ...quiet, attention: 'gqa' }), (e: Error) => e instanceof GptqError && /^export-onnx: attention gqa: head_dim 12 is not a multiple of 8; use --attention plain/.test(e.message));
-  assert.ok(!existsSync(join(work.path, 'hd12-gqa')));
+  assert.ok(!existsSync(join(work.path, 'hd12-gqa')), 'nothing written');
 });
 
 test('the schema check rejects what onnxruntime-genai rejects (unknown key, wrong type, missing key, renamed input)', async () => {
@@ -400,11 +417,11 @@ test('export-onnx bad input: one line each; a non-empty OUT is refused untouched
   assert.equal(readFileSync(join(busy, 'model.onnx'), 'utf8'), 'old');
   await exportOnnx(STORIES, busy, { ...quiet, overwrite: true });
   assert.equal(readFileSync(join(busy, 'notes.txt'), 'utf8'), 'mine');
-  assert.ok(readFileSync(join(busy, 'model.onnx')).length > 1000);
+  assert.ok(readFileSync(join(busy, 'model.onnx')).length > 1000, 'model.onnx replaced');
   assert.ok(!readdirSync(busy).some((n) => n.startsWith('.')), 'no staging leftovers');
   // missing parent folders are created (as mkdir -p / save_pretrained); this failed with a raw ENOENT before
   await exportOnnx(STORIES, join(work.path, 'deep', 'er', 'out'), quiet);
-  assert.ok(existsSync(join(work.path, 'deep', 'er', 'out', 'model.onnx')));
+  assert.ok(existsSync(join(work.path, 'deep', 'er', 'out', 'model.onnx')), 'written under the created folders');
   // the CLI: exit 1 and one stderr line
   const cli = (...a: string[]) => {
     try { execFileSync(process.execPath, cliArgs('export-onnx', ...a), { stdio: 'pipe' }); return { code: 0, err: '' }; } catch (e: any) { return { code: e.status as number, err: String(e.stderr) }; }

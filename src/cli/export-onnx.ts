@@ -3,6 +3,7 @@ import { commandHelp, JSON_FLAG, parseCommand, type CommandSpec } from './flags.
 import { createOutput, fmtBytes } from './output.ts';
 import { exportOnnx, type ExportAttention } from '../export/onnx.ts';
 import type { AccuracyLevel } from '../runtime/quantized-weights.ts';
+import type { LmHeadBits } from '../runtime/lm-head.ts';
 
 export const COMMAND = {
   name: 'export-onnx',
@@ -20,6 +21,7 @@ OUT must be new or empty; --overwrite replaces only the files an export writes.`
   flags: [
     { name: 'attention', type: 'string', oneOf: ['auto', 'gqa', 'plain'], default: 'auto', help: 'auto = gqa when every layer can run GroupQueryAttention, else plain' },
     { name: 'accuracy-level', type: 'int', oneOf: [0, 1, 2, 3, 4], default: 0, help: 'MatMulNBits accuracy_level written into the graph: 0 = fp32 activations (exact), 4 = int8 activations (faster on CPU)' },
+    { name: 'lm-head-bits', type: 'int', oneOf: [0, 4, 8], default: 0, help: 'output head round-to-nearest quantized onto MatMulNBits: 8 = int8 (int8 activations), 4 = int4; 0 = the checkpoint\'s head (fp32, exact)' },
     { name: 'context-length', type: 'int', min: 1, metavar: 'N', defaultText: 'max_position_embeddings', help: 'genai_config.json context_length and search.max_length (the KV buffer onnxruntime-genai allocates)' },
     { name: 'overwrite', type: 'boolean', help: 'write into a non-empty OUT: replace the exported files, keep every other file' },
     JSON_FLAG,
@@ -35,8 +37,8 @@ export async function run(argv: string[]): Promise<void> {
   const ui = createOutput({ json: v.json });
   const r = await exportOnnx(p[0]!, p[1]!, {
     attention: v.attention as ExportAttention, accuracyLevel: v['accuracy-level'] as AccuracyLevel, contextLength: v['context-length'],
-    overwrite: v.overwrite, onLog: (m) => ui.note(m),
+    lmHeadBits: v['lm-head-bits'] as LmHeadBits | 0, overwrite: v.overwrite, onLog: (m) => ui.note(m),
   });
-  const q = r.quantization ? `, ${r.quantization.modules.length} quantized modules` : '';
+  const q = `${r.quantization ? `, ${r.quantization.modules.length} quantized modules` : ''}${r.lmHeadBits ? `, ${r.lmHeadBits}-bit output head` : ''}`;
   ui.result(r, `wrote ${r.out} for onnxruntime-genai: ${r.files.map((f) => `${f.name} (${fmtBytes(f.bytes)})`).join(', ')}; attention ${r.attention} (past_present_share_buffer ${r.pastPresentShareBuffer}), context ${r.contextLength}${q} (${r.seconds.toFixed(1)} s)`);
 }
