@@ -49,7 +49,7 @@ import type { ValueInfo } from '../graph/onnx-proto.ts';
 import { archFor } from '../models/registry.ts';
 import type { WeightSource } from '../models/types.ts';
 import { TextTokenizer } from '../io/tokenizer.ts';
-import { checkLmHeadBits, HeadQuantizedWeights, isQuantizedModule, quantizeHead, readHeadWeight, type LmHeadBits } from '../runtime/lm-head.ts';
+import { checkLmHeadBits, HeadQuantizedWeights, isQuantizedModule, lmHeadNote, quantizeHead, readHeadWeight, type LmHeadBits } from '../runtime/lm-head.ts';
 import { logLine } from '../platform/os.ts';
 import { fail } from '../errors.ts';
 
@@ -137,8 +137,9 @@ async function withQuantizedHead(dir: string, cfg: ModelConfig, w: { source: () 
   const arch = archFor(cfg.modelType);
   const hw = await readHeadWeight(dir, arch, cfg);
   if (!hw || isQuantizedModule(w.info, arch.lmHead)) { log(`export-onnx: the output head of ${dir} is GPTQ-quantized already; lmHeadBits ignored`); return undefined; }
-  const head = quantizeHead(hw, cfg.vocabSize, cfg.hiddenSize, bits);
-  return { source: () => new HeadQuantizedWeights(w.source(), arch.lmHead, head, bits === 8 ? 4 : accuracyLevel) };
+  const head = quantizeHead(hw, cfg.vocabSize, cfg.hiddenSize, bits), headAcc: AccuracyLevel = bits === 8 ? 4 : accuracyLevel;
+  log(lmHeadNote(bits, headAcc));
+  return { source: () => new HeadQuantizedWeights(w.source(), arch.lmHead, head, headAcc) };
 }
 
 const ids = (v: number | number[] | null | undefined): number[] => (v === null || v === undefined ? [] : ([] as number[]).concat(v));
