@@ -21,6 +21,8 @@ export type { AccuracyLevel } from './runtime/quantized-weights.ts';
 export type { QuantizedLoadInfo, QuantizedKernel } from './runtime/gptq-checkpoint.ts';
 // Other formats (AWQ, bitsandbytes, AQLM) load through CausalLM.load; AWQ converts losslessly to GPTQ
 export { convertAwqToGptq, type ConvertOptions, type ConvertResult } from './formats/convert.ts';
+// ONNX export: the inference graph as an onnxruntime-genai model folder
+export { exportOnnx, type ExportOnnxOptions, type ExportOnnxResult, type ExportAttention } from './export/onnx.ts';
 export type { LmHeadBits } from './runtime/lm-head.ts';
 export type { GraphCacheOption } from './runtime/graph-cache.ts';
 export type { Device } from './graph/session.ts';

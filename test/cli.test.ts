@@ -109,7 +109,7 @@ test('gptq --version / -v; unknown command and a prompt in the model position sa
   }
   const typo = cli(['genrate']);
   assert.equal(typo.status, 1);
-  assert.equal(typo.stderr, 'gptq: unknown command "genrate"; did you mean "generate"? (commands: generate, chat, quantize, ppl, inspect, convert, push, eval, compare, serve, bench; gptq --help)\n');
+  assert.equal(typo.stderr, 'gptq: unknown command "genrate"; did you mean "generate"? (commands: generate, chat, quantize, ppl, inspect, convert, export-onnx, push, eval, compare, serve, bench; gptq --help)\n');
   const p = cli(['generate', 'Once upon a time']);
   assert.equal(p.status, 1);
   assert.equal(p.stderr, 'gptq: generate: "Once upon a time" is not a model directory or a Hub id (owner/name); to pass a prompt: gptq generate --prompt "Once upon a time" (embedded model) or gptq generate MODEL "Once upon a time"\n');

@@ -14,6 +14,7 @@ export const COMMANDS: Record<string, { summary: string; load: () => Promise<{ r
   ppl: { summary: 'perplexity on wikitext2 / c4 / a text file (GPTQ paper method)', load: () => import('./ppl.ts') },
   inspect: { summary: 'what a checkpoint holds (fp, GPTQ, AWQ, bitsandbytes, AQLM): architecture, parameters, bits per weight, quantization config', load: () => import('./inspect.ts') },
   convert: { summary: 'rewrite an AWQ checkpoint in the AutoGPTQ format, losslessly (--to gptq)', load: () => import('./convert.ts') },
+  'export-onnx': { summary: 'write the inference graph (MatMulNBits, KV cache) as an onnxruntime-genai model folder', load: () => import('./export-onnx.ts') },
   push: { summary: 'upload a checkpoint folder to the Hugging Face Hub (model card generated when missing)', load: () => import('./push.ts') },
   eval: { summary: 'evaluation tasks: lm-eval multiple choice (ARC, HellaSwag, PIQA, Winogrande), AutoGPTQ LM / classification / summarization', load: () => import('./eval.ts') },
   compare: { summary: 'the same evaluation tasks on two models (fp vs quantized) side by side', load: () => import('./compare.ts') },
@@ -32,7 +33,7 @@ const usage = () => `gptq ${VERSION} — GPTQ quantization and inference for Jav
 usage: npx gptq <command> [arguments] [flags]
 
 commands:
-${Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(10)}${c.summary}`).join('\n')}
+${Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(Math.max(10, ...Object.keys(COMMANDS).map((k) => k.length + 2)))}${c.summary}`).join('\n')}
 
 global flags:
   -h, --help      this help; gptq <command> --help (or gptq help <command>) describes a command and all its flags

@@ -73,7 +73,7 @@ export interface WriteDirOptions {
 /**
  * Build a directory atomically: `fill(tmpDir)` writes everything into a staging folder, which is installed only when
  * complete.
- *  - `dir` missing: the staging folder (a sibling) is renamed to `dir`.
+ *  - `dir` missing: its missing parent folders are created, and the staging folder (a sibling) is renamed to `dir`.
  *  - `dir` exists and is empty, or non-empty and allowed (`overwrite`, or `replaceable` says yes): the staged files
  *    are moved in one by one (the staging folder is inside `dir`, same filesystem); owned files already there are
  *    first moved to a backup folder inside `dir` and deleted only after every new file is in place (on failure they
@@ -90,6 +90,7 @@ export async function writeDirAtomic(dir: string, fill: (tmpDir: string) => Prom
 
   if (!st) {
     const tmp = tempPathFor(target);
+    await fs.mkdir(dirname(target), { recursive: true }); // missing parent folders are created, as `mkdir -p` (and save_pretrained) do
     await fs.mkdir(tmp);
     try {
       await fill(tmp);
