@@ -15,6 +15,7 @@ import { resolveQuantizeConfig } from '../src/quant/quantize-config.ts';
 import type { TensorLike } from '../src/io/safetensors.ts';
 const dataOf = async (t: TensorLike) => ('data' in t ? t.data : await t.load());
 import { CausalLM, loadFloatWeights } from '../src/runtime/causal-lm.ts';
+import { perplexity } from '../src/eval/perplexity.ts';
 import { f16ToF32, toF16Bits } from '../src/tensor.ts';
 import { makeLlamaCheckpoint } from './synth.ts';
 import { makeGptjCheckpoint } from './archs/neox.synth.ts';
@@ -236,6 +237,21 @@ test('GPTQ beats round-to-nearest at 3 and 4 bits (logit error vs fp32 on held-o
       assert.ok(errs.gptq! < errs.rtn!, `${bits}-bit: gptq ${errs.gptq} vs rtn ${errs.rtn}`);
     }
   } finally { t.cleanup(); }
+});
+
+test('seqlen longer than max_position_embeddings: quantize() and perplexity() refuse in one line (the CLI\'s rule, library wording)', async () => {
+  const m = await GPTQModel.fromPretrained('assets/stories260K', { quantizeConfig: { bits: 4, groupSize: 32 } });
+  try {
+    const msg = /^`seqlen: 2048` \(CLI: --seqlen 2048\): longer than max_position_embeddings 512 of .*config\.json \(allowed: an integer in \[2, 512\]\)$/;
+    await assert.rejects(m.quantize('c4', { nsamples: 128, seqlen: 2048 }), (e: Error) => e.name === 'GptqError' && msg.test(e.message));
+    // the default is the model's context (min(2048, 512)), not 2048
+    const calib = await m.calibration('c4', { nsamples: 1 });
+    assert.equal(calib.inputIds[0]!.length, 512);
+    const lm = await CausalLM.load('assets/stories260K', { graphCache: false });
+    try {
+      await assert.rejects(perplexity(lm, new Int32Array(4096), { seqlen: 600 }), /^GptqError: `seqlen: 600` \(CLI: --seqlen 600\): longer than max_position_embeddings 512/);
+    } finally { await lm.dispose(); }
+  } finally { await m.dispose(); }
 });
 
 test('unpackable modules (stories260K MLP, 172) are kept in full precision and recorded; interrupt writes nothing', async () => {

@@ -26,7 +26,7 @@ export async function run(argv: string[]): Promise<void> {
   const { values: v, positionals: p, help } = parseCommand(COMMAND, argv);
   if (help) return console.log(HELP);
   const out = createOutput({ json: v.json });
-  const lo = loadOptions(v);
+  const lo = loadOptions(v, out.note);
   const dir = await modelDir(p[0], { command: 'bench', onProgress: out.progress });
   const r = await benchModel(dir, {
     ...lo, promptLen: v['prompt-len'], genLen: v['gen-len'], batch: v.batch, seed: v.seed, onProgress: out.note,

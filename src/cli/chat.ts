@@ -33,7 +33,7 @@ export async function run(argv: string[]): Promise<void> {
   const { values: v, positionals: p, given, help } = parseCommand(COMMAND, argv);
   if (help) return console.log(HELP);
   const ui = createOutput({ json: false });
-  const lo = loadOptions(v);
+  const lo = loadOptions(v, ui.note);
   const dir = await modelDir(p[0], { command: 'chat', promptHint: 'gptq chat reads your messages from stdin (type them after it starts, or pipe them)', onProgress: ui.progress });
   const { model, tokenizer: tok, gen } = await loadAnyModel(dir, lo);
   noteDefaultAccuracy(given, model, lo, ui.note);
