@@ -8,7 +8,7 @@ import { loadModelConfig, seqlenFor, type ModelConfig } from './io/config.ts';
 import type { Checkpoint } from './io/safetensors.ts';
 import { openModelCheckpoint } from './runtime/model-checkpoint.ts';
 import { TextTokenizer } from './io/tokenizer.ts';
-import { calibrationData, calibrationSamples, datasetName, type CalibrationSet, type TokenizedExample, type LoadTextOptions } from './io/datasets.ts';
+import { calibrationData, calibrationSamples, datasetName, EMBEDDED_C4_DATASET, EMBEDDED_C4_NOTE, type CalibrationSet, type TokenizedExample, type LoadTextOptions } from './io/datasets.ts';
 import { resolveModelDir, type HubOptions } from './io/hub.ts';
 import { isGeneratedCard, modelCard, quantizerMeta, type CalibrationInfo, type PerplexityInfo } from './io/model-card.ts';
 import { pushToHub, type PushOptions, type PushResult } from './io/push.ts';
@@ -157,10 +157,12 @@ export class GPTQModel {
     const g = this.quantizeConfig.groupSize;
     const narrow = g > 0 && this.arch.layerLinears(this.cfg).find((l) => g > l.inFeatures);
     if (narrow) o.onLog?.(`group size ${g} is larger than the ${narrow.inFeatures} input features of ${narrow.rel}: one group per row there (as AutoGPTQ does, recorded as group_size ${g}); ${option('quantizeConfig.groupSize', '--group-size')} ≤ ${narrow.inFeatures} or -1 sets it`);
-    const calib = await this.calibration(data, o);
+    // the dataset's notes (e.g. c4 → the embedded sample) reach the caller, and the source actually used is recorded
+    let embedded = false;
+    const calib = await this.calibration(data, { ...o, onNote: (m) => { embedded ||= m.startsWith(EMBEDDED_C4_NOTE); (o.onNote ?? o.onLog)?.(m); } });
     const lens = calib.inputIds.map((r) => r.length);
     this.calibrationInfo = {
-      dataset: typeof data === 'string' ? (datasetName(data) ?? basename(data)) : Array.isArray(data) ? `${data.length} ${typeof data[0] === 'string' ? 'texts' : 'tokenized examples'}` : 'a custom calibration set',
+      dataset: embedded ? EMBEDDED_C4_DATASET : typeof data === 'string' ? (datasetName(data) ?? basename(data)) : Array.isArray(data) ? `${data.length} ${typeof data[0] === 'string' ? 'texts' : 'tokenized examples'}` : 'a custom calibration set',
       nsamples: lens.length, seqlen: Math.max(0, ...lens), tokens: lens.reduce((a, b) => a + b, 0),
     };
     if (o.maxMemory) {

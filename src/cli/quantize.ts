@@ -89,7 +89,7 @@ export async function run(argv: string[]): Promise<void> {
     const res = await m.quantize(v.dataset, {
       nsamples: v.nsamples, seqlen, seed: v.seed, datasetPath: v['dataset-path'], method: v.method as 'gptq' | 'rtn', signal: ac.signal, workDir,
       maxMemory: v['max-memory'], batchTokens: v['batch-tokens'], activationDtype: v['activation-dtype'] === 'fp32' ? 'float32' : 'float16',
-      onLog: ui.note, onProgress: ui.progress,
+      onLog: ui.note, onNote: (m) => ui.note(`note: ${m}`), onProgress: ui.progress,
     }).finally(() => process.off('SIGINT', onSig));
     if (res.skipped.length) ui.note(`note: ${res.skipped.length} module(s) kept in full precision (${skippedSummary(res.skipped)}); recorded in quantization_config (modules_in_block_to_quantize, dynamic)`);
     const saved = await m.saveQuantized(out, { maxShardSize: v['max-shard-size'], overwrite: v.overwrite });

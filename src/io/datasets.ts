@@ -19,6 +19,10 @@ export type Split = 'train' | 'validation' | 'test';
 const NAMES: Record<string, DatasetName> = { wikitext2: 'wikitext2', 'wikitext-2': 'wikitext2', wikitext: 'wikitext2', c4: 'c4' };
 /** The embedded 300-document C4 sample: the stand-in for c4 when no shard is at hand. */
 export const EMBEDDED_C4 = join(ASSETS_DIR, 'c4_demo.jsonl');
+/** How a run that used the embedded sample records its dataset (quantize_config.json meta.calibration, model card). */
+export const EMBEDDED_C4_DATASET = 'c4 (embedded c4_demo.jsonl sample, 300 docs)';
+/** Start of the note said when c4 resolves to the embedded sample. */
+export const EMBEDDED_C4_NOTE = 'c4: using the embedded ';
 
 export interface LoadTextOptions extends HubOptions {
   /** A file, or a directory searched like GPTQJS_DATASETS (must then hold the dataset). */
@@ -84,7 +88,7 @@ export async function resolveDatasetPath(name: DatasetName, opts: LoadTextOption
   const envDir = process.env.GPTQJS_DATASETS;
   if (envDir) { const f = await findIn(envDir, name, split); if (f) return f; }
   const standIn = () => {
-    opts.onNote?.(`c4: using the embedded ${basename(EMBEDDED_C4)} (300 C4 documents) as a stand-in for ${split === 'validation' ? 'en/c4-validation.00000-of-00008.json.gz' : 'en/c4-train.00000-of-01024.json.gz'}`);
+    opts.onNote?.(`${EMBEDDED_C4_NOTE}${basename(EMBEDDED_C4)} (300 C4 documents) as a stand-in for ${split === 'validation' ? 'en/c4-validation.00000-of-00008.json.gz' : 'en/c4-train.00000-of-01024.json.gz'}`);
     return EMBEDDED_C4;
   };
   // the calibration default stays offline and fast: the embedded sample before the 300 MB train shard
