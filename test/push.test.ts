@@ -163,6 +163,10 @@ test('push errors: one line naming what is wrong', async () => {
   await assert.rejects(pushToHub(join(tmp.path, 'missing'), 'a/b', { accessToken: hub.token, hubUrl: hub.url }), /missing is not a directory/);
   await assert.rejects(pushToHub(OUT, 'a/b', { accessToken: 'abc', hubUrl: hub.url }), /does not look like a Hugging Face token/);
   await assert.rejects(pushToHub(OUT, 'a/b', { accessToken: 'hf_wrong', hubUrl: hub.url }), (e: Error) => e instanceof GptqError && /cannot create .*a\/b/.test(e.message) && !e.message.includes('\n'));
+  // offline: the network cause, worded as downloads word it (src/io/hub.ts networkCause), no local-cache hint
+  const dns = async () => { throw Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('getaddrinfo ENOTFOUND huggingface.co'), { code: 'ENOTFOUND' }) }); };
+  await assert.rejects(pushToHub(OUT, 'me/test-model', { accessToken: hub.token, hubUrl: 'https://huggingface.co', fetch: dns as typeof fetch }), (e: Error) =>
+    e.message === 'push: cannot create https://huggingface.co/me/test-model: cannot reach https://huggingface.co (ENOTFOUND: DNS lookup failed); check the network or proxy (HTTPS_PROXY)');
   const saved = { HF_TOKEN: process.env.HF_TOKEN, HF_TOKEN_PATH: process.env.HF_TOKEN_PATH, HUGGING_FACE_HUB_TOKEN: process.env.HUGGING_FACE_HUB_TOKEN };
   try {
     delete process.env.HF_TOKEN; delete process.env.HUGGING_FACE_HUB_TOKEN;
