@@ -39,7 +39,8 @@ global flags:
   -h, --help      this help; gptq <command> --help (or gptq help <command>) describes a command and all its flags
   -v, --version   print the version (gptqjs, onnxruntime-node, Node.js)
 
-Every command takes [model]: a local model directory or a Hub id owner/name (default: the embedded stories260K).
+[model] (generate, chat, quantize, ppl, inspect, eval, serve, bench): a local model directory or a Hub id owner/name
+(default: the embedded stories260K); compare takes two models, convert and push a local directory.
 generate, ppl, quantize, inspect, bench, eval and compare take --json: one JSON object on stdout at the end (on failure
 {"error": "…"}, exit status 1), and on stderr only JSON lines (progress and notes). Set GPTQJS_DEBUG=1 for stack traces.`;
 
