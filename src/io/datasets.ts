@@ -33,6 +33,13 @@ export interface LoadTextOptions extends HubOptions {
   limit?: number;
   /** The split a dataset name stands for; default "test" for wikitext2, "train" for c4 (the calibration split). */
   split?: Split;
+  /**
+   * Without a dataset name (gptq ppl with no --dataset), the Hub's wikitext2 is only worth a short try before the
+   * embedded C4 sample: the Hub must answer (headers) within this many ms (default 5000), so that an unreachable
+   * network (slow DNS failures, a silent proxy) costs seconds, not the system's connect timeout. HF_HUB_OFFLINE /
+   * GPTQJS_OFFLINE skip the try.
+   */
+  probeTimeoutMs?: number;
   /** Told what was loaded when it is not simply the named file (reconstructed rows, a stand-in sample). */
   onNote?: (message: string) => void;
 }
@@ -288,10 +295,21 @@ export interface EvalText {
  * With no name, wikitext2 if a copy is found (datasetPath, GPTQJS_DATASETS, cache), else the embedded C4 sample
  * by the c4 recipe, with a note.
  */
+/** fetch that gives up when no response (status + headers) came within `ms`; the body then streams unlimited. */
+function answerWithin(ms: number, f: typeof fetch): typeof fetch {
+  return async (input, init) => {
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(new Error(`no answer within ${ms / 1000} s`)), ms);
+    try {
+      return await f(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, ac.signal]) : ac.signal });
+    } finally { clearTimeout(timer); }
+  };
+}
+
 export async function loadEvalText(pathOrName: string | undefined, opts: LoadTextOptions = {}): Promise<EvalText> {
   if (pathOrName === undefined) {
     try {
-      return await loadEvalText('wikitext2', opts);
+      return await loadEvalText('wikitext2', { ...opts, fetch: answerWithin(opts.probeTimeoutMs ?? 5000, opts.fetch ?? fetch) });
     } catch (e) {
       if (opts.datasetPath || !existsSync(EMBEDDED_C4)) throw e;
       opts.onNote?.(`no local wikitext2 (${(e as Error).message.replace(/^dataset wikitext2: /, '')}); measuring the embedded C4 sample instead — not comparable with published wikitext2 numbers`);
