@@ -418,7 +418,8 @@ test('quantize --json: one result object on stdout, progress JSON lines (task qu
     const g = cli(['generate', out, '--prompt', 'Once', '--max-new-tokens', '2', '--json', '--no-graph-cache']);
     assert.equal(g.status, 0, g.stderr);
     const gev = g.stderr.trim().split('\n').map((l) => JSON.parse(l));
-    assert.ok(gev.some((e) => e.event === 'note' && /^lm-head: output head round-to-nearest quantized to int8/.test(e.message)), g.stderr);
+    assert.ok(gev.some((e) => e.event === 'note' && /^lm-head: output head round-to-nearest quantized to int8.*; --lm-head-bits 0 keeps the checkpoint's head\)$/.test(e.message)), g.stderr);
+    assert.doesNotMatch(g.stderr, /lmHeadBits|CLI:/, 'the CLI names its flags only');
     // an error with --json: once, as the stdout object; nothing on stderr
     const e = cli(['ppl', out, '--seqlen', '4096', '--json']);
     assert.equal(e.status, 1);
