@@ -9,3 +9,16 @@ export class GptqError extends Error {
 export function fail(message: string): never {
   throw new GptqError(message);
 }
+
+/**
+ * An option named for both audiences of a library error: "`overwrite: true` (CLI: --overwrite)". The library throws
+ * it as is; the CLI prints only the flag (cliMessage), so each reader sees the spelling they can type.
+ */
+export function option(library: string, cli: string): string {
+  return `\`${library}\` (CLI: ${cli})`;
+}
+
+/** A library error message as the CLI prints it: every option() becomes its CLI spelling. */
+export function cliMessage(message: string): string {
+  return message.replace(/`[^`\n]+` \(CLI: ([^()\n]+)\)/g, '$1');
+}

@@ -4,11 +4,11 @@
  *   await m.quantize('c4', { nsamples: 128, seqlen: 2048, onProgress });
  *   await m.saveQuantized(out);
  */
-import { loadModelConfig, type ModelConfig } from './io/config.ts';
+import { loadModelConfig, seqlenFor, type ModelConfig } from './io/config.ts';
 import type { Checkpoint } from './io/safetensors.ts';
 import { openModelCheckpoint } from './runtime/model-checkpoint.ts';
 import { TextTokenizer } from './io/tokenizer.ts';
-import { calibrationData, calibrationSamples, datasetName, type CalibrationSet, type TokenizedExample, type LoadTextOptions } from './io/datasets.ts';
+import { calibrationData, calibrationSamples, datasetName, EMBEDDED_C4_DATASET, EMBEDDED_C4_NOTE, type CalibrationSet, type TokenizedExample, type LoadTextOptions } from './io/datasets.ts';
 import { resolveModelDir, type HubOptions } from './io/hub.ts';
 import { isGeneratedCard, modelCard, quantizerMeta, type CalibrationInfo, type PerplexityInfo } from './io/model-card.ts';
 import { pushToHub, type PushOptions, type PushResult } from './io/push.ts';
@@ -25,7 +25,8 @@ import { InitializerWeights } from './graph/weights.ts';
 import type { Device } from './graph/session.ts';
 import { existsSync, promises as fsp } from './platform/fs.ts';
 import { basename, join } from './platform/path.ts';
-import { fail } from './errors.ts';
+import { fail, option } from './errors.ts';
+import { DEFAULT_MODEL_DIR } from './paths.ts';
 import { loadQuantizedModel, type LoadedQuantizedModel } from './runtime/load.ts';
 import type { AccuracyLevel } from './runtime/quantized-weights.ts';
 
@@ -99,9 +100,10 @@ export class GPTQModel {
 
   /**
    * Open a full-precision model to quantize: a directory or a Hub id "owner/name" (downloaded into the cache,
-   * src/io/hub.ts). Throws GptqError for quantized models, unsupported architectures and malformed files.
+   * src/io/hub.ts); undefined = the embedded stories260K (as CausalLM.load() and the CLI). Throws GptqError for
+   * quantized models, unsupported architectures and malformed files.
    */
-  static async fromPretrained(model: string, o: { quantizeConfig?: Partial<QuantizeConfig>; device?: Device; hub?: HubOptions } = {}): Promise<GPTQModel> {
+  static async fromPretrained(model: string = DEFAULT_MODEL_DIR, o: { quantizeConfig?: Partial<QuantizeConfig>; device?: Device; hub?: HubOptions } = {}): Promise<GPTQModel> {
     const dir = await resolveModelDir(model, o.hub);
     const cfg = await loadModelConfig(dir);
     if (cfg.quantizationConfig) fail(`${dir} is already quantized (config.json has quantization_config); load it with GPTQModel.fromQuantized`);
@@ -109,13 +111,6 @@ export class GPTQModel {
     arch.check?.(cfg);
     const q = resolveQuantizeConfig(o.quantizeConfig ?? {});
     if (q.lmHead) fail('quantizeConfig.lmHead: quantizing lm_head is not supported yet');
-    // A group size chosen larger than a linear's input features: AutoGPTQ quietly makes one group of the whole row
-    // (recorded as group_size N, which kernels such as Marlin then reject); refuse and point at per-channel instead.
-    // The default (128) on a model narrower than that keeps AutoGPTQ's behaviour (one group per row).
-    if (o.quantizeConfig?.groupSize !== undefined && q.groupSize > 0) {
-      const small = arch.layerLinears(cfg).reduce((a, l) => (l.inFeatures < a.inFeatures ? l : a));
-      if (q.groupSize > small.inFeatures) fail(`group size ${q.groupSize} (quantizeConfig.groupSize, --group-size) is larger than the ${small.inFeatures} input features of ${small.rel} in ${cfg.path}; use -1 for one group per output channel, or a group size ≤ ${small.inFeatures}`);
-    }
     const tok = existsSync(join(dir, 'tokenizer.json')) ? await TextTokenizer.fromDir(dir) : undefined;
     const m = new GPTQModel(dir, cfg, arch, await openModelCheckpoint(dir, cfg, arch), q, tok, o.device ?? 'cpu');
     if (dir !== model) m.baseModel = model;
@@ -136,7 +131,7 @@ export class GPTQModel {
   async calibration(data: CalibrationInput, o: QuantizeCallOptions = {}): Promise<CalibrationSet> {
     if (!Array.isArray(data) && typeof data === 'object') return data;
     const needTok = () => this.tokenizer ?? fail(`${this.dir} has no tokenizer.json: pass pre-tokenized {inputIds} examples`);
-    const opts = { nsamples: o.nsamples ?? 128, seqlen: o.seqlen ?? 2048, seed: o.seed ?? 0 };
+    const opts = { nsamples: o.nsamples ?? 128, seqlen: seqlenFor(o.seqlen, this.cfg), seed: o.seed ?? 0 };
     if (typeof data === 'string') return calibrationData(needTok(), data, { ...o, ...opts });
     if (data.length && typeof data[0] === 'string') return calibrationSamples(needTok(), data as string[], { ...opts, mode: 'examples' });
     return calibrationSamples((s) => needTok().encode(s), data as TokenizedExample[], opts);
@@ -156,17 +151,25 @@ export class GPTQModel {
   }
 
   private async quantizeLocked(data: CalibrationInput, o: QuantizeCallOptions): Promise<QuantizeLoopResult> {
-    const calib = await this.calibration(data, o);
+    // A group size larger than a linear's input features (the default 128 or a chosen one, the same rule): one group
+    // of the whole row there, as AutoGPTQ's GPTQ.fasterquant does (find_params on W[:, 0:groupsize], g_idx all 0),
+    // recorded as the group size asked for; said once.
+    const g = this.quantizeConfig.groupSize;
+    const narrow = g > 0 && this.arch.layerLinears(this.cfg).find((l) => g > l.inFeatures);
+    if (narrow) o.onLog?.(`group size ${g} is larger than the ${narrow.inFeatures} input features of ${narrow.rel}: one group per row there (as AutoGPTQ does, recorded as group_size ${g}); ${option('quantizeConfig.groupSize', '--group-size')} ≤ ${narrow.inFeatures} or -1 sets it`);
+    // the dataset's notes (e.g. c4 → the embedded sample) reach the caller, and the source actually used is recorded
+    let embedded = false;
+    const calib = await this.calibration(data, { ...o, onNote: (m) => { embedded ||= m.startsWith(EMBEDDED_C4_NOTE); (o.onNote ?? o.onLog)?.(m); } });
     const lens = calib.inputIds.map((r) => r.length);
     this.calibrationInfo = {
-      dataset: typeof data === 'string' ? (datasetName(data) ?? basename(data)) : Array.isArray(data) ? `${data.length} ${typeof data[0] === 'string' ? 'texts' : 'tokenized examples'}` : 'a custom calibration set',
+      dataset: embedded ? EMBEDDED_C4_DATASET : typeof data === 'string' ? (datasetName(data) ?? basename(data)) : Array.isArray(data) ? `${data.length} ${typeof data[0] === 'string' ? 'texts' : 'tokenized examples'}` : 'a custom calibration set',
       nsamples: lens.length, seqlen: Math.max(0, ...lens), tokens: lens.reduce((a, b) => a + b, 0),
     };
     if (o.maxMemory) {
       const tokens = calib.inputIds.reduce((a, r) => a + r.length, 0);
       const e = estimateMemory(this.arch, this.cfg, this.quantizeConfig, tokens, Math.max(...calib.inputIds.map((r) => r.length)), o.batchTokens, o.activationDtype);
       if (e.total > o.maxMemory)
-        fail(`quantize: estimated peak memory ${fmtBytes(e.total)} exceeds --max-memory ${fmtBytes(o.maxMemory)} (layer weights ${fmtBytes(e.layerWeights)}, activations ${fmtBytes(e.activations)} for ${tokens} tokens, Hessians ${fmtBytes(e.hessians)}, GPTQ buffers ${fmtBytes(e.gptq)}, ORT workspace ${fmtBytes(e.workspace)}, embeddings ${fmtBytes(e.outside)}); use fewer samples/shorter seqlen or a smaller --batch-tokens`);
+        fail(`quantize: estimated peak memory ${fmtBytes(e.total)} exceeds ${option('maxMemory', '--max-memory')} ${fmtBytes(o.maxMemory)} (layer weights ${fmtBytes(e.layerWeights)}, activations ${fmtBytes(e.activations)} for ${tokens} tokens, Hessians ${fmtBytes(e.hessians)}, GPTQ buffers ${fmtBytes(e.gptq)}, ORT workspace ${fmtBytes(e.workspace)}, embeddings ${fmtBytes(e.outside)}); use fewer samples/shorter seqlen or a smaller ${option('batchTokens', '--batch-tokens')}`);
     }
     if (this.work) {
       await this.work.bind({

@@ -114,9 +114,11 @@ test('gptq --version / -v; unknown command and a prompt in the model position sa
   assert.equal(p.status, 1);
   assert.equal(p.stderr, 'gptq: generate: "Once upon a time" is not a model directory or a Hub id (owner/name); to pass a prompt: gptq generate --prompt "Once upon a time" (embedded model) or gptq generate MODEL "Once upon a time"\n');
   assert.match(cli(['ppl', './no/such/model']).stderr, /^gptq: ppl: model directory \.\/no\/such\/model does not exist/);
-  // --json: the error is the one object on stdout
+  // --json: the error is the one object on stdout, and only there (stderr holds JSON lines only: here none)
   const j = cli(['generate', '--json', '--top-p', '2']);
+  assert.equal(j.status, 1);
   assert.deepEqual(JSON.parse(j.stdout), { error: '--top-p "2": out of range (allowed: a number in [0, 1]; 1 = off)' });
+  assert.equal(j.stderr, '');
 });
 
 test('--device cuda without the CUDA execution provider: one line naming what to install', () => {
@@ -178,7 +180,11 @@ test('inspect --json prints one object', () => {
   const r = cli(['inspect', STORIES, '--json']);
   assert.equal(r.status, 0, r.stderr);
   assert.equal(JSON.parse(r.stdout).modelType, 'llama');
-  assert.match(cli(['inspect']).stderr, /^gptq: inspect: missing <model dir>/);
+  // no model: the embedded stories260K, as every [model] command
+  const d = cli(['inspect']);
+  assert.equal(d.status, 0, d.stderr);
+  assert.match(d.stdout, /stories260K/);
+  assert.match(d.stdout, /llama/);
 });
 
 // -------------------------------------------------------------------------------- never lose user data
@@ -197,7 +203,8 @@ test('quantize --out: a user folder is refused before any work (files intact); o
     writeFileSync(join(out, 'config.json'), '{"mine": true}');
     const r = cli(['quantize', src, '--out', out, ...Q]);
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /^gptq: output .*out is not empty and does not hold a gptqjs checkpoint only \(notes\.txt\); choose another output folder, or pass overwrite \(CLI: --overwrite\)/);
+    assert.match(r.stderr, /^gptq: output .*out is not empty and does not hold a gptqjs checkpoint only \(notes\.txt\); choose another output folder, or pass --overwrite to replace its checkpoint files/);
+    assert.doesNotMatch(r.stderr, /CLI:|overwrite: true/, 'the CLI names only its flag');
     assert.doesNotMatch(r.stderr, /layer|calibration/, 'refused before quantizing');
     assert.deepEqual(readdirSync(out).sort(), ['config.json', 'notes.txt']);
     assert.deepEqual(readdirSync(t.path).sort(), ['out', 'src'], 'no work dir or temp folder left');
@@ -254,7 +261,7 @@ test('library: saveQuantized refuses a non-empty folder without overwrite and ou
     const out = join(t.path, 'out');
     mkdirSync(out);
     writeFileSync(join(out, 'keep.txt'), 'x');
-    await assert.rejects(m.saveQuantized(out), /is not empty .*pass overwrite/);
+    await assert.rejects(m.saveQuantized(out), /is not empty .*pass `overwrite: true` \(CLI: --overwrite\) to replace/);
     await assert.rejects(m.saveQuantized(STORIES, { overwrite: true }), /is the source model folder/);
     assert.deepEqual(readdirSync(out), ['keep.txt']);
     await m.saveQuantized(out, { overwrite: true });
@@ -282,7 +289,7 @@ test('library: saveQuantized refuses a non-empty folder without overwrite and ou
   } finally { u.cleanup(); }
 });
 
-test('writeDirAtomic: a failing write changes nothing in an existing folder; group size above in_features refused', async () => {
+test('writeDirAtomic: a failing write changes nothing in an existing folder; a group size above in_features: one group per row, as AutoGPTQ (default or chosen alike)', async () => {
   const t = tmpDir();
   try {
     const d = join(t.path, 'd');
@@ -294,8 +301,17 @@ test('writeDirAtomic: a failing write changes nothing in an existing folder; gro
     assert.equal(readFileSync(join(d, 'config.json'), 'utf8'), 'old');
     await assert.rejects(writeDirAtomic(d, async () => {}), /is not empty/);
   } finally { t.cleanup(); }
-  await assert.rejects(GPTQModel.fromPretrained(STORIES, { quantizeConfig: { groupSize: 1024 } }),
-    /group size 1024 \(quantizeConfig.groupSize, --group-size\) is larger than the 64 input features of self_attn\.k_proj .*use -1/);
+  for (const groupSize of [1024, undefined]) {
+    const m = await GPTQModel.fromPretrained(STORIES, { quantizeConfig: { groupSize } });
+    const logs: string[] = [];
+    const r = await m.quantize(C4, { nsamples: 2, seqlen: 32, method: 'rtn', onLog: (s) => logs.push(s) });
+    const g = groupSize ?? 128;
+    assert.deepEqual(logs.filter((l) => l.startsWith('group size')), [`group size ${g} is larger than the 64 input features of self_attn.k_proj: one group per row there (as AutoGPTQ does, recorded as group_size ${g}); \`quantizeConfig.groupSize\` (CLI: --group-size) ≤ 64 or -1 sets it`]);
+    assert.equal(r.packed.get('model.layers.0.self_attn.q_proj.scales')!.shape[0], 1, 'one group of the whole 64-column row');
+    const gIdx = r.packed.get('model.layers.0.self_attn.q_proj.g_idx')!;
+    assert.ok(Array.from(('data' in gIdx ? gIdx.data : await gIdx.load()) as Int32Array).every((x) => x === 0));
+    await m.dispose();
+  }
 });
 
 test('graph cache eviction deletes only cache entries, never other files in its folder', async () => {
@@ -394,5 +410,20 @@ test('quantize --json: one result object on stdout, progress JSON lines (task qu
     assert.equal(layerDone.at(-1).eta, 0);
     assert.ok(ev.some((e) => e.event === 'progress' && e.stage === 'module' && typeof e.module === 'string'));
     assert.ok(ev.some((e) => e.event === 'note' && /^quantizing /.test(e.message)));
+    // kept modules grouped by their own reason (down_proj: in_features), no "note: " inside a note event
+    assert.deepEqual(ev.filter((e) => e.event === 'note' && /kept in full precision/.test(e.message)).map((e) => e.message),
+      ['15 module(s) kept in full precision (mlp.up_proj, mlp.gate_proj: out_features 172 is not a multiple of 32 (qzeros packs 32 output columns per 4 int32 columns); mlp.down_proj: in_features 172 is not a multiple of 32 (qweight packs 32 input rows per 4 int32 rows)); recorded in quantization_config (modules_in_block_to_quantize, dynamic)']);
+    assert.ok(ev.every((e) => e.event !== 'note' || !e.message.startsWith('note:')));
+    // a GPTQ checkpoint at level 4: the load log (lm-head) is a note event too; stderr holds JSON lines only
+    const g = cli(['generate', out, '--prompt', 'Once', '--max-new-tokens', '2', '--json', '--no-graph-cache']);
+    assert.equal(g.status, 0, g.stderr);
+    const gev = g.stderr.trim().split('\n').map((l) => JSON.parse(l));
+    assert.ok(gev.some((e) => e.event === 'note' && /^lm-head: output head round-to-nearest quantized to int8.*; --lm-head-bits 0 keeps the checkpoint's head\)$/.test(e.message)), g.stderr);
+    assert.doesNotMatch(g.stderr, /lmHeadBits|CLI:/, 'the CLI names its flags only');
+    // an error with --json: once, as the stdout object; nothing on stderr
+    const e = cli(['ppl', out, '--seqlen', '4096', '--json']);
+    assert.equal(e.status, 1);
+    assert.match(JSON.parse(e.stdout).error, /^--seqlen 4096: longer than max_position_embeddings 512/);
+    assert.equal(e.stderr, '');
   } finally { t.cleanup(); }
 });

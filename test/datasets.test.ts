@@ -127,6 +127,26 @@ test('wikitext2 from the Hub\'s parquet, per split (cached, offline): calibratio
   });
 });
 
+test('gptq ppl with no dataset: a Hub that does not answer costs probeTimeoutMs, then the embedded C4 sample; offline env: no request at all', async () => {
+  await isolated(async () => {
+    let calls = 0;
+    const hang = ((_: unknown, init?: RequestInit) => { calls++; return new Promise((_r, reject) => init?.signal?.addEventListener('abort', () => reject(init.signal!.reason))); }) as typeof fetch;
+    const notes: string[] = [];
+    const d = await loadEvalText(undefined, { fetch: hang, onNote: (m) => notes.push(m) }); // GPTQJS_OFFLINE=1 (isolated)
+    assert.equal(d.source, EMBEDDED_C4);
+    assert.equal(calls, 0);
+    assert.match(notes.join(), /offline \(HF_HUB_OFFLINE\/GPTQJS_OFFLINE\)/);
+    delete process.env.GPTQJS_OFFLINE;
+    const t0 = performance.now();
+    const n2: string[] = [];
+    const e = await loadEvalText(undefined, { fetch: hang, probeTimeoutMs: 200, onNote: (m) => n2.push(m) });
+    assert.equal(e.source, EMBEDDED_C4);
+    assert.equal(calls, 1);
+    assert.ok(performance.now() - t0 < 3000, `${performance.now() - t0} ms`);
+    assert.match(n2.join(), /cannot list files on the Hub \(no answer within 0\.2 s\)\); measuring the embedded C4 sample instead/);
+  });
+});
+
 test('perplexity text by name/file (loadEvalText); gptq ppl with no dataset falls back to the embedded C4 sample, with a note', async () => {
   await isolated(async () => {
     const notes: string[] = [];

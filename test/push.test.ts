@@ -66,7 +66,7 @@ test('provenance in quantize_config.json and config.json: meta.quantizer gptqjs:
   const qc = JSON.parse(readFileSync(join(OUT, 'quantize_config.json'), 'utf8'));
   const meta = {
     quantizer: [`gptqjs:${packageVersion()}`], uri: 'https://www.npmjs.com/package/gptqjs', damp_percent: 0.01, static_groups: false,
-    true_sequential: true, calibration: { dataset: 'c4', nsamples: 8, seqlen: 64, tokens: 512 }, perplexity: PPL,
+    true_sequential: true, calibration: { dataset: 'c4 (embedded c4_demo.jsonl sample, 300 docs)', nsamples: 8, seqlen: 64, tokens: 512 }, perplexity: PPL,
   };
   assert.deepEqual(qc.meta, meta);
   assert.deepEqual(JSON.parse(readFileSync(join(OUT, 'config.json'), 'utf8')).quantization_config.meta, meta);
@@ -81,7 +81,7 @@ test('the model card (README.md in the output dir): YAML metadata, settings, cal
   assert.match(card, /^---\nlibrary_name: transformers\npipeline_tag: text-generation\ntags:\n- gptq\n- 4-bit\n- gptqjs\n---\n/);
   assert.doesNotMatch(card, /base_model:/); // a local source has no Hub id
   for (const line of ['# llama — GPTQ 4-bit', '4-bit GPTQ quantization of a causal language model (`llama`)', '| bits | 4 |', '| group size | 32 |', '| desc_act (act-order) | false |', '| sym | true |',
-    '| damp_percent | 0.01 |', `| quantizer | gptqjs:${packageVersion()} |`, 'c4: 8 samples of up to 64 tokens (512 tokens in all).',
+    '| damp_percent | 0.01 |', `| quantizer | gptqjs:${packageVersion()} |`, 'c4 (embedded c4_demo.jsonl sample, 300 docs): 8 samples of up to 64 tokens (512 tokens in all).',
     '| wikitext2 | 512 | 122.545 | 121.9 |', 'const lm = await CausalLM.load("alice/stories-gptq");', 'npx gptq generate alice/stories-gptq'])
     assert.ok(card.includes(line), `card lacks: ${line}\n${card}`);
 });
@@ -163,6 +163,10 @@ test('push errors: one line naming what is wrong', async () => {
   await assert.rejects(pushToHub(join(tmp.path, 'missing'), 'a/b', { accessToken: hub.token, hubUrl: hub.url }), /missing is not a directory/);
   await assert.rejects(pushToHub(OUT, 'a/b', { accessToken: 'abc', hubUrl: hub.url }), /does not look like a Hugging Face token/);
   await assert.rejects(pushToHub(OUT, 'a/b', { accessToken: 'hf_wrong', hubUrl: hub.url }), (e: Error) => e instanceof GptqError && /cannot create .*a\/b/.test(e.message) && !e.message.includes('\n'));
+  // offline: the network cause, worded as downloads word it (src/io/hub.ts networkCause), no local-cache hint
+  const dns = async () => { throw Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('getaddrinfo ENOTFOUND huggingface.co'), { code: 'ENOTFOUND' }) }); };
+  await assert.rejects(pushToHub(OUT, 'me/test-model', { accessToken: hub.token, hubUrl: 'https://huggingface.co', fetch: dns as typeof fetch }), (e: Error) =>
+    e.message === 'push: cannot create https://huggingface.co/me/test-model: cannot reach https://huggingface.co (ENOTFOUND: DNS lookup failed); check the network or proxy (HTTPS_PROXY)');
   const saved = { HF_TOKEN: process.env.HF_TOKEN, HF_TOKEN_PATH: process.env.HF_TOKEN_PATH, HUGGING_FACE_HUB_TOKEN: process.env.HUGGING_FACE_HUB_TOKEN };
   try {
     delete process.env.HF_TOKEN; delete process.env.HUGGING_FACE_HUB_TOKEN;

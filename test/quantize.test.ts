@@ -15,6 +15,7 @@ import { resolveQuantizeConfig } from '../src/quant/quantize-config.ts';
 import type { TensorLike } from '../src/io/safetensors.ts';
 const dataOf = async (t: TensorLike) => ('data' in t ? t.data : await t.load());
 import { CausalLM, loadFloatWeights } from '../src/runtime/causal-lm.ts';
+import { perplexity } from '../src/eval/perplexity.ts';
 import { f16ToF32, toF16Bits } from '../src/tensor.ts';
 import { makeLlamaCheckpoint } from './synth.ts';
 import { makeGptjCheckpoint } from './archs/neox.synth.ts';
@@ -236,6 +237,33 @@ test('GPTQ beats round-to-nearest at 3 and 4 bits (logit error vs fp32 on held-o
       assert.ok(errs.gptq! < errs.rtn!, `${bits}-bit: gptq ${errs.gptq} vs rtn ${errs.rtn}`);
     }
   } finally { t.cleanup(); }
+});
+
+test('seqlen longer than max_position_embeddings: quantize() and perplexity() refuse in one line (the CLI\'s rule, library wording)', async () => {
+  const m = await GPTQModel.fromPretrained('assets/stories260K', { quantizeConfig: { bits: 4, groupSize: 32 } });
+  try {
+    const msg = /^`seqlen: 2048` \(CLI: --seqlen 2048\): longer than max_position_embeddings 512 of .*config\.json \(allowed: an integer in \[2, 512\]\)$/;
+    await assert.rejects(m.quantize('c4', { nsamples: 128, seqlen: 2048 }), (e: Error) => e.name === 'GptqError' && msg.test(e.message));
+    // the default is the model's context (min(2048, 512)), not 2048
+    const calib = await m.calibration('c4', { nsamples: 1 });
+    assert.equal(calib.inputIds[0]!.length, 512);
+    // 'c4' without a copy at hand: the embedded sample, said in a note and recorded as such (meta, model card)
+    const notes: string[] = [];
+    await m.quantize('c4', { nsamples: 2, seqlen: 32, method: 'rtn', onNote: (s) => notes.push(s) });
+    assert.deepEqual(notes, ['c4: using the embedded c4_demo.jsonl (300 C4 documents) as a stand-in for en/c4-train.00000-of-01024.json.gz']);
+    const t = tmpDir();
+    try {
+      await m.saveQuantized(t.path);
+      const qc = JSON.parse(readFileSync(join(t.path, 'quantize_config.json'), 'utf8'));
+      assert.deepEqual(qc.meta.calibration, { dataset: 'c4 (embedded c4_demo.jsonl sample, 300 docs)', nsamples: 2, seqlen: 32, tokens: 64 });
+      assert.equal(qc.bits, 4); assert.equal(qc.group_size, 32); // AutoGPTQ's fields unchanged
+      assert.match(readFileSync(join(t.path, 'README.md'), 'utf8'), /c4 \(embedded c4_demo\.jsonl sample, 300 docs\): 2 samples of up to 32 tokens/);
+    } finally { t.cleanup(); }
+    const lm = await CausalLM.load('assets/stories260K', { graphCache: false });
+    try {
+      await assert.rejects(perplexity(lm, new Int32Array(4096), { seqlen: 600 }), /^GptqError: `seqlen: 600` \(CLI: --seqlen 600\): longer than max_position_embeddings 512/);
+    } finally { await lm.dispose(); }
+  } finally { await m.dispose(); }
 });
 
 test('unpackable modules (stories260K MLP, 172) are kept in full precision and recorded; interrupt writes nothing', async () => {

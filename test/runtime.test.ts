@@ -5,6 +5,7 @@
  * cache, `gptq bench` and `gptq chat` (piped stdin).
  */
 import { test, after } from 'node:test';
+import { benchModel } from '../src/eval/speed.ts';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, utimesSync } from 'node:fs';
@@ -354,6 +355,18 @@ test('gptq bench: table and --json on stories260K', () => {
   assert.equal(t.status, 0, t.stderr);
   assert.match(t.stdout, /prefill tok\/s +decode tok\/s +ms\/token +peak RSS MB/);
   assert.match(t.stdout, /plain/);
+});
+
+test('bench: default lengths fit max_position_embeddings (a note); lengths asked for past it warn as generate does', async () => {
+  const notes: string[] = [];
+  const d = await benchModel(STORIES, { genLen: 8, graphCache: false, onProgress: (m) => notes.push(m) });
+  assert.equal(d.promptLen, 504); // 512 positions − 8 generated
+  assert.ok(notes.includes('note: prompt length 504 (not 512): 504 + 8 generated tokens fill max_position_embeddings 512'), notes.join('\n'));
+  assert.ok(!notes.some((n) => n.startsWith('warning')));
+  const w: string[] = [];
+  const e = await benchModel(STORIES, { promptLen: 510, genLen: 8, graphCache: false, onProgress: (m) => w.push(m) });
+  assert.equal(e.promptLen, 510);
+  assert.equal(w.filter((n) => /^warning: prompt 510 \+ generated 8 tokens > max_position_embeddings 512 of .*config\.json; the model was not trained on positions beyond 512/.test(n)).length, 1, w.join('\n'));
 });
 
 test('gptq chat: piped stdin on stories260K (no chat template → User:/Assistant: fallback, said so), /reset, /exit', () => {

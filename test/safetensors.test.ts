@@ -127,7 +127,7 @@ test('saveSharded: tiny maxShardSize → ≥3 shards + index; Checkpoint reads a
     } finally { await ck.dispose(); }
     // a folder holding a checkpoint is not written over without overwrite (nothing changes) …
     const before = readdirSync(d.path).sort();
-    await assert.rejects(saveSharded(d.path, ts), /already holds model.*pass overwrite: true/);
+    await assert.rejects(saveSharded(d.path, ts), /already holds model.*pass `overwrite: true` \(CLI: --overwrite\) to replace/);
     assert.deepEqual(readdirSync(d.path).sort(), before);
     // … with overwrite, re-save as a single file: stale shards + index are removed, other files are kept
     writeFileSync(join(d.path, 'notes.txt'), 'mine');

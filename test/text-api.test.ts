@@ -175,7 +175,7 @@ test('AbortSignal: throws its AbortError at the next step; stopOnAbortSignal ret
   assert.ok(full.text.startsWith(text));
 });
 
-test('chat(): messages through the chat template, reply as a message; no template → one clear error', async () => {
+test('chat(): messages through the chat template, reply as a message; no template → the transcript of gptq chat / serve, one note', async () => {
   const template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}";
   const m = modelWith({ 'chat_template.jinja': template });
   try {
@@ -191,7 +191,20 @@ test('chat(): messages through the chat template, reply as a message; no templat
     assert.equal(streamed, r.text);
   } finally { m.cleanup(); }
   await using lm = await CausalLM.load();
-  await assert.rejects(lm.chat([{ role: 'user', content: 'hi' }]), (e: Error) => e instanceof GptqError && /has no chat template/.test(e.message));
+  const logged: string[] = [];
+  const write = process.stderr.write;
+  process.stderr.write = ((s: string) => { logged.push(String(s)); return true; }) as typeof process.stderr.write;
+  let r, again;
+  try {
+    r = await lm.chat([{ role: 'system', content: 'Be kind.' }, { role: 'user', content: 'Tell me about Lily.' }], { maxNewTokens: 40 });
+    again = await lm.chat([{ role: 'user', content: 'hi' }], { maxNewTokens: 4 });
+  } finally { process.stderr.write = write; }
+  assert.ok(again);
+  // = the transcript generated as text, cut at "\nUser:" (chat-prompt.ts, as gptq chat and the server)
+  const plain = await lm.generate('Be kind.\n\nUser: Tell me about Lily.\nAssistant:', { maxNewTokens: 40, stop: ['\nUser:'] });
+  assert.equal(r.message.content, plain.text);
+  assert.equal(r.finishReason, plain.finishReason);
+  assert.deepEqual(logged.filter((l) => /chat template/.test(l)), [`[gptqjs] ${DEFAULT_MODEL_DIR} has no chat template; using a plain "User: …\\nAssistant: …" transcript (a reply ends at eos or "User:")\n`]);
 });
 
 test('model without tokenizer.json: text methods fail with one line naming the model; the id level works', { skip: SKIP_SHARED }, async () => {

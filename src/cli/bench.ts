@@ -10,8 +10,8 @@ export const COMMAND = {
 (batch / median step time), ms/token, peak RSS (process maxRSS), checkpoint size. Random prompt tokens.`,
   positionals: [MODEL_ARG],
   flags: [
-    { name: 'prompt-len', type: 'int', min: 1, metavar: 'N', default: 512, help: 'prompt tokens (prefill)' },
-    { name: 'gen-len', type: 'int', min: 2, metavar: 'N', default: 128, help: 'generated tokens (decode)' },
+    { name: 'prompt-len', type: 'int', min: 1, metavar: 'N', defaultText: '512, at most max_position_embeddings − gen-len', help: 'prompt tokens (prefill)' },
+    { name: 'gen-len', type: 'int', min: 2, metavar: 'N', defaultText: '128, at most max_position_embeddings / 4', help: 'generated tokens (decode)' },
     { name: 'batch', type: 'int', min: 1, metavar: 'N', default: 1, help: 'sequences decoded together' },
     { name: 'seed', type: 'int', min: 0, metavar: 'S', default: 1, help: 'seed of the random prompt tokens' },
     { name: 'label', type: 'string', metavar: 'NAME', help: 'label of the row (table and JSON)' },
@@ -26,7 +26,7 @@ export async function run(argv: string[]): Promise<void> {
   const { values: v, positionals: p, help } = parseCommand(COMMAND, argv);
   if (help) return console.log(HELP);
   const out = createOutput({ json: v.json });
-  const lo = loadOptions(v);
+  const lo = loadOptions(v, out.note);
   const dir = await modelDir(p[0], { command: 'bench', onProgress: out.progress });
   const r = await benchModel(dir, {
     ...lo, promptLen: v['prompt-len'], genLen: v['gen-len'], batch: v.batch, seed: v.seed, onProgress: out.note,

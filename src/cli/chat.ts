@@ -7,7 +7,7 @@ import { loadAnyModel } from '../runtime/load.ts';
 import { generate } from '../runtime/generate.ts';
 import type { KvCache } from '../runtime/causal-lm.ts';
 import type { ChatMessage } from '../io/tokenizer.ts';
-import { chatPrompt, FALLBACK_STOP } from '../runtime/chat-prompt.ts';
+import { chatPrompt, FALLBACK_STOP, transcriptNote } from '../runtime/chat-prompt.ts';
 import { StopAwareStream } from '../runtime/text-stream.ts';
 import { fail } from '../errors.ts';
 
@@ -33,7 +33,7 @@ export async function run(argv: string[]): Promise<void> {
   const { values: v, positionals: p, given, help } = parseCommand(COMMAND, argv);
   if (help) return console.log(HELP);
   const ui = createOutput({ json: false });
-  const lo = loadOptions(v);
+  const lo = loadOptions(v, ui.note);
   const dir = await modelDir(p[0], { command: 'chat', promptHint: 'gptq chat reads your messages from stdin (type them after it starts, or pipe them)', onProgress: ui.progress });
   const { model, tokenizer: tok, gen } = await loadAnyModel(dir, lo);
   noteDefaultAccuracy(given, model, lo, ui.note);
@@ -42,7 +42,7 @@ export async function run(argv: string[]): Promise<void> {
   const eosIds = ([] as number[]).concat(gen.eosTokenId ?? model.cfg.eosTokenId ?? tok.eosId ?? []);
   const stops = tok.chatTemplate ? [] : [FALLBACK_STOP];
   const tty = !!process.stdin.isTTY;
-  if (!tok.chatTemplate) process.stderr.write(`note: ${dir} has no chat template; using a plain "User: …\\nAssistant: …" transcript (a reply ends at eos or "User:")\n`);
+  if (!tok.chatTemplate) ui.note(`note: ${transcriptNote(dir)}`);
   process.stderr.write(`chat with ${dir} (${model.cfg.modelType}, attention ${model.attention}). /reset clears the conversation, /exit quits.\n`);
   const system: ChatMessage[] = v.system ? [{ role: 'system', content: v.system }] : [];
   let messages: ChatMessage[] = [...system];

@@ -151,7 +151,7 @@ function evalOptions(v: Values, out: Output): EvaluateOptions {
 
 async function evalOne(dirArg: string | undefined, v: Values, out: Output, command: string): Promise<{ dir: string; r: EvalResults }> {
   const dir = await modelDir(dirArg, { command, onProgress: out.progress });
-  const { model, tokenizer } = await loadAnyModel(dir, { ...loadOptions(v), nll: true });
+  const { model, tokenizer } = await loadAnyModel(dir, { ...loadOptions(v, out.note), nll: true });
   try {
     if (!tokenizer) fail(`${dir} has no tokenizer.json: ${command} needs one`);
     if (v['max-length'] && model.cfg.maxPositionEmbeddings && v['max-length'] > model.cfg.maxPositionEmbeddings)

@@ -28,7 +28,7 @@ export async function run(argv: string[]): Promise<void> {
   if (help) return console.log(HELP);
   if (p[1] !== undefined && v.prompt !== undefined) fail('generate: the prompt is given twice (second argument and --prompt); give one');
   const out = createOutput({ json: v.json });
-  const lo = loadOptions(v);
+  const lo = loadOptions(v, out.note);
   const dir = await modelDir(p[0], { command: 'generate', promptHint: `gptq generate --prompt ${JSON.stringify(p[0] ?? '')} (embedded model) or gptq generate MODEL ${JSON.stringify(p[0] ?? '')}`, onProgress: out.progress });
   const prompt = p[1] ?? v.prompt ?? '';
   const { model, tokenizer, gen } = await loadAnyModel(dir, lo);

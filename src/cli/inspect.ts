@@ -5,6 +5,7 @@
 import { promises as fs } from 'node:fs';
 import { basename } from 'node:path';
 import { commandHelp, JSON_FLAG, parseCommand, type CommandSpec } from './flags.ts';
+import { MODEL_ARG, modelDir } from './args.ts';
 import { fmtBytes } from './output.ts';
 import { loadModelConfig } from '../io/config.ts';
 import { Checkpoint, lookupBaseModelName } from '../io/safetensors.ts';
@@ -21,7 +22,7 @@ export const COMMAND = {
   description: `Architecture, parameter count, effective bits per weight (codes + scales + zeros + g_idx + other), size on
 disk, quantized vs kept-in-fp modules and the quantization format and config (GPTQ, AWQ, bitsandbytes, AQLM) of a
 checkpoint directory. Reads tensor headers only.`,
-  positionals: [{ name: 'model dir', help: 'a local checkpoint directory', required: true }],
+  positionals: [MODEL_ARG],
   flags: [JSON_FLAG],
 } as const satisfies CommandSpec;
 
@@ -184,6 +185,6 @@ export function formatReport(r: InspectReport): string {
 export async function run(argv: string[]): Promise<void> {
   const { values: v, positionals: p, help } = parseCommand(COMMAND, argv);
   if (help) return console.log(HELP);
-  const r = await inspectModel(p[0]!);
+  const r = await inspectModel(await modelDir(p[0], { command: 'inspect' }));
   console.log(v.json ? JSON.stringify(r, null, 2) : formatReport(r));
 }

@@ -36,14 +36,18 @@ export const loadFlags = (defaultAccuracy: 0 | 4) => [
 
 type LoadValues = FlagValues<ReturnType<typeof loadFlags>>;
 
-/** LoadOptions from the parsed load flags; `--device cuda` without ORT's CUDA binaries fails here, in one line. */
-export function loadOptions(v: LoadValues): LoadOptions {
+/**
+ * LoadOptions from the parsed load flags; `--device cuda` without ORT's CUDA binaries fails here, in one line.
+ * `note` receives what loading logs (lm-head choice, dequantized fallbacks, cached-graph notices): the command's
+ * Output.note, so that with --json they are {"event":"note"} lines like every other stderr line.
+ */
+export function loadOptions(v: LoadValues, note: (msg: string) => void): LoadOptions {
   const device = v.device as Device;
   checkDeviceAvailable(device);
   return {
     device, threads: v.threads, accuracyLevel: v['accuracy-level'] as AccuracyLevel,
     lmHeadBits: v['lm-head-bits'] as LmHeadBits | 0 | undefined, attention: v.attention as LoadOptions['attention'],
-    graphCache: !v['no-graph-cache'], spinning: v.spin, dequantize: v.dequantize, ...adapterOptions(v.adapter),
+    graphCache: !v['no-graph-cache'], spinning: v.spin, dequantize: v.dequantize, ...adapterOptions(v.adapter), onLog: note,
   };
 }
 

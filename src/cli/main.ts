@@ -1,7 +1,8 @@
 /** `gptq` command line. */
-import { GptqError } from '../errors.ts';
+import { cliMessage, GptqError } from '../errors.ts';
 import { VERSION } from '../version.ts';
 import { didYouMean } from './flags.ts';
+
 
 /**
  * The commands: summary for `gptq --help`, and the module (loaded on use) exporting `run(argv)` and `HELP`.
@@ -39,9 +40,10 @@ global flags:
   -h, --help      this help; gptq <command> --help (or gptq help <command>) describes a command and all its flags
   -v, --version   print the version (gptqjs, onnxruntime-node, Node.js)
 
-Every command takes [model]: a local model directory or a Hub id owner/name (default: the embedded stories260K).
-generate, ppl, quantize, inspect, bench, eval and compare take --json: one JSON object on stdout at the end, progress as JSON lines
-on stderr. Set GPTQJS_DEBUG=1 for stack traces.`;
+[model] (generate, chat, quantize, ppl, inspect, eval, serve, bench): a local model directory or a Hub id owner/name
+(default: the embedded stories260K); compare takes two models, convert and push a local directory.
+generate, ppl, quantize, inspect, bench, eval and compare take --json: one JSON object on stdout at the end (on failure
+{"error": "…"}, exit status 1), and on stderr only JSON lines (progress and notes). Set GPTQJS_DEBUG=1 for stack traces.`;
 
 async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
@@ -68,12 +70,14 @@ function unknownCommand(cmd: string): GptqError {
 const args = process.argv.slice(2);
 main(args).catch((e: Error) => {
   const mine = e instanceof GptqError || e?.name === 'GptqError';
-  const msg = mine ? e.message : (e?.message ?? String(e)).split('\n')[0]!;
-  if (mine || process.env.GPTQJS_DEBUG !== '1') {
+  const msg = cliMessage(mine ? e.message : (e?.message ?? String(e)).split('\n')[0]!);
+  // --json: the error is reported once, as the one object on stdout ({"error": …}); stderr keeps only JSON lines.
+  if (args.includes('--json')) {
+    if (!mine && process.env.GPTQJS_DEBUG === '1') process.stderr.write(`${JSON.stringify({ event: 'note', message: String(e?.stack ?? e) })}\n`);
+    process.stdout.write(`${JSON.stringify({ error: msg })}\n`);
+  } else if (mine || process.env.GPTQJS_DEBUG !== '1') {
     process.stderr.write(`gptq: ${msg}\n`);
     if (!mine) process.stderr.write('(set GPTQJS_DEBUG=1 for the stack trace)\n');
   } else console.error(e);
-  // --json: the one object on stdout is the error.
-  if (args.includes('--json')) process.stdout.write(`${JSON.stringify({ error: msg })}\n`);
   process.exitCode = 1;
 });

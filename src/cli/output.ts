@@ -7,6 +7,7 @@
  */
 import { MultiBar, type SingleBar } from 'cli-progress';
 import type { ProgressEvent } from '../progress.ts';
+import { cliMessage } from '../errors.ts';
 
 export function fmtSeconds(s: number | undefined): string {
   if (s === undefined || !Number.isFinite(s)) return '?';
@@ -78,8 +79,10 @@ export function createOutput(o: { json: boolean; tty?: boolean }): Output {
   };
   return {
     json: o.json,
-    note(msg) {
-      if (o.json) process.stderr.write(`${JSON.stringify({ event: 'note', message: msg })}\n`);
+    note(message) {
+      const msg = cliMessage(message); // library notes name options as the CLI spells them
+      // the event already says it is a note: no "note: " prefix inside it
+      if (o.json) process.stderr.write(`${JSON.stringify({ event: 'note', message: msg.replace(/^note: /, '') })}\n`);
       else line(msg);
     },
     progress(e) {

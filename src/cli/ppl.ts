@@ -6,6 +6,7 @@ import { loadFlags, loadOptions } from './load-flags.ts';
 import { commandHelp, JSON_FLAG, parseCommand, type CommandSpec } from './flags.ts';
 import { createOutput } from './output.ts';
 import { fail } from '../errors.ts';
+import { seqlenFor } from '../io/config.ts';
 
 export const COMMAND = {
   name: 'ppl',
@@ -27,27 +28,16 @@ text (the whole text, CRLF ok), .jsonl/.json[.gz] documents (joined with blank l
 
 export const HELP = commandHelp(COMMAND);
 
-/**
- * --seqlen against the model: at most max_position_embeddings (windows longer than the trained context measure
- * nothing the model was trained for, and models with a learned position table cannot run them), default
- * min(2048, max_position_embeddings) as AutoGPTQ's evaluation uses the model's context length.
- */
-export function seqlenFor(given: number | undefined, maxPositions: number, path: string): number {
-  if (given === undefined) return maxPositions > 0 ? Math.min(2048, maxPositions) : 2048;
-  if (maxPositions > 0 && given > maxPositions) fail(`--seqlen ${given}: longer than max_position_embeddings ${maxPositions} of ${path} (allowed: an integer in [2, ${maxPositions}])`);
-  return given;
-}
-
 export async function run(argv: string[]): Promise<void> {
   const { values: v, positionals: p, help } = parseCommand(COMMAND, argv);
   if (help) return console.log(HELP);
   const out = createOutput({ json: v.json });
-  const lo = loadOptions(v);
+  const lo = loadOptions(v, out.note);
   const dir = await modelDir(p[0], { command: 'ppl', onProgress: out.progress });
   const ds = v.dataset;
   // nll: the main graph computes the per-token NLL (no second session, no logits back to JS)
   const { model, tokenizer } = await loadAnyModel(dir, { ...lo, nll: true });
-  const seqlen = seqlenFor(v.seqlen, model.cfg.maxPositionEmbeddings, model.cfg.path);
+  const seqlen = seqlenFor(v.seqlen, model.cfg);
   if (!tokenizer) fail(`${dir} has no tokenizer.json: ppl needs one to tokenize ${ds ?? 'the dataset'}`);
   const data = await loadEvalText(ds, { datasetPath: v['dataset-path'], onProgress: out.progress, onNote: (m) => out.note(`note: ${m}`) });
   let tokens = Int32Array.from(tokenizer.encode(data.text));

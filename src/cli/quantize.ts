@@ -1,13 +1,13 @@
 import { MODEL_ARG, modelDir } from './args.ts';
 import { commandHelp, JSON_FLAG, parseCommand, type CommandSpec } from './flags.ts';
 import { createOutput } from './output.ts';
-import { seqlenFor } from './ppl.ts';
 import { GPTQModel } from '../gptq-model.ts';
 import { checkDeviceAvailable, DEVICES, type Device } from '../graph/session.ts';
 import { checkOutputDir } from '../quant/save.ts';
 import { realPath } from '../io/atomic.ts';
 import { BITS, DEFAULT_QUANTIZE_CONFIG, type Bits } from '../quant/quantize-config.ts';
 import { fail } from '../errors.ts';
+import { seqlenFor } from '../io/config.ts';
 
 const Q = 'quantization (AutoGPTQ BaseQuantizeConfig)', C = 'calibration', O = 'output', R = 'resources';
 
@@ -77,11 +77,9 @@ export async function run(argv: string[]): Promise<void> {
   try {
     const q = m.quantizeConfig;
     // Model-dependent limits of the flags, before any work.
-    const seqlen = seqlenFor(v.seqlen, m.cfg.maxPositionEmbeddings, m.cfg.path);
+    const seqlen = seqlenFor(v.seqlen, m.cfg);
     // Refuse a bad --out now, not after hours of quantizing (saveQuantized checks again, with the run id).
     const plan = await checkOutputDir(out, { source: dir, overwrite: v.overwrite, config: q });
-    const narrow = m.arch.layerLinears(m.cfg).find((l) => q.groupSize > l.inFeatures);
-    if (narrow) ui.note(`note: the default group size ${q.groupSize} is larger than the ${narrow.inFeatures} input features of ${narrow.rel}: one group per row there (as AutoGPTQ does); --group-size sets it`);
     if (plan === 'overwrite') ui.note(`note: ${out} is not empty; --overwrite: its checkpoint files will be replaced, other files kept`);
     ui.note(`quantizing ${dir} (${m.cfg.modelType}, ${m.cfg.numLayers} layers) → ${out}: ${q.bits}-bit, group ${q.groupSize}, desc_act ${q.descAct}, sym ${q.sym}, ${v.method}`);
     const ac = new AbortController();
@@ -91,10 +89,9 @@ export async function run(argv: string[]): Promise<void> {
     const res = await m.quantize(v.dataset, {
       nsamples: v.nsamples, seqlen, seed: v.seed, datasetPath: v['dataset-path'], method: v.method as 'gptq' | 'rtn', signal: ac.signal, workDir,
       maxMemory: v['max-memory'], batchTokens: v['batch-tokens'], activationDtype: v['activation-dtype'] === 'fp32' ? 'float32' : 'float16',
-      onLog: ui.note, onProgress: ui.progress,
+      onLog: ui.note, onNote: (m) => ui.note(`note: ${m}`), onProgress: ui.progress,
     }).finally(() => process.off('SIGINT', onSig));
-    const skippedNames = [...new Set(res.skipped.map((s) => s.name.replace(/^.*?\.\d+\./, '')))];
-    if (skippedNames.length) ui.note(`note: ${res.skipped.length} module(s) kept in full precision (${skippedNames.join(', ')}): ${res.skipped[0]!.reason}; recorded in quantization_config (modules_in_block_to_quantize, dynamic)`);
+    if (res.skipped.length) ui.note(`note: ${res.skipped.length} module(s) kept in full precision (${skippedSummary(res.skipped)}); recorded in quantization_config (modules_in_block_to_quantize, dynamic)`);
     const saved = await m.saveQuantized(out, { maxShardSize: v['max-shard-size'], overwrite: v.overwrite });
     if (saved.modelCard === 'kept') ui.note(`note: ${out}/README.md is not a gptqjs model card: kept as it is (no model card written)`);
     await m.removeWorkDir();
@@ -105,4 +102,15 @@ export async function run(argv: string[]): Promise<void> {
     ui.stop();
     await m.dispose();
   }
+}
+
+/** Kept modules grouped by their reason: "mlp.up_proj, mlp.gate_proj: out_features 172 is …; mlp.down_proj: in_features 172 is …". */
+export function skippedSummary(skipped: readonly { name: string; reason: string }[]): string {
+  const byReason = new Map<string, Set<string>>();
+  for (const s of skipped) {
+    let names = byReason.get(s.reason);
+    if (!names) byReason.set(s.reason, names = new Set());
+    names.add(s.name.replace(/^.*?\.\d+\./, '')); // model.layers.3.mlp.up_proj → mlp.up_proj
+  }
+  return [...byReason].map(([reason, names]) => `${[...names].join(', ')}: ${reason}`).join('; ');
 }

@@ -37,17 +37,18 @@ export async function run(argv: string[]): Promise<void> {
   const { values: v, positionals: p, given, help } = parseCommand(COMMAND, argv);
   if (help) return console.log(HELP);
   if (p.length > 1) fail(`serve takes one model, got ${p.length} arguments`);
-  const { attention: _, ...load } = loadOptions({ ...v, attention: 'auto' });
+  const log = (msg: string) => process.stderr.write(`[gptqjs] ${msg}\n`);
+  const { attention: _, ...load } = loadOptions({ ...v, attention: 'auto' }, log);
   const apiKey = v['api-key'] ?? (process.env.GPTQJS_API_KEY || undefined);
   const s = await serve({
     ...load, model: await modelDir(p[0], { command: 'serve' }), modelId: v['model-id'], host: v.host, port: v.port,
     maxBatch: v['max-batch'], maxQueue: v['max-queue'], ctx: v.ctx, prefillChunk: v['prefill-chunk'], apiKey,
   });
-  noteDefaultAccuracy(given, s.model, load, (msg) => process.stderr.write(`[gptqjs] ${msg}\n`));
+  noteDefaultAccuracy(given, s.model, load, log);
   console.log(`gptq serve: ${s.modelId} on ${s.url} (max batch ${s.engine.maxBatch}, context ${s.engine.capacity}, queue ${s.engine.maxQueue}${apiKey ? ', API key required' : ''})`);
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => {
-      process.stderr.write(`[gptqjs] ${sig}: shutting down\n`);
+      log(`${sig}: shutting down`);
       s.close().then(resolve, resolve);
     };
     process.once('SIGINT', () => stop('SIGINT'));

@@ -5,14 +5,14 @@
  * main session instead of a second one.
  */
 import { fail } from '../errors.ts';
+import { seqlenFor } from '../io/config.ts';
 import type { CausalLM } from '../runtime/causal-lm.ts';
 import { etaSeconds, type PerplexityProgress } from '../progress.ts';
 
 export interface PerplexityResult { ppl: number; nll: number; windows: number; tokens: number; seconds: number; tokensPerSecond: number }
 
 export async function perplexity(model: CausalLM, tokens: ArrayLike<number>, o: { seqlen?: number; maxWindows?: number; batch?: number; onProgress?: (e: PerplexityProgress) => void } = {}): Promise<PerplexityResult> {
-  const seqlen = o.seqlen ?? 2048;
-  if (!(Number.isInteger(seqlen) && seqlen >= 2)) fail(`perplexity: seqlen must be an integer ≥ 2, got ${seqlen}`);
+  const seqlen = seqlenFor(o.seqlen, model.cfg);
   let n = Math.floor(tokens.length / seqlen);
   if (n === 0) fail(`perplexity: text has ${tokens.length} tokens, fewer than one window of seqlen ${seqlen}`);
   if (o.maxWindows) n = Math.min(n, o.maxWindows);

@@ -10,11 +10,12 @@ import { loadavg } from 'node:os';
 import { CausalLM, type LoadOptions } from '../runtime/causal-lm.ts';
 import { generate } from '../runtime/generate.ts';
 import { mulberry32 } from '../io/random.ts';
+import { fail } from '../errors.ts';
 
 export interface BenchOptions extends LoadOptions {
-  /** prompt tokens per row (default 512) */
+  /** prompt tokens per row (default 512, at most max_position_embeddings − genLen) */
   promptLen?: number;
-  /** generated tokens per row (default 128) */
+  /** generated tokens per row (default 128, at most max_position_embeddings / 4) */
   genLen?: number;
   /** rows (default 1) */
   batch?: number;
@@ -43,12 +44,19 @@ export interface BenchResult {
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[s.length >> 1]! : NaN; };
 
 export async function benchModel(dir: string, o: BenchOptions = {}): Promise<BenchResult> {
-  const promptLen = o.promptLen ?? 512, genLen = o.genLen ?? 128, B = o.batch ?? 1;
-  if (!(promptLen >= 1 && genLen >= 2 && B >= 1)) throw new Error('bench: prompt length ≥ 1, generation length ≥ 2 and batch ≥ 1');
+  const B = o.batch ?? 1;
   const say = o.onProgress ?? (() => {});
   const t0 = performance.now();
   const m = await CausalLM.load(dir, o);
   const loadSeconds = (performance.now() - t0) / 1000;
+  // Defaults fit the model's context (stories260K: 512 positions → 384 + 128); lengths asked for past it: a warning,
+  // as generate gives (positions beyond the trained context), not a silent measurement of untrained positions.
+  const max = m.cfg.maxPositionEmbeddings;
+  const genLen = o.genLen ?? (max > 0 ? Math.max(2, Math.min(128, Math.floor(max / 4))) : 128);
+  const promptLen = o.promptLen ?? (max > 0 ? Math.max(1, Math.min(512, max - genLen)) : 512);
+  if (!(promptLen >= 1 && genLen >= 2 && B >= 1)) { await m.dispose(); fail('bench: prompt length ≥ 1, generation length ≥ 2 and batch ≥ 1'); }
+  if (o.promptLen === undefined && promptLen < 512) say(`note: prompt length ${promptLen} (not 512): ${promptLen} + ${genLen} generated tokens fill max_position_embeddings ${max}`);
+  if (max > 0 && promptLen + genLen > max) say(`warning: prompt ${promptLen} + generated ${genLen} tokens > max_position_embeddings ${max} of ${m.cfg.path}; the model was not trained on positions beyond ${max} (Transformers warns the same: depending on the model, you may observe degraded output)`);
   say(`loaded in ${loadSeconds.toFixed(2)} s (graph cache ${m.loadInfo.graphCache}, attention ${m.attention})`);
   const V = m.cfg.vocabSize, rand = mulberry32(o.seed ?? 1);
   const hi = Math.min(V, 32000);

@@ -5,7 +5,7 @@
  */
 import { promises as fs } from '../platform/fs.ts';
 import { join } from '../platform/path.ts';
-import { fail } from '../errors.ts';
+import { fail, option } from '../errors.ts';
 import { archConfigFor } from '../models/registry.ts';
 import type { ConfigDefaults, ConfigReader, ModelConfig, RopeScaling } from './model-config.ts';
 
@@ -232,4 +232,19 @@ export async function loadGenerationConfig(dir: string): Promise<GenerationConfi
   const path = join(dir, 'generation_config.json');
   const exists = await fs.stat(path).then(() => true, () => false);
   return parseGenerationConfig(exists ? await readJson(path, 'generation config') : {}, path);
+}
+
+/**
+ * Tokens per window (perplexity) or calibration sample (quantize): at most the model's max_position_embeddings
+ * (windows longer than the trained context measure nothing the model was trained for, and models with a learned
+ * position table cannot run them); default min(2048, max_position_embeddings), as AutoGPTQ's evaluation uses the
+ * model's context length. One rule for the CLI (--seqlen) and the library (seqlen); throws GptqError.
+ */
+export function seqlenFor(given: number | undefined, cfg: Pick<ModelConfig, 'maxPositionEmbeddings' | 'path'>): number {
+  const max = cfg.maxPositionEmbeddings;
+  if (given === undefined) return max > 0 ? Math.min(2048, max) : 2048;
+  const name = option(`seqlen: ${given}`, `--seqlen ${given}`);
+  if (!Number.isInteger(given) || given < 2) fail(`${name}: must be an integer ≥ 2`);
+  if (max > 0 && given > max) fail(`${name}: longer than max_position_embeddings ${max} of ${cfg.path} (allowed: an integer in [2, ${max}])`);
+  return given;
 }

@@ -19,6 +19,10 @@ export type Split = 'train' | 'validation' | 'test';
 const NAMES: Record<string, DatasetName> = { wikitext2: 'wikitext2', 'wikitext-2': 'wikitext2', wikitext: 'wikitext2', c4: 'c4' };
 /** The embedded 300-document C4 sample: the stand-in for c4 when no shard is at hand. */
 export const EMBEDDED_C4 = join(ASSETS_DIR, 'c4_demo.jsonl');
+/** How a run that used the embedded sample records its dataset (quantize_config.json meta.calibration, model card). */
+export const EMBEDDED_C4_DATASET = 'c4 (embedded c4_demo.jsonl sample, 300 docs)';
+/** Start of the note said when c4 resolves to the embedded sample. */
+export const EMBEDDED_C4_NOTE = 'c4: using the embedded ';
 
 export interface LoadTextOptions extends HubOptions {
   /** A file, or a directory searched like GPTQJS_DATASETS (must then hold the dataset). */
@@ -29,6 +33,13 @@ export interface LoadTextOptions extends HubOptions {
   limit?: number;
   /** The split a dataset name stands for; default "test" for wikitext2, "train" for c4 (the calibration split). */
   split?: Split;
+  /**
+   * Without a dataset name (gptq ppl with no --dataset), the Hub's wikitext2 is only worth a short try before the
+   * embedded C4 sample: the Hub must answer (headers) within this many ms (default 5000), so that an unreachable
+   * network (slow DNS failures, a silent proxy) costs seconds, not the system's connect timeout. HF_HUB_OFFLINE /
+   * GPTQJS_OFFLINE skip the try.
+   */
+  probeTimeoutMs?: number;
   /** Told what was loaded when it is not simply the named file (reconstructed rows, a stand-in sample). */
   onNote?: (message: string) => void;
 }
@@ -84,7 +95,7 @@ export async function resolveDatasetPath(name: DatasetName, opts: LoadTextOption
   const envDir = process.env.GPTQJS_DATASETS;
   if (envDir) { const f = await findIn(envDir, name, split); if (f) return f; }
   const standIn = () => {
-    opts.onNote?.(`c4: using the embedded ${basename(EMBEDDED_C4)} (300 C4 documents) as a stand-in for ${split === 'validation' ? 'en/c4-validation.00000-of-00008.json.gz' : 'en/c4-train.00000-of-01024.json.gz'}`);
+    opts.onNote?.(`${EMBEDDED_C4_NOTE}${basename(EMBEDDED_C4)} (300 C4 documents) as a stand-in for ${split === 'validation' ? 'en/c4-validation.00000-of-00008.json.gz' : 'en/c4-train.00000-of-01024.json.gz'}`);
     return EMBEDDED_C4;
   };
   // the calibration default stays offline and fast: the embedded sample before the 300 MB train shard
@@ -284,10 +295,21 @@ export interface EvalText {
  * With no name, wikitext2 if a copy is found (datasetPath, GPTQJS_DATASETS, cache), else the embedded C4 sample
  * by the c4 recipe, with a note.
  */
+/** fetch that gives up when no response (status + headers) came within `ms`; the body then streams unlimited. */
+function answerWithin(ms: number, f: typeof fetch): typeof fetch {
+  return async (input, init) => {
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(new Error(`no answer within ${ms / 1000} s`)), ms);
+    try {
+      return await f(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, ac.signal]) : ac.signal });
+    } finally { clearTimeout(timer); }
+  };
+}
+
 export async function loadEvalText(pathOrName: string | undefined, opts: LoadTextOptions = {}): Promise<EvalText> {
   if (pathOrName === undefined) {
     try {
-      return await loadEvalText('wikitext2', opts);
+      return await loadEvalText('wikitext2', { ...opts, fetch: answerWithin(opts.probeTimeoutMs ?? 5000, opts.fetch ?? fetch) });
     } catch (e) {
       if (opts.datasetPath || !existsSync(EMBEDDED_C4)) throw e;
       opts.onNote?.(`no local wikitext2 (${(e as Error).message.replace(/^dataset wikitext2: /, '')}); measuring the embedded C4 sample instead — not comparable with published wikitext2 numbers`);

@@ -54,18 +54,29 @@ const NET_CODES: Record<string, string> = {
 };
 
 /**
+ * A request that never got an HTTP answer (DNS, connection, TLS): "cannot reach https://huggingface.co (ENOTFOUND:
+ * DNS lookup failed); check the network or proxy (HTTPS_PROXY)…", else undefined. `upload`: no local-cache hint
+ * (push has nothing to fall back on). Shared by downloads (describeHubError) and push (src/io/push.ts).
+ */
+export function networkCause(e: unknown, hubUrl: string, o: { upload?: boolean } = {}): string | undefined {
+  const err = e as { statusCode?: number; cause?: { code?: string; message?: string }; code?: string };
+  if (err?.statusCode !== undefined) return undefined;
+  const code = err?.cause?.code ?? err?.code;
+  const offline = o.upload ? '' : ', or set HF_HUB_OFFLINE=1 to use only the local cache';
+  if (code) return `cannot reach ${hubUrl} (${code}: ${NET_CODES[code] ?? oneLine(err.cause ?? e)}); check the network or proxy (HTTPS_PROXY)${offline}`;
+  if (e instanceof TypeError && /fetch failed/i.test(oneLine(e))) return `cannot reach ${hubUrl} (${oneLine(err.cause ?? e)}); check the network or proxy (HTTPS_PROXY)${offline}`;
+  return undefined;
+}
+
+/**
  * Why a Hub request failed, in words that point at the real cause: the network (DNS, connection: nothing to do with
  * HF_TOKEN), authentication (401: private/gated repo without or with a refused token), permission (403: gated repo
  * whose terms were not accepted), or absence (404). HTTP status from @huggingface/hub's HubApiError or a Response.
  */
 export function describeHubError(e: unknown, s: { hubUrl: string; accessToken?: string }): string {
-  const err = e as { statusCode?: number; cause?: { code?: string; message?: string }; code?: string };
-  const code = err?.cause?.code ?? err?.code;
-  if (err?.statusCode === undefined && code) {
-    return `cannot reach ${s.hubUrl} (${code}: ${NET_CODES[code] ?? oneLine(err.cause ?? e)}); check the network or proxy (HTTPS_PROXY), or set HF_HUB_OFFLINE=1 to use only the local cache`;
-  }
-  if (err?.statusCode === undefined && e instanceof TypeError && /fetch failed/i.test(oneLine(e)))
-    return `cannot reach ${s.hubUrl} (${oneLine(err.cause ?? e)}); check the network or proxy, or set HF_HUB_OFFLINE=1 to use only the local cache`;
+  const net = networkCause(e, s.hubUrl);
+  if (net) return net;
+  const err = e as { statusCode?: number };
   const tok = s.accessToken ? 'HF_TOKEN is set but was not accepted for this repo' : 'no HF_TOKEN is set';
   switch (err?.statusCode) {
     case 401: return `HTTP 401: not found, or private/gated and needs authentication (${tok})`;

@@ -18,7 +18,7 @@ import { pathToFileURL } from 'node:url';
 import { commitIter, createBranch, createRepo, HubApiError, type CommitOperation } from '@huggingface/hub';
 import { fail } from '../errors.ts';
 import { findHfToken, hfTokenPath } from './hf-token.ts';
-import { isHubId } from './hub.ts';
+import { isHubId, networkCause } from './hub.ts';
 import { CARD_PLACEHOLDER, modelCardForDir } from './model-card.ts';
 
 export interface PushOptions {
@@ -95,6 +95,7 @@ export async function pushToHub(dir: string, repoId: string, o: PushOptions = {}
   const log = o.onLog ?? (() => {});
   const repo = { type: 'model' as const, name: repoId };
   const where = `${hubUrl}/${repoId}`;
+  const why = (e: unknown) => networkCause(e, hubUrl, { upload: true }) ?? oneLine(e); // the network cause, as downloads say it
 
   const files = await listFiles(dir);
   if (!files.length) fail(`push: ${dir} has no files`);
@@ -108,7 +109,7 @@ export async function pushToHub(dir: string, repoId: string, o: PushOptions = {}
     const r = await createRepo({ repo, accessToken, hubUrl, fetch: o.fetch, ...(o.private !== undefined && { visibility: o.private ? 'private' : 'public' }) });
     log(`created ${r.repoUrl ?? where}${o.private ? ' (private)' : ''}`);
   } catch (e) {
-    if (!(e instanceof HubApiError && e.statusCode === 409)) fail(`push: cannot create ${where}: ${oneLine(e)}`);
+    if (!(e instanceof HubApiError && e.statusCode === 409)) fail(`push: cannot create ${where}: ${why(e)}`);
     log(`${where} exists; committing to it`);
   }
   if (revision !== 'main') {
@@ -116,7 +117,7 @@ export async function pushToHub(dir: string, repoId: string, o: PushOptions = {}
       await createBranch({ repo, branch: revision, accessToken, hubUrl, fetch: o.fetch });
       log(`created branch ${revision}`);
     } catch (e) {
-      if (!(e instanceof HubApiError && e.statusCode === 409)) fail(`push: cannot create branch ${revision} of ${where}: ${oneLine(e)}`);
+      if (!(e instanceof HubApiError && e.statusCode === 409)) fail(`push: cannot create branch ${revision} of ${where}: ${why(e)}`);
     }
   }
 
@@ -144,6 +145,6 @@ export async function pushToHub(dir: string, repoId: string, o: PushOptions = {}
     }
   } catch (e) {
     if ((e as Error).name === 'GptqError' || (e as Error).name === 'AbortError') throw e;
-    fail(`push: ${where}@${revision}: ${oneLine(e)}`);
+    fail(`push: ${where}@${revision}: ${why(e)}`);
   }
 }

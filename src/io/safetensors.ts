@@ -1,7 +1,7 @@
 /** Safetensors reader (lazy, per-tensor reads), sharded checkpoints, and an atomic streaming writer. */
 import { promises as fs } from '../platform/fs.ts';
 import { join, basename, isAbsolute, relative, resolve as resolvePath } from '../platform/path.ts';
-import { fail, GptqError } from '../errors.ts';
+import { fail, GptqError, option } from '../errors.ts';
 import { DTYPE_BYTES, f16ToF32, numel, toFloat32, type DType, type Tensor, type TypedArray } from '../tensor.ts';
 import { writeAll, writeFileAtomic, writeFileAtomicWith, type FileHandle } from './atomic.ts';
 
@@ -570,7 +570,7 @@ export async function saveSharded(dir: string, tensors: TensorMap, opts: SaveSha
   await fs.mkdir(dir, { recursive: true });
   const isShardFile = (f: string) => f === 'model.safetensors' || f === 'model.safetensors.index.json' || /^model-\d{5}-of-\d{5}\.safetensors$/.test(f);
   const existing = (await fs.readdir(dir)).filter(isShardFile);
-  if (existing.length && !opts.overwrite) fail(`${dir} already holds ${existing.slice(0, 2).join(', ')}${existing.length > 2 ? ', …' : ''}; pass overwrite: true to replace the model*.safetensors files there (other files are never touched)`);
+  if (existing.length && !opts.overwrite) fail(`${dir} already holds ${existing.slice(0, 2).join(', ')}${existing.length > 2 ? ', …' : ''}; pass ${option('overwrite: true', '--overwrite')} to replace the model*.safetensors files there (other files are never touched)`);
   const N = shards.length, pad = (i: number) => String(i).padStart(5, '0');
   const names = N === 1 ? ['model.safetensors'] : shards.map((_, i) => `model-${pad(i + 1)}-of-${pad(N)}.safetensors`);
   for (let i = 0; i < N; i++) await writeSafetensors(join(dir, names[i]!), new Map(shards[i]), metadata);

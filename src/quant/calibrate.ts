@@ -25,7 +25,7 @@ import type { ModelConfig } from '../io/config.ts';
 import type { CalibrationSet } from '../io/datasets.ts';
 import type { Checkpoint } from '../io/safetensors.ts';
 import type { ArchDefinition, LinearSpec, WeightSource } from '../models/types.ts';
-import { fail } from '../errors.ts';
+import { fail, option } from '../errors.ts';
 import { allFinite } from '../tensor.ts';
 import type { LayerWeights } from './layer-weights.ts';
 
@@ -115,7 +115,7 @@ export async function forwardLayer(graphs: LayerGraphs, weights: LayerWeights, d
   for (const b of data.batches) {
     const half = b.hidden instanceof Uint16Array, t = actTensor(b.hidden, dimsOf(b, data.hidden));
     await runInto(graphs.fwd, { ...wf, hidden_in: t }, { hidden_out: t });
-    if (!allFinite(b.hidden)) fail(`calibration activations are NaN/Inf at the output of layer ${layerName.split('.').pop()} (${layerName})${half ? ' (stored as float16: values beyond ±65504 overflow; try activationDtype float32 / --activation-dtype fp32)' : ''}; check the source weights and calibration data`);
+    if (!allFinite(b.hidden)) fail(`calibration activations are NaN/Inf at the output of layer ${layerName.split('.').pop()} (${layerName})${half ? ` (stored as float16: values beyond ±65504 overflow; try ${option("activationDtype: 'float32'", '--activation-dtype fp32')})` : ''}; check the source weights and calibration data`);
   }
 }
 

@@ -13,7 +13,7 @@ import { Checkpoint, lazyFrom, saveSharded, type TensorLike } from '../io/safete
 import type { ModelConfig } from '../io/config.ts';
 import type { ArchDefinition } from '../models/types.ts';
 import { tensorNamesToSave } from '../runtime/model-checkpoint.ts';
-import { fail } from '../errors.ts';
+import { fail, option } from '../errors.ts';
 import { toQuantizeConfigJson, type QuantizeConfig } from './quantize-config.ts';
 import { moduleDigest } from './module-tensors.ts';
 import type { QuantizeLoopResult, SkippedModule } from './layer-loop.ts';
@@ -81,7 +81,7 @@ export async function checkOutputDir(out: string, o: { source: string; overwrite
   const entries = await fs.readdir(out);
   if (!entries.length) return 'empty';
   if (o.overwrite) return 'overwrite';
-  const hint = 'choose another output folder, or pass overwrite (CLI: --overwrite) to replace its checkpoint files (config.json, quantize_config.json, *.safetensors, tokenizer files); other files are always kept';
+  const hint = `choose another output folder, or pass ${option('overwrite: true', '--overwrite')} to replace its checkpoint files (config.json, quantize_config.json, *.safetensors, tokenizer files); other files are always kept`;
   const prev = await previousGptqjsOutput(out, entries);
   if (!prev) {
     const foreign = entries.filter((n) => !isCheckpointFile(n));

@@ -15,7 +15,7 @@ import { createHash } from '../platform/crypto.ts';
 import { existsSync, promises as fs, readFileSync, unlinkSync } from '../platform/fs.ts';
 import { hostname } from '../platform/os.ts';
 import { join } from '../platform/path.ts';
-import { fail } from '../errors.ts';
+import { fail, option } from '../errors.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { SafetensorsFile, lazyFrom, writeSafetensors, type LazyTensor } from '../io/safetensors.ts';
 import type { Tensor } from '../tensor.ts';
@@ -108,7 +108,7 @@ async function acquireLock(dir: string, onLog: (msg: string) => void): Promise<s
     } else if (other.hostname !== me.hostname) {
       fail(`work dir ${dir} is locked by process ${other.pid} on host ${other.hostname} (since ${other.started}); if that run is gone, delete ${path}`);
     } else if (lockAlive(other)) {
-      fail(`work dir ${dir} is in use by another gptq quantize run (pid ${other.pid}, started ${other.started}); wait for it to finish or stop it, or use another --out/--work-dir`);
+      fail(`work dir ${dir} is in use by another gptq quantize run (pid ${other.pid}, started ${other.started}); wait for it to finish or stop it, or use another ${option('workDir', '--work-dir or --out')}`);
     }
     // Stale: move it aside (one process wins the rename), check that it is the one judged stale, take the lock.
     const aside = `${path}.stale-${process.pid}`;
@@ -146,10 +146,10 @@ export class WorkDir {
    */
   static async acquire(dir: string, o: { onLog?: (msg: string) => void } = {}): Promise<WorkDir> {
     const st = await fs.stat(dir).catch(() => null);
-    if (st && !st.isDirectory()) fail(`work dir ${dir} exists and is not a directory; choose another --work-dir`);
+    if (st && !st.isDirectory()) fail(`work dir ${dir} exists and is not a directory; choose another ${option('workDir', '--work-dir')}`);
     if (st) {
       const foreign = (await fs.readdir(dir)).filter((n) => !isWorkDirFile(n));
-      if (foreign.length) fail(`work dir ${dir} holds files that are not gptqjs's (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''}); gptqjs deletes its work dir when done, so it never adopts a folder like this: choose another --work-dir`);
+      if (foreign.length) fail(`work dir ${dir} holds files that are not gptqjs's (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''}); gptqjs deletes its work dir when done, so it never adopts a folder like this: choose another ${option('workDir', '--work-dir')}`);
     }
     await fs.mkdir(dir, { recursive: true });
     return new WorkDir(dir, await acquireLock(dir, o.onLog ?? (() => {})));
@@ -169,7 +169,7 @@ export class WorkDir {
       let m: RunKey;
       try { m = JSON.parse(await fs.readFile(mpath, 'utf8')); } catch { fail(`${mpath}: not valid JSON; delete the work dir ${dir} to start over`); }
       for (const k of ['source', 'config', 'calibration'] as const)
-        if (m[k] !== key[k]) fail(`work dir ${dir} belongs to a different run (${k === 'source' ? 'source checkpoint' : k === 'config' ? 'quantize config' : 'calibration data'} differs); delete it or choose another --work-dir`);
+        if (m[k] !== key[k]) fail(`work dir ${dir} belongs to a different run (${k === 'source' ? 'source checkpoint' : k === 'config' ? 'quantize config' : 'calibration data'} differs); delete it or choose another ${option('workDir', '--work-dir')}`);
     } else {
       await writeFileAtomic(mpath, JSON.stringify(key, null, 2) + '\n');
     }

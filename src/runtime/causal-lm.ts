@@ -14,7 +14,7 @@ import type { GraphBuilder } from '../graph/builder.ts';
 import { createSession, f32, type Device } from '../graph/session.ts';
 import { archFor } from '../models/registry.ts';
 import type { ArchDefinition, WeightSource } from '../models/types.ts';
-import { fail, GptqError } from '../errors.ts';
+import { fail, GptqError, option } from '../errors.ts';
 import { firstNonFinite } from '../io/safetensors.ts';
 import { checkAccuracyLevel, type AccuracyLevel } from './quantized-weights.ts';
 import type { QuantizedLoadInfo } from './gptq-checkpoint.ts';
@@ -313,7 +313,7 @@ export class CausalLM {
     const l = this.lora;
     if (!l) {
       if (name === null) return this;
-      fail(`adapter ${JSON.stringify(name)}: the model was loaded without adapters (LoadOptions.adapters, --adapter)`);
+      fail(`adapter ${JSON.stringify(name)}: the model was loaded without adapters (${option('LoadOptions.adapters', '--adapter')})`);
     }
     if (name !== null && !l.names.includes(name)) fail(`adapter ${JSON.stringify(name)} is not loaded (loaded: ${l.names.join(', ')}; null = the base model)`);
     if (name === l.active) return this;

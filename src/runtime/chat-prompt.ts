@@ -13,9 +13,9 @@ export const FALLBACK_STOP = '\nUser:';
  * The token ids of the whole conversation, ending where the assistant's reply starts; `stops`: the stop strings the
  * format needs ([] with a chat template, [FALLBACK_STOP] for the transcript).
  */
-export function chatPrompt(tok: TextTokenizer, messages: ChatMessage[]): { ids: number[]; text: string; stops: string[] } {
+export function chatPrompt(tok: TextTokenizer, messages: ChatMessage[], extra?: Record<string, unknown>): { ids: number[]; text: string; stops: string[] } {
   if (tok.chatTemplate) {
-    const text = tok.applyChatTemplate(messages, { addGenerationPrompt: true });
+    const text = tok.applyChatTemplate(messages, { addGenerationPrompt: true, extra });
     return { ids: tok.encode(text, { addSpecialTokens: false }), text, stops: [] };
   }
   let text = '';
@@ -25,4 +25,9 @@ export function chatPrompt(tok: TextTokenizer, messages: ChatMessage[]): { ids: 
   }
   text += 'Assistant:';
   return { ids: tok.encode(text), text, stops: [FALLBACK_STOP] };
+}
+
+/** The note said when a model without a chat template chats through the transcript (gptq chat, CausalLM.chat/stream). */
+export function transcriptNote(model: string): string {
+  return `${model} has no chat template; using a plain "User: …\\nAssistant: …" transcript (a reply ends at eos or "User:")`;
 }

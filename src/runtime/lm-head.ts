@@ -15,7 +15,7 @@ import type { GraphBuilder } from '../graph/builder.ts';
 import type { ModelConfig } from '../io/config.ts';
 import { checkFinite, withoutBasePrefix, type Checkpoint } from '../io/safetensors.ts';
 import type { ArchDefinition, LinearSpec, WeightSource } from '../models/types.ts';
-import { fail } from '../errors.ts';
+import { fail, option } from '../errors.ts';
 import { dequantizeNBits, matMulNBits, packCodesRow, packZeroPoints, type NBitsWeight } from '../graph/matmul-nbits.ts';
 import { findParams, quantizeCode } from '../quant/quantizer.ts';
 import type { AccuracyLevel } from './quantized-weights.ts';
@@ -32,7 +32,7 @@ export function checkLmHeadBits(v: unknown): LmHeadBits | undefined {
 }
 
 export function lmHeadNote(bits: LmHeadBits, accuracyLevel: AccuracyLevel, byDefault = false): string {
-  return `lm-head: output head round-to-nearest quantized to ${bits === 8 ? 'int8 (symmetric' : 'int4 (asymmetric'}, block ${LM_HEAD_BLOCK}) at load and run on MatMulNBits at accuracy_level ${accuracyLevel}${accuracyLevel === 4 ? ' (int8 activations)' : ''}: faster, not exact (${byDefault ? 'the default for GPTQ checkpoints at accuracy level 4; lmHeadBits 0 / --lm-head-bits 0 keeps the checkpoint\'s head' : 'asked for'})`;
+  return `lm-head: output head round-to-nearest quantized to ${bits === 8 ? 'int8 (symmetric' : 'int4 (asymmetric'}, block ${LM_HEAD_BLOCK}) at load and run on MatMulNBits at accuracy_level ${accuracyLevel}${accuracyLevel === 4 ? ' (int8 activations)' : ''}: faster, not exact (${byDefault ? `the default for GPTQ checkpoints at accuracy level 4; ${option('lmHeadBits: 0', '--lm-head-bits 0')} keeps the checkpoint's head` : 'asked for'})`;
 }
 
 /** The head in MatMulNBits layout (src/graph/matmul-nbits.ts). */

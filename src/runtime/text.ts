@@ -14,6 +14,8 @@ import type { CausalLM } from './causal-lm.ts';
 import { generate, generateTokens, type FinishReason, type GenerateOptions } from './generate.ts';
 import type { SamplingOptions } from './sampling.ts';
 import { StopAwareStream } from './text-stream.ts';
+import { chatPrompt, transcriptNote } from './chat-prompt.ts';
+import { logLine } from '../platform/os.ts';
 
 export interface TextGenerationOptions extends SamplingOptions {
   /**
@@ -72,15 +74,19 @@ function tokenizerOf(lm: CausalLM): TextTokenizer {
   return lm.tokenizer ?? fail(`${lm.source ?? 'this model'} has no tokenizer.json: text generation needs one (use generate(model, ids) with token ids)`);
 }
 
-/** Prompt ids: plain text (special tokens per addSpecialTokens) or chat messages through the chat template. */
-function promptIds(lm: CausalLM, input: string | ChatMessage[], o: ChatOptions): number[] {
+/**
+ * Prompt ids: plain text (special tokens per addSpecialTokens) or chat messages through the chat template — or, for
+ * a tokenizer without one, the plain "User: … / Assistant: …" transcript of `gptq chat` and the server
+ * (chat-prompt.ts, one note per model), whose stop string comes back in `stops`.
+ */
+function promptIds(lm: CausalLM, input: string | ChatMessage[], o: ChatOptions): { ids: number[]; stops: string[] } {
   const tok = tokenizerOf(lm);
-  let ids: number[];
+  let ids: number[], stops: string[] = [];
   if (typeof input === 'string') ids = tok.encode(input, { addSpecialTokens: o.addSpecialTokens ?? true });
   else {
     if (!Array.isArray(input)) fail('chat: messages must be an array of { role, content }');
-    if (!tok.chatTemplate) fail(`${lm.source ?? 'this model'} has no chat template (tokenizer_config.json chat_template or chat_template.jinja): use generate() with a plain prompt`);
-    ids = tok.encode(tok.applyChatTemplate(input, { addGenerationPrompt: true, extra: o.templateVariables }), { addSpecialTokens: false });
+    ({ ids, stops } = chatPrompt(tok, input, o.templateVariables));
+    if (stops.length && !noted.has(lm)) { noted.add(lm); logLine(transcriptNote(lm.source ?? 'this model')); }
   }
   if (ids.length === 0) {
     // Transformers starts an empty prompt from bos_token_id.
@@ -88,8 +94,11 @@ function promptIds(lm: CausalLM, input: string | ChatMessage[], o: ChatOptions):
     if (bos === undefined) fail('generate: the prompt is empty and the model has no bos_token_id to start from');
     ids = [bos];
   }
-  return ids;
+  return { ids, stops };
 }
+
+/** Models that have said their transcript note. */
+const noted = new WeakSet<CausalLM>();
 
 /** Id-level options for prompts of up to `longest` tokens: the call's options over generation_config.json. */
 function idOptions(lm: CausalLM, longest: number, o: TextGenerationOptions): GenerateOptions {
@@ -141,13 +150,14 @@ export async function generateText(lm: CausalLM, input: string | string[], o: Te
   const prompts = single ? [input] : input;
   if (!Array.isArray(prompts) || prompts.some((p) => typeof p !== 'string')) fail('generate: expected a prompt string or an array of prompt strings');
   if (prompts.length === 0) return [];
-  const out = await run(lm, prompts.map((p) => promptIds(lm, p, o)), o);
+  const out = await run(lm, prompts.map((p) => promptIds(lm, p, o).ids), o);
   return single ? out[0]! : out;
 }
 
 /** CausalLM.stream: text pieces as they are generated; the generator's return value is the full result. */
 export async function* streamText(lm: CausalLM, input: string | ChatMessage[], o: ChatOptions = {}): AsyncGenerator<string, TextGenerationResult, void> {
-  const ids = promptIds(lm, input, o);
+  const { ids, stops } = promptIds(lm, input, o);
+  o = { ...o, stop: [...stopList(o.stop), ...stops] };
   let ready = ''; // text made safe to show by the step just run (onText comes before the token is yielded)
   const row = new StopAwareStream(stopList(o.stop), (s) => { ready += s; });
   const it = generateTokens(lm, [ids], textOptions(lm, ids.length, o, (_, piece) => { row.push(piece); }));
@@ -163,8 +173,9 @@ export async function* streamText(lm: CausalLM, input: string | ChatMessage[], o
   }
 }
 
-/** CausalLM.chat: messages rendered with the model's chat template (add_generation_prompt), the reply as a message. */
+/** CausalLM.chat: messages rendered with the model's chat template (add_generation_prompt; else the transcript), the reply as a message. */
 export async function chatText(lm: CausalLM, messages: ChatMessage[], o: ChatOptions = {}): Promise<ChatResult> {
-  const [res] = await run(lm, [promptIds(lm, messages, o)], o);
+  const { ids, stops } = promptIds(lm, messages, o);
+  const [res] = await run(lm, [ids], { ...o, stop: [...stopList(o.stop), ...stops] });
   return { ...res!, message: { role: 'assistant', content: res!.text } };
 }

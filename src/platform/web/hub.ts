@@ -19,6 +19,10 @@ export function describeHubError(e: unknown, _s: { hubUrl: string; accessToken?:
   return e instanceof Error ? e.message.split('\n')[0]! : String(e);
 }
 
+export function networkCause(_e: unknown, _hubUrl: string, _o: { upload?: boolean } = {}): string | undefined {
+  return undefined;
+}
+
 export function modelCacheDir(id: string, _opts: HubOptions = {}): string {
   return fail(`model ${id}: the browser keeps Hub downloads in the Cache API ("gptqjs-models"), not in a folder`);
 }
@@ -48,4 +52,4 @@ export async function resolveDatasetFiles(repo: string, _select: (path: string) 
 }
 
 /** Compile-time check that this module offers what src/io/hub.ts exports. */
-({ envOffline, defaultCacheDir, isHubId, describeHubError, modelCacheDir, downloadToFile, resolveModelDir, resolveDataset, resolveDatasetFiles }) satisfies Omit<typeof nodeHub, never>;
+({ envOffline, defaultCacheDir, isHubId, describeHubError, networkCause, modelCacheDir, downloadToFile, resolveModelDir, resolveDataset, resolveDatasetFiles }) satisfies Omit<typeof nodeHub, never>;
