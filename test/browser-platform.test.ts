@@ -12,9 +12,9 @@ import * as esbuild from 'esbuild';
 import { unzipSync } from 'fflate';
 import { ROOT } from './helpers.ts';
 import { serveExample } from '../examples/browser/serve.ts';
-import { promises as wfs, existsSync as wExists } from '../src/platform/web/fs.ts';
+import { promises as wfs, existsSync as wExists, readFileSync as wReadFileSync } from '../src/platform/web/fs.ts';
 import { join as wjoin, resolve as wresolve, dirname as wdirname, basename as wbasename, extname as wextname, relative as wrelative, isAbsolute as wisAbsolute } from '../src/platform/web/path.ts';
-import { mountFiles, mountUrl, listFiles, zipFolder, unmount } from '../src/platform/web/vfs.ts';
+import { mountFiles, mountUrl, listFiles, zipFolder, unmount, lookup } from '../src/platform/web/vfs.ts';
 import { PACKAGE_VERSION } from '../src/platform/web/paths.ts';
 
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
@@ -129,4 +129,33 @@ test('zipFolder: a stored zip of exactly the files written (mounted sources copi
   assert.equal(new TextDecoder().decode(files['ckpt/config.json']), '{"b":2}');
   assert.ok(Buffer.from(files['ckpt/big.bin']!).equals(Buffer.from(big)));
   unmount('/t-zip'); unmount(src);
+});
+
+test('written files: 16 MiB of pending writes move into a Blob (out of the JS heap); reads across the seams are exact', async () => {
+  await wfs.mkdir('/t-seal');
+  const fh = await wfs.open('/t-seal/w.bin', 'w'), all: number[] = [];
+  const part = (k: number, n: number) => new Uint8Array(n).map((_, i) => (i * 7 + k) % 253);
+  for (const [k, n] of [[1, 7 << 20], [2, 7 << 20], [3, 3 << 20], [4, 1000]] as const) { const b = part(k, n); await fh.write(b); for (const x of b) all.push(x); }
+  await fh.close();
+  const n = lookup('/t-seal/w.bin') as { chunks: unknown[]; size: number };
+  assert.equal(n.size, all.length);
+  assert.deepEqual(n.chunks.map((c) => (c instanceof Uint8Array ? 'bytes' : c instanceof Blob ? 'blob' : '?')), ['blob', 'bytes']); // 17 MiB sealed, 1000 bytes pending
+  const want = Uint8Array.from(all), got = await wfs.readFile('/t-seal/w.bin') as Uint8Array;
+  assert.ok(Buffer.from(got).equals(Buffer.from(want)));
+  const r = await wfs.open('/t-seal/w.bin', 'r'), buf = new Uint8Array(3000);
+  await r.read(buf, 0, 3000, all.length - 2000); // spans the Blob / bytes seam
+  assert.ok(Buffer.from(buf.subarray(0, 2000)).equals(Buffer.from(want.subarray(all.length - 2000))));
+  assert.throws(() => wReadFileSync('/t-seal/w.bin'), /written files over 16 MiB are read asynchronously/);
+  await wfs.writeFile('/t-seal/small.json', '{"a":1}');
+  assert.equal(wReadFileSync('/t-seal/small.json', 'utf8'), '{"a":1}');
+  unmount('/t-seal');
+});
+
+test('zipFolder: an archive over 4 GiB (no ZIP64 in fflate) fails with one line before reading anything', async () => {
+  let reads = 0;
+  const huge = { size: 2 ** 32, name: 'model.safetensors', slice: () => { reads++; return new Blob([]); } } as unknown as Blob;
+  const dir = mountFiles([huge], { at: '/t-zip-huge' });
+  await assert.rejects(zipFolder(dir), /the archive would be 4294967\d+ bytes; over 4 GiB needs ZIP64/);
+  assert.equal(reads, 0);
+  unmount(dir);
 });

@@ -2,11 +2,12 @@
 import type { QuantizeProgress } from '../../src/browser.ts';
 
 export type Request =
-  | { type: 'load'; url?: string; files?: File[]; cache?: boolean; device?: 'cpu' | 'webgpu'; attention?: 'auto' | 'plain' }
+  /** mountOnly: mount the folder and read its config, build no runtime model (bench/browser.ts --memory quantizes only). */
+  | { type: 'load'; url?: string; files?: File[]; cache?: boolean; device?: 'cpu' | 'webgpu'; attention?: 'auto' | 'plain'; mountOnly?: boolean }
   | { type: 'generate'; prompt: string; maxNewTokens: number }
   | { type: 'ppl'; text: string; seqlen: number }
   | { type: 'quantize'; text: string; bits: 2 | 3 | 4 | 8; groupSize: number; nsamples: number; seqlen: number }
-  /** Speed measurement (bench/browser.ts): greedy decode of `tokens` ids from [bos], then GPTQ on the given ids. */
+  /** Speed measurement (bench/browser.ts): greedy decode of `tokens` ids from [bos] (none when 0), then GPTQ on the given ids. */
   | { type: 'bench'; tokens: number; calibIds: number[][]; bits: 4; groupSize: number };
 
 export type Reply =

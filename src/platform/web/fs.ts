@@ -7,7 +7,7 @@
 import type * as nodeFs from 'node:fs';
 import { fail } from '../../errors.ts';
 import { dirname } from './path.ts';
-import { blobOf, children, deleteNode, fsError, lookup, mkdirp, moveNode, norm, readNode, setNode, sizeOf } from './vfs.ts';
+import { appendChunk, blobOf, children, deleteNode, fsError, lookup, mkdirp, moveNode, norm, readNode, setNode, sizeOf, type MemNode } from './vfs.ts';
 
 type Data = string | Uint8Array;
 const bytesOf = (d: Data | ArrayBufferView): Uint8Array =>
@@ -42,7 +42,7 @@ function createMem(p: string, exclusive: boolean, syscall: string) {
   parentDir(p, syscall);
   const old = lookup(p);
   if (old && (exclusive || old.kind === 'dir')) throw fsError(old.kind === 'dir' ? 'EISDIR' : 'EEXIST', syscall, norm(p));
-  const n = { kind: 'mem' as const, chunks: [] as Uint8Array[], size: 0, mtimeMs: Date.now() };
+  const n: MemNode = { kind: 'mem', chunks: [], size: 0, mtimeMs: Date.now() };
   setNode(p, n);
   return n;
 }
@@ -63,7 +63,7 @@ async function open(p: string, flags: string = 'r') {
   }
   if (flags !== 'w' && flags !== 'wx') fail(`open(${JSON.stringify(p)}, ${JSON.stringify(flags)}): flag not supported by the browser file system`);
   const n = createMem(p, flags === 'wx', 'open');
-  const append = (b: Uint8Array) => { const c = b.slice(); n.chunks.push(c); n.size += c.length; n.mtimeMs = Date.now(); };
+  const append = (b: Uint8Array) => appendChunk(n, b);
   return {
     async write(buf: Data | ArrayBufferView, offset = 0, length?: number) {
       const b = bytesOf(buf), part = b.subarray(offset, length === undefined ? b.length : offset + length);
@@ -82,8 +82,7 @@ async function readFile(p: string, o?: unknown) {
 }
 
 async function writeFile(p: string, data: Data) {
-  const n = createMem(p, false, 'open'), b = bytesOf(data).slice();
-  n.chunks.push(b); n.size = b.length;
+  appendChunk(createMem(p, false, 'open'), bytesOf(data));
 }
 
 async function copyFile(from: string, to: string) {
@@ -158,10 +157,10 @@ export function realpathSync(p: string): string {
 /** Synchronous reads exist only for files written in this page (mounted sources are read asynchronously). */
 export function readFileSync(p: string, o?: unknown): string | Uint8Array {
   const n = fileNode(p, 'open');
-  if (n.kind !== 'mem') fail(`${p}: mounted files are read asynchronously in the browser`);
+  if (n.kind !== 'mem' || n.chunks.some((c) => !(c instanceof Uint8Array))) fail(`${p}: mounted files and written files over 16 MiB are read asynchronously in the browser`);
   const b = new Uint8Array(n.size);
   let off = 0;
-  for (const c of n.chunks) { b.set(c, off); off += c.length; }
+  for (const c of n.chunks as Uint8Array[]) { b.set(c, off); off += c.length; }
   return encodingOf(o) ? new TextDecoder().decode(b) : b;
 }
 

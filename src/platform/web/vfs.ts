@@ -23,8 +23,12 @@ export interface ByteSource {
 
 interface DirNode { kind: 'dir'; mtimeMs: number }
 interface FileNode { kind: 'file'; src: ByteSource; mtimeMs: number }
-/** A file written in this page: chunks appended by writes. */
-interface MemNode { kind: 'mem'; chunks: Uint8Array[]; size: number; mtimeMs: number }
+/**
+ * A file written in this page: chunks appended by writes. Once 16 MiB of bytes are pending they are moved into a
+ * Blob (appendChunk): the browser keeps Blob data outside the page's JS heap (and may page it to disk), so a written
+ * multi-GB checkpoint does not sit in the tab's memory; small files (configs) stay plain bytes.
+ */
+export interface MemNode { kind: 'mem'; chunks: (Uint8Array | Blob)[]; size: number; mtimeMs: number }
 type VNode = DirNode | FileNode | MemNode;
 
 const nodes = new Map<string, VNode>([['/', { kind: 'dir', mtimeMs: Date.now() }]]);
@@ -66,6 +70,18 @@ export function moveNode(from: string, to: string): void {
   for (const [k, n] of [...nodes]) if (k === a || k.startsWith(pre)) { nodes.delete(k); nodes.set(b + k.slice(a.length), n); }
 }
 
+const SEAL_BYTES = 1 << 24;
+
+/** Append a copy of `b` to a written file; pending bytes of 16 MiB or more are moved into one Blob. */
+export function appendChunk(n: MemNode, b: Uint8Array): void {
+  n.chunks.push(b.slice());
+  n.size += b.length;
+  n.mtimeMs = Date.now();
+  let i = n.chunks.length, pending = 0;
+  while (i > 0 && n.chunks[i - 1] instanceof Uint8Array) pending += (n.chunks[--i] as Uint8Array).length;
+  if (pending >= SEAL_BYTES) n.chunks.splice(i, n.chunks.length - i, new Blob(n.chunks.slice(i) as BlobPart[]));
+}
+
 export function sizeOf(n: VNode): number { return n.kind === 'dir' ? 0 : n.kind === 'mem' ? n.size : n.src.size; }
 
 /** Bytes [position, position + length) of a file node. */
@@ -76,9 +92,9 @@ export async function readNode(n: FileNode | MemNode, position: number, length: 
   const out = new Uint8Array(end - position);
   let off = 0;
   for (const c of n.chunks) {
-    const s = Math.max(position - off, 0), e = Math.min(end - off, c.length);
-    if (s < e) out.set(c.subarray(s, e), off + s - position);
-    off += c.length;
+    const len = c instanceof Uint8Array ? c.length : c.size, s = Math.max(position - off, 0), e = Math.min(end - off, len);
+    if (s < e) out.set(c instanceof Uint8Array ? c.subarray(s, e) : new Uint8Array(await c.slice(s, e).arrayBuffer()), off + s - position);
+    off += len;
     if (off >= end) break;
   }
   return out;
@@ -275,23 +291,32 @@ export async function fileBlob(path: string): Promise<Blob> {
 /**
  * A .zip (stored, not compressed: safetensors hardly compress) of every file below `dir`, paths inside the zip
  * relative to it, under a top folder named like `dir` (e.g. "stories260K-gptq/config.json"). Built with fflate.
- * Limit: fflate writes no ZIP64, so the archive must stay under 4 GiB.
+ * Limit: fflate writes no ZIP64, so the archive must stay under 4 GiB (larger: GptqError before anything is zipped).
+ * Memory: the zip's bytes are handed to Blobs as they are made, 16 MiB at a time (the browser keeps Blob data outside
+ * the page's JS heap and may page it to disk), so the page does not hold a second copy of the archive.
  */
 export async function zipFolder(dir: string, o: { topFolder?: string | false } = {}): Promise<Blob> {
   const d = norm(dir), files = listFiles(d);
   if (!lookup(d) || lookup(d)!.kind !== 'dir') throw fsError('ENOENT', 'scandir', d);
   const top = o.topFolder === false ? '' : `${o.topFolder ?? basename(d)}/`;
-  const parts: Uint8Array[] = [];
+  // stored entries: local header 30 + name + data descriptor 16, central header 46 + name, end record 22
+  const enc = new TextEncoder();
+  const total = files.reduce((a, rel) => a + sizeOf(lookup(join(d, rel))!) + 92 + 2 * enc.encode(top + rel).length, 22);
+  if (total > 0xffffffff) fail(`zipFolder ${d}: the archive would be ${total} bytes; over 4 GiB needs ZIP64, which the zip writer (fflate) does not write — download the files one by one (fileBlob) instead`);
+  const blobs: Blob[] = [];
+  let parts: Uint8Array[] = [];
   let error: Error | undefined;
   const zip = new Zip((err, chunk) => { if (err) error = err; else parts.push(chunk); });
+  const flush = () => { if (parts.length) { blobs.push(new Blob(parts as BlobPart[])); parts = []; } };
   for (const rel of files) {
     const n = lookup(join(d, rel)) as FileNode | MemNode, entry = new ZipPassThrough(top + rel);
     zip.add(entry);
     const size = sizeOf(n), step = 1 << 24;
     if (size === 0) entry.push(new Uint8Array(0), true);
-    for (let pos = 0; pos < size; pos += step) entry.push(await readNode(n, pos, step), pos + step >= size);
+    for (let pos = 0; pos < size; pos += step) { entry.push(await readNode(n, pos, step), pos + step >= size); flush(); }
   }
   zip.end();
   if (error) throw error;
-  return new Blob(parts as BlobPart[], { type: 'application/zip' });
+  flush();
+  return new Blob(blobs, { type: 'application/zip' });
 }
