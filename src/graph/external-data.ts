@@ -4,7 +4,7 @@
  * 64 KiB boundary, so ONNX Runtime can memory-map it when it loads the model from `<path>` (initializers then live
  * in the page cache, shared and reclaimable, instead of being copied into the heap).
  */
-import { basename } from 'node:path';
+import { basename } from '../platform/path.ts';
 import type { GraphBuilder } from './builder.ts';
 import { encodeGraph, Msg, ONNX_DTYPE } from './onnx-proto.ts';
 import { writeAll, writeFileAtomicWith, type FileHandle } from '../io/atomic.ts';
