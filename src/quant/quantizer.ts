@@ -5,7 +5,7 @@
  */
 import { fail } from '../errors.ts';
 import { f16ToF32, f32ToF16 } from '../tensor.ts';
-import type { CheckpointFormat } from './quantize-config.ts';
+import type { Arithmetic, CheckpointFormat } from './quantize-config.ts';
 
 export interface FindParamsOptions {
   bits: number;
@@ -24,6 +24,12 @@ export interface FindParamsOptions {
    * off the grid.
    */
   symFullRange?: boolean;
+  /**
+   * AutoGPTQ's torch arithmetic (QuantizeConfig `arithmetic: 'float32'`): the quotient x/scale is rounded to float32
+   * before round-half-to-even and q = scale·(code − zero) is a float32 product, as torch computes float32 ÷ float32.
+   * Default (false): the quotient in float64. Pass `storage.scaleF16: false` with it to get AutoGPTQ's float32 scales.
+   */
+  float32?: boolean;
 }
 
 /**
@@ -48,9 +54,23 @@ export interface GridStorage {
   minZero: number;
 }
 
-/** The grid constraints of a checkpoint format (scales always fp16). */
-export function gridStorage(format: CheckpointFormat): GridStorage {
-  return { scaleF16: true, minZero: format === 'gptq' ? 1 : 0 };
+/**
+ * The grid constraints of a checkpoint format. Scales fp16 unless `arithmetic` is 'float32' (AutoGPTQ: the codes are
+ * computed with the float32 scale, which is rounded to fp16 only when saved, see storedScales); the zero-point limit
+ * of the format holds in both modes (a v1 zero point 0 cannot be stored).
+ */
+export function gridStorage(format: CheckpointFormat, arithmetic: Arithmetic = 'float64'): GridStorage {
+  return { scaleF16: arithmetic !== 'float32', minZero: format === 'gptq' ? 1 : 0 };
+}
+
+/** Scales [groups, rows] rounded to the float16 values the checkpoint stores (storedScale), in place. */
+export function storedScales(scales: Float32Array): Float32Array {
+  for (let i = 0; i < scales.length; i++) {
+    const h = f16ToF32(f32ToF16(scales[i]!));
+    if (!Number.isFinite(h)) fail(`quantizer: scale ${scales[i]} is above float16's largest value 65504 (GPTQ checkpoints store scales as fp16)`);
+    scales[i] = h === 0 ? F16_TINY : h;
+  }
+  return scales;
 }
 
 const F16_TINY = 2 ** -24;
@@ -77,25 +97,35 @@ export function roundHalfEven(x: number): number {
   return q;
 }
 
-/** Integer code clamp(round(x/scale) + zero, 0, maxq). */
-export function quantizeCode(x: number, scale: number, zero: number, maxq: number): number {
-  const q = roundHalfEven(x / scale) + zero;
+/** Integer code clamp(round(x/scale) + zero, 0, maxq); `f32`: the quotient rounded to float32 first (torch). */
+export function quantizeCode(x: number, scale: number, zero: number, maxq: number, f32 = false): number {
+  const q = roundHalfEven(f32 ? fr(x / scale) : x / scale) + zero;
   return q < 0 ? 0 : q > maxq ? maxq : q;
 }
 
-/** AutoGPTQ `quantize`: scale·(clamp(round(x/scale) + zero, 0, maxq) − zero). */
-export function quantize(x: number, scale: number, zero: number, maxq: number): number {
-  return scale * (quantizeCode(x, scale, zero, maxq) - zero);
+/** AutoGPTQ `quantize`: scale·(clamp(round(x/scale) + zero, 0, maxq) − zero) (`f32`: in float32, as torch). */
+export function quantize(x: number, scale: number, zero: number, maxq: number, f32 = false): number {
+  const q = scale * (quantizeCode(x, scale, zero, maxq, f32) - zero);
+  return f32 ? fr(q) : q;
 }
 
 /**
  * AutoGPTQ `quantize` on rows [r0, r1) of one weight column, stored contiguously (element r of the column at
  * x[xo + r]) with row r's (scale, zero) from `p`: codes[co + r] = clamp(round(x/scale) + zero, 0, maxq) and
- * q[qo + r] = scale·(code − zero). The column step of GPTQ (gptq.ts) and of RTN (rtn.ts).
+ * q[qo + r] = scale·(code − zero). The column step of GPTQ (gptq.ts) and of RTN (rtn.ts). `f32`: torch's float32
+ * quotient and product (x must hold float32 values).
  */
 export function quantizeColumn(x: ArrayLike<number>, xo: number, p: QuantParams, r0: number, r1: number,
-  codes: Uint8Array, co: number, q: Float32Array | Float64Array, qo: number): void {
+  codes: Uint8Array, co: number, q: Float32Array | Float64Array, qo: number, f32 = false): void {
   const sc = p.scale, zr = p.zero, maxq = p.maxq;
+  if (f32) {
+    for (let r = r0; r < r1; r++) {
+      const s = sc[r]!, z = zr[r]!, c = quantizeCode(x[xo + r]!, s, z, maxq, true);
+      codes[co + r] = c;
+      q[qo + r] = fr(s * (c - z));
+    }
+    return;
+  }
   for (let r = r0; r < r1; r++) {
     const s = sc[r]!, z = zr[r]!, c = quantizeCode(x[xo + r]!, s, z, maxq);
     codes[co + r] = c;
@@ -132,6 +162,8 @@ function paramsOf(mn: number, mx: number, maxq: number, sym: boolean, st?: GridS
  * sym: xmax=max(|xmin|,xmax), xmin=−xmax if xmin<0; both 0 → ±1; scale=(xmax−xmin)/maxq;
  * zero = sym ? (maxq+1)/2 : round(−xmin/scale). mse: shrink the range p = 1 − i/grid, i < maxshrink·grid,
  * keeping the (scale, zero) with the smallest Σ|q(x)−x|^norm. `o.storage`: every candidate grid is constrained first.
+ * The error sum is float64 in both arithmetics (torch sums float32 |q−x|^2.4 in an order of its own, so with
+ * `o.float32` two candidates whose errors agree to float32 precision may be chosen differently than AutoGPTQ does).
  */
 export function findParams(x: ArrayLike<number>, rows: number, cols: number, o: FindParamsOptions, lay: SliceLayout = {}): QuantParams {
   const maxq = 2 ** o.bits - 1;
@@ -159,6 +191,7 @@ export function findParams(x: ArrayLike<number>, rows: number, cols: number, o: 
     const [xmin, xmax, s0, z0] = paramsOf(mn[k]!, mx[k]!, maxq, o.sym, o.storage, o.symFullRange);
     let s = s0, z = z0;
     if (o.mse) {
+      const f32 = !!o.float32;
       const norm = o.norm ?? 2.4, grid = o.grid ?? 100, steps = Math.trunc((o.maxshrink ?? 0.8) * grid);
       let m = 0;
       for (let r = perchannel ? k : 0; r < (perchannel ? k + 1 : rows); r++) for (let c = 0; c < cols; c++) vals[m++] = x[off + r * rs + c * cs]!;
@@ -168,7 +201,7 @@ export function findParams(x: ArrayLike<number>, rows: number, cols: number, o: 
         const xmin1 = fr(p * xmin), xmax1 = fr(p * xmax);
         const [s1, z1] = gridOf(xmin1, xmax1, maxq, o.sym, o.storage, o.symFullRange); // sym: z1 = z0, as AutoGPTQ
         let err = 0;
-        for (let t = 0; t < m; t++) { const v = vals[t]!; err += Math.abs(quantize(v, s1, z1, maxq) - v) ** norm; }
+        for (let t = 0; t < m; t++) { const v = vals[t]!; err += Math.abs(quantize(v, s1, z1, maxq, f32) - v) ** norm; }
         if (err < best) { best = err; s = s1; z = z1; }
       }
     }
