@@ -6,7 +6,7 @@ import { GPTQModel } from '../gptq-model.ts';
 import { checkDeviceAvailable, DEVICES, type Device } from '../graph/session.ts';
 import { checkOutputDir } from '../quant/save.ts';
 import { realPath } from '../io/atomic.ts';
-import { ARITHMETICS, BITS, DEFAULT_QUANTIZE_CONFIG, type Arithmetic, type Bits } from '../quant/quantize-config.ts';
+import { ARITHMETICS, BITS, DEFAULT_QUANTIZE_CONFIG, SCALE_ROUNDINGS, type Arithmetic, type Bits, type ScaleRounding } from '../quant/quantize-config.ts';
 import { fail } from '../errors.ts';
 
 const Q = 'quantization (AutoGPTQ BaseQuantizeConfig)', C = 'calibration', O = 'output', R = 'resources';
@@ -40,6 +40,8 @@ Calibration activations are kept in fp16 between layers (half the memory; the la
     { name: 'mse', type: 'boolean', group: Q, help: 'search the clipping range per group (GPTQModel mse)' },
     { name: 'arithmetic', type: 'string', oneOf: ARITHMETICS, metavar: 'A', default: DEFAULT_QUANTIZE_CONFIG.arithmetic, group: Q,
       help: "rounding arithmetic: float64 (codes on the fp16 scales saved) or float32 (AutoGPTQ's torch arithmetic, bit for bit)" },
+    { name: 'scale-rounding', type: 'string', oneOf: SCALE_ROUNDINGS, default: DEFAULT_QUANTIZE_CONFIG.scaleRounding, group: Q,
+      help: 'fp16 scale saved: nearest, or down (a symmetric group\'s negative extreme then always uses the extra level, as AutoGPTQ)' },
     { name: 'method', type: 'string', oneOf: ['gptq', 'rtn'], default: 'gptq', group: Q, help: 'gptq, or round-to-nearest (no calibration math)' },
     { name: 'dataset', type: 'string', metavar: 'NAME|FILE', default: 'c4', group: C, help: 'c4, wikitext2 or a text file (.txt, .jsonl with "text", .json list)' },
     { name: 'dataset-path', type: 'string', metavar: 'DIR', group: C, help: 'file or folder holding the named dataset' },
@@ -73,7 +75,7 @@ export async function run(argv: string[]): Promise<void> {
     device,
     quantizeConfig: {
       bits: v.bits as Bits, groupSize: given.has('group-size') ? v['group-size'] : undefined, descAct: v['desc-act'], staticGroups: v['static-groups'], sym: !v.asym,
-      dampPercent: v.damp, trueSequential: !v['no-true-sequential'], mse: v.mse, arithmetic: v.arithmetic as Arithmetic,
+      dampPercent: v.damp, trueSequential: !v['no-true-sequential'], mse: v.mse, arithmetic: v.arithmetic as Arithmetic, scaleRounding: v['scale-rounding'] as ScaleRounding,
     },
   });
   try {

@@ -28,12 +28,12 @@ import { matmul, operand, type Operand } from '../graph/linalg.ts';
 import { fail } from '../errors.ts';
 import { transpose } from '../tensor.ts';
 import { hinvUpperInPlace } from './hessian-inverse.ts';
-import { bitsProblem, type Arithmetic, type CheckpointFormat, type QuantizeConfig } from './quantize-config.ts';
+import { bitsProblem, type Arithmetic, type CheckpointFormat, type QuantizeConfig, type ScaleRounding } from './quantize-config.ts';
 import { dequantizeCodes, findParams, gridStorage, quantizeColumn, storedScales, type FindParamsOptions, type QuantParams } from './quantizer.ts';
 
 /** checkpointFormat (default 'gptq', the saved default) fixes the grid constraints: see GridStorage in quantizer.ts. */
 export type GptqConfig = Pick<QuantizeConfig, 'bits' | 'groupSize' | 'descAct' | 'staticGroups' | 'sym' | 'dampPercent' | 'blockSize' | 'mse'>
-  & { dampAutoIncrement?: number; checkpointFormat?: CheckpointFormat; arithmetic?: Arithmetic };
+  & { dampAutoIncrement?: number; checkpointFormat?: CheckpointFormat; arithmetic?: Arithmetic; scaleRounding?: ScaleRounding };
 
 export interface GptqOptions {
   onLog?: (msg: string) => void;
@@ -129,7 +129,7 @@ interface Prepared {
 /** Dead columns, static groups, act-order; W transposed into processing order. */
 function prepare(W: Float32Array, H: Float32Array, R: number, n: number, cfg: GptqConfig): Prepared {
   const gs = cfg.groupSize;
-  const qopt: FindParamsOptions = { bits: cfg.bits, sym: cfg.sym, mse: cfg.mse, float32: cfg.arithmetic === 'float32', storage: gridStorage(cfg.checkpointFormat ?? 'gptq', cfg.arithmetic) };
+  const qopt: FindParamsOptions = { bits: cfg.bits, sym: cfg.sym, mse: cfg.mse, float32: cfg.arithmetic === 'float32', storage: gridStorage(cfg.checkpointFormat ?? 'gptq', cfg.arithmetic, cfg.scaleRounding) };
   const params0 = gs === -1 ? findParams(W, R, n, qopt) : null;
   // Dead columns: no calibration input reaches them (diag H = 0): H[i,i] = 1, W[:, i] = 0.
   const diag = new Float64Array(n), dead = new Uint8Array(n);

@@ -23,6 +23,18 @@ export function bitsProblem(bits: unknown): string | null {
 export type Arithmetic = 'float64' | 'float32';
 export const ARITHMETICS = ['float64', 'float32'] as const;
 
+/**
+ * Which float16 scale the checkpoint stores (arithmetic 'float64', where codes are computed from the stored scale).
+ * - 'nearest' (default): the fp16 value nearest to the float32 min-max scale. In a symmetric group the extreme weight
+ *   then lands a hair off the tie ±(maxq+1)/2 − ½ and rounds whichever way fp16 rounding moved the scale (inward in
+ *   about half of the groups).
+ * - 'down': the largest fp16 below the min-max scale, so a negative extreme always reaches the extra negative level
+ *   (code 0), the direction AutoGPTQ's float32 round-half-to-even takes on the tie, with dequantized(saved) still
+ *   exactly GPTQ's Q (the range shrinks by < 2^−10 relative).
+ */
+export type ScaleRounding = 'nearest' | 'down';
+export const SCALE_ROUNDINGS = ['nearest', 'down'] as const;
+
 /** 'gptq' = AutoGPTQ v1 (qzeros store zero−1); 'gptq_v2' = GPTQModel v2 (qzeros store zero). We write 'gptq'. */
 export type CheckpointFormat = 'gptq' | 'gptq_v2';
 
@@ -47,6 +59,8 @@ export interface QuantizeConfig {
   mse: boolean;
   /** Rounding arithmetic: 'float64' (default) or AutoGPTQ's 'float32' (see Arithmetic). Not saved in the checkpoint. */
   arithmetic: Arithmetic;
+  /** fp16 scale stored: 'nearest' (default) or 'down' (see ScaleRounding). Not saved in the checkpoint. */
+  scaleRounding: ScaleRounding;
   checkpointFormat: CheckpointFormat;
   modelNameOrPath?: string;
   modelFileBaseName?: string;
@@ -55,7 +69,7 @@ export interface QuantizeConfig {
 /** Defaults for quantizing (AutoGPTQ README / transformers GPTQConfig choices: g128, no act-order, damp 0.01). */
 export const DEFAULT_QUANTIZE_CONFIG: Readonly<QuantizeConfig> = Object.freeze({
   bits: 4, groupSize: 128, descAct: false, staticGroups: false, sym: true, dampPercent: 0.01,
-  dampAutoIncrement: 0.0025, trueSequential: true, blockSize: 128, lmHead: false, mse: false, arithmetic: 'float64', checkpointFormat: 'gptq',
+  dampAutoIncrement: 0.0025, trueSequential: true, blockSize: 128, lmHead: false, mse: false, arithmetic: 'float64', scaleRounding: 'nearest', checkpointFormat: 'gptq',
 });
 
 const KEYS = new Set<string>([...Object.keys(DEFAULT_QUANTIZE_CONFIG), 'modelNameOrPath', 'modelFileBaseName']);
@@ -80,6 +94,8 @@ export function resolveQuantizeConfig(partial: Partial<QuantizeConfig> = {}): Qu
   for (const k of BOOLS) if (typeof c[k] !== 'boolean') fail(`quantize config: ${k} must be a boolean, got ${JSON.stringify(c[k])}`);
   if (c.staticGroups && c.groupSize <= 0) fail('quantize config: staticGroups needs groupSize > 0');
   if (!(ARITHMETICS as readonly unknown[]).includes(c.arithmetic)) fail(`quantize config: arithmetic must be 'float64' or 'float32', got ${JSON.stringify(c.arithmetic)}`);
+  if (!(SCALE_ROUNDINGS as readonly unknown[]).includes(c.scaleRounding)) fail(`quantize config: scaleRounding must be 'nearest' or 'down', got ${JSON.stringify(c.scaleRounding)}`);
+  if (c.scaleRounding === 'down' && c.arithmetic === 'float32') fail("quantize config: scaleRounding 'down' needs arithmetic 'float64' (with 'float32' the codes come from the float32 scale, as AutoGPTQ)");
   if (c.checkpointFormat !== 'gptq' && c.checkpointFormat !== 'gptq_v2') fail(`quantize config: checkpointFormat must be 'gptq' or 'gptq_v2', got ${JSON.stringify(c.checkpointFormat)}`);
   return c;
 }

@@ -9,7 +9,7 @@ import { dequantizeCodes, findParams, gridStorage, quantizeColumn, storedScales 
  * contiguous (quantizer.ts quantizeColumn, as GPTQ). `arithmetic: 'float32'`: AutoGPTQ's Quantizer exactly (codes
  * from float32 scales and float32 quotients); scales are returned as the fp16 values saved and Q is what they decode to.
  */
-export function rtnQuantize(W: Float32Array, rows: number, cols: number, cfg: Pick<QuantizeConfig, 'bits' | 'groupSize' | 'sym' | 'mse'> & Partial<Pick<QuantizeConfig, 'checkpointFormat' | 'arithmetic'>>) {
+export function rtnQuantize(W: Float32Array, rows: number, cols: number, cfg: Pick<QuantizeConfig, 'bits' | 'groupSize' | 'sym' | 'mse'> & Partial<Pick<QuantizeConfig, 'checkpointFormat' | 'arithmetic' | 'scaleRounding'>>) {
   const gs = cfg.groupSize > 0 ? cfg.groupSize : cols;
   const groups = Math.ceil(cols / gs);
   const Wt = transpose(W, rows, cols, new Float32Array(rows * cols)); // column c at c·rows
@@ -17,7 +17,7 @@ export function rtnQuantize(W: Float32Array, rows: number, cols: number, cfg: Pi
   const scales = new Float32Array(groups * rows), zeros = new Int32Array(groups * rows);
   const gIdx = Int32Array.from({ length: cols }, (_, j) => Math.floor(j / gs));
   const f32 = cfg.arithmetic === 'float32';
-  const o = { bits: cfg.bits, sym: cfg.sym, mse: cfg.mse, float32: f32, storage: gridStorage(cfg.checkpointFormat ?? 'gptq', cfg.arithmetic) };
+  const o = { bits: cfg.bits, sym: cfg.sym, mse: cfg.mse, float32: f32, storage: gridStorage(cfg.checkpointFormat ?? 'gptq', cfg.arithmetic, cfg.scaleRounding) };
   for (let g = 0; g < groups; g++) {
     const c0 = g * gs, w = Math.min(gs, cols - c0);
     const p = findParams(Wt, rows, w, o, { offset: c0 * rows, rowStride: 1, colStride: rows });
