@@ -17,6 +17,7 @@ import { SafetensorsFile } from '../src/io/safetensors.ts';
 import { gptqQuantize } from '../src/quant/gptq.ts';
 import { resolveQuantizeConfig, type Bits } from '../src/quant/quantize-config.ts';
 import { rtnQuantize } from '../src/quant/rtn.ts';
+import { findParams, gridStorage, quantize } from '../src/quant/quantizer.ts';
 import { packModule } from '../src/quant/module-tensors.ts';
 import { f16ToF32, f32ToF16 } from '../src/tensor.ts';
 import { GptqError } from '../src/errors.ts';
@@ -140,7 +141,34 @@ test("RTN, scaleRounding 'down': AutoGPTQ's tie direction on the extremes with f
   console.log(report.join('\n'));
 });
 
-test('quantize config: arithmetic and scaleRounding are validated', () => {
+test("mseWeighting 'hessian': each group's search minimizes Σ diag(H)·(q − w)² (≤ the uniform search's and min-max's)", async () => {
+  const W = await weight('model.layers.2.mlp.down_proj.weight'), H = f32s(FIX.hessians['model.layers.2.mlp.down_proj']!.data);
+  const [rows, cols] = [64, 172], gs = 32;
+  const diagH = Float64Array.from({ length: cols }, (_, j) => H[j * cols + j]!);
+  let better = 0;
+  for (const bits of [3, 4] as const) for (let c = 0; c < cols; c += gs) {
+    const e = Math.min(cols, c + gs), lay = { offset: c, rowStride: cols, colStride: 1 }, base = { bits, sym: true, storage: gridStorage('gptq') };
+    const pick = { h: findParams(W, rows, e - c, { ...base, mse: true, colWeights: diagH.subarray(c, e) }, lay),
+      u: findParams(W, rows, e - c, { ...base, mse: true }, lay), m: findParams(W, rows, e - c, base, lay) };
+    for (let r = 0; r < rows; r++) {
+      const werr = (p: typeof pick.h) => { let s = 0; for (let j = c; j < e; j++) { const x = W[r * cols + j]!; s += diagH[j]! * (quantize(x, p.scale[r]!, p.zero[r]!, p.maxq) - x) ** 2; } return s; };
+      const h = werr(pick.h);
+      assert.ok(h <= werr(pick.u) && h <= werr(pick.m), `row ${r} group ${c / gs}`);
+      if (h < werr(pick.u)) better++;
+    }
+  }
+  assert.ok(better > 0);
+  // GPTQ with it: runs and saves exactly what it computed.
+  const Wq = await weight('model.layers.1.self_attn.q_proj.weight'), Hq = f32s(FIX.hessians['model.layers.1.self_attn.q_proj']!.data);
+  for (const groupSize of [32, -1]) {
+    const r = await gptqQuantize(Wq, Hq, 64, 64, { bits: 3, groupSize, sym: true, descAct: false, staticGroups: false, dampPercent: 0.01, blockSize: 128, mse: true, mseWeighting: 'hessian' });
+    await packModule('q_proj', r, { bits: 3, groupSize, inFeatures: 64, outFeatures: 64, format: 'gptq' });
+  }
+});
+
+test('quantize config: arithmetic, scaleRounding and mseWeighting are validated', () => {
+  assert.throws(() => resolveQuantizeConfig({ mseWeighting: 'diag' as never, mse: true }), /quantize config: mseWeighting must be 'uniform' or 'hessian', got "diag"/);
+  assert.throws(() => resolveQuantizeConfig({ mseWeighting: 'hessian' }), /quantize config: mseWeighting 'hessian' needs mse: true/);
   assert.equal(resolveQuantizeConfig().arithmetic, 'float64');
   assert.equal(resolveQuantizeConfig({ arithmetic: 'float32' }).arithmetic, 'float32');
   assert.throws(() => resolveQuantizeConfig({ scaleRounding: 'up' as never }), /quantize config: scaleRounding must be 'nearest' or 'down', got "up"$/);

@@ -6,7 +6,7 @@ import { GPTQModel } from '../gptq-model.ts';
 import { checkDeviceAvailable, DEVICES, type Device } from '../graph/session.ts';
 import { checkOutputDir } from '../quant/save.ts';
 import { realPath } from '../io/atomic.ts';
-import { ARITHMETICS, BITS, DEFAULT_QUANTIZE_CONFIG, SCALE_ROUNDINGS, type Arithmetic, type Bits, type ScaleRounding } from '../quant/quantize-config.ts';
+import { ARITHMETICS, BITS, DEFAULT_QUANTIZE_CONFIG, MSE_WEIGHTINGS, SCALE_ROUNDINGS, type Arithmetic, type Bits, type MseWeighting, type ScaleRounding } from '../quant/quantize-config.ts';
 import { fail } from '../errors.ts';
 
 const Q = 'quantization (AutoGPTQ BaseQuantizeConfig)', C = 'calibration', O = 'output', R = 'resources';
@@ -38,6 +38,8 @@ Calibration activations are kept in fp16 between layers (half the memory; the la
     { name: 'damp', type: 'number', gt: 0, lt: 1, metavar: 'F', default: 0.01, group: Q, help: 'Hessian dampening: fraction of the mean diagonal added (damp_percent)' },
     { name: 'no-true-sequential', type: 'boolean', group: Q, help: 'quantize all linears of a layer from the same inputs (default: in sequence)' },
     { name: 'mse', type: 'boolean', group: Q, help: 'search the clipping range per group (GPTQModel mse)' },
+    { name: 'mse-weighting', type: 'string', oneOf: MSE_WEIGHTINGS, default: DEFAULT_QUANTIZE_CONFIG.mseWeighting, group: Q,
+      help: "with --mse: the error searched, AutoGPTQ's uniform |q−w|^2.4 or GPTQ's diag(H)-weighted (q−w)²" },
     { name: 'arithmetic', type: 'string', oneOf: ARITHMETICS, metavar: 'A', default: DEFAULT_QUANTIZE_CONFIG.arithmetic, group: Q,
       help: "rounding arithmetic: float64 (codes on the fp16 scales saved) or float32 (AutoGPTQ's torch arithmetic, bit for bit)" },
     { name: 'scale-rounding', type: 'string', oneOf: SCALE_ROUNDINGS, default: DEFAULT_QUANTIZE_CONFIG.scaleRounding, group: Q,
@@ -75,7 +77,7 @@ export async function run(argv: string[]): Promise<void> {
     device,
     quantizeConfig: {
       bits: v.bits as Bits, groupSize: given.has('group-size') ? v['group-size'] : undefined, descAct: v['desc-act'], staticGroups: v['static-groups'], sym: !v.asym,
-      dampPercent: v.damp, trueSequential: !v['no-true-sequential'], mse: v.mse, arithmetic: v.arithmetic as Arithmetic, scaleRounding: v['scale-rounding'] as ScaleRounding,
+      dampPercent: v.damp, trueSequential: !v['no-true-sequential'], mse: v.mse, mseWeighting: v['mse-weighting'] as MseWeighting, arithmetic: v.arithmetic as Arithmetic, scaleRounding: v['scale-rounding'] as ScaleRounding,
     },
   });
   try {

@@ -28,12 +28,12 @@ import { matmul, operand, type Operand } from '../graph/linalg.ts';
 import { fail } from '../errors.ts';
 import { transpose } from '../tensor.ts';
 import { hinvUpperInPlace } from './hessian-inverse.ts';
-import { bitsProblem, type Arithmetic, type CheckpointFormat, type QuantizeConfig, type ScaleRounding } from './quantize-config.ts';
+import { bitsProblem, type Arithmetic, type CheckpointFormat, type MseWeighting, type QuantizeConfig, type ScaleRounding } from './quantize-config.ts';
 import { dequantizeCodes, findParams, gridStorage, quantizeColumn, storedScales, type FindParamsOptions, type QuantParams } from './quantizer.ts';
 
 /** checkpointFormat (default 'gptq', the saved default) fixes the grid constraints: see GridStorage in quantizer.ts. */
 export type GptqConfig = Pick<QuantizeConfig, 'bits' | 'groupSize' | 'descAct' | 'staticGroups' | 'sym' | 'dampPercent' | 'blockSize' | 'mse'>
-  & { dampAutoIncrement?: number; checkpointFormat?: CheckpointFormat; arithmetic?: Arithmetic; scaleRounding?: ScaleRounding };
+  & { dampAutoIncrement?: number; checkpointFormat?: CheckpointFormat; arithmetic?: Arithmetic; scaleRounding?: ScaleRounding; mseWeighting?: MseWeighting };
 
 export interface GptqOptions {
   onLog?: (msg: string) => void;
@@ -130,16 +130,20 @@ interface Prepared {
 function prepare(W: Float32Array, H: Float32Array, R: number, n: number, cfg: GptqConfig): Prepared {
   const gs = cfg.groupSize;
   const qopt: FindParamsOptions = { bits: cfg.bits, sym: cfg.sym, mse: cfg.mse, float32: cfg.arithmetic === 'float32', storage: gridStorage(cfg.checkpointFormat ?? 'gptq', cfg.arithmetic, cfg.scaleRounding) };
-  const params0 = gs === -1 ? findParams(W, R, n, qopt) : null;
   // Dead columns: no calibration input reaches them (diag H = 0): H[i,i] = 1, W[:, i] = 0.
   const diag = new Float64Array(n), dead = new Uint8Array(n);
   for (let j = 0; j < n; j++) { const v = H[j * n + j]!; dead[j] = v === 0 ? 1 : 0; diag[j] = v === 0 ? 1 : v; }
+  const hw = cfg.mse && cfg.mseWeighting === 'hessian'; // the MSE search weighted by diag(H) (original column order here)
+  const params0 = gs === -1 ? findParams(W, R, n, hw ? { ...qopt, colWeights: diag } : qopt) : null;
   const hasDead = dead.includes(1);
   const staticParams: QuantParams[] = [];
   if (cfg.staticGroups) {
     let W0 = W;
     if (hasDead) { W0 = W.slice(); for (let r = 0; r < R; r++) for (let j = 0; j < n; j++) if (dead[j]) W0[r * n + j] = 0; }
-    for (let c = 0; c < n; c += gs) staticParams.push(findParams(W0, R, Math.min(gs, n - c), qopt, { offset: c, rowStride: n, colStride: 1 }));
+    for (let c = 0; c < n; c += gs) {
+      const o = hw ? { ...qopt, colWeights: diag.subarray(c, c + gs) } : qopt;
+      staticParams.push(findParams(W0, R, Math.min(gs, n - c), o, { offset: c, rowStride: n, colStride: 1 }));
+    }
   }
   // Act-order. torch.argsort(descending=True) is not documented stable; we break ties by column index (stable).
   const perm = new Int32Array(n).map((_, i) => i);
@@ -208,6 +212,8 @@ interface Solved { codesT: Uint8Array; groupParams: QuantParams[]; loss: number;
 async function solve(p: Prepared, U: Operand, cfg: GptqConfig, opts: GptqOptions): Promise<Solved> {
   const { R, n, Wt, qopt, perm } = p, gs = cfg.groupSize, B = cfg.blockSize, f64 = opts.precision === 'f64';
   const f32 = cfg.arithmetic === 'float32', fr = Math.fround;
+  // mseWeighting 'hessian': diag(H) in processing order weights each column's error in the group's MSE search.
+  const hw = cfg.mse && cfg.mseWeighting === 'hessian' ? Float64Array.from(perm, (j) => p.diag[j]!) : null;
   const Et = operand(f64, n * R); // errors (w − q) / Hinv[i,i], processing order [cols, rows]
   let tGemm = 0;
   const wmax = Math.max(B, gs), Ucol = operand(f64, n * wmax), Pcol = operand(f64, wmax * R); // scratch
@@ -243,7 +249,8 @@ async function solve(p: Prepared, U: Operand, cfg: GptqConfig, opts: GptqOptions
           await blockStart(i1, i2, e, src.subarray((i2 - c) * R));
           off = 0;
         }
-        groupParams.push(findParams(src, R, e - c, qopt, { offset: off, rowStride: 1, colStride: R }));
+        const o = hw ? { ...qopt, colWeights: hw.subarray(c, e) } : qopt;
+        groupParams.push(findParams(src, R, e - c, o, { offset: off, rowStride: 1, colStride: R }));
       }
     }
     for (let i = 0; i < cnt; i++) for (let j = 0; j < cnt; j++) tile[i * cnt + j] = U[(i1 + i) * n + i1 + j]!; // Hinv1

@@ -33,6 +33,8 @@ export const ARITHMETICS = ['float64', 'float32'] as const;
  *   exactly GPTQ's Q (the range shrinks by < 2^−10 relative).
  */
 export type ScaleRounding = 'nearest' | 'down';
+export type MseWeighting = 'uniform' | 'hessian';
+export const MSE_WEIGHTINGS = ['uniform', 'hessian'] as const;
 export const SCALE_ROUNDINGS = ['nearest', 'down'] as const;
 
 /** 'gptq' = AutoGPTQ v1 (qzeros store zero−1); 'gptq_v2' = GPTQModel v2 (qzeros store zero). We write 'gptq'. */
@@ -57,6 +59,11 @@ export interface QuantizeConfig {
   lmHead: boolean;
   /** AutoGPTQ Quantizer MSE grid search for the clipping range (slow; off by default). */
   mse: boolean;
+  /**
+   * The MSE search's error (needs mse): 'uniform' = AutoGPTQ's Σ|q(w) − w|^2.4; 'hessian' = Σ diag(H)_c·(q(w) − w)²,
+   * the diagonal of GPTQ's own output-error proxy (GPTQ only; RTN has no Hessian and stays uniform).
+   */
+  mseWeighting: MseWeighting;
   /** Rounding arithmetic: 'float64' (default) or AutoGPTQ's 'float32' (see Arithmetic). Not saved in the checkpoint. */
   arithmetic: Arithmetic;
   /** fp16 scale stored: 'nearest' (default) or 'down' (see ScaleRounding). Not saved in the checkpoint. */
@@ -69,7 +76,7 @@ export interface QuantizeConfig {
 /** Defaults for quantizing (AutoGPTQ README / transformers GPTQConfig choices: g128, no act-order, damp 0.01). */
 export const DEFAULT_QUANTIZE_CONFIG: Readonly<QuantizeConfig> = Object.freeze({
   bits: 4, groupSize: 128, descAct: false, staticGroups: false, sym: true, dampPercent: 0.01,
-  dampAutoIncrement: 0.0025, trueSequential: true, blockSize: 128, lmHead: false, mse: false, arithmetic: 'float64', scaleRounding: 'nearest', checkpointFormat: 'gptq',
+  dampAutoIncrement: 0.0025, trueSequential: true, blockSize: 128, lmHead: false, mse: false, mseWeighting: 'uniform', arithmetic: 'float64', scaleRounding: 'nearest', checkpointFormat: 'gptq',
 });
 
 const KEYS = new Set<string>([...Object.keys(DEFAULT_QUANTIZE_CONFIG), 'modelNameOrPath', 'modelFileBaseName']);
@@ -94,6 +101,8 @@ export function resolveQuantizeConfig(partial: Partial<QuantizeConfig> = {}): Qu
   for (const k of BOOLS) if (typeof c[k] !== 'boolean') fail(`quantize config: ${k} must be a boolean, got ${JSON.stringify(c[k])}`);
   if (c.staticGroups && c.groupSize <= 0) fail('quantize config: staticGroups needs groupSize > 0');
   if (!(ARITHMETICS as readonly unknown[]).includes(c.arithmetic)) fail(`quantize config: arithmetic must be 'float64' or 'float32', got ${JSON.stringify(c.arithmetic)}`);
+  if (!(MSE_WEIGHTINGS as readonly unknown[]).includes(c.mseWeighting)) fail(`quantize config: mseWeighting must be 'uniform' or 'hessian', got ${JSON.stringify(c.mseWeighting)}`);
+  if (c.mseWeighting === 'hessian' && !c.mse) fail("quantize config: mseWeighting 'hessian' needs mse: true");
   if (!(SCALE_ROUNDINGS as readonly unknown[]).includes(c.scaleRounding)) fail(`quantize config: scaleRounding must be 'nearest' or 'down', got ${JSON.stringify(c.scaleRounding)}`);
   if (c.scaleRounding === 'down' && c.arithmetic === 'float32') fail("quantize config: scaleRounding 'down' needs arithmetic 'float64' (with 'float32' the codes come from the float32 scale, as AutoGPTQ)");
   if (c.checkpointFormat !== 'gptq' && c.checkpointFormat !== 'gptq_v2') fail(`quantize config: checkpointFormat must be 'gptq' or 'gptq_v2', got ${JSON.stringify(c.checkpointFormat)}`);

@@ -30,6 +30,11 @@ export interface FindParamsOptions {
    * Default (false): the quotient in float64. Pass `storage.scaleF16: false` with it to get AutoGPTQ's float32 scales.
    */
   float32?: boolean;
+  /**
+   * mse only: column weights (length cols, ≥ 0): the search minimizes Σ weight[c]·(q(x) − x)² instead of
+   * Σ|q(x) − x|^norm. GPTQ passes diag(H) of the group's columns (QuantizeConfig mseWeighting 'hessian').
+   */
+  colWeights?: ArrayLike<number>;
 }
 
 /**
@@ -195,7 +200,7 @@ export function findParams(x: ArrayLike<number>, rows: number, cols: number, o: 
     const [xmin, xmax, s0, z0] = paramsOf(mn[k]!, mx[k]!, maxq, o.sym, o.storage, o.symFullRange);
     let s = s0, z = z0;
     if (o.mse) {
-      const f32 = !!o.float32;
+      const f32 = !!o.float32, cw = o.colWeights;
       const norm = o.norm ?? 2.4, grid = o.grid ?? 100, steps = Math.trunc((o.maxshrink ?? 0.8) * grid);
       let m = 0;
       for (let r = perchannel ? k : 0; r < (perchannel ? k + 1 : rows); r++) for (let c = 0; c < cols; c++) vals[m++] = x[off + r * rs + c * cs]!;
@@ -206,7 +211,8 @@ export function findParams(x: ArrayLike<number>, rows: number, cols: number, o: 
         const [s1, z1] = gridOf(xmin1, xmax1, maxq, o.sym, o.storage, o.symFullRange); // sym: z1 = z0, as AutoGPTQ
         // Terms are ≥ 0, so a partial sum ≥ best already loses (the same choice as the full sum, 2-4× fewer powers).
         let err = 0;
-        for (let t = 0; t < m && err < best; t++) { const v = vals[t]!; err += Math.abs(quantize(v, s1, z1, maxq, f32) - v) ** norm; }
+        if (cw) for (let t = 0; t < m && err < best; t++) { const v = vals[t]!, e = quantize(v, s1, z1, maxq, f32) - v; err += cw[t % cols]! * e * e; }
+        else for (let t = 0; t < m && err < best; t++) { const v = vals[t]!; err += Math.abs(quantize(v, s1, z1, maxq, f32) - v) ** norm; }
         if (err < best) { best = err; s = s1; z = z1; }
       }
     }
