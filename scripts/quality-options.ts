@@ -9,7 +9,7 @@
  *     [--options default,float32,mse] [--max-windows 200] [--nsamples 128] [--seqlen 256] [--out FILE]
  *   node --import tsx scripts/quality-options.ts --table FILE.jsonl[,FILE2.jsonl]   (the markdown table of runs)
  */
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { GPTQModel } from '../src/gptq-model.ts';
 import { perplexity } from '../src/eval/perplexity.ts';
@@ -26,7 +26,7 @@ const list = (s: string) => s.split(',').filter(Boolean);
 interface Run { bits: number; groupSize: number; linears: string; method: string; option: string; seed: number; ppl: number; seconds: number }
 
 if (v.table) {
-  const runs = list(v.table).flatMap((f) => readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Run));
+  const runs = list(v.table).filter((f) => existsSync(f)).flatMap((f) => readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Run));
   const opts = [...new Set(runs.map((r) => r.option))];
   const keys = [...new Set(runs.map((r) => `${r.bits}|${r.groupSize}|${r.linears}|${r.method}`))];
   const cell = (rs: Run[]) => {
