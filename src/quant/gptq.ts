@@ -23,6 +23,9 @@
  *  - Rows are independent, so the column loop runs over row chunks that stay in L2; TS state is float64, the GEMM
  *    operands float32 (AutoGPTQ's precision) or float64 (opts.precision).
  * The unblocked float64 version of the same algorithm is the test oracle, test/reference/gptq-ref.ts.
+ * cfg.arithmetic 'float32' rounds the column state (block-start W, w, q, err, rank-1 updates) to float32 at every step
+ * and computes codes from the float32 scales, as AutoGPTQ's torch loop does (test/quantizer-autogptq.test.ts: its
+ * codes on real Hessians); cfg.mse + mseWeighting 'hessian' weights each group's MSE search by diag(H).
  */
 import { matmul, operand, type Operand } from '../graph/linalg.ts';
 import { fail } from '../errors.ts';
@@ -56,7 +59,8 @@ export interface GptqOptions {
 
 export interface GptqResult {
   /** Dequantized weights [rows, cols] (what AutoGPTQ writes back into layer.weight); computed on first access.
-   *  Scales are fp16 values, so Q is exactly what the saved checkpoint dequantizes to. */
+   *  Scales are fp16 values, so Q is exactly what the saved checkpoint dequantizes to (with arithmetic 'float32' the
+   *  error feedback used the float32 scales, as AutoGPTQ; Q and `scales` are still the saved fp16 ones). */
   readonly Q: Float32Array;
   /** Integer codes [rows, cols], original column order. */
   intCodes: Uint8Array;
