@@ -2,7 +2,8 @@
  * GPTQ speed on synthetic Llama-7B-sized linears (4-bit, g128, H from 2048 random tokens): absolute seconds on this
  * machine, per step (prepare, Hessian inverse, solve and its ORT share, finalize) and for packing. To compare with
  * AutoGPTQ, time its fasterquant on the same shapes on the same machine.
- *   npm run bench:gptq            (GPTQ_BENCH_SHAPES="4096x4096,11008x4096" to pick shapes: out x in)
+ *   npm run bench:gptq            (GPTQ_BENCH_SHAPES="4096x4096,11008x4096" to pick shapes: out x in;
+ *                                  GPTQ_BENCH_CONFIG='{"arithmetic":"float32","mse":true}' for other quantizer options)
  */
 import { cpus } from 'node:os';
 import { gram } from '../src/graph/linalg.ts';
@@ -13,8 +14,8 @@ import { randn } from '../test/helpers.ts';
 
 const shapes = (process.env.GPTQ_BENCH_SHAPES ?? '4096x4096,11008x4096').split(',').map((s) => s.split('x').map(Number) as [number, number]);
 const ntok = 2048;
-const cfg = resolveQuantizeConfig({ bits: 4, groupSize: 128 });
-console.log(`gptq bench: ${cpus().length} cpus, ${cpus()[0]?.model ?? '?'}; 4-bit g${cfg.groupSize} sym, desc_act=${cfg.descAct}, ${ntok} tokens`);
+const cfg = resolveQuantizeConfig({ bits: 4, groupSize: 128, ...JSON.parse(process.env.GPTQ_BENCH_CONFIG ?? '{}') });
+console.log(`gptq bench: ${cpus().length} cpus, ${cpus()[0]?.model ?? '?'}; ${cfg.bits}-bit g${cfg.groupSize} sym=${cfg.sym}, desc_act=${cfg.descAct}, mse=${cfg.mse}, arithmetic ${cfg.arithmetic}, ${ntok} tokens`);
 for (const [out, inF] of shapes) {
   // Calibration activations with some shared structure so H is well-conditioned but not diagonal.
   const X = randn(ntok * inF, 1), f = randn(ntok * 16, 2);

@@ -235,7 +235,7 @@ function row(name: string, text: string): string[] {
   const words = text.split(/\s+/);
   const out: string[] = [];
   let line = `  ${name}`.padEnd(COL);
-  if (line.length > COL) { out.push(line.trimEnd()); line = ' '.repeat(COL); }
+  if (`  ${name}`.length >= COL) { out.push(line.trimEnd()); line = ' '.repeat(COL); } // no space left before the text
   let empty = true;
   for (const w of words) {
     if (!empty && line.length + 1 + w.length > WIDTH) { out.push(line); line = ' '.repeat(COL); empty = true; }

@@ -5,7 +5,7 @@ import { GPTQModel } from '../gptq-model.ts';
 import { checkDeviceAvailable, DEVICES, type Device } from '../graph/session.ts';
 import { checkOutputDir } from '../quant/save.ts';
 import { realPath } from '../io/atomic.ts';
-import { BITS, DEFAULT_QUANTIZE_CONFIG, type Bits } from '../quant/quantize-config.ts';
+import { ARITHMETICS, BITS, DEFAULT_QUANTIZE_CONFIG, MSE_WEIGHTINGS, SCALE_ROUNDINGS, type Arithmetic, type Bits, type MseWeighting, type ScaleRounding } from '../quant/quantize-config.ts';
 import { fail } from '../errors.ts';
 import { seqlenFor } from '../io/config.ts';
 
@@ -38,6 +38,12 @@ Calibration activations are kept in fp16 between layers (half the memory; the la
     { name: 'damp', type: 'number', gt: 0, lt: 1, metavar: 'F', default: 0.01, group: Q, help: 'Hessian dampening: fraction of the mean diagonal added (damp_percent)' },
     { name: 'no-true-sequential', type: 'boolean', group: Q, help: 'quantize all linears of a layer from the same inputs (default: in sequence)' },
     { name: 'mse', type: 'boolean', group: Q, help: 'search the clipping range per group (GPTQModel mse)' },
+    { name: 'mse-weighting', type: 'string', oneOf: MSE_WEIGHTINGS, default: DEFAULT_QUANTIZE_CONFIG.mseWeighting, group: Q,
+      help: "with --mse: the error searched, AutoGPTQ's uniform |q−w|^2.4 or GPTQ's diag(H)-weighted (q−w)²" },
+    { name: 'arithmetic', type: 'string', oneOf: ARITHMETICS, metavar: 'A', default: DEFAULT_QUANTIZE_CONFIG.arithmetic, group: Q,
+      help: "rounding arithmetic: float64 (codes on the fp16 scales saved) or float32 (AutoGPTQ's torch arithmetic, bit for bit)" },
+    { name: 'scale-rounding', type: 'string', oneOf: SCALE_ROUNDINGS, default: DEFAULT_QUANTIZE_CONFIG.scaleRounding, group: Q,
+      help: 'fp16 scale saved: nearest, or down (a symmetric group\'s negative extreme then always uses the extra level, as AutoGPTQ)' },
     { name: 'method', type: 'string', oneOf: ['gptq', 'rtn'], default: 'gptq', group: Q, help: 'gptq, or round-to-nearest (no calibration math)' },
     { name: 'dataset', type: 'string', metavar: 'NAME|FILE', default: 'c4', group: C, help: 'c4, wikitext2 or a text file (.txt, .jsonl with "text", .json list)' },
     { name: 'dataset-path', type: 'string', metavar: 'DIR', group: C, help: 'file or folder holding the named dataset' },
@@ -71,7 +77,7 @@ export async function run(argv: string[]): Promise<void> {
     device,
     quantizeConfig: {
       bits: v.bits as Bits, groupSize: given.has('group-size') ? v['group-size'] : undefined, descAct: v['desc-act'], staticGroups: v['static-groups'], sym: !v.asym,
-      dampPercent: v.damp, trueSequential: !v['no-true-sequential'], mse: v.mse,
+      dampPercent: v.damp, trueSequential: !v['no-true-sequential'], mse: v.mse, mseWeighting: v['mse-weighting'] as MseWeighting, arithmetic: v.arithmetic as Arithmetic, scaleRounding: v['scale-rounding'] as ScaleRounding,
     },
   });
   try {
@@ -81,7 +87,7 @@ export async function run(argv: string[]): Promise<void> {
     // Refuse a bad --out now, not after hours of quantizing (saveQuantized checks again, with the run id).
     const plan = await checkOutputDir(out, { source: dir, overwrite: v.overwrite, config: q });
     if (plan === 'overwrite') ui.note(`note: ${out} is not empty; --overwrite: its checkpoint files will be replaced, other files kept`);
-    ui.note(`quantizing ${dir} (${m.cfg.modelType}, ${m.cfg.numLayers} layers) → ${out}: ${q.bits}-bit, group ${q.groupSize}, desc_act ${q.descAct}, sym ${q.sym}, ${v.method}`);
+    ui.note(`quantizing ${dir} (${m.cfg.modelType}, ${m.cfg.numLayers} layers) → ${out}: ${q.bits}-bit, group ${q.groupSize}, desc_act ${q.descAct}, sym ${q.sym}${q.mse ? ', mse' : ''}${q.arithmetic === 'float32' ? ', float32 arithmetic (AutoGPTQ)' : ''}, ${v.method}`);
     const ac = new AbortController();
     const onSig = () => { ui.note('interrupt: stopping after the current module (Ctrl-C again to kill)'); ac.abort(); process.off('SIGINT', onSig); };
     process.on('SIGINT', onSig);

@@ -23,17 +23,20 @@
  *  - Rows are independent, so the column loop runs over row chunks that stay in L2; TS state is float64, the GEMM
  *    operands float32 (AutoGPTQ's precision) or float64 (opts.precision).
  * The unblocked float64 version of the same algorithm is the test oracle, test/reference/gptq-ref.ts.
+ * cfg.arithmetic 'float32' rounds the column state (block-start W, w, q, err, rank-1 updates) to float32 at every step
+ * and computes codes from the float32 scales, as AutoGPTQ's torch loop does (test/quantizer-autogptq.test.ts: its
+ * codes on real Hessians); cfg.mse + mseWeighting 'hessian' weights each group's MSE search by diag(H).
  */
 import { matmul, operand, type Operand } from '../graph/linalg.ts';
 import { fail } from '../errors.ts';
 import { transpose } from '../tensor.ts';
 import { hinvUpperInPlace } from './hessian-inverse.ts';
-import { bitsProblem, type CheckpointFormat, type QuantizeConfig } from './quantize-config.ts';
-import { dequantizeCodes, findParams, gridStorage, quantizeColumn, type FindParamsOptions, type QuantParams } from './quantizer.ts';
+import { bitsProblem, type Arithmetic, type CheckpointFormat, type MseWeighting, type QuantizeConfig, type ScaleRounding } from './quantize-config.ts';
+import { dequantizeCodes, findParams, gridStorage, quantizeColumn, storedScales, type FindParamsOptions, type QuantParams } from './quantizer.ts';
 
 /** checkpointFormat (default 'gptq', the saved default) fixes the grid constraints: see GridStorage in quantizer.ts. */
 export type GptqConfig = Pick<QuantizeConfig, 'bits' | 'groupSize' | 'descAct' | 'staticGroups' | 'sym' | 'dampPercent' | 'blockSize' | 'mse'>
-  & { dampAutoIncrement?: number; checkpointFormat?: CheckpointFormat };
+  & { dampAutoIncrement?: number; checkpointFormat?: CheckpointFormat; arithmetic?: Arithmetic; scaleRounding?: ScaleRounding; mseWeighting?: MseWeighting };
 
 export interface GptqOptions {
   onLog?: (msg: string) => void;
@@ -56,7 +59,8 @@ export interface GptqOptions {
 
 export interface GptqResult {
   /** Dequantized weights [rows, cols] (what AutoGPTQ writes back into layer.weight); computed on first access.
-   *  Scales are fp16 values, so Q is exactly what the saved checkpoint dequantizes to. */
+   *  Scales are fp16 values, so Q is exactly what the saved checkpoint dequantizes to (with arithmetic 'float32' the
+   *  error feedback used the float32 scales, as AutoGPTQ; Q and `scales` are still the saved fp16 ones). */
   readonly Q: Float32Array;
   /** Integer codes [rows, cols], original column order. */
   intCodes: Uint8Array;
@@ -129,17 +133,21 @@ interface Prepared {
 /** Dead columns, static groups, act-order; W transposed into processing order. */
 function prepare(W: Float32Array, H: Float32Array, R: number, n: number, cfg: GptqConfig): Prepared {
   const gs = cfg.groupSize;
-  const qopt: FindParamsOptions = { bits: cfg.bits, sym: cfg.sym, mse: cfg.mse, storage: gridStorage(cfg.checkpointFormat ?? 'gptq') };
-  const params0 = gs === -1 ? findParams(W, R, n, qopt) : null;
+  const qopt: FindParamsOptions = { bits: cfg.bits, sym: cfg.sym, mse: cfg.mse, float32: cfg.arithmetic === 'float32', storage: gridStorage(cfg.checkpointFormat ?? 'gptq', cfg.arithmetic, cfg.scaleRounding) };
   // Dead columns: no calibration input reaches them (diag H = 0): H[i,i] = 1, W[:, i] = 0.
   const diag = new Float64Array(n), dead = new Uint8Array(n);
   for (let j = 0; j < n; j++) { const v = H[j * n + j]!; dead[j] = v === 0 ? 1 : 0; diag[j] = v === 0 ? 1 : v; }
+  const hw = cfg.mse && cfg.mseWeighting === 'hessian'; // the MSE search weighted by diag(H) (original column order here)
+  const params0 = gs === -1 ? findParams(W, R, n, hw ? { ...qopt, colWeights: diag } : qopt) : null;
   const hasDead = dead.includes(1);
   const staticParams: QuantParams[] = [];
   if (cfg.staticGroups) {
     let W0 = W;
     if (hasDead) { W0 = W.slice(); for (let r = 0; r < R; r++) for (let j = 0; j < n; j++) if (dead[j]) W0[r * n + j] = 0; }
-    for (let c = 0; c < n; c += gs) staticParams.push(findParams(W0, R, Math.min(gs, n - c), qopt, { offset: c, rowStride: n, colStride: 1 }));
+    for (let c = 0; c < n; c += gs) {
+      const o = hw ? { ...qopt, colWeights: diag.subarray(c, c + gs) } : qopt;
+      staticParams.push(findParams(W0, R, Math.min(gs, n - c), o, { offset: c, rowStride: n, colStride: 1 }));
+    }
   }
   // Act-order. torch.argsort(descending=True) is not documented stable; we break ties by column index (stable).
   const perm = new Int32Array(n).map((_, i) => i);
@@ -207,6 +215,9 @@ interface Solved { codesT: Uint8Array; groupParams: QuantParams[]; loss: number;
  */
 async function solve(p: Prepared, U: Operand, cfg: GptqConfig, opts: GptqOptions): Promise<Solved> {
   const { R, n, Wt, qopt, perm } = p, gs = cfg.groupSize, B = cfg.blockSize, f64 = opts.precision === 'f64';
+  const f32 = cfg.arithmetic === 'float32', fr = Math.fround;
+  // mseWeighting 'hessian': diag(H) in processing order weights each column's error in the group's MSE search.
+  const hw = cfg.mse && cfg.mseWeighting === 'hessian' ? Float64Array.from(perm, (j) => p.diag[j]!) : null;
   const Et = operand(f64, n * R); // errors (w − q) / Hinv[i,i], processing order [cols, rows]
   let tGemm = 0;
   const wmax = Math.max(B, gs), Ucol = operand(f64, n * wmax), Pcol = operand(f64, wmax * R); // scratch
@@ -218,7 +229,8 @@ async function solve(p: Prepared, U: Operand, cfg: GptqConfig, opts: GptqOptions
     const tg = performance.now();
     const P = await matmul(Ucol.subarray(0, i1 * w), Et.subarray(0, i1 * R), w, i1, R, { transA: true, out: Pcol });
     tGemm += performance.now() - tg;
-    for (let t = 0; t < w * R; t++) out[t] = Wt[base + t]! - P[t]!;
+    if (f32) for (let t = 0; t < w * R; t++) out[t] = fr(Wt[base + t]! - P[t]!);
+    else for (let t = 0; t < w * R; t++) out[t] = Wt[base + t]! - P[t]!;
   };
 
   const groupParams: QuantParams[] = [];
@@ -241,7 +253,8 @@ async function solve(p: Prepared, U: Operand, cfg: GptqConfig, opts: GptqOptions
           await blockStart(i1, i2, e, src.subarray((i2 - c) * R));
           off = 0;
         }
-        groupParams.push(findParams(src, R, e - c, qopt, { offset: off, rowStride: 1, colStride: R }));
+        const o = hw ? { ...qopt, colWeights: hw.subarray(c, e) } : qopt;
+        groupParams.push(findParams(src, R, e - c, o, { offset: off, rowStride: 1, colStride: R }));
       }
     }
     for (let i = 0; i < cnt; i++) for (let j = 0; j < cnt; j++) tile[i * cnt + j] = U[(i1 + i) * n + i1 + j]!; // Hinv1
@@ -262,8 +275,28 @@ async function solve(p: Prepared, U: Operand, cfg: GptqConfig, opts: GptqOptions
         const c = i1 + i;
         qp.push(gs === -1 ? p.params0! : cfg.staticGroups ? p.staticParams[Math.floor(perm[c]! / gs)]! : groupParams[Math.floor(c / gs)]!);
       }
+      // arithmetic 'float32': the same steps with every value rounded to float32, as AutoGPTQ's torch loop computes.
+      const columnsF32 = (s0: number, s1: number, r0: number, r1: number): void => {
+        for (let i = s0; i < s1; i++) {
+          const d = fr(tile[i * cnt + i]!), wo = i * R, eo = (i - s0) * R, co = (i1 + i) * R;
+          for (let r = r0; r < r1; r++) W1[wo + r] = fr(W1[wo + r]! - P[eo + r]!);
+          quantizeColumn(W1, wo, qp[i - s0]!, r0, r1, codesT, co, qcol, 0, true);
+          for (let r = r0; r < r1; r++) {
+            const e = fr(fr(W1[wo + r]! - qcol[r]!) / d);
+            Et[co + r] = e;
+            loss += e * e;
+          }
+          for (let j = i + 1; j < s1; j++) {
+            const h = fr(tile[i * cnt + j]!);
+            if (h === 0) continue;
+            const jo = j * R;
+            for (let r = r0; r < r1; r++) W1[jo + r] = fr(W1[jo + r]! - fr(Et[co + r]! * h));
+          }
+        }
+      };
       for (let r0 = 0; r0 < R; r0 += RC) {
         const r1 = Math.min(r0 + RC, R);
+        if (f32) { columnsF32(s0, s1, r0, r1); continue; }
         for (let i = s0; i < s1; i++) {
           const d = tile[i * cnt + i]!, wo = i * R, eo = (i - s0) * R, co = (i1 + i) * R;
           for (let r = r0; r < r1; r++) W1[wo + r]! -= P[eo + r]!; // w
@@ -296,6 +329,7 @@ function finalize(p: Prepared, s: Solved, cfg: GptqConfig): Pick<GptqResult, 'in
   const G = plist.length;
   const scales = new Float32Array(G * R), zeros = new Int32Array(G * R);
   plist.forEach((q, g) => { scales.set(q.scale, g * R); zeros.set(q.zero, g * R); });
+  if (cfg.arithmetic === 'float32') storedScales(scales); // AutoGPTQ: float32 scales for the codes, fp16 when saved
   const invperm = new Int32Array(n);
   for (let c = 0; c < n; c++) invperm[perm[c]!] = c;
   const intCodes = transpose(s.codesT, n, R, new Uint8Array(R * n), cfg.descAct ? { rowOrder: invperm } : {});

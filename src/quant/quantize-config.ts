@@ -9,6 +9,34 @@ export type Bits = (typeof BITS)[number];
 export function bitsProblem(bits: unknown): string | null {
   return (BITS as readonly unknown[]).includes(bits) ? null : `bits must be ${BITS.slice(0, -1).join(', ')} or ${BITS.at(-1)}, got ${JSON.stringify(bits)}`;
 }
+/**
+ * Rounding arithmetic of the quantizer (RTN and GPTQ's column loop).
+ * - 'float64' (default): codes are computed from the float16 scales the checkpoint stores, the quotient w/scale and
+ *   GPTQ's column state in float64, so dequantized(saved) is exactly the Q GPTQ's error feedback used.
+ * - 'float32': AutoGPTQ's torch arithmetic (auto_gptq/quantization/quantizer.py, gptq.py): codes from the float32
+ *   scale (rounded to fp16 only when saved, as AutoGPTQ's pack does), float32 ÷ float32 quotient rounded half to even,
+ *   and GPTQ's column state (w, q, err, the rank-1 updates) rounded to float32 at every step. RTN then reproduces
+ *   AutoGPTQ's Quantizer bit for bit; GPTQ codes differ only where float32 GEMM summation order (ORT MLAS vs torch)
+ *   decides a rounding. In symmetric min-max groups the extreme weights land on the tie ±(maxq+1)/2 − ½ and round half
+ *   to even, as in AutoGPTQ.
+ */
+export type Arithmetic = 'float64' | 'float32';
+export const ARITHMETICS = ['float64', 'float32'] as const;
+
+/**
+ * Which float16 scale the checkpoint stores (arithmetic 'float64', where codes are computed from the stored scale).
+ * - 'nearest' (default): the fp16 value nearest to the float32 min-max scale. In a symmetric group the extreme weight
+ *   then lands a hair off the tie ±(maxq+1)/2 − ½ and rounds whichever way fp16 rounding moved the scale (inward in
+ *   about half of the groups).
+ * - 'down': the largest fp16 below the min-max scale, so a negative extreme always reaches the extra negative level
+ *   (code 0), the direction AutoGPTQ's float32 round-half-to-even takes on the tie, with dequantized(saved) still
+ *   exactly GPTQ's Q (the range shrinks by < 2^−10 relative).
+ */
+export type ScaleRounding = 'nearest' | 'down';
+export type MseWeighting = 'uniform' | 'hessian';
+export const MSE_WEIGHTINGS = ['uniform', 'hessian'] as const;
+export const SCALE_ROUNDINGS = ['nearest', 'down'] as const;
+
 /** 'gptq' = AutoGPTQ v1 (qzeros store zero−1); 'gptq_v2' = GPTQModel v2 (qzeros store zero). We write 'gptq'. */
 export type CheckpointFormat = 'gptq' | 'gptq_v2';
 
@@ -31,6 +59,15 @@ export interface QuantizeConfig {
   lmHead: boolean;
   /** AutoGPTQ Quantizer MSE grid search for the clipping range (slow; off by default). */
   mse: boolean;
+  /**
+   * The MSE search's error (needs mse): 'uniform' = AutoGPTQ's Σ|q(w) − w|^2.4; 'hessian' = Σ diag(H)_c·(q(w) − w)²,
+   * the diagonal of GPTQ's own output-error proxy (GPTQ only; RTN has no Hessian and stays uniform).
+   */
+  mseWeighting: MseWeighting;
+  /** Rounding arithmetic: 'float64' (default) or AutoGPTQ's 'float32' (see Arithmetic). Not saved in the checkpoint. */
+  arithmetic: Arithmetic;
+  /** fp16 scale stored: 'nearest' (default) or 'down' (see ScaleRounding). Not saved in the checkpoint. */
+  scaleRounding: ScaleRounding;
   checkpointFormat: CheckpointFormat;
   modelNameOrPath?: string;
   modelFileBaseName?: string;
@@ -39,7 +76,7 @@ export interface QuantizeConfig {
 /** Defaults for quantizing (AutoGPTQ README / transformers GPTQConfig choices: g128, no act-order, damp 0.01). */
 export const DEFAULT_QUANTIZE_CONFIG: Readonly<QuantizeConfig> = Object.freeze({
   bits: 4, groupSize: 128, descAct: false, staticGroups: false, sym: true, dampPercent: 0.01,
-  dampAutoIncrement: 0.0025, trueSequential: true, blockSize: 128, lmHead: false, mse: false, checkpointFormat: 'gptq',
+  dampAutoIncrement: 0.0025, trueSequential: true, blockSize: 128, lmHead: false, mse: false, mseWeighting: 'uniform', arithmetic: 'float64', scaleRounding: 'nearest', checkpointFormat: 'gptq',
 });
 
 const KEYS = new Set<string>([...Object.keys(DEFAULT_QUANTIZE_CONFIG), 'modelNameOrPath', 'modelFileBaseName']);
@@ -63,6 +100,11 @@ export function resolveQuantizeConfig(partial: Partial<QuantizeConfig> = {}): Qu
   if (!Number.isInteger(c.blockSize) || c.blockSize <= 0) fail(`quantize config: blockSize must be a positive integer, got ${c.blockSize}`);
   for (const k of BOOLS) if (typeof c[k] !== 'boolean') fail(`quantize config: ${k} must be a boolean, got ${JSON.stringify(c[k])}`);
   if (c.staticGroups && c.groupSize <= 0) fail('quantize config: staticGroups needs groupSize > 0');
+  if (!(ARITHMETICS as readonly unknown[]).includes(c.arithmetic)) fail(`quantize config: arithmetic must be 'float64' or 'float32', got ${JSON.stringify(c.arithmetic)}`);
+  if (!(MSE_WEIGHTINGS as readonly unknown[]).includes(c.mseWeighting)) fail(`quantize config: mseWeighting must be 'uniform' or 'hessian', got ${JSON.stringify(c.mseWeighting)}`);
+  if (c.mseWeighting === 'hessian' && !c.mse) fail("quantize config: mseWeighting 'hessian' needs mse: true");
+  if (!(SCALE_ROUNDINGS as readonly unknown[]).includes(c.scaleRounding)) fail(`quantize config: scaleRounding must be 'nearest' or 'down', got ${JSON.stringify(c.scaleRounding)}`);
+  if (c.scaleRounding === 'down' && c.arithmetic === 'float32') fail("quantize config: scaleRounding 'down' needs arithmetic 'float64' (with 'float32' the codes come from the float32 scale, as AutoGPTQ)");
   if (c.checkpointFormat !== 'gptq' && c.checkpointFormat !== 'gptq_v2') fail(`quantize config: checkpointFormat must be 'gptq' or 'gptq_v2', got ${JSON.stringify(c.checkpointFormat)}`);
   return c;
 }

@@ -5,7 +5,7 @@
  */
 import { fail } from '../errors.ts';
 import { f16ToF32, f32ToF16 } from '../tensor.ts';
-import type { CheckpointFormat } from './quantize-config.ts';
+import type { Arithmetic, CheckpointFormat, ScaleRounding } from './quantize-config.ts';
 
 export interface FindParamsOptions {
   bits: number;
@@ -24,6 +24,17 @@ export interface FindParamsOptions {
    * off the grid.
    */
   symFullRange?: boolean;
+  /**
+   * AutoGPTQ's torch arithmetic (QuantizeConfig `arithmetic: 'float32'`): the quotient x/scale is rounded to float32
+   * before round-half-to-even and q = scale·(code − zero) is a float32 product, as torch computes float32 ÷ float32.
+   * Default (false): the quotient in float64. Pass `storage.scaleF16: false` with it to get AutoGPTQ's float32 scales.
+   */
+  float32?: boolean;
+  /**
+   * mse only: column weights (length cols, ≥ 0): the search minimizes Σ weight[c]·(q(x) − x)² instead of
+   * Σ|q(x) − x|^norm. GPTQ passes diag(H) of the group's columns (QuantizeConfig mseWeighting 'hessian').
+   */
+  colWeights?: ArrayLike<number>;
 }
 
 /**
@@ -46,18 +57,36 @@ export interface GridStorage {
   scaleF16: boolean;
   /** Smallest zero point the format round-trips: 1 for v1 "gptq", 0 for gptq_v2. */
   minZero: number;
+  /** scaleF16: the largest fp16 below the scale instead of the nearest (QuantizeConfig scaleRounding 'down'). */
+  scaleDown?: boolean;
 }
 
-/** The grid constraints of a checkpoint format (scales always fp16). */
-export function gridStorage(format: CheckpointFormat): GridStorage {
-  return { scaleF16: true, minZero: format === 'gptq' ? 1 : 0 };
+/**
+ * The grid constraints of a checkpoint format. Scales fp16 unless `arithmetic` is 'float32' (AutoGPTQ: the codes are
+ * computed with the float32 scale, which is rounded to fp16 only when saved, see storedScales); the zero-point limit
+ * of the format holds in both modes (a v1 zero point 0 cannot be stored).
+ */
+export function gridStorage(format: CheckpointFormat, arithmetic: Arithmetic = 'float64', scaleRounding: ScaleRounding = 'nearest'): GridStorage {
+  return { scaleF16: arithmetic !== 'float32', minZero: format === 'gptq' ? 1 : 0, ...(scaleRounding === 'down' ? { scaleDown: true } : {}) };
+}
+
+/** Scales [groups, rows] rounded to the float16 values the checkpoint stores (storedScale), in place. */
+export function storedScales(scales: Float32Array): Float32Array {
+  for (let i = 0; i < scales.length; i++) {
+    const h = f16ToF32(f32ToF16(scales[i]!));
+    if (!Number.isFinite(h)) fail(`quantizer: scale ${scales[i]} is above float16's largest value 65504 (GPTQ checkpoints store scales as fp16)`);
+    scales[i] = h === 0 ? F16_TINY : h;
+  }
+  return scales;
 }
 
 const F16_TINY = 2 ** -24;
 
-/** The scale of a group spanning [xmin, xmax] as saved: the nearest float16 (never 0; an overflow is a one-line error). */
-export function storedScale(s: number, xmin: number, xmax: number): number {
-  const h = f16ToF32(f32ToF16(s));
+/** The scale of a group spanning [xmin, xmax] as saved: the nearest float16, or with `down` the largest float16 below
+ *  s (never 0: 2^−24 at least; an overflow is a one-line error). */
+export function storedScale(s: number, xmin: number, xmax: number, down = false): number {
+  let h = f16ToF32(f32ToF16(s));
+  if (down && h >= s && h > F16_TINY) h = f16ToF32(f32ToF16(h) - 1); // positive fp16: bits − 1 = the next one below
   if (!Number.isFinite(h)) fail(`quantizer: a weight group spanning [${xmin}, ${xmax}] needs scale ${s}, above float16's largest value 65504 (GPTQ checkpoints store scales as fp16)`);
   return h === 0 ? F16_TINY : h;
 }
@@ -77,25 +106,35 @@ export function roundHalfEven(x: number): number {
   return q;
 }
 
-/** Integer code clamp(round(x/scale) + zero, 0, maxq). */
-export function quantizeCode(x: number, scale: number, zero: number, maxq: number): number {
-  const q = roundHalfEven(x / scale) + zero;
+/** Integer code clamp(round(x/scale) + zero, 0, maxq); `f32`: the quotient rounded to float32 first (torch). */
+export function quantizeCode(x: number, scale: number, zero: number, maxq: number, f32 = false): number {
+  const q = roundHalfEven(f32 ? fr(x / scale) : x / scale) + zero;
   return q < 0 ? 0 : q > maxq ? maxq : q;
 }
 
-/** AutoGPTQ `quantize`: scale·(clamp(round(x/scale) + zero, 0, maxq) − zero). */
-export function quantize(x: number, scale: number, zero: number, maxq: number): number {
-  return scale * (quantizeCode(x, scale, zero, maxq) - zero);
+/** AutoGPTQ `quantize`: scale·(clamp(round(x/scale) + zero, 0, maxq) − zero) (`f32`: in float32, as torch). */
+export function quantize(x: number, scale: number, zero: number, maxq: number, f32 = false): number {
+  const q = scale * (quantizeCode(x, scale, zero, maxq, f32) - zero);
+  return f32 ? fr(q) : q;
 }
 
 /**
  * AutoGPTQ `quantize` on rows [r0, r1) of one weight column, stored contiguously (element r of the column at
  * x[xo + r]) with row r's (scale, zero) from `p`: codes[co + r] = clamp(round(x/scale) + zero, 0, maxq) and
- * q[qo + r] = scale·(code − zero). The column step of GPTQ (gptq.ts) and of RTN (rtn.ts).
+ * q[qo + r] = scale·(code − zero). The column step of GPTQ (gptq.ts) and of RTN (rtn.ts). `f32`: torch's float32
+ * quotient and product (x must hold float32 values).
  */
 export function quantizeColumn(x: ArrayLike<number>, xo: number, p: QuantParams, r0: number, r1: number,
-  codes: Uint8Array, co: number, q: Float32Array | Float64Array, qo: number): void {
+  codes: Uint8Array, co: number, q: Float32Array | Float64Array, qo: number, f32 = false): void {
   const sc = p.scale, zr = p.zero, maxq = p.maxq;
+  if (f32) {
+    for (let r = r0; r < r1; r++) {
+      const s = sc[r]!, z = zr[r]!, c = quantizeCode(x[xo + r]!, s, z, maxq, true);
+      codes[co + r] = c;
+      q[qo + r] = fr(s * (c - z));
+    }
+    return;
+  }
   for (let r = r0; r < r1; r++) {
     const s = sc[r]!, z = zr[r]!, c = quantizeCode(x[xo + r]!, s, z, maxq);
     codes[co + r] = c;
@@ -106,12 +145,12 @@ export function quantizeColumn(x: ArrayLike<number>, xo: number, p: QuantParams,
 /** (scale, zero) of the range [xmin, xmax] (xmin ≤ 0 ≤ xmax): find_params' rule, then the storage constraints. */
 function gridOf(xmin: number, xmax: number, maxq: number, sym: boolean, st?: GridStorage, full?: boolean): [scale: number, zero: number] {
   let scale = sym && full ? fr(xmax / (maxq >> 1)) : fr(fr(xmax - xmin) / maxq);
-  if (st?.scaleF16) scale = storedScale(scale, xmin, xmax);
+  if (st?.scaleF16) scale = storedScale(scale, xmin, xmax, st.scaleDown);
   let zero = sym ? (maxq + 1) / 2 : roundHalfEven(fr(-xmin / scale));
   if (st && zero < st.minZero) { // asym only (sym zero is 2^(bits−1)); here xmax > 0 and −xmin < scale/2
     zero = st.minZero;
     scale = fr(xmax / (maxq - zero));
-    if (st.scaleF16) scale = storedScale(scale, xmin, xmax);
+    if (st.scaleF16) scale = storedScale(scale, xmin, xmax, st.scaleDown);
   }
   return [scale, zero];
 }
@@ -132,6 +171,8 @@ function paramsOf(mn: number, mx: number, maxq: number, sym: boolean, st?: GridS
  * sym: xmax=max(|xmin|,xmax), xmin=−xmax if xmin<0; both 0 → ±1; scale=(xmax−xmin)/maxq;
  * zero = sym ? (maxq+1)/2 : round(−xmin/scale). mse: shrink the range p = 1 − i/grid, i < maxshrink·grid,
  * keeping the (scale, zero) with the smallest Σ|q(x)−x|^norm. `o.storage`: every candidate grid is constrained first.
+ * The error sum is float64 in both arithmetics (torch sums float32 |q−x|^2.4 in an order of its own, so with
+ * `o.float32` two candidates whose errors agree to float32 precision may be chosen differently than AutoGPTQ does).
  */
 export function findParams(x: ArrayLike<number>, rows: number, cols: number, o: FindParamsOptions, lay: SliceLayout = {}): QuantParams {
   const maxq = 2 ** o.bits - 1;
@@ -159,6 +200,7 @@ export function findParams(x: ArrayLike<number>, rows: number, cols: number, o: 
     const [xmin, xmax, s0, z0] = paramsOf(mn[k]!, mx[k]!, maxq, o.sym, o.storage, o.symFullRange);
     let s = s0, z = z0;
     if (o.mse) {
+      const f32 = !!o.float32, cw = o.colWeights;
       const norm = o.norm ?? 2.4, grid = o.grid ?? 100, steps = Math.trunc((o.maxshrink ?? 0.8) * grid);
       let m = 0;
       for (let r = perchannel ? k : 0; r < (perchannel ? k + 1 : rows); r++) for (let c = 0; c < cols; c++) vals[m++] = x[off + r * rs + c * cs]!;
@@ -167,8 +209,10 @@ export function findParams(x: ArrayLike<number>, rows: number, cols: number, o: 
         const p = fr(1 - i / grid);
         const xmin1 = fr(p * xmin), xmax1 = fr(p * xmax);
         const [s1, z1] = gridOf(xmin1, xmax1, maxq, o.sym, o.storage, o.symFullRange); // sym: z1 = z0, as AutoGPTQ
+        // Terms are ≥ 0, so a partial sum ≥ best already loses (the same choice as the full sum, 2-4× fewer powers).
         let err = 0;
-        for (let t = 0; t < m; t++) { const v = vals[t]!; err += Math.abs(quantize(v, s1, z1, maxq) - v) ** norm; }
+        if (cw) for (let t = 0; t < m && err < best; t++) { const v = vals[t]!, e = quantize(v, s1, z1, maxq, f32) - v; err += cw[t % cols]! * e * e; }
+        else for (let t = 0; t < m && err < best; t++) { const v = vals[t]!; err += Math.abs(quantize(v, s1, z1, maxq, f32) - v) ** norm; }
         if (err < best) { best = err; s = s1; z = z1; }
       }
     }
