@@ -10,6 +10,7 @@ import { TextTokenizer } from '../src/io/tokenizer.ts';
 import { readTextFile } from '../src/io/datasets.ts';
 import { GptqError } from '../src/errors.ts';
 import type { DownloadProgress } from '../src/progress.ts';
+import { CausalLM } from '../src/runtime/causal-lm.ts';
 
 const STORIES = join(ROOT, 'assets', 'stories260K');
 const HUB = 'https://hub.test';
@@ -218,6 +219,22 @@ test('download progress: one event type (task download) with bytes per file and 
     assert.equal(done.at(-1)!.done, total);
     assert.equal(done.at(-1)!.eta, 0);
     assert.deepEqual(done.map((e) => e.fileIndex), modelFiles.map((_, i) => i + 1));
+  } finally { t.cleanup(); }
+});
+
+test('CausalLM.load(hubId, { onProgress }): the download reports through the load options and the model runs', async () => {
+  const t = tmpDir();
+  const files = storiesFiles();
+  const hub = fakeHub([{ id: 'o/m', files }]);
+  const events: DownloadProgress[] = [];
+  try {
+    const lm = await CausalLM.load('o/m', { hub: { cacheDir: t.path, fetch: hub.fetch, hubUrl: HUB, offline: false }, graphCache: false,
+      onProgress: (e) => { assert.equal(e.task, 'download'); events.push(e as DownloadProgress); } });
+    try {
+      const modelFiles = Object.keys(files).filter((f) => f !== 'README.md');
+      assert.deepEqual(events.filter((e) => e.fileDone).map((e) => e.file).sort(), modelFiles.sort());
+      assert.equal((await lm.generate('', { maxNewTokens: 4 })).text.length > 0, true, 'the downloaded model generates');
+    } finally { await lm.dispose(); }
   } finally { t.cleanup(); }
 });
 

@@ -359,12 +359,12 @@ test('gptq bench: table and --json on stories260K', () => {
 
 test('bench: default lengths fit max_position_embeddings (a note); lengths asked for past it warn as generate does', async () => {
   const notes: string[] = [];
-  const d = await benchModel(STORIES, { genLen: 8, graphCache: false, onProgress: (m) => notes.push(m) });
+  const d = await benchModel(STORIES, { genLen: 8, graphCache: false, onNote: (m) => notes.push(m) });
   assert.equal(d.promptLen, 504); // 512 positions − 8 generated
   assert.ok(notes.includes('note: prompt length 504 (not 512): 504 + 8 generated tokens fill max_position_embeddings 512'), notes.join('\n'));
   assert.ok(!notes.some((n) => n.startsWith('warning')));
   const w: string[] = [];
-  const e = await benchModel(STORIES, { promptLen: 510, genLen: 8, graphCache: false, onProgress: (m) => w.push(m) });
+  const e = await benchModel(STORIES, { promptLen: 510, genLen: 8, graphCache: false, onNote: (m) => w.push(m) });
   assert.equal(e.promptLen, 510);
   assert.equal(w.filter((n) => /^warning: prompt 510 \+ generated 8 tokens > max_position_embeddings 512 of .*config\.json; the model was not trained on positions beyond 512/.test(n)).length, 1, w.join('\n'));
 });

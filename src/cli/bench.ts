@@ -29,7 +29,7 @@ export async function run(argv: string[]): Promise<void> {
   const lo = loadOptions(v, out.note);
   const dir = await modelDir(p[0], { command: 'bench', onProgress: out.progress });
   const r = await benchModel(dir, {
-    ...lo, promptLen: v['prompt-len'], genLen: v['gen-len'], batch: v.batch, seed: v.seed, onProgress: out.note,
+    ...lo, promptLen: v['prompt-len'], genLen: v['gen-len'], batch: v.batch, seed: v.seed, onNote: out.note,
   });
   const row = { ...r, label: v.label };
   out.result(row, formatBenchTable([row]));

@@ -20,7 +20,8 @@ export interface BenchOptions extends LoadOptions {
   /** rows (default 1) */
   batch?: number;
   seed?: number;
-  onProgress?: (msg: string) => void;
+  /** Notes while it runs (lengths shortened to fit the model, …), one line each. */
+  onNote?: (msg: string) => void;
 }
 
 export interface BenchResult {
@@ -45,7 +46,7 @@ const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); retu
 
 export async function benchModel(dir: string, o: BenchOptions = {}): Promise<BenchResult> {
   const B = o.batch ?? 1;
-  const say = o.onProgress ?? (() => {});
+  const say = o.onNote ?? (() => {});
   const t0 = performance.now();
   const m = await CausalLM.load(dir, o);
   const loadSeconds = (performance.now() - t0) / 1000;

@@ -6,6 +6,7 @@ import * as ort from '../platform/ort.ts';
 import type { InferenceSession } from '../platform/ort.ts';
 import { loadGenerationConfig, loadModelConfig, parseGenerationConfig, type GenerationConfig, type ModelConfig } from '../io/config.ts';
 import { resolveModelDir, type HubOptions } from '../io/hub.ts';
+import type { ProgressCallback } from '../progress.ts';
 import { TextTokenizer, type ChatMessage } from '../io/tokenizer.ts';
 import { DEFAULT_MODEL_DIR } from '../paths.ts';
 import { checkStoredFinite, openModelCheckpoint, readFloatTensors } from './model-checkpoint.ts';
@@ -91,6 +92,11 @@ export interface LoadOptions {
   nll?: boolean;
   /** Hub download settings when `load` is given a Hub id (revision, cache dir, offline, token; src/io/hub.ts). */
   hub?: HubOptions;
+  /**
+   * Progress of the Hub download when `load` is given a Hub id (events of stage 'download': file, bytes, total;
+   * src/progress.ts). Same as `hub.onProgress`, which wins when both are given. Local directories report nothing.
+   */
+  onProgress?: ProgressCallback;
   /**
    * PEFT LoRA adapters to load with the model: name → adapter directory (adapter_config.json +
    * adapter_model.safetensors, as PEFT's save_pretrained writes them; rules of peft 0.21 in src/runtime/lora.ts). All
@@ -343,7 +349,7 @@ export class CausalLM {
    */
   static async load(model?: string, o: LoadOptions = {}): Promise<CausalLM> {
     // 1. Resolve: the directory, its config and architecture, the options that change graphs, the graph-cache entry.
-    const dir = await resolveModelDir(model ?? DEFAULT_MODEL_DIR, o.hub);
+    const dir = await resolveModelDir(model ?? DEFAULT_MODEL_DIR, o.onProgress && !o.hub?.onProgress ? { ...o.hub, onProgress: o.onProgress } : o.hub);
     const cfg = await loadModelConfig(dir);
     const accuracyLevel = checkAccuracyLevel(o.accuracyLevel);
     const arch = archFor(cfg.modelType);
