@@ -231,3 +231,21 @@ test('one disposal method: dispose() (idempotent) and await using, on CausalLM, 
   }
   assert.equal(JSON.parse(readFileSync(join(DEFAULT_MODEL_DIR, 'config.json'), 'utf8')).model_type, 'llama');
 });
+
+test('sampling options out of range are refused in one line naming the option (text and id level), as the CLI flags are', async () => {
+  await using lm = await CausalLM.load();
+  const ids = lm.tokenizer!.encode('Once');
+  const cases: [Record<string, number>, RegExp][] = [
+    [{ temperature: -1 }, /`temperature` \(CLI: --temperature\) must be a number ≥ 0/], [{ topP: 5 }, /`topP` .* in \(0, 1\], got 5/],
+    [{ topP: 0 }, /`topP`/], [{ topK: -3 }, /`topK` .* integer ≥ 0/], [{ topK: 2.5 }, /`topK`/],
+    [{ repetitionPenalty: 0 }, /`repetitionPenalty` .* > 0/], [{ maxNewTokens: 0 }, /`maxNewTokens` .* integer ≥ 1/],
+    [{ seed: -1 }, /`seed` .* integer ≥ 0/], [{ temperature: Number.NaN }, /`temperature`/],
+  ];
+  for (const [o, re] of cases) {
+    await assert.rejects(lm.generate('Once', { maxNewTokens: 3, ...o }), (e: unknown) => e instanceof GptqError && re.test(e.message), JSON.stringify(o));
+    await assert.rejects(generate(lm, [ids], { maxNewTokens: 3, ...o }), (e: unknown) => e instanceof GptqError && re.test(e.message), `id level ${JSON.stringify(o)}`);
+  }
+  // the edges of each range are accepted
+  const ok = await lm.generate('Once', { maxNewTokens: 2, temperature: 0, topP: 1, topK: 0, repetitionPenalty: 1, seed: 0 });
+  assert.equal(ok.completionTokens, 2);
+});

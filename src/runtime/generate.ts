@@ -8,7 +8,7 @@
 import { mulberry32 } from '../io/random.ts';
 import { StreamDecoder, type Detokenizer } from '../io/tokenizer.ts';
 import type { CausalLM, KvCache } from './causal-lm.ts';
-import { applyRepetitionPenalty, sampleToken, type SamplingOptions } from './sampling.ts';
+import { applyRepetitionPenalty, checkGenerationOptions, sampleToken, type SamplingOptions } from './sampling.ts';
 
 /** Why a row stopped: an eos token, a stop string/criterion, maxNewTokens, or AbortSignal (stopOnAbortSignal). */
 export type FinishReason = 'eos' | 'stop' | 'length' | 'abort';
@@ -95,6 +95,7 @@ export async function generate(model: CausalLM, prompts: number[][], o: Generate
  * Leaving the loop early (`break`, `return()`) stops generation after the current step. `onToken` is not called.
  */
 export async function* generateTokens(model: CausalLM, prompts: number[][], o: GenerateOptions = {}): AsyncGenerator<TokenEvent, GenerateResult, void> {
+  checkGenerationOptions(o);
   const B = prompts.length, maxNew = o.maxNewTokens ?? 64, V = model.cfg.vocabSize;
   if (B === 0) throw new Error('generate: no prompts');
   const L = Math.max(...prompts.map((p) => p.length));

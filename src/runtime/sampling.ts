@@ -1,4 +1,5 @@
 /** Logits processing and sampling with Transformers' semantics and order: penalty → temperature → top-k → top-p. */
+import { fail, option } from '../errors.ts';
 
 export interface SamplingOptions {
   /** 0 or doSample false → greedy. */
@@ -7,6 +8,24 @@ export interface SamplingOptions {
   topP?: number;
   repetitionPenalty?: number;
   doSample?: boolean;
+}
+
+/**
+ * Refuse settings the sampling cannot honour, one GptqError line naming the option (Transformers refuses the same in
+ * GenerationConfig.validate and its logits processors' constructors: TemperatureLogitsWarper needs temperature > 0 when
+ * sampling, TopKLogitsWarper a positive int, TopPLogitsWarper 0 ≤ top_p ≤ 1, RepetitionPenaltyLogitsProcessor > 0):
+ * temperature a number ≥ 0 (0 = greedy), topK an integer ≥ 0 (0 = off), topP in (0, 1], repetitionPenalty > 0, and for
+ * generation maxNewTokens an integer ≥ 1 and seed an integer ≥ 0. The CLI flags have the same ranges (src/cli).
+ */
+export function checkGenerationOptions(o: SamplingOptions & { maxNewTokens?: number; seed?: number }): void {
+  const bad = (name: string, flag: string, want: string, v: unknown) => fail(`${option(name, flag)} must be ${want}, got ${JSON.stringify(v)}`);
+  const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+  if (o.temperature !== undefined && !(num(o.temperature) && o.temperature >= 0)) bad('temperature', '--temperature', 'a number ≥ 0 (0 = greedy)', o.temperature);
+  if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK >= 0)) bad('topK', '--top-k', 'an integer ≥ 0 (0 = off)', o.topK);
+  if (o.topP !== undefined && !(num(o.topP) && o.topP > 0 && o.topP <= 1)) bad('topP', '--top-p', 'a number in (0, 1]', o.topP);
+  if (o.repetitionPenalty !== undefined && !(num(o.repetitionPenalty) && o.repetitionPenalty > 0)) bad('repetitionPenalty', '--repetition-penalty', 'a number > 0 (1 = off)', o.repetitionPenalty);
+  if (o.maxNewTokens !== undefined && !(Number.isInteger(o.maxNewTokens) && o.maxNewTokens >= 1)) bad('maxNewTokens', '--max-new-tokens', 'an integer ≥ 1', o.maxNewTokens);
+  if (o.seed !== undefined && !(Number.isInteger(o.seed) && o.seed >= 0)) bad('seed', '--seed', 'an integer ≥ 0', o.seed);
 }
 
 /** HF RepetitionPenaltyLogitsProcessor: seen tokens' logits ÷ penalty if > 0, × penalty otherwise. In place. */

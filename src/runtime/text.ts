@@ -12,7 +12,7 @@ import { fail } from '../errors.ts';
 import type { ChatMessage, TextTokenizer } from '../io/tokenizer.ts';
 import type { CausalLM } from './causal-lm.ts';
 import { generate, generateTokens, type FinishReason, type GenerateOptions } from './generate.ts';
-import type { SamplingOptions } from './sampling.ts';
+import { checkGenerationOptions, type SamplingOptions } from './sampling.ts';
 import { StopAwareStream } from './text-stream.ts';
 import { chatPrompt, transcriptNote } from './chat-prompt.ts';
 import { logLine } from '../platform/os.ts';
@@ -105,8 +105,8 @@ function idOptions(lm: CausalLM, longest: number, o: TextGenerationOptions): Gen
   const gen = lm.generationConfig;
   const context = lm.cfg.maxPositionEmbeddings;
   if (longest >= context) fail(`the prompt has ${longest} tokens; the model's context is ${context} (config.json max_position_embeddings)`);
+  checkGenerationOptions(o); // the caller's values, before generation_config.json fills the rest
   const want = o.maxNewTokens ?? gen.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS;
-  if (!(Number.isInteger(want) && want >= 0)) fail(`maxNewTokens must be a non-negative integer, got ${want}`);
   const sample = o.temperature !== undefined ? o.temperature > 0 && o.doSample !== false : (o.doSample ?? gen.doSample);
   return {
     maxNewTokens: Math.min(want, context - longest),
