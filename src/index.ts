@@ -5,7 +5,7 @@
 
 // Quantization (AutoGPTQ's API): GPTQModel.fromPretrained → quantize → saveQuantized
 export { GPTQModel, type CalibrationInput, type QuantizeCallOptions, type SaveQuantizedOptions, type SavedQuantized } from './gptq-model.ts';
-export { resolveQuantizeConfig, DEFAULT_QUANTIZE_CONFIG, BITS, type QuantizeConfig, type Bits, type CheckpointFormat } from './quant/quantize-config.ts';
+export { resolveQuantizeConfig, DEFAULT_QUANTIZE_CONFIG, BITS, type QuantizeConfig, type Bits, type CheckpointFormat, type Arithmetic, type MseWeighting, type ScaleRounding } from './quant/quantize-config.ts';
 export type { QuantizeEvent, QuantizeLoopResult, SkippedModule, ActivationDtype } from './quant/layer-loop.ts';
 export type { SaveOptions } from './quant/save.ts';
 export { gptqQuantize, type GptqConfig, type GptqOptions, type GptqResult } from './quant/gptq.ts';
