@@ -47,7 +47,7 @@ const dir = 'assets/stories260K';
 const base = await GPTQModel.fromPretrained(dir);
 const tokens = evalTokens(base.tokenizer!, await loadText(v.wikitext ?? 'wikitext2'), 'wikitext2');
 const maxWindows = Number(v['max-windows']);
-const OPTS: Record<string, Partial<QuantizeConfig>> = { default: {}, float32: { arithmetic: 'float32' }, mse: { mse: true }, 'mse-float32': { mse: true, arithmetic: 'float32' }, down: { scaleRounding: 'down' }, hmse: { mse: true, mseWeighting: 'hessian' }, 'mse-down': { mse: true, scaleRounding: 'down' } };
+const OPTS: Record<string, Partial<QuantizeConfig>> = { default: {}, float32: { arithmetic: 'float32' }, mse: { mse: true }, 'mse-float32': { mse: true, arithmetic: 'float32' }, down: { scaleRounding: 'down' }, hmse: { mse: true, mseWeighting: 'hessian' }, 'mse-down': { mse: true, scaleRounding: 'down' }, gar: { actGroupAware: true }, 'gar-hmse': { actGroupAware: true, mse: true, mseWeighting: 'hessian' } };
 
 for (const bits of list(v.bits).map(Number) as Bits[]) for (const groupSize of list(v.groups).map(Number)) for (const linears of list(v.linears))
   for (const method of list(v.methods) as ('rtn' | 'gptq')[]) for (const opt of list(v.options)) for (const seed of method === 'rtn' ? [0] : list(v.seeds).map(Number)) {

@@ -37,6 +37,8 @@ Calibration activations are kept in fp16 between layers (half the memory; the la
     { name: 'asym', type: 'boolean', group: Q, help: 'asymmetric quantization (a zero point per group); default symmetric' },
     { name: 'damp', type: 'number', gt: 0, lt: 1, metavar: 'F', default: 0.01, group: Q, help: 'Hessian dampening: fraction of the mean diagonal added (damp_percent)' },
     { name: 'no-true-sequential', type: 'boolean', group: Q, help: 'quantize all linears of a layer from the same inputs (default: in sequence)' },
+    { name: 'act-group-aware', type: 'boolean', group: Q,
+      help: "group-aware act-order (GPTQModel act_group_aware): columns by diag(H) within and between groups, in-order g_idx kept (needs --group-size > 0; not with --desc-act)" },
     { name: 'mse', type: 'boolean', group: Q, help: 'search the clipping range per group (GPTQModel mse)' },
     { name: 'mse-weighting', type: 'string', oneOf: MSE_WEIGHTINGS, default: DEFAULT_QUANTIZE_CONFIG.mseWeighting, group: Q,
       help: "with --mse: the error searched, AutoGPTQ's uniform |q−w|^2.4 or GPTQ's diag(H)-weighted (q−w)²" },
@@ -77,7 +79,7 @@ export async function run(argv: string[]): Promise<void> {
     device,
     quantizeConfig: {
       bits: v.bits as Bits, groupSize: given.has('group-size') ? v['group-size'] : undefined, descAct: v['desc-act'], staticGroups: v['static-groups'], sym: !v.asym,
-      dampPercent: v.damp, trueSequential: !v['no-true-sequential'], mse: v.mse, mseWeighting: v['mse-weighting'] as MseWeighting, arithmetic: v.arithmetic as Arithmetic, scaleRounding: v['scale-rounding'] as ScaleRounding,
+      dampPercent: v.damp, trueSequential: !v['no-true-sequential'], actGroupAware: v['act-group-aware'], mse: v.mse, mseWeighting: v['mse-weighting'] as MseWeighting, arithmetic: v.arithmetic as Arithmetic, scaleRounding: v['scale-rounding'] as ScaleRounding,
     },
   });
   try {

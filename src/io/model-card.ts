@@ -56,12 +56,14 @@ export interface ModelCardInfo {
  * `meta` for quantize_config.json: gptqjs as the quantizer (GPTQModel's layout) + calibration, perplexity and the
  * base model's Hub id (`base_model`, as the card's YAML calls it) when known.
  */
-export function quantizerMeta(q: { dampPercent: number; staticGroups: boolean; trueSequential: boolean },
+export function quantizerMeta(q: { dampPercent: number; staticGroups: boolean; trueSequential: boolean; actGroupAware?: boolean },
   o: { calibration?: CalibrationInfo; perplexity?: PerplexityInfo; baseModel?: string } = {}): Record<string, unknown> {
   const meta: Record<string, unknown> = {
     quantizer: [QUANTIZER_ID], uri: GPTQJS_URI,
     damp_percent: q.dampPercent, static_groups: q.staticGroups, true_sequential: q.trueSequential,
   };
+  // GPTQModel's name for group-aware act-order; the checkpoint itself stays desc_act false with in-order g_idx
+  if (q.actGroupAware) meta.act_group_aware = true;
   if (o.calibration) meta.calibration = { ...o.calibration };
   if (o.perplexity) meta.perplexity = { ...o.perplexity };
   if (o.baseModel !== undefined) {

@@ -36,7 +36,7 @@ import { dequantizeCodes, findParams, gridStorage, quantizeColumn, storedScales,
 
 /** checkpointFormat (default 'gptq', the saved default) fixes the grid constraints: see GridStorage in quantizer.ts. */
 export type GptqConfig = Pick<QuantizeConfig, 'bits' | 'groupSize' | 'descAct' | 'staticGroups' | 'sym' | 'dampPercent' | 'blockSize' | 'mse'>
-  & { dampAutoIncrement?: number; checkpointFormat?: CheckpointFormat; arithmetic?: Arithmetic; scaleRounding?: ScaleRounding; mseWeighting?: MseWeighting };
+  & { actGroupAware?: boolean; dampAutoIncrement?: number; checkpointFormat?: CheckpointFormat; arithmetic?: Arithmetic; scaleRounding?: ScaleRounding; mseWeighting?: MseWeighting };
 
 export interface GptqOptions {
   onLog?: (msg: string) => void;
@@ -108,6 +108,7 @@ function checkInputs(W: Float32Array, H: Float32Array, R: number, n: number, cfg
   if (badBits) fail(`gptq: ${badBits}`);
   if (!(gs === -1 || (Number.isInteger(gs) && gs > 0))) fail(`gptq: groupSize must be -1 or > 0, got ${gs}`);
   if (cfg.staticGroups && gs <= 0) fail('gptq: staticGroups needs groupSize > 0');
+  if (cfg.actGroupAware && (gs <= 0 || cfg.descAct || cfg.staticGroups)) fail('gptq: actGroupAware needs groupSize > 0 and neither descAct nor staticGroups');
   if (!(Number.isInteger(B) && B > 0)) fail(`gptq: blockSize must be a positive integer, got ${B}`);
   for (let i = 0; i < H.length; i++) if (!Number.isFinite(H[i]!)) fail(`gptq: Hessian has a non-finite entry at [${Math.floor(i / n)}, ${i % n}]`);
 }
@@ -126,6 +127,8 @@ interface Prepared {
   staticParams: QuantParams[];
   /** Processing order → original column (identity without act-order). */
   perm: Int32Array;
+  /** The columns are processed in another order than their own (descAct or actGroupAware). */
+  reordered: boolean;
   /** Wt[c, r] = W[r, perm[c]], 0 for dead columns. */
   Wt: Float32Array;
 }
@@ -150,11 +153,31 @@ function prepare(W: Float32Array, H: Float32Array, R: number, n: number, cfg: Gp
     }
   }
   // Act-order. torch.argsort(descending=True) is not documented stable; we break ties by column index (stable).
-  const perm = new Int32Array(n).map((_, i) => i);
+  let perm: Int32Array = new Int32Array(n).map((_, i) => i);
   if (cfg.descAct) perm.sort((a, b) => diag[b]! - diag[a]! || a - b);
-  const Wt = transpose(W, R, n, new Float32Array(n * R), cfg.descAct ? { colOrder: perm } : {});
+  else if (cfg.actGroupAware) perm = groupAwarePermutation(H, n, gs);
+  const reordered = !!cfg.descAct || !!cfg.actGroupAware;
+  const Wt = transpose(W, R, n, new Float32Array(n * R), reordered ? { colOrder: perm } : {});
   if (hasDead) for (let c = 0; c < n; c++) if (dead[perm[c]!]) Wt.fill(0, c * R, (c + 1) * R);
-  return { R, n, qopt, params0, diag, staticParams, perm, Wt };
+  return { R, n, qopt, params0, diag, staticParams, perm, reordered, Wt };
+}
+
+/**
+ * GPTQModel's group-aware act-order (gptqmodel/quantization/gar.py compute_local_perms / compute_global_perm /
+ * compose_final_perm) on the undamped diag(H) [n]: the columns of each whole group of `gs` sorted by diag descending,
+ * the whole groups ordered by their largest diag descending (stable: equal scores keep their order), the trailing
+ * partial group (n % gs columns) last in its own order. Every group stays contiguous in processing order.
+ */
+export function groupAwarePermutation(H: Float32Array, n: number, gs: number): Int32Array {
+  const d = (j: number) => H[j * n + j]!;
+  const whole = Math.floor(n / gs);
+  const groups = Array.from({ length: whole }, (_, g) => Array.from({ length: gs }, (_, i) => g * gs + i).sort((a, b) => d(b) - d(a) || a - b));
+  const order = groups.map((cols, g) => ({ g, score: d(cols[0]!) })).sort((a, b) => b.score - a.score || a.g - b.g);
+  const perm = new Int32Array(n);
+  let c = 0;
+  for (const { g } of order) for (const j of groups[g]!) perm[c++] = j;
+  for (let j = whole * gs; j < n; j++) perm[c++] = j;
+  return perm;
 }
 
 /**
@@ -168,7 +191,7 @@ async function hessianInverse(H: Float32Array, p: Prepared, cfg: GptqConfig, opt
   for (let j = 0; j < n; j++) meanDiag += diag[j]!;
   meanDiag /= n;
   const M: Operand = opts.consumeHessian && !f64 ? H : operand(f64, n * n);
-  if (!cfg.descAct) { if (M !== H) M.set(H); } else if (M === H) permuteInPlace(M, n, perm);
+  if (!p.reordered) { if (M !== H) M.set(H); } else if (M === H) permuteInPlace(M, n, perm);
   else for (let a = 0; a < n; a++) { const ra = perm[a]! * n, o = a * n; for (let b = 0; b < n; b++) M[o + b] = H[ra + perm[b]!]!; }
   let damp = cfg.dampPercent;
   const inc = cfg.dampAutoIncrement ?? 0;
@@ -324,14 +347,22 @@ async function solve(p: Prepared, U: Operand, cfg: GptqConfig, opts: GptqOptions
 function finalize(p: Prepared, s: Solved, cfg: GptqConfig): Pick<GptqResult, 'intCodes' | 'scales' | 'zeros' | 'gIdx'> {
   const { R, n, perm } = p, gs = cfg.groupSize;
   const gIdx = new Int32Array(n);
-  const plist = gs === -1 ? [p.params0!] : cfg.staticGroups ? p.staticParams : s.groupParams;
-  if (gs > 0) for (let c = 0; c < n; c++) gIdx[perm[c]!] = Math.floor((cfg.staticGroups ? perm[c]! : c) / gs);
+  let plist = gs === -1 ? [p.params0!] : cfg.staticGroups ? p.staticParams : s.groupParams;
+  // actGroupAware: processing-order group k is the whole original group perm[k·gs] / gs; g_idx stays in order and
+  // the params go back to original group order.
+  const inOrder = cfg.staticGroups || cfg.actGroupAware;
+  if (gs > 0) for (let c = 0; c < n; c++) gIdx[perm[c]!] = Math.floor((inOrder ? perm[c]! : c) / gs);
+  if (cfg.actGroupAware) {
+    const byOriginal: QuantParams[] = new Array(plist.length);
+    plist.forEach((q, k) => { byOriginal[Math.floor(perm[k * gs]! / gs)] = q; });
+    plist = byOriginal;
+  }
   const G = plist.length;
   const scales = new Float32Array(G * R), zeros = new Int32Array(G * R);
   plist.forEach((q, g) => { scales.set(q.scale, g * R); zeros.set(q.zero, g * R); });
   if (cfg.arithmetic === 'float32') storedScales(scales); // AutoGPTQ: float32 scales for the codes, fp16 when saved
   const invperm = new Int32Array(n);
   for (let c = 0; c < n; c++) invperm[perm[c]!] = c;
-  const intCodes = transpose(s.codesT, n, R, new Uint8Array(R * n), cfg.descAct ? { rowOrder: invperm } : {});
+  const intCodes = transpose(s.codesT, n, R, new Uint8Array(R * n), p.reordered ? { rowOrder: invperm } : {});
   return { intCodes, scales, zeros, gIdx };
 }

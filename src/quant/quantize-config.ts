@@ -68,6 +68,13 @@ export interface QuantizeConfig {
   arithmetic: Arithmetic;
   /** fp16 scale stored: 'nearest' (default) or 'down' (see ScaleRounding). Not saved in the checkpoint. */
   scaleRounding: ScaleRounding;
+  /**
+   * Group-aware act-order (GPTQModel `act_group_aware`, gptqmodel/quantization/gar.py): GPTQ processes the columns in
+   * an order by the Hessian diagonal that keeps every group whole — within each group by diag(H) descending, the groups
+   * by their largest diag(H) descending, a trailing partial group last — so the checkpoint keeps in-order g_idx and
+   * desc_act false (the fast in-order kernels). Needs groupSize > 0; not with descAct or staticGroups. Off by default.
+   */
+  actGroupAware: boolean;
   checkpointFormat: CheckpointFormat;
   modelNameOrPath?: string;
   modelFileBaseName?: string;
@@ -76,11 +83,11 @@ export interface QuantizeConfig {
 /** Defaults for quantizing (AutoGPTQ README / transformers GPTQConfig choices: g128, no act-order, damp 0.01). */
 export const DEFAULT_QUANTIZE_CONFIG: Readonly<QuantizeConfig> = Object.freeze({
   bits: 4, groupSize: 128, descAct: false, staticGroups: false, sym: true, dampPercent: 0.01,
-  dampAutoIncrement: 0.0025, trueSequential: true, blockSize: 128, lmHead: false, mse: false, mseWeighting: 'uniform', arithmetic: 'float64', scaleRounding: 'nearest', checkpointFormat: 'gptq',
+  dampAutoIncrement: 0.0025, trueSequential: true, blockSize: 128, lmHead: false, mse: false, mseWeighting: 'uniform', arithmetic: 'float64', scaleRounding: 'nearest', actGroupAware: false, checkpointFormat: 'gptq',
 });
 
 const KEYS = new Set<string>([...Object.keys(DEFAULT_QUANTIZE_CONFIG), 'modelNameOrPath', 'modelFileBaseName']);
-const BOOLS = ['descAct', 'staticGroups', 'sym', 'trueSequential', 'lmHead', 'mse'] as const;
+const BOOLS = ['descAct', 'staticGroups', 'sym', 'trueSequential', 'lmHead', 'mse', 'actGroupAware'] as const;
 
 /** Defaults + validation; throws a one-line GptqError naming the bad field. */
 export function resolveQuantizeConfig(partial: Partial<QuantizeConfig> = {}): QuantizeConfig {
@@ -105,6 +112,8 @@ export function resolveQuantizeConfig(partial: Partial<QuantizeConfig> = {}): Qu
   if (c.mseWeighting === 'hessian' && !c.mse) fail("quantize config: mseWeighting 'hessian' needs mse: true");
   if (!(SCALE_ROUNDINGS as readonly unknown[]).includes(c.scaleRounding)) fail(`quantize config: scaleRounding must be 'nearest' or 'down', got ${JSON.stringify(c.scaleRounding)}`);
   if (c.scaleRounding === 'down' && c.arithmetic === 'float32') fail("quantize config: scaleRounding 'down' needs arithmetic 'float64' (with 'float32' the codes come from the float32 scale, as AutoGPTQ)");
+  if (c.actGroupAware && c.groupSize <= 0) fail('quantize config: actGroupAware needs groupSize > 0 (it orders columns within and between groups)');
+  if (c.actGroupAware && (c.descAct || c.staticGroups)) fail(`quantize config: actGroupAware is an alternative to ${c.descAct ? 'descAct' : 'staticGroups'}; use one of them`);
   if (c.checkpointFormat !== 'gptq' && c.checkpointFormat !== 'gptq_v2') fail(`quantize config: checkpointFormat must be 'gptq' or 'gptq_v2', got ${JSON.stringify(c.checkpointFormat)}`);
   return c;
 }
