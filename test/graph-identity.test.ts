@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { GptqError } from '../src/errors.ts';
 import { GraphBuilder } from '../src/graph/builder.ts';
 import { buildCausalLM, GqaUnsupportedError, type ModelGraphOptions } from '../src/graph/model-graph.ts';
-import { buildLayerGraph, InputWeights } from '../src/quant/calibrate.ts';
+import { buildEmbedGraph, buildLayerGraph, InputWeights } from '../src/quant/calibrate.ts';
 import { InitializerWeights } from '../src/graph/weights.ts';
 import { loadModelConfig, type ModelConfig } from '../src/io/config.ts';
 import { archFor, supportedModelTypes } from '../src/models/registry.ts';
@@ -108,17 +108,8 @@ function refusal(e: unknown): string {
   throw e;
 }
 
-/** quantize-model.ts embedSession's graph. */
-function embedGraph(arch: ArchDefinition, cfg: ModelConfig): GraphBuilder {
-  const w = new InputWeights('');
-  const g = new GraphBuilder('embed');
-  const ids = g.input('input_ids', 'int64', ['batch', 'seq']);
-  const S = g.op('Squeeze', [g.op('Shape', [ids], { start: 1, end: 2 })]);
-  const pos = g.op('Unsqueeze', [g.op('Range', [g.constI64(0), S, g.constI64(1)]), g.constI64([0])]);
-  const h = arch.embed(g, cfg, w, ids, pos);
-  g.output(g.op('Cast', [h], { to: 10 }), 'float16', ['batch', 'seq', cfg.hiddenSize], 'hidden');
-  return g.prune();
-}
+/** The calibration embedding graph (src/quant/calibrate.ts, fp16 activations as quantizeLayers stores them). */
+const embedGraph = (arch: ArchDefinition, cfg: ModelConfig): GraphBuilder => buildEmbedGraph(arch, cfg, 'float16').g;
 
 /** quantize-model.ts layerGraphs' forward and per-group Hessian graphs for layer `li` (group size 16 where it divides). */
 function calibrationGraphs(arch: ArchDefinition, cfg: ModelConfig, li: number, out: Record<string, string>): void {

@@ -91,8 +91,11 @@ export async function captureInputs(arch: ArchDefinition, cfg: ModelConfig, ck: 
   await emb.sess.release();
 }
 
-/** Embedding graph (weights as inputs, fed straight from the checkpoint: no copy inside the model bytes). */
-async function embedSession(arch: ArchDefinition, cfg: ModelConfig, ck: Checkpoint, act: ActivationDtype, device?: Device) {
+/**
+ * The calibration embedding graph: input_ids [B,S] → hidden [B,S,hidden] in `act` (positions 0..S−1), its weights as
+ * graph inputs (InputWeights: fed straight from the checkpoint, no copy inside the model bytes); pruned.
+ */
+export function buildEmbedGraph(arch: ArchDefinition, cfg: ModelConfig, act: ActivationDtype): { g: GraphBuilder; w: InputWeights } {
   const w = new InputWeights('');
   const g = new GraphBuilder('embed');
   const ids = g.input('input_ids', 'int64', ['batch', 'seq']);
@@ -100,7 +103,13 @@ async function embedSession(arch: ArchDefinition, cfg: ModelConfig, ck: Checkpoi
   const pos = g.op('Unsqueeze', [g.op('Range', [g.constI64(0), S, g.constI64(1)]), g.constI64([0])]);
   const h = arch.embed(g, cfg, w, ids, pos);
   g.output(act === 'float16' ? g.op('Cast', [h], { to: 10 }) : h, act, ['batch', 'seq', cfg.hiddenSize], 'hidden');
-  const sess = await createSession(g.prune().toBytes(), { device, lowMemory: true });
+  return { g: g.prune(), w };
+}
+
+/** Embedding session of buildEmbedGraph. */
+async function embedSession(arch: ArchDefinition, cfg: ModelConfig, ck: Checkpoint, act: ActivationDtype, device?: Device) {
+  const { g, w } = buildEmbedGraph(arch, cfg, act);
+  const sess = await createSession(g.toBytes(), { device, lowMemory: true });
   const feeds: Record<string, OrtTensor> = {};
   for (const i of w.inputs) feeds[i.rel] = f32(await ck.readFloat32(ck.resolve(i.name)), i.shape);
   return { sess, feeds };
