@@ -96,9 +96,6 @@ export function samplingOptions(v: SamplingValues, gen: GenerationConfig) {
 
 let warnedContext = false;
 
-/** Model types whose positions are a learned table of max_position_embeddings rows: there is no position beyond it. */
-const LEARNED_POSITIONS = new Set(['gpt2', 'gpt_bigcode', 'opt']);
-
 /**
  * Prompt + new tokens beyond max_position_embeddings: one warning line, as Transformers' MaxLengthCriteria warns
  * ("the current text generation call will exceed the model's predefined maximum length"); an error for models with a
@@ -108,7 +105,7 @@ export function checkContext(model: CausalLM, promptTokens: number, maxNewTokens
   const max = model.cfg.maxPositionEmbeddings;
   if (!max || promptTokens + maxNewTokens <= max) return;
   const what = `prompt ${promptTokens} tokens + --max-new-tokens ${maxNewTokens} > max_position_embeddings ${max} of ${model.cfg.path}`;
-  if (LEARNED_POSITIONS.has(model.cfg.modelType)) {
+  if (model.arch.learnedPositions) {
     const room = max - promptTokens;
     fail(`${what}: ${model.cfg.modelType} has a learned position table of ${max} rows; ${room > 0 ? `use --max-new-tokens ≤ ${room}` : 'shorten the prompt'}`);
   }

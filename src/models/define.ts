@@ -128,6 +128,8 @@ export interface ArchSpec<T extends ModuleTree> {
   check?(cfg: ModelConfig): void;
   /** True when decoder layers' graphs differ by index. */
   layerGraphVaries?(cfg: ModelConfig): boolean;
+  /** Positions come from a learned table of max_position_embeddings rows (ArchDefinition.learnedPositions). */
+  learnedPositions?: boolean;
   /** ids [B,S] → hidden [B,S,H]; default: gather of `<embedding>.weight`. */
   embed?: ArchDefinition['embed'];
   /** Applied to the default embedding (e.g. Gemma's × √hidden). */
@@ -176,6 +178,7 @@ export function defineArchitecture<T extends ModuleTree>(s: ArchSpec<T>): ArchDe
     },
     modules,
     ...(s.layerGraphVaries ? { layerGraphVaries: s.layerGraphVaries } : {}),
+    ...(s.learnedPositions ? { learnedPositions: true } : {}),
     ...(s.check ? { check: s.check } : {}),
     embed: s.embed ?? ((g, cfg, w, ids) => {
       const x = embedTokens(g, cfg, w, ids, embedding);

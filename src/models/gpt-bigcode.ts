@@ -43,6 +43,7 @@ export const gptBigCode = defineArchitecture({
     configBool(cfg, 'scale_attn_weights', true);
   },
 
+  learnedPositions: true,
   embed: (g, cfg, w, ids, positions) => embedWithPositions(g, cfg, w, ids, positions, 'transformer.wte', 'transformer.wpe'),
 
   layer(ctx, x, m) {

@@ -79,6 +79,7 @@ export const gptNeo = defineArchitecture({
     checkActivation(cfg, cfg.hiddenAct, 'activation_function');
   },
 
+  learnedPositions: true,
   embed: (g, cfg, w, ids, positions) => embedWithPositions(g, cfg, w, ids, positions, 'transformer.wte', 'transformer.wpe'),
 
   layer(ctx, x, m) {

@@ -34,6 +34,7 @@ export const gpt2 = defineArchitecture({
     configBool(cfg, 'scale_attn_by_inverse_layer_idx', false);
   },
 
+  learnedPositions: true,
   embed: (g, cfg, w, ids, positions) => embedWithPositions(g, cfg, w, ids, positions, 'transformer.wte', 'transformer.wpe'),
 
   layer(ctx, x, m) {

@@ -65,6 +65,7 @@ export const opt = defineArchitecture({
     optOptions(cfg);
   },
 
+  learnedPositions: true,
   embed(g, cfg, w, ids, positions) {
     const o = optOptions(cfg);
     const table = w.tensor(g, EMBED, [cfg.vocabSize, o.wordEmbedProjDim]);

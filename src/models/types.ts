@@ -113,6 +113,12 @@ export interface ArchDefinition {
   tiedEmbedding?: string;
   /** True when decoder layers' graphs differ by index (e.g. GPT-2 scale_attn_by_inverse_layer_idx). */
   layerGraphVaries?(cfg: ModelConfig): boolean;
+  /**
+   * Positions are rows of a learned table of max_position_embeddings rows (GPT-2, GPTBigCode, GPT-Neo, OPT): no
+   * position ≥ max_position_embeddings exists (Transformers fails there with an IndexError). The runtime refuses such
+   * inputs in one line and generation stops at the table's end (CausalLM.positionLimit).
+   */
+  learnedPositions?: boolean;
   /** Validate config fields the graph needs; throw one-line errors. */
   check?(cfg: ModelConfig): void;
   /** ids [B,S] int64 → hidden [B,S,H] */

@@ -461,7 +461,20 @@ export class CausalLM {
     return Promise.resolve().then(() => chatText(this.forCall(o), messages, o));
   }
 
-  /** Logits for every position of each row: ids [B,S] → Float32Array [B,S,V]. */
+  /**
+   * Tokens one row can hold (positions 0 … positionLimit − 1): max_position_embeddings for models with a learned
+   * position table (ArchDefinition.learnedPositions: GPT-2, GPTBigCode, GPT-Neo, OPT), else Infinity (rotary and
+   * ALiBi models run past max_position_embeddings, as in Transformers, untrained there).
+   */
+  get positionLimit(): number { return this.arch.learnedPositions ? this.cfg.maxPositionEmbeddings : Infinity; }
+
+  /** One line instead of ONNX Runtime's Gather error when a row would need a position past the learned table. */
+  private checkPositions(tokens: number, what: string): void {
+    const max = this.positionLimit;
+    if (tokens > max) fail(`${what}: a row of ${tokens} tokens needs positions up to ${tokens - 1}; ${this.cfg.modelType} has a learned position table of ${max} rows (config.json max_position_embeddings of ${this.cfg.path}): at most ${max} tokens per row, prompt and cache included`);
+  }
+
+  /** Logits for every position of each row: ids [B,S] → Float32Array [B,S,V]. Throws GptqError when S is past positionLimit. */
   async logits(ids: number[][]): Promise<Float32Array> {
     return (await this.runFull(ids, ['logits'])).logits!.data as Float32Array;
   }
@@ -501,6 +514,7 @@ export class CausalLM {
    */
   private async runFull(ids: number[][], fetch: string[], nllSession?: InferenceSession): Promise<Record<string, ort.Tensor>> {
     const B = ids.length, S = ids[0]!.length;
+    this.checkPositions(S, fetch.includes('logits') ? 'logits' : 'nll');
     const input_ids = i64From(ids, B, S);
     const labels: Record<string, ort.Tensor> = !(nllSession || this.nllInMain) ? {}
       : { labels: fetch.includes('nll') ? i64From(ids.map((r) => r.slice(1)), B, S - 1) : noLabels(B) };
@@ -563,6 +577,7 @@ export class CausalLM {
       return r;
     }
     const pos = new BigInt64Array(B * S), am = new BigInt64Array(B * T);
+    let longest = 0; // the most attended tokens of a row: its last position + 1
     for (let b = 0; b < B; b++) {
       const row = mask[b]!;
       let c = 0;
@@ -572,7 +587,9 @@ export class CausalLM {
         am[b * T + j] = m ? 1n : 0n;
         if (j >= P) pos[b * S + j - P] = BigInt(Math.max(c - 1, 0));
       }
+      longest = Math.max(longest, c);
     }
+    this.checkPositions(longest, 'forwardStep');
     const feeds: Record<string, ort.Tensor> = {
       input_ids: i64From(ids, B, S), position_ids: new ort.Tensor('int64', pos, [B, S]), attention_mask: new ort.Tensor('int64', am, [B, T]),
     };

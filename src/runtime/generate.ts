@@ -5,6 +5,7 @@
  * processors (repetition penalty → temperature → top-k → top-p, src/runtime/sampling.ts), then greedy or sampling;
  * a row stops at an eos token (not included in its output) or when a stopping criterion holds.
  */
+import { fail } from '../errors.ts';
 import { mulberry32 } from '../io/random.ts';
 import { StreamDecoder, type Detokenizer } from '../io/tokenizer.ts';
 import type { CausalLM, KvCache } from './causal-lm.ts';
@@ -14,7 +15,8 @@ import { applyRepetitionPenalty, checkGenerationOptions, sampleToken, type Sampl
 export type FinishReason = 'eos' | 'stop' | 'length' | 'abort';
 
 export interface GenerateOptions extends SamplingOptions {
-  /** Default 64 (the CLI and the text-level API pick their own). */
+  /** Default 64 (the CLI and the text-level API pick their own). Capped where a learned position table ends
+   *  (CausalLM.positionLimit: prompt + cache + new tokens ≤ max_position_embeddings; rows then finish 'length'). */
   maxNewTokens?: number;
   /**
    * Stop a row when it produces one of these ids (not included in its output). Default: the model's
@@ -96,13 +98,17 @@ export async function generate(model: CausalLM, prompts: number[][], o: Generate
  */
 export async function* generateTokens(model: CausalLM, prompts: number[][], o: GenerateOptions = {}): AsyncGenerator<TokenEvent, GenerateResult, void> {
   checkGenerationOptions(o);
-  const B = prompts.length, maxNew = o.maxNewTokens ?? 64, V = model.cfg.vocabSize;
+  const B = prompts.length, V = model.cfg.vocabSize;
   if (B === 0) throw new Error('generate: no prompts');
   const L = Math.max(...prompts.map((p) => p.length));
   if (L === 0) throw new Error('generate: empty prompt');
   const pad = o.padTokenId ?? model.padTokenId;
   const ids = prompts.map((p) => [...new Array(L - p.length).fill(pad), ...p]);
   const P0 = o.cache?.length ?? 0;
+  // A learned position table ends generation where it ends (finish 'length'), as the text API caps at the context.
+  const room = model.positionLimit - P0 - L;
+  if (room < 1) fail(`generate: ${P0 ? `${P0} cached + ` : ''}${L} prompt tokens leave no position for a new token: ${model.cfg.modelType} has a learned position table of ${model.positionLimit} rows (config.json max_position_embeddings)`);
+  const maxNew = Math.min(o.maxNewTokens ?? 64, room);
   if (o.cache && o.cache.batch !== B) throw new Error(`generate: cache has batch ${o.cache.batch}, ${B} prompts given`);
   const mask = prompts.map((p) => [...new Array(P0).fill(1), ...new Array(L - p.length).fill(0), ...new Array(p.length).fill(1)]);
   const rand = mulberry32(o.seed ?? 0);

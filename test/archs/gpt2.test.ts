@@ -75,3 +75,27 @@ gptqBlockTest(rep, ['gpt_bigcode', bigcode, { seed: 81 }], 'transformer.h.', [
 ]);
 
 rep.summaryTest();
+
+test('learned position table (gpt2 n_positions 24): logits/nll/forwardStep past it refused in one line; generate stops at its end', async () => {
+  const t = tmpDir();
+  try {
+    await makeGpt2Checkpoint(t.path, { seed: 41, positions: 24 });
+    const { CausalLM } = await import('../../src/runtime/causal-lm.ts');
+    const { generate } = await import('../../src/runtime/generate.ts');
+    const lm = await CausalLM.load(t.path);
+    try {
+      assert.equal(lm.positionLimit, 24);
+      const row = (n: number) => Array.from({ length: n }, (_, i) => (i * 7) % 96);
+      assert.equal((await lm.logits([row(24)])).length, 24 * 96, 'the whole table is usable');
+      await assert.rejects(lm.logits([row(25)]), /^GptqError: logits: a row of 25 tokens needs positions up to 24; gpt2 has a learned position table of 24 rows/);
+      await assert.rejects(lm.nll([row(30)]), /nll: a row of 30 tokens .* 24 rows/);
+      const c = await lm.forwardStep([row(20)], lm.emptyCache(1));
+      await assert.rejects(lm.forwardStep([row(5)], c.cache), /forwardStep: a row of 25 tokens/);
+      // generation: prompt 20 + at most 4 new tokens, finish 'length' (Transformers' max_length = n_positions)
+      const g = await generate(lm, [row(20), row(9)], { maxNewTokens: 10, eosTokenIds: [] });
+      assert.deepEqual(g.tokens.map((s) => s.length), [4, 4]);
+      assert.deepEqual(g.finishReason, ['length', 'length']);
+      await assert.rejects(generate(lm, [row(24)], { maxNewTokens: 2 }), /generate: 24 prompt tokens leave no position for a new token: gpt2 has a learned position table of 24 rows/);
+    } finally { await lm.dispose(); }
+  } finally { t.cleanup(); }
+});
