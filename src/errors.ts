@@ -1,6 +1,7 @@
 /** A user-facing error: one line that names the file / tensor / field at fault. */
 export class GptqError extends Error {
-  constructor(message: string) {
+  /** `exitCode`: the CLI's exit status for it (default 1; 130 for an interrupt, the shell's 128 + SIGINT). */
+  constructor(message: string, readonly exitCode = 1) {
     super(message);
     this.name = 'GptqError';
   }

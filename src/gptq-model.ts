@@ -17,7 +17,7 @@ import type { ArchDefinition } from './models/types.ts';
 import { resolveQuantizeConfig, toQuantizeConfigJson, type QuantizeConfig } from './quant/quantize-config.ts';
 import { quantizeLayers, type ActivationDtype, type QuantizeLoopResult } from './quant/layer-loop.ts';
 import type { ProgressCallback } from './progress.ts';
-import { saveQuantizedCheckpoint, type SaveOptions } from './quant/save.ts';
+import { checkOutputDir, saveQuantizedCheckpoint, type SaveOptions } from './quant/save.ts';
 import { WorkDir, hashCalibration, hashCheckpoint, runIdOf } from './quant/workdir.ts';
 import { estimateMemory, fmtBytes } from './quant/memory.ts';
 import { CausalLM, loadFloatWeights, type LoadOptions } from './runtime/causal-lm.ts';
@@ -59,6 +59,14 @@ export interface QuantizeCallOptions extends LoadTextOptions {
   maxMemory?: number;
   /** Storage of calibration activations between layers: 'float16' (default, half the memory) or 'float32'. */
   activationDtype?: ActivationDtype;
+  /**
+   * The folder saveQuantized() will write (with `overwrite` as it will be passed there): checked before any layer is
+   * quantized, with this run's id once it is known (after the calibration data and the work dir are bound), so a
+   * folder saveQuantized would refuse (a different run's checkpoint, user files, the source folder) fails at the start
+   * instead of after hours. Throws GptqError, as saveQuantized would.
+   */
+  out?: string;
+  overwrite?: boolean;
 }
 
 export interface SaveQuantizedOptions extends SaveOptions {
@@ -179,6 +187,8 @@ export class GPTQModel {
       });
       this.runId = runIdOf(this.work.runKey);
     }
+    // saveQuantized's own check of `out`, now that the run id is known (it fails there with the same message)
+    if (o.out !== undefined) await checkOutputDir(o.out, { source: this.dir, overwrite: o.overwrite, runId: this.runId ?? '' });
     this.result = await quantizeLayers(this.arch, this.cfg, this.ck, this.quantizeConfig, calib, {
       method: o.method, device: this.device, onEvent: o.onProgress, onLog: o.onLog, signal: o.signal, batchTokens: o.batchTokens,
       quantizeUnpackable: o.quantizeUnpackable, keepDequantized: o.keepDequantized || o.quantizeUnpackable, workDir: this.work, activationDtype: o.activationDtype,

@@ -229,7 +229,7 @@ test('quantize --out: a user folder is refused before any work (files intact); o
   } finally { t.cleanup(); }
 });
 
-test('quantize --out: rerun of the same run replaces its own output; another run is refused at once; --overwrite drops stale shards only', () => {
+test('quantize --out: rerun of the same run replaces its own output; another run (config or calibration data) is refused before quantizing; --overwrite drops stale shards only', () => {
   const t = tmpDir();
   try {
     const out = join(t.path, 'q');
@@ -245,6 +245,17 @@ test('quantize --out: rerun of the same run replaces its own output; another run
     assert.match(other.stderr, /holds a gptqjs checkpoint of a different run \(bits 4 ≠ 8\)/);
     assert.doesNotMatch(other.stderr, /layer /);
     assert.deepEqual(hashes(out), first);
+    // a run that differs only in its calibration data (known once the data is read): refused before the first
+    // layer, and its fresh work dir is not left behind (it used to quantize everything, refuse at save time and
+    // leave q.partial, which then blocked the first command)
+    const calib = cli(['quantize', STORIES, '--out', out, ...Q, '--max-shard-size', '100KB', '--nsamples', '3']);
+    assert.equal(calib.status, 1);
+    assert.match(calib.stderr, /holds a gptqjs checkpoint of a different run/);
+    assert.doesNotMatch(calib.stderr, /layer /);
+    assert.deepEqual(readdirSync(t.path), ['q']);
+    assert.deepEqual(hashes(out), first);
+    const back = cli(['quantize', STORIES, '--out', out, ...Q, '--max-shard-size', '100KB']);
+    assert.equal(back.status, 0, back.stderr);
     writeFileSync(join(out, 'README.md'), 'my notes');
     const ow = cli(['quantize', STORIES, '--out', out, ...Q, '--bits', '8', '--overwrite']);
     assert.equal(ow.status, 0, ow.stderr);
@@ -286,6 +297,14 @@ test('library: saveQuantized refuses a non-empty folder without overwrite and ou
     writeFileSync(join(wd, 'added-later.txt'), 'x');
     await w.remove();
     assert.deepEqual(readdirSync(wd), ['added-later.txt']);
+    // the folder goes only when gptqjs made it: an empty folder the user made and named as the work dir stays
+    const made = join(u.path, 'made-by-user');
+    mkdirSync(made);
+    await (await WorkDir.acquire(made)).remove();
+    assert.deepEqual(readdirSync(made), []);
+    const ours = join(u.path, 'ours');
+    await (await WorkDir.acquire(ours)).remove();
+    assert.equal(existsSync(ours), false);
   } finally { u.cleanup(); }
 });
 
@@ -357,7 +376,7 @@ function start(argv: string[], re: RegExp) {
   return { p, seen, done, stderr: () => err };
 }
 
-test('two quantize runs with the same --out: the second refuses at once naming the first; a SIGKILLed run\'s lock is taken over', { timeout: 300_000 }, async () => {
+test('two quantize runs with the same --out: the second refuses at once naming the first; a SIGKILLed run\'s lock is taken over; Ctrl-C exits 130 and the rerun resumes', { timeout: 300_000 }, async () => {
   const t = tmpDir();
   try {
     const src = join(t.path, 'src'), out = join(t.path, 'q');
@@ -390,7 +409,20 @@ test('two quantize runs with the same --out: the second refuses at once naming t
     assert.match(r.stderr, new RegExp(`taking over the lock of process ${k.p.pid} \\(started .*\\), which is no longer running`));
     assert.match(r.stderr, /resuming at layer \d+\/10/);
     assert.deepEqual(hashes(out2), good, 'resumed output identical');
-    assert.deepEqual(readdirSync(t.path).sort(), ['q', 'q2', 'src']);
+
+    // Ctrl-C: stops after the current module, exit status 130 (128 + SIGINT) with the resume hint; the rerun resumes
+    const out3 = join(t.path, 'q3');
+    const c = start(slowArgs(src, out3), /layer 2\/10 done/);
+    await c.seen;
+    c.p.kill('SIGINT');
+    const rc = await c.done;
+    assert.equal(rc.code, 130, rc.stderr);
+    assert.match(rc.stderr, /gptq: interrupted; the finished layers are kept in .*q3\.partial: run the same command again to resume\n$/);
+    const r3 = cli(slowArgs(src, out3));
+    assert.equal(r3.status, 0, r3.stderr);
+    assert.match(r3.stderr, /resuming at layer \d+\/10/);
+    assert.deepEqual(hashes(out3), good, 'resumed output identical');
+    assert.deepEqual(readdirSync(t.path).sort(), ['q', 'q2', 'q3', 'src']);
   } finally { t.cleanup(); }
 });
 

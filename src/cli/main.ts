@@ -43,7 +43,7 @@ global flags:
 [model] (generate, chat, quantize, ppl, inspect, eval, serve, bench): a local model directory or a Hub id owner/name
 (default: the embedded stories260K); compare takes two models, convert and push a local directory.
 generate, ppl, quantize, inspect, bench, eval and compare take --json: one JSON object on stdout at the end (on failure
-{"error": "…"}, exit status 1), and on stderr only JSON lines (progress and notes). Set GPTQJS_DEBUG=1 for stack traces.`;
+{"error": "…"}, exit status 1; 130 when quantize is interrupted with Ctrl-C), and on stderr only JSON lines (progress and notes). Set GPTQJS_DEBUG=1 for stack traces.`;
 
 async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
@@ -79,5 +79,5 @@ main(args).catch((e: Error) => {
     process.stderr.write(`gptq: ${msg}\n`);
     if (!mine) process.stderr.write('(set GPTQJS_DEBUG=1 for the stack trace)\n');
   } else console.error(e);
-  process.exitCode = 1;
+  process.exitCode = mine ? ((e as GptqError).exitCode ?? 1) : 1;
 });

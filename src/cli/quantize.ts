@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { MODEL_ARG, modelDir } from './args.ts';
 import { commandHelp, JSON_FLAG, parseCommand, type CommandSpec } from './flags.ts';
 import { createOutput } from './output.ts';
@@ -6,7 +7,7 @@ import { checkDeviceAvailable, DEVICES, type Device } from '../graph/session.ts'
 import { checkOutputDir } from '../quant/save.ts';
 import { realPath } from '../io/atomic.ts';
 import { ARITHMETICS, BITS, DEFAULT_QUANTIZE_CONFIG, MSE_WEIGHTINGS, SCALE_ROUNDINGS, type Arithmetic, type Bits, type MseWeighting, type ScaleRounding } from '../quant/quantize-config.ts';
-import { fail } from '../errors.ts';
+import { fail, GptqError } from '../errors.ts';
 import { seqlenFor } from '../io/config.ts';
 
 const Q = 'quantization (AutoGPTQ BaseQuantizeConfig)', C = 'calibration', O = 'output', R = 'resources';
@@ -95,9 +96,12 @@ export async function run(argv: string[]): Promise<void> {
     process.on('SIGINT', onSig);
     const t0 = performance.now();
     const res = await m.quantize(v.dataset, {
-      nsamples: v.nsamples, seqlen, seed: v.seed, datasetPath: v['dataset-path'], method: v.method as 'gptq' | 'rtn', signal: ac.signal, workDir,
+      nsamples: v.nsamples, seqlen, seed: v.seed, datasetPath: v['dataset-path'], method: v.method as 'gptq' | 'rtn', signal: ac.signal, workDir, out, overwrite: v.overwrite,
       maxMemory: v['max-memory'], batchTokens: v['batch-tokens'], activationDtype: v['activation-dtype'] === 'fp32' ? 'float32' : 'float16',
       onLog: ui.note, onNote: (m) => ui.note(`note: ${m}`), onProgress: ui.progress,
+    }).catch((e: unknown) => {
+      if (!ac.signal.aborted) throw e;
+      throw new GptqError(existsSync(workDir) ? `interrupted; the finished layers are kept in ${workDir}: run the same command again to resume` : 'interrupted before the first layer finished', 130);
     }).finally(() => process.off('SIGINT', onSig));
     if (res.skipped.length) ui.note(`note: ${res.skipped.length} module(s) kept in full precision (${skippedSummary(res.skipped)}); recorded in quantization_config (modules_in_block_to_quantize, dynamic)`);
     const saved = await m.saveQuantized(out, { maxShardSize: v['max-shard-size'], overwrite: v.overwrite });

@@ -54,8 +54,11 @@ export interface LayerRecord {
 
 const layerFile = (i: number) => `layer-${String(i).padStart(5, '0')}.safetensors`;
 const LOCK = 'lock.json';
+/** Present when gptqjs created the folder itself: only then is the folder removed with its files (a folder the user
+ *  made and named as the work dir stays, emptied). */
+const CREATED = 'created-by-gptqjs';
 /** Names a work dir holds (and temp files of their atomic writes: ".<name>.tmp-<pid>-<rand>"). */
-const isWorkDirFile = (n: string) => /^(manifest\.json|acts\.safetensors|layer-\d{5}\.safetensors|lock\.json)$/.test(n)
+const isWorkDirFile = (n: string) => /^(manifest\.json|acts\.safetensors|layer-\d{5}\.safetensors|lock\.json|created-by-gptqjs)$/.test(n)
   || /^\.(manifest\.json|acts\.safetensors|layer-\d{5}\.safetensors)\.tmp-\d+-[a-z0-9]+$/.test(n) || /^lock\.json\.stale-\d+$/.test(n);
 
 export interface LockInfo { pid: number; hostname: string; started: string; startedMs: number; command: string }
@@ -151,7 +154,10 @@ export class WorkDir {
       const foreign = (await fs.readdir(dir)).filter((n) => !isWorkDirFile(n));
       if (foreign.length) fail(`work dir ${dir} holds files that are not gptqjs's (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''}); gptqjs deletes its work dir when done, so it never adopts a folder like this: choose another ${option('workDir', '--work-dir')}`);
     }
-    await fs.mkdir(dir, { recursive: true });
+    if (!st) {
+      await fs.mkdir(dir, { recursive: true });
+      await fs.writeFile(join(dir, CREATED), '');
+    }
     return new WorkDir(dir, await acquireLock(dir, o.onLog ?? (() => {})));
   }
 
@@ -227,12 +233,15 @@ export class WorkDir {
 
   /**
    * Delete the work dir's own files (manifest, layer files, activations, temp files), release the lock, and remove
-   * the folder if that left it empty. Files someone else put there are kept (and so is the folder).
+   * the folder if gptqjs created it and that left it empty. Files someone else put there are kept (and so is the
+   * folder), and so is a folder the user made.
    */
   async remove(): Promise<void> {
-    for (const n of await fs.readdir(this.dir).catch(() => [] as string[]))
-      if (isWorkDirFile(n) && n !== LOCK) await fs.rm(join(this.dir, n), { force: true });
+    const names = await fs.readdir(this.dir).catch(() => [] as string[]);
+    for (const n of names) if (isWorkDirFile(n) && n !== LOCK && n !== CREATED) await fs.rm(join(this.dir, n), { force: true });
     this.release();
+    if (!names.includes(CREATED)) return;
+    await fs.rm(join(this.dir, CREATED), { force: true });
     await fs.rmdir(this.dir).catch(() => {});
   }
 }
