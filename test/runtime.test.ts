@@ -271,7 +271,7 @@ test('lm head default: 8-bit for GPTQ checkpoints at accuracy level 4 (logged, =
   const logs: string[] = [];
   const def = await CausalLM.load(dir, { graphCache: false, onLog: (s) => logs.push(s), accuracyLevel: 4 });
   assert.deepEqual(def.lmHead, { bits: 8, accuracyLevel: 4 });
-  assert.ok(logs.some((s) => s.includes('lm-head') && s.includes('default for GPTQ checkpoints')), logs.join('\n'));
+  assert.ok(logs.some((s) => s.includes('lm-head') && s.includes('default for quantized checkpoints')), logs.join('\n'));
   const asked = await CausalLM.load(dir, { ...NOCACHE, accuracyLevel: 4, lmHeadBits: 8 });
   const exact = await CausalLM.load(dir, { ...NOCACHE, accuracyLevel: 4, lmHeadBits: 0 });
   assert.equal(exact.lmHead, undefined);
@@ -392,4 +392,22 @@ test('gptq chat: a chat template is applied (encodeChat) and eos ends the turn',
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /system: Be brief\.\nuser: Hello there\nassistant:/);
   assert.doesNotMatch(r.stderr, /no chat template/i);
+});
+
+test('CausalLM.load drops the weights it read once the graphs are built (JS-held array buffers after load ≪ the weights)', async () => {
+  const t = tmpDir();
+  try {
+    // fp32 weights: 4 layers × (4·256² + 3·256·512) + 2 × 4096·256 ≈ 4.7 M floats = 18.9 MB
+    await makeLlamaCheckpoint(t.path, { hidden: 256, intermediate: 512, layers: 4, heads: 4, kvHeads: 2, vocab: 4096, seed: 3 });
+    const { collectGarbage } = await import('../src/gc.ts');
+    await collectGarbage();
+    const before = process.memoryUsage().arrayBuffers;
+    const lm = await CausalLM.load(t.path, { graphCache: false });
+    await collectGarbage();
+    const held = process.memoryUsage().arrayBuffers - before;
+    try {
+      assert.ok(held < 6e6, `array buffers held after load: ${(held / 1e6).toFixed(1)} MB (the weights are 18.9 MB)`);
+      assert.equal((await lm.logits([[1, 2, 3]])).length, 3 * 4096, 'the model still runs');
+    } finally { await lm.dispose(); }
+  } finally { t.cleanup(); }
 });

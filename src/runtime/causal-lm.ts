@@ -70,7 +70,7 @@ export interface LoadOptions {
    * The output head (lm_head, or the tied embedding used as head) on MatMulNBits with weights round-to-nearest
    * quantized at load — 8: symmetric int8 per 32 inputs, always at accuracy_level 4 (ORT has no fast 8-bit kernel with
    * fp32 activations); 4: asymmetric int4 per 32 inputs, at the model's accuracy level; 0: the checkpoint's head as it
-   * is (exact). Default: 8 for GPTQ checkpoints run with int8 activations (accuracyLevel 4, the CLI's speed commands),
+   * is (exact). Default: 8 for quantized checkpoints (GPTQ, AWQ, bitsandbytes, AQLM) run with int8 activations (accuracyLevel 4, the CLI's speed commands),
    * as ONNX Runtime GenAI's and llama.cpp's quantized models do — the head is the largest single matrix (vocab 32000 ×
    * hidden 2048 fp32 is 262 MB read per generated token); measured: perplexity within 0.1% (README "Inference
    * speed"), decode +28% on a 1B shape. Else 0: accuracy level 0 stays the exact dequantized math. Logged when on.
@@ -158,7 +158,7 @@ const graphKey = (base: string, name: string, g: ModelGraphOptions) =>
  */
 const PREFILL_CHUNK = 256;
 
-/** LoadOptions.lmHeadBits default for GPTQ checkpoints at accuracy level 4 (see there). */
+/** LoadOptions.lmHeadBits default for quantized checkpoints (GPTQ, AWQ, bitsandbytes, AQLM) at accuracy level 4 (see there). */
 const DEFAULT_GPTQ_HEAD_BITS = 8;
 
 /** Default first capacity of a KV buffer beyond the positions needed right away (grows by doubling). */
@@ -377,11 +377,19 @@ export class CausalLM {
     const headAcc: AccuracyLevel = lmHeadBits === 8 ? 4 : accuracyLevel;
     // 2. Weights: the checkpoint is opened (once) only when some graph is not in the cache; its notices are logged by
     // the first open only (nll() may read the weights again later for its own graph).
-    let opened: Promise<OpenedWeights> | undefined, first: OpenedWeights | undefined;
+    // What the first open found is kept as plain values: holding the OpenedWeights would keep every tensor it read
+    // alive next to the sessions' own copies (measured: +590 MB peak on a 1B-shape 4-layer load).
+    let opened: Promise<OpenedWeights> | undefined, current: OpenedWeights | undefined;
+    let first: { headUsed: () => boolean; quantization?: QuantizedLoadInfo; notes: string[] } | undefined;
     const weights = () => (opened ??= openWeights(dir, cfg, arch, {
       accuracyLevel, dequantize: o.dequantize, lmHead: lmHeadBits && { bits: lmHeadBits, accuracyLevel: headAcc, asked: headAsked },
       onLog: first ? undefined : log,
-    }).then((w) => { first ??= w; return w; }));
+    }).then((w) => { current = w; first ??= { headUsed: w.headUsed, quantization: w.quantization, notes: w.notes }; return w; }));
+    /** Drop the weights read (called before sessions are created); headUsed is settled once the graphs are built. */
+    const release = () => {
+      if (current && first && first.headUsed === current.headUsed) { const used = current.headUsed(); first.headUsed = () => used; }
+      opened = undefined; current = undefined;
+    };
     // 3. Sessions: each graph from the cache, or built from the weights (dropped before the sessions are created).
     const build = async (g: ModelGraphOptions) => {
       const source = (await weights()).source();
@@ -393,7 +401,7 @@ export class CausalLM {
       }
       return b;
     };
-    const m = await CausalLM.fromGraphs(cfg, build, o, store ? { store, key } : undefined, () => { opened = undefined; },
+    const m = await CausalLM.fromGraphs(cfg, build, o, store ? { store, key } : undefined, release,
       adapters.map((a) => a.name));
     // 4. What loading found: from the weights read (then stored with the cache entry), or from the cache entry.
     if (first) {
