@@ -403,3 +403,16 @@ test('gptq serve CLI: prints its URL, answers, stops on SIGTERM with exit code 0
     if (child.exitCode === null) child.kill('SIGKILL');
   }
 });
+
+test('ctx past max_position_embeddings: a warning for a rotary model (Transformers warns); refused for a learned position table (gpt2)', async () => {
+  const logs: string[] = [];
+  await start({ ctx: 600, maxBatch: 2, onLog: (m: string) => logs.push(m) });
+  assert.ok(logs.some((m) => /^warning: ctx 600 > max_position_embeddings 512: the model was not trained on positions beyond 512/.test(m)), logs.join('\n'));
+  const t = tmpDir();
+  try {
+    const { makeGpt2Checkpoint } = await import('./archs/gpt2.synth.ts');
+    await makeGpt2Checkpoint(t.path, { seed: 5, positions: 32 });
+    cpSync(join(CHAT, 'tokenizer.json'), join(t.path, 'tokenizer.json'));
+    await assert.rejects(serve({ model: t.path, port: 0, ctx: 64, ...quiet }), /ctx 64: gpt2 has a learned position table of 32 rows .*ctx must be ≤ 32/);
+  } finally { t.cleanup(); }
+});

@@ -21,7 +21,7 @@ export const loadFlags = (defaultAccuracy: 0 | 4) => [
   { name: 'threads', type: 'int', min: 1, metavar: 'N', group: LOAD, defaultText: 'all cores', help: 'ONNX Runtime intra-op threads' },
   { name: 'accuracy-level', type: 'int', oneOf: [0, 1, 2, 3, 4], default: defaultAccuracy, group: LOAD,
     help: 'GPTQ/AWQ/LLM.int8 matmuls (MatMulNBits): 4 = int8 activations, ~2-3x faster decode, small accuracy cost (ppl +0.13% on 4-bit stories260K); 0 = fp32 activations, exact' },
-  { name: 'lm-head-bits', type: 'int', oneOf: [8, 4, 0], group: LOAD, defaultText: '8 for GPTQ checkpoints at accuracy level 4, else 0',
+  { name: 'lm-head-bits', type: 'int', oneOf: [8, 4, 0], group: LOAD, defaultText: '8 for quantized checkpoints (GPTQ, AWQ, bnb, AQLM) at accuracy level 4, else 0',
     help: 'output head round-to-nearest quantized at load (8: int8, decode +28% on a 1B shape, perplexity within 0.1%; logged); 0 = the checkpoint\'s head, exact' },
   { name: 'dequantize', type: 'boolean', group: LOAD,
     help: 'bitsandbytes 4-bit / AQLM checkpoints: fp32 weights at load instead of MatMulBnb4 / the codebook gather (exact either way; faster per token, 4 bytes/weight)' },

@@ -1,5 +1,5 @@
 /**
- * Quantized output head (LoadOptions.lmHeadBits; on by default for GPTQ checkpoints at accuracy level 4). The head [vocab, hidden] is usually the largest matrix of
+ * Quantized output head (LoadOptions.lmHeadBits; on by default for quantized checkpoints — GPTQ, AWQ, bitsandbytes, AQLM — at accuracy level 4). The head [vocab, hidden] is usually the largest matrix of
  * a small model and GPTQ checkpoints keep it in fp16/fp32: at vocab 32000 × hidden 2048 fp32 it is 262 MB read per
  * generated token, more than all 4-bit decoder layers of a 1B model together. This module round-to-nearest quantizes
  * it at load (no calibration: it is not GPTQ) and runs it on com.microsoft.MatMulNBits:
@@ -27,12 +27,12 @@ export const LM_HEAD_BLOCK = 32;
 
 export function checkLmHeadBits(v: unknown): LmHeadBits | undefined {
   if (v === undefined || v === null || v === 0) return undefined;
-  if (v !== 4 && v !== 8) fail(`lmHeadBits must be 8, 4 or 0 (0: the checkpoint's head; absent: 8 for GPTQ checkpoints, else 0), got ${JSON.stringify(v)}`);
+  if (v !== 4 && v !== 8) fail(`lmHeadBits must be 8, 4 or 0 (0: the checkpoint's head; absent: 8 for quantized checkpoints at accuracy level 4, else 0), got ${JSON.stringify(v)}`);
   return v;
 }
 
 export function lmHeadNote(bits: LmHeadBits, accuracyLevel: AccuracyLevel, byDefault = false): string {
-  return `lm-head: output head round-to-nearest quantized to ${bits === 8 ? 'int8 (symmetric' : 'int4 (asymmetric'}, block ${LM_HEAD_BLOCK}) at load and run on MatMulNBits at accuracy_level ${accuracyLevel}${accuracyLevel === 4 ? ' (int8 activations)' : ''}: faster, not exact (${byDefault ? `the default for GPTQ checkpoints at accuracy level 4; ${option('lmHeadBits: 0', '--lm-head-bits 0')} keeps the checkpoint's head` : 'asked for'})`;
+  return `lm-head: output head round-to-nearest quantized to ${bits === 8 ? 'int8 (symmetric' : 'int4 (asymmetric'}, block ${LM_HEAD_BLOCK}) at load and run on MatMulNBits at accuracy_level ${accuracyLevel}${accuracyLevel === 4 ? ' (int8 activations)' : ''}: faster, not exact (${byDefault ? `the default for quantized checkpoints at accuracy level 4; ${option('lmHeadBits: 0', '--lm-head-bits 0')} keeps the checkpoint's head` : 'asked for'})`;
 }
 
 /** The head in MatMulNBits layout (src/graph/matmul-nbits.ts). */

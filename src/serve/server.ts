@@ -107,6 +107,8 @@ export async function serve(o: ServeOptions): Promise<Server> {
       onError: (e) => log(`model run failed: ${(e as Error)?.message ?? e}`),
     });
     log(`KV slots: ${maxBatch} × ${ctx} positions, ${(engine.slots.bytes / 1e6).toFixed(1)} MB (fp32)`);
+    const maxPos = model.cfg.maxPositionEmbeddings;
+    if (maxPos && ctx > maxPos) log(`warning: ctx ${ctx} > max_position_embeddings ${maxPos}: the model was not trained on positions beyond ${maxPos} (Transformers warns the same)`);
     const eos = ([] as number[]).concat(gen.eosTokenId ?? model.cfg.eosTokenId ?? tok.eosId ?? []);
     const keyHash = apiKey === undefined ? undefined : createHash('sha256').update(apiKey).digest();
     const http = createServer((req, res) => {
