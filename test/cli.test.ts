@@ -11,6 +11,7 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync,
 import { join, relative } from 'node:path';
 import { ROOT, cliArgs, tmpDir } from './helpers.ts';
 import { makeLlamaCheckpoint } from './synth.ts';
+import { makeGpt2Checkpoint } from './archs/gpt2.synth.ts';
 import { commandHelp, parseCommand, type CommandSpec } from '../src/cli/flags.ts';
 import { COMMANDS } from '../src/cli/main.ts';
 import { writeDirAtomic } from '../src/io/atomic.ts';
@@ -147,6 +148,17 @@ test('generate: --json result; prompt + max-new-tokens past max_position_embeddi
   const s = cli(['ppl', '--seqlen', '4096', '--dataset', C4]);
   assert.equal(s.status, 1);
   assert.match(s.stderr, /^gptq: --seqlen 4096: longer than max_position_embeddings 512 of .*config\.json \(allowed: an integer in \[2, 512\]\)\n$/);
+});
+
+test('generate: prompt + --max-new-tokens past a learned position table (gpt2 n_positions 24) is refused in one line before running', async () => {
+  const t = tmpDir();
+  try {
+    await makeGpt2Checkpoint(t.path, { seed: 7, positions: 24 });
+    copyFileSync(join(STORIES, 'tokenizer.json'), join(t.path, 'tokenizer.json'));
+    const r = cli(['generate', t.path, '--max-new-tokens', '30']); // the bos token + 30 > 24
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /^gptq: prompt 1 tokens \+ --max-new-tokens 30 > max_position_embeddings 24 of .*config\.json: gpt2 has a learned position table of 24 rows \(config\.json max_position_embeddings of .*\); use --max-new-tokens ≤ 23\n$/);
+  } finally { t.cleanup(); }
 });
 
 test('ppl: one plain line per step when piped; --json: JSON lines on stderr and one object on stdout', () => {

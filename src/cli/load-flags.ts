@@ -105,9 +105,9 @@ export function checkContext(model: CausalLM, promptTokens: number, maxNewTokens
   const max = model.cfg.maxPositionEmbeddings;
   if (!max || promptTokens + maxNewTokens <= max) return;
   const what = `prompt ${promptTokens} tokens + --max-new-tokens ${maxNewTokens} > max_position_embeddings ${max} of ${model.cfg.path}`;
-  if (model.arch.learnedPositions) {
+  if (promptTokens + maxNewTokens > model.positionLimit) {
     const room = max - promptTokens;
-    fail(`${what}: ${model.cfg.modelType} has a learned position table of ${max} rows; ${room > 0 ? `use --max-new-tokens ≤ ${room}` : 'shorten the prompt'}`);
+    fail(`${what}: ${model.positionTable}; ${room > 0 ? `use --max-new-tokens ≤ ${room}` : 'shorten the prompt'}`);
   }
   if (warnedContext) return;
   warnedContext = true;

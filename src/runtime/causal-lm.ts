@@ -159,7 +159,7 @@ const graphKey = (base: string, name: string, g: ModelGraphOptions) =>
 const PREFILL_CHUNK = 256;
 
 /** LoadOptions.lmHeadBits default for quantized checkpoints (GPTQ, AWQ, bitsandbytes, AQLM) at accuracy level 4 (see there). */
-const DEFAULT_GPTQ_HEAD_BITS = 8;
+const DEFAULT_QUANTIZED_HEAD_BITS = 8;
 
 /** Default first capacity of a KV buffer beyond the positions needed right away (grows by doubling). */
 const CAPACITY_SLACK = 256;
@@ -359,7 +359,7 @@ export class CausalLM {
     // The accuracy level changes only MatMulNBits nodes: GPTQ modules, or a 4-bit quantized head.
     const gptq = declaresQuantization(dir, cfg);
     const headAsked = o.lmHeadBits !== undefined;
-    const lmHeadBits = checkLmHeadBits(headAsked ? o.lmHeadBits : gptq && accuracyLevel === 4 ? DEFAULT_GPTQ_HEAD_BITS : 0);
+    const lmHeadBits = checkLmHeadBits(headAsked ? o.lmHeadBits : gptq && accuracyLevel === 4 ? DEFAULT_QUANTIZED_HEAD_BITS : 0);
     const keyAcc = gptq || lmHeadBits === 4 ? accuracyLevel : 0;
     // Adapters are read (and checked against the model) on every load, cached graph or not: they are small.
     const adapters: LoraAdapter[] = [];
@@ -377,17 +377,17 @@ export class CausalLM {
     const headAcc: AccuracyLevel = lmHeadBits === 8 ? 4 : accuracyLevel;
     // 2. Weights: the checkpoint is opened (once) only when some graph is not in the cache; its notices are logged by
     // the first open only (nll() may read the weights again later for its own graph).
-    // What the first open found is kept as plain values: holding the OpenedWeights would keep every tensor it read
-    // alive next to the sessions' own copies (measured: +590 MB peak on a 1B-shape 4-layer load).
+    // What the first open found is kept as plain values when the weights are released (before the sessions are
+    // created): holding the OpenedWeights would keep every tensor it read alive next to the sessions' own copies
+    // (measured: +590 MB peak on a 1B-shape 4-layer load).
     let opened: Promise<OpenedWeights> | undefined, current: OpenedWeights | undefined;
-    let first: { headUsed: () => boolean; quantization?: QuantizedLoadInfo; notes: string[] } | undefined;
+    let first: { headUsed: boolean; quantization?: QuantizedLoadInfo; notes: string[] } | undefined;
     const weights = () => (opened ??= openWeights(dir, cfg, arch, {
       accuracyLevel, dequantize: o.dequantize, lmHead: lmHeadBits && { bits: lmHeadBits, accuracyLevel: headAcc, asked: headAsked },
-      onLog: first ? undefined : log,
-    }).then((w) => { current = w; first ??= { headUsed: w.headUsed, quantization: w.quantization, notes: w.notes }; return w; }));
-    /** Drop the weights read (called before sessions are created); headUsed is settled once the graphs are built. */
-    const release = () => {
-      if (current && first && first.headUsed === current.headUsed) { const used = current.headUsed(); first.headUsed = () => used; }
+      onLog: first || current ? undefined : log,
+    }).then((w) => (current = w)));
+    const release = () => { // the graphs are built: headUsed is settled
+      if (current) first ??= { headUsed: current.headUsed(), quantization: current.quantization, notes: current.notes };
       opened = undefined; current = undefined;
     };
     // 3. Sessions: each graph from the cache, or built from the weights (dropped before the sessions are created).
@@ -405,7 +405,7 @@ export class CausalLM {
       adapters.map((a) => a.name));
     // 4. What loading found: from the weights read (then stored with the cache entry), or from the cache entry.
     if (first) {
-      if (!first.headUsed() && headAsked) log(`lm-head: the ${cfg.modelType} head is not the linear "${arch.lmHead}"; lmHeadBits had no effect`);
+      if (!first.headUsed && headAsked) log(`lm-head: the ${cfg.modelType} head is not the linear "${arch.lmHead}"; lmHeadBits had no effect`);
       if (first.quantization) m.quantization = first.quantization;
       if (store) await store.writeInfo(key, { quantization: first.quantization ?? null, logs: first.notes });
     } else if (store) {
@@ -476,10 +476,15 @@ export class CausalLM {
    */
   get positionLimit(): number { return this.arch.learnedPositions ? this.cfg.maxPositionEmbeddings : Infinity; }
 
+  /** What positionLimit is, for error messages: "gpt2 has a learned position table of 1024 rows (config.json …)". */
+  get positionTable(): string {
+    return `${this.cfg.modelType} has a learned position table of ${this.positionLimit} rows (config.json max_position_embeddings of ${this.cfg.path})`;
+  }
+
   /** One line instead of ONNX Runtime's Gather error when a row would need a position past the learned table. */
   private checkPositions(tokens: number, what: string): void {
     const max = this.positionLimit;
-    if (tokens > max) fail(`${what}: a row of ${tokens} tokens needs positions up to ${tokens - 1}; ${this.cfg.modelType} has a learned position table of ${max} rows (config.json max_position_embeddings of ${this.cfg.path}): at most ${max} tokens per row, prompt and cache included`);
+    if (tokens > max) fail(`${what}: a row of ${tokens} tokens needs positions up to ${tokens - 1}; ${this.positionTable}: at most ${max} tokens per row, prompt and cache included`);
   }
 
   /** Logits for every position of each row: ids [B,S] → Float32Array [B,S,V]. Throws GptqError when S is past positionLimit. */

@@ -107,7 +107,7 @@ export async function* generateTokens(model: CausalLM, prompts: number[][], o: G
   const P0 = o.cache?.length ?? 0;
   // A learned position table ends generation where it ends (finish 'length'), as the text API caps at the context.
   const room = model.positionLimit - P0 - L;
-  if (room < 1) fail(`generate: ${P0 ? `${P0} cached + ` : ''}${L} prompt tokens leave no position for a new token: ${model.cfg.modelType} has a learned position table of ${model.positionLimit} rows (config.json max_position_embeddings)`);
+  if (room < 1) fail(`generate: ${P0 ? `${P0} cached + ` : ''}${L} prompt tokens leave no position for a new token: ${model.positionTable}`);
   const maxNew = Math.min(o.maxNewTokens ?? 64, room);
   if (o.cache && o.cache.batch !== B) throw new Error(`generate: cache has batch ${o.cache.batch}, ${B} prompts given`);
   const mask = prompts.map((p) => [...new Array(P0).fill(1), ...new Array(L - p.length).fill(0), ...new Array(p.length).fill(1)]);

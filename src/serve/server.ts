@@ -94,7 +94,7 @@ export async function serve(o: ServeOptions): Promise<Server> {
     if (!tok) fail(`${dir} has no tokenizer.json: serve needs one`);
     const ctx = ctxArg ?? Math.min(model.cfg.maxPositionEmbeddings || 2048, 2048);
     if (!(Number.isInteger(ctx) && ctx >= 2)) fail(`ctx must be an integer ≥ 2, got ${ctx}`);
-    if (ctx > model.positionLimit) fail(`ctx ${ctx}: ${model.cfg.modelType} has a learned position table of ${model.positionLimit} rows (config.json max_position_embeddings); ctx must be ≤ ${model.positionLimit}`);
+    if (ctx > model.positionLimit) fail(`ctx ${ctx}: ${model.positionTable}; ctx must be ≤ ${model.positionLimit}`);
     const maxBatch = batchArg ?? 8;
     const { numLayers: L, numKvHeads: kvH, headDim: d } = model.cfg;
     const kvBytes = 2 * L * Math.max(maxBatch, 2) * kvH * ctx * d * 4;

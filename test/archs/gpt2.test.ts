@@ -85,6 +85,9 @@ test('learned position table (gpt2 n_positions 24): logits/nll/forwardStep past 
     const lm = await CausalLM.load(t.path);
     try {
       assert.equal(lm.positionLimit, 24);
+      // the architectures with a learned table (Transformers: wpe / embed_positions); rotary and ALiBi ones have none
+      for (const t of ['gpt2', 'gpt_bigcode', 'gpt_neo', 'opt']) assert.equal(archFor(t).learnedPositions, true, t);
+      for (const t of ['llama', 'bloom', 'gptj', 'gpt_neox', 'falcon']) assert.equal(archFor(t).learnedPositions, undefined, t);
       const row = (n: number) => Array.from({ length: n }, (_, i) => (i * 7) % 96);
       assert.equal((await lm.logits([row(24)])).length, 24 * 96, 'the whole table is usable');
       await assert.rejects(lm.logits([row(25)]), /^GptqError: logits: a row of 25 tokens needs positions up to 24; gpt2 has a learned position table of 24 rows/);
