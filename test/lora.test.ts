@@ -83,7 +83,7 @@ test('several adapters in one model: chosen per call (withAdapter, generate { ad
   const slotsLm = await CausalLM.load(a.base, { ...quiet, attention: 'slots', adapters: { list: a.dir, regex: b.dir } });
   try {
     const V = 128, S = a.ids[0]!.length;
-    const cache = new SlotCache(slotsLm, 3, 16, 2);
+    const cache = new SlotCache(slotsLm, 3, 16, { minRows: 2 });
     const rows: [string | null, LoraFixture, Float32Array][] = [['list', a, a.logits], ['regex', b, b.logits], [null, a, a.baseLogits]];
     const slots = rows.map(([ad]) => cache.acquire(ad)!);
     rows.forEach(([ad], i) => assert.equal(slots[i]!.adapter, ad));

@@ -35,7 +35,7 @@ async function slotScenario(dir: string): Promise<number> {
   const ref = await CausalLM.load(dir, { ...NOCACHE, attention: 'plain' });
   assert.equal(m.attention, 'slots');
   const V = m.cfg.vocabSize;
-  const cache = new SlotCache(m, 3, 40);
+  const cache = new SlotCache(m, 3, 40, { widthStep: 4 }); // the row width follows the longest slot in steps of 4: the cache moves often
   const seqs = new Map<Slot, number[]>();
   let worst = 0;
   const check = async (slot: Slot, logits: Float32Array) => {
@@ -78,8 +78,19 @@ async function slotScenario(dir: string): Promise<number> {
   await step([d, b]); // d is in row 2, row 0 holds c (not stepping), no free row: d and c swap
   for (let i = 0; i < 3; i++) await step([b, c, d]);
   await step([c]);
+  // a long slot widens the layout (moving the short one in row 1), leaves, and the layout shrinks (moving it back)
+  for (const s of [b, c, d]) cache.release(s);
+  const x = join_(), y = join_();
+  await extend(y, 3);
+  await extend(x, 30);
+  await step([x, y]);
+  assert.equal(cache.width, 32);
+  cache.release(x);
+  await step([y]);
+  assert.equal(cache.width, 8);
+  await step([y]);
   assert.ok(cache.bytes === 2 * m.cfg.numLayers * 3 * m.cfg.numKvHeads * 40 * m.cfg.headDim * 4);
-  await assert.rejects(cache.extend(c, new Array(40).fill(1)), /exceed the slot capacity 40/);
+  await assert.rejects(cache.extend(y, new Array(40).fill(1)), /exceed the slot capacity 40/);
   await m.dispose(); await ref.dispose();
   return worst;
 }
@@ -113,7 +124,7 @@ test('KV slots: a row\'s logits are bit-identical alone and in a batch of 4 (fp3
   const V = m.cfg.vocabSize;
   // other rows shorter and much longer than row 0, lengths crossing SIMD-width multiples
   const prompts = [[1, 403, 411, 263, 291], [1, 90, 7], Array.from({ length: 30 }, (_, i) => (i * 17 + 5) % 500), [1, 22]];
-  const alone = new SlotCache(m, 4, 64), batched = new SlotCache(m, 4, 64);
+  const alone = new SlotCache(m, 4, 64, { widthStep: 8 }), batched = new SlotCache(m, 4, 64, { widthStep: 8 }); // widths differ: 8…32 vs 32…56
   const sa = alone.acquire()!;
   await alone.extend(sa, prompts[0]!);
   const sb = prompts.map(() => batched.acquire()!);
@@ -158,7 +169,7 @@ test('KV slots on 4-bit GPTQ (MatMulNBits, accuracy level 0 and 4): a 1-row step
     const V = m.cfg.vocabSize;
     /** largest |Δ| between row 0 stepped alone and stepped with 3 others, over 6 steps */
     const diff = async (minRows: number) => {
-      const alone = new SlotCache(m, 4, 64, minRows), batched = new SlotCache(m, 4, 64, minRows);
+      const alone = new SlotCache(m, 4, 64, { minRows, widthStep: 8 }), batched = new SlotCache(m, 4, 64, { minRows, widthStep: 8 });
       const sa = alone.acquire()!;
       await alone.extend(sa, prompts[0]!);
       const sb = prompts.map(() => batched.acquire()!);

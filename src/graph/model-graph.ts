@@ -18,8 +18,8 @@ export interface ModelGraphOptions {
    * Concat. 'gqa': past and present are one preallocated buffer [B,kvH,capacity,d] that the caller binds to the same
    * memory; com.microsoft.GroupQueryAttention appends the new positions in place (src/models/attention-gqa.ts).
    * Throws GqaUnsupportedError when some layer cannot run that way.
-   * 'slots' (continuous batching, src/runtime/slots.ts): past inputs are read-only buffers [B,kvH,capacity,d] of which
-   * the step reads the first T positions; attention_mask [B,T] marks the real keys of each row including the S new
+   * 'slots' (continuous batching, src/runtime/slots.ts): past inputs are read-only buffer views [B,kvH,T,d], all T
+   * positions read in place; attention_mask [B,T] marks the real keys of each row including the S new
    * ones, which are the last S ones of the row (rows have their own lengths: ones then zeros; left padding also
    * works), position_ids are the new tokens' positions, and the presents are only the S new keys/values [B,kvH,S,d]
    * for the caller to write into its buffers at the same indices (src/models/attention-slots.ts). Throws
@@ -66,7 +66,7 @@ export const kvNames = (i: number) => ({
 /**
  * input_ids [B,S] → logits. With kvCache: inputs position_ids [B,S], attention_mask [B,P+S] and past KV
  * [B,kvH,P,d] per layer; outputs present KV [B,kvH,P+S,d] (kvMode 'gqa': both [B,kvH,capacity,d], one buffer;
- * 'slots': past [B,kvH,capacity,d], present the new [B,kvH,S,d]; 'buffer': past [P,B,kvH,d], present the new [S,B,kvH,d]).
+ * 'slots': past [B,kvH,T,d] (T = attention_mask's length), present the new [B,kvH,S,d]; 'buffer': past [P,B,kvH,d], present the new [S,B,kvH,d]).
  */
 export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightSource, o: ModelGraphOptions): GraphBuilder {
   const g = new GraphBuilder(`${cfg.modelType}_causal_lm`);
@@ -75,7 +75,7 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
   let positions: string, mask: string, maskOf: (window: number | null) => string;
   const pasts: { key: string; value: string }[] = [];
   const gqa = o.kvCache && o.kvMode === 'gqa', slots = o.kvCache && o.kvMode === 'slots', buffer = o.kvCache && o.kvMode === 'buffer';
-  const kvLen = gqa || slots ? 'capacity' : 'past', presentLen = gqa ? 'capacity' : slots || buffer ? 'seq' : 'total';
+  const kvLen = gqa ? 'capacity' : slots ? 'total' : 'past', presentLen = gqa ? 'capacity' : slots || buffer ? 'seq' : 'total';
   /** [B,kvH,len,d], or position-major [len,B,kvH,d] for 'buffer' */
   const kvShape = (len: string) => (buffer ? [len, 'batch', cfg.numKvHeads, cfg.headDim] : ['batch', cfg.numKvHeads, len, cfg.headDim]);
   let gqaState: GqaState | undefined, slotState: SlotState | undefined, bufferState: BufferState | undefined;
@@ -96,7 +96,7 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
       // row b's new tokens go to buffer indices end_b − S … end_b − 1, end_b = 1 + the index of its last mask one
       const end = g.op('ReduceMax', [g.op('Mul', [am, g.op('Range', [g.constI64(1), g.op('Add', [T, g.constI64(1)]), g.constI64(1)])]), g.constI64([1])], { keepdims: 1 }); // [B,1]
       const newIndex = g.op('Add', [g.op('Unsqueeze', [g.op('Sub', [end, S]), g.constI64([2, 3])]), g.op('Unsqueeze', [g.op('Range', [g.constI64(0), S, g.constI64(1)]), g.constI64([0, 1, 3])])]); // [B,1,S,1]
-      slotState = { total: g.op('Unsqueeze', [T, g.constI64([0])]), newIndex, calls: 0 };
+      slotState = { newIndex, decode: g.op('Equal', [S, g.constI64(1)]), calls: 0 };
     } else {
       maskOf = (window) => causalMask(g, S, T, am, window);
       mask = maskOf(cfg.slidingWindow);

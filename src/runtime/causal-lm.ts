@@ -640,9 +640,12 @@ export class CausalLM {
       return { logits: await this.finite(logits, 'logits'), cache: { ...c, length: T } };
     }
     if (this.s.kind === 'slots') {
-      // every row's new positions go to P..T−1 (left padding stays in the buffer, as in the other graphs)
+      // every row's new positions go to P..T−1 (left padding stays in the buffer, as in the other graphs); the graph
+      // attends over the whole buffer rows, so the mask is padded to the capacity with zeros
       const cap = c.capacity!, view = (a: Float32Array) => this.bufferTensor(a, [B, kvH, cap, d]);
-      const r = await this.runSlots(feeds.input_ids!, feeds.position_ids!, feeds.attention_mask!, c.keys.map(view), c.values.map(view));
+      const wide = new BigInt64Array(B * cap);
+      for (let b = 0; b < B; b++) wide.set(am.subarray(b * T, (b + 1) * T), b * cap);
+      const r = await this.runSlots(feeds.input_ids!, feeds.position_ids!, new ort.Tensor('int64', wide, [B, cap]), c.keys.map(view), c.values.map(view));
       for (let i = 0; i < numLayers; i++) {
         for (const [src, dst] of [[r.keys[i]!, c.keys[i]!], [r.values[i]!, c.values[i]!]] as const) {
           for (let bh = 0; bh < B * kvH; bh++) dst.set(src.subarray(bh * S * d, (bh + 1) * S * d), (bh * cap + P) * d);
@@ -757,8 +760,8 @@ export class CausalLM {
 
   /**
    * One run of the KV-slot graph (attention 'slots'; used by `SlotCache` and `forwardStep`): ids and positions [B,S],
-   * attention mask [B,T] (the first T buffer positions are read; each row's S new tokens are its last S mask ones),
-   * caches [B,kvH,capacity,d] per layer (read only). Returns
+   * attention mask [B,T] (each row's S new tokens are its last S mask ones), caches [B,kvH,T,d] per layer (read in
+   * place, all T positions; src/models/attention-slots.ts). Returns
    * the last position's logits [B,V] and each layer's new keys/values [B,kvH,S,d] — the caller writes them into its
    * buffers. `adapters`: the adapter of each row (null = base; models loaded with adapters), else this object's adapter
    * for every row. Throws unless the model was loaded with attention 'slots'.

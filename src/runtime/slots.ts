@@ -1,12 +1,16 @@
 /**
  * KV slots for continuous batching (the TGI / vLLM serving loop, on the KV-slot graph of src/models/attention-slots.ts).
  *
- * One preallocated buffer per layer and K/V, [maxSlots, kvH, capacity, d] fp32: memory is fixed at
+ * One preallocated buffer per layer and K/V of maxSlots × kvH × capacity × d fp32: memory is fixed at
  * maxSlots × capacity positions (`bytes`), whatever the requests do. Each slot (one request) holds its own number of
- * positions, always from position 0 of its row. Requests join (`acquire`) and leave (`release`) between steps;
- * `extend` appends a chunk of prompt tokens to one slot (a batch-1 run on a zero-copy view of its row), `step` appends
- * one token to each of several slots in one batched run, whatever their lengths (the graph masks each row's unused
- * positions). The graph reads the buffers and returns only the new keys/values, which are written here at each row's
+ * positions, always from position 0 of its row. The buffers are laid out [maxSlots, kvH, width, d]: `width` is the
+ * longest slot rounded up to a multiple of `widthStep` (64; at most capacity), so that a run can read rows as one
+ * contiguous view [B, kvH, width, d] and the graph attends over exactly `width` positions in place (no copy of the
+ * cache, src/models/attention-slots.ts). When a slot outgrows the width, or the longest slot falls to half of it,
+ * the live positions are moved to the new width (a copy of the used cache, at most once per `widthStep` tokens).
+ * Requests join (`acquire`) and leave (`release`) between steps; `extend` appends a chunk of prompt tokens to one
+ * slot (a batch-1 run on a zero-copy view of its row), `step` appends one token to each of several slots in one
+ * batched run, whatever their lengths (the graph masks each row's unused positions). The graph reads the buffers and returns only the new keys/values, which are written here at each row's
  * own length.
  *
  * Rows and slots: a batched run needs its slots in rows 0..n−1 (the run binds the first n rows as one tensor), so
@@ -32,13 +36,32 @@ export interface Slot {
 
 interface SlotState extends Slot { length: number; row: number; live: boolean; adapter: string | null }
 
+/** Options of SlotCache. */
+export interface SlotCacheOptions {
+  /**
+   * `step` runs at least this many rows, adding throw-away rows (nothing is written for them): with 2, a step's numbers
+   * do not depend on how many requests share it, since MatMulNBits computes a single row with a different kernel than
+   * several (bit-identical for any number ≥ 2; see src/serve/engine.ts). Default 1.
+   */
+  minRows?: number;
+  /**
+   * Granularity of the buffers' row width in positions (default 64): a run attends over at most widthStep − 1
+   * positions more than the longest slot needs, and the live cache is moved to a new width at most once per
+   * widthStep tokens of the longest slot.
+   */
+  widthStep?: number;
+}
+
 export class SlotCache {
   /** per layer: keys / values [maxSlots, kvH, capacity, d] */
   private readonly keys: Float32Array[];
   private readonly values: Float32Array[];
   /** row → slot in it */
   private readonly rows: (SlotState | undefined)[];
-  private readonly rowSize: number;
+  /** positions per row and head in the current layout [rows, kvH, width, d] */
+  private width_: number;
+  readonly minRows: number;
+  readonly widthStep: number;
   /** Bytes of the KV buffers (all layers, keys and values). */
   readonly bytes: number;
 
@@ -46,24 +69,26 @@ export class SlotCache {
    * @param model loaded with `attention: 'slots'`
    * @param maxSlots rows (concurrent requests)
    * @param capacity positions per slot (prompt + generated tokens of one request)
-   * @param minRows `step` runs at least this many rows, adding throw-away rows (nothing is written for them): with 2,
-   *   a step's numbers do not depend on how many requests share it, since MatMulNBits computes a single row with a
-   *   different kernel than several (bit-identical for any number ≥ 2; see src/serve/engine.ts)
    */
-  constructor(private readonly model: CausalLM, readonly maxSlots: number, readonly capacity: number, readonly minRows = 1) {
+  constructor(private readonly model: CausalLM, readonly maxSlots: number, readonly capacity: number, o: SlotCacheOptions = {}) {
+    const minRows = (this.minRows = o.minRows ?? 1), widthStep = (this.widthStep = o.widthStep ?? 64);
     if (model.attention !== 'slots') fail(`SlotCache: the model must be loaded with attention "slots" (it uses "${model.attention}")`);
     if (!(Number.isInteger(maxSlots) && maxSlots >= 1)) fail(`SlotCache: maxSlots must be a positive integer, got ${maxSlots}`);
     if (!(Number.isInteger(capacity) && capacity >= 1)) fail(`SlotCache: capacity must be a positive integer, got ${capacity}`);
     const { numLayers, numKvHeads: kvH, headDim: d } = model.cfg;
     if (!(Number.isInteger(minRows) && minRows >= 1)) fail(`SlotCache: minRows must be a positive integer, got ${minRows}`);
-    this.rowSize = kvH * capacity * d;
-    const n = Math.max(maxSlots, minRows) * this.rowSize;
+    if (!(Number.isInteger(widthStep) && widthStep >= 1)) fail(`SlotCache: widthStep must be a positive integer, got ${widthStep}`);
+    this.width_ = Math.min(capacity, widthStep);
+    const n = Math.max(maxSlots, minRows) * kvH * capacity * d;
     this.bytes = 2 * numLayers * n * 4;
     const make = () => Array.from({ length: numLayers }, () => new Float32Array(n));
     this.keys = make();
     this.values = make();
     this.rows = new Array(maxSlots).fill(undefined);
   }
+
+  /** Positions each row holds in the current layout: what the next run attends over (grows and shrinks with the longest slot). */
+  get width(): number { return this.width_; }
 
   /** Slots in use. */
   get used(): number { return this.rows.filter(Boolean).length; }
@@ -99,7 +124,8 @@ export class SlotCache {
     if (T > this.capacity) fail(`SlotCache.extend: ${T} positions exceed the slot capacity ${this.capacity}`);
     const pos = new BigInt64Array(S);
     for (let j = 0; j < S; j++) pos[j] = BigInt(P + j);
-    const r = await this.run(s.row, 1, [...ids], S, pos, new BigInt64Array(T).fill(1n), [P]);
+    const W = this.fit(T);
+    const r = await this.run(s.row, 1, [...ids], S, pos, new BigInt64Array(W).fill(1n, 0, T), [P]);
     s.length = T;
     return r;
   }
@@ -117,7 +143,7 @@ export class SlotCache {
     this.gather(st);
     // rows 0..n−1 now hold the slots; feed them in row order
     const order = st.map((_, i) => i).sort((a, b) => st[a]!.row - st[b]!.row);
-    const P = Math.max(...st.map((s) => s.length)), T = P + 1, B = Math.max(n, this.minRows);
+    const B = Math.max(n, this.minRows), T = this.fit(Math.max(...st.map((s) => s.length)) + 1);
     const ids: number[] = [], pos = new BigInt64Array(B), mask = new BigInt64Array(B * T), starts: number[] = [];
     order.forEach((i, row) => {
       const s = st[i]!;
@@ -135,17 +161,40 @@ export class SlotCache {
   }
 
   /**
-   * Run rows [row0, row0 + B) with S new tokens each (ids row-major), positions [B,S], mask [B,T]; write each row's
-   * new keys/values at its `starts[b]` (−1: nothing). Returns the logits [B,V].
+   * The row width for a run that needs `need` positions in some row: grows the layout when `need` exceeds the width,
+   * shrinks it when every slot (and `need`) fits in half of it. Returns the width, the mask length of the run.
+   */
+  private fit(need: number): number {
+    const longest = Math.max(need, ...this.rows.map((s) => s?.length ?? 0));
+    const w = Math.min(this.capacity, Math.ceil(longest / this.widthStep) * this.widthStep);
+    if (w > this.width_ || w <= this.width_ / 2) this.relayout(w);
+    return this.width;
+  }
+
+  /** Move every live slot's positions from the layout of the current width to width `w`. */
+  private relayout(w: number): void {
+    const { numKvHeads: kvH, headDim: d } = this.model.cfg, from = this.width_;
+    // growing moves blocks to higher offsets (last block first), shrinking to lower ones (first block first)
+    const blocks: [number, number, number][] = [];
+    for (const s of this.rows) if (s) for (let h = 0; h < kvH; h++) blocks.push([(s.row * kvH + h) * from * d, (s.row * kvH + h) * w * d, s.length * d]);
+    blocks.sort((a, b) => (w > from ? b[0] - a[0] : a[0] - b[0]));
+    for (const buf of [...this.keys, ...this.values]) for (const [src, dst, len] of blocks) if (src !== dst) buf.copyWithin(dst, src, src + len);
+    this.width_ = w;
+  }
+
+  /**
+   * Run rows [row0, row0 + B) with S new tokens each (ids row-major), positions [B,S], mask [B,width]; write each
+   * row's new keys/values at its `starts[b]` (−1: nothing). Returns the logits [B,V].
    */
   private async run(row0: number, B: number, ids: number[], S: number, pos: BigInt64Array, mask: BigInt64Array, starts: number[]): Promise<Float32Array> {
     const { numLayers, numKvHeads: kvH, headDim: d } = this.model.cfg;
-    const cap = this.capacity, T = mask.length / B;
-    const dims = [B, kvH, cap, d];
-    const view = (a: Float32Array) => new ort.Tensor('float32', a.subarray(row0 * this.rowSize, (row0 + B) * this.rowSize), dims);
+    const W = this.width, rowSize = kvH * W * d;
+    if (mask.length !== B * W) throw new Error(`SlotCache.run: mask of ${mask.length} for ${B} rows of width ${W}`);
+    const dims = [B, kvH, W, d];
+    const view = (a: Float32Array) => new ort.Tensor('float32', a.subarray(row0 * rowSize, (row0 + B) * rowSize), dims);
     const r = await this.model.runSlots(
       new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [B, S]), new ort.Tensor('int64', pos, [B, S]),
-      new ort.Tensor('int64', mask, [B, T]), this.keys.map(view), this.values.map(view),
+      new ort.Tensor('int64', mask, [B, W]), this.keys.map(view), this.values.map(view),
       this.model.adapters.length ? Array.from({ length: B }, (_, b) => (starts[b]! < 0 ? null : this.rows[row0 + b]?.adapter ?? null)) : undefined);
     for (let i = 0; i < numLayers; i++) {
       for (const [src, dst] of [[r.keys[i]!, this.keys[i]!], [r.values[i]!, this.values[i]!]] as const) {
@@ -153,7 +202,7 @@ export class SlotCache {
           if (starts[b]! < 0) continue;
           for (let h = 0; h < kvH; h++) {
             const from = (b * kvH + h) * S * d;
-            dst.set(src.subarray(from, from + S * d), (row0 + b) * this.rowSize + (h * cap + starts[b]!) * d);
+            dst.set(src.subarray(from, from + S * d), (((row0 + b) * kvH + h) * W + starts[b]!) * d);
           }
         }
       }
@@ -190,11 +239,11 @@ export class SlotCache {
       return;
     }
     // no free row (all slots in use, so n < maxSlots rows participate): swap position by position
-    const { numKvHeads: kvH, headDim: d } = this.model.cfg, cap = this.capacity;
+    const { numKvHeads: kvH, headDim: d } = this.model.cfg, W = this.width;
     const len = Math.max(a.length, b.length);
     for (const buf of [...this.keys, ...this.values]) {
       for (let h = 0; h < kvH; h++) {
-        const pa = a.row * this.rowSize + h * cap * d, pb = b.row * this.rowSize + h * cap * d;
+        const pa = (a.row * kvH + h) * W * d, pb = (b.row * kvH + h) * W * d;
         const tmp = buf.slice(pa, pa + len * d);
         buf.copyWithin(pa, pb, pb + len * d);
         buf.set(tmp, pb);
@@ -206,11 +255,11 @@ export class SlotCache {
 
   /** Copy the first `len` positions of every head of row `from` to row `to`, in every layer's keys and values. */
   private copyRow(from: number, to: number, len: number): void {
-    const { numKvHeads: kvH, headDim: d } = this.model.cfg, cap = this.capacity;
+    const { numKvHeads: kvH, headDim: d } = this.model.cfg, W = this.width;
     for (const buf of [...this.keys, ...this.values]) {
       for (let h = 0; h < kvH; h++) {
-        const src = from * this.rowSize + h * cap * d;
-        buf.copyWithin(to * this.rowSize + h * cap * d, src, src + len * d);
+        const src = (from * kvH + h) * W * d;
+        buf.copyWithin((to * kvH + h) * W * d, src, src + len * d);
       }
     }
   }

@@ -132,7 +132,7 @@ export class BatchEngine {
     }
     if (!(Number.isInteger(this.maxQueue) && this.maxQueue >= 0)) fail(`maxQueue must be an integer ≥ 0, got ${this.maxQueue}`);
     // decode steps run ≥ 2 rows (see the header)
-    this.slots = new SlotCache(model, this.maxBatch, this.capacity, 2);
+    this.slots = new SlotCache(model, this.maxBatch, this.capacity, { minRows: 2 });
     this.loopDone = this.loop();
   }
 
