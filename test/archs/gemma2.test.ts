@@ -16,6 +16,7 @@ import { GptqError } from '../../src/errors.ts';
 import { gemma2RefConfig, gemma2RefEmbed, gemma2RefForward, gemma2RefLayer } from '../reference/gemma2-ref.ts';
 import { tmpDir } from '../helpers.ts';
 import { fixtureCase, gptqSavedTensorsTest, ids16, layerGraphsTest, parityTest, refFamily, reporter } from './harness.ts';
+import { fixtureSlotsTest } from './hf-fixture.ts';
 
 const ref = refFamily(gemma2RefConfig, { forward: gemma2RefForward, embed: gemma2RefEmbed, layer: gemma2RefLayer });
 const rep = reporter();
@@ -79,5 +80,8 @@ gptqSavedTensorsTest(rep, g3, {
   'model.layers.2.self_attn.o_proj.qweight': ['I32', [8, 64]],
   'model.layers.2.self_attn.q_norm.weight': ['F32', [16]],
 });
+
+// serving's slot attention with attention-logit softcapping and alternating sliding windows (8 steps reach past the window)
+fixtureSlotsTest(rep, 'gemma2');
 
 rep.summaryTest();
