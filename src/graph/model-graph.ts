@@ -113,7 +113,8 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
     maskOf = (window) => causalMask(g, S, S, undefined, window);
     mask = maskOf(cfg.slidingWindow);
   }
-  const { maskWith, ropeWith } = variants(g, maskOf, cfg, positions, !!o.fusedOps, mask);
+  // slots: every row is its own request, so length-dependent RoPE (dynamic, longrope) follows each row's own length
+  const { maskWith, ropeWith } = variants(g, maskOf, cfg, positions, !!o.fusedOps, mask, slots);
   if (o.fusedOps) useFusedNorms(g);
   let h = arch.embed(g, cfg, w, ids, positions);
   const r = ropeWith(cfg);
@@ -180,9 +181,9 @@ export function buildDecoderLayer(arch: ArchDefinition, cfg: ModelConfig, w: Wei
  * LayerContext.maskWith / ropeWith of one graph: each mask (per sliding window) and rotary embedding (per config
  * object) is built on first use and shared by every layer asking for it.
  */
-function variants(g: GraphBuilder, maskOf: (window: number | null) => string, cfg: ModelConfig, positions: string, fused: boolean, mask?: string) {
+function variants(g: GraphBuilder, maskOf: (window: number | null) => string, cfg: ModelConfig, positions: string, fused: boolean, mask?: string, perRowLength = false) {
   const masks = new Map<number | null, string>(mask === undefined ? [] : [[cfg.slidingWindow, mask]]), ropes = new Map<ModelConfig, Rope>();
   const maskWith = (window: number | null): string => masks.get(window) ?? masks.set(window, maskOf(window)).get(window)!;
-  const ropeWith = (c: ModelConfig): Rope => ropes.get(c) ?? ropes.set(c, rotaryEmbedding(g, c, positions, fused)).get(c)!;
+  const ropeWith = (c: ModelConfig): Rope => ropes.get(c) ?? ropes.set(c, rotaryEmbedding(g, c, positions, fused, perRowLength)).get(c)!;
   return { maskWith, ropeWith };
 }

@@ -18,6 +18,8 @@
  * keep the rotation they were written with — exactly what Transformers' per-call update gives for a full forward and
  * for monotonically growing cached decoding. (Transformers additionally remembers a grown table between calls while L
  * stays between maxPos and the longest L seen; a stateless graph cannot, and generation never hits that case.)
+ * The serving graph (kvMode 'slots') takes L per row instead — each row is a separate request, so it gets the
+ * frequencies of its own length, as in a run alone, whatever else shares the step.
  *
  * Frequencies here are computed in float64 and rounded to fp32 once; Transformers computes them in fp32 (differences
  * of an ulp). cos/sin use HF's rotate_half layout (frequencies repeated over both halves); GPT-J's rotate_every_two
@@ -188,13 +190,17 @@ export function ropeInvFreqForSeqLen(cfg: ModelConfig, seqLen: number): RopePara
 /**
  * Graph value of the inverse frequencies [rotaryDim/2] for a call with position ids `positions` (int64, any shape):
  * an initializer, or for dynamic / longrope the in-graph choice by L = max(positions) + 1 (see the file comment).
+ * `perRow` (positions [B,S]): each row chooses by its own L = max(positions[b]) + 1, giving [B,1,rotaryDim/2] — the
+ * serving graph, where every row is a different request (as if it ran alone) rather than one batch.
  */
-function invFreqValue(g: GraphBuilder, cfg: ModelConfig, p: RopeParams, positions: string): string {
+function invFreqValue(g: GraphBuilder, cfg: ModelConfig, p: RopeParams, positions: string, perRow: boolean): string {
   const init = (v: Float64Array) => g.init(g.fresh('inv_freq'), 'float32', [v.length], Float32Array.from(v));
   const fixed = init(p.invFreq);
   const s = cfg.ropeScaling;
   if (!p.dynamic || !s) return fixed;
-  const L = g.op('Add', [g.op('ReduceMax', [positions], { keepdims: 0 }), g.constI64(1)]); // int64 scalar
+  const L = perRow // int64 [B,1,1], or a scalar
+    ? g.op('Add', [g.op('Unsqueeze', [g.op('ReduceMax', [positions, g.constI64([1])], { keepdims: 1 }), g.constI64([2])]), g.constI64(1)])
+    : g.op('Add', [g.op('ReduceMax', [positions], { keepdims: 0 }), g.constI64(1)]);
   if (s.type === 'longrope') {
     const long = init(longrope(cfg, s, 'long_factor').inv);
     return g.op('Where', [g.op('Greater', [L, g.constI64(originalMax(cfg, s))]), long, fixed]);
@@ -218,7 +224,7 @@ export interface Rope {
   fused?: (x: string, headDim: number, rotDim: number) => string;
 }
 
-/** cos/sin [B,1,S,rotDim] from positions [B,S] (int64) and inverse frequencies `inv` [rotDim/2], times `scaling`. */
+/** cos/sin [B,1,S,rotDim] from positions [B,S] (int64) and inverse frequencies `inv` [rotDim/2] or [B,1,rotDim/2], times `scaling`. */
 function ropeTables(g: GraphBuilder, positions: string, inv: string, scaling: number): { cos: string; sin: string } {
   const pos = g.op('Unsqueeze', [g.op('Cast', [positions], { to: 1 }), g.constI64([-1])]); // [B,S,1]
   const freqs = g.op('Mul', [pos, inv]); // [B,S,d/2]
@@ -232,20 +238,27 @@ function ropeTables(g: GraphBuilder, positions: string, inv: string, scaling: nu
  * The rotary embedding of one graph for position ids `positions` ([B,S] or [1,S] int64): cos/sin tables of cfg's rope
  * type, and with `fused` (runtime CPU graphs) com.microsoft.RotaryEmbedding over caches computed for exactly the B·S
  * positions of this call (row b·S+s holds position_ids[b,s]; the ids index them), so positions are unbounded and
- * left-padded rows keep their own positions.
+ * left-padded rows keep their own positions. `perRowLength` (positions [B,S]): dynamic / longrope frequencies chosen
+ * by each row's own length (see invFreqValue).
  */
-export function rotaryEmbedding(g: GraphBuilder, cfg: ModelConfig, positions: string, fused = false): Rope {
+export function rotaryEmbedding(g: GraphBuilder, cfg: ModelConfig, positions: string, fused = false, perRowLength = false): Rope {
   const p = ropeInvFreq(cfg);
-  const invFreq = invFreqValue(g, cfg, p, positions);
+  const perRow = perRowLength && p.dynamic && !!cfg.ropeScaling;
+  const invFreq = invFreqValue(g, cfg, p, positions, perRow);
   const attentionScaling = p.attentionScaling;
   const tables = ropeTables(g, positions, invFreq, attentionScaling);
   if (!fused) return tables;
   const half = p.invFreq.length;
   let cache: { ids: string; cos: string; sin: string } | undefined;
   const caches = (x: string) => (cache ??= (() => {
-    const inv = p.dynamic ? g.op('Unsqueeze', [invFreq, g.constI64([0])])
-      : g.init(g.fresh('rope_inv_freq'), 'float32', [1, half], Float32Array.from(p.invFreq));
-    const fr = g.op('MatMul', [g.op('Cast', [g.op('Reshape', [positions, g.constI64([-1, 1])])], { to: 1 }), inv]); // [B·S, half]
+    let fr: string; // [B·S, half]
+    if (perRow) {
+      fr = g.op('Reshape', [g.op('Mul', [g.op('Unsqueeze', [g.op('Cast', [positions], { to: 1 }), g.constI64([-1])]), invFreq]), g.constI64([-1, half])]);
+    } else {
+      const inv = p.dynamic ? g.op('Unsqueeze', [invFreq, g.constI64([0])])
+        : g.init(g.fresh('rope_inv_freq'), 'float32', [1, half], Float32Array.from(p.invFreq));
+      fr = g.op('MatMul', [g.op('Cast', [g.op('Reshape', [positions, g.constI64([-1, 1])])], { to: 1 }), inv]);
+    }
     let cos = g.op('Cos', [fr]), sin = g.op('Sin', [fr]);
     if (attentionScaling !== 1) { cos = g.op('Mul', [cos, g.constF(attentionScaling)]); sin = g.op('Mul', [sin, g.constF(attentionScaling)]); }
     const ids = g.op('Reshape', [g.op('Range', [g.constI64(0), g.op('Size', [positions]), g.constI64(1)]), g.op('Shape', [positions])]);

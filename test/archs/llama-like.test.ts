@@ -23,6 +23,7 @@ import { CausalLM } from '../../src/runtime/causal-lm.ts';
 import { ARCH_FIXTURES_DIR } from '../fixture-archs.ts';
 import { tmpDir } from '../helpers.ts';
 import { gptqRoundTrip, linearCount, reporter } from './harness.ts';
+import { fixtureSlotsTest } from './hf-fixture.ts';
 
 const rep = reporter();
 const fixture = (name: string) => join(ARCH_FIXTURES_DIR, name);
@@ -113,5 +114,9 @@ for (const name of ['olmo2', 'granite', 'minicpm', 'exaone4', 'exaone']) {
     } finally { t.cleanup(); }
   });
 }
+
+// serving's slots with dynamic NTK (max_position_embeddings 8): each row grows its base by its own length (before:
+// by the batch's longest row, Δ 0.28)
+fixtureSlotsTest(rep, 'llama-dynamic');
 
 rep.summaryTest();

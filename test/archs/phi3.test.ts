@@ -11,6 +11,7 @@ import { parseModelConfig } from '../../src/io/config.ts';
 import { archFor } from '../../src/models/registry.ts';
 import { ropeInvFreq } from '../../src/models/rope.ts';
 import { fixtureCase, gptqSavedTensorsTest, reporter } from './harness.ts';
+import { fixtureSlotsTest } from './hf-fixture.ts';
 
 const rep = reporter();
 const base = { model_type: 'phi3', hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4, vocab_size: 128 };
@@ -57,5 +58,9 @@ gptqSavedTensorsTest(rep, fixtureCase('phi3-longrope'), {
   'model.layers.0.self_attn.qkv_proj.qweight': ['I32', [8, 128]],
   'model.layers.0.mlp.gate_up_proj.qzeros': ['I32', [2, 8]],
 });
+
+// serving's slots with longrope (original_max_position_embeddings 8): each row switches to long_factor at its own
+// length, so a request gives the same logits batched as alone (before: the batch's longest row chose for all, Δ 0.35)
+fixtureSlotsTest(rep, 'phi3-longrope');
 
 rep.summaryTest();
