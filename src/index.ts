@@ -30,7 +30,7 @@ export { perplexity, type PerplexityResult } from './eval/perplexity.ts';
 export { serve, type ServeOptions, type Server } from './serve/server.ts';
 export { BatchEngine, type EngineOptions, type GenerationRequest, type GenerationResult, type ServeFinishReason, type Submitted } from './serve/engine.ts';
 export type { ServeMetrics } from './serve/metrics.ts';
-export { SlotCache, type Slot } from './runtime/slots.ts';
+export { SlotCache, type Slot, type SlotCacheOptions } from './runtime/slots.ts';
 export { evaluate, TASK_NAMES, type TaskSpec, type TaskSpecObject, type EvaluateOptions, type EvalResults, type EvalModel } from './eval/evaluate.ts';
 export { loglikelihood, scoreEncoded, encodePair, type LoglikelihoodRequest, type LoglikelihoodResult, type EncodedRequest, type EvalTokenizer, type ScoreOptions } from './eval/loglikelihood.ts';
 export { MULTIPLE_CHOICE_TASKS, type MultipleChoiceTask } from './eval/multiple-choice.ts';

@@ -63,7 +63,7 @@ before(async () => {
   writeFileSync(cfgPath, JSON.stringify({ ...JSON.parse(readFileSync(cfgPath, 'utf8')), chat_template: TEMPLATE }));
   tok = await TextTokenizer.fromDir(CHAT);
   ref = await CausalLM.load(CHAT, { ...quiet, attention: 'plain' });
-  main = await start({ maxBatch: 8, maxQueue: 64, prefillChunk: 4 });
+  main = await start({ maxBatch: 8, maxQueue: 64, prefillChunk: 4, widthStep: 8 }); // the slots' row width grows and shrinks every 8 positions
   client = clientOf(main);
 });
 
@@ -222,6 +222,8 @@ async function concurrentEqualsSequential(s: Server): Promise<number> {
   };
   const concurrent = await Promise.all(reqs.map(one));
   const batch = s.engine.maxDecodeBatch;
+  // the slots' row width grew while requests were live (their caches moved); shrinking with live slots: test/slots.test.ts
+  assert.ok(s.engine.slots.widthChanges.grew >= 2, `the row width grew ${s.engine.slots.widthChanges.grew} times`);
   const sequential: string[] = [];
   for (const [i, q] of reqs.entries()) sequential.push(await one(q, i));
   assert.deepEqual(concurrent, sequential);
@@ -242,7 +244,7 @@ test('16 concurrent streaming clients (8 slots, queue, chunked prefill) = their 
 
 test('16 concurrent clients = sequential runs on a 4-bit GPTQ model at accuracy level 4 (decode steps always ≥ 2 rows)', async () => {
   const dir = await quantizeStories(CHAT, join(work.path, 'stories-chat-q4'), { nsamples: 8, seqlen: 64 });
-  const s = await start({ model: dir, accuracyLevel: 4, maxBatch: 8, prefillChunk: 4 });
+  const s = await start({ model: dir, accuracyLevel: 4, maxBatch: 8, prefillChunk: 4, widthStep: 8 });
   assert.ok(s.model.quantization);
   const batch = await concurrentEqualsSequential(s);
   assert.ok(batch >= 6, `largest decode batch ${batch}`);

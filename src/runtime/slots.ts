@@ -64,6 +64,8 @@ export class SlotCache {
   readonly widthStep: number;
   /** Bytes of the KV buffers (all layers, keys and values). */
   readonly bytes: number;
+  /** How often the row width grew and shrank (each a move of the live cache). */
+  readonly widthChanges = { grew: 0, shrank: 0 };
 
   /**
    * @param model loaded with `attention: 'slots'`
@@ -179,6 +181,7 @@ export class SlotCache {
     for (const s of this.rows) if (s) for (let h = 0; h < kvH; h++) blocks.push([(s.row * kvH + h) * from * d, (s.row * kvH + h) * w * d, s.length * d]);
     blocks.sort((a, b) => (w > from ? b[0] - a[0] : a[0] - b[0]));
     for (const buf of [...this.keys, ...this.values]) for (const [src, dst, len] of blocks) if (src !== dst) buf.copyWithin(dst, src, src + len);
+    if (w > from) this.widthChanges.grew++; else this.widthChanges.shrank++;
     this.width_ = w;
   }
 

@@ -41,6 +41,8 @@ export interface EngineOptions {
   capacity: number;
   /** prompt tokens prefilled per iteration, between two decode steps (default 256) */
   prefillChunk?: number;
+  /** granularity in positions of the KV slots' row width (default 64; SlotCacheOptions.widthStep) */
+  widthStep?: number;
   metrics?: ServeMetrics;
   /** engine errors (a failed model run) */
   onError?: (e: unknown) => void;
@@ -132,7 +134,7 @@ export class BatchEngine {
     }
     if (!(Number.isInteger(this.maxQueue) && this.maxQueue >= 0)) fail(`maxQueue must be an integer ≥ 0, got ${this.maxQueue}`);
     // decode steps run ≥ 2 rows (see the header)
-    this.slots = new SlotCache(model, this.maxBatch, this.capacity, { minRows: 2 });
+    this.slots = new SlotCache(model, this.maxBatch, this.capacity, { minRows: 2, widthStep: o.widthStep });
     this.loopDone = this.loop();
   }
 

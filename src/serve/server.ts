@@ -51,6 +51,8 @@ export interface ServeOptions extends Omit<LoadOptions, 'attention'> {
   ctx?: number;
   /** Prompt tokens prefilled between two decode steps (default 256). */
   prefillChunk?: number;
+  /** Granularity in positions of the KV slots' row width (default 64; SlotCacheOptions.widthStep). */
+  widthStep?: number;
   /** Bearer key required on every route but /health. */
   apiKey?: string;
   /** Request body limit in bytes (default 4 MiB). */
@@ -79,7 +81,7 @@ const ROUTES: Record<string, string[]> = {
  * served (no tokenizer.json, a KV cache that does not fit in memory) or bad options.
  */
 export async function serve(o: ServeOptions): Promise<Server> {
-  const { model: modelArg, modelId: idArg, host: hostArg, port: portArg, maxBatch: batchArg, maxQueue, ctx: ctxArg, prefillChunk, apiKey, bodyLimit: limitArg, ...load } = o;
+  const { model: modelArg, modelId: idArg, host: hostArg, port: portArg, maxBatch: batchArg, maxQueue, ctx: ctxArg, prefillChunk, widthStep, apiKey, bodyLimit: limitArg, ...load } = o;
   const log = o.onLog ?? ((m: string) => process.stderr.write(`[gptqjs] ${m}\n`));
   const host = hostArg ?? '127.0.0.1', port = portArg ?? 8080;
   if (!(Number.isInteger(port) && port >= 0 && port < 65536)) fail(`port must be an integer in [0, 65535], got ${port}`);
@@ -103,7 +105,7 @@ export async function serve(o: ServeOptions): Promise<Server> {
     }
     const metrics = new ServeMetrics();
     engine = new BatchEngine(model, tok, {
-      maxBatch, maxQueue, capacity: ctx, prefillChunk, metrics,
+      maxBatch, maxQueue, capacity: ctx, prefillChunk, widthStep, metrics,
       onError: (e) => log(`model run failed: ${(e as Error)?.message ?? e}`),
     });
     log(`KV slots: ${maxBatch} × ${ctx} positions, ${(engine.slots.bytes / 1e6).toFixed(1)} MB (fp32)`);
