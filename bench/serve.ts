@@ -10,10 +10,12 @@
  * per second of the batched decode steps, prefill excluded, as TGI's benchmark reports "decode throughput").
  *
  *   npm run bench:serve [-- --dir /tmp/gptqjs-bench --concurrency 1,4,16 --prompt-len 128 --gen-len 128 --rounds 2
- *                          --max-batch 16 --prefill-chunk 256 --accuracy-level 4 --lm-head-bits 8 --stagger-ms 0]
+ *                          --max-batch 16 --prefill-chunk 256 --accuracy-level 4 --lm-head-bits 8 --stagger-ms 0
+ *                          --temperature 0]
  *
  * --repeat N runs the levels N times, interleaved (1, 4, 16, 1, 4, 16, …), and keeps each level's run with the best
  * output tok/s (other load on a shared machine only ever slows a run down).
+ * --temperature T > 0 samples (seed 1) instead of greedy decoding, so the server's per-token sampling cost shows.
  * --stagger-ms N starts client i N·i ms after client 0, so that prompts arrive while others decode (chunked prefill
  * between decode steps); with 0 all clients start together (a burst: prefilled before the first decode step).
  *
@@ -40,6 +42,7 @@ const { values: a } = parseArgs({
     'accuracy-level': { type: 'string', default: '4' },
     'lm-head-bits': { type: 'string' },
     'stagger-ms': { type: 'string', default: '0' },
+    temperature: { type: 'string', default: '0' },
     repeat: { type: 'string', default: '1' },
   },
 });
@@ -89,7 +92,7 @@ async function request(url: string, prompt: number[], maxTokens: number): Promis
   const sent = performance.now();
   const r = await fetch(`${url}/v1/completions`, {
     method: 'POST',
-    body: JSON.stringify({ model: 'llama1b-synthetic-gptq-4bit-g128-serve', prompt, max_tokens: maxTokens, temperature: 0, ignore_eos: true, stream: true }),
+    body: JSON.stringify({ model: 'llama1b-synthetic-gptq-4bit-g128-serve', prompt, max_tokens: maxTokens, temperature: Number(a.temperature), seed: 1, ignore_eos: true, stream: true }),
   });
   if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${await r.text()}`);
   const tokens: number[] = [];
@@ -162,7 +165,7 @@ const cells = rows.map((r) => [r.c, r.requests, r.tps.toFixed(1), single ? (r.tp
 const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
 const line = (r: string[]) => r.map((c, i) => c.padStart(w[i]!)).join('  ');
 console.log(`\nSYNTHETIC Llama (random weights) 2048/5632/8 layers/32:4 heads/vocab 32000, 4-bit g128 RTN, accuracy level ${a['accuracy-level']}${a['lm-head-bits'] ? `, lm_head q${a['lm-head-bits']}` : ''}; `
-  + `prompt ${promptLen} tokens, ${genLen} new (greedy, ignore_eos), ${rounds} request(s) per client, best of ${a.repeat} run(s) per level${Number(a['stagger-ms']) ? `, client i starts ${a['stagger-ms']}·i ms late` : ''}; server: max batch ${a['max-batch']}, prefill chunk ${a['prefill-chunk']}, context ${promptLen + genLen}`);
+  + `prompt ${promptLen} tokens, ${genLen} new (${Number(a.temperature) > 0 ? `temperature ${a.temperature}` : 'greedy'}, ignore_eos), ${rounds} request(s) per client, best of ${a.repeat} run(s) per level${Number(a['stagger-ms']) ? `, client i starts ${a['stagger-ms']}·i ms late` : ''}; server: max batch ${a['max-batch']}, prefill chunk ${a['prefill-chunk']}, context ${promptLen + genLen}`);
 console.log(line(head));
 console.log(w.map((n) => '-'.repeat(n)).join('  '));
 for (const c of cells) console.log(line(c));
