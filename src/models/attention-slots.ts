@@ -4,10 +4,10 @@
  *
  * The cache is a set of buffers [B, kvH, T, d] that the graph only READS, IN PLACE: T is attention_mask's length, and
  * the runtime feeds views of exactly T positions per row (src/runtime/slots.ts keeps its rows T positions apart, T a
- * multiple of its widthStep, 64, that grows and shrinks with the longest request). Row b's S new tokens belong at buffer indices
- * start_b … start_b + S − 1 (start_b + S = the end of row b's last run of mask ones: a row's length, or T for
- * left-padded rows); those buffer positions hold stale values until the runtime writes the new keys/values there
- * after the run. So the scores are computed in two parts and put together by index:
+ * multiple of its widthStep, 64, that grows and shrinks with the longest request). Row b's S new tokens belong at
+ * buffer indices start_b … start_b + S − 1 (start_b + S = the end of row b's last run of mask ones: a row's length,
+ * or T for left-padded rows); those buffer positions hold stale values until the runtime writes the new keys/values
+ * there after the run. So the scores are computed in two parts and put together by index:
  *
  *   scores  = scale·q·Kᵀ over the T buffer positions (com.microsoft.FusedMatMul on the buffer view: no copy), then the
  *             new keys' scores scale·q·kᵀ [B, heads, S, S] scattered (ScatterElements) into columns start_b + s
