@@ -112,6 +112,17 @@ test('/health, /v1/models, chat completion = greedy generate on the plain graphs
   assert.deepEqual(r.usage, { prompt_tokens: ids.length, completion_tokens: want.tokens, total_tokens: ids.length + want.tokens });
 });
 
+test('the default model id of a local folder is its name, also for a relative path shaped like a Hub id (owner/name)', async () => {
+  const cwd = process.cwd();
+  cpSync(CHAT, join(work.path, 'models', 'stories-local'), { recursive: true });
+  process.chdir(work.path);
+  try {
+    const s = await start({ model: 'models/stories-local' }); // before: served as "models/stories-local", the Hub-id shape
+    assert.equal(s.modelId, 'stories-local');
+    assert.deepEqual((await clientOf(s).models.list()).data.map((m) => m.id), ['stories-local']);
+  } finally { process.chdir(cwd); }
+});
+
 test('streaming: chunks reassemble to the non-streamed text; include_usage sends a final usage chunk; [DONE]', async () => {
   const body = { model: 'stories-chat', messages: [{ role: 'user' as const, content: 'Lily and the cat' }], max_tokens: 30, temperature: 0 };
   const plain = await client.chat.completions.create(body);

@@ -17,7 +17,7 @@ export class ServeMetrics {
   readonly finished = new Counter({ name: 'gptq_generations_total', help: 'Finished generations by finish reason (stop, length, cancelled, error)', labelNames: ['reason'] as const, registers: [this.registry] });
   readonly queueDepth = new Gauge({ name: 'gptq_queue_depth', help: 'Requests waiting for a KV slot', registers: [this.registry] });
   readonly activeSlots = new Gauge({ name: 'gptq_active_slots', help: 'Requests holding a KV slot (prefilling or decoding): the active batch', registers: [this.registry] });
-  readonly decodeBatch = new Histogram({ name: 'gptq_decode_batch_size', help: 'Rows (requests) per batched decode step', buckets: [1, 2, 4, 8, 16, 32, 64], registers: [this.registry] });
+  readonly decodeBatch = new Histogram({ name: 'gptq_decode_batch_size', help: 'Requests per batched decode step (a lone request runs with one padding row, not counted)', buckets: [1, 2, 4, 8, 16, 32, 64], registers: [this.registry] });
   readonly ttft = new Histogram({ name: 'gptq_time_to_first_token_seconds', help: 'From the request\'s arrival (queue wait included) to its first generated token', buckets: LATENCY_BUCKETS, registers: [this.registry] });
   readonly itl = new Histogram({ name: 'gptq_inter_token_latency_seconds', help: 'Between consecutive generated tokens of a request', buckets: LATENCY_BUCKETS, registers: [this.registry] });
   readonly stepSeconds = new Histogram({ name: 'gptq_step_seconds', help: 'Model runs by kind (decode: one token for every decoding request; prefill: one prompt chunk)', labelNames: ['kind'] as const, buckets: LATENCY_BUCKETS, registers: [this.registry] });

@@ -22,6 +22,7 @@
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { freemem } from 'node:os';
+import { stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { fail, GptqError } from '../errors.ts';
@@ -89,7 +90,9 @@ export async function serve(o: ServeOptions): Promise<Server> {
   if (!(Number.isInteger(bodyLimit) && bodyLimit > 0)) fail(`bodyLimit must be a positive integer (bytes), got ${bodyLimit}`);
   if (apiKey !== undefined && apiKey.length === 0) fail('apiKey is empty');
   const dir = await resolveModelDir(modelArg);
-  const modelId = idArg ?? (isHubId(modelArg) ? modelArg : basename(resolve(dir)));
+  // a local folder wins over a Hub id of the same shape (assets/stories260K is a folder here, as resolveModelDir decides)
+  const local = (await stat(modelArg).catch(() => null))?.isDirectory() ?? false;
+  const modelId = idArg ?? (!local && isHubId(modelArg) ? modelArg : basename(resolve(dir)));
   const { model, tokenizer: tok, gen } = await loadAnyModel(dir, { ...load, attention: 'slots' });
   let engine: BatchEngine;
   try {
