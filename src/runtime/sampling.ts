@@ -127,6 +127,7 @@ function sortedHead(logits: Float32Array, w: Float64Array, mass: number, z: numb
   const ids: number[] = [];
   for (let i = 0; i < V; i++) if (w[i]! > 0 && w[i]! >= tau) ids.push(i);
   // one numeric sort of packed keys: (descending order of the float32 logit) · 2^20 + id, exact below 2^53
+  if (V > 1048576) throw new Error(`sampleToken: a vocabulary of ${V} ids is over the 2^20 the top-p sort packs`);
   const keys = new Float64Array(ids.length), bits = new Uint32Array(1), f = new Float32Array(bits.buffer);
   for (let j = 0; j < ids.length; j++) {
     f[0] = logits[ids[j]!]!;
