@@ -59,9 +59,7 @@ export function argmax(a: ArrayLike<number>): number {
 export function sampleToken(logits: Float32Array, o: SamplingOptions, rand: () => number): number {
   const greedy = o.doSample === false || !o.temperature || o.temperature <= 0;
   if (greedy) return argmax(logits);
-  const t = o.temperature!, V = logits.length;
-  let best = 0;
-  for (let i = 1; i < V; i++) if (logits[i]! > logits[best]!) best = i;
+  const t = o.temperature!, V = logits.length, best = argmax(logits);
   const max = logits[best]! / t;
   // top-k: keep logits above the k-th largest, and as many equal to it as fit (lowest ids first)
   let kth = -Infinity, tiesLeft = V;
