@@ -22,11 +22,10 @@
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { freemem } from 'node:os';
-import { stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { fail, GptqError } from '../errors.ts';
-import { resolveModelDir, isHubId } from '../io/hub.ts';
+import { resolveModelDir } from '../io/hub.ts';
 import type { TextTokenizer } from '../io/tokenizer.ts';
 import type { CausalLM, LoadOptions } from '../runtime/causal-lm.ts';
 import { loadAnyModel } from '../runtime/load.ts';
@@ -90,9 +89,9 @@ export async function serve(o: ServeOptions): Promise<Server> {
   if (!(Number.isInteger(bodyLimit) && bodyLimit > 0)) fail(`bodyLimit must be a positive integer (bytes), got ${bodyLimit}`);
   if (apiKey !== undefined && apiKey.length === 0) fail('apiKey is empty');
   const dir = await resolveModelDir(modelArg);
-  // a local folder wins over a Hub id of the same shape (assets/stories260K is a folder here, as resolveModelDir decides)
-  const local = (await stat(modelArg).catch(() => null))?.isDirectory() ?? false;
-  const modelId = idArg ?? (!local && isHubId(modelArg) ? modelArg : basename(resolve(dir)));
+  // resolveModelDir returns a local folder as given (it wins over a Hub id of the same shape, e.g. assets/stories260K)
+  // and a Hub id as its cache folder: the id is the folder's name, or the Hub id
+  const modelId = idArg ?? (dir === modelArg ? basename(resolve(dir)) : modelArg);
   const { model, tokenizer: tok, gen } = await loadAnyModel(dir, { ...load, attention: 'slots' });
   let engine: BatchEngine;
   try {
