@@ -42,6 +42,12 @@ export interface SlotState {
   newIndex: string;
   /** bool scalar: S = 1 (a decode step: the buffers are read in place) */
   decode: string;
+  /**
+   * Index tensors every layer of one head geometry uses, built once in the main graph by its first layer (key
+   * "heads/kvHeads/d"): `keys` newIndex expanded to the new keys [B, kvH, S, d]; for the in-place path `scores` the new
+   * keys' score columns [B, heads, S, S] and `zeros` float zeros of that shape.
+   */
+  shared?: Map<string, { keys: string; scores?: string; zeros?: string }>;
   calls: number;
 }
 
@@ -53,10 +59,16 @@ export function slotAttention(state: SlotState): NonNullable<LayerContext['fused
     const past = ctx.past;
     ctx.present = { key: k, value: v };
     state.calls++;
+    const geometry = `${heads}/${kvHeads}/${d}`, shared = (state.shared ??= new Map());
+    const sh = shared.get(geometry) ?? shared.set(geometry, (() => {
+      const keys = g.op('Expand', [state.newIndex, g.op('Shape', [k])]);
+      if (heads % kvHeads !== 0) return { keys }; // only the copying path
+      const bhss = g.op('Concat', [g.op('Shape', [q], { start: 0, end: 3 }), g.op('Shape', [q], { start: 2, end: 3 })], { axis: 0 });
+      return { keys, scores: g.op('Expand', [g.op('Transpose', [state.newIndex], { perm: [0, 1, 3, 2] }), bhss]), zeros: g.op('ConstantOfShape', [bhss]) };
+    })()).get(geometry)!;
     // copies of the buffers with the new keys/values scattered in, then attention(): for prompt chunks
     const copied = (b: GraphBuilder): string[] => {
-      const idx = b.op('Expand', [state.newIndex, b.op('Shape', [k])]);
-      const keys = (buf: string, fresh: string) => b.op('ScatterElements', [buf, idx, fresh], { axis: 2 });
+      const keys = (buf: string, fresh: string) => b.op('ScatterElements', [buf, sh.keys, fresh], { axis: 2 });
       const inner: LayerContext = { ...ctx, g: b, fusedAttention: undefined, past: undefined };
       return [attention(inner, q, keys(past.key, k), keys(past.value, v), heads, kvHeads, d, scale)];
     };
@@ -69,12 +81,12 @@ export function slotAttention(state: SlotState): NonNullable<LayerContext['fused
       const qg = grouped(q);
       const sBuf = perHead(b.ms('FusedMatMul', [qg, past.key], { transB: 1, alpha: F(scale) })[0]!); // [B, heads, S, T]
       const sNew = perHead(b.ms('FusedMatMul', [qg, k], { transB: 1, alpha: F(scale) })[0]!); // [B, heads, S, S]
-      const idx = b.op('Expand', [b.op('Transpose', [state.newIndex], { perm: [0, 1, 3, 2] }), b.op('Shape', [sNew])]); // [B, heads, S, S]
+      const idx = sh.scores!; // [B, heads, S, S]
       let scores = b.op('ScatterElements', [sBuf, idx, sNew], { axis: 3 });
       if (ctx.softcap) scores = softcapped(b, scores, ctx.softcap);
       const probs = b.op('Softmax', [b.op('Add', [scores, ctx.mask])], { axis: -1 });
       const pNew = b.op('GatherElements', [probs, idx], { axis: 3 });
-      const pBuf = b.op('ScatterElements', [probs, idx, b.op('ConstantOfShape', [b.op('Shape', [idx])])], { axis: 3 });
+      const pBuf = b.op('ScatterElements', [probs, idx, sh.zeros!], { axis: 3 });
       const out = b.op('Add', [b.op('MatMul', [grouped(pBuf), past.value]), b.op('MatMul', [grouped(pNew), v])]); // [B, kvH, rep·S, d]
       return [rep === 1 ? out : b.op('Reshape', [out, b.op('Shape', [q])])];
     };
