@@ -7,26 +7,35 @@
  * Why it is the same matrix: with H = V·Vᵀ for V upper triangular (the "reverse" Cholesky factor, columns right to
  * left), H⁻¹ = V⁻ᵀ·V⁻¹ = Uᵀ·U with U = V⁻¹ upper triangular, which is the unique upper Cholesky factor of H⁻¹.
  */
-import { asOperand, gemm, matmul, operand, type Operand } from '../graph/linalg.ts';
+import { gemm, matmul, operand, type Operand } from '../graph/linalg.ts';
 
 /**
  * Hinv = upper Cholesky factor U of H⁻¹ (H⁻¹ = UᵀU) without forming H⁻¹, in place: with H = V·Vᵀ, V upper
  * ("reverse" Cholesky), U = V⁻¹. M holds H in its upper triangle (diagonal damped); on return the upper triangle is U.
- * The strict lower triangle is never read or written (it keeps H for a damp retry). Blocked by panels of P columns:
- *   V: right to left, V_KK = chol(H_KK) (float64 TS), V_TK = H_TK·V_KK⁻ᵀ, H_TT −= V_TK·V_TKᵀ
- *   U: left to right, U_JJ = V_JJ⁻¹ (float64 TS), U_TJ = −U_TT·V_TJ·U_JJ
+ * The strict lower triangle is never read or written (it keeps H for a damp retry). n ≤ P: in float64 TS (reverse
+ * Cholesky, then triangular inverse). Else blocked by panels of P columns (the first, leftmost one short when P ∤ n):
+ *   V: right to left, U_KK = V_KK⁻¹ of the diagonal block H_KK by this same function (panels of P/4 when P > 64,
+ *      so the float64 TS leaves stay ≤ 64 wide), kept in M's diagonal block; V_TK = H_TK·U_KKᵀ; H_TT −= V_TK·V_TKᵀ
+ *   U: left to right over the same blocks, U_TJ = −U_TT·V_TJ·U_JJ
  * The products are ORT GEMMs on panel-sized copies, so the only extra memory is O(n·P). Returns false if H is not PD.
  */
 export async function hinvUpperInPlace(M: Operand, n: number, P: number, f64: boolean): Promise<boolean> {
+  if (n <= P) { // one panel: float64 TS, reverse Cholesky then triangular inverse
+    const V = revCholDirect(upperBlock(M, n, 0, n), n);
+    if (!V) return false;
+    putUpper(M, n, 0, n, invUpperDirect(V, n));
+    return true;
+  }
   const RP = 512; // rows per trailing-update product
-  // Scratch reused by every step (no per-step garbage): two n×P panels, an RP×n row block, an RP×P product.
+  // Scratch reused by every step (no per-step garbage): two n×P panels, an RP×n row block, an RP×P product, a P×P block.
   const pw = Math.min(P, n), P1 = operand(f64, n * pw), P2 = operand(f64, n * pw), RB = operand(f64, Math.min(RP, n) * n), T = operand(f64, Math.min(RP, n) * pw);
-  const block = (k0: number, b: number) => { // symmetric float64 copy of the diagonal block from the upper triangle
-    const D = new Float64Array(b * b);
-    for (let i = 0; i < b; i++) for (let j = i; j < b; j++) D[i * b + j] = D[j * b + i] = M[(k0 + i) * n + k0 + j]!;
-    return D;
+  const D = operand(f64, pw * pw);
+  /** M's diagonal block [k0, k0+b) as a dense upper-triangular operand (zeros below the diagonal) in D. */
+  const diagUpper = (k0: number, b: number) => {
+    const X = D.subarray(0, b * b);
+    for (let i = 0; i < b; i++) { X.fill(0, i * b, i * b + i); X.set(M.subarray((k0 + i) * n + k0 + i, (k0 + i) * n + k0 + b), i * b + i); }
+    return X;
   };
-  const putUpper = (X: Float64Array, k0: number, b: number) => { for (let i = 0; i < b; i++) for (let j = i; j < b; j++) M[(k0 + i) * n + k0 + j] = X[i * b + j]!; };
   const panel = (rows: number, c0: number, b: number) => { // M[0:rows, c0:c0+b] → P1
     for (let i = 0; i < rows; i++) P1.set(M.subarray(i * n + c0, i * n + c0 + b), i * b);
     return P1.subarray(0, rows * b);
@@ -41,14 +50,18 @@ export async function hinvUpperInPlace(M: Operand, n: number, P: number, f64: bo
     }
     return RB.subarray(0, (i1 - i0) * w);
   };
+  const child = P > LEAF ? P >> 2 : P; // panel width of the diagonal blocks' own factorization
 
-  for (let k1 = n; k1 > 0;) { // V, right to left
+  const starts: number[] = []; // block starts, right to left (the first block is the short one)
+  for (let k1 = n; k1 > 0;) { // V, right to left; the diagonal blocks get U_KK = V_KK⁻¹ directly (recursion)
     const k0 = Math.max(0, k1 - P), b = k1 - k0;
-    const V = revCholDirect(block(k0, b), b);
-    if (!V) return false;
-    putUpper(V, k0, b);
+    starts.push(k0);
+    const B = D.subarray(0, b * b);
+    for (let i = 0; i < b; i++) B.set(M.subarray((k0 + i) * n + k0 + i, (k0 + i) * n + k1), i * b + i); // upper triangle of H_KK
+    if (!(await hinvUpperInPlace(B, b, child, f64))) return false;
+    for (let i = 0; i < b; i++) M.set(B.subarray(i * b + i, (i + 1) * b), (k0 + i) * n + k0 + i);
     if (k0 > 0) {
-      const Y = await matmul(panel(k0, k0, b), asOperand(f64, invUpperDirect(V, b)), k0, b, b, { transB: true, out: P2 }); // V_TK
+      const Y = await matmul(panel(k0, k0, b), diagUpper(k0, b), k0, b, b, { transB: true, out: P2 }); // V_TK = H_TK·U_KKᵀ
       putPanel(Y, k0, k0, b);
       for (let i0 = 0; i0 < k0; i0 += RP) { // H_TT −= V_TK·V_TKᵀ on the upper triangle, RP rows at a time
         const i1 = Math.min(i0 + RP, k0), w = k0 - i0, C = rowBlock(i0, i1, k0, false);
@@ -58,21 +71,33 @@ export async function hinvUpperInPlace(M: Operand, n: number, P: number, f64: bo
     }
     k1 = k0;
   }
-  for (let j0 = 0; j0 < n; j0 += P) { // U = V⁻¹, left to right
-    const b = Math.min(P, n - j0);
-    const Ujj = invUpperDirect(block(j0, b), b); // block() mirrors V's upper triangle: only its upper part is used
-    if (j0 > 0) {
-      const Z = await matmul(panel(j0, j0, b), asOperand(f64, Ujj), j0, b, b, { out: P2 }); // V_TJ·U_JJ
-      for (let i0 = 0; i0 < j0; i0 += RP) { // U_TJ = −U_TT·Z; U_TT rows [i0, i1) are zero left of the diagonal
-        const i1 = Math.min(i0 + RP, j0);
-        const X = await matmul(rowBlock(i0, i1, j0, true), Z.subarray(i0 * b, j0 * b), i1 - i0, j0 - i0, b, { out: T });
-        for (let t = 0; t < X.length; t++) X[t] = -X[t]!;
-        putPanel(X, i1 - i0, j0, b, i0);
-      }
+  starts.reverse();
+  for (let s = 1; s < starts.length; s++) { // U = V⁻¹, left to right: U_TJ = −U_TT·V_TJ·U_JJ (U_JJ is in place already)
+    const j0 = starts[s]!, b = (starts[s + 1] ?? n) - j0;
+    const Z = await matmul(panel(j0, j0, b), diagUpper(j0, b), j0, b, b, { out: P2 }); // V_TJ·U_JJ
+    for (let i0 = 0; i0 < j0; i0 += RP) { // U_TJ = −U_TT·Z; U_TT rows [i0, i1) are zero left of the diagonal
+      const i1 = Math.min(i0 + RP, j0);
+      const X = await matmul(rowBlock(i0, i1, j0, true), Z.subarray(i0 * b, j0 * b), i1 - i0, j0 - i0, b, { out: T });
+      for (let t = 0; t < X.length; t++) X[t] = -X[t]!;
+      putPanel(X, i1 - i0, j0, b, i0);
     }
-    putUpper(Ujj, j0, b);
   }
   return true;
+}
+
+/** Panels wider than this factorize their diagonal blocks with quarter-width panels (recursion) instead of in TS. */
+const LEAF = 64;
+
+/** The upper triangle of M's diagonal block [k0, k0+b) (row stride n) as a float64 b×b matrix (lower part zero). */
+function upperBlock(M: Operand, n: number, k0: number, b: number): Float64Array {
+  const X = new Float64Array(b * b);
+  for (let i = 0; i < b; i++) for (let j = i; j < b; j++) X[i * b + j] = M[(k0 + i) * n + k0 + j]!;
+  return X;
+}
+
+/** X's upper triangle (b×b) into M's diagonal block [k0, k0+b). */
+function putUpper(M: Operand, n: number, k0: number, b: number, X: Float64Array): void {
+  for (let i = 0; i < b; i++) for (let j = i; j < b; j++) M[(k0 + i) * n + k0 + j] = X[i * b + j]!;
 }
 
 /** Float64 leaf: V upper with H = V·Vᵀ (columns right to left); null if H is not positive definite. */
