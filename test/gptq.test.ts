@@ -206,3 +206,25 @@ test('consumeHessian (H overwritten in place, act-order permuted in place, damp 
     assert.notDeepEqual(Hc, H, 'H was consumed (its buffer now holds the factor)');
   }
 });
+
+test('worker threads: the solve split into row slices gives the in-thread codes, scales, zeros and loss', async () => {
+  // 3 slices of a 300-row linear (uneven bounds 0/100/200/300), for the paths that carry per-row state into the
+  // slices: dynamic groups straddling blocks, static groups under act-order, g −1, dead columns, MSE weighted by
+  // diag(H), AutoGPTQ's float32 arithmetic, float64 products.
+  const rows = 300, cols = 160, { W, H } = problem(rows, cols, 256, 21, [5, 77]);
+  const variants: [string, GptqConfig, { precision?: 'f64' }][] = [
+    ['4b g48 block64 act-order asym', { ...base, bits: 4, groupSize: 48, descAct: true, sym: false, blockSize: 64 }, {}],
+    ['3b g32 act-order static', { ...base, bits: 3, groupSize: 32, descAct: true, sym: true, staticGroups: true }, {}],
+    ['4b g-1, float32 arithmetic', { ...base, bits: 4, groupSize: -1, descAct: false, sym: true, arithmetic: 'float32' }, {}],
+    ['2b g32 asym mse hessian-weighted, f64 products', { ...base, bits: 2, groupSize: 32, descAct: false, sym: false, mse: true, mseWeighting: 'hessian' }, { precision: 'f64' }],
+  ];
+  for (const [name, cfg, o] of variants) {
+    const one = await gptqQuantize(W, H, rows, cols, cfg, { ...o, workers: 1 });
+    const three = await gptqQuantize(W, H, rows, cols, cfg, { ...o, workers: 3 });
+    assert.deepEqual(three.intCodes, one.intCodes, `${name}: codes`);
+    assert.deepEqual(three.scales, one.scales, `${name}: scales`);
+    assert.deepEqual(three.zeros, one.zeros, `${name}: zeros`);
+    assert.deepEqual(three.gIdx, one.gIdx, `${name}: g_idx`);
+    assert.ok(Math.abs(three.loss - one.loss) <= 1e-12 * one.loss, `${name}: loss ${three.loss} vs ${one.loss}`);
+  }
+});

@@ -13,11 +13,16 @@ export const operand = (f64: boolean, len: number): Operand => (f64 ? new Float6
 /** `x` as an operand: itself when `f64`, else rounded to float32. */
 export const asOperand = (f64: boolean, x: Float64Array): Operand => (f64 ? x : new Float32Array(x));
 const sessions = new Map<string, Promise<InferenceSession>>();
+let threads: number | undefined;
+
+/** ORT intra-op threads of the sessions created from now on (default: one per core). A worker thread of the GPTQ
+ *  solve sets its share of the cores. */
+export function setLinalgThreads(n: number): void { threads = n; }
 
 function session(key: string, build: () => GraphBuilder): Promise<InferenceSession> {
   let s = sessions.get(key);
   // No CPU arena: GPTQ's products come in many sizes and an arena would keep the largest ones resident.
-  if (!s) { s = createSession(build().toBytes(), { lowMemory: true }); sessions.set(key, s); }
+  if (!s) { s = createSession(build().toBytes(), { lowMemory: true, ...(threads ? { threads } : {}) }); sessions.set(key, s); }
   return s;
 }
 

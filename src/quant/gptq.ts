@@ -30,9 +30,11 @@
 import { matmul, operand, type Operand } from '../graph/linalg.ts';
 import { fail } from '../errors.ts';
 import { transpose } from '../tensor.ts';
+import { availableParallelism } from '../platform/os.ts';
+import { shared, workerPool } from '../platform/workers.ts';
 import { hinvUpperInPlace } from './hessian-inverse.ts';
 import { bitsProblem, type Arithmetic, type CheckpointFormat, type MseWeighting, type QuantizeConfig, type ScaleRounding } from './quantize-config.ts';
-import { dequantizeCodes, findParams, gridStorage, quantizeColumn, storedScales, type FindParamsOptions, type QuantParams } from './quantizer.ts';
+import { dequantizeCodes, findParams, gridStorage, quantizeCode, storedScales, type FindParamsOptions, type QuantParams } from './quantizer.ts';
 
 /** checkpointFormat (default 'gptq', the saved default) fixes the grid constraints: see GridStorage in quantizer.ts. */
 export type GptqConfig = Pick<QuantizeConfig, 'bits' | 'groupSize' | 'descAct' | 'staticGroups' | 'sym' | 'dampPercent' | 'blockSize' | 'mse'>
@@ -55,6 +57,12 @@ export interface GptqOptions {
   /** Precision of the ORT products (lazy batch updates, Hessian-inverse factorization). 'f32' (default) is
    *  AutoGPTQ's own precision; 'f64' (MLAS DGEMM, ~3× slower) matches the unblocked float64 reference to ~1e-8. */
   precision?: 'f32' | 'f64';
+  /**
+   * Row slices solved at once by worker threads (rows are independent; the results are the same as in one thread).
+   * Default: one per core (at most 8, each ≥ 256 rows) for linears of ≥ 2^21 weights, else 1 (in this thread). Browsers
+   * solve in-thread.
+   */
+  workers?: number;
 }
 
 export interface GptqResult {
@@ -129,11 +137,13 @@ interface Prepared {
   perm: Int32Array;
   /** The columns are processed in another order than their own (descAct or actGroupAware). */
   reordered: boolean;
-  /** Wt[c, r] = W[r, perm[c]], 0 for dead columns. */
-  Wt: Float32Array;
+  /** Dead columns (diag H = 0, original order), or null when there are none. */
+  dead: Uint8Array | null;
+  /** W [R, n] as given (the solve transposes its rows into processing order). */
+  W: Float32Array;
 }
 
-/** Dead columns, static groups, act-order; W transposed into processing order. */
+/** Dead columns, static groups, act-order. */
 function prepare(W: Float32Array, H: Float32Array, R: number, n: number, cfg: GptqConfig): Prepared {
   const gs = cfg.groupSize;
   const qopt: FindParamsOptions = { bits: cfg.bits, sym: cfg.sym, mse: cfg.mse, float32: cfg.arithmetic === 'float32', storage: gridStorage(cfg.checkpointFormat ?? 'gptq', cfg.arithmetic, cfg.scaleRounding) };
@@ -157,9 +167,7 @@ function prepare(W: Float32Array, H: Float32Array, R: number, n: number, cfg: Gp
   if (cfg.descAct) perm.sort((a, b) => diag[b]! - diag[a]! || a - b);
   else if (cfg.actGroupAware) perm = groupAwarePermutation(H, n, gs);
   const reordered = !!cfg.descAct || !!cfg.actGroupAware;
-  const Wt = transpose(W, R, n, new Float32Array(n * R), reordered ? { colOrder: perm } : {});
-  if (hasDead) for (let c = 0; c < n; c++) if (dead[perm[c]!]) Wt.fill(0, c * R, (c + 1) * R);
-  return { R, n, qopt, params0, diag, staticParams, perm, reordered, Wt };
+  return { R, n, qopt, params0, diag, staticParams, perm, reordered, dead: hasDead ? dead : null, W };
 }
 
 /**
@@ -228,19 +236,104 @@ function permuteInPlace(M: Operand, n: number, perm: Int32Array): void {
   }
 }
 
-/** The blocked solve's result: codes in processing order [cols, rows], the dynamic groups' params, Σ Losses. */
-interface Solved { codesT: Uint8Array; groupParams: QuantParams[]; loss: number; tGemm: number }
-
 /**
- * The column loop with AutoGPTQ's two-level lazy batching (see the header): per block the block-start W by one GEMM
- * and the params of the groups that start in it, then per sub-block the errors of the block's earlier columns by one
- * GEMM, then quantizeColumn + error feedback column by column over row chunks.
+ * The blocked solve over all rows: in this thread, or split into row slices solved at once by worker threads
+ * (solveParallel) when the linear is big enough and the platform has them. Same codes and params either way.
  */
-async function solve(p: Prepared, U: Operand, cfg: GptqConfig, opts: GptqOptions): Promise<Solved> {
-  const { R, n, Wt, qopt, perm } = p, gs = cfg.groupSize, B = cfg.blockSize, f64 = opts.precision === 'f64';
-  const f32 = cfg.arithmetic === 'float32', fr = Math.fround;
+async function solve(p: Prepared, U: Operand, cfg: GptqConfig, opts: GptqOptions): Promise<SolvedRows> {
+  const { R, n, perm } = p;
   // mseWeighting 'hessian': diag(H) in processing order weights each column's error in the group's MSE search.
   const hw = cfg.mse && cfg.mseWeighting === 'hessian' ? Float64Array.from(perm, (j) => p.diag[j]!) : null;
+  const task = (r0: number, r1: number, copy: boolean): SolveTask => ({
+    W: copy ? p.W.slice(r0 * n, r1 * n) : p.W.subarray(r0 * n, r1 * n), rows: r1 - r0, n, perm, reordered: p.reordered, dead: p.dead, qopt: p.qopt,
+    params0: p.params0 && rowsOf(p.params0, r0, r1), staticParams: p.staticParams.map((q) => rowsOf(q, r0, r1)), hw, cfg,
+    subBlock: opts.subBlock, rowChunk: opts.rowChunk, f64: opts.precision === 'f64',
+  });
+  const parts = solveParts(R, n, opts.workers);
+  const s = parts > 1 ? await solveParallel(parts, R, n, (r0, r1) => task(r0, r1, true), U) : null;
+  const one = s ?? await solveRows(task(0, R, false), U);
+  return { ...one, loss: one.loss / 2 };
+}
+
+/** Rows [r0, r1) of a per-row QuantParams (copies: a worker gets only its slice). */
+function rowsOf(q: QuantParams, r0: number, r1: number): QuantParams {
+  return { scale: q.scale.slice(r0, r1), zero: q.zero.slice(r0, r1), maxq: q.maxq };
+}
+
+/** Below this many weights a linear is solved in this thread (a worker's hand-off costs more than it saves). */
+const PARALLEL_MIN_WEIGHTS = 1 << 21;
+/** Fewest rows a worker's slice gets: the column loop runs on row chunks of up to 512 (rowChunk). */
+const PARALLEL_MIN_ROWS = 256;
+
+/** Row slices to solve at once: `workers` when given (≥ 1), else one per core, at most 8, each ≥ 256 rows; 1 for a small linear. */
+function solveParts(R: number, n: number, workers: number | undefined): number {
+  if (workers !== undefined) return Math.max(1, Math.min(Math.floor(workers), R));
+  if (R * n < PARALLEL_MIN_WEIGHTS) return 1;
+  return Math.max(1, Math.min(availableParallelism(), 8, Math.floor(R / PARALLEL_MIN_ROWS)));
+}
+
+/**
+ * The solve split into `parts` row slices run by worker threads (src/platform/workers.ts; each worker's ORT products
+ * use cores / parts threads), joined: codes by rows, each group's params by rows, Σ Losses in slice order. Hinv goes
+ * to the workers once, in shared memory. null where the platform has no worker threads (the caller solves in-thread).
+ */
+async function solveParallel(parts: number, R: number, n: number, task: (r0: number, r1: number) => SolveTask, U: Operand): Promise<SolvedRows | null> {
+  const pool = workerPool('quant/solve-worker', parts, Math.max(1, Math.floor(availableParallelism() / parts)));
+  if (!pool) return null;
+  const Us = shared(U), bounds = Array.from({ length: parts + 1 }, (_, i) => Math.round((i * R) / parts));
+  const results = await Promise.all(Array.from({ length: parts }, (_, i) => {
+    const t = task(bounds[i]!, bounds[i + 1]!);
+    return pool.run<SolvedRows>({ task: t, U: Us }, [t.W.buffer as ArrayBuffer]);
+  }));
+  const intCodes = new Uint8Array(R * n);
+  results.forEach((r, i) => intCodes.set(r.intCodes, bounds[i]! * n));
+  const groupParams = results[0]!.groupParams.map((q0, g) => {
+    const scale = new Float32Array(R), zero = new Float32Array(R);
+    results.forEach((r, i) => { scale.set(r.groupParams[g]!.scale, bounds[i]!); zero.set(r.groupParams[g]!.zero, bounds[i]!); });
+    return { scale, zero, maxq: q0.maxq };
+  });
+  let loss = 0;
+  for (const r of results) loss += r.loss;
+  return { intCodes, groupParams, loss, tGemm: Math.max(...results.map((r) => r.tGemm)) };
+}
+
+/**
+ * One row slice's share of the solve. Rows are independent in GPTQ (every product, every group's params and every
+ * code is per row; only Hinv is shared), so slices can be solved apart and joined (solveParallel). Structured-cloneable:
+ * a worker thread runs it (solve-worker.ts).
+ */
+export interface SolveTask {
+  /** Rows [rows, n] of W, row-major, original column order. */
+  W: Float32Array;
+  rows: number; n: number;
+  /** Processing order → original column; reordered: perm is not the identity order. */
+  perm: Int32Array; reordered: boolean;
+  /** Dead columns (original order), zeroed before the solve; null when none. */
+  dead: Uint8Array | null;
+  qopt: FindParamsOptions;
+  /** These rows' share of: groupSize −1, find_params of the whole W; staticGroups, the per-group params. */
+  params0: QuantParams | null; staticParams: QuantParams[];
+  /** mseWeighting 'hessian': diag(H) in processing order, else null. */
+  hw: Float64Array | null;
+  cfg: GptqConfig;
+  subBlock?: number; rowChunk?: number; f64: boolean;
+}
+
+/** A slice's result: its codes [rows, n] in original column order, its rows of each dynamic group's params, Σ Losses·2. */
+export interface SolvedRows { intCodes: Uint8Array; groupParams: QuantParams[]; loss: number; tGemm: number }
+
+/**
+ * The column loop with AutoGPTQ's two-level lazy batching (see the header) on one row slice: per block the block-start
+ * W by one GEMM and the params of the groups that start in it, then per sub-block the errors of the block's earlier
+ * columns by one GEMM, then quantizeColumn + error feedback column by column over row chunks. U: Hinv [n, n] (upper
+ * triangle read). Returns loss = Σ err² (gptqQuantize halves it).
+ */
+export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows> {
+  const { rows: R, n, qopt, perm, hw, cfg, f64 } = task, gs = cfg.groupSize, B = cfg.blockSize;
+  const f32 = cfg.arithmetic === 'float32', fr = Math.fround;
+  // Wt[c, r] = W[r, perm[c]] (a column is a contiguous row of Wt), 0 for dead columns.
+  const Wt = transpose(task.W, R, n, new Float32Array(n * R), task.reordered ? { colOrder: perm } : {});
+  if (task.dead) for (let c = 0; c < n; c++) if (task.dead[perm[c]!]) Wt.fill(0, c * R, (c + 1) * R);
   const Et = operand(f64, n * R); // errors (w − q) / Hinv[i,i], processing order [cols, rows]
   let tGemm = 0;
   const wmax = Math.max(B, gs), Ucol = operand(f64, n * wmax), Pcol = operand(f64, wmax * R); // scratch
@@ -258,12 +351,51 @@ async function solve(p: Prepared, U: Operand, cfg: GptqConfig, opts: GptqOptions
 
   const groupParams: QuantParams[] = [];
   const codesT = new Uint8Array(n * R);
-  const sb = Math.max(1, Math.min(opts.subBlock ?? 8, B));
-  const W1 = new Float64Array(B * R), tile = new Float64Array(B * B), zeroP = operand(f64, sb * R), qcol = new Float64Array(R);
+  const sb = Math.max(1, Math.min(task.subBlock ?? 8, B));
+  const W1 = new Float64Array(B * R), tile = new Float64Array(B * B), zeroP = operand(f64, sb * R);
   const Asub = operand(f64, B * sb), Psub = operand(f64, sb * R); // scratch of the sub-block products
-  const RC = opts.rowChunk ?? 512;
-  let loss = 0;
-  for (let i1 = 0; i1 < n; i1 += B) {
+  const RC = task.rowChunk ?? 512;
+  // per sub-block: each column's scale / zero rows, Hinv1 diagonal and upper part; per row: the errors so far; per
+  // row chunk: the errors, for Σ err² in column order
+  const maxq = 2 ** cfg.bits - 1;
+  const scs: Float32Array[] = [], zrs: Float32Array[] = [], dv = new Float64Array(sb), hs = new Float64Array(sb * sb), ev = new Float64Array(sb), eb = new Float64Array(sb * RC);
+  let loss = 0, i1 = 0;
+  // The sub-block's columns row by row: column i of row r gets the rank-1 updates of the sub-block's earlier columns
+  // k < i (in k order, as AutoGPTQ applies them), then the earlier blocks' part P, then q = quant(w), err = (w − q) / d:
+  // the same operations in the same order as column by column, on values kept in registers. Codes and errors go to
+  // codesT / Et at column i1 + s0 + i; eb keeps the chunk's errors for Σ err² in column order.
+  const rowsF64 = (s0: number, sw: number, r0: number, r1: number, P: Operand): void => {
+    for (let r = r0; r < r1; r++) {
+      for (let i = 0; i < sw; i++) {
+        let w = W1[(s0 + i) * R + r]!;
+        for (let k = 0; k < i; k++) { const h = hs[k * sb + i]!; if (h !== 0) w -= ev[k]! * h; }
+        w -= P[i * R + r]!;
+        const sc = scs[i]![r]!, z = zrs[i]![r]!, code = quantizeCode(w, sc, z, maxq), co = (i1 + s0 + i) * R + r;
+        codesT[co] = code;
+        const e = (w - sc * (code - z)) / dv[i]!;
+        Et[co] = e;
+        ev[i] = Et[co]!; // the error as stored (float32 operands): what the updates and the GEMMs use
+        eb[i * RC + r - r0] = e;
+      }
+    }
+  };
+  // arithmetic 'float32': every value rounded to float32, as AutoGPTQ's torch loop computes.
+  const rowsF32 = (s0: number, sw: number, r0: number, r1: number, P: Operand): void => {
+    for (let r = r0; r < r1; r++) {
+      for (let i = 0; i < sw; i++) {
+        let w = W1[(s0 + i) * R + r]!;
+        for (let k = 0; k < i; k++) { const h = hs[k * sb + i]!; if (h !== 0) w = fr(w - fr(ev[k]! * h)); }
+        w = fr(w - P[i * R + r]!);
+        const sc = scs[i]![r]!, z = zrs[i]![r]!, code = quantizeCode(w, sc, z, maxq, true), co = (i1 + s0 + i) * R + r;
+        codesT[co] = code;
+        const e = fr(fr(w - fr(sc * (code - z))) / dv[i]!);
+        Et[co] = e;
+        ev[i] = Et[co]!;
+        eb[i * RC + r - r0] = e;
+      }
+    }
+  };
+  for (; i1 < n; i1 += B) {
     const i2 = Math.min(i1 + B, n), cnt = i2 - i1;
     await blockStart(i1, i1, i2, W1);
     if (gs > 0 && !cfg.staticGroups) { // find_params of the groups starting in this block, on the block-start W
@@ -293,58 +425,32 @@ async function solve(p: Prepared, U: Operand, cfg: GptqConfig, opts: GptqOptions
         P = await matmul(Asub.subarray(0, s0 * sw), Et.subarray(i1 * R, (i1 + s0) * R), sw, s0, R, { transA: true, out: Psub });
         tGemm += performance.now() - tg;
       }
-      const qp: QuantParams[] = [];
-      for (let i = s0; i < s1; i++) {
-        const c = i1 + i;
-        qp.push(gs === -1 ? p.params0! : cfg.staticGroups ? p.staticParams[Math.floor(perm[c]! / gs)]! : groupParams[Math.floor(c / gs)]!);
+      // this sub-block's columns: scale / zero rows, Hinv1 diagonal and strict upper part (float32 values in 'float32')
+      for (let i = 0; i < sw; i++) {
+        const c = i1 + s0 + i;
+        const q = gs === -1 ? task.params0! : cfg.staticGroups ? task.staticParams[Math.floor(perm[c]! / gs)]! : groupParams[Math.floor(c / gs)]!;
+        scs[i] = q.scale; zrs[i] = q.zero;
+        dv[i] = f32 ? fr(tile[(s0 + i) * cnt + s0 + i]!) : tile[(s0 + i) * cnt + s0 + i]!;
+        for (let k = 0; k < i; k++) hs[k * sb + i] = f32 ? fr(tile[(s0 + k) * cnt + s0 + i]!) : tile[(s0 + k) * cnt + s0 + i]!;
       }
-      // arithmetic 'float32': the same steps with every value rounded to float32, as AutoGPTQ's torch loop computes.
-      const columnsF32 = (s0: number, s1: number, r0: number, r1: number): void => {
-        for (let i = s0; i < s1; i++) {
-          const d = fr(tile[i * cnt + i]!), wo = i * R, eo = (i - s0) * R, co = (i1 + i) * R;
-          for (let r = r0; r < r1; r++) W1[wo + r] = fr(W1[wo + r]! - P[eo + r]!);
-          quantizeColumn(W1, wo, qp[i - s0]!, r0, r1, codesT, co, qcol, 0, true);
-          for (let r = r0; r < r1; r++) {
-            const e = fr(fr(W1[wo + r]! - qcol[r]!) / d);
-            Et[co + r] = e;
-            loss += e * e;
-          }
-          for (let j = i + 1; j < s1; j++) {
-            const h = fr(tile[i * cnt + j]!);
-            if (h === 0) continue;
-            const jo = j * R;
-            for (let r = r0; r < r1; r++) W1[jo + r] = fr(W1[jo + r]! - fr(Et[co + r]! * h));
-          }
-        }
-      };
       for (let r0 = 0; r0 < R; r0 += RC) {
         const r1 = Math.min(r0 + RC, R);
-        if (f32) { columnsF32(s0, s1, r0, r1); continue; }
-        for (let i = s0; i < s1; i++) {
-          const d = tile[i * cnt + i]!, wo = i * R, eo = (i - s0) * R, co = (i1 + i) * R;
-          for (let r = r0; r < r1; r++) W1[wo + r]! -= P[eo + r]!; // w
-          quantizeColumn(W1, wo, qp[i - s0]!, r0, r1, codesT, co, qcol, 0); // q = quant(w)
-          for (let r = r0; r < r1; r++) { // err = (w − q) / d; Losses = err² / 2
-            const e = (W1[wo + r]! - qcol[r]!) / d;
-            Et[co + r] = e;
-            loss += e * e;
-          }
-          for (let j = i + 1; j < s1; j++) { // W1[:, j] −= err · Hinv1[i, j]
-            const h = tile[i * cnt + j]!;
-            if (h === 0) continue;
-            const jo = j * R;
-            for (let r = r0; r < r1; r++) W1[jo + r]! -= Et[co + r]! * h;
-          }
-        }
+        if (f32) rowsF32(s0, sw, r0, r1, P);
+        else rowsF64(s0, sw, r0, r1, P);
+        for (let i = 0; i < sw; i++) for (let t = i * RC, t1 = t + r1 - r0; t < t1; t++) loss += eb[t]! * eb[t]!; // Σ err², column by column
       }
     }
   }
-  return { codesT, groupParams, loss: loss / 2, tGemm };
+  // codes [rows, n] in the original column order (AutoGPTQ: Q = Q[:, invperm])
+  const invperm = new Int32Array(n);
+  for (let c = 0; c < n; c++) invperm[perm[c]!] = c;
+  const intCodes = transpose(codesT, n, R, new Uint8Array(R * n), task.reordered ? { rowOrder: invperm } : {});
+  return { intCodes, groupParams, loss, tGemm };
 }
 
-/** AutoGPTQ's output conventions: scales/zeros [groups, rows]; g_idx per original column; codes [rows, cols] in the
- *  original column order (Q = Q[:, invperm]). */
-function finalize(p: Prepared, s: Solved, cfg: GptqConfig): Pick<GptqResult, 'intCodes' | 'scales' | 'zeros' | 'gIdx'> {
+/** AutoGPTQ's output conventions: scales/zeros [groups, rows]; g_idx per original column (the codes come from the
+ *  solve in the original column order already). */
+function finalize(p: Prepared, s: SolvedRows, cfg: GptqConfig): Pick<GptqResult, 'intCodes' | 'scales' | 'zeros' | 'gIdx'> {
   const { R, n, perm } = p, gs = cfg.groupSize;
   const gIdx = new Int32Array(n);
   let plist = gs === -1 ? [p.params0!] : cfg.staticGroups ? p.staticParams : s.groupParams;
@@ -361,8 +467,5 @@ function finalize(p: Prepared, s: Solved, cfg: GptqConfig): Pick<GptqResult, 'in
   const scales = new Float32Array(G * R), zeros = new Int32Array(G * R);
   plist.forEach((q, g) => { scales.set(q.scale, g * R); zeros.set(q.zero, g * R); });
   if (cfg.arithmetic === 'float32') storedScales(scales); // AutoGPTQ: float32 scales for the codes, fp16 when saved
-  const invperm = new Int32Array(n);
-  for (let c = 0; c < n; c++) invperm[perm[c]!] = c;
-  const intCodes = transpose(s.codesT, n, R, new Uint8Array(R * n), p.reordered ? { rowOrder: invperm } : {});
-  return { intCodes, scales, zeros, gIdx };
+  return { intCodes: s.intCodes, scales, zeros, gIdx };
 }
