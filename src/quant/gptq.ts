@@ -266,7 +266,7 @@ const PARALLEL_MIN_WEIGHTS = 1 << 21;
 const PARALLEL_MIN_ROWS = 256;
 
 /** Row slices to solve at once: `workers` when given (≥ 1), else one per core, at most 8, each ≥ 256 rows; 1 for a small linear. */
-function solveParts(R: number, n: number, workers: number | undefined): number {
+export function solveParts(R: number, n: number, workers: number | undefined): number {
   if (workers !== undefined) return Math.max(1, Math.min(Math.floor(workers), R));
   if (R * n < PARALLEL_MIN_WEIGHTS) return 1;
   return Math.max(1, Math.min(availableParallelism(), 8, Math.floor(R / PARALLEL_MIN_ROWS)));
