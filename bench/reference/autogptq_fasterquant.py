@@ -1,52 +1,25 @@
 """Times AutoGPTQ's GPTQ.fasterquant on the shapes of `npm run bench:gptq`, on this CPU, for the ratio in #17.
 
 AutoGPTQ itself is not on the wheel mirrors, so its arithmetic is re-typed here from auto_gptq/quantization/gptq.py
-(GPTQ.add_batch, GPTQ.fasterquant) and auto_gptq/quantization/quantizer.py (Quantizer.find_params / quantize, mse off),
-step for step, without the logging. Reference tooling only: nothing of this runs in the product.
+(GPTQ.add_batch, GPTQ.fasterquant, step for step, without the logging); its Quantizer (find_params / quantize, mse off)
+is the one scripts/fixtures/make_quantizer_fixtures.py re-typed. Reference tooling only: nothing of this runs in the product.
 
 Run in a throwaway venv with torch (CPU):
   python bench/reference/autogptq_fasterquant.py            (GPTQ_BENCH_SHAPES="4096x4096,11008x4096", THREADS=2)
 """
 import os
+import sys
 import time
 
 import torch
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'scripts', 'fixtures'))
+from make_quantizer_fixtures import Quantizer  # noqa: E402  AutoGPTQ's Quantizer, re-typed once for the fixtures
+
 THREADS = int(os.environ.get('THREADS', '2'))
-torch.set_num_threads(THREADS)
+torch.set_num_threads(THREADS)  # after the import: the fixture script pins 1 thread for its own summation order
 SHAPES = [tuple(int(v) for v in s.split('x')) for s in os.environ.get('GPTQ_BENCH_SHAPES', '4096x4096,11008x4096').split(',')]
 NTOK, BITS, GROUP, BLOCK, DAMP = 2048, 4, 128, 128, 0.01
-
-
-def quantize(x, scale, zero, maxq):
-    q = torch.clamp(torch.round(x / scale) + zero, 0, maxq)
-    return scale * (q - zero)
-
-
-class Quantizer:
-    def __init__(self, bits, sym=True):
-        self.maxq = torch.tensor(2 ** bits - 1)
-        self.sym = sym
-
-    def find_params(self, x):
-        tmp = torch.zeros(x.shape[0])
-        xmin = torch.minimum(x.min(1)[0], tmp)
-        xmax = torch.maximum(x.max(1)[0], tmp)
-        if self.sym:
-            xmax = torch.maximum(torch.abs(xmin), xmax)
-            tmp = xmin < 0
-            if torch.any(tmp):
-                xmin[tmp] = -xmax[tmp]
-        tmp = (xmin == 0) & (xmax == 0)
-        xmin[tmp] = -1
-        xmax[tmp] = +1
-        self.scale = (xmax - xmin) / self.maxq
-        self.zero = torch.full_like(self.scale, (self.maxq + 1) / 2) if self.sym else torch.round(-xmin / self.scale)
-        self.scale = self.scale.reshape(-1, 1)
-        self.zero = self.zero.reshape(-1, 1)
-
-    def quantize(self, x):
-        return quantize(x, self.scale, self.zero, self.maxq)
 
 
 def add_batch(H, nsamples, inp):  # GPTQ.add_batch for one [tokens, in] batch of a Linear
@@ -62,7 +35,7 @@ def add_batch(H, nsamples, inp):  # GPTQ.add_batch for one [tokens, in] batch of
 def fasterquant(W, H):
     W = W.clone().float()
     columns = W.shape[1]
-    quantizer = Quantizer(BITS)
+    quantizer = Quantizer().configure(BITS, sym=True)
     quantizer.find_params(W)
     dead = torch.diag(H) == 0
     H[dead, dead] = 1
