@@ -20,8 +20,9 @@
  *    sees (W, not W1: the block's own updates are not applied yet).
  *  - Inside a block the same trick one level down: every sub-block of `subBlock` columns first gets the errors of
  *    the block's earlier columns by one GEMM, then TS does the column loop with the few rank-1 updates left.
- *  - Rows are independent, so the column loop runs over row chunks that stay in L2; TS state is float64, the GEMM
- *    operands float32 (AutoGPTQ's precision) or float64 (opts.precision).
+ *  - Rows are independent, so the column loop runs over row chunks that stay in L2, a sub-block's columns row by row
+ *    on values in registers; TS state is float64, the GEMM operands float32 (AutoGPTQ's precision) or float64
+ *    (opts.precision). Big linears are split by rows over worker threads (solveParallel), each slice solved alone.
  * The unblocked float64 version of the same algorithm is the test oracle, test/reference/gptq-ref.ts.
  * cfg.arithmetic 'float32' rounds the column state (block-start W, w, q, err, rank-1 updates) to float32 at every step
  * and computes codes from the float32 scales, as AutoGPTQ's torch loop does (test/quantizer-autogptq.test.ts: its
@@ -325,7 +326,7 @@ export interface SolvedRows { intCodes: Uint8Array; groupParams: QuantParams[]; 
 /**
  * The column loop with AutoGPTQ's two-level lazy batching (see the header) on one row slice: per block the block-start
  * W by one GEMM and the params of the groups that start in it, then per sub-block the errors of the block's earlier
- * columns by one GEMM, then quantizeColumn + error feedback column by column over row chunks. U: Hinv [n, n] (upper
+ * columns by one GEMM, then quant + error feedback over row chunks (rowsF64 / rowsF32). U: Hinv [n, n] (upper
  * triangle read). Returns loss = Σ err² (gptqQuantize halves it).
  */
 export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows> {
@@ -379,7 +380,8 @@ export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows
       }
     }
   };
-  // arithmetic 'float32': every value rounded to float32, as AutoGPTQ's torch loop computes.
+  // arithmetic 'float32': every value rounded to float32, as AutoGPTQ's torch loop computes (a second copy of the
+  // loop, so that the float64 one, the default's hot loop, carries no rounding branches).
   const rowsF32 = (s0: number, sw: number, r0: number, r1: number, P: Operand): void => {
     for (let r = r0; r < r1; r++) {
       for (let i = 0; i < sw; i++) {
