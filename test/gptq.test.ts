@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { gptqQuantize, type GptqConfig, type GptqResult } from '../src/quant/gptq.ts';
+import { gptqQuantize, type GptqConfig, type GptqResult, type HinvCache } from '../src/quant/gptq.ts';
 import { dequantize, packLinear } from '../src/quant/pack.ts';
 import { GptqError } from '../src/errors.ts';
 import { f16ToF32, f32ToF16 } from '../src/tensor.ts';
@@ -226,5 +226,25 @@ test('worker threads: the solve split into row slices gives the in-thread codes,
     assert.deepEqual(three.zeros, one.zeros, `${name}: zeros`);
     assert.deepEqual(three.gIdx, one.gIdx, `${name}: g_idx`);
     assert.ok(Math.abs(three.loss - one.loss) <= 1e-12 * one.loss, `${name}: loss ${three.loss} vs ${one.loss}`);
+  }
+});
+
+test('hinvCache: linears sharing H take the first one\'s Hessian inverse and get what they would compute alone', async () => {
+  const rows = 40, cols = 96, { W, H } = problem(rows, cols, 200, 31, [9]);
+  const W2 = randn(rows * cols, 32, 0.05);
+  for (const cfg of [{ ...base, bits: 4, groupSize: 32, descAct: true, sym: false }, { ...base, bits: 3, groupSize: -1, descAct: false, sym: true }] as GptqConfig[]) {
+    const alone = await gptqQuantize(W2, H, rows, cols, cfg);
+    const cache: HinvCache = {}, Hc = H.slice();
+    await gptqQuantize(W, Hc, rows, cols, cfg, { hinvCache: cache });
+    const U1 = cache.U;
+    const second = await gptqQuantize(W2, Hc, rows, cols, cfg, { hinvCache: cache, consumeHessian: true });
+    assert.ok(U1 && cache.U === U1, 'the second linear took the cached Hinv');
+    assert.deepEqual(second.intCodes, alone.intCodes);
+    assert.deepEqual(second.scales, alone.scales);
+    assert.equal(second.loss, alone.loss);
+    // the same H with another setting that shapes Hinv: computed anew, not taken from the cache
+    const damp2 = await gptqQuantize(W2, Hc, rows, cols, { ...cfg, dampPercent: 0.05 }, { hinvCache: cache });
+    assert.notEqual(cache.U, U1);
+    assert.deepEqual(damp2.intCodes, (await gptqQuantize(W2, H, rows, cols, { ...cfg, dampPercent: 0.05 })).intCodes);
   }
 });

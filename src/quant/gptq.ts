@@ -64,7 +64,17 @@ export interface GptqOptions {
    * solve in-thread.
    */
   workers?: number;
+  /**
+   * Reuse of the Hessian inverse across linears that share H (q/k/v, gate/up: AutoGPTQ factorizes it again for each):
+   * an empty object the caller keeps while those linears are solved. The first call fills it; a later call with the
+   * same H array and the same settings that shape Hinv (damp, act-order, precision, panel width) takes Hinv from it
+   * (bit for bit what it would compute). Holds one [cols, cols] matrix until the caller drops it.
+   */
+  hinvCache?: HinvCache;
 }
+
+/** See GptqOptions.hinvCache. */
+export interface HinvCache { H?: Float32Array; key?: string; U?: Operand; damp?: number }
 
 export interface GptqResult {
   /** Dequantized weights [rows, cols] (what AutoGPTQ writes back into layer.weight); computed on first access.
@@ -94,9 +104,12 @@ export async function gptqQuantize(W: Float32Array, H: Float32Array, rows: numbe
   checkInputs(W, H, rows, cols, cfg);
   const p = prepare(W, H, rows, cols, cfg);
   const t1 = performance.now();
-  const { U, damp } = await hessianInverse(H, p, cfg, opts);
+  const cache = opts.hinvCache, key = JSON.stringify([cfg.dampPercent, cfg.dampAutoIncrement ?? 0, cfg.descAct, cfg.actGroupAware ?? false, cfg.groupSize, opts.precision ?? 'f32', opts.factorLeaf ?? 512]);
+  const hit = cache?.U && cache.H === H && cache.key === key;
+  const { U, damp } = hit ? { U: cache.U!, damp: cache.damp! } : await hessianInverse(H, p, cfg, opts);
+  if (cache && !hit) Object.assign(cache, { H, key, U, damp });
   const t2 = performance.now();
-  const s = await solve(p, U, cfg, opts);
+  const s = await solve(p, U, cfg, opts, cache);
   const t3 = performance.now();
   const out = finalize(p, s, cfg);
   const t4 = performance.now();
@@ -241,7 +254,7 @@ function permuteInPlace(M: Operand, n: number, perm: Int32Array): void {
  * The blocked solve over all rows: in this thread, or split into row slices solved at once by worker threads
  * (solveParallel) when the linear is big enough and the platform has them. Same codes and params either way.
  */
-async function solve(p: Prepared, U: Operand, cfg: GptqConfig, opts: GptqOptions): Promise<SolvedRows> {
+async function solve(p: Prepared, U: Operand, cfg: GptqConfig, opts: GptqOptions, cache?: HinvCache): Promise<SolvedRows> {
   const { R, n, perm } = p;
   // mseWeighting 'hessian': diag(H) in processing order weights each column's error in the group's MSE search.
   const hw = cfg.mse && cfg.mseWeighting === 'hessian' ? Float64Array.from(perm, (j) => p.diag[j]!) : null;
@@ -251,7 +264,7 @@ async function solve(p: Prepared, U: Operand, cfg: GptqConfig, opts: GptqOptions
     subBlock: opts.subBlock, rowChunk: opts.rowChunk, f64: opts.precision === 'f64',
   });
   const parts = solveParts(R, n, opts.workers);
-  const s = parts > 1 ? await solveParallel(parts, R, n, (r0, r1) => task(r0, r1, true), U) : null;
+  const s = parts > 1 ? await solveParallel(parts, R, n, (r0, r1) => task(r0, r1, true), U, cache) : null;
   const one = s ?? await solveRows(task(0, R, false), U);
   return { ...one, loss: one.loss / 2 };
 }
@@ -276,12 +289,14 @@ export function solveParts(R: number, n: number, workers: number | undefined): n
 /**
  * The solve split into `parts` row slices run by worker threads (src/platform/workers.ts; each worker's ORT products
  * use cores / parts threads), joined: codes by rows, each group's params by rows, Σ Losses in slice order. Hinv goes
- * to the workers once, in shared memory. null where the platform has no worker threads (the caller solves in-thread).
+ * to the workers once, in shared memory (kept in `cache` for the next linear sharing H). null where the platform has no worker threads (the caller solves in-thread).
  */
-async function solveParallel(parts: number, R: number, n: number, task: (r0: number, r1: number) => SolveTask, U: Operand): Promise<SolvedRows | null> {
+async function solveParallel(parts: number, R: number, n: number, task: (r0: number, r1: number) => SolveTask, U: Operand, cache?: HinvCache): Promise<SolvedRows | null> {
   const pool = workerPool('quant/solve-worker', parts, Math.max(1, Math.floor(availableParallelism() / parts)));
   if (!pool) return null;
-  const Us = shared(U), bounds = Array.from({ length: parts + 1 }, (_, i) => Math.round((i * R) / parts));
+  const Us = shared(U);
+  if (cache?.U === U) cache.U = Us; // the next linear sharing H gets the shared copy
+  const bounds = Array.from({ length: parts + 1 }, (_, i) => Math.round((i * R) / parts));
   const results = await Promise.all(Array.from({ length: parts }, (_, i) => {
     const t = task(bounds[i]!, bounds[i + 1]!);
     return pool.run<SolvedRows>({ task: t, U: Us }, [t.W.buffer as ArrayBuffer]);

@@ -9,8 +9,8 @@
  *
  * Memory: layers are streamed from the checkpoint (a weight is read when a graph or GPTQ needs it); finished modules
  * stay as integer codes and later graphs dequantize them in-graph; calibration activations live in one buffer (fp16
- * by default, as AutoGPTQ calibrates) that each layer overwrites in place; GPTQ factorizes the Hessian in its own
- * buffer. With a work dir every finished layer is written and a rerun resumes after it.
+ * by default, as AutoGPTQ calibrates) that each layer overwrites in place; GPTQ factorizes each Hessian once for the
+ * modules that share it (q/k/v, gate/up; AutoGPTQ does it per module), the last one in its own buffer. With a work dir every finished layer is written and a rerun resumes after it.
  */
 import type { Device } from '../graph/session.ts';
 import type { ModelConfig } from '../io/config.ts';
@@ -25,7 +25,7 @@ import {
   accumulateHessians, calibrationBatches, captureInputs, forwardLayer, layerGraphs, releaseGraphs,
   type ActivationDtype, type Calibration, type HessianGraph,
 } from './calibrate.ts';
-import { gptqQuantize } from './gptq.ts';
+import { gptqQuantize, type HinvCache } from './gptq.ts';
 import { LayerWeights } from './layer-weights.ts';
 import { f16Values, packModule, withModule } from './module-tensors.ts';
 import { packable } from './pack.ts';
@@ -182,11 +182,13 @@ async function quantizeGroup(grp: HessianGraph, todo: string[], linBy: Map<strin
   const hess = c.method === 'gptq' ? await accumulateHessians(grp, todo, weights, data, routed) : new Map<string, Float32Array>();
   await collectGarbage();
   if (c.method === 'gptq') emit({ stage: 'hessian', layer: li, message: [...hess.keys()].join(',') });
+  const hinv = new Map<string, HinvCache>(); // per Hessian: its inverse, factorized once for the modules sharing it
   for (const m of todo) {
     // The last module reading a Hessian hands its buffer to GPTQ (factorized in place, no copy).
     const rep = grp.repOf.get(m)!, lastUse = todo.filter((x) => grp.repOf.get(x) === rep).at(-1) === m;
-    const r = await quantizeModule(c, m, linBy.get(m)!, hess.get(rep), lastUse, routed.get(rep) === 0);
-    if (lastUse) hess.delete(rep);
+    if (!hinv.has(rep)) hinv.set(rep, {});
+    const r = await quantizeModule(c, m, linBy.get(m)!, hess.get(rep), lastUse, routed.get(rep) === 0, hinv.get(rep)!);
+    if (lastUse) { hess.delete(rep); hinv.delete(rep); }
     emit({ stage: 'module', layer: li, module: m, loss: r.loss, seconds: r.seconds });
     if (r.tensors) { Object.assign(layer.tensors, r.tensors); layer.record.losses[r.name] = r.loss; layer.record.digests![r.name] = r.digest; }
     await collectGarbage();
@@ -202,7 +204,7 @@ interface ModuleContext {
  * GPTQ (or RTN) of one linear from its source weight; its codes then stand in for the weight in `c.weights`. Returns
  * its saved tensors and their digest (none for an unpackable module fake-quantized for evaluation).
  */
-async function quantizeModule(c: ModuleContext, m: string, l: LayerLinear, H: Float32Array | undefined, consumeHessian: boolean, unrouted: boolean) {
+async function quantizeModule(c: ModuleContext, m: string, l: LayerLinear, H: Float32Array | undefined, consumeHessian: boolean, unrouted: boolean, hinvCache: HinvCache) {
   const { q, prefix } = c, ts = performance.now();
   // GPTQ works on torch Linear layout [out, in]; Conv1D (GPT-2) stores [in, out] (AutoGPTQ transposes too).
   const src = await c.weights.source(`${m}.weight`);
@@ -213,7 +215,7 @@ async function quantizeModule(c: ModuleContext, m: string, l: LayerLinear, H: Fl
   const gptq = c.method === 'gptq' && !unrouted;
   if (c.method === 'gptq' && unrouted) c.log(`${prefix}${m}: no calibration token was routed to this expert; quantized with RTN instead of GPTQ (use more calibration data)`);
   const r = gptq
-    ? await gptqQuantize(W, H!, l.outFeatures, l.inFeatures, q, { onLog: (s) => c.log(`${prefix}${m}: ${s}`), nsamples: c.nsamples, consumeHessian })
+    ? await gptqQuantize(W, H!, l.outFeatures, l.inFeatures, q, { onLog: (s) => c.log(`${prefix}${m}: ${s}`), nsamples: c.nsamples, consumeHessian, hinvCache })
       .catch((e: Error) => fail(`${prefix}${m}: ${e.message}`))
     : { ...withModule(`${prefix}${m}`, () => rtnQuantize(W, l.outFeatures, l.inFeatures, q)), avgLoss: NaN };
   c.weights.setQuantized(m, l, r);
