@@ -8,7 +8,8 @@ export { GPTQModel, type CalibrationInput, type QuantizeCallOptions, type SaveQu
 export { resolveQuantizeConfig, DEFAULT_QUANTIZE_CONFIG, BITS, type QuantizeConfig, type Bits, type CheckpointFormat, type Arithmetic, type MseWeighting, type ScaleRounding } from './quant/quantize-config.ts';
 export type { QuantizeEvent, QuantizeLoopResult, SkippedModule, ActivationDtype } from './quant/layer-loop.ts';
 export type { SaveOptions } from './quant/save.ts';
-export { gptqQuantize, type GptqConfig, type GptqOptions, type GptqResult } from './quant/gptq.ts';
+export { gptqQuantize, type GptqConfig, type GptqOptions, type GptqResult, type HinvCache } from './quant/gptq.ts';
+export type { Operand } from './graph/linalg.ts';
 export { packLinear, dequantize, packable, type PackedLinear } from './quant/pack.ts';
 
 // Inference: CausalLM.load → generate / stream / chat (text) or generate(model, ids) / forwardStep (ids)
