@@ -13,7 +13,7 @@ export interface MemoryEstimate { layerWeights: number; activations: number; hes
  * activations (2 or 4 bytes per value; one buffer), the Hessians of the largest sequential group plus the transient
  * copy onnxruntime-node returns of each bound output (a whole H up to 64 MB, else one 1024-row panel), GPTQ's buffers for the largest linear
  * (fp32 weight, its transposed working copy and errors, codes; solved by worker threads: + the row slices' copies of
- * the weight, the joined codes, and Hinv copied into shared memory), ORT workspace for one batch (the widest
+ * the weight, the joined codes, and Hinv copied into shared memory; the Hessian-inverse factorization's panels), ORT workspace for one batch (the widest
  * intermediate a few times, plus attention scores), and outside modules (embeddings, during capture only: counted,
  * not summed with the layer phase), + 300 MB for the runtime itself.
  */
@@ -31,9 +31,9 @@ export function estimateMemory(arch: ArchDefinition, cfg: ModelConfig, q: Quanti
     const m = Math.max(...ins), copy = 4 * m * m <= 64e6 ? 4 * m * m : 4 * 1024 * m; // in-graph H, or one panel
     return ins.reduce((a, i) => a + 4 * i * i, 0) + copy;
   }));
-  const gptq = Math.max(...lin.map((l) => { // W, Wᵀ, errors (fp32), codes ×2 (u8); in workers + W slices, codes, Hinv
-    const w = l.inFeatures * l.outFeatures;
-    return solveParts(l.outFeatures, l.inFeatures, undefined) > 1 ? 19 * w + 4 * l.inFeatures ** 2 : 14 * w;
+  const gptq = Math.max(...lin.map((l) => { // W, Wᵀ, errors (fp32), codes ×2 (u8); in workers + W slices, codes, Hinv;
+    const w = l.inFeatures * l.outFeatures; // + the factorization's panels (hessian-inverse.ts, panel 1024)
+    return (solveParts(l.outFeatures, l.inFeatures, undefined) > 1 ? 19 * w + 4 * l.inFeatures ** 2 : 14 * w) + 4 * l.inFeatures * (2 * 1024 + 512);
   }));
   const widest = Math.max(cfg.intermediateSize, ...lin.map((l) => l.outFeatures));
   const workspace = 4 * batch * widest * 4 + 4 * cfg.numHeads * batch * Math.min(seqlen, batch);
