@@ -375,14 +375,35 @@ export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows
   // per sub-block: each column's scale / zero rows, Hinv1 diagonal and upper part; per row: the errors so far; per
   // row chunk: the errors, for Σ err² in column order
   const maxq = 2 ** cfg.bits - 1;
-  const scs: Float32Array[] = [], zrs: Float32Array[] = [], dv = new Float64Array(sb), hs = new Float64Array(sb * sb), ev = new Float64Array(sb), eb = new Float64Array(sb * RC);
+  const scs: Float32Array[] = [], zrs: Float32Array[] = [], dv = new Float64Array(sb), hs = new Float64Array(sb * sb), ev = new Float64Array(sb), ev4 = new Float64Array(4 * sb), eb = new Float64Array(sb * RC);
   let loss = 0, i1 = 0;
   // The sub-block's columns row by row: column i of row r gets the rank-1 updates of the sub-block's earlier columns
   // k < i (in k order, as AutoGPTQ applies them), then the earlier blocks' part P, then q = quant(w), err = (w − q) / d:
   // the same operations in the same order as column by column, on values kept in registers. Codes and errors go to
-  // codesT / Et at column i1 + s0 + i; eb keeps the chunk's errors for Σ err² in column order.
+  // codesT / Et at column i1 + s0 + i; ev / ev4 hold the row's errors as stored (float32 operands: what the updates
+  // and the GEMMs use), eb the chunk's errors for Σ err² in column order.
   const rowsF64 = (s0: number, sw: number, r0: number, r1: number, P: Operand): void => {
-    for (let r = r0; r < r1; r++) {
+    let r = r0;
+    for (; r + 3 < r1; r += 4) { // four rows at a time: four independent dependency chains for the CPU to overlap
+      for (let i = 0; i < sw; i++) {
+        const wo = (s0 + i) * R + r, po = i * R + r, d = dv[i]!, co = (i1 + s0 + i) * R + r, bo = i * RC + r - r0;
+        let w0 = W1[wo]!, w1 = W1[wo + 1]!, w2 = W1[wo + 2]!, w3 = W1[wo + 3]!;
+        for (let k = 0; k < i; k++) {
+          const h = hs[k * sb + i]!, ko = 4 * k;
+          if (h !== 0) { w0 -= ev4[ko]! * h; w1 -= ev4[ko + 1]! * h; w2 -= ev4[ko + 2]! * h; w3 -= ev4[ko + 3]! * h; }
+        }
+        w0 -= P[po]!; w1 -= P[po + 1]!; w2 -= P[po + 2]!; w3 -= P[po + 3]!;
+        const sc = scs[i]!, zr = zrs[i]!;
+        const c0 = sc[r]!, c1 = sc[r + 1]!, c2 = sc[r + 2]!, c3 = sc[r + 3]!, z0 = zr[r]!, z1 = zr[r + 1]!, z2 = zr[r + 2]!, z3 = zr[r + 3]!;
+        const q0 = quantizeCode(w0, c0, z0, maxq), q1 = quantizeCode(w1, c1, z1, maxq), q2 = quantizeCode(w2, c2, z2, maxq), q3 = quantizeCode(w3, c3, z3, maxq);
+        codesT[co] = q0; codesT[co + 1] = q1; codesT[co + 2] = q2; codesT[co + 3] = q3;
+        const e0 = (w0 - c0 * (q0 - z0)) / d, e1 = (w1 - c1 * (q1 - z1)) / d, e2 = (w2 - c2 * (q2 - z2)) / d, e3 = (w3 - c3 * (q3 - z3)) / d;
+        Et[co] = e0; Et[co + 1] = e1; Et[co + 2] = e2; Et[co + 3] = e3;
+        ev4[4 * i] = Et[co]!; ev4[4 * i + 1] = Et[co + 1]!; ev4[4 * i + 2] = Et[co + 2]!; ev4[4 * i + 3] = Et[co + 3]!;
+        eb[bo] = e0; eb[bo + 1] = e1; eb[bo + 2] = e2; eb[bo + 3] = e3;
+      }
+    }
+    for (; r < r1; r++) {
       for (let i = 0; i < sw; i++) {
         let w = W1[(s0 + i) * R + r]!;
         for (let k = 0; k < i; k++) { const h = hs[k * sb + i]!; if (h !== 0) w -= ev[k]! * h; }
@@ -391,7 +412,7 @@ export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows
         codesT[co] = code;
         const e = (w - sc * (code - z)) / dv[i]!;
         Et[co] = e;
-        ev[i] = Et[co]!; // the error as stored (float32 operands): what the updates and the GEMMs use
+        ev[i] = Et[co]!;
         eb[i * RC + r - r0] = e;
       }
     }
