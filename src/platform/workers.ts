@@ -8,42 +8,60 @@
 import { Worker } from 'node:worker_threads';
 
 export interface WorkerPool {
-  /** Posts `msg` (structured clone; `transfer` lists buffers handed over) to a free worker; resolves with its reply. */
+  /** Posts `msg` (structured clone; `transfer` lists buffers handed over) to a free worker; resolves with its reply.
+   *  Rejects with the worker's error message, or with WorkerDiedError when a worker could not start or crashed. */
   run<T>(msg: unknown, transfer?: ArrayBuffer[]): Promise<T>;
 }
 
-interface Slot { w: Worker; busy: boolean; pending?: { resolve: (v: any) => void; reject: (e: Error) => void } }
-const pools = new Map<string, { slots: Slot[]; queue: (() => void)[] }>();
+/** A worker of the pool could not start (e.g. its module is missing from a bundle) or died; the pool is given up. */
+export class WorkerDiedError extends Error {
+  constructor(cause: unknown) {
+    super(`worker thread died: ${cause instanceof Error ? cause.message : String(cause)}`);
+    this.name = 'WorkerDiedError';
+  }
+}
+
+interface Job { msg: unknown; transfer: ArrayBuffer[]; resolve: (v: any) => void; reject: (e: Error) => void }
+interface Slot { w: Worker; job?: Job }
+interface Pool { slots: Slot[]; queue: Job[]; broken: boolean }
+const pools = new Map<string, Pool>();
 
 /**
  * The pool running `entry` (a module path under src/ or dist/ without extension, e.g. 'quant/solve-worker'), grown to
  * at least `size` workers; `threads`: what each new worker gets as workerData.threads (its ORT intra-op threads).
- * Under tsx (running from .ts sources) workers load tsx's loader first.
+ * Under tsx (running from .ts sources) workers load tsx's loader first. null once a worker of this pool has died
+ * (callers then do the work in their own thread): a pool is never respawned in a loop.
  */
 export function workerPool(entry: string, size: number, threads: number): WorkerPool | null {
   const key = `${entry}:${threads}`;
   let pool = pools.get(key);
-  if (!pool) pools.set(key, (pool = { slots: [], queue: [] }));
+  if (!pool) pools.set(key, (pool = { slots: [], queue: [], broken: false }));
   const p = pool;
+  if (p.broken) return null;
   while (p.slots.length < size) p.slots.push(spawn(entry, threads, p));
   return {
     run<T>(msg: unknown, transfer: ArrayBuffer[] = []): Promise<T> {
       return new Promise<T>((resolve, reject) => {
-        const go = (): void => {
-          const slot = p.slots.find((s) => !s.busy)!;
-          slot.busy = true;
-          slot.pending = { resolve, reject };
-          slot.w.ref(); // keep the process alive while a job runs
-          slot.w.postMessage(msg, transfer);
-        };
-        if (p.slots.some((s) => !s.busy)) go();
-        else p.queue.push(go);
+        if (p.broken) { reject(new WorkerDiedError('the pool was given up')); return; }
+        p.queue.push({ msg, transfer, resolve, reject });
+        dispatch(p);
       });
     },
   };
 }
 
-function spawn(entry: string, threads: number, p: { slots: Slot[]; queue: (() => void)[] }): Slot {
+/** Hands queued jobs to idle workers. */
+function dispatch(p: Pool): void {
+  for (const slot of p.slots) {
+    if (slot.job || !p.queue.length) continue;
+    const job = p.queue.shift()!;
+    slot.job = job;
+    slot.w.ref(); // keep the process alive while a job runs
+    slot.w.postMessage(job.msg, job.transfer);
+  }
+}
+
+function spawn(entry: string, threads: number, p: Pool): Slot {
   const fromTs = import.meta.url.endsWith('.ts');
   const url = new URL(`../${entry}${fromTs ? '.ts' : '.js'}`, import.meta.url);
   const w = fromTs
@@ -51,24 +69,25 @@ function spawn(entry: string, threads: number, p: { slots: Slot[]; queue: (() =>
 import(workerData.tsx).then((m) => { m.register(); return import(workerData.entry); });`, { eval: true, workerData: { threads, entry: url.href, tsx: import.meta.resolve('tsx/esm/api') } })
     : new Worker(url, { workerData: { threads } });
   w.unref();
-  const slot: Slot = { w, busy: false };
-  const done = (): void => {
-    slot.busy = false;
-    slot.pending = undefined;
-    w.unref();
-    p.queue.shift()?.();
-  };
+  const slot: Slot = { w };
   w.on('message', (m: { ok?: unknown; error?: string }) => {
-    const pend = slot.pending!;
-    done();
-    if (m.error !== undefined) pend.reject(new Error(m.error));
-    else pend.resolve(m.ok);
+    const job = slot.job!;
+    slot.job = undefined;
+    w.unref();
+    if (m.error !== undefined) job.reject(new Error(m.error));
+    else job.resolve(m.ok);
+    dispatch(p);
   });
-  w.on('error', (e) => { // the worker died: fail its job, replace it
-    const pend = slot.pending;
-    p.slots.splice(p.slots.indexOf(slot), 1, spawn(entry, threads, p));
-    pend?.reject(e instanceof Error ? e : new Error(String(e)));
-  });
+  const died = (cause: unknown): void => { // give the pool up: fail this worker's job and every queued one
+    p.broken = true;
+    p.slots.splice(p.slots.indexOf(slot), 1);
+    const err = new WorkerDiedError(cause);
+    slot.job?.reject(err);
+    slot.job = undefined;
+    for (const job of p.queue.splice(0)) job.reject(err);
+  };
+  w.on('error', died);
+  w.on('exit', (code) => { if (p.slots.includes(slot)) died(`exited with code ${code}`); });
   return slot;
 }
 

@@ -32,7 +32,7 @@ import { matmul, operand, type Operand } from '../graph/linalg.ts';
 import { fail } from '../errors.ts';
 import { transpose } from '../tensor.ts';
 import { availableParallelism } from '../platform/os.ts';
-import { shared, workerPool } from '../platform/workers.ts';
+import { shared, workerPool, WorkerDiedError } from '../platform/workers.ts';
 import { hinvUpperInPlace } from './hessian-inverse.ts';
 import { bitsProblem, type Arithmetic, type CheckpointFormat, type MseWeighting, type QuantizeConfig, type ScaleRounding } from './quantize-config.ts';
 import { dequantizeCodes, findParams, gridStorage, quantizeCode, storedScales, type FindParamsOptions, type QuantParams } from './quantizer.ts';
@@ -290,7 +290,8 @@ export function solveParts(R: number, n: number, workers: number | undefined): n
 /**
  * The solve split into `parts` row slices run by worker threads (src/platform/workers.ts; each worker's ORT products
  * use cores / parts threads), joined: codes by rows, each group's params by rows, Σ Losses in slice order. Hinv goes
- * to the workers once, in shared memory (kept in `cache` for the next linear sharing H). null where the platform has no worker threads (the caller solves in-thread).
+ * to the workers once, in shared memory (kept in `cache` for the next linear sharing H). null where the platform has no
+ * worker threads, or a worker could not start or died (the caller solves in-thread: the same result).
  */
 async function solveParallel(parts: number, R: number, n: number, task: (r0: number, r1: number) => SolveTask, U: Operand, cache?: HinvCache): Promise<SolvedRows | null> {
   const pool = workerPool('quant/solve-worker', parts, Math.max(1, Math.floor(availableParallelism() / parts)));
@@ -298,10 +299,16 @@ async function solveParallel(parts: number, R: number, n: number, task: (r0: num
   const Us = shared(U);
   if (cache?.U === U) cache.U = Us; // the next linear sharing H gets the shared copy
   const bounds = Array.from({ length: parts + 1 }, (_, i) => Math.round((i * R) / parts));
-  const results = await Promise.all(Array.from({ length: parts }, (_, i) => {
-    const t = task(bounds[i]!, bounds[i + 1]!);
-    return pool.run<SolvedRows>({ task: t, U: Us }, [t.W.buffer as ArrayBuffer]);
-  }));
+  let results: SolvedRows[];
+  try {
+    results = await Promise.all(Array.from({ length: parts }, (_, i) => {
+      const t = task(bounds[i]!, bounds[i + 1]!);
+      return pool.run<SolvedRows>({ task: t, U: Us }, [t.W.buffer as ArrayBuffer]);
+    }));
+  } catch (e) {
+    if (e instanceof WorkerDiedError) return null; // no usable worker threads here (e.g. a bundle without the worker module)
+    throw e;
+  }
   const intCodes = new Uint8Array(R * n);
   results.forEach((r, i) => intCodes.set(r.intCodes, bounds[i]! * n));
   const groupParams = results[0]!.groupParams.map((q0, g) => {
