@@ -349,7 +349,7 @@ export interface SolvedRows { intCodes: Uint8Array; groupParams: QuantParams[]; 
 /**
  * The column loop with AutoGPTQ's two-level lazy batching (see the header) on one row slice: per block the block-start
  * W by one GEMM and the params of the groups that start in it, then per sub-block the errors of the block's earlier
- * columns by one GEMM, then quant + error feedback over row chunks (rowsF64 / rowsF32). U: Hinv [n, n] (upper
+ * columns by one GEMM, then quant + error feedback over row chunks (rowsF64 / rowOne). U: Hinv [n, n] (upper
  * triangle read). Returns loss = Σ err² (gptqQuantize halves it).
  */
 export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows> {
@@ -410,35 +410,23 @@ export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows
         eb[bo] = e0; eb[bo + 1] = e1; eb[bo + 2] = e2; eb[bo + 3] = e3;
       }
     }
-    for (; r < r1; r++) {
-      for (let i = 0; i < sw; i++) {
-        let w = W1[(s0 + i) * R + r]!;
-        for (let k = 0; k < i; k++) { const h = hs[k * sb + i]!; if (h !== 0) w -= ev[k]! * h; }
-        w -= P[i * R + r]!;
-        const sc = scs[i]![r]!, z = zrs[i]![r]!, code = quantizeCode(w, sc, z, maxq), co = (i1 + s0 + i) * R + r;
-        codesT[co] = code;
-        const e = (w - sc * (code - z)) / dv[i]!;
-        Et[co] = e;
-        ev[i] = Et[co]!;
-        eb[i * RC + r - r0] = e;
-      }
-    }
+    for (; r < r1; r++) rowOne(s0, sw, r, r0, P, false);
   };
-  // arithmetic 'float32': every value rounded to float32, as AutoGPTQ's torch loop computes (a second copy of the
-  // loop, so that the float64 one, the default's hot loop, carries no rounding branches).
-  const rowsF32 = (s0: number, sw: number, r0: number, r1: number, P: Operand): void => {
-    for (let r = r0; r < r1; r++) {
-      for (let i = 0; i < sw; i++) {
-        let w = W1[(s0 + i) * R + r]!;
-        for (let k = 0; k < i; k++) { const h = hs[k * sb + i]!; if (h !== 0) w = fr(w - fr(ev[k]! * h)); }
-        w = fr(w - P[i * R + r]!);
-        const sc = scs[i]![r]!, z = zrs[i]![r]!, code = quantizeCode(w, sc, z, maxq, true), co = (i1 + s0 + i) * R + r;
-        codesT[co] = code;
-        const e = fr(fr(w - fr(sc * (code - z))) / dv[i]!);
-        Et[co] = e;
-        ev[i] = Et[co]!;
-        eb[i * RC + r - r0] = e;
-      }
+  const same = (x: number): number => x;
+  // One row (the 4-row loop's tail; every row with arithmetic 'float32', where each value is rounded to float32 as
+  // AutoGPTQ's torch loop computes: rd is Math.fround there, the identity otherwise).
+  const rowOne = (s0: number, sw: number, r: number, r0: number, P: Operand, f32: boolean): void => {
+    const rd = f32 ? fr : same;
+    for (let i = 0; i < sw; i++) {
+      let w = W1[(s0 + i) * R + r]!;
+      for (let k = 0; k < i; k++) { const h = hs[k * sb + i]!; if (h !== 0) w = rd(w - rd(ev[k]! * h)); }
+      w = rd(w - P[i * R + r]!);
+      const sc = scs[i]![r]!, z = zrs[i]![r]!, code = quantizeCode(w, sc, z, maxq, f32), co = (i1 + s0 + i) * R + r;
+      codesT[co] = code;
+      const e = rd(rd(w - rd(sc * (code - z))) / dv[i]!);
+      Et[co] = e;
+      ev[i] = Et[co]!;
+      eb[i * RC + r - r0] = e;
     }
   };
   for (; i1 < n; i1 += B) {
@@ -481,7 +469,7 @@ export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows
       }
       for (let r0 = 0; r0 < R; r0 += RC) {
         const r1 = Math.min(r0 + RC, R);
-        if (f32) rowsF32(s0, sw, r0, r1, P);
+        if (f32) for (let r = r0; r < r1; r++) rowOne(s0, sw, r, r0, P, true);
         else rowsF64(s0, sw, r0, r1, P);
         for (let i = 0; i < sw; i++) for (let t = i * RC, t1 = t + r1 - r0; t < t1; t++) loss += eb[t]! * eb[t]!; // Σ err², column by column
       }
