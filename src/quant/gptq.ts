@@ -33,7 +33,7 @@ import { fail } from '../errors.ts';
 import { transpose } from '../tensor.ts';
 import { availableParallelism } from '../platform/os.ts';
 import { shared, workerPool, WorkerDiedError } from '../platform/workers.ts';
-import { hinvUpperInPlace } from './hessian-inverse.ts';
+import { FACTOR_PANEL, hinvUpperInPlace } from './hessian-inverse.ts';
 import { bitsProblem, type Arithmetic, type CheckpointFormat, type MseWeighting, type QuantizeConfig, type ScaleRounding } from './quantize-config.ts';
 import { dequantizeCodes, findParams, gridStorage, quantizeCode, storedScales, type FindParamsOptions, type QuantParams } from './quantizer.ts';
 
@@ -46,7 +46,7 @@ export interface GptqOptions {
   /** Divisor of AutoGPTQ's logged `avg loss = sum(Losses) / nsamples` (AutoGPTQ counts calibration sequences,
    *  GPTQModel tokens; default 1). */
   nsamples?: number;
-  /** Hessian-inverse factorization: panel width (default 1024; scratch 4·cols·(2·panel + 512) bytes). Diagonal
+  /** Hessian-inverse factorization: panel width (default 1024; scratch: factorScratchBytes). Diagonal
    *  blocks are factorized recursively with quarter-width panels down to ≤ 64 columns, which are done in float64 TS;
    *  everything else is ORT GEMMs. */
   factorLeaf?: number;
@@ -105,7 +105,7 @@ export async function gptqQuantize(W: Float32Array, H: Float32Array, rows: numbe
   checkInputs(W, H, rows, cols, cfg);
   const p = prepare(W, H, rows, cols, cfg);
   const t1 = performance.now();
-  const cache = opts.hinvCache, key = JSON.stringify([cfg.dampPercent, cfg.dampAutoIncrement ?? 0, cfg.descAct, cfg.actGroupAware ?? false, cfg.groupSize, opts.precision ?? 'f32', opts.factorLeaf ?? 1024]);
+  const cache = opts.hinvCache, key = JSON.stringify([cfg.dampPercent, cfg.dampAutoIncrement ?? 0, cfg.descAct, cfg.actGroupAware ?? false, cfg.groupSize, opts.precision ?? 'f32', opts.factorLeaf ?? FACTOR_PANEL]);
   const hit = cache?.U && cache.H === H && cache.key === key;
   const { U, damp } = hit ? { U: cache.U!, damp: cache.damp! } : await hessianInverse(H, p, cfg, opts);
   if (cache && !hit) Object.assign(cache, { H, key, U, damp });
@@ -221,7 +221,7 @@ async function hessianInverse(H: Float32Array, p: Prepared, cfg: GptqConfig, opt
   for (let retry = false; ; retry = true) {
     if (retry) for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) M[i * n + j] = M[j * n + i]!;
     for (let a = 0; a < n; a++) M[a * n + a] = diag[perm[a]!]! + damp * meanDiag;
-    if (await hinvUpperInPlace(M, n, opts.factorLeaf ?? 1024, f64)) return { U: M, damp };
+    if (await hinvUpperInPlace(M, n, opts.factorLeaf ?? FACTOR_PANEL, f64)) return { U: M, damp };
     const next = damp + inc;
     if (!(inc > 0) || !(next < 1)) fail(`gptq: Hessian is not positive definite with damp_percent=${damp.toFixed(5)}; raise dampPercent or use more calibration samples`);
     log(`gptq: damp_percent=${damp.toFixed(5)} leaves H not positive definite, retrying with ${next.toFixed(5)}`);

@@ -21,12 +21,12 @@ import { matmul, operand, type Operand } from '../graph/linalg.ts';
  */
 export async function hinvUpperInPlace(M: Operand, n: number, P: number, f64: boolean): Promise<boolean> {
   if (n <= P) { // one panel: float64 TS, reverse Cholesky then triangular inverse
-    const V = revCholDirect(upperBlock(M, n, 0, n), n);
+    const V = revCholDirect(upperOf(M, n), n);
     if (!V) return false;
-    putUpper(M, n, 0, n, invUpperDirect(V, n));
+    putUpper(M, n, invUpperDirect(V, n));
     return true;
   }
-  const RP = 512; // rows per trailing-update product
+  const RP = TRAILING_ROWS;
   // Scratch reused by every step (no per-step garbage): two n×P panels, an RP×n row block, an RP×P product, a P×P block.
   const pw = Math.min(P, n), P1 = operand(f64, n * pw), P2 = operand(f64, n * pw), RB = operand(f64, Math.min(RP, n) * n), T = operand(f64, Math.min(RP, n) * pw);
   const D = operand(f64, pw * pw);
@@ -88,17 +88,27 @@ export async function hinvUpperInPlace(M: Operand, n: number, P: number, f64: bo
 
 /** Panels wider than this factorize their diagonal blocks with quarter-width panels (recursion) instead of in TS. */
 const LEAF = 64;
+/** Rows per trailing-update product. */
+const TRAILING_ROWS = 512;
+/** GPTQ's default panel width (GptqOptions.factorLeaf). */
+export const FACTOR_PANEL = 1024;
 
-/** The upper triangle of M's diagonal block [k0, k0+b) (row stride n) as a float64 b×b matrix (lower part zero). */
-function upperBlock(M: Operand, n: number, k0: number, b: number): Float64Array {
-  const X = new Float64Array(b * b);
-  for (let i = 0; i < b; i++) for (let j = i; j < b; j++) X[i * b + j] = M[(k0 + i) * n + k0 + j]!;
+/** Bytes of float32 scratch hinvUpperInPlace holds for an n×n H with panels of P, as its two n×P panels and its
+ *  trailing-rows block (the smaller products and the recursion's own scratch are left out). */
+export function factorScratchBytes(n: number, P: number): number {
+  return 4 * n * (2 * P + TRAILING_ROWS);
+}
+
+/** The upper triangle of the n×n M as a float64 matrix (lower part zero). */
+function upperOf(M: Operand, n: number): Float64Array {
+  const X = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = i; j < n; j++) X[i * n + j] = M[i * n + j]!;
   return X;
 }
 
-/** X's upper triangle (b×b) into M's diagonal block [k0, k0+b). */
-function putUpper(M: Operand, n: number, k0: number, b: number, X: Float64Array): void {
-  for (let i = 0; i < b; i++) for (let j = i; j < b; j++) M[(k0 + i) * n + k0 + j] = X[i * b + j]!;
+/** X's upper triangle (n×n) into M's. */
+function putUpper(M: Operand, n: number, X: Float64Array): void {
+  for (let i = 0; i < n; i++) for (let j = i; j < n; j++) M[i * n + j] = X[i * n + j]!;
 }
 
 /** Float64 leaf: V upper with H = V·Vᵀ (columns right to left); null if H is not positive definite. */

@@ -10,7 +10,8 @@
  * Memory: layers are streamed from the checkpoint (a weight is read when a graph or GPTQ needs it); finished modules
  * stay as integer codes and later graphs dequantize them in-graph; calibration activations live in one buffer (fp16
  * by default, as AutoGPTQ calibrates) that each layer overwrites in place; GPTQ factorizes each Hessian once for the
- * modules that share it (q/k/v, gate/up; AutoGPTQ does it per module), the last one in its own buffer. With a work dir every finished layer is written and a rerun resumes after it.
+ * modules that share it (q/k/v, gate/up; AutoGPTQ does it per module), the last one in its own buffer. With a work
+ * dir every finished layer is written and a rerun resumes after it.
  */
 import type { Device } from '../graph/session.ts';
 import type { ModelConfig } from '../io/config.ts';

@@ -4,6 +4,7 @@ import type { ArchDefinition } from '../models/types.ts';
 import type { ActivationDtype } from './calibrate.ts';
 import type { QuantizeConfig } from './quantize-config.ts';
 import { solveParts } from './gptq.ts';
+import { FACTOR_PANEL, factorScratchBytes } from './hessian-inverse.ts';
 
 export interface MemoryEstimate { layerWeights: number; activations: number; hessians: number; gptq: number; workspace: number; outside: number; total: number }
 
@@ -11,11 +12,12 @@ export interface MemoryEstimate { layerWeights: number; activations: number; hes
  * Bytes, as the layer loop (src/quant/layer-loop.ts) holds them: the layer's integer codes (1 byte per weight;
  * with act-order groups, which cannot be dequantized in-graph, also 4 bytes per weight of fp32 copies), calibration
  * activations (2 or 4 bytes per value; one buffer), the Hessians of the largest sequential group plus the transient
- * copy onnxruntime-node returns of each bound output (a whole H up to 64 MB, else one 1024-row panel), GPTQ's buffers for the largest linear
- * (fp32 weight, its transposed working copy and errors, codes; solved by worker threads: + the row slices' copies of
- * the weight, the joined codes, and Hinv copied into shared memory; the Hessian-inverse factorization's panels), ORT workspace for one batch (the widest
- * intermediate a few times, plus attention scores), and outside modules (embeddings, during capture only: counted,
- * not summed with the layer phase), + 300 MB for the runtime itself.
+ * copy onnxruntime-node returns of each bound output (a whole H up to 64 MB, else one 1024-row panel), GPTQ's buffers
+ * for the largest linear (fp32 weight, its transposed working copy and errors, codes; solved by worker threads: + the
+ * row slices' copies of the weight, the joined codes, and Hinv copied into shared memory; the Hessian-inverse
+ * factorization's scratch), ORT workspace for one batch (the widest intermediate a few times, plus attention scores),
+ * and outside modules (embeddings, during capture only: counted, not summed with the layer phase), + 300 MB for the
+ * runtime itself.
  */
 export function estimateMemory(arch: ArchDefinition, cfg: ModelConfig, q: QuantizeConfig, tokens: number, seqlen: number, batchTokens = 4096, activationDtype: ActivationDtype = 'float16'): MemoryEstimate {
   const lin = arch.layerLinears(cfg);
@@ -32,8 +34,8 @@ export function estimateMemory(arch: ArchDefinition, cfg: ModelConfig, q: Quanti
     return ins.reduce((a, i) => a + 4 * i * i, 0) + copy;
   }));
   const gptq = Math.max(...lin.map((l) => { // W, Wᵀ, errors (fp32), codes ×2 (u8); in workers + W slices, codes, Hinv;
-    const w = l.inFeatures * l.outFeatures; // + the factorization's panels (hessian-inverse.ts, panel 1024)
-    return (solveParts(l.outFeatures, l.inFeatures, undefined) > 1 ? 19 * w + 4 * l.inFeatures ** 2 : 14 * w) + 4 * l.inFeatures * (2 * 1024 + 512);
+    const w = l.inFeatures * l.outFeatures; // + the factorization's scratch
+    return (solveParts(l.outFeatures, l.inFeatures, undefined) > 1 ? 19 * w + 4 * l.inFeatures ** 2 : 14 * w) + factorScratchBytes(l.inFeatures, FACTOR_PANEL);
   }));
   const widest = Math.max(cfg.intermediateSize, ...lin.map((l) => l.outFeatures));
   const workspace = 4 * batch * widest * 4 + 4 * cfg.numHeads * batch * Math.min(seqlen, batch);
