@@ -102,11 +102,11 @@ export interface GptqResult {
 /** GPTQ-quantize one linear: W [rows=out, cols=in] row-major, H [cols, cols] = 2/n·ΣXᵀX. Throws GptqError on bad input. */
 export async function gptqQuantize(W: Float32Array, H: Float32Array, rows: number, cols: number, cfg: GptqConfig, opts: GptqOptions = {}): Promise<GptqResult> {
   const t0 = performance.now();
-  checkInputs(W, H, rows, cols, cfg);
-  const p = prepare(W, H, rows, cols, cfg);
-  const t1 = performance.now();
   const cache = opts.hinvCache, key = JSON.stringify([cfg.dampPercent, cfg.dampAutoIncrement ?? 0, cfg.descAct, cfg.actGroupAware ?? false, cfg.groupSize, opts.precision ?? 'f32', opts.factorLeaf ?? FACTOR_PANEL]);
   const hit = cache?.U && cache.H === H && cache.key === key;
+  checkInputs(W, H, rows, cols, cfg, !hit); // a cache hit: this H array's entries were checked by the call that filled it
+  const p = prepare(W, H, rows, cols, cfg);
+  const t1 = performance.now();
   const { U, damp } = hit ? { U: cache.U!, damp: cache.damp! } : await hessianInverse(H, p, cfg, opts);
   if (cache && !hit) Object.assign(cache, { H, key, U, damp });
   const t2 = performance.now();
@@ -122,7 +122,7 @@ export async function gptqQuantize(W: Float32Array, H: Float32Array, rows: numbe
   };
 }
 
-function checkInputs(W: Float32Array, H: Float32Array, R: number, n: number, cfg: GptqConfig): void {
+function checkInputs(W: Float32Array, H: Float32Array, R: number, n: number, cfg: GptqConfig, scanH: boolean): void {
   const gs = cfg.groupSize, B = cfg.blockSize;
   if (!(Number.isInteger(R) && R > 0 && Number.isInteger(n) && n > 0)) fail(`gptq: bad shape ${R}x${n}`);
   if (W.length !== R * n) fail(`gptq: W has ${W.length} elements, expected ${R}x${n}`);
@@ -133,7 +133,7 @@ function checkInputs(W: Float32Array, H: Float32Array, R: number, n: number, cfg
   if (cfg.staticGroups && gs <= 0) fail('gptq: staticGroups needs groupSize > 0');
   if (cfg.actGroupAware && (gs <= 0 || cfg.descAct || cfg.staticGroups)) fail('gptq: actGroupAware needs groupSize > 0 and neither descAct nor staticGroups');
   if (!(Number.isInteger(B) && B > 0)) fail(`gptq: blockSize must be a positive integer, got ${B}`);
-  for (let i = 0; i < H.length; i++) if (!Number.isFinite(H[i]!)) fail(`gptq: Hessian has a non-finite entry at [${Math.floor(i / n)}, ${i % n}]`);
+  if (scanH) for (let i = 0; i < H.length; i++) if (!Number.isFinite(H[i]!)) fail(`gptq: Hessian has a non-finite entry at [${Math.floor(i / n)}, ${i % n}]`);
 }
 
 /** What the solve works on, in processing order. */
