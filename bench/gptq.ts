@@ -1,8 +1,9 @@
 /**
- * GPTQ speed on synthetic Llama-7B-sized linears (4-bit, g128, H from 2048 random tokens): absolute seconds on this
+ * GPTQ speed on synthetic Llama-7B-sized linears (q/k/v/o 4096x4096, gate/up 11008x4096, down 4096x11008, out x in;
+ * 4-bit, g128, H from 2048 random tokens): absolute seconds on this
  * machine, per step (prepare, Hessian inverse, solve and its ORT share, finalize) and for packing. To compare with
  * AutoGPTQ, time its fasterquant on the same shapes on the same machine.
- *   npm run bench:gptq            (GPTQ_BENCH_SHAPES="4096x4096,11008x4096" to pick shapes: out x in;
+ *   npm run bench:gptq            (GPTQ_BENCH_SHAPES="4096x4096,11008x4096,4096x11008" to pick shapes: out x in;
  *                                  GPTQ_BENCH_CONFIG='{"arithmetic":"float32","mse":true}' for other quantizer options,
  *                                  GPTQ_BENCH_OPTS='{"workers":1}' for gptqQuantize options, GPTQ_BENCH_REPEAT=3 for the
  *                                  best of 3 runs of each shape; the first run also pays for the solve's worker start)
@@ -14,7 +15,7 @@ import { resolveQuantizeConfig } from '../src/quant/quantize-config.ts';
 import { packLinear } from '../src/quant/pack.ts';
 import { randn } from '../test/helpers.ts';
 
-const shapes = (process.env.GPTQ_BENCH_SHAPES ?? '4096x4096,11008x4096').split(',').map((s) => s.split('x').map(Number) as [number, number]);
+const shapes = (process.env.GPTQ_BENCH_SHAPES ?? '4096x4096,11008x4096,4096x11008').split(',').map((s) => s.split('x').map(Number) as [number, number]);
 const ntok = 2048;
 const cfg = resolveQuantizeConfig({ bits: 4, groupSize: 128, ...JSON.parse(process.env.GPTQ_BENCH_CONFIG ?? '{}') });
 console.log(`gptq bench: ${cpus().length} cpus, ${cpus()[0]?.model ?? '?'}; options ${process.env.GPTQ_BENCH_OPTS ?? '{}'}, best of ${process.env.GPTQ_BENCH_REPEAT ?? 1}; ${cfg.bits}-bit g${cfg.groupSize} sym=${cfg.sym}, desc_act=${cfg.descAct}, mse=${cfg.mse}, arithmetic ${cfg.arithmetic}, ${ntok} tokens`);

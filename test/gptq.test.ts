@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { gptqQuantize, type GptqConfig, type GptqResult, type HinvCache } from '../src/quant/gptq.ts';
+import { factorPlan, gptqQuantize, type GptqConfig, type GptqOptions, type GptqResult, type HinvCache } from '../src/quant/gptq.ts';
 import { dequantize, packLinear } from '../src/quant/pack.ts';
 import { GptqError } from '../src/errors.ts';
 import { f16ToF32, f32ToF16 } from '../src/tensor.ts';
@@ -59,7 +59,8 @@ function compare(o: GptqResult, r: RefResult) {
 test('float64 precision matches the unblocked float64 reference (codes, loss, scales, zeros, g_idx)', async (t) => {
   const report: string[] = [];
   for (const c of CASES) {
-    // factorLeaf 64 exercises the recursive Hessian-inverse factorization; subBlock 16 the two-level lazy batching.
+    // factorLeaf 64 exercises the recursive Hessian-inverse factorization and (panels rounded to the block size) the
+    // solve from Hinv's panel form; the g48 block-64 case (lcm 192 > 2·64) the full form.
     const o = await gptqQuantize(P.W, P.H, ROWS, COLS, c, { precision: 'f64', factorLeaf: 64 });
     const r = ref(c), m = compare(o, r);
     report.push(`${c.name}: codes ${(100 * m.same).toFixed(3)}% loss rel ${m.lossRel.toExponential(1)}`);
@@ -212,11 +213,12 @@ test('worker threads: the solve split into row slices gives the in-thread codes,
   // slices: dynamic groups straddling blocks, static groups under act-order, g −1, dead columns, MSE weighted by
   // diag(H), AutoGPTQ's float32 arithmetic, float64 products.
   const rows = 300, cols = 160, { W, H } = problem(rows, cols, 256, 21, [5, 77]);
-  const variants: [string, GptqConfig, { precision?: 'f64' }][] = [
+  const variants: [string, GptqConfig, GptqOptions][] = [
     ['4b g48 block64 act-order asym', { ...base, bits: 4, groupSize: 48, descAct: true, sym: false, blockSize: 64 }, {}],
     ['3b g32 act-order static', { ...base, bits: 3, groupSize: 32, descAct: true, sym: true, staticGroups: true }, {}],
     ['4b g-1, float32 arithmetic', { ...base, bits: 4, groupSize: -1, descAct: false, sym: true, arithmetic: 'float32' }, {}],
     ['2b g32 asym mse hessian-weighted, f64 products', { ...base, bits: 2, groupSize: 32, descAct: false, sym: false, mse: true, mseWeighting: 'hessian' }, { precision: 'f64' }],
+    ['4b g32 act-order asym, Hinv panel form (panels of 64)', { ...base, bits: 4, groupSize: 32, descAct: true, sym: false, blockSize: 32 }, { factorLeaf: 64 }],
   ];
   for (const [name, cfg, o] of variants) {
     const one = await gptqQuantize(W, H, rows, cols, cfg, { ...o, workers: 1 });
@@ -229,22 +231,69 @@ test('worker threads: the solve split into row slices gives the in-thread codes,
   }
 });
 
+test('Hinv panel form (no U pass): the full form\'s GPTQ result; panels are block and group boundaries', async (t) => {
+  // 2 panels of 128 + a short one (n = 320) vs one 320-wide panel (the full Hinv): the same GPTQ in exact arithmetic
+  // (hessian-inverse.ts hinvFactorInPlace, gptq.ts solveRows). float64 products: identical codes, loss to 1e-12;
+  // float32: a code may flip at a rounding boundary (then loss within 1e-3, as against the reference above).
+  const rows = 48, cols = 320, { W, H } = problem(rows, cols, 600, 41, [3, 200]);
+  const report: string[] = [];
+  const cases: GptqConfig[] = [
+    { ...base, bits: 4, groupSize: 32, descAct: false, sym: false },
+    { ...base, bits: 3, groupSize: 64, descAct: true, sym: true },
+    { ...base, bits: 4, groupSize: 96, descAct: false, sym: true }, // lcm(128, 96) = 384 > 2·128: full form
+    { ...base, bits: 4, groupSize: 48, descAct: true, sym: false, blockSize: 32 }, // lcm 96: panels of 96 (groups straddle blocks)
+    { ...base, bits: 2, groupSize: -1, descAct: true, sym: false, blockSize: 64 },
+    { ...base, bits: 4, groupSize: 32, descAct: true, sym: false, staticGroups: true, mse: true },
+  ];
+  for (const cfg of cases) {
+    const plan = factorPlan(cols, cfg, { factorLeaf: 128 }), name = `${cfg.bits}b g${cfg.groupSize} block ${cfg.blockSize}${cfg.descAct ? ' act-order' : ''}${cfg.staticGroups ? ' static' : ''}`;
+    const L = cfg.groupSize > 0 && !cfg.staticGroups ? lcm(cfg.blockSize, cfg.groupSize) : cfg.blockSize;
+    assert.equal(plan.panelForm, L <= 256, `${name}: panel form iff lcm ${L} ≤ 2·128`);
+    if (plan.panelForm) assert.ok(plan.P % L === 0 && plan.P < cols, `${name}: panel ${plan.P} a multiple of ${L}, < n`);
+    for (const precision of ['f64', 'f32'] as const) {
+      const full = await gptqQuantize(W, H, rows, cols, cfg, { precision, factorLeaf: 4096 });
+      const panels = await gptqQuantize(W, H, rows, cols, cfg, { precision, factorLeaf: 128 });
+      let flips = 0;
+      for (let i = 0; i < full.intCodes.length; i++) if (full.intCodes[i] !== panels.intCodes[i]) flips++;
+      const rel = Math.abs(panels.loss - full.loss) / full.loss;
+      report.push(`${name} ${precision}: ${flips} flips, loss rel ${rel.toExponential(1)}`);
+      if (precision === 'f64') {
+        assert.equal(flips, 0, `${name} f64: codes`);
+        assert.deepEqual(panels.scales, full.scales, `${name} f64: scales`);
+        assert.ok(rel <= 1e-12, `${name} f64: loss ${panels.loss} vs ${full.loss}`);
+      } else {
+        assert.ok(flips <= 0.01 * full.intCodes.length && rel <= (flips ? 1e-3 : 1e-6), `${name} f32: ${flips} flips, loss rel ${rel}`);
+      }
+    }
+  }
+  const plan = (groupSize: number, arithmetic?: 'float32') => factorPlan(4096, { blockSize: 128, groupSize, staticGroups: false, arithmetic });
+  assert.deepEqual(plan(128), { P: 1024, panelForm: true });
+  assert.deepEqual(plan(128, 'float32'), { P: 1024, panelForm: false }, "arithmetic 'float32': AutoGPTQ's full Hinv");
+  assert.deepEqual(plan(2048), { P: 2048, panelForm: true });
+  assert.deepEqual(plan(1000), { P: 1024, panelForm: false });
+  t.diagnostic(report.join('; '));
+});
+
+const lcm = (a: number, b: number): number => { let x = a, y = b; while (y) [x, y] = [y, x % y]; return (a / x) * b; };
+
 test('hinvCache: linears sharing H take the first one\'s Hessian inverse and get what they would compute alone', async () => {
   const rows = 40, cols = 96, { W, H } = problem(rows, cols, 200, 31, [9]);
   const W2 = randn(rows * cols, 32, 0.05);
-  for (const cfg of [{ ...base, bits: 4, groupSize: 32, descAct: true, sym: false }, { ...base, bits: 3, groupSize: -1, descAct: false, sym: true }] as GptqConfig[]) {
-    const alone = await gptqQuantize(W2, H, rows, cols, cfg);
+  // the second config factorizes in panels of 32 (Hinv's panel form: the cache keeps its panel starts too)
+  for (const [cfg, o] of [[{ ...base, bits: 4, groupSize: 32, descAct: true, sym: false }, {}], [{ ...base, bits: 3, groupSize: -1, descAct: false, sym: true, blockSize: 32 }, { factorLeaf: 32 }]] as [GptqConfig, GptqOptions][]) {
+    const alone = await gptqQuantize(W2, H, rows, cols, cfg, o);
     const cache: HinvCache = {}, Hc = H.slice();
-    await gptqQuantize(W, Hc, rows, cols, cfg, { hinvCache: cache });
+    await gptqQuantize(W, Hc, rows, cols, cfg, { ...o, hinvCache: cache });
     const U1 = cache.U;
-    const second = await gptqQuantize(W2, Hc, rows, cols, cfg, { hinvCache: cache, consumeHessian: true });
+    assert.equal(cache.panels?.length ?? 1, o.factorLeaf ? 3 : 1, 'panel starts cached');
+    const second = await gptqQuantize(W2, Hc, rows, cols, cfg, { ...o, hinvCache: cache, consumeHessian: true });
     assert.ok(U1 && cache.U === U1, 'the second linear took the cached Hinv');
     assert.deepEqual(second.intCodes, alone.intCodes);
     assert.deepEqual(second.scales, alone.scales);
     assert.equal(second.loss, alone.loss);
     // the same H with another setting that shapes Hinv: computed anew, not taken from the cache
-    const damp2 = await gptqQuantize(W2, Hc, rows, cols, { ...cfg, dampPercent: 0.05 }, { hinvCache: cache });
+    const damp2 = await gptqQuantize(W2, Hc, rows, cols, { ...cfg, dampPercent: 0.05 }, { ...o, hinvCache: cache });
     assert.notEqual(cache.U, U1);
-    assert.deepEqual(damp2.intCodes, (await gptqQuantize(W2, H, rows, cols, { ...cfg, dampPercent: 0.05 })).intCodes);
+    assert.deepEqual(damp2.intCodes, (await gptqQuantize(W2, H, rows, cols, { ...cfg, dampPercent: 0.05 }, o)).intCodes);
   }
 });

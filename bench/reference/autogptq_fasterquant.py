@@ -5,7 +5,7 @@ AutoGPTQ itself is not on the wheel mirrors, so its arithmetic is re-typed here 
 is the one scripts/fixtures/make_quantizer_fixtures.py re-typed. Reference tooling only: nothing of this runs in the product.
 
 Run in a throwaway venv with torch (CPU):
-  python bench/reference/autogptq_fasterquant.py            (GPTQ_BENCH_SHAPES="4096x4096,11008x4096", THREADS=2)
+  python bench/reference/autogptq_fasterquant.py            (GPTQ_BENCH_SHAPES="4096x4096,11008x4096,4096x11008", THREADS=2)
 """
 import os
 import sys
@@ -18,7 +18,7 @@ from make_quantizer_fixtures import Quantizer  # noqa: E402  AutoGPTQ's Quantize
 
 THREADS = int(os.environ.get('THREADS', '2'))
 torch.set_num_threads(THREADS)  # after the import: the fixture script pins 1 thread for its own summation order
-SHAPES = [tuple(int(v) for v in s.split('x')) for s in os.environ.get('GPTQ_BENCH_SHAPES', '4096x4096,11008x4096').split(',')]
+SHAPES = [tuple(int(v) for v in s.split('x')) for s in os.environ.get('GPTQ_BENCH_SHAPES', '4096x4096,11008x4096,4096x11008').split(',')]
 NTOK, BITS, GROUP, BLOCK, DAMP = 2048, 4, 128, 128, 0.01
 
 

@@ -18,6 +18,12 @@
  *  - The lazy update is applied left-looking: at block start, W[:, i1:i2] = W0[:, i1:i2] − Err[:, :i1]·Hinv[:i1, i1:i2]
  *    (one ORT GEMM per block). This is exactly AutoGPTQ's W at block start, which is also what its find_params
  *    sees (W, not W1: the block's own updates are not applied yet).
+ *  - Past 1024 columns (factorPlan) Hinv is only factorized to its panel form: Hinv's diagonal 1024-blocks, and above
+ *    them V (H = V·Vᵀ) instead of Hinv, which saves the triangular inverse outside those blocks (a third of the
+ *    factorization). The errors of earlier panels then enter a block through V and the residuals W0 − Q of their
+ *    columns (Err·Hinv = W0 − Q, so Err_A·Hinv_A,B = −(W0 − Q)_A·V_A,B·Hinv_B,B): one GEMM per panel plus one per
+ *    block within the panel. The same W at block start in exact arithmetic (test/gptq.test.ts: float64 products give
+ *    identical codes); the float32 rounding differs, as it would for another GEMM order.
  *  - Inside a block the same trick one level down: every sub-block of `subBlock` columns first gets the errors of
  *    the block's earlier columns by one GEMM, then TS does the column loop with the few rank-1 updates left.
  *  - Rows are independent, so the column loop runs over row chunks that stay in L2, a sub-block's columns row by row
@@ -28,12 +34,12 @@
  * and computes codes from the float32 scales, as AutoGPTQ's torch loop does (test/quantizer-autogptq.test.ts: its
  * codes on real Hessians); cfg.mse + mseWeighting 'hessian' weights each group's MSE search by diag(H).
  */
-import { matmul, operand, type Operand } from '../graph/linalg.ts';
+import { gemm, matmul, operand, type Operand } from '../graph/linalg.ts';
 import { fail } from '../errors.ts';
 import { transpose } from '../tensor.ts';
 import { availableParallelism } from '../platform/os.ts';
 import { shared, workerPool, WorkerDiedError } from '../platform/workers.ts';
-import { FACTOR_PANEL, hinvUpperInPlace } from './hessian-inverse.ts';
+import { FACTOR_PANEL, hinvFactorInPlace } from './hessian-inverse.ts';
 import { bitsProblem, type Arithmetic, type CheckpointFormat, type MseWeighting, type QuantizeConfig, type ScaleRounding } from './quantize-config.ts';
 import { dequantizeCodes, findParams, gridStorage, quantizeCode, storedScales, type FindParamsOptions, type QuantParams } from './quantizer.ts';
 
@@ -46,9 +52,9 @@ export interface GptqOptions {
   /** Divisor of AutoGPTQ's logged `avg loss = sum(Losses) / nsamples` (AutoGPTQ counts calibration sequences,
    *  GPTQModel tokens; default 1). */
   nsamples?: number;
-  /** Hessian-inverse factorization: panel width (default 1024; scratch: factorScratchBytes). Diagonal
-   *  blocks are factorized recursively with quarter-width panels down to ≤ 64 columns, which are done in float64 TS;
-   *  everything else is ORT GEMMs. */
+  /** Hessian-inverse factorization: panel width (default 1024; scratch: factorScratchBytes; rounded to a multiple of
+   *  lcm(blockSize, groupSize) for Hinv's panel form, see factorPlan). Diagonal blocks are factorized recursively with
+   *  quarter-width panels down to ≤ 64 columns, which are done in float64 TS; everything else is ORT GEMMs. */
   factorLeaf?: number;
   /** H may be overwritten (its buffer becomes the Hessian-inverse factor): saves one [cols, cols] copy. */
   consumeHessian?: boolean;
@@ -75,7 +81,7 @@ export interface GptqOptions {
 }
 
 /** See GptqOptions.hinvCache. */
-export interface HinvCache { H?: Float32Array; key?: string; U?: Operand; damp?: number }
+export interface HinvCache { H?: Float32Array; key?: string; U?: Operand; damp?: number; panels?: number[] | null }
 
 export interface GptqResult {
   /** Dequantized weights [rows, cols] (what AutoGPTQ writes back into layer.weight); computed on first access.
@@ -102,15 +108,16 @@ export interface GptqResult {
 /** GPTQ-quantize one linear: W [rows=out, cols=in] row-major, H [cols, cols] = 2/n·ΣXᵀX. Throws GptqError on bad input. */
 export async function gptqQuantize(W: Float32Array, H: Float32Array, rows: number, cols: number, cfg: GptqConfig, opts: GptqOptions = {}): Promise<GptqResult> {
   const t0 = performance.now();
-  const cache = opts.hinvCache, key = JSON.stringify([cfg.dampPercent, cfg.dampAutoIncrement ?? 0, cfg.descAct, cfg.actGroupAware ?? false, cfg.groupSize, opts.precision ?? 'f32', opts.factorLeaf ?? FACTOR_PANEL]);
+  const plan = factorPlan(cols, cfg, opts);
+  const cache = opts.hinvCache, key = JSON.stringify([cfg.dampPercent, cfg.dampAutoIncrement ?? 0, cfg.descAct, cfg.actGroupAware ?? false, cfg.groupSize, opts.precision ?? 'f32', plan]);
   const hit = cache?.U && cache.H === H && cache.key === key;
   checkInputs(W, H, rows, cols, cfg, !hit); // a cache hit: this H array's entries were checked by the call that filled it
   const p = prepare(W, H, rows, cols, cfg);
   const t1 = performance.now();
-  const { U, damp } = hit ? { U: cache.U!, damp: cache.damp! } : await hessianInverse(H, p, cfg, opts);
-  if (cache && !hit) Object.assign(cache, { H, key, U, damp });
+  const { U, damp, panels } = hit ? { U: cache.U!, damp: cache.damp!, panels: cache.panels ?? null } : await hessianInverse(H, p, cfg, opts, plan);
+  if (cache && !hit) Object.assign(cache, { H, key, U, damp, panels });
   const t2 = performance.now();
-  const s = await solve(p, U, cfg, opts, cache);
+  const s = await solve(p, U, panels, cfg, opts, cache);
   const t3 = performance.now();
   const out = finalize(p, s, cfg);
   const t4 = performance.now();
@@ -204,11 +211,29 @@ export function groupAwarePermutation(H: Float32Array, n: number, gs: number): I
 }
 
 /**
- * The damped Hessian, permuted, in M (H's own buffer when the caller hands it over, else a copy), replaced by
- * Hinv = cholesky(H⁻¹, upper) in place (hessian-inverse.ts). When H + damp is not positive definite: GPTQModel's
- * retry with damp += dampAutoIncrement (H is kept in M's lower triangle), else a one-line error.
+ * How Hinv is factorized for this linear: panel width P and whether the solve takes Hinv's panel form
+ * (hessian-inverse.ts hinvFactorInPlace: V above the diagonal P-blocks instead of U, no U pass). The panel form needs
+ * every panel boundary to be a block boundary and a group boundary (a group's find_params reads the block-start state
+ * of all its columns, which the panel form gives only inside one panel), so P is rounded to a multiple of
+ * lcm(blockSize, groupSize) (dynamic groups) or of blockSize; when that multiple is more than twice the asked width,
+ * and with arithmetic 'float32' (AutoGPTQ's own operation order), Hinv is factorized in full with the asked width.
  */
-async function hessianInverse(H: Float32Array, p: Prepared, cfg: GptqConfig, opts: GptqOptions): Promise<{ U: Operand; damp: number }> {
+export function factorPlan(n: number, cfg: Pick<GptqConfig, 'blockSize' | 'groupSize' | 'staticGroups' | 'arithmetic'>, opts: Pick<GptqOptions, 'factorLeaf'> = {}): { P: number; panelForm: boolean } {
+  const P0 = opts.factorLeaf ?? FACTOR_PANEL;
+  if (n <= P0 || cfg.arithmetic === 'float32') return { P: P0, panelForm: false };
+  const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+  const B = cfg.blockSize, gs = cfg.groupSize, L = gs > 0 && !cfg.staticGroups ? (B / gcd(B, gs)) * gs : B;
+  if (L > 2 * P0) return { P: P0, panelForm: false };
+  return { P: Math.max(L, Math.round(P0 / L) * L), panelForm: true };
+}
+
+/**
+ * The damped Hessian, permuted, in M (H's own buffer when the caller hands it over, else a copy), replaced by
+ * Hinv = cholesky(H⁻¹, upper) in place (hessian-inverse.ts), or by its panel form (factorPlan; `panels`: the panel
+ * starts, null for the full Hinv). When H + damp is not positive definite: GPTQModel's retry with damp +=
+ * dampAutoIncrement (H is kept in M's lower triangle), else a one-line error.
+ */
+async function hessianInverse(H: Float32Array, p: Prepared, cfg: GptqConfig, opts: GptqOptions, plan: { P: number; panelForm: boolean }): Promise<{ U: Operand; damp: number; panels: number[] | null }> {
   const { n, diag, perm } = p, f64 = opts.precision === 'f64', log = opts.onLog ?? (() => {});
   let meanDiag = 0;
   for (let j = 0; j < n; j++) meanDiag += diag[j]!;
@@ -221,7 +246,8 @@ async function hessianInverse(H: Float32Array, p: Prepared, cfg: GptqConfig, opt
   for (let retry = false; ; retry = true) {
     if (retry) for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) M[i * n + j] = M[j * n + i]!;
     for (let a = 0; a < n; a++) M[a * n + a] = diag[perm[a]!]! + damp * meanDiag;
-    if (await hinvUpperInPlace(M, n, opts.factorLeaf ?? FACTOR_PANEL, f64)) return { U: M, damp };
+    const starts = await hinvFactorInPlace(M, n, plan.P, f64, !plan.panelForm);
+    if (starts) return { U: M, damp, panels: plan.panelForm && starts.length > 1 ? starts : null };
     const next = damp + inc;
     if (!(inc > 0) || !(next < 1)) fail(`gptq: Hessian is not positive definite with damp_percent=${damp.toFixed(5)}; raise dampPercent or use more calibration samples`);
     log(`gptq: damp_percent=${damp.toFixed(5)} leaves H not positive definite, retrying with ${next.toFixed(5)}`);
@@ -255,14 +281,14 @@ function permuteInPlace(M: Operand, n: number, perm: Int32Array): void {
  * The blocked solve over all rows: in this thread, or split into row slices solved at once by worker threads
  * (solveParallel) when the linear is big enough and the platform has them. Same codes and params either way.
  */
-async function solve(p: Prepared, U: Operand, cfg: GptqConfig, opts: GptqOptions, cache?: HinvCache): Promise<SolvedRows> {
+async function solve(p: Prepared, U: Operand, panels: number[] | null, cfg: GptqConfig, opts: GptqOptions, cache?: HinvCache): Promise<SolvedRows> {
   const { R, n, perm } = p;
   // mseWeighting 'hessian': diag(H) in processing order weights each column's error in the group's MSE search.
   const hw = cfg.mse && cfg.mseWeighting === 'hessian' ? Float64Array.from(perm, (j) => p.diag[j]!) : null;
   const task = (r0: number, r1: number, copy: boolean): SolveTask => ({
     W: copy ? p.W.slice(r0 * n, r1 * n) : p.W.subarray(r0 * n, r1 * n), rows: r1 - r0, n, perm, reordered: p.reordered, dead: p.dead, qopt: p.qopt,
     params0: p.params0 && rowsOf(p.params0, r0, r1), staticParams: p.staticParams.map((q) => rowsOf(q, r0, r1)), hw, cfg,
-    subBlock: opts.subBlock, rowChunk: opts.rowChunk, f64: opts.precision === 'f64',
+    subBlock: opts.subBlock, rowChunk: opts.rowChunk, f64: opts.precision === 'f64', panels,
   });
   const parts = solveParts(R, n, opts.workers);
   const s = parts > 1 ? await solveParallel(parts, R, n, (r0, r1) => task(r0, r1, true), U, cache) : null;
@@ -274,6 +300,18 @@ async function solve(p: Prepared, U: Operand, cfg: GptqConfig, opts: GptqOptions
 function rowsOf(q: QuantParams, r0: number, r1: number): QuantParams {
   return { scale: q.scale.slice(r0, r1), zero: q.zero.slice(r0, r1), maxq: q.maxq };
 }
+
+/**
+ * Bytes the panel form's solve holds beyond the full form's, for `rows` × `cols` solved in `parts` slices at panel width
+ * P: the current panel's Z − Err (Qt) and errors next to W − Q of the earlier columns (Dt; the full form's errors
+ * cover all columns), plus each slice's copy of the V rows of one product (≤ 2^22 floats).
+ */
+export function panelFormBytes(rows: number, P: number, parts: number): number {
+  return 4 * 2 * P * rows + 4 * PANEL_PRODUCT_FLOATS * parts;
+}
+
+/** Most floats of V a slice copies for one product of panelStart (solveRows). */
+const PANEL_PRODUCT_FLOATS = 1 << 22;
 
 /** Below this many weights a linear is solved in this thread (a worker's hand-off costs more than it saves). */
 const PARALLEL_MIN_WEIGHTS = 1 << 21;
@@ -341,6 +379,8 @@ export interface SolveTask {
   hw: Float64Array | null;
   cfg: GptqConfig;
   subBlock?: number; rowChunk?: number; f64: boolean;
+  /** U is Hinv's panel form with these panel starts (ascending, > 1 panel; hessian-inverse.ts), null: the full Hinv. */
+  panels: number[] | null;
 }
 
 /** A slice's result: its codes [rows, n] in original column order, its rows of each dynamic group's params, Σ Losses·2. */
@@ -358,12 +398,36 @@ export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows
   // Wt[c, r] = W[r, perm[c]] (a column is a contiguous row of Wt), 0 for dead columns.
   const Wt = transpose(task.W, R, n, new Float32Array(n * R), task.reordered ? { colOrder: perm } : {});
   if (task.dead) for (let c = 0; c < n; c++) if (task.dead[perm[c]!]) Wt.fill(0, c * R, (c + 1) * R);
-  const Et = operand(f64, n * R); // errors (w − q) / Hinv[i,i], processing order [cols, rows]
+  // Hinv's panel form (task.panels): the errors are kept for the current panel only (Et rows from its start k0),
+  // Dt = W − Q for the columns before the last panel, and Qt = Z − Err for the current panel, Z = V[:k0, K]ᵀ·Dt[:k0]
+  // (see panelStart). Else Et holds every column's errors.
+  const panels = task.panels, last = panels ? panels[panels.length - 1]! : 0;
+  const widest = panels ? Math.max(...panels.map((k, i) => (panels[i + 1] ?? n) - k)) : n;
+  const Et = operand(f64, widest * R); // errors (w − q) / Hinv[i,i], processing order [cols, rows]
+  const Dt = panels ? operand(f64, last * R) : null, Qt = panels ? operand(f64, widest * R) : null;
+  let k0 = 0, eo = 0; // the panel form's current panel start, and Et's offset (k0·R there, 0 otherwise)
+  // the column loop also writes the block's W − Q into Dt (keep: a later panel needs it) and takes its errors out of
+  // Qt (fold: for this panel's later blocks)
+  let keep = false, fold = false;
   let tGemm = 0;
   const wmax = Math.max(B, gs), Ucol = operand(f64, n * wmax), Pcol = operand(f64, wmax * R); // scratch
-  // Block-start state of columns [c0, c1) while at block i1: Wt[c0:c1] − Hinv[:i1, c0:c1]ᵀ·Err[:, :i1]ᵀ → out (f64).
+  // Block-start state of columns [c0, c1) while at block i1 → out (f64): Wt[c0:c1] − Hinv[:i1, c0:c1]ᵀ·Err[:, :i1]ᵀ.
+  // In the panel form past the first panel (U there holds Hinv only inside the panel K = [k0, k1) ∋ i1, and V above it):
+  // Wt[c0:c1] + Hinv[k0:c1, c0:c1]ᵀ·Qt[k0:c1], Hinv taken as 0 below its diagonal, Qt = Z − Err with Err = 0 from i1
+  // on. Why that is the same state: with H = V·Vᵀ, Hinv = V⁻¹ and A = [0, k0), Err_A·Hinv_A,B = −(W − Q)_A·V_A,B·Hinv_B,B
+  // (the inverse of a block-triangular matrix; Err·Hinv = W − Q column by column, by GPTQ's own update rule), and
+  // Hinv_B,B's columns in K are those of Hinv_KK (upper triangular).
   const blockStart = async (i1: number, c0: number, c1: number, out: Float64Array): Promise<void> => {
     const w = c1 - c0, base = c0 * R;
+    if (Qt && k0 > 0) {
+      const m = c1 - k0;
+      for (let j = 0; j < m; j++) { const jr = (k0 + j) * n + c0, o = j * w, d = k0 + j - c0; for (let c = 0; c < w; c++) Ucol[o + c] = c >= d ? U[jr + c]! : 0; }
+      const tg = performance.now();
+      const P = await matmul(Ucol.subarray(0, m * w), Qt.subarray(0, m * R), w, m, R, { transA: true, out: Pcol });
+      tGemm += performance.now() - tg;
+      for (let t = 0; t < w * R; t++) out[t] = Wt[base + t]! + P[t]!;
+      return;
+    }
     if (i1 === 0) { for (let t = 0; t < w * R; t++) out[t] = Wt[base + t]!; return; }
     for (let k = 0; k < i1; k++) for (let j = 0; j < w; j++) Ucol[k * w + j] = U[k * n + c0 + j]!;
     const tg = performance.now();
@@ -373,7 +437,26 @@ export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows
     else for (let t = 0; t < w * R; t++) out[t] = Wt[base + t]! - P[t]!;
   };
 
+  // Panel form, at a panel start k > 0: Qt = Z = V[:k, K]ᵀ·Dt[:k] for K = [k, next start), in row blocks of V that fit VP.
+  const VP = PANEL_PRODUCT_FLOATS;
+  let Vp: Operand | undefined;
+  const panelStart = async (k: number, k1: number): Promise<void> => {
+    k0 = k; eo = k * R;
+    const m = k1 - k, step = Math.max(1, Math.floor(VP / m)), Z = Qt!.subarray(0, m * R);
+    if (!Vp || Vp.length < Math.min(step, k) * m) Vp = operand(f64, Math.min(step, k) * m);
+    for (let j0 = 0; j0 < k; j0 += step) {
+      const j1 = Math.min(k, j0 + step), V = Vp.subarray(0, (j1 - j0) * m);
+      for (let j = j0; j < j1; j++) V.set(U.subarray(j * n + k, j * n + k1), (j - j0) * m);
+      const tg = performance.now();
+      if (j0 === 0) await matmul(V, Dt!.subarray(0, j1 * R), m, j1 - j0, R, { transA: true, out: Z });
+      else await gemm(V, Dt!.subarray(j0 * R, j1 * R), Z, m, j1 - j0, R, { transA: true, beta: 1, out: Z });
+      tGemm += performance.now() - tg;
+    }
+  };
+
   const groupParams: QuantParams[] = [];
+  /** The params column c (processing order) is quantized with. */
+  const paramsFor = (c: number): QuantParams => (gs === -1 ? task.params0! : cfg.staticGroups ? task.staticParams[Math.floor(perm[c]! / gs)]! : groupParams[Math.floor(c / gs)]!);
   const codesT = new Uint8Array(n * R);
   const sb = Math.max(1, Math.min(task.subBlock ?? 8, B));
   const W1 = new Float64Array(B * R), tile = new Float64Array(B * B), zeroP = operand(f64, sb * R);
@@ -393,7 +476,7 @@ export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows
     let r = r0;
     for (; r + 3 < r1; r += 4) { // four rows at a time: four independent dependency chains for the CPU to overlap
       for (let i = 0; i < sw; i++) {
-        const wo = (s0 + i) * R + r, po = i * R + r, d = dv[i]!, co = (i1 + s0 + i) * R + r, bo = i * RC + r - r0;
+        const wo = (s0 + i) * R + r, po = i * R + r, d = dv[i]!, co = (i1 + s0 + i) * R + r, eoo = co - eo, bo = i * RC + r - r0;
         let w0 = W1[wo]!, w1 = W1[wo + 1]!, w2 = W1[wo + 2]!, w3 = W1[wo + 3]!;
         for (let k = 0; k < i; k++) {
           const h = hs[k * sb + i]!, ko = 4 * k;
@@ -405,9 +488,11 @@ export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows
         const q0 = quantizeCode(w0, c0, z0, maxq), q1 = quantizeCode(w1, c1, z1, maxq), q2 = quantizeCode(w2, c2, z2, maxq), q3 = quantizeCode(w3, c3, z3, maxq);
         codesT[co] = q0; codesT[co + 1] = q1; codesT[co + 2] = q2; codesT[co + 3] = q3;
         const e0 = (w0 - c0 * (q0 - z0)) / d, e1 = (w1 - c1 * (q1 - z1)) / d, e2 = (w2 - c2 * (q2 - z2)) / d, e3 = (w3 - c3 * (q3 - z3)) / d;
-        Et[co] = e0; Et[co + 1] = e1; Et[co + 2] = e2; Et[co + 3] = e3;
-        ev4[4 * i] = Et[co]!; ev4[4 * i + 1] = Et[co + 1]!; ev4[4 * i + 2] = Et[co + 2]!; ev4[4 * i + 3] = Et[co + 3]!;
+        Et[eoo] = e0; Et[eoo + 1] = e1; Et[eoo + 2] = e2; Et[eoo + 3] = e3;
+        ev4[4 * i] = Et[eoo]!; ev4[4 * i + 1] = Et[eoo + 1]!; ev4[4 * i + 2] = Et[eoo + 2]!; ev4[4 * i + 3] = Et[eoo + 3]!;
         eb[bo] = e0; eb[bo + 1] = e1; eb[bo + 2] = e2; eb[bo + 3] = e3;
+        if (keep) { const D = Dt!; D[co] = Wt[co]! - c0 * (q0 - z0); D[co + 1] = Wt[co + 1]! - c1 * (q1 - z1); D[co + 2] = Wt[co + 2]! - c2 * (q2 - z2); D[co + 3] = Wt[co + 3]! - c3 * (q3 - z3); }
+        if (fold) { const Q = Qt!; Q[eoo]! -= Et[eoo]!; Q[eoo + 1]! -= Et[eoo + 1]!; Q[eoo + 2]! -= Et[eoo + 2]!; Q[eoo + 3]! -= Et[eoo + 3]!; }
       }
     }
     for (; r < r1; r++) rowOne(s0, sw, r, r0, P, false);
@@ -424,13 +509,17 @@ export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows
       const sc = scs[i]![r]!, z = zrs[i]![r]!, code = quantizeCode(w, sc, z, maxq, f32), co = (i1 + s0 + i) * R + r;
       codesT[co] = code;
       const e = rd(rd(w - rd(sc * (code - z))) / dv[i]!);
-      Et[co] = e;
-      ev[i] = Et[co]!;
+      Et[co - eo] = e;
+      ev[i] = Et[co - eo]!;
       eb[i * RC + r - r0] = e;
+      if (keep) Dt![co] = Wt[co]! - sc * (code - z);
+      if (fold) Qt![co - eo]! -= Et[co - eo]!;
     }
   };
   for (; i1 < n; i1 += B) {
-    const i2 = Math.min(i1 + B, n), cnt = i2 - i1;
+    const i2 = Math.min(i1 + B, n), cnt = i2 - i1, p = panels?.indexOf(i1) ?? -1;
+    if (p > 0) await panelStart(i1, panels![p + 1] ?? n);
+    keep = !!Dt && i1 < last; fold = !!Qt && k0 > 0;
     await blockStart(i1, i1, i2, W1);
     if (gs > 0 && !cfg.staticGroups) { // find_params of the groups starting in this block, on the block-start W
       for (let c = Math.ceil(i1 / gs) * gs; c < i2; c += gs) {
@@ -456,13 +545,13 @@ export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows
       if (s0 > 0) {
         for (let k = 0; k < s0; k++) for (let j = 0; j < sw; j++) Asub[k * sw + j] = tile[k * cnt + s0 + j]!;
         const tg = performance.now();
-        P = await matmul(Asub.subarray(0, s0 * sw), Et.subarray(i1 * R, (i1 + s0) * R), sw, s0, R, { transA: true, out: Psub });
+        P = await matmul(Asub.subarray(0, s0 * sw), Et.subarray(i1 * R - eo, (i1 + s0) * R - eo), sw, s0, R, { transA: true, out: Psub });
         tGemm += performance.now() - tg;
       }
       // this sub-block's columns: scale / zero rows, Hinv1 diagonal and strict upper part (float32 values in 'float32')
       for (let i = 0; i < sw; i++) {
         const c = i1 + s0 + i;
-        const q = gs === -1 ? task.params0! : cfg.staticGroups ? task.staticParams[Math.floor(perm[c]! / gs)]! : groupParams[Math.floor(c / gs)]!;
+        const q = paramsFor(c);
         scs[i] = q.scale; zrs[i] = q.zero;
         dv[i] = f32 ? fr(tile[(s0 + i) * cnt + s0 + i]!) : tile[(s0 + i) * cnt + s0 + i]!;
         for (let k = 0; k < i; k++) hs[k * sb + i] = f32 ? fr(tile[(s0 + k) * cnt + s0 + i]!) : tile[(s0 + k) * cnt + s0 + i]!;

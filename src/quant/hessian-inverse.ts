@@ -6,6 +6,8 @@
  *
  * Why it is the same matrix: with H = V·Vᵀ for V upper triangular (the "reverse" Cholesky factor, columns right to
  * left), H⁻¹ = V⁻ᵀ·V⁻¹ = Uᵀ·U with U = V⁻¹ upper triangular, which is the unique upper Cholesky factor of H⁻¹.
+ * GPTQ's solve past one panel takes the "panel form" (hinvFactorInPlace with full = false): U on the diagonal panels,
+ * V above them, i.e. the factorization without its U pass (gptq.ts solveRows uses V there).
  */
 import { matmul, operand, type Operand } from '../graph/linalg.ts';
 
@@ -13,18 +15,30 @@ import { matmul, operand, type Operand } from '../graph/linalg.ts';
  * Hinv = upper Cholesky factor U of H⁻¹ (H⁻¹ = UᵀU) without forming H⁻¹, in place: with H = V·Vᵀ, V upper
  * ("reverse" Cholesky), U = V⁻¹. M holds H in its upper triangle (diagonal damped); on return the upper triangle is U.
  * The strict lower triangle is never read or written (it keeps H for a damp retry). n ≤ P: in float64 TS (reverse
- * Cholesky, then triangular inverse). Else blocked by panels of P columns (the first, leftmost one short when P ∤ n):
+ * Cholesky, then triangular inverse). Else blocked by panels of P columns (panel starts 0, P, 2P, …: the last,
+ * rightmost one short when P ∤ n):
  *   V: right to left, U_KK = V_KK⁻¹ of the diagonal block H_KK by this same function (panels of max(64, P/4) when
  *      P > 64, so the float64 TS leaves stay ≤ 64 wide), kept in M's diagonal block; V_TK = H_TK·U_KKᵀ; H_TT −= V_TK·V_TKᵀ
  *   U: left to right over the same blocks, U_TJ = −U_TT·V_TJ·U_JJ
  * The products are ORT GEMMs on panel-sized copies, so the only extra memory is O(n·P). Returns false if H is not PD.
  */
 export async function hinvUpperInPlace(M: Operand, n: number, P: number, f64: boolean): Promise<boolean> {
+  return (await hinvFactorInPlace(M, n, P, f64, true)) !== null;
+}
+
+/**
+ * hinvUpperInPlace, or with `full` false its V pass alone (a third of the work less at n = 4096, P = 1024): the
+ * "panel form" of Hinv, where M's upper triangle holds U_KK = (Hinv's diagonal P-blocks, exactly as the full form) and,
+ * above them, V (H = V·Vᵀ) instead of U. GPTQ's solve works from that form directly (gptq.ts, solveRows: the errors
+ * of earlier panels enter through V and the weights' own residuals, W − Q, instead of through U). Returns the panel
+ * starts (ascending; [0] when n ≤ P, where both forms are the same matrix), or null if H is not positive definite.
+ */
+export async function hinvFactorInPlace(M: Operand, n: number, P: number, f64: boolean, full: boolean): Promise<number[] | null> {
   if (n <= P) { // one panel: float64 TS, reverse Cholesky then triangular inverse
     const V = revCholDirect(upperOf(M, n), n);
-    if (!V) return false;
+    if (!V) return null;
     putUpper(M, n, invUpperDirect(V, n));
-    return true;
+    return [0];
   }
   const RP = TRAILING_ROWS;
   // Scratch reused by every step (no per-step garbage): two n×P panels, an RP×n row block, an RP×P product, a P×P block.
@@ -52,13 +66,13 @@ export async function hinvUpperInPlace(M: Operand, n: number, P: number, f64: bo
   };
   const child = P > LEAF ? Math.max(LEAF, P >> 2) : P; // panel width of the diagonal blocks' own factorization
 
-  const starts: number[] = []; // block starts, right to left (the first block is the short one)
-  for (let k1 = n; k1 > 0;) { // V, right to left; the diagonal blocks get U_KK = V_KK⁻¹ directly (recursion)
-    const k0 = Math.max(0, k1 - P), b = k1 - k0;
-    starts.push(k0);
+  const starts: number[] = []; // panel starts, left to right (the last panel is the short one)
+  for (let k0 = 0; k0 < n; k0 += P) starts.push(k0);
+  for (let s = starts.length - 1; s >= 0; s--) { // V, right to left; the diagonal blocks get U_KK = V_KK⁻¹ directly (recursion)
+    const k0 = starts[s]!, k1 = starts[s + 1] ?? n, b = k1 - k0;
     const B = D.subarray(0, b * b);
     for (let i = 0; i < b; i++) B.set(M.subarray((k0 + i) * n + k0 + i, (k0 + i) * n + k1), i * b + i); // upper triangle of H_KK
-    if (!(await hinvUpperInPlace(B, b, child, f64))) return false;
+    if (!(await hinvUpperInPlace(B, b, child, f64))) return null;
     for (let i = 0; i < b; i++) M.set(B.subarray(i * b + i, (i + 1) * b), (k0 + i) * n + k0 + i);
     if (k0 > 0) {
       const Y = await matmul(panel(k0, k0, b), diagUpper(k0, b), k0, b, b, { transB: true, out: P2 }); // V_TK = H_TK·U_KKᵀ
@@ -70,9 +84,8 @@ export async function hinvUpperInPlace(M: Operand, n: number, P: number, f64: bo
         for (let i = i0; i < i1; i++) { const o = i * n, go = (i - i0) * w - i0; for (let j = i; j < k0; j++) M[o + j]! -= G[go + j]!; }
       }
     }
-    k1 = k0;
   }
-  starts.reverse();
+  if (!full) return starts;
   for (let s = 1; s < starts.length; s++) { // U = V⁻¹, left to right: U_TJ = −U_TT·V_TJ·U_JJ (U_JJ is in place already)
     const j0 = starts[s]!, b = (starts[s + 1] ?? n) - j0;
     const Z = await matmul(panel(j0, j0, b), diagUpper(j0, b), j0, b, b, { out: P2 }); // V_TJ·U_JJ
@@ -83,7 +96,7 @@ export async function hinvUpperInPlace(M: Operand, n: number, P: number, f64: bo
       putPanel(X, i1 - i0, j0, b, i0);
     }
   }
-  return true;
+  return starts;
 }
 
 /** Panels wider than this factorize their diagonal blocks with quarter-width panels (recursion) instead of in TS. */

@@ -3,8 +3,8 @@ import type { ModelConfig } from '../io/config.ts';
 import type { ArchDefinition } from '../models/types.ts';
 import type { ActivationDtype } from './calibrate.ts';
 import type { QuantizeConfig } from './quantize-config.ts';
-import { solveParts } from './gptq.ts';
-import { FACTOR_PANEL, factorScratchBytes } from './hessian-inverse.ts';
+import { factorPlan, panelFormBytes, solveParts } from './gptq.ts';
+import { factorScratchBytes } from './hessian-inverse.ts';
 
 export interface MemoryEstimate { layerWeights: number; activations: number; hessians: number; gptq: number; workspace: number; outside: number; total: number }
 
@@ -13,9 +13,9 @@ export interface MemoryEstimate { layerWeights: number; activations: number; hes
  * with act-order groups, which cannot be dequantized in-graph, also 4 bytes per weight of fp32 copies), calibration
  * activations (2 or 4 bytes per value; one buffer), the Hessians of the largest sequential group plus the transient
  * copy onnxruntime-node returns of each bound output (a whole H up to 64 MB, else one 1024-row panel), GPTQ's buffers
- * for the largest linear (fp32 weight, its transposed working copy and errors, codes; solved by worker threads: + the
- * row slices' copies of the weight, the joined codes, and Hinv copied into shared memory; the Hessian-inverse
- * factorization's scratch), ORT workspace for one batch (the widest intermediate a few times, plus attention scores),
+ * for the largest linear (fp32 weight, its transposed working copy and errors, codes, the panel form's buffers; solved
+ * by worker threads: + the row slices' copies of the weight, the joined codes, and Hinv copied into shared memory; the
+ * Hessian-inverse factorization's scratch), ORT workspace for one batch (the widest intermediate a few times, plus attention scores),
  * and outside modules (embeddings, during capture only: counted, not summed with the layer phase), + 300 MB for the
  * runtime itself.
  */
@@ -34,8 +34,9 @@ export function estimateMemory(arch: ArchDefinition, cfg: ModelConfig, q: Quanti
     return ins.reduce((a, i) => a + 4 * i * i, 0) + copy;
   }));
   const gptq = Math.max(...lin.map((l) => { // W, Wᵀ, errors (fp32), codes ×2 (u8); in workers + W slices, codes, Hinv;
-    const w = l.inFeatures * l.outFeatures; // + the factorization's scratch
-    return (solveParts(l.outFeatures, l.inFeatures, undefined) > 1 ? 19 * w + 4 * l.inFeatures ** 2 : 14 * w) + factorScratchBytes(l.inFeatures, FACTOR_PANEL);
+    const w = l.inFeatures * l.outFeatures; // + the factorization's scratch, + the panel form's buffers
+    const parts = solveParts(l.outFeatures, l.inFeatures, undefined), plan = factorPlan(l.inFeatures, q);
+    return (parts > 1 ? 19 * w + 4 * l.inFeatures ** 2 : 14 * w) + factorScratchBytes(l.inFeatures, plan.P) + (plan.panelForm ? panelFormBytes(l.outFeatures, plan.P, parts) : 0);
   }));
   const widest = Math.max(cfg.intermediateSize, ...lin.map((l) => l.outFeatures));
   const workspace = 4 * batch * widest * 4 + 4 * cfg.numHeads * batch * Math.min(seqlen, batch);
