@@ -59,8 +59,7 @@ function compare(o: GptqResult, r: RefResult) {
 test('float64 precision matches the unblocked float64 reference (codes, loss, scales, zeros, g_idx)', async (t) => {
   const report: string[] = [];
   for (const c of CASES) {
-    // factorLeaf 64 exercises the recursive Hessian-inverse factorization and (panels rounded to the block size) the
-    // solve from Hinv's panel form; the g48 block-64 case (lcm 192 > 2·64) the full form.
+    // factorLeaf 64 exercises the recursive Hessian-inverse factorization; subBlock 16 the two-level lazy batching.
     const o = await gptqQuantize(P.W, P.H, ROWS, COLS, c, { precision: 'f64', factorLeaf: 64 });
     const r = ref(c), m = compare(o, r);
     report.push(`${c.name}: codes ${(100 * m.same).toFixed(3)}% loss rel ${m.lossRel.toExponential(1)}`);
@@ -218,7 +217,7 @@ test('worker threads: the solve split into row slices gives the in-thread codes,
     ['3b g32 act-order static', { ...base, bits: 3, groupSize: 32, descAct: true, sym: true, staticGroups: true }, {}],
     ['4b g-1, float32 arithmetic', { ...base, bits: 4, groupSize: -1, descAct: false, sym: true, arithmetic: 'float32' }, {}],
     ['2b g32 asym mse hessian-weighted, f64 products', { ...base, bits: 2, groupSize: 32, descAct: false, sym: false, mse: true, mseWeighting: 'hessian' }, { precision: 'f64' }],
-    ['4b g32 act-order asym, Hinv panel form (panels of 64)', { ...base, bits: 4, groupSize: 32, descAct: true, sym: false, blockSize: 32 }, { factorLeaf: 64 }],
+    ['4b g32 act-order asym, Hinv panel form (5 panels of 32)', { ...base, bits: 4, groupSize: 32, descAct: true, sym: false, blockSize: 32 }, { factorLeaf: 32 }],
   ];
   for (const [name, cfg, o] of variants) {
     const one = await gptqQuantize(W, H, rows, cols, cfg, { ...o, workers: 1 });
@@ -232,24 +231,24 @@ test('worker threads: the solve split into row slices gives the in-thread codes,
 });
 
 test('Hinv panel form (no U pass): the full form\'s GPTQ result; panels are block and group boundaries', async (t) => {
-  // 2 panels of 128 + a short one (n = 320) vs one 320-wide panel (the full Hinv): the same GPTQ in exact arithmetic
+  // 4 panels of 128 + a short one (n = 576) vs one 576-wide panel (the full Hinv): the same GPTQ in exact arithmetic
   // (hessian-inverse.ts hinvFactorInPlace, gptq.ts solveRows). float64 products: identical codes, loss to 1e-12;
   // float32: a code may flip at a rounding boundary (then loss within 1e-3, as against the reference above).
-  const rows = 48, cols = 320, { W, H } = problem(rows, cols, 600, 41, [3, 200]);
+  const rows = 48, cols = 576, { W, H } = problem(rows, cols, 600, 41, [3, 200]);
   const report: string[] = [];
   const cases: GptqConfig[] = [
     { ...base, bits: 4, groupSize: 32, descAct: false, sym: false },
     { ...base, bits: 3, groupSize: 64, descAct: true, sym: true },
     { ...base, bits: 4, groupSize: 96, descAct: false, sym: true }, // lcm(128, 96) = 384 > 2·128: full form
-    { ...base, bits: 4, groupSize: 48, descAct: true, sym: false, blockSize: 32 }, // lcm 96: panels of 96 (groups straddle blocks)
+    { ...base, bits: 4, groupSize: 48, descAct: true, sym: false, blockSize: 32 }, // lcm 96: 6 panels of 96 (groups straddle blocks)
     { ...base, bits: 2, groupSize: -1, descAct: true, sym: false, blockSize: 64 },
     { ...base, bits: 4, groupSize: 32, descAct: true, sym: false, staticGroups: true, mse: true },
   ];
   for (const cfg of cases) {
     const plan = factorPlan(cols, cfg, { factorLeaf: 128 }), name = `${cfg.bits}b g${cfg.groupSize} block ${cfg.blockSize}${cfg.descAct ? ' act-order' : ''}${cfg.staticGroups ? ' static' : ''}`;
     const L = cfg.groupSize > 0 && !cfg.staticGroups ? lcm(cfg.blockSize, cfg.groupSize) : cfg.blockSize;
-    assert.equal(plan.panelForm, L <= 256, `${name}: panel form iff lcm ${L} ≤ 2·128`);
-    if (plan.panelForm) assert.ok(plan.P % L === 0 && plan.P < cols, `${name}: panel ${plan.P} a multiple of ${L}, < n`);
+    assert.equal(plan.panelForm, L <= 256, `${name}: panel form iff lcm ${L} ≤ 2·128 (and ≥ 4 panels)`);
+    if (plan.panelForm) assert.ok(plan.P % L === 0 && 4 * plan.P <= cols, `${name}: panel ${plan.P} a multiple of ${L}, ≥ 4 panels`);
     for (const precision of ['f64', 'f32'] as const) {
       const full = await gptqQuantize(W, H, rows, cols, cfg, { precision, factorLeaf: 4096 });
       const panels = await gptqQuantize(W, H, rows, cols, cfg, { precision, factorLeaf: 128 });
@@ -258,6 +257,10 @@ test('Hinv panel form (no U pass): the full form\'s GPTQ result; panels are bloc
       const rel = Math.abs(panels.loss - full.loss) / full.loss;
       report.push(`${name} ${precision}: ${flips} flips, loss rel ${rel.toExponential(1)}`);
       if (precision === 'f64') {
+        if (cfg === cases[0]) { // and against the independent unblocked float64 reference
+          const m = compare(panels, gptqReference(W, H, rows, cols, cfg));
+          assert.ok(m.same >= 0.999 && m.lossRel <= 1e-6, `${name} f64 vs reference: ${m.flips} flips, loss rel ${m.lossRel}`);
+        }
         assert.equal(flips, 0, `${name} f64: codes`);
         assert.deepEqual(panels.scales, full.scales, `${name} f64: scales`);
         assert.ok(rel <= 1e-12, `${name} f64: loss ${panels.loss} vs ${full.loss}`);
@@ -269,8 +272,9 @@ test('Hinv panel form (no U pass): the full form\'s GPTQ result; panels are bloc
   const plan = (groupSize: number, arithmetic?: 'float32') => factorPlan(4096, { blockSize: 128, groupSize, staticGroups: false, arithmetic });
   assert.deepEqual(plan(128), { P: 1024, panelForm: true });
   assert.deepEqual(plan(128, 'float32'), { P: 1024, panelForm: false }, "arithmetic 'float32': AutoGPTQ's full Hinv");
-  assert.deepEqual(plan(2048), { P: 2048, panelForm: true });
   assert.deepEqual(plan(1000), { P: 1024, panelForm: false });
+  assert.deepEqual(factorPlan(2048, { blockSize: 128, groupSize: 128, staticGroups: false }), { P: 1024, panelForm: false }, 'fewer than 4 panels');
+  assert.deepEqual(factorPlan(8192, { blockSize: 128, groupSize: 2048, staticGroups: false }), { P: 2048, panelForm: true });
   t.diagnostic(report.join('; '));
 });
 
@@ -279,13 +283,13 @@ const lcm = (a: number, b: number): number => { let x = a, y = b; while (y) [x, 
 test('hinvCache: linears sharing H take the first one\'s Hessian inverse and get what they would compute alone', async () => {
   const rows = 40, cols = 96, { W, H } = problem(rows, cols, 200, 31, [9]);
   const W2 = randn(rows * cols, 32, 0.05);
-  // the second config factorizes in panels of 32 (Hinv's panel form: the cache keeps its panel starts too)
-  for (const [cfg, o] of [[{ ...base, bits: 4, groupSize: 32, descAct: true, sym: false }, {}], [{ ...base, bits: 3, groupSize: -1, descAct: false, sym: true, blockSize: 32 }, { factorLeaf: 32 }]] as [GptqConfig, GptqOptions][]) {
+  // the second config factorizes in panels of 16 (Hinv's panel form: the cache keeps its panel starts too)
+  for (const [cfg, o] of [[{ ...base, bits: 4, groupSize: 32, descAct: true, sym: false }, {}], [{ ...base, bits: 3, groupSize: -1, descAct: false, sym: true, blockSize: 16 }, { factorLeaf: 16 }]] as [GptqConfig, GptqOptions][]) {
     const alone = await gptqQuantize(W2, H, rows, cols, cfg, o);
     const cache: HinvCache = {}, Hc = H.slice();
     await gptqQuantize(W, Hc, rows, cols, cfg, { ...o, hinvCache: cache });
     const U1 = cache.U;
-    assert.equal(cache.panels?.length ?? 1, o.factorLeaf ? 3 : 1, 'panel starts cached');
+    assert.equal(cache.panels?.length ?? 1, o.factorLeaf ? 6 : 1, 'panel starts cached');
     const second = await gptqQuantize(W2, Hc, rows, cols, cfg, { ...o, hinvCache: cache, consumeHessian: true });
     assert.ok(U1 && cache.U === U1, 'the second linear took the cached Hinv');
     assert.deepEqual(second.intCodes, alone.intCodes);

@@ -99,7 +99,7 @@ const GPTQ_CASES: [string, { rows: number; cols: number; seed: number; dead?: nu
   ['4b g16 f64', { rows: 40, cols: 96, seed: 12 }, { descAct: true }, { precision: 'f64' }],
   ['4b g24 blocked factor', { rows: 70, cols: 200, seed: 13 }, { groupSize: 24, blockSize: 40, descAct: true }, { factorLeaf: 48, subBlock: 5, rowChunk: 16 }],
   ['4b g24 blocked factor f64', { rows: 70, cols: 200, seed: 13 }, { groupSize: 24, blockSize: 40 }, { factorLeaf: 48, subBlock: 3, rowChunk: 32, precision: 'f64' }],
-  ['3b g32 Hinv panel form', { rows: 70, cols: 200, seed: 13 }, { bits: 3, groupSize: 32, blockSize: 32, descAct: true, sym: false }, { factorLeaf: 64 }],
+  ['3b g32 Hinv panel form', { rows: 70, cols: 200, seed: 13 }, { bits: 3, groupSize: 32, blockSize: 32, descAct: true, sym: false }, { factorLeaf: 32 }],
   ['4b g16 consumed H', { rows: 40, cols: 96, seed: 14 }, { descAct: true }, { consumeHessian: true, nsamples: 7 }],
   ['4b g16 consumed H in order', { rows: 40, cols: 96, seed: 15 }, {}, { consumeHessian: true }],
 ];

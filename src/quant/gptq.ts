@@ -215,16 +215,19 @@ export function groupAwarePermutation(H: Float32Array, n: number, gs: number): I
  * (hessian-inverse.ts hinvFactorInPlace: V above the diagonal P-blocks instead of U, no U pass). The panel form needs
  * every panel boundary to be a block boundary and a group boundary (a group's find_params reads the block-start state
  * of all its columns, which the panel form gives only inside one panel), so P is rounded to a multiple of
- * lcm(blockSize, groupSize) (dynamic groups) or of blockSize; when that multiple is more than twice the asked width,
- * and with arithmetic 'float32' (AutoGPTQ's own operation order), Hinv is factorized in full with the asked width.
+ * lcm(blockSize, groupSize) (dynamic groups) or of blockSize. It is taken from 4 panels on: the U pass it saves grows
+ * as n³, while the solve pays per linear (one more block of Hinv_KK per block in the block-start GEMM, and W − Q kept),
+ * measured on 2 cores: 2048 columns (2 panels) no faster with it, 4096 columns 2.1 → 1.8 s (4096 rows), 11008
+ * columns 15.9 → 12.8 s. Else, when that multiple is more than twice the asked width, and with arithmetic 'float32'
+ * (AutoGPTQ's own operation order), Hinv is factorized in full with the asked width.
  */
 export function factorPlan(n: number, cfg: Pick<GptqConfig, 'blockSize' | 'groupSize' | 'staticGroups' | 'arithmetic'>, opts: Pick<GptqOptions, 'factorLeaf'> = {}): { P: number; panelForm: boolean } {
   const P0 = opts.factorLeaf ?? FACTOR_PANEL;
   if (n <= P0 || cfg.arithmetic === 'float32') return { P: P0, panelForm: false };
   const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
   const B = cfg.blockSize, gs = cfg.groupSize, L = gs > 0 && !cfg.staticGroups ? (B / gcd(B, gs)) * gs : B;
-  if (L > 2 * P0) return { P: P0, panelForm: false };
-  return { P: Math.max(L, Math.round(P0 / L) * L), panelForm: true };
+  const P = Math.max(L, Math.round(P0 / L) * L);
+  return L > 2 * P0 || n < MIN_PANELS * P ? { P: P0, panelForm: false } : { P, panelForm: true };
 }
 
 /**
@@ -310,6 +313,9 @@ export function panelFormBytes(rows: number, P: number, parts: number): number {
   return 4 * 2 * P * rows + 4 * PANEL_PRODUCT_FLOATS * parts;
 }
 
+/** Fewest panels for which the solve takes Hinv's panel form (factorPlan). */
+const MIN_PANELS = 4;
+
 /** Most floats of V a slice copies for one product of panelStart (solveRows). */
 const PANEL_PRODUCT_FLOATS = 1 << 22;
 
@@ -390,7 +396,8 @@ export interface SolvedRows { intCodes: Uint8Array; groupParams: QuantParams[]; 
  * The column loop with AutoGPTQ's two-level lazy batching (see the header) on one row slice: per block the block-start
  * W by one GEMM and the params of the groups that start in it, then per sub-block the errors of the block's earlier
  * columns by one GEMM, then quant + error feedback over row chunks (rowsF64 / rowOne). U: Hinv [n, n] (upper
- * triangle read). Returns loss = Σ err² (gptqQuantize halves it).
+ * triangle read), or its panel form when task.panels is set (then also one GEMM per panel, panelStart). Returns
+ * loss = Σ err² (gptqQuantize halves it).
  */
 export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows> {
   const { rows: R, n, qopt, perm, hw, cfg, f64 } = task, gs = cfg.groupSize, B = cfg.blockSize;
