@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { GPTQModel } from '../src/gptq-model.ts';
 import { Checkpoint } from '../src/io/safetensors.ts';
 import { loadModelConfig } from '../src/io/config.ts';
-import { buildLayerGraph, InputWeights } from '../src/quant/calibrate.ts';
+import { addGram, buildLayerGraph, InputWeights, mirrorUpper } from '../src/quant/calibrate.ts';
 import { createSession, f16, f32 } from '../src/graph/session.ts';
 import { llama } from '../src/models/llama.ts';
 import { dequantize, unpackQweight } from '../src/quant/pack.ts';
@@ -198,6 +198,22 @@ test('finished modules dequantized in-graph (DequantizeLinear from codes) give b
       }
     }
 }));
+
+test('addGram + mirrorUpper (upper-triangle panel products over transposed row chunks) = the float64 ΣXᵀX, exactly symmetric', async () => {
+  // panels of 48 over n = 200 (the last one short), X in chunks of 37 rows, two calls (a running sum over batches)
+  const n = 200, batches = [randn(300 * n, 61), randn(111 * n, 62)], rowsOf = [300, 111];
+  const h = new Float32Array(n * n);
+  for (const [k, x] of batches.entries()) await addGram(h, x, rowsOf[k]!, n, { panel: 48, chunkFloats: 37 * n });
+  mirrorUpper(h, n);
+  let worst = 0;
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
+    let ref = 0;
+    for (const [k, x] of batches.entries()) for (let t = 0; t < rowsOf[k]!; t++) ref += x[t * n + i]! * x[t * n + j]!;
+    worst = Math.max(worst, Math.abs(h[i * n + j]! - ref) / 411); // entries are sums of 411 products of N(0,1) values
+    assert.equal(h[i * n + j], h[j * n + i], `H[${i},${j}] symmetric`);
+  }
+  assert.ok(worst <= 1e-5, `max |H − ΣXᵀX| / rows = ${worst}`);
+});
 
 test('Hessians summed from the tap rows by panel GEMMs (big-H path) = in-graph Gram, up to fp32 summation order', () => withLoop(async (run) => {
     const q = resolveQuantizeConfig({ bits: 4, groupSize: 32 });

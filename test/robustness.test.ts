@@ -120,7 +120,8 @@ test('memory estimate at Llama-7B layer shapes: activation, Hessian and weight t
   const e16 = estimateMemory(llama, cfg, q, 128 * 512, 512, 2048), e32 = estimateMemory(llama, cfg, q, 128 * 512, 512, 2048, 'float32');
   assert.equal(e16.activations, 2 * 4096 * 65536);
   assert.equal(e32.activations, 2 * e16.activations);
-  assert.equal(e16.hessians, 4 * 11008 ** 2 + 4 * 1024 * 11008); // down_proj's H (factorized in place) + one panel copy
+  // down_proj's H (factorized in place) + one panel's product and its copy + the tap rows transposed in 2^24-float chunks
+  assert.equal(e16.hessians, 4 * 11008 ** 2 + 2 * 4 * 1024 * 11008 + 4 * 2 ** 24);
   assert.equal(e16.layerWeights, 4 * 4096 ** 2 + 3 * 4096 * 11008); // 1-byte codes, dequantized in-graph
   // the largest GPTQ working set: down_proj (in 11008); solved by worker threads (more than one core) it also holds
   // the row slices' weight copies, the joined codes and Hinv in shared memory; plus the factorization's panels, and

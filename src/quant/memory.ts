@@ -1,7 +1,7 @@
 /** Up-front estimate of the quantizer's resident memory (so `--max-memory` can refuse before hours of work). */
 import type { ModelConfig } from '../io/config.ts';
 import type { ArchDefinition } from '../models/types.ts';
-import type { ActivationDtype } from './calibrate.ts';
+import { GRAM_CHUNK_FLOATS, type ActivationDtype } from './calibrate.ts';
 import type { QuantizeConfig } from './quantize-config.ts';
 import { factorPlan, panelFormBytes, solveParts } from './gptq.ts';
 import { factorScratchBytes } from './hessian-inverse.ts';
@@ -12,7 +12,8 @@ export interface MemoryEstimate { layerWeights: number; activations: number; hes
  * Bytes, as the layer loop (src/quant/layer-loop.ts) holds them: the layer's integer codes (1 byte per weight;
  * with act-order groups, which cannot be dequantized in-graph, also 4 bytes per weight of fp32 copies), calibration
  * activations (2 or 4 bytes per value; one buffer), the Hessians of the largest sequential group plus the transient
- * copy onnxruntime-node returns of each bound output (a whole H up to 64 MB, else one 1024-row panel), GPTQ's buffers
+ * copy onnxruntime-node returns of each bound output (a whole H up to 64 MB, else one 1024-row panel, its product and
+ * a chunk of the tap rows transposed), GPTQ's buffers
  * for the largest linear (fp32 weight, its transposed working copy and errors, codes, the panel form's buffers; solved
  * by worker threads: + the row slices' copies of the weight, the joined codes, and Hinv copied into shared memory; the
  * Hessian-inverse factorization's scratch), ORT workspace for one batch (the widest intermediate a few times, plus attention scores),
@@ -30,7 +31,8 @@ export function estimateMemory(arch: ArchDefinition, cfg: ModelConfig, q: Quanti
   const byRel = new Map(lin.map((l) => [l.rel, l]));
   const hessians = Math.max(...groups.map((g) => {
     const ins = [...new Set(g.map((m) => byRel.get(m)?.inFeatures ?? 0))];
-    const m = Math.max(...ins), copy = 4 * m * m <= 64e6 ? 4 * m * m : 4 * 1024 * m; // in-graph H, or one panel
+    // in-graph H: its copy; summed from the tap rows (addGram): a panel's product and its copy, and X transposed in chunks
+    const m = Math.max(...ins), copy = 4 * m * m <= 64e6 ? 4 * m * m : 2 * 4 * 1024 * m + 4 * GRAM_CHUNK_FLOATS;
     return ins.reduce((a, i) => a + 4 * i * i, 0) + copy;
   }));
   const gptq = Math.max(...lin.map((l) => { // W, Wᵀ, errors (fp32), codes ×2 (u8); in workers + W slices, codes, Hinv;
