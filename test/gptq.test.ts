@@ -182,6 +182,9 @@ test('mse grid search and input validation', async () => {
   await assert.rejects(gptqQuantize(W, H, 16, 127, c), /W has 2048 elements, expected 16x127/);
   await assert.rejects(gptqQuantize(W, H.subarray(1), 16, 128, c), /H has/);
   await assert.rejects(gptqQuantize(W, H, 16, 128, { ...c, groupSize: 0 }), GptqError);
+  // also where the factorization plan (panels of lcm(blockSize, groupSize)) is worked out before the checks
+  for (const blockSize of [NaN, Infinity, 0]) await assert.rejects(gptqQuantize(W, H, 16, 128, { ...c, blockSize }, { factorLeaf: 16 }), /blockSize must be a positive integer/);
+  await assert.rejects(gptqQuantize(W, H, 16, 128, { ...c, groupSize: Infinity }, { factorLeaf: 16 }), /groupSize must be -1 or > 0/);
   const bad = H.slice(); bad[5] = NaN;
   await assert.rejects(gptqQuantize(W, bad, 16, 128, c), /non-finite entry at \[0, 5\]/);
 });

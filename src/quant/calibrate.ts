@@ -201,7 +201,10 @@ export async function accumulateHessians(grp: HessianGraph, todo: string[], weig
   }
   for (const b of data.batches) {
     const r = await runInto(grp.sess, { ...wf, ...acc, hidden_in: actTensor(b.hidden, dimsOf(b, data.hidden)) }, fetches);
-    for (const rep of grp.viaRows) { const x = r[`x.${rep}`]!; await addGram(hess.get(rep)!, x.data as Float32Array, x.dims[0]!, x.dims[1]!); }
+    for (const rep of grp.viaRows) { // (a representative none of whose modules is quantized has no running sum)
+      const x = r[`x.${rep}`]!, h = hess.get(rep);
+      if (h) await addGram(h, x.data as Float32Array, x.dims[0]!, x.dims[1]!);
+    }
     for (const rep of reps) {
       const rows = r[`rows.${rep}`];
       if (rows && routed) routed.set(rep, (routed.get(rep) ?? 0) + Number((rows.data as Float32Array)[0]));

@@ -18,9 +18,9 @@
  *  - The lazy update is applied left-looking: at block start, W[:, i1:i2] = W0[:, i1:i2] − Err[:, :i1]·Hinv[:i1, i1:i2]
  *    (one ORT GEMM per block). This is exactly AutoGPTQ's W at block start, which is also what its find_params
  *    sees (W, not W1: the block's own updates are not applied yet).
- *  - Past 1024 columns (factorPlan) Hinv is only factorized to its panel form: Hinv's diagonal 1024-blocks, and above
- *    them V (H = V·Vᵀ) instead of Hinv, which saves the triangular inverse outside those blocks (a third of the
- *    factorization). The errors of earlier panels then enter a block through V and the residuals W0 − Q of their
+ *  - From 4 panels of 1024 columns on (factorPlan), Hinv is only factorized to its panel form: its diagonal blocks,
+ *    and above them V (H = V·Vᵀ) instead of Hinv, which saves the triangular inverse outside those blocks (a third of
+ *    the factorization). The errors of earlier panels then enter a block through V and the residuals W0 − Q of their
  *    columns (Err·Hinv = W0 − Q, so Err_A·Hinv_A,B = −(W0 − Q)_A·V_A,B·Hinv_B,B): one GEMM per panel plus one per
  *    block within the panel. The same W at block start in exact arithmetic (test/gptq.test.ts: float64 products give
  *    identical codes); the float32 rounding differs, as it would for another GEMM order.
@@ -218,14 +218,17 @@ export function groupAwarePermutation(H: Float32Array, n: number, gs: number): I
  * lcm(blockSize, groupSize) (dynamic groups) or of blockSize. It is taken from 4 panels on: the U pass it saves grows
  * as n³, while the solve pays per linear (one more block of Hinv_KK per block in the block-start GEMM, and W − Q kept),
  * measured on 2 cores: 2048 columns (2 panels) no faster with it, 4096 columns 2.1 → 1.8 s (4096 rows), 11008
- * columns 15.9 → 12.8 s. Else, when that multiple is more than twice the asked width, and with arithmetic 'float32'
- * (AutoGPTQ's own operation order), Hinv is factorized in full with the asked width.
+ * columns 15.9 → 12.8 s. Hinv is factorized in full with the asked width below 4 panels, when that multiple is more
+ * than twice the asked width, or with arithmetic 'float32' (AutoGPTQ's own operation order).
  */
 export function factorPlan(n: number, cfg: Pick<GptqConfig, 'blockSize' | 'groupSize' | 'staticGroups' | 'arithmetic'>, opts: Pick<GptqOptions, 'factorLeaf'> = {}): { P: number; panelForm: boolean } {
   const P0 = opts.factorLeaf ?? FACTOR_PANEL;
   if (n <= P0 || cfg.arithmetic === 'float32') return { P: P0, panelForm: false };
-  const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
-  const B = cfg.blockSize, gs = cfg.groupSize, L = gs > 0 && !cfg.staticGroups ? (B / gcd(B, gs)) * gs : B;
+  const B = cfg.blockSize, gs = cfg.groupSize;
+  if (!Number.isSafeInteger(B) || B <= 0 || !Number.isSafeInteger(gs)) return { P: P0, panelForm: false }; // checkInputs names the field
+  let a = B, b = Math.abs(gs);
+  while (b) [a, b] = [b, a % b];
+  const L = gs > 0 && !cfg.staticGroups ? (B / a) * gs : B;
   const P = Math.max(L, Math.round(P0 / L) * L);
   return L > 2 * P0 || n < MIN_PANELS * P ? { P: P0, panelForm: false } : { P, panelForm: true };
 }
