@@ -6,8 +6,8 @@
  *
  * Why it is the same matrix: with H = V·Vᵀ for V upper triangular (the "reverse" Cholesky factor, columns right to
  * left), H⁻¹ = V⁻ᵀ·V⁻¹ = Uᵀ·U with U = V⁻¹ upper triangular, which is the unique upper Cholesky factor of H⁻¹.
- * GPTQ's solve past one panel takes the "panel form" (hinvFactorInPlace with full = false): U on the diagonal panels,
- * V above them, i.e. the factorization without its U pass (gptq.ts solveRows uses V there).
+ * From 4 panels on, GPTQ's solve takes the "panel form" (hinvFactorInPlace with full = false; gptq.ts factorPlan):
+ * U on the diagonal panels, V above them, i.e. the factorization without its U pass (gptq.ts solveRows uses V there).
  */
 import { matmul, operand, type Operand } from '../graph/linalg.ts';
 
@@ -28,8 +28,8 @@ export async function hinvUpperInPlace(M: Operand, n: number, P: number, f64: bo
 
 /**
  * hinvUpperInPlace, or with `full` false its V pass alone (a third of the work less at n = 4096, P = 1024): the
- * "panel form" of Hinv, where M's upper triangle holds U_KK = (Hinv's diagonal P-blocks, exactly as the full form) and,
- * above them, V (H = V·Vᵀ) instead of U. GPTQ's solve works from that form directly (gptq.ts, solveRows: the errors
+ * "panel form" of Hinv, where M's upper triangle holds Hinv's diagonal P-blocks U_KK (the same values as the full form)
+ * and, above them, V (H = V·Vᵀ) instead of U. GPTQ's solve works from that form directly (gptq.ts, solveRows: the errors
  * of earlier panels enter through V and the weights' own residuals, W − Q, instead of through U). Returns the panel
  * starts (ascending; [0] when n ≤ P, where both forms are the same matrix), or null if H is not positive definite.
  */
