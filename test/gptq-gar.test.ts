@@ -20,10 +20,8 @@ import { randn, tmpDir } from './helpers.ts';
 test('groupAwarePermutation: columns by diag(H) within each group, groups by their largest diag, a partial group last', () => {
   // n = 10, gs = 4: groups {0..3}, {4..7}, partial {8, 9}
   const d = [1, 5, 2, 3, 9, 0.5, 4, 9, 100, 7];
-  const n = d.length, H = new Float32Array(n * n);
-  d.forEach((v, j) => { H[j * n + j] = v; });
   // group 1: 4 (9), 7 (9), 6 (4), 5 (0.5) — ties by index; score 9. group 0: 1 (5), 3 (3), 2 (2), 0 (1); score 5.
-  assert.deepEqual([...groupAwarePermutation(H, n, 4)], [4, 7, 6, 5, 1, 3, 2, 0, 8, 9]);
+  assert.deepEqual([...groupAwarePermutation(d, 4)], [4, 7, 6, 5, 1, 3, 2, 0, 8, 9]);
 });
 
 test('actGroupAware = the float64 reference run in order on the permuted problem (codes, scales, zeros, in-order g_idx)', async () => {
@@ -39,7 +37,7 @@ test('actGroupAware = the float64 reference run in order on the permuted problem
   for (const sym of [true, false]) {
     const cfg = { bits: 4 as const, groupSize: gs, descAct: false, staticGroups: false, sym, dampPercent: 0.01, blockSize: 64, mse: false };
     const o = await gptqQuantize(W, H, R, n, { ...cfg, actGroupAware: true }, { precision: 'f64' });
-    const perm = groupAwarePermutation(H, n, gs);
+    const perm = groupAwarePermutation(Array.from({ length: n }, (_, j) => H[j * n + j]!), gs);
     const Wp = new Float32Array(R * n), Hp = new Float32Array(n * n);
     for (let r = 0; r < R; r++) for (let c = 0; c < n; c++) Wp[r * n + c] = W[r * n + perm[c]!]!;
     for (let a = 0; a < n; a++) for (let b = 0; b < n; b++) Hp[a * n + b] = H[perm[a]! * n + perm[b]!]!;

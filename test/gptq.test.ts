@@ -302,5 +302,13 @@ test('hinvCache: linears sharing H take the first one\'s Hessian inverse and get
     const damp2 = await gptqQuantize(W2, Hc, rows, cols, { ...cfg, dampPercent: 0.05 }, { ...o, hinvCache: cache });
     assert.notEqual(cache.U, U1);
     assert.deepEqual(damp2.intCodes, (await gptqQuantize(W2, H, rows, cols, { ...cfg, dampPercent: 0.05 }, o)).intCodes);
+    // the call that fills the cache consumes H (its buffer becomes the factor): the next one still gets H's own
+    // diagonal (dead column 9, act-order), not the factor's
+    const cache2: HinvCache = {}, Hc2 = H.slice();
+    await gptqQuantize(W, Hc2, rows, cols, cfg, { ...o, hinvCache: cache2, consumeHessian: true });
+    const after = await gptqQuantize(W2, Hc2, rows, cols, cfg, { ...o, hinvCache: cache2 });
+    assert.deepEqual(after.intCodes, alone.intCodes, 'codes after a consuming first call');
+    assert.deepEqual(after.perm, alone.perm, 'act-order permutation after a consuming first call');
+    assert.equal(after.loss, alone.loss);
   }
 });

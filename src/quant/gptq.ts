@@ -80,8 +80,8 @@ export interface GptqOptions {
   hinvCache?: HinvCache;
 }
 
-/** See GptqOptions.hinvCache. */
-export interface HinvCache { H?: Float32Array; key?: string; U?: Operand; damp?: number; panels?: number[] | null }
+/** See GptqOptions.hinvCache. `diag`: H's diagonal as it was (the call that filled the cache may have consumed H). */
+export interface HinvCache { H?: Float32Array; key?: string; U?: Operand; damp?: number; panels?: number[] | null; diag?: Float64Array }
 
 export interface GptqResult {
   /** Dequantized weights [rows, cols] (what AutoGPTQ writes back into layer.weight); computed on first access.
@@ -112,10 +112,12 @@ export async function gptqQuantize(W: Float32Array, H: Float32Array, rows: numbe
   const cache = opts.hinvCache, key = JSON.stringify([cfg.dampPercent, cfg.dampAutoIncrement ?? 0, cfg.descAct, cfg.actGroupAware ?? false, cfg.groupSize, opts.precision ?? 'f32', plan]);
   const hit = cache?.U && cache.H === H && cache.key === key;
   checkInputs(W, H, rows, cols, cfg, !hit); // a cache hit: this H array's entries were checked by the call that filled it
-  const p = prepare(W, H, rows, cols, cfg);
+  // what the solve needs of H besides Hinv is its diagonal: read before H may be consumed, or as the cache kept it
+  const hd = hit ? cache.diag! : Float64Array.from({ length: cols }, (_, j) => H[j * cols + j]!);
+  const p = prepare(W, hd, rows, cols, cfg);
   const t1 = performance.now();
   const { U, damp, panels } = hit ? { U: cache.U!, damp: cache.damp!, panels: cache.panels ?? null } : await hessianInverse(H, p, cfg, opts, plan);
-  if (cache && !hit) Object.assign(cache, { H, key, U, damp, panels });
+  if (cache && !hit) Object.assign(cache, { H, key, U, damp, panels, diag: hd });
   const t2 = performance.now();
   const s = await solve(p, U, panels, cfg, opts, cache);
   const t3 = performance.now();
@@ -165,13 +167,13 @@ interface Prepared {
   W: Float32Array;
 }
 
-/** Dead columns, static groups, act-order. */
-function prepare(W: Float32Array, H: Float32Array, R: number, n: number, cfg: GptqConfig): Prepared {
+/** Dead columns, static groups, act-order, from W and H's diagonal `hd` [n]. */
+function prepare(W: Float32Array, hd: Float64Array, R: number, n: number, cfg: GptqConfig): Prepared {
   const gs = cfg.groupSize;
   const qopt: FindParamsOptions = { bits: cfg.bits, sym: cfg.sym, mse: cfg.mse, float32: cfg.arithmetic === 'float32', storage: gridStorage(cfg.checkpointFormat ?? 'gptq', cfg.arithmetic, cfg.scaleRounding) };
   // Dead columns: no calibration input reaches them (diag H = 0): H[i,i] = 1, W[:, i] = 0.
   const diag = new Float64Array(n), dead = new Uint8Array(n);
-  for (let j = 0; j < n; j++) { const v = H[j * n + j]!; dead[j] = v === 0 ? 1 : 0; diag[j] = v === 0 ? 1 : v; }
+  for (let j = 0; j < n; j++) { const v = hd[j]!; dead[j] = v === 0 ? 1 : 0; diag[j] = v === 0 ? 1 : v; }
   const hw = cfg.mse && cfg.mseWeighting === 'hessian'; // the MSE search weighted by diag(H) (original column order here)
   const params0 = gs === -1 ? findParams(W, R, n, hw ? { ...qopt, colWeights: diag } : qopt) : null;
   const hasDead = dead.includes(1);
@@ -187,7 +189,7 @@ function prepare(W: Float32Array, H: Float32Array, R: number, n: number, cfg: Gp
   // Act-order. torch.argsort(descending=True) is not documented stable; we break ties by column index (stable).
   let perm: Int32Array = new Int32Array(n).map((_, i) => i);
   if (cfg.descAct) perm.sort((a, b) => diag[b]! - diag[a]! || a - b);
-  else if (cfg.actGroupAware) perm = groupAwarePermutation(H, n, gs);
+  else if (cfg.actGroupAware) perm = groupAwarePermutation(hd, gs);
   const reordered = !!cfg.descAct || !!cfg.actGroupAware;
   return { R, n, qopt, params0, diag, staticParams, perm, reordered, dead: hasDead ? dead : null, W };
 }
@@ -198,8 +200,8 @@ function prepare(W: Float32Array, H: Float32Array, R: number, n: number, cfg: Gp
  * the whole groups ordered by their largest diag descending (stable: equal scores keep their order), the trailing
  * partial group (n % gs columns) last in its own order. Every group stays contiguous in processing order.
  */
-export function groupAwarePermutation(H: Float32Array, n: number, gs: number): Int32Array {
-  const d = (j: number) => H[j * n + j]!;
+export function groupAwarePermutation(hd: ArrayLike<number>, gs: number): Int32Array {
+  const n = hd.length, d = (j: number) => hd[j]!;
   const whole = Math.floor(n / gs);
   const groups = Array.from({ length: whole }, (_, g) => Array.from({ length: gs }, (_, i) => g * gs + i).sort((a, b) => d(b) - d(a) || a - b));
   const order = groups.map((cols, g) => ({ g, score: d(cols[0]!) })).sort((a, b) => b.score - a.score || a.g - b.g);
