@@ -1,8 +1,8 @@
 /**
  * hinvUpperInPlace (src/quant/hessian-inverse.ts) against the unblocked float64 AutoGPTQ-way reference refHinv
  * (test/reference/gptq-ref.ts: cholesky → cholesky_inverse → cholesky upper), on sizes and panel widths that exercise
- * the direct leaf, one level of panels, the recursion of diagonal blocks into smaller panels, and a short first
- * block (n not a multiple of the panel). Tolerances: float64 products 1e-9 relative to max|U|; float32 products 2e-4.
+ * the direct leaf, one level of panels, the recursion of diagonal blocks into smaller panels, and a short last
+ * panel (n not a multiple of the panel). Tolerances: float64 products 1e-9 relative to max|U|; float32 products 2e-4.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -202,8 +202,8 @@ test('finished modules dequantized in-graph (DequantizeLinear from codes) give b
 test('addGram + mirrorUpper (upper-triangle panel products over transposed row chunks) = the float64 ΣXᵀX, exactly symmetric', async () => {
   // panels of 48 over n = 200 (the last one short), X in chunks of 37 rows, two calls (a running sum over batches)
   const n = 200, batches = [randn(300 * n, 61), randn(111 * n, 62)], rowsOf = [300, 111];
-  const h = new Float32Array(n * n);
-  for (const [k, x] of batches.entries()) await addGram(h, x, rowsOf[k]!, n, { panel: 48, chunkFloats: 37 * n });
+  const h = new Float32Array(n * n), scratch = {}; // the second call reuses the first one's buffers
+  for (const [k, x] of batches.entries()) await addGram(h, x, rowsOf[k]!, n, { panel: 48, chunkFloats: 37 * n, scratch });
   mirrorUpper(h, n);
   let worst = 0;
   for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {

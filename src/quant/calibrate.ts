@@ -199,11 +199,12 @@ export async function accumulateHessians(grp: HessianGraph, todo: string[], weig
     hess.set(rep, h);
     if (!grp.viaRows.includes(rep)) acc[`xtx_acc.${rep}`] = fetches[`xtx.${rep}`] = f32(h, [n, n]);
   }
+  const scratch: GramScratch = {}; // addGram's buffers, reused by every batch
   for (const b of data.batches) {
     const r = await runInto(grp.sess, { ...wf, ...acc, hidden_in: actTensor(b.hidden, dimsOf(b, data.hidden)) }, fetches);
     for (const rep of grp.viaRows) { // (a representative none of whose modules is quantized has no running sum)
       const x = r[`x.${rep}`]!, h = hess.get(rep);
-      if (h) await addGram(h, x.data as Float32Array, x.dims[0]!, x.dims[1]!);
+      if (h) await addGram(h, x.data as Float32Array, x.dims[0]!, x.dims[1]!, { scratch });
     }
     for (const rep of reps) {
       const rows = r[`rows.${rep}`];
@@ -215,6 +216,9 @@ export async function accumulateHessians(grp: HessianGraph, todo: string[], weig
   return hess;
 }
 
+/** addGram's transposed row chunk and panel product, kept by the caller across calls. */
+export interface GramScratch { xt?: Float32Array; G?: Float32Array }
+
 /** Row panel of H one ORT product of addGram computes (and the size of the copy onnxruntime-node returns of it). */
 const GRAM_PANEL = 1024;
 /** Most floats of X addGram holds transposed at a time (a chunk of its rows). */
@@ -225,12 +229,14 @@ export const GRAM_CHUNK_FLOATS = 1 << 24;
  * is one ORT product over the columns from i0 on only, Xᵀ[i0:i0+p]·Xᵀ[i0:n]ᵀ (about half the multiply-adds of
  * the full XᵀX: n = 11008 at 4096 rows, 250 G instead of 496 G), added into H here; mirrorUpper fills the lower
  * triangle once the sum is complete. X is transposed in row chunks of at most GRAM_CHUNK_FLOATS, so every product
- * reads contiguous rows; the copy onnxruntime-node returns per run stays panel-sized. `o`: other panel / chunk sizes
- * (tests).
+ * reads contiguous rows; the copy onnxruntime-node returns per run stays panel-sized. `o.scratch`: buffers reused from
+ * an earlier call (grown when too small); `o.panel` / `o.chunkFloats`: other sizes (tests).
  */
-export async function addGram(h: Float32Array, x: Float32Array, rows: number, n: number, o: { panel?: number; chunkFloats?: number } = {}): Promise<void> {
+export async function addGram(h: Float32Array, x: Float32Array, rows: number, n: number, o: { panel?: number; chunkFloats?: number; scratch?: GramScratch } = {}): Promise<void> {
   const P = Math.min(o.panel ?? GRAM_PANEL, n), chunk = Math.max(1, Math.min(rows, Math.floor((o.chunkFloats ?? GRAM_CHUNK_FLOATS) / n)));
-  const xt = new Float32Array(n * chunk), G = new Float32Array(P * n);
+  const s = o.scratch ?? {};
+  const xt = s.xt && s.xt.length >= n * chunk ? s.xt : (s.xt = new Float32Array(n * chunk));
+  const G = s.G && s.G.length >= P * n ? s.G : (s.G = new Float32Array(P * n));
   for (let r0 = 0; r0 < rows; r0 += chunk) {
     const c = Math.min(chunk, rows - r0), Xt = transpose(x.subarray(r0 * n, (r0 + c) * n), c, n, xt.subarray(0, n * c)); // [n, c]
     for (let i0 = 0; i0 < n; i0 += P) {

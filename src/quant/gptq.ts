@@ -414,7 +414,7 @@ export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows
   // Dt = W − Q for the columns before the last panel, and Qt = Z − Err for the current panel, Z = V[:k0, K]ᵀ·Dt[:k0]
   // (see panelStart). Else Et holds every column's errors.
   const panels = task.panels, last = panels ? panels[panels.length - 1]! : 0;
-  const widest = panels ? Math.max(...panels.map((k, i) => (panels[i + 1] ?? n) - k)) : n;
+  const widest = panels ? panels[1]! : n; // panels start at 0, P, 2P, …: only the last may be narrower
   const Et = operand(f64, widest * R); // errors (w − q) / Hinv[i,i], processing order [cols, rows]
   const Dt = panels ? operand(f64, last * R) : null, Qt = panels ? operand(f64, widest * R) : null;
   let k0 = 0, eo = 0; // the panel form's current panel start, and Et's offset (k0·R there, 0 otherwise)

@@ -13,12 +13,11 @@ export interface MemoryEstimate { layerWeights: number; activations: number; hes
  * with act-order groups, which cannot be dequantized in-graph, also 4 bytes per weight of fp32 copies), calibration
  * activations (2 or 4 bytes per value; one buffer), the Hessians of the largest sequential group plus the transient
  * copy onnxruntime-node returns of each bound output (a whole H up to 64 MB, else one 1024-row panel, its product and
- * a chunk of the tap rows transposed), GPTQ's buffers
- * for the largest linear (fp32 weight, its transposed working copy and errors, codes, the panel form's buffers; solved
- * by worker threads: + the row slices' copies of the weight, the joined codes, and Hinv copied into shared memory; the
- * Hessian-inverse factorization's scratch), ORT workspace for one batch (the widest intermediate a few times, plus attention scores),
- * and outside modules (embeddings, during capture only: counted, not summed with the layer phase), + 300 MB for the
- * runtime itself.
+ * a chunk of the tap rows transposed), GPTQ's buffers for the largest linear (fp32 weight, its transposed working
+ * copy and errors, codes, the panel form's buffers; solved by worker threads: + the row slices' copies of the weight,
+ * the joined codes, and Hinv copied into shared memory; the Hessian-inverse factorization's scratch), ORT workspace
+ * for one batch (the widest intermediate a few times, plus attention scores), and outside modules (embeddings, during
+ * capture only: counted, not summed with the layer phase), + 300 MB for the runtime itself.
  */
 export function estimateMemory(arch: ArchDefinition, cfg: ModelConfig, q: QuantizeConfig, tokens: number, seqlen: number, batchTokens = 4096, activationDtype: ActivationDtype = 'float16'): MemoryEstimate {
   const lin = arch.layerLinears(cfg);
