@@ -2,14 +2,14 @@
  * Cost of the NaN/Inf check every weight passes at load, on Llama-2-7B's embedding shape [32000, 4096]:
  * - F16/BF16: SafetensorsFile.readFloat32 converts and checks in one loop; compared with the same conversion
  *   without the check, and (F16) with the per-value arithmetic conversion toFloat32 used before.
- * - F32: the read, then firstNonFinite (src/io/safetensors.ts), the scan checkFinite runs once per array.
+ * - F32: the read, then firstNonFinite (src/tensor.ts), the scan checkFinite runs once per array.
  * Run: node --import tsx bench/nonfinite.ts [rows] [cols]   (writes one ≤ 524 MB file at a time to the OS temp dir)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SafetensorsFile, firstNonFinite, writeSafetensors } from '../src/io/safetensors.ts';
-import { f16ToF32, toFloat32, type DType } from '../src/tensor.ts';
+import { SafetensorsFile, writeSafetensors } from '../src/io/safetensors.ts';
+import { f16ToF32, firstNonFinite, toFloat32, type DType } from '../src/tensor.ts';
 
 const rows = Number(process.argv[2] ?? 32000), cols = Number(process.argv[3] ?? 4096), n = rows * cols;
 const dir = mkdtempSync(join(tmpdir(), 'gptqjs-bench-nonfinite-'));

@@ -17,9 +17,9 @@ import { generate } from '../src/runtime/generate.ts';
 import { parseModelConfig } from '../src/io/config.ts';
 import { supportedModelTypes } from '../src/models/registry.ts';
 import { calibrationSamples } from '../src/io/datasets.ts';
-import { Checkpoint, SafetensorsFile, firstNonFinite, writeSafetensors } from '../src/io/safetensors.ts';
+import { Checkpoint, SafetensorsFile, writeSafetensors } from '../src/io/safetensors.ts';
 import { TextTokenizer } from '../src/io/tokenizer.ts';
-import { f32ToBf16, toF16Bits, type Tensor } from '../src/tensor.ts';
+import { f32ToBf16, firstNonFinite, toF16Bits, type Tensor } from '../src/tensor.ts';
 import { refConfigFromJson, refForward } from './reference/llama-ref.ts';
 import { llamaConfig, llamaTensors, writeCheckpoint } from './synth.ts';
 import { ROOT, rng, tmpDir } from './helpers.ts';
@@ -462,13 +462,13 @@ test('logits overflow with finite weights: one line saying no tensor holds NaN/I
   await m.dispose();
 });
 
-test('firstNonFinite: index of the first NaN/±Inf, across block edges', () => {
-  const a = new Float32Array(20000);
+test('firstNonFinite: index of the first NaN/±Inf, across block edges, each of the four sums and the tail', () => {
+  const a = new Float32Array(20003); // 2 blocks of 8192 and 3619 (not a multiple of 4: a tail after the 4-wide loop)
   assert.equal(firstNonFinite(a), -1);
-  for (const [i, v] of [[0, NaN], [8191, Infinity], [8192, -Infinity], [19999, NaN]] as const) {
+  for (const [i, v] of [[0, NaN], [8191, Infinity], [8192, -Infinity], [8193, NaN], [8194, Infinity], [20001, NaN], [20002, -Infinity]] as const) {
     const b = a.slice();
     b[i] = v;
-    if (i < 19999) b[19999] = NaN; // a later one does not hide the first
+    if (i < 20002) b[20002] = NaN; // a later one does not hide the first
     assert.equal(firstNonFinite(b), i);
   }
   assert.equal(firstNonFinite(Float32Array.of(-0, 3.4e38, -3.4e38, 1e-45)), -1);

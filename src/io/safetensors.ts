@@ -2,7 +2,7 @@
 import { promises as fs } from '../platform/fs.ts';
 import { join, basename, isAbsolute, relative, resolve as resolvePath } from '../platform/path.ts';
 import { fail, GptqError, option } from '../errors.ts';
-import { DTYPE_BYTES, f16ToF32, numel, toFloat32, type DType, type Tensor, type TypedArray } from '../tensor.ts';
+import { DTYPE_BYTES, f16ToF32, firstNonFinite, numel, toFloat32, type DType, type Tensor, type TypedArray } from '../tensor.ts';
 import { writeAll, writeFileAtomic, writeFileAtomicWith, type FileHandle } from './atomic.ts';
 
 export interface TensorInfo { dtype: DType; shape: number[]; byteLength: number }
@@ -180,21 +180,6 @@ export class SafetensorsFile {
     await this.fh.close();
   }
   async [Symbol.asyncDispose](): Promise<void> { await this.dispose(); }
-}
-
-/**
- * Index of the first NaN/±Inf of `a`, or −1. x·0 is 0 for every finite x and NaN otherwise, so a block's sum of x·0
- * is 0 exactly when the block is finite: one multiply-add per element, no branch (measured by bench/nonfinite.ts).
- */
-export function firstNonFinite(a: Float32Array): number {
-  const B = 8192;
-  for (let i = 0; i < a.length; i += B) {
-    const e = Math.min(a.length, i + B);
-    let s = 0;
-    for (let k = i; k < e; k++) s += a[k]! * 0;
-    if (s !== 0) for (let k = i; k < e; k++) if (!Number.isFinite(a[k]!)) return k;
-  }
-  return -1;
 }
 
 /** Fail (one line naming `where` and the tensor) when `a` holds NaN/Inf; each array is scanned once. */

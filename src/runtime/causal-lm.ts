@@ -16,7 +16,7 @@ import { createSession, f32, type Device } from '../graph/session.ts';
 import { archFor } from '../models/registry.ts';
 import type { ArchDefinition, WeightSource } from '../models/types.ts';
 import { fail, GptqError, option } from '../errors.ts';
-import { firstNonFinite } from '../io/safetensors.ts';
+import { firstNonFinite } from '../tensor.ts';
 import { checkAccuracyLevel, type AccuracyLevel } from './quantized-weights.ts';
 import type { QuantizedLoadInfo } from './gptq-checkpoint.ts';
 import { checkLmHeadBits, lmHeadNote, type LmHeadBits } from './lm-head.ts';
