@@ -91,6 +91,18 @@ import(workerData.tsx).then((m) => { m.register(); return import(workerData.entr
   return slot;
 }
 
+/**
+ * A zeroed float32 (float64 when `f64`) array of `len` elements in shared memory, so that worker threads read it
+ * without a copy (shared() returns it as it is). Not for ORT tensors: onnxruntime-node rejects shared buffers
+ * ("Invalid argument"), so only arrays that reach ORT through copies may live there.
+ */
+export function sharedZeros(f64: true, len: number): Float64Array;
+export function sharedZeros(f64: false, len: number): Float32Array;
+export function sharedZeros(f64: boolean, len: number): Float32Array | Float64Array;
+export function sharedZeros(f64: boolean, len: number): Float32Array | Float64Array {
+  return f64 ? new Float64Array(new SharedArrayBuffer(8 * len)) : new Float32Array(new SharedArrayBuffer(4 * len));
+}
+
 /** A copy of `a` in shared memory (workers read it without each getting a copy); `a` itself when it is already. */
 export function shared<T extends Float32Array | Float64Array>(a: T): T {
   if (a.buffer instanceof SharedArrayBuffer) return a;

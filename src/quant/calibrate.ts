@@ -28,6 +28,7 @@ import type { Checkpoint } from '../io/safetensors.ts';
 import type { ArchDefinition, LinearSpec, WeightSource } from '../models/types.ts';
 import { fail, option } from '../errors.ts';
 import { allFinite, transpose } from '../tensor.ts';
+import { sharedZeros } from '../platform/workers.ts';
 import type { LayerWeights } from './layer-weights.ts';
 
 /** Storage of the calibration activations between layers (the layer math itself is fp32). */
@@ -212,7 +213,16 @@ export async function accumulateHessians(grp: HessianGraph, todo: string[], weig
     }
   }
   for (const rep of grp.viaRows) { const h = hess.get(rep); if (h) mirrorUpper(h, grp.inFeatures.get(rep)!); }
-  for (const h of hess.values()) for (let k = 0; k < h.length; k++) h[k]! *= 2 / data.nsamples; // once per group
+  // ×2/n once per group, into shared memory: the GPTQ solve's worker threads then read the Hinv factored in this
+  // buffer (consumeHessian) without a copy. (Not before: ORT takes no shared buffer as the running sum's tensor.)
+  // One H at a time, the running sum let go of before the next (so at most one extra H is held).
+  for (const [rep, h] of hess) {
+    const hs = sharedZeros(false, h.length), f = 2 / data.nsamples;
+    for (let k = 0; k < h.length; k++) hs[k] = h[k]! * f;
+    hess.set(rep, hs);
+    delete acc[`xtx_acc.${rep}`];
+    delete fetches[`xtx.${rep}`];
+  }
   return hess;
 }
 

@@ -36,9 +36,9 @@
  */
 import { gemm, matmul, operand, type Operand } from '../graph/linalg.ts';
 import { fail } from '../errors.ts';
-import { transpose } from '../tensor.ts';
+import { firstNonFinite, transpose } from '../tensor.ts';
 import { availableParallelism } from '../platform/os.ts';
-import { shared, workerPool, WorkerDiedError } from '../platform/workers.ts';
+import { shared, sharedZeros, workerPool, WorkerDiedError } from '../platform/workers.ts';
 import { FACTOR_PANEL, hinvFactorInPlace } from './hessian-inverse.ts';
 import { bitsProblem, type Arithmetic, type CheckpointFormat, type MseWeighting, type QuantizeConfig, type ScaleRounding } from './quantize-config.ts';
 import { dequantizeCodes, findParams, gridStorage, quantizeCode, storedScales, type FindParamsOptions, type QuantParams } from './quantizer.ts';
@@ -142,7 +142,8 @@ function checkInputs(W: Float32Array, H: Float32Array, R: number, n: number, cfg
   if (cfg.staticGroups && gs <= 0) fail('gptq: staticGroups needs groupSize > 0');
   if (cfg.actGroupAware && (gs <= 0 || cfg.descAct || cfg.staticGroups)) fail('gptq: actGroupAware needs groupSize > 0 and neither descAct nor staticGroups');
   if (!(Number.isInteger(B) && B > 0)) fail(`gptq: blockSize must be a positive integer, got ${B}`);
-  if (scanH) for (let i = 0; i < H.length; i++) if (!Number.isFinite(H[i]!)) fail(`gptq: Hessian has a non-finite entry at [${Math.floor(i / n)}, ${i % n}]`);
+  const i = scanH ? firstNonFinite(H) : -1;
+  if (i >= 0) fail(`gptq: Hessian has a non-finite entry at [${Math.floor(i / n)}, ${i % n}]`);
 }
 
 /** What the solve works on, in processing order. */
@@ -246,7 +247,8 @@ async function hessianInverse(H: Float32Array, p: Prepared, cfg: GptqConfig, opt
   let meanDiag = 0;
   for (let j = 0; j < n; j++) meanDiag += diag[j]!;
   meanDiag /= n;
-  const M: Operand = opts.consumeHessian && !f64 ? H : operand(f64, n * n);
+  // (in shared memory: the solve's worker threads read it as it is)
+  const M: Operand = opts.consumeHessian && !f64 ? H : sharedZeros(f64, n * n);
   if (!p.reordered) { if (M !== H) M.set(H); } else if (M === H) permuteInPlace(M, n, perm);
   else for (let a = 0; a < n; a++) { const ra = perm[a]! * n, o = a * n; for (let b = 0; b < n; b++) M[o + b] = H[ra + perm[b]!]!; }
   let damp = cfg.dampPercent;

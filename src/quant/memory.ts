@@ -13,11 +13,12 @@ export interface MemoryEstimate { layerWeights: number; activations: number; hes
  * with act-order groups, which cannot be dequantized in-graph, also 4 bytes per weight of fp32 copies), calibration
  * activations (2 or 4 bytes per value; one buffer), the Hessians of the largest sequential group plus the transient
  * copy onnxruntime-node returns of each bound output (a whole H up to 64 MB, else one 1024-row panel, its product and
- * a chunk of the tap rows transposed), GPTQ's buffers for the largest linear (fp32 weight, its transposed working
- * copy and errors, codes, the panel form's buffers; solved by worker threads: + the row slices' copies of the weight,
- * the joined codes, and Hinv copied into shared memory; the Hessian-inverse factorization's scratch), ORT workspace
- * for one batch (the widest intermediate a few times, plus attention scores), and outside modules (embeddings, during
- * capture only: counted, not summed with the layer phase), + 300 MB for the runtime itself.
+ * a chunk of the tap rows transposed) or, at the end, the largest H's scaled copy in shared memory, GPTQ's buffers
+ * for the largest linear (fp32 weight, its transposed working copy and errors, codes, the panel form's buffers;
+ * solved by worker threads: + the row slices' copies of the weight, the joined codes, and Hinv's own buffer where H
+ * is not consumed; the Hessian-inverse factorization's scratch), ORT workspace for one batch (the widest
+ * intermediate a few times, plus attention scores), and outside modules (embeddings, during capture only: counted,
+ * not summed with the layer phase), + 300 MB for the runtime itself.
  */
 export function estimateMemory(arch: ArchDefinition, cfg: ModelConfig, q: QuantizeConfig, tokens: number, seqlen: number, batchTokens = 4096, activationDtype: ActivationDtype = 'float16'): MemoryEstimate {
   const lin = arch.layerLinears(cfg);
@@ -31,8 +32,9 @@ export function estimateMemory(arch: ArchDefinition, cfg: ModelConfig, q: Quanti
   const hessians = Math.max(...groups.map((g) => {
     const ins = [...new Set(g.map((m) => byRel.get(m)?.inFeatures ?? 0))];
     // in-graph H: its copy; summed from the tap rows (addGram): a panel's product and its copy, and X transposed in chunks
+    // (at the end, each H is scaled into a shared-memory copy, one at a time: + the largest H, more than any copy above)
     const m = Math.max(...ins), copy = 4 * m * m <= 64e6 ? 4 * m * m : 2 * 4 * 1024 * m + 4 * GRAM_CHUNK_FLOATS;
-    return ins.reduce((a, i) => a + 4 * i * i, 0) + copy;
+    return ins.reduce((a, i) => a + 4 * i * i, 0) + Math.max(copy, 4 * m * m);
   }));
   const gptq = Math.max(...lin.map((l) => { // W, Wᵀ, errors (fp32), codes ×2 (u8); in workers + W slices, codes, Hinv;
     const w = l.inFeatures * l.outFeatures; // + the factorization's scratch, + the panel form's buffers
