@@ -471,7 +471,7 @@ export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows
   const groupParams: QuantParams[] = [];
   /** The params column c (processing order) is quantized with. */
   const paramsFor = (c: number): QuantParams => (gs === -1 ? task.params0! : cfg.staticGroups ? task.staticParams[Math.floor(perm[c]! / gs)]! : groupParams[Math.floor(c / gs)]!);
-  const codesT = new Uint8Array(n * R);
+  const codes = new Uint8Array(R * n); // [rows, n] in the original column order (AutoGPTQ: Q = Q[:, invperm])
   const sb = Math.max(1, Math.min(task.subBlock ?? 8, B));
   const W1 = new Float64Array(B * R), tile = new Float64Array(B * B), zeroP = operand(f64, sb * R);
   const Asub = operand(f64, B * sb), Psub = operand(f64, sb * R); // scratch of the sub-block products
@@ -483,14 +483,15 @@ export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows
   let loss = 0, i1 = 0;
   // The sub-block's columns row by row: column i of row r gets the rank-1 updates of the sub-block's earlier columns
   // k < i (in k order, as AutoGPTQ applies them), then the earlier blocks' part P, then q = quant(w), err = (w − q) / d:
-  // the same operations in the same order as column by column, on values kept in registers. Codes and errors go to
-  // codesT / Et at column i1 + s0 + i; ev / ev4 hold the row's errors as stored (float32 operands: what the updates
-  // and the GEMMs use), eb the chunk's errors for Σ err² in column order.
+  // the same operations in the same order as column by column, on values kept in registers. Errors go to Et at
+  // column i1 + s0 + i, codes straight to their place in `codes` (row r, original column perm[i1 + s0 + i]: no
+  // transpose back); ev / ev4 hold the row's errors as stored (float32 operands: what the updates and the GEMMs
+  // use), eb the chunk's errors for Σ err² in column order.
   const rowsF64 = (s0: number, sw: number, r0: number, r1: number, P: Operand): void => {
     let r = r0;
     for (; r + 3 < r1; r += 4) { // four rows at a time: four independent dependency chains for the CPU to overlap
       for (let i = 0; i < sw; i++) {
-        const wo = (s0 + i) * R + r, po = i * R + r, d = dv[i]!, co = (i1 + s0 + i) * R + r, eoo = co - eo, bo = i * RC + r - r0;
+        const wo = (s0 + i) * R + r, po = i * R + r, d = dv[i]!, co = (i1 + s0 + i) * R + r, eoo = co - eo, bo = i * RC + r - r0, qo = r * n + perm[i1 + s0 + i]!;
         let w0 = W1[wo]!, w1 = W1[wo + 1]!, w2 = W1[wo + 2]!, w3 = W1[wo + 3]!;
         for (let k = 0; k < i; k++) {
           const h = hs[k * sb + i]!, ko = 4 * k;
@@ -500,7 +501,7 @@ export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows
         const sc = scs[i]!, zr = zrs[i]!;
         const c0 = sc[r]!, c1 = sc[r + 1]!, c2 = sc[r + 2]!, c3 = sc[r + 3]!, z0 = zr[r]!, z1 = zr[r + 1]!, z2 = zr[r + 2]!, z3 = zr[r + 3]!;
         const q0 = quantizeCode(w0, c0, z0, maxq), q1 = quantizeCode(w1, c1, z1, maxq), q2 = quantizeCode(w2, c2, z2, maxq), q3 = quantizeCode(w3, c3, z3, maxq);
-        codesT[co] = q0; codesT[co + 1] = q1; codesT[co + 2] = q2; codesT[co + 3] = q3;
+        codes[qo] = q0; codes[qo + n] = q1; codes[qo + 2 * n] = q2; codes[qo + 3 * n] = q3;
         const e0 = (w0 - c0 * (q0 - z0)) / d, e1 = (w1 - c1 * (q1 - z1)) / d, e2 = (w2 - c2 * (q2 - z2)) / d, e3 = (w3 - c3 * (q3 - z3)) / d;
         Et[eoo] = e0; Et[eoo + 1] = e1; Et[eoo + 2] = e2; Et[eoo + 3] = e3;
         ev4[4 * i] = Et[eoo]!; ev4[4 * i + 1] = Et[eoo + 1]!; ev4[4 * i + 2] = Et[eoo + 2]!; ev4[4 * i + 3] = Et[eoo + 3]!;
@@ -521,7 +522,7 @@ export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows
       for (let k = 0; k < i; k++) { const h = hs[k * sb + i]!; if (h !== 0) w = rd(w - rd(ev[k]! * h)); }
       w = rd(w - P[i * R + r]!);
       const sc = scs[i]![r]!, z = zrs[i]![r]!, code = quantizeCode(w, sc, z, maxq, f32), co = (i1 + s0 + i) * R + r;
-      codesT[co] = code;
+      codes[r * n + perm[i1 + s0 + i]!] = code;
       const e = rd(rd(w - rd(sc * (code - z))) / dv[i]!);
       Et[co - eo] = e;
       ev[i] = Et[co - eo]!;
@@ -578,11 +579,7 @@ export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows
       }
     }
   }
-  // codes [rows, n] in the original column order (AutoGPTQ: Q = Q[:, invperm])
-  const invperm = new Int32Array(n);
-  for (let c = 0; c < n; c++) invperm[perm[c]!] = c;
-  const intCodes = transpose(codesT, n, R, new Uint8Array(R * n), task.reordered ? { rowOrder: invperm } : {});
-  return { intCodes, groupParams, loss, tGemm };
+  return { intCodes: codes, groupParams, loss, tGemm };
 }
 
 /** AutoGPTQ's output conventions: scales/zeros [groups, rows]; g_idx per original column (the codes come from the
