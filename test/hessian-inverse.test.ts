@@ -2,7 +2,7 @@
  * hinvUpperInPlace (src/quant/hessian-inverse.ts) against the unblocked float64 AutoGPTQ-way reference refHinv
  * (test/reference/gptq-ref.ts: cholesky → cholesky_inverse → cholesky upper), on sizes and panel widths that exercise
  * the direct leaf, one level of panels, the recursion of diagonal blocks into smaller panels, and a short last
- * panel (n not a multiple of the panel). Tolerances: float64 products 1e-9 relative to max|U|; float32 products 2e-4.
+ * panel (n not a multiple of the panel, of odd width). Tolerances: float64 products 1e-9 relative to max|U|; float32 products 2e-4.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,7 +22,9 @@ function hessian(n: number, seed: number): number[][] {
   return H;
 }
 
-const CASES: [n: number, P: number][] = [[50, 64], [200, 48], [300, 128], [520, 256], [333, 512]];
+// (301, 64) and (457, 200): a short last panel of odd width (45, 57), so the halves the triangular blocks are split
+// into differ; 200 recurses into panels of 64 with a short one of 8
+const CASES: [n: number, P: number][] = [[50, 64], [200, 48], [300, 128], [520, 256], [333, 512], [301, 64], [457, 200]];
 
 for (const f64 of [true, false]) test(`hinvUpperInPlace matches the unblocked reference (${f64 ? 'float64' : 'float32'} products)`, async () => {
   for (const [n, P] of CASES) {

@@ -17,8 +17,10 @@ import { matmul, operand, type Operand } from '../graph/linalg.ts';
  * The strict lower triangle is never read or written (it keeps H for a damp retry). n ≤ P: in float64 TS (reverse
  * Cholesky, then triangular inverse). Else blocked by panels of P columns (panel starts 0, P, 2P, …: the last,
  * rightmost one short when P ∤ n):
- *   V: right to left, U_KK = V_KK⁻¹ of the diagonal block H_KK by this same function (panels of max(64, P/4) when
- *      P > 64, so the float64 TS leaves stay ≤ 64 wide), kept in M's diagonal block; V_TK = H_TK·U_KKᵀ; H_TT −= V_TK·V_TKᵀ
+ *   V: right to left, left-looking: H[0:k1, K] −= V[0:k1, R]·V[K, R]ᵀ for R all columns right of K (one ORT product
+ *      per row block, subtracted from the panel's copy: M keeps H until its panel comes), then U_KK = V_KK⁻¹ of the
+ *      diagonal block by this same function (panels of max(64, P/4) when P > 64, so the float64 TS leaves stay ≤ 64
+ *      wide), kept in M's diagonal block, and V_TK = H_TK·U_KKᵀ (U_KK triangular: two products, ¾ of the multiply-adds)
  *   U: left to right over the same blocks, U_TJ = −U_TT·V_TJ·U_JJ
  * The products are ORT GEMMs on panel-sized copies, so the only extra memory is O(n·P). Returns false if H is not PD.
  */
@@ -40,10 +42,10 @@ export async function hinvFactorInPlace(M: Operand, n: number, P: number, f64: b
     putUpper(M, n, invUpperDirect(V, n));
     return [0];
   }
-  const RP = TRAILING_ROWS;
+  const RP = ROW_BLOCK;
   // Scratch reused by every step (no per-step garbage): two n×P panels, an RP×n row block, an RP×P product, a P×P block.
   const pw = Math.min(P, n), P1 = operand(f64, n * pw), P2 = operand(f64, n * pw), RB = operand(f64, Math.min(RP, n) * n), T = operand(f64, Math.min(RP, n) * pw);
-  const D = operand(f64, pw * pw);
+  const D = operand(f64, pw * pw), E = operand(f64, (pw - (pw >> 1)) ** 2);
   /** M's diagonal block [k0, k0+b) as a dense upper-triangular operand (zeros below the diagonal) in D. */
   const diagUpper = (k0: number, b: number) => {
     const X = D.subarray(0, b * b);
@@ -69,20 +71,37 @@ export async function hinvFactorInPlace(M: Operand, n: number, P: number, f64: b
   const starts: number[] = []; // panel starts, left to right (the last panel is the short one)
   for (let k0 = 0; k0 < n; k0 += P) starts.push(k0);
   for (let s = starts.length - 1; s >= 0; s--) { // V, right to left; the diagonal blocks get U_KK = V_KK⁻¹ directly (recursion)
-    const k0 = starts[s]!, k1 = starts[s + 1] ?? n, b = k1 - k0;
+    const k0 = starts[s]!, k1 = starts[s + 1] ?? n, b = k1 - k0, r = n - k1;
+    const A = panel(k1, k0, b); // H[0:k1, K]
+    const h = b >> 1, e = b - h; // K's halves (the triangular blocks are split once: two products, not one)
+    if (r > 0) { // left-looking: A −= V[0:k1, R]·V[K, R]ᵀ, the panels R = [k1, n) right of K at once
+      const VK = P2.subarray(0, b * r);
+      for (let i = 0; i < b; i++) VK.set(M.subarray((k0 + i) * n + k1, (k0 + i + 1) * n), i * r);
+      // A[r0:r1, c:b] −= V[r0:r1, R]·V[k0+c:k1, R]ᵀ, RP rows per product (by ORT into T, subtracted here)
+      const update = async (r0: number, r1: number, c: number): Promise<void> => {
+        const VKc = VK.subarray(c * r), w = b - c;
+        for (let i0 = r0; i0 < r1; i0 += RP) {
+          const i1 = Math.min(i0 + RP, r1), VT = RB.subarray(0, (i1 - i0) * r);
+          for (let i = i0; i < i1; i++) VT.set(M.subarray(i * n + k1, (i + 1) * n), (i - i0) * r);
+          const G = await matmul(VT, VKc, i1 - i0, r, w, { transB: true, out: T });
+          for (let i = i0; i < i1; i++) { const ao = i * b + c, go = (i - i0) * w; for (let j = 0; j < w; j++) A[ao + j]! -= G[go + j]!; }
+        }
+      };
+      await update(0, k0 + h, 0); // rows above K and K's top half: all of K's columns
+      await update(k0 + h, k1, h); // K's bottom half: only its right half (H_KK's upper triangle is what is read)
+    }
     const B = D.subarray(0, b * b);
-    for (let i = 0; i < b; i++) B.set(M.subarray((k0 + i) * n + k0 + i, (k0 + i) * n + k1), i * b + i); // upper triangle of H_KK
+    for (let i = 0; i < b; i++) { B.fill(0, i * b, i * b + i); B.set(A.subarray((k0 + i) * b + i, (k0 + i + 1) * b), i * b + i); } // upper triangle of H_KK
     if (!(await hinvUpperInPlace(B, b, child, f64))) return null;
     for (let i = 0; i < b; i++) M.set(B.subarray(i * b + i, (i + 1) * b), (k0 + i) * n + k0 + i);
-    if (k0 > 0) {
-      const Y = await matmul(panel(k0, k0, b), diagUpper(k0, b), k0, b, b, { transB: true, out: P2 }); // V_TK = H_TK·U_KKᵀ
-      putPanel(Y, k0, k0, b);
-      for (let i0 = 0; i0 < k0; i0 += RP) { // H_TT −= V_TK·V_TKᵀ on the upper triangle, RP rows at a time (product by
-        // ORT into RB, subtracted here: faster than Gemm accumulating into a copy of the rows, measured 265 vs 336 ms)
-        const i1 = Math.min(i0 + RP, k0), w = k0 - i0;
-        const G = await matmul(Y.subarray(i0 * b, i1 * b), Y.subarray(i0 * b, k0 * b), i1 - i0, b, w, { transB: true, out: RB });
-        for (let i = i0; i < i1; i++) { const o = i * n, go = (i - i0) * w - i0; for (let j = i; j < k0; j++) M[o + j]! -= G[go + j]!; }
-      }
+    if (k0 > 0) { // V_TK = H_TK·U_KKᵀ, U_KK upper triangular: its top rows times all of H_TK, its bottom-right block times H_TK's right part
+      const Y1 = await matmul(A.subarray(0, k0 * b), B.subarray(0, h * b), k0, b, h, { transB: true, out: P2 });
+      putPanel(Y1, k0, k0, h);
+      const Ar = P2.subarray(0, k0 * e), Ue = E.subarray(0, e * e);
+      for (let i = 0; i < k0; i++) Ar.set(A.subarray(i * b + h, (i + 1) * b), i * e);
+      for (let i = 0; i < e; i++) Ue.set(B.subarray((h + i) * b + h, (h + i + 1) * b), i * e);
+      const Y2 = await matmul(Ar, Ue, k0, e, e, { transB: true, out: A });
+      putPanel(Y2, k0, k0 + h, e);
     }
   }
   if (!full) return starts;
@@ -101,15 +120,15 @@ export async function hinvFactorInPlace(M: Operand, n: number, P: number, f64: b
 
 /** Panels wider than this factorize their diagonal blocks with quarter-width panels (recursion) instead of in TS. */
 const LEAF = 64;
-/** Rows per trailing-update product. */
-const TRAILING_ROWS = 512;
+/** Rows per product of the left-looking update and of the U pass. */
+const ROW_BLOCK = 512;
 /** GPTQ's default panel width (GptqOptions.factorLeaf). */
 export const FACTOR_PANEL = 1024;
 
 /** Bytes of float32 scratch hinvUpperInPlace holds for an n×n H with panels of P, as its two n×P panels and its
- *  trailing-rows block (the smaller products and the recursion's own scratch are left out). */
+ *  row block (the smaller products and the recursion's own scratch are left out). */
 export function factorScratchBytes(n: number, P: number): number {
-  return 4 * n * (2 * P + TRAILING_ROWS);
+  return 4 * n * (2 * P + ROW_BLOCK);
 }
 
 /** The upper triangle of the n×n M as a float64 matrix (lower part zero). */
