@@ -341,7 +341,8 @@ export function solveParts(R: number, n: number, workers: number | undefined): n
 /**
  * The solve split into `parts` row slices run by worker threads (src/platform/workers.ts; each worker's ORT products
  * use cores / parts threads), joined: codes by rows, each group's params by rows, Σ Losses in slice order. Hinv goes
- * to the workers once, in shared memory (kept in `cache` for the next linear sharing H). null where the platform has no
+ * to the workers in shared memory: as it is where it was factored there (hessianInverse, calibrate's Hessians), else
+ * copied once (kept in `cache` for the next linear sharing H). null where the platform has no
  * worker threads, or a worker could not start or died (the caller solves in-thread: the same result).
  */
 async function solveParallel(parts: number, R: number, n: number, task: (r0: number, r1: number) => SolveTask, U: Operand, cache?: HinvCache): Promise<SolvedRows | null> {
