@@ -436,20 +436,19 @@ export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows
     const w = c1 - c0, base = c0 * R;
     if (Qt && k0 > 0) {
       const m = c1 - k0;
-      for (let j = 0; j < m; j++) { const jr = (k0 + j) * n + c0, o = j * w, d = k0 + j - c0; for (let c = 0; c < w; c++) Ucol[o + c] = c >= d ? U[jr + c]! : 0; }
+      upperBlock(Ucol, U, n, k0, m, c0, w);
       const tg = performance.now();
       const P = await matmul(Ucol.subarray(0, m * w), Qt.subarray(0, m * R), w, m, R, { transA: true, out: Pcol });
       tGemm += performance.now() - tg;
-      for (let t = 0; t < w * R; t++) out[t] = Wt[base + t]! + P[t]!;
+      addInto(out, Wt, base, P, 1, w * R, false);
       return;
     }
-    if (i1 === 0) { for (let t = 0; t < w * R; t++) out[t] = Wt[base + t]!; return; }
-    for (let k = 0; k < i1; k++) for (let j = 0; j < w; j++) Ucol[k * w + j] = U[k * n + c0 + j]!;
+    if (i1 === 0) { addInto(out, Wt, base, null, 0, w * R, false); return; }
+    upperBlock(Ucol, U, n, 0, i1, c0, w); // (rows above the block: all of it)
     const tg = performance.now();
     const P = await matmul(Ucol.subarray(0, i1 * w), Et.subarray(0, i1 * R), w, i1, R, { transA: true, out: Pcol });
     tGemm += performance.now() - tg;
-    if (f32) for (let t = 0; t < w * R; t++) out[t] = fr(Wt[base + t]! - P[t]!);
-    else for (let t = 0; t < w * R; t++) out[t] = Wt[base + t]! - P[t]!;
+    addInto(out, Wt, base, P, -1, w * R, f32);
   };
 
   // Panel form, at a panel start k > 0: Qt = Z = V[:k, K]ᵀ·Dt[:k] for K = [k, next start), in row blocks of V that fit VP.
@@ -551,7 +550,7 @@ export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows
         groupParams.push(findParams(src, R, e - c, o, { offset: off, rowStride: 1, colStride: R }));
       }
     }
-    for (let i = 0; i < cnt; i++) for (let j = 0; j < cnt; j++) tile[i * cnt + j] = U[(i1 + i) * n + i1 + j]!; // Hinv1
+    upperBlock(tile, U, n, i1, cnt, i1, cnt); // Hinv1 (its upper triangle is all that is read)
     // Within the block, the same lazy batching one level down: sub-blocks of sb columns get the errors of the
     // block's earlier columns by one GEMM (W1[:, s0:s1] −= Err1[:, :s0]·Hinv1[:s0, s0:s1]); only sb-wide
     // rank-1 updates run in TS.
@@ -576,11 +575,39 @@ export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows
         const r1 = Math.min(r0 + RC, R);
         if (f32) for (let r = r0; r < r1; r++) rowOne(s0, sw, r, r0, P, true);
         else rowsF64(s0, sw, r0, r1, P);
-        for (let i = 0; i < sw; i++) for (let t = i * RC, t1 = t + r1 - r0; t < t1; t++) loss += eb[t]! * eb[t]!; // Σ err², column by column
+        loss = addSquares(loss, eb, sw, RC, r1 - r0); // Σ err², column by column
       }
     }
   }
   return { intCodes: codes, groupParams, loss, tGemm };
+}
+
+/*
+ * The solve's long loops over whole blocks live in these module-level functions, not inline in the async solveRows:
+ * V8 optimizes a loop inside an async function poorly once it has resumed from an await (measured on Node 20: the
+ * same 22.5M-element add 97 ms inline after an await, 22 ms in a plain function it calls).
+ */
+
+/** out[t] = a[ao + t] + s·b[t] for t < len (b null: out[t] = a[ao + t]); `f32`: each result rounded to float32. */
+function addInto(out: Float64Array, a: Float32Array, ao: number, b: Operand | null, s: number, len: number, f32: boolean): void {
+  if (!b) { for (let t = 0; t < len; t++) out[t] = a[ao + t]!; return; }
+  if (f32) { for (let t = 0; t < len; t++) out[t] = Math.fround(a[ao + t]! + s * b[t]!); return; }
+  if (s === 1) for (let t = 0; t < len; t++) out[t] = a[ao + t]! + b[t]!;
+  else for (let t = 0; t < len; t++) out[t] = a[ao + t]! - b[t]!;
+}
+
+/** dst[j·w + c] = U[(r0 + j)·n + c0 + c] on or above U's diagonal (c0 + c ≥ r0 + j), else 0; j < rows, c < w. */
+function upperBlock(dst: Operand, U: Operand, n: number, r0: number, rows: number, c0: number, w: number): void {
+  for (let j = 0; j < rows; j++) {
+    const ur = (r0 + j) * n + c0, o = j * w, d = r0 + j - c0;
+    for (let c = 0; c < w; c++) dst[o + c] = c >= d ? U[ur + c]! : 0;
+  }
+}
+
+/** acc + Σ e², column by column: e[i·stride + t] for i < cols, t < len, added in that order. */
+function addSquares(acc: number, e: Float64Array, cols: number, stride: number, len: number): number {
+  for (let i = 0; i < cols; i++) for (let t = i * stride, t1 = t + len; t < t1; t++) acc += e[t]! * e[t]!;
+  return acc;
 }
 
 /** AutoGPTQ's output conventions: scales/zeros [groups, rows]; g_idx per original column (the codes come from the
