@@ -217,13 +217,18 @@ export async function accumulateHessians(grp: HessianGraph, todo: string[], weig
   // buffer (consumeHessian) without a copy. (Not before: ORT takes no shared buffer as the running sum's tensor.)
   // One H at a time, the running sum let go of before the next (so at most one extra H is held).
   for (const [rep, h] of hess) {
-    const hs = sharedZeros(false, h.length), f = 2 / data.nsamples;
-    for (let k = 0; k < h.length; k++) hs[k] = h[k]! * f;
+    const hs = sharedZeros(false, h.length);
+    scaleInto(hs, h, 2 / data.nsamples);
     hess.set(rep, hs);
     delete acc[`xtx_acc.${rep}`];
     delete fetches[`xtx.${rep}`];
   }
   return hess;
+}
+
+/** dst = f·src (a plain function: V8 optimizes a loop inside an async function poorly after an await, gptq.ts). */
+function scaleInto(dst: Float32Array, src: Float32Array, f: number): void {
+  for (let k = 0; k < src.length; k++) dst[k] = src[k]! * f;
 }
 
 /** addGram's transposed row chunk and panel product, kept by the caller across calls. */

@@ -84,7 +84,7 @@ export async function hinvFactorInPlace(M: Operand, n: number, P: number, f64: b
           const i1 = Math.min(i0 + RP, r1), VT = RB.subarray(0, (i1 - i0) * r);
           for (let i = i0; i < i1; i++) VT.set(M.subarray(i * n + k1, (i + 1) * n), (i - i0) * r);
           const G = await matmul(VT, VKc, i1 - i0, r, w, { transB: true, out: T });
-          for (let i = i0; i < i1; i++) { const ao = i * b + c, go = (i - i0) * w; for (let j = 0; j < w; j++) A[ao + j]! -= G[go + j]!; }
+          subRows(A, i0 * b + c, b, G, w, i1 - i0);
         }
       };
       await update(0, k0 + h, 0); // rows above K and K's top half: all of K's columns
@@ -111,12 +111,21 @@ export async function hinvFactorInPlace(M: Operand, n: number, P: number, f64: b
     for (let i0 = 0; i0 < j0; i0 += RP) { // U_TJ = −U_TT·Z; U_TT rows [i0, i1) are zero left of the diagonal
       const i1 = Math.min(i0 + RP, j0);
       const X = await matmul(rowBlock(i0, i1, j0), Z.subarray(i0 * b, j0 * b), i1 - i0, j0 - i0, b, { out: T });
-      for (let t = 0; t < X.length; t++) X[t] = -X[t]!;
+      negate(X);
       putPanel(X, i1 - i0, j0, b, i0);
     }
   }
   return starts;
 }
+
+// Loops over whole panels run in these plain functions, not inline in the async code that awaits the products: V8
+// optimizes a loop inside an async function poorly after an await (gptq.ts has the measurement).
+/** A[ao + i·stride + j] −= G[i·w + j] for i < rows, j < w. */
+function subRows(A: Operand, ao: number, stride: number, G: Operand, w: number, rows: number): void {
+  for (let i = 0; i < rows; i++) { const o = ao + i * stride, go = i * w; for (let j = 0; j < w; j++) A[o + j]! -= G[go + j]!; }
+}
+
+function negate(X: Operand): void { for (let t = 0; t < X.length; t++) X[t] = -X[t]!; }
 
 /** Panels wider than this factorize their diagonal blocks with quarter-width panels (recursion) instead of in TS. */
 const LEAF = 64;
