@@ -43,7 +43,8 @@ export async function hinvFactorInPlace(M: Operand, n: number, P: number, f64: b
     return [0];
   }
   const RP = ROW_BLOCK;
-  // Scratch reused by every step (no per-step garbage): two n×P panels, an RP×n row block, an RP×P product, a P×P block.
+  // Scratch reused by every step (no per-step garbage): two n×P panels, an RP×n row block, an RP×P product, a P×P
+  // block and a (P/2)² one.
   const pw = Math.min(P, n), P1 = operand(f64, n * pw), P2 = operand(f64, n * pw), RB = operand(f64, Math.min(RP, n) * n), T = operand(f64, Math.min(RP, n) * pw);
   const D = operand(f64, pw * pw), E = operand(f64, (pw - (pw >> 1)) ** 2);
   /** M's diagonal block [k0, k0+b) as a dense upper-triangular operand (zeros below the diagonal) in D. */
