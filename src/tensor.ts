@@ -103,6 +103,23 @@ export function allFinite(a: Float32Array | Uint16Array): boolean {
 }
 
 /**
+ * Makes the n×n row-major `h` symmetric from one of its triangles: `from` 'upper' copies the strict upper triangle
+ * onto the lower one, 'lower' the lower onto the upper (the diagonal stays). In 64×64 tiles, so the column-wise side
+ * stays in cache.
+ */
+export function mirrorTriangle(h: Float32Array | Float64Array, n: number, from: 'upper' | 'lower'): void {
+  const T = 64, up = from === 'upper';
+  for (let i0 = 0; i0 < n; i0 += T) for (let j0 = 0; j0 <= i0; j0 += T) {
+    const i1 = Math.min(i0 + T, n), j1 = Math.min(j0 + T, n);
+    for (let i = i0; i < i1; i++) {
+      const o = i * n, je = Math.min(j1, i);
+      if (up) for (let j = j0; j < je; j++) h[o + j] = h[j * n + i]!;
+      else for (let j = j0; j < je; j++) h[j * n + i] = h[o + j]!;
+    }
+  }
+}
+
+/**
  * Index of the first NaN/±Inf of `a`, or −1. x·0 is 0 for every finite x and NaN otherwise, so a block's sum of x·0
  * is 0 exactly when the block is finite: one multiply-add per element, no branch, in four independent sums (12 vs
  * 21 ms for Number.isFinite per element on 4096², 2-core Zen 3; bench/nonfinite.ts times it on a 7B embedding).

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { GPTQModel } from '../src/gptq-model.ts';
 import { Checkpoint } from '../src/io/safetensors.ts';
 import { loadModelConfig } from '../src/io/config.ts';
-import { addGram, buildLayerGraph, InputWeights, mirrorUpper } from '../src/quant/calibrate.ts';
+import { addGram, buildLayerGraph, InputWeights } from '../src/quant/calibrate.ts';
 import { createSession, f16, f32 } from '../src/graph/session.ts';
 import { llama } from '../src/models/llama.ts';
 import { dequantize, unpackQweight } from '../src/quant/pack.ts';
@@ -16,7 +16,7 @@ import type { TensorLike } from '../src/io/safetensors.ts';
 const dataOf = async (t: TensorLike) => ('data' in t ? t.data : await t.load());
 import { CausalLM, loadFloatWeights } from '../src/runtime/causal-lm.ts';
 import { perplexity } from '../src/eval/perplexity.ts';
-import { f16ToF32, toF16Bits } from '../src/tensor.ts';
+import { f16ToF32, mirrorTriangle, toF16Bits } from '../src/tensor.ts';
 import { makeLlamaCheckpoint } from './synth.ts';
 import { makeGptjCheckpoint } from './archs/neox.synth.ts';
 import { archFor } from '../src/models/registry.ts';
@@ -199,12 +199,12 @@ test('finished modules dequantized in-graph (DequantizeLinear from codes) give b
     }
 }));
 
-test('addGram + mirrorUpper (upper-triangle panel products over transposed row chunks) = the float64 ΣXᵀX, exactly symmetric', async () => {
+test('addGram + mirrorTriangle (upper-triangle panel products over transposed row chunks) = the float64 ΣXᵀX, exactly symmetric', async () => {
   // panels of 48 over n = 200 (the last one short), X in chunks of 37 rows, two calls (a running sum over batches)
   const n = 200, batches = [randn(300 * n, 61), randn(111 * n, 62)], rowsOf = [300, 111];
   const h = new Float32Array(n * n), scratch = {}; // the second call reuses the first one's buffers
   for (const [k, x] of batches.entries()) await addGram(h, x, rowsOf[k]!, n, { panel: 48, chunkFloats: 37 * n, scratch });
-  mirrorUpper(h, n);
+  mirrorTriangle(h, n, 'upper');
   let worst = 0;
   for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
     let ref = 0;
@@ -213,6 +213,19 @@ test('addGram + mirrorUpper (upper-triangle panel products over transposed row c
     assert.equal(h[i * n + j], h[j * n + i], `H[${i},${j}] symmetric`);
   }
   assert.ok(worst <= 1e-5, `max |H − ΣXᵀX| / rows = ${worst}`);
+});
+
+test('mirrorTriangle: either triangle onto the other, across tile edges; the diagonal and the source side stay', () => {
+  const n = 130; // tiles of 64: 3 along each side, the last short
+  const a = randn(n * n, 63);
+  for (const from of ['upper', 'lower'] as const) {
+    const h = a.slice();
+    mirrorTriangle(h, n, from);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
+      const src = from === 'upper' ? Math.min(i, j) * n + Math.max(i, j) : Math.max(i, j) * n + Math.min(i, j);
+      assert.equal(h[i * n + j], a[src], `${from}: H[${i},${j}]`);
+    }
+  }
 });
 
 test('Hessians summed from the tap rows by panel GEMMs (big-H path) = in-graph Gram, up to fp32 summation order', () => withLoop(async (run) => {

@@ -27,7 +27,7 @@ import type { CalibrationSet } from '../io/datasets.ts';
 import type { Checkpoint } from '../io/safetensors.ts';
 import type { ArchDefinition, LinearSpec, WeightSource } from '../models/types.ts';
 import { fail, option } from '../errors.ts';
-import { allFinite, transpose } from '../tensor.ts';
+import { allFinite, mirrorTriangle, transpose } from '../tensor.ts';
 import { sharedZeros } from '../platform/workers.ts';
 import type { LayerWeights } from './layer-weights.ts';
 
@@ -212,7 +212,7 @@ export async function accumulateHessians(grp: HessianGraph, todo: string[], weig
       if (rows && routed) routed.set(rep, (routed.get(rep) ?? 0) + Number((rows.data as Float32Array)[0]));
     }
   }
-  for (const rep of grp.viaRows) { const h = hess.get(rep); if (h) mirrorUpper(h, grp.inFeatures.get(rep)!); }
+  for (const rep of grp.viaRows) { const h = hess.get(rep); if (h) mirrorTriangle(h, grp.inFeatures.get(rep)!, 'upper'); }
   // ×2/n once per group, into shared memory: the GPTQ solve's worker threads then read the Hinv factored in this
   // buffer (consumeHessian) without a copy. (Not before: ORT takes no shared buffer as the running sum's tensor.)
   // One H at a time, the running sum let go of before the next (so at most one extra H is held).
@@ -242,7 +242,7 @@ export const GRAM_CHUNK_FLOATS = 1 << 24;
 /**
  * The upper triangle (diagonal included) of H += XᵀX for X [rows, n]: H is symmetric, so each row panel [i0, i0+p)
  * is one ORT product over the columns from i0 on only, Xᵀ[i0:i0+p]·Xᵀ[i0:n]ᵀ (about half the multiply-adds of
- * the full XᵀX: n = 11008 at 4096 rows, 250 G instead of 496 G), added into H here; mirrorUpper fills the lower
+ * the full XᵀX: n = 11008 at 4096 rows, 250 G instead of 496 G), added into H here; mirrorTriangle fills the lower
  * triangle once the sum is complete. X is transposed in row chunks of at most GRAM_CHUNK_FLOATS, so every product
  * reads contiguous rows; the copy onnxruntime-node returns per run stays panel-sized. `o.scratch`: buffers reused from
  * an earlier call (grown when too small); `o.panel` / `o.chunkFloats`: other sizes (tests).
@@ -270,14 +270,6 @@ function addUpper(h: Float32Array, g: Float32Array, n: number, i0: number, p: nu
   }
 }
 
-/** H's lower triangle := its upper triangle (n×n, row-major; in tiles, so the column reads stay in cache). */
-export function mirrorUpper(h: Float32Array, n: number): void {
-  const T = 64;
-  for (let i0 = 0; i0 < n; i0 += T) for (let j0 = 0; j0 <= i0; j0 += T) {
-    const i1 = Math.min(i0 + T, n), j1 = Math.min(j0 + T, n);
-    for (let i = i0; i < i1; i++) { const o = i * n; for (let j = j0; j < Math.min(j1, i); j++) h[o + j] = h[j * n + i]!; }
-  }
-}
 
 /**
  * One decoder layer for calibration (graph/model-graph.ts buildDecoderLayer: hidden_in [B,S,hidden] → hidden_out,

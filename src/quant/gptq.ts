@@ -36,7 +36,7 @@
  */
 import { gemm, matmul, operand, type Operand } from '../graph/linalg.ts';
 import { fail } from '../errors.ts';
-import { firstNonFinite, transpose } from '../tensor.ts';
+import { firstNonFinite, mirrorTriangle, transpose } from '../tensor.ts';
 import { availableParallelism } from '../platform/os.ts';
 import { shared, sharedZeros, workerPool, WorkerDiedError } from '../platform/workers.ts';
 import { FACTOR_PANEL, hinvFactorInPlace } from './hessian-inverse.ts';
@@ -250,11 +250,11 @@ async function hessianInverse(H: Float32Array, p: Prepared, cfg: GptqConfig, opt
   // (in shared memory: the solve's worker threads read it as it is)
   const M: Operand = opts.consumeHessian && !f64 ? H : sharedZeros(f64, n * n);
   if (!p.reordered) { if (M !== H) M.set(H); } else if (M === H) permuteInPlace(M, n, perm);
-  else for (let a = 0; a < n; a++) { const ra = perm[a]! * n, o = a * n; for (let b = 0; b < n; b++) M[o + b] = H[ra + perm[b]!]!; }
+  else permutedCopy(M, H, n, perm);
   let damp = cfg.dampPercent;
   const inc = cfg.dampAutoIncrement ?? 0;
   for (let retry = false; ; retry = true) {
-    if (retry) for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) M[i * n + j] = M[j * n + i]!;
+    if (retry) mirrorTriangle(M, n, 'lower'); // H back from the lower triangle, which the factorization keeps
     for (let a = 0; a < n; a++) M[a * n + a] = diag[perm[a]!]! + damp * meanDiag;
     const starts = await hinvFactorInPlace(M, n, plan.P, f64, !plan.panelForm);
     if (starts) return { U: M, damp, panels: plan.panelForm && starts.length > 1 ? starts : null };
@@ -263,6 +263,11 @@ async function hessianInverse(H: Float32Array, p: Prepared, cfg: GptqConfig, opt
     log(`gptq: damp_percent=${damp.toFixed(5)} leaves H not positive definite, retrying with ${next.toFixed(5)}`);
     damp = next;
   }
+}
+
+/** M = H[perm][:, perm] (a plain function, not a loop inline in the async hessianInverse: see the note above addInto). */
+function permutedCopy(M: Operand, H: Float32Array, n: number, perm: Int32Array): void {
+  for (let a = 0; a < n; a++) { const ra = perm[a]! * n, o = a * n; for (let b = 0; b < n; b++) M[o + b] = H[ra + perm[b]!]!; }
 }
 
 /** M ← M[perm][:, perm] in place (rows by cycles, then each row through one scratch row). */
