@@ -18,6 +18,7 @@ import { gptqQuantize, type GptqOptions, type GptqResult, type HinvCache } from 
 import { resolveQuantizeConfig } from '../src/quant/quantize-config.ts';
 import { packLinear } from '../src/quant/pack.ts';
 import { randn } from '../test/helpers.ts';
+import { shared } from '../src/platform/workers.ts';
 
 const shapes = (process.env.GPTQ_BENCH_SHAPES ?? '4096x4096,11008x4096,4096x11008').split(',').map((s) => s.split('x').map(Number) as [number, number]);
 const sharing = (process.env.GPTQ_BENCH_SHARING ?? '3,2,1').split(',').map(Number);
@@ -32,7 +33,7 @@ for (const [si, [out, inF]] of shapes.entries()) {
   const H = (await gram(X, ntok, inF)) as Float32Array;
   for (let i = 0; i < H.length; i++) H[i] = H[i]! * (2 / ntok);
   const tH = (performance.now() - t0) / 1e3;
-  const W = randn(out * inF, 3, 0.02);
+  const W = shared(randn(out * inF, 3, 0.02)); // in shared memory, as the layer loop reads weights for GPTQ
   const opts = JSON.parse(process.env.GPTQ_BENCH_OPTS ?? '{}') as GptqOptions;
   let r: GptqResult | undefined;
   const repeat = Math.max(1, Number(process.env.GPTQ_BENCH_REPEAT ?? 1));
@@ -49,7 +50,7 @@ for (const [si, [out, inF]] of shapes.entries()) {
     + ` | avg loss ${r.avgLoss.toExponential(3)} | qweight ${packed.qweight.length}`);
   const k = sharing[si] ?? 1;
   if (k > 1) {
-    const Ws = Array.from({ length: k }, (_, i) => (i === 0 ? W : randn(out * inF, 4 + i, 0.02)));
+    const Ws = Array.from({ length: k }, (_, i) => (i === 0 ? W : shared(randn(out * inF, 4 + i, 0.02))));
     let best = Infinity;
     for (let rep = 0; rep < repeat; rep++) {
       const Hc = H.slice(), cache: HinvCache = {}; // a fresh H (the last linear consumes it)

@@ -6,6 +6,7 @@ import { GptqError } from '../src/errors.ts';
 import { f16ToF32, f32ToF16 } from '../src/tensor.ts';
 import { gptqReference, type RefResult } from './reference/gptq-ref.ts';
 import { randn } from './helpers.ts';
+import { shared } from '../src/platform/workers.ts';
 
 /** W [rows, cols] with a few outliers; H = 2/n·XᵀX from n tokens whose columns are correlated and unevenly scaled. */
 function problem(rows: number, cols: number, ntok: number, seed: number, deadCols: number[] = []) {
@@ -222,14 +223,20 @@ test('worker threads: the solve split into row slices gives the in-thread codes,
     ['2b g32 asym mse hessian-weighted, f64 products', { ...base, bits: 2, groupSize: 32, descAct: false, sym: false, mse: true, mseWeighting: 'hessian' }, { precision: 'f64' }],
     ['4b g32 act-order asym, Hinv panel form (5 panels of 32)', { ...base, bits: 4, groupSize: 32, descAct: true, sym: false, blockSize: 32 }, { factorLeaf: 32 }],
   ];
+  // W in shared memory (as the layer loop reads it): the workers read their rows in place, and must leave them as
+  // they are
+  const Ws = shared(W);
   for (const [name, cfg, o] of variants) {
     const one = await gptqQuantize(W, H, rows, cols, cfg, { ...o, workers: 1 });
-    const three = await gptqQuantize(W, H, rows, cols, cfg, { ...o, workers: 3 });
-    assert.deepEqual(three.intCodes, one.intCodes, `${name}: codes`);
-    assert.deepEqual(three.scales, one.scales, `${name}: scales`);
-    assert.deepEqual(three.zeros, one.zeros, `${name}: zeros`);
-    assert.deepEqual(three.gIdx, one.gIdx, `${name}: g_idx`);
-    assert.ok(Math.abs(three.loss - one.loss) <= 1e-12 * one.loss, `${name}: loss ${three.loss} vs ${one.loss}`);
+    for (const [how, Wi] of [['copied rows', W], ['shared W', Ws]] as const) {
+      const three = await gptqQuantize(Wi, H, rows, cols, cfg, { ...o, workers: 3 });
+      assert.deepEqual(three.intCodes, one.intCodes, `${name}, ${how}: codes`);
+      assert.deepEqual(three.scales, one.scales, `${name}, ${how}: scales`);
+      assert.deepEqual(three.zeros, one.zeros, `${name}, ${how}: zeros`);
+      assert.deepEqual(three.gIdx, one.gIdx, `${name}, ${how}: g_idx`);
+      assert.ok(Math.abs(three.loss - one.loss) <= 1e-12 * one.loss, `${name}, ${how}: loss ${three.loss} vs ${one.loss}`);
+    }
+    assert.deepEqual(Ws, W, `${name}: the shared W is unchanged`);
   }
 });
 

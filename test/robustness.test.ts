@@ -126,11 +126,11 @@ test('memory estimate at Llama-7B layer shapes: activation, Hessian and weight t
   assert.equal(e16.hessians, 8 * 11008 ** 2);
   assert.equal(e16.layerWeights, 4 * 4096 ** 2 + 3 * 4096 * 11008); // 1-byte codes, dequantized in-graph
   // the largest GPTQ working set: down_proj (in 11008); solved by worker threads (more than one core) it also holds
-  // the row slices' weight copies, the joined codes and Hinv's own buffer (where H is not consumed; counted for every
-  // linear); plus the factorization's panels, and
-  // the panel form's solve buffers (a panel's Z − Err and errors: 2 × 1024 rows of 4096; each slice's block of V)
+  // the joined codes and Hinv's own buffer (where H is not consumed; counted for every linear), not copies of the
+  // weight's rows (read into shared memory); plus the factorization's panels, and the panel form's solve buffers
+  // (a panel's Z − Err and errors: 2 × 1024 rows of 4096; each slice's block of V) in place of all columns' errors
   const w = 4096 * 11008, parts = solveParts(4096, 11008, undefined);
-  assert.equal(e16.gptq, (parts > 1 ? 19 * w + 4 * 11008 ** 2 : 14 * w) + 4 * 11008 * (2 * 1024 + 512) + 4 * 2 * 1024 * 4096 + 4 * 2 ** 22 * parts);
+  assert.equal(e16.gptq, (parts > 1 ? 15 * w + 4 * 11008 ** 2 : 14 * w) + 4 * 11008 * (2 * 1024 + 512) + 4 * 2 * 1024 * 4096 - 4 * w + 4 * 2 ** 22 * parts);
   const actOrder = estimateMemory(llama, cfg, resolveQuantizeConfig({ bits: 4, groupSize: 128, descAct: true }), 128 * 512, 512, 2048);
   assert.equal(actOrder.layerWeights, 5 * e16.layerWeights); // + fp32 copies: act-order groups are not column blocks
   assert.ok(e16.total < e32.total);

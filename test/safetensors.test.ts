@@ -78,6 +78,14 @@ test('round trip all dtypes with metadata; header padded to 8; HF layout order',
       assert.deepEqual([...await f.readFloat32('bf16')], [1, -Infinity, -1.5]);
       assert.deepEqual(await f.readFloat32('f64'), Float32Array.from([Math.PI, -Infinity]));
       await rejectsWith(f.readFloat32('i32'), p, '"i32"', 'not a float');
+      // `alloc`: each float dtype's values land in the array it hands out (here shared memory), as without it
+      for (const name of ['f32', 'f16', 'bf16', 'f64']) {
+        let given: Float32Array | undefined;
+        const r = await f.readFloat32(name, undefined, (len) => (given = new Float32Array(new SharedArrayBuffer(4 * len))));
+        assert.equal(r, given, `${name}: the allocated array is returned`);
+        assert.ok(r.buffer instanceof SharedArrayBuffer);
+        assert.deepEqual([...r], [...await f.readFloat32(name)], name);
+      }
     } finally { await f.dispose(); }
   } finally { d.cleanup(); }
 });

@@ -132,11 +132,14 @@ export class SafetensorsFile {
    * Read a tensor, or with `slice` the contiguous part of it that starts `offset` elements in and has `shape`
    * (e.g. one expert of a stacked [experts, out, in] tensor).
    */
-  async read(name: string, slice?: TensorSlice): Promise<Tensor> {
+  async read(name: string, slice?: TensorSlice): Promise<Tensor> { return this.readTo(name, slice); }
+
+  /** read(), into `f32(length)` instead of a new array when given (an F32 tensor: readFloat32's `alloc`). */
+  private async readTo(name: string, slice?: TensorSlice, f32?: (length: number) => Float32Array): Promise<Tensor> {
     const e = this.entry(name);
     if (this.closed) fail(`${this.path}: cannot read tensor ${q(name)}: file is closed`);
     const shape = slice?.shape ?? e.shape, off = (slice?.offset ?? 0) * DTYPE_BYTES[e.dtype];
-    const data = new CTORS[e.dtype](numel(shape)); // aligned allocation, then read into it
+    const data = f32 && e.dtype === 'F32' ? f32(numel(shape)) : new CTORS[e.dtype](numel(shape)); // aligned allocation, then read into it
     if (off < 0 || off + data.byteLength > e.end - e.begin) fail(`${this.path}: tensor ${q(name)}: slice [${slice?.offset}, +${numel(shape)}) is out of its range`);
     await readExact(this.fh, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), this.dataStart + e.begin + off, `${this.path}: tensor ${q(name)}`);
     return { dtype: e.dtype, shape: [...shape], data };
@@ -153,14 +156,16 @@ export class SafetensorsFile {
   /**
    * The tensor as a new Float32Array (F32 as read). F16 (via a 64K-entry table: exact, ~20× faster than converting
    * each value arithmetically) and BF16 are checked for NaN/Inf while they are converted, at no measurable cost;
-   * finite results are remembered, so checkFinite does not scan them again (bench/nonfinite.ts).
+   * finite results are remembered, so checkFinite does not scan them again (bench/nonfinite.ts). `alloc`: where the
+   * values go (default: a new Float32Array of `length`), e.g. shared memory that worker threads read in place.
    */
-  async readFloat32(name: string, slice?: TensorSlice): Promise<Float32Array> {
+  async readFloat32(name: string, slice?: TensorSlice, alloc?: (length: number) => Float32Array): Promise<Float32Array> {
     const { dtype } = this.entry(name);
     if (!['F32', 'F16', 'BF16', 'F64'].includes(dtype)) fail(`${this.path}: tensor ${q(name)} has dtype ${dtype}, not a float type`);
-    const t = await this.read(name, slice);
-    if (dtype !== 'F16' && dtype !== 'BF16') return toFloat32(t);
-    const d = t.data as Uint16Array, o = new Float32Array(d.length);
+    const t = await this.readTo(name, slice, alloc);
+    if (dtype === 'F64') { const o = toFloat32(t), a = alloc?.(o.length); a?.set(o); return a ?? o; }
+    if (dtype === 'F32') return t.data as Float32Array;
+    const d = t.data as Uint16Array, o = alloc ? alloc(d.length) : new Float32Array(d.length);
     let acc = 0; // bit 15 ends up set iff some exponent field is all ones (NaN/Inf)
     if (dtype === 'F16') {
       const lut = f16Table();
@@ -425,7 +430,8 @@ export class Checkpoint {
     return slice ? { dtype: i.dtype, shape: [...slice.shape], byteLength: numel(slice.shape) * DTYPE_BYTES[i.dtype] } : i;
   }
   async read(name: string): Promise<Tensor> { const [f, n, slice] = this.file(name); return f.read(n, slice); }
-  async readFloat32(name: string): Promise<Float32Array> { const [f, n, slice] = this.file(name); return f.readFloat32(n, slice); }
+  /** SafetensorsFile.readFloat32 of the tensor (or view) `name`; `alloc`: where the values go (default: a new array). */
+  async readFloat32(name: string, alloc?: (length: number) => Float32Array): Promise<Float32Array> { const [f, n, slice] = this.file(name); return f.readFloat32(n, slice, alloc); }
   totalBytes(): number { let s = 0; for (const [n, f] of this.where) s += f.info(n).byteLength; return s; }
   /** Close every shard (idempotent). Also `await using ck = await Checkpoint.open(dir)`. */
   async dispose(): Promise<void> { await Promise.all(this.shards.map((f) => f.dispose())); }

@@ -103,9 +103,12 @@ export function sharedZeros(f64: boolean, len: number): Float32Array | Float64Ar
   return f64 ? new Float64Array(new SharedArrayBuffer(8 * len)) : new Float32Array(new SharedArrayBuffer(4 * len));
 }
 
+/** `a` lives in shared memory (worker threads read it in place). */
+export function isShared(a: ArrayBufferView): boolean { return a.buffer instanceof SharedArrayBuffer; }
+
 /** A copy of `a` in shared memory (workers read it without each getting a copy); `a` itself when it is already. */
 export function shared<T extends Float32Array | Float64Array>(a: T): T {
-  if (a.buffer instanceof SharedArrayBuffer) return a;
+  if (isShared(a)) return a;
   const C = a.constructor as { new (b: SharedArrayBuffer): T; BYTES_PER_ELEMENT: number };
   const out = new C(new SharedArrayBuffer(a.length * C.BYTES_PER_ELEMENT));
   out.set(a);

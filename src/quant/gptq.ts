@@ -38,7 +38,7 @@ import { gemm, matmul, operand, type Operand } from '../graph/linalg.ts';
 import { fail } from '../errors.ts';
 import { firstNonFinite, mirrorTriangle, transpose } from '../tensor.ts';
 import { availableParallelism } from '../platform/os.ts';
-import { shared, sharedZeros, workerPool, WorkerDiedError } from '../platform/workers.ts';
+import { isShared, shared, sharedZeros, workerPool, WorkerDiedError } from '../platform/workers.ts';
 import { FACTOR_PANEL, hinvFactorInPlace } from './hessian-inverse.ts';
 import { bitsProblem, type Arithmetic, type CheckpointFormat, type MseWeighting, type QuantizeConfig, type ScaleRounding } from './quantize-config.ts';
 import { dequantizeCodes, findParams, gridStorage, quantizeCode, storedScales, type FindParamsOptions, type QuantParams } from './quantizer.ts';
@@ -301,7 +301,7 @@ async function solve(p: Prepared, U: Operand, panels: number[] | null, cfg: Gptq
   // mseWeighting 'hessian': diag(H) in processing order weights each column's error in the group's MSE search.
   const hw = cfg.mse && cfg.mseWeighting === 'hessian' ? Float64Array.from(perm, (j) => p.diag[j]!) : null;
   const task = (r0: number, r1: number, copy: boolean): SolveTask => ({
-    W: copy ? p.W.slice(r0 * n, r1 * n) : p.W.subarray(r0 * n, r1 * n), rows: r1 - r0, n, perm, reordered: p.reordered, dead: p.dead, qopt: p.qopt,
+    W: copy && !isShared(p.W) ? p.W.slice(r0 * n, r1 * n) : p.W.subarray(r0 * n, r1 * n), rows: r1 - r0, n, perm, reordered: p.reordered, dead: p.dead, qopt: p.qopt,
     params0: p.params0 && rowsOf(p.params0, r0, r1), staticParams: p.staticParams.map((q) => rowsOf(q, r0, r1)), hw, cfg,
     subBlock: opts.subBlock, rowChunk: opts.rowChunk, f64: opts.precision === 'f64', panels,
   });
@@ -317,12 +317,13 @@ function rowsOf(q: QuantParams, r0: number, r1: number): QuantParams {
 }
 
 /**
- * Bytes the panel form's solve holds beyond the full form's, for `rows` × `cols` solved in `parts` slices at panel width
- * P: the current panel's Z − Err (Qt) and errors next to W − Q of the earlier columns (Dt; the full form's errors
- * cover all columns), plus each slice's copy of the V rows of one product (≤ 2^22 floats).
+ * Bytes the panel form's solve holds beyond the full form's (negative: fewer), for `rows` × `cols` solved in `parts`
+ * slices at panel width P with float32 operands: the current panel's errors and Z − Err (Qt) instead of every
+ * column's errors (W − Q of the earlier columns, Dt, overwrites their W in Wt), plus each slice's copy of the V rows
+ * of one product (≤ 2^22 floats).
  */
-export function panelFormBytes(rows: number, P: number, parts: number): number {
-  return 4 * 2 * P * rows + 4 * PANEL_PRODUCT_FLOATS * parts;
+export function panelFormBytes(rows: number, cols: number, P: number, parts: number): number {
+  return 4 * 2 * P * rows - 4 * rows * cols + 4 * PANEL_PRODUCT_FLOATS * parts;
 }
 
 /** Fewest panels for which the solve takes Hinv's panel form (factorPlan). */
@@ -359,8 +360,8 @@ async function solveParallel(parts: number, R: number, n: number, task: (r0: num
   let results: SolvedRows[];
   try {
     results = await Promise.all(Array.from({ length: parts }, (_, i) => {
-      const t = task(bounds[i]!, bounds[i + 1]!);
-      return pool.run<SolvedRows>({ task: t, U: Us }, [t.W.buffer as ArrayBuffer]);
+      const t = task(bounds[i]!, bounds[i + 1]!); // (a copy of the rows, handed over; W in shared memory: a view)
+      return pool.run<SolvedRows>({ task: t, U: Us }, isShared(t.W) ? [] : [t.W.buffer as ArrayBuffer]);
     }));
   } catch (e) {
     if (e instanceof WorkerDiedError) return null; // no usable worker threads here (e.g. a bundle without the worker module)
@@ -424,7 +425,9 @@ export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows
   const panels = task.panels, last = panels ? panels[panels.length - 1]! : 0;
   const widest = panels ? panels[1]! : n; // panels start at 0, P, 2P, …: only the last may be narrower
   const Et = operand(f64, widest * R); // errors (w − q) / Hinv[i,i], processing order [cols, rows]
-  const Dt = panels ? operand(f64, last * R) : null, Qt = panels ? operand(f64, widest * R) : null;
+  // With float32 operands Dt is Wt itself: a column's W − Q overwrites its W once the column is done (nothing reads
+  // a done column's W again), which saves a [last, rows] buffer (67 MB per worker at 11008x4096) and its page faults.
+  const Dt = panels ? (f64 ? operand(true, last * R) : Wt) : null, Qt = panels ? operand(f64, widest * R) : null;
   let k0 = 0, eo = 0; // the panel form's current panel start, and Et's offset (k0·R there, 0 otherwise)
   // the column loop also writes the block's W − Q into Dt (keep: a later panel needs it) and takes its errors out of
   // Qt (fold: for this panel's later blocks)

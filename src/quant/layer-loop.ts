@@ -22,6 +22,7 @@ import { fail } from '../errors.ts';
 import { collectGarbage } from '../gc.ts';
 import { etaSeconds, type QuantizeProgress } from '../progress.ts';
 import { transpose, type Tensor } from '../tensor.ts';
+import { sharedZeros } from '../platform/workers.ts';
 import {
   accumulateHessians, calibrationBatches, captureInputs, forwardLayer, layerGraphs, releaseGraphs,
   type ActivationDtype, type Calibration, type HessianGraph,
@@ -208,8 +209,9 @@ interface ModuleContext {
 async function quantizeModule(c: ModuleContext, m: string, l: LayerLinear, H: Float32Array | undefined, consumeHessian: boolean, unrouted: boolean, hinvCache: HinvCache) {
   const { q, prefix } = c, ts = performance.now();
   // GPTQ works on torch Linear layout [out, in]; Conv1D (GPT-2) stores [in, out] (AutoGPTQ transposes too).
-  const src = await c.weights.source(`${m}.weight`);
-  const W = l.conv1d ? transpose(src, l.inFeatures, l.outFeatures, new Float32Array(src.length)) : src;
+  // (in shared memory: the solve's worker threads read it in place)
+  const src = await c.weights.source(`${m}.weight`, !l.conv1d);
+  const W = l.conv1d ? transpose(src, l.inFeatures, l.outFeatures, sharedZeros(false, src.length)) : src;
   // MoE expert that no calibration token was routed to: H = 0, so GPTQ's dead-column rule would zero the whole
   // weight (AutoGPTQ computes exactly that, then dies on `avg loss = …/nsamples` with nsamples 0, its issue #634).
   // Like GPTQModel's fail-safe we round-to-nearest it instead and say so.

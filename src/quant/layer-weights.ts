@@ -12,6 +12,7 @@ import type { LayerLinear } from '../models/types.ts';
 import { fail } from '../errors.ts';
 import { allFinite, transpose } from '../tensor.ts';
 import { dequantizeCodes } from './quantizer.ts';
+import { sharedZeros } from '../platform/workers.ts';
 
 /** GPTQ's result for one linear: codes [out, in], scales/zeros [groups, out], g_idx [in]. */
 export interface QuantizedCodes { intCodes: Uint8Array; scales: Float32Array; zeros: Int32Array; gIdx: Int32Array }
@@ -22,14 +23,19 @@ export class LayerWeights {
   /** `prefix`: the layer's name prefix in the checkpoint, e.g. "model.layers.3.". */
   constructor(private readonly ck: Checkpoint, private readonly prefix: string) {}
 
-  /** The source (unquantized) tensor; NaN/Inf is refused (one line naming the tensor). */
-  async source(rel: string): Promise<Float32Array> {
+  /**
+   * The source (unquantized) tensor; NaN/Inf is refused (one line naming the tensor). `forWorkers`: read into shared
+   * memory (not cached), for GPTQ's solve, whose worker threads then read it in place instead of each getting a copy
+   * of its rows (a small tensor may come from the cache as it is). Not for ORT feeds: onnxruntime-node refuses shared
+   * buffers.
+   */
+  async source(rel: string, forWorkers = false): Promise<Float32Array> {
     const hit = this.small.get(rel);
     if (hit) return hit;
     const name = this.ck.resolve(this.prefix + rel);
-    const w = await this.ck.readFloat32(name);
+    const w = await this.ck.readFloat32(name, forWorkers ? (len) => sharedZeros(false, len) : undefined);
     if (!allFinite(w)) fail(`${this.ck.dir}: tensor "${name}" contains NaN or Inf; the source checkpoint is corrupt`);
-    if (w.length <= 1 << 20) this.small.set(rel, w);
+    if (!forWorkers && w.length <= 1 << 20) this.small.set(rel, w);
     return w;
   }
 

@@ -14,9 +14,10 @@ export interface MemoryEstimate { layerWeights: number; activations: number; hes
  * activations (2 or 4 bytes per value; one buffer), the Hessians of the largest sequential group plus the transient
  * copy onnxruntime-node returns of each bound output (a whole H up to 64 MB, else one 1024-row panel, its product and
  * a chunk of the tap rows transposed) or, at the end, the largest H's scaled copy in shared memory, GPTQ's buffers
- * for the largest linear (fp32 weight, its transposed working copy and errors, codes, the panel form's buffers;
- * solved by worker threads: + the row slices' copies of the weight, the joined codes, and Hinv's own buffer where H
- * is not consumed; the Hessian-inverse factorization's scratch), ORT workspace for one batch (the widest
+ * for the largest linear (fp32 weight, its transposed working copy and errors, codes, the panel form's buffers in
+ * place of the errors; solved by worker threads: + the joined codes, and Hinv's own buffer where H is not consumed,
+ * the weight being read into shared memory, which the workers read in place; the Hessian-inverse factorization's
+ * scratch), ORT workspace for one batch (the widest
  * intermediate a few times, plus attention scores), and outside modules (embeddings, during capture only: counted,
  * not summed with the layer phase), + 300 MB for the runtime itself.
  */
@@ -36,10 +37,10 @@ export function estimateMemory(arch: ArchDefinition, cfg: ModelConfig, q: Quanti
     const m = Math.max(...ins), copy = 4 * m * m <= 64e6 ? 4 * m * m : 2 * 4 * 1024 * m + 4 * GRAM_CHUNK_FLOATS;
     return ins.reduce((a, i) => a + 4 * i * i, 0) + Math.max(copy, 4 * m * m);
   }));
-  const gptq = Math.max(...lin.map((l) => { // W, Wᵀ, errors (fp32), codes ×2 (u8); in workers + W slices, codes, Hinv;
-    const w = l.inFeatures * l.outFeatures; // + the factorization's scratch, + the panel form's buffers
+  const gptq = Math.max(...lin.map((l) => { // W, Wᵀ, errors (fp32), codes ×2 (u8); in workers + the joined codes, Hinv;
+    const w = l.inFeatures * l.outFeatures; // + the factorization's scratch, ± the panel form's buffers
     const parts = solveParts(l.outFeatures, l.inFeatures, undefined), plan = factorPlan(l.inFeatures, q);
-    return (parts > 1 ? 19 * w + 4 * l.inFeatures ** 2 : 14 * w) + factorScratchBytes(l.inFeatures, plan.P) + (plan.panelForm ? panelFormBytes(l.outFeatures, plan.P, parts) : 0);
+    return (parts > 1 ? 15 * w + 4 * l.inFeatures ** 2 : 14 * w) + factorScratchBytes(l.inFeatures, plan.P) + (plan.panelForm ? panelFormBytes(l.outFeatures, l.inFeatures, plan.P, parts) : 0);
   }));
   const widest = Math.max(cfg.intermediateSize, ...lin.map((l) => l.outFeatures));
   const workspace = 4 * batch * widest * 4 + 4 * cfg.numHeads * batch * Math.min(seqlen, batch);
