@@ -138,18 +138,19 @@ export function firstNonFinite(a: Float32Array): number {
 
 /**
  * dst[j, i] = src[r(i), c(j)] for src [rows, cols] row-major, dst [cols, rows]: a transpose in 64×64 tiles, optionally
- * gathering rows (`rowOrder`: r(i) = rowOrder[i]) and columns (`colOrder`) of src. Values are assigned as they are
- * (dst's element type converts). Returns dst.
+ * gathering rows (`rowOrder`: r(i) = rowOrder[i]) and columns (`colOrder`) of src, or of a block of a wider matrix
+ * (`stride`: src's row stride, default cols). Values are assigned as they are (dst's element type converts).
+ * Returns dst.
  */
 export function transpose<T extends { [k: number]: number; length: number }>(src: ArrayLike<number>, rows: number, cols: number, dst: T,
-  o: { rowOrder?: ArrayLike<number>; colOrder?: ArrayLike<number> } = {}): T {
-  const T = 64, ro = o.rowOrder, co = o.colOrder;
+  o: { rowOrder?: ArrayLike<number>; colOrder?: ArrayLike<number>; stride?: number } = {}): T {
+  const T = 64, ro = o.rowOrder, co = o.colOrder, st = o.stride ?? cols;
   for (let j0 = 0; j0 < cols; j0 += T) for (let i0 = 0; i0 < rows; i0 += T) {
     const j1 = Math.min(j0 + T, cols), i1 = Math.min(i0 + T, rows);
     for (let j = j0; j < j1; j++) {
       const c = co ? co[j]! : j, d = j * rows;
-      if (ro) for (let i = i0; i < i1; i++) dst[d + i] = src[ro[i]! * cols + c]!;
-      else for (let i = i0; i < i1; i++) dst[d + i] = src[i * cols + c]!;
+      if (ro) for (let i = i0; i < i1; i++) dst[d + i] = src[ro[i]! * st + c]!;
+      else for (let i = i0; i < i1; i++) dst[d + i] = src[i * st + c]!;
     }
   }
   return dst;

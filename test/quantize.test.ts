@@ -16,7 +16,7 @@ import type { TensorLike } from '../src/io/safetensors.ts';
 const dataOf = async (t: TensorLike) => ('data' in t ? t.data : await t.load());
 import { CausalLM, loadFloatWeights } from '../src/runtime/causal-lm.ts';
 import { perplexity } from '../src/eval/perplexity.ts';
-import { f16ToF32, mirrorTriangle, toF16Bits } from '../src/tensor.ts';
+import { f16ToF32, mirrorTriangle, toF16Bits, transpose } from '../src/tensor.ts';
 import { makeLlamaCheckpoint } from './synth.ts';
 import { makeGptjCheckpoint } from './archs/neox.synth.ts';
 import { archFor } from '../src/models/registry.ts';
@@ -225,6 +225,17 @@ test('mirrorTriangle: either triangle onto the other, across tile edges; the dia
       const src = from === 'upper' ? Math.min(i, j) * n + Math.max(i, j) : Math.max(i, j) * n + Math.min(i, j);
       assert.equal(h[i * n + j], a[src], `${from}: H[${i},${j}]`);
     }
+  }
+});
+
+test('transpose: a block of a wider matrix (stride), with and without a column order, across tile edges', () => {
+  const n = 150, a = randn(n * n, 64); // the block: rows [10, 140), columns [7, 77) (tiles of 64: the last ones short)
+  const r0 = 10, rows = 130, c0 = 7, cols = 70, order = Array.from({ length: cols }, (_, j) => (j * 31) % cols);
+  const t = transpose(a.subarray(r0 * n + c0), rows, cols, new Float64Array(rows * cols), { stride: n });
+  const g = transpose(a.subarray(r0 * n + c0), rows, cols, new Float32Array(rows * cols), { stride: n, colOrder: order });
+  for (let j = 0; j < cols; j++) for (let i = 0; i < rows; i++) {
+    assert.equal(t[j * rows + i], a[(r0 + i) * n + c0 + j], `[${j}, ${i}]`);
+    assert.equal(g[j * rows + i], a[(r0 + i) * n + c0 + order[j]!], `gathered [${j}, ${i}]`);
   }
 });
 

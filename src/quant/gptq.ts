@@ -444,17 +444,17 @@ export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows
     const w = c1 - c0, base = c0 * R;
     if (Qt && k0 > 0) {
       const m = c1 - k0;
-      upperBlock(Ucol, U, n, k0, m, c0, w);
+      upperBlock(Ucol, U, n, k0, m, c0, w, true);
       const tg = performance.now();
-      const P = await matmul(Ucol.subarray(0, m * w), Qt.subarray(0, m * R), w, m, R, { transA: true, out: Pcol });
+      const P = await matmul(Ucol.subarray(0, m * w), Qt.subarray(0, m * R), w, m, R, { out: Pcol });
       tGemm += performance.now() - tg;
       addInto(out, Wt, base, P, 1, w * R, false);
       return;
     }
     if (i1 === 0) { addInto(out, Wt, base, null, 0, w * R, false); return; }
-    upperBlock(Ucol, U, n, 0, i1, c0, w); // (rows above the block: all of it)
+    upperBlock(Ucol, U, n, 0, i1, c0, w, true); // (rows above the block: all of it)
     const tg = performance.now();
-    const P = await matmul(Ucol.subarray(0, i1 * w), Et.subarray(0, i1 * R), w, i1, R, { transA: true, out: Pcol });
+    const P = await matmul(Ucol.subarray(0, i1 * w), Et.subarray(0, i1 * R), w, i1, R, { out: Pcol });
     tGemm += performance.now() - tg;
     addInto(out, Wt, base, P, -1, w * R, f32);
   };
@@ -468,10 +468,11 @@ export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows
     if (!Vp || Vp.length < Math.min(step, k) * m) Vp = operand(f64, Math.min(step, k) * m);
     for (let j0 = 0; j0 < k; j0 += step) {
       const j1 = Math.min(k, j0 + step), V = Vp.subarray(0, (j1 - j0) * m);
-      for (let j = j0; j < j1; j++) V.set(U.subarray(j * n + k, j * n + k1), (j - j0) * m);
+      // V = U[j0:j1, K]ᵀ (MLAS runs this product ~8% faster than with transA)
+      transpose(U.subarray(j0 * n + k), j1 - j0, m, V, { stride: n });
       const tg = performance.now();
-      if (j0 === 0) await matmul(V, Dt!.subarray(0, j1 * R), m, j1 - j0, R, { transA: true, out: Z });
-      else await gemm(V, Dt!.subarray(j0 * R, j1 * R), Z, m, j1 - j0, R, { transA: true, beta: 1, out: Z });
+      if (j0 === 0) await matmul(V, Dt!.subarray(0, j1 * R), m, j1 - j0, R, { out: Z });
+      else await gemm(V, Dt!.subarray(j0 * R, j1 * R), Z, m, j1 - j0, R, { beta: 1, out: Z });
       tGemm += performance.now() - tg;
     }
   };
@@ -619,11 +620,13 @@ function addInto(out: Float64Array, a: Float32Array, ao: number, b: Operand | nu
   else for (let t = 0; t < len; t++) out[t] = a[ao + t]! - b[t]!;
 }
 
-/** dst[j·w + c] = U[(r0 + j)·n + c0 + c] on or above U's diagonal (c0 + c ≥ r0 + j), else 0; j < rows, c < w. */
-function upperBlock(dst: Operand, U: Operand, n: number, r0: number, rows: number, c0: number, w: number): void {
+/** dst[j·w + c] = U[(r0 + j)·n + c0 + c] on or above U's diagonal (c0 + c ≥ r0 + j), else 0; j < rows, c < w.
+ *  `transposed`: into dst[c·rows + j] instead (the products then need no transA, which MLAS runs ~8% slower). */
+function upperBlock(dst: Operand, U: Operand, n: number, r0: number, rows: number, c0: number, w: number, transposed = false): void {
   for (let j = 0; j < rows; j++) {
     const ur = (r0 + j) * n + c0, o = j * w, d = r0 + j - c0;
-    for (let c = 0; c < w; c++) dst[o + c] = c >= d ? U[ur + c]! : 0;
+    if (transposed) for (let c = 0; c < w; c++) dst[c * rows + j] = c >= d ? U[ur + c]! : 0;
+    else for (let c = 0; c < w; c++) dst[o + c] = c >= d ? U[ur + c]! : 0;
   }
 }
 
