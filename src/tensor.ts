@@ -22,14 +22,13 @@ export function numel(shape: readonly number[]): number {
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
-/** IEEE half bits → float. */
+/** IEEE half bits → float. (Normal values by their float32 bits: `2 ** (e − 15)` made this ~10× slower.) */
 export function f16ToF32(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
+  const e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  if (e === 0) return (h & 0x8000 ? -m : m) * 5.960464477539063e-8; // subnormal: m·2^−24
+  if (e === 31) return m ? NaN : h & 0x8000 ? -Infinity : Infinity;
+  u32[0] = ((h & 0x8000) << 16) | ((e + 112) << 23) | (m << 13); // exponent e − 15 + 127
+  return f32[0]!;
 }
 
 /** float → IEEE half bits, round-to-nearest-even (matches torch .half()). */

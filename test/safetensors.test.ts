@@ -4,7 +4,7 @@ import { promises as fs, readFileSync, existsSync, readdirSync, writeFileSync } 
 import { join } from 'node:path';
 import { SafetensorsFile, Checkpoint, writeSafetensors, saveSharded, parseSize } from '../src/io/safetensors.ts';
 import { GptqError } from '../src/errors.ts';
-import { f32ToBf16, toF16Bits, type Tensor } from '../src/tensor.ts';
+import { f16ToF32, f32ToBf16, f32ToF16, toF16Bits, type Tensor } from '../src/tensor.ts';
 import { tmpDir, randn, SHARED, SKIP_SHARED } from './helpers.ts';
 import { makeLlamaCheckpoint, llamaConfig } from './synth.ts';
 
@@ -318,4 +318,13 @@ test('makeLlamaCheckpoint: llama / mistral / qwen2 read back with HF names and s
     await makeLlamaCheckpoint(join(d.path, 'again'), {});
     assert.deepEqual(readFileSync(join(d.path, 'again', 'model.safetensors')), readFileSync(join(d.path, 'llama', 'model.safetensors')));
   } finally { d.cleanup(); }
+});
+
+test('f16ToF32: every half bit pattern is the value IEEE 754 gives it, and f32ToF16 maps it back', () => {
+  for (let h = 0; h < 65536; h++) {
+    const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    const want = e === 0 ? s * m * Math.pow(2, -24) : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * Math.pow(2, e - 15);
+    assert.ok(Object.is(f16ToF32(h), want), `0x${h.toString(16)}: ${f16ToF32(h)} vs ${want}`);
+    if (!Number.isNaN(want)) assert.equal(f32ToF16(want), h, `0x${h.toString(16)} round trip`);
+  }
 });
