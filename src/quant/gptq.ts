@@ -488,20 +488,19 @@ export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows
   const W1 = new Float64Array(B * R), tile = new Float64Array(B * B), zeroP = operand(f64, sb * R);
   const Asub = operand(f64, B * sb), Psub = operand(f64, sb * R); // scratch of the sub-block products
   const RC = task.rowChunk ?? 512;
-  // per sub-block: each column's scale / zero rows, Hinv1 diagonal and upper part; per row: the errors so far; per
-  // row chunk: the errors, for Σ err² in column order
+  // per sub-block: each column's scale / zero rows, Hinv1 diagonal and upper part; per row: the errors so far
   const maxq = 2 ** cfg.bits - 1;
-  const scs: Float32Array[] = [], zrs: Float32Array[] = [], dv = new Float64Array(sb), hs = new Float64Array(sb * sb), ev = new Float64Array(sb), ev4 = new Float64Array(4 * sb), eb = new Float64Array(sb * RC);
-  let loss = 0, i1 = 0;
-  // The sub-block's columns on rows [r0, r1): four at a time (rows4), the tail one by one.
-  const st: RowsState = { W1, R, dv, RC, n, perm, hs, sb, ev4, scs, zrs, maxq, codes, Et, eb, Wt, Dt, Qt };
+  const scs: Float32Array[] = [], zrs: Float32Array[] = [], dv = new Float64Array(sb), hs = new Float64Array(sb * sb), ev = new Float64Array(sb), ev4 = new Float64Array(4 * sb);
+  let i1 = 0;
+  // The sub-block's columns on rows [r0, r1): four at a time (rows4), the tail one by one; st.loss sums err².
+  const st: RowsState = { W1, R, dv, n, perm, hs, sb, ev4, scs, zrs, maxq, codes, Et, Wt, Dt, Qt, loss: 0 };
   const rowsF64 = (s0: number, sw: number, r0: number, r1: number, P: Operand): void => {
-    for (let r = rows4(st, s0, sw, r0, r1, P, i1, eo, keep, fold); r < r1; r++) rowOne(s0, sw, r, r0, P, false);
+    for (let r = rows4(st, s0, sw, r0, r1, P, i1, eo, keep, fold); r < r1; r++) rowOne(s0, sw, r, P, false);
   };
   const same = (x: number): number => x;
   // One row (the 4-row loop's tail; every row with arithmetic 'float32', where each value is rounded to float32 as
   // AutoGPTQ's torch loop computes: rd is Math.fround there, the identity otherwise).
-  const rowOne = (s0: number, sw: number, r: number, r0: number, P: Operand, f32: boolean): void => {
+  const rowOne = (s0: number, sw: number, r: number, P: Operand, f32: boolean): void => {
     const rd = f32 ? fr : same;
     for (let i = 0; i < sw; i++) {
       let w = W1[(s0 + i) * R + r]!;
@@ -512,7 +511,7 @@ export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows
       const e = rd(rd(w - rd(sc * (code - z))) / dv[i]!);
       Et[co - eo] = e;
       ev[i] = Et[co - eo]!;
-      eb[i * RC + r - r0] = e;
+      st.loss += e * e;
       if (keep) Dt![co] = Wt[co]! - sc * (code - z);
       if (fold) Qt![co - eo]! -= Et[co - eo]!;
     }
@@ -559,17 +558,16 @@ export async function solveRows(task: SolveTask, U: Operand): Promise<SolvedRows
       }
       for (let r0 = 0; r0 < R; r0 += RC) {
         const r1 = Math.min(r0 + RC, R);
-        if (f32) for (let r = r0; r < r1; r++) rowOne(s0, sw, r, r0, P, true);
+        if (f32) for (let r = r0; r < r1; r++) rowOne(s0, sw, r, P, true);
         else rowsF64(s0, sw, r0, r1, P);
-        loss = addSquares(loss, eb, sw, RC, r1 - r0); // Σ err², column by column
       }
     }
   }
-  return { intCodes: codes, groupParams, loss, tGemm };
+  return { intCodes: codes, groupParams, loss: st.loss, tGemm };
 }
 
 /** What rows4 reads and writes of solveRows' state (the buffers; see solveRows for each). */
-interface RowsState { W1: Float64Array; R: number; dv: Float64Array; RC: number; n: number; perm: Int32Array; hs: Float64Array; sb: number; ev4: Float64Array; scs: Float32Array[]; zrs: Float32Array[]; maxq: number; codes: Uint8Array; Et: Operand; eb: Float64Array; Wt: Float32Array; Dt: Operand | null; Qt: Operand | null }
+interface RowsState { W1: Float64Array; R: number; dv: Float64Array; n: number; perm: Int32Array; hs: Float64Array; sb: number; ev4: Float64Array; scs: Float32Array[]; zrs: Float32Array[]; maxq: number; codes: Uint8Array; Et: Operand; Wt: Float32Array; Dt: Operand | null; Qt: Operand | null; loss: number }
 
 /**
  * solveRows' column loop on a sub-block's sw columns (block i1, offset s0), rows [r0, r1) four at a time: column i of
@@ -578,16 +576,16 @@ interface RowsState { W1: Float64Array; R: number; dv: Float64Array; RC: number;
  * column, on values kept in registers, with four independent dependency chains for the CPU to overlap. Errors go to
  * Et at column i1 + s0 + i (offset eo), codes straight to their place in `codes` (row r, original column
  * perm[i1 + s0 + i]: no transpose back); ev4 holds the rows' errors as stored (float32 operands: what the updates and
- * the GEMMs use), eb the chunk's errors for Σ err² in column order; `keep`: W − Q into Dt, `fold`: Qt −= errors (the
- * panel form). Returns the first row not done (< 4 rows left). A module-level function with its state passed in: as a
+ * the GEMMs use); Σ err² is added to st.loss (one sum per row: four independent add chains); `keep`: W − Q into Dt,
+ * `fold`: Qt −= errors (the panel form). Returns the first row not done (< 4 rows left). A module-level function with its state passed in: as a
  * closure over solveRows' variables it ran ~9% slower (one worker's solve, 2048x4096).
  */
 function rows4(st: RowsState, s0: number, sw: number, r0: number, r1: number, P: Operand, i1: number, eo: number, keep: boolean, fold: boolean): number {
-  const { W1, R, dv, RC, n, perm, hs, sb, ev4, scs, zrs, maxq, codes, Et, eb, Wt, Dt, Qt } = st;
-  let r = r0;
+  const { W1, R, dv, n, perm, hs, sb, ev4, scs, zrs, maxq, codes, Et, Wt, Dt, Qt } = st;
+  let r = r0, l0 = 0, l1 = 0, l2 = 0, l3 = 0;
   for (; r + 3 < r1; r += 4) {
     for (let i = 0; i < sw; i++) {
-      const wo = (s0 + i) * R + r, po = i * R + r, d = dv[i]!, co = (i1 + s0 + i) * R + r, eoo = co - eo, bo = i * RC + r - r0, qo = r * n + perm[i1 + s0 + i]!;
+      const wo = (s0 + i) * R + r, po = i * R + r, d = dv[i]!, co = (i1 + s0 + i) * R + r, eoo = co - eo, qo = r * n + perm[i1 + s0 + i]!;
       let w0 = W1[wo]!, w1 = W1[wo + 1]!, w2 = W1[wo + 2]!, w3 = W1[wo + 3]!;
       for (let k = 0; k < i; k++) {
         const h = hs[k * sb + i]!, ko = 4 * k;
@@ -601,11 +599,12 @@ function rows4(st: RowsState, s0: number, sw: number, r0: number, r1: number, P:
       const e0 = (w0 - c0 * (q0 - z0)) / d, e1 = (w1 - c1 * (q1 - z1)) / d, e2 = (w2 - c2 * (q2 - z2)) / d, e3 = (w3 - c3 * (q3 - z3)) / d;
       Et[eoo] = e0; Et[eoo + 1] = e1; Et[eoo + 2] = e2; Et[eoo + 3] = e3;
       ev4[4 * i] = Et[eoo]!; ev4[4 * i + 1] = Et[eoo + 1]!; ev4[4 * i + 2] = Et[eoo + 2]!; ev4[4 * i + 3] = Et[eoo + 3]!;
-      eb[bo] = e0; eb[bo + 1] = e1; eb[bo + 2] = e2; eb[bo + 3] = e3;
+      l0 += e0 * e0; l1 += e1 * e1; l2 += e2 * e2; l3 += e3 * e3;
       if (keep) { const D = Dt!; D[co] = Wt[co]! - c0 * (q0 - z0); D[co + 1] = Wt[co + 1]! - c1 * (q1 - z1); D[co + 2] = Wt[co + 2]! - c2 * (q2 - z2); D[co + 3] = Wt[co + 3]! - c3 * (q3 - z3); }
       if (fold) { const Q = Qt!; Q[eoo]! -= Et[eoo]!; Q[eoo + 1]! -= Et[eoo + 1]!; Q[eoo + 2]! -= Et[eoo + 2]!; Q[eoo + 3]! -= Et[eoo + 3]!; }
     }
   }
+  st.loss += (l0 + l1) + (l2 + l3);
   return r;
 }
 
@@ -631,19 +630,6 @@ function upperBlock(dst: Operand, U: Operand, n: number, r0: number, rows: numbe
     if (transposed) for (let c = 0; c < w; c++) dst[c * rows + j] = c >= d ? U[ur + c]! : 0;
     else for (let c = 0; c < w; c++) dst[o + c] = c >= d ? U[ur + c]! : 0;
   }
-}
-
-/** acc + Σ e², column by column: e[i·stride + t] for i < cols, t < len; each column's sum in four interleaved parts
- *  (four independent add chains: one chain waited on the adder's latency, ~3% of a solve). */
-function addSquares(acc: number, e: Float64Array, cols: number, stride: number, len: number): number {
-  for (let i = 0; i < cols; i++) {
-    let s0 = 0, s1 = 0, s2 = 0, s3 = 0, t = i * stride;
-    const t1 = t + len;
-    for (; t + 3 < t1; t += 4) { s0 += e[t]! * e[t]!; s1 += e[t + 1]! * e[t + 1]!; s2 += e[t + 2]! * e[t + 2]!; s3 += e[t + 3]! * e[t + 3]!; }
-    for (; t < t1; t++) s0 += e[t]! * e[t]!;
-    acc += (s0 + s1) + (s2 + s3);
-  }
-  return acc;
 }
 
 /** AutoGPTQ's output conventions: scales/zeros [groups, rows]; g_idx per original column (the codes come from the
