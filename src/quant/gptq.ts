@@ -577,8 +577,8 @@ interface RowsState { W1: Float64Array; R: number; dv: Float64Array; n: number; 
  * Et at column i1 + s0 + i (offset eo), codes straight to their place in `codes` (row r, original column
  * perm[i1 + s0 + i]: no transpose back); ev4 holds the rows' errors as stored (float32 operands: what the updates and
  * the GEMMs use); Σ err² is added to st.loss (one sum per row: four independent add chains); `keep`: W − Q into Dt,
- * `fold`: Qt −= errors (the panel form). Returns the first row not done (< 4 rows left). A module-level function with its state passed in: as a
- * closure over solveRows' variables it ran ~9% slower (one worker's solve, 2048x4096).
+ * `fold`: Qt −= errors (the panel form). Returns the first row not done (< 4 rows left). A module-level function with
+ * its state passed in: as a closure over solveRows' variables it ran ~9% slower (one worker's solve, 2048x4096).
  */
 function rows4(st: RowsState, s0: number, sw: number, r0: number, r1: number, P: Operand, i1: number, eo: number, keep: boolean, fold: boolean): number {
   const { W1, R, dv, n, perm, hs, sb, ev4, scs, zrs, maxq, codes, Et, Wt, Dt, Qt } = st;
