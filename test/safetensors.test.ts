@@ -85,6 +85,11 @@ test('round trip all dtypes with metadata; header padded to 8; HF layout order',
         assert.equal(r, given, `${name}: the allocated array is returned`);
         assert.ok(r.buffer instanceof SharedArrayBuffer);
         assert.deepEqual([...r], [...await f.readFloat32(name)], name);
+        // an array that is a view into a larger buffer, at an offset, gets the values in its own place
+        const big = new Float32Array(r.length + 7).fill(-9);
+        const v = await f.readFloat32(name, undefined, (len) => big.subarray(3, 3 + len));
+        assert.deepEqual([...v], [...r], `${name} into a view`);
+        assert.deepEqual([...big.subarray(0, 3), ...big.subarray(3 + r.length)], [-9, -9, -9, -9, -9, -9, -9], `${name}: nothing written outside the view`);
       }
     } finally { await f.dispose(); }
   } finally { d.cleanup(); }

@@ -171,7 +171,7 @@ export class SafetensorsFile {
       const lut = f16Table();
       for (let i = 0; i < d.length; i++) { const h = d[i]!; o[i] = lut[h]!; acc |= (h & 0x7c00) + 0x0400; }
     } else {
-      const ou = new Uint32Array(o.buffer);
+      const ou = new Uint32Array(o.buffer, o.byteOffset, o.length);
       for (let i = 0; i < d.length; i++) { const h = d[i]!; ou[i] = h << 16; acc |= (h & 0x7f80) + 0x0080; }
     }
     if (!(acc & 0x8000)) finite.add(o);
