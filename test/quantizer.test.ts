@@ -69,6 +69,19 @@ test('findParams: strided layouts and perchannel=false', () => {
   const sub = findParams(x, rows, 3, { bits: 4, sym: true }, { offset: 2, rowStride: cols }); // columns 2..4 of the row-major matrix
   const ref = findParams(Float32Array.from({ length: rows * 3 }, (_, i) => x[Math.floor(i / 3) * cols + 2 + (i % 3)]!), rows, 3, { bits: 4, sym: true });
   assert.deepEqual(sub, ref);
+  // rows 0..3 go through the four-row loop, row 4 through the tail: each row's params equal that row alone (the tail
+  // path), in both layouts; a NaN is skipped by the min/max as a lone row's is
+  const xn = x.slice();
+  xn[1 * cols + 3] = NaN; xn[4 * cols + 5] = NaN;
+  const tn = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) tn[c * rows + r] = xn[r * cols + c]!;
+  for (const [name, all] of [['row-major', findParams(xn, rows, cols, { bits: 4, sym: false })], ['transposed', findParams(tn, rows, cols, { bits: 4, sym: false }, { rowStride: 1, colStride: rows })]] as const) {
+    for (let r = 0; r < rows; r++) {
+      const one = findParams(xn.subarray(r * cols, (r + 1) * cols), 1, cols, { bits: 4, sym: false });
+      assert.equal(all.scale[r], one.scale[0], `${name} row ${r}: scale`);
+      assert.equal(all.zero[r], one.zero[0], `${name} row ${r}: zero`);
+    }
+  }
   const g = findParams(x, rows, cols, { bits: 4, sym: false, perchannel: false });
   const whole = findParams(x, 1, rows * cols, { bits: 4, sym: false });
   assert.ok(g.scale.every((v) => v === whole.scale[0]) && g.zero.every((v) => v === whole.zero[0]));

@@ -2,7 +2,7 @@
 import { promises as fs } from '../platform/fs.ts';
 import { join, basename, isAbsolute, relative, resolve as resolvePath } from '../platform/path.ts';
 import { fail, GptqError, option } from '../errors.ts';
-import { DTYPE_BYTES, f16ToF32, firstNonFinite, numel, toFloat32, type DType, type Tensor, type TypedArray } from '../tensor.ts';
+import { DTYPE_BYTES, f16ToF32, firstNonFinite, numel, type DType, type Tensor, type TypedArray } from '../tensor.ts';
 import { writeAll, writeFileAtomic, writeFileAtomicWith, type FileHandle } from './atomic.ts';
 
 export interface TensorInfo { dtype: DType; shape: number[]; byteLength: number }
@@ -163,7 +163,7 @@ export class SafetensorsFile {
     const { dtype } = this.entry(name);
     if (!['F32', 'F16', 'BF16', 'F64'].includes(dtype)) fail(`${this.path}: tensor ${q(name)} has dtype ${dtype}, not a float type`);
     const t = await this.readTo(name, slice, alloc);
-    if (dtype === 'F64') { const o = toFloat32(t), a = alloc?.(o.length); a?.set(o); return a ?? o; }
+    if (dtype === 'F64') { const d = t.data as Float64Array, o = alloc ? alloc(d.length) : new Float32Array(d.length); o.set(d); return o; }
     if (dtype === 'F32') return t.data as Float32Array;
     const d = t.data as Uint16Array, o = alloc ? alloc(d.length) : new Float32Array(d.length);
     let acc = 0; // bit 15 ends up set iff some exponent field is all ones (NaN/Inf)

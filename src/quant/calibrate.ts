@@ -270,7 +270,6 @@ function addUpper(h: Float32Array, g: Float32Array, n: number, i0: number, p: nu
   }
 }
 
-
 /**
  * One decoder layer for calibration (graph/model-graph.ts buildDecoderLayer: hidden_in [B,S,hidden] → hidden_out,
  * positions 0..S−1) plus its Hessian outputs. `hessians` names the linears (relative, e.g. "mlp.down_proj") whose
