@@ -14,6 +14,7 @@ import { CausalLM, loadFloatWeights, type KvCache, type LoadOptions } from '../s
 import { generate } from '../src/runtime/generate.ts';
 import { checkLmHeadBits, dequantizeHead, quantizeHead } from '../src/runtime/lm-head.ts';
 import { InitializerWeights } from '../src/graph/weights.ts';
+import type { GraphBuilder } from '../src/graph/builder.ts';
 import { loadModelConfig } from '../src/io/config.ts';
 import { makeLlamaCheckpoint, type LlamaOpts } from './synth.ts';
 import { makeBloomCheckpoint } from './archs/bloom.synth.ts';
@@ -124,10 +125,10 @@ for (const mode of ['buffer', 'gqa'] as const) test(`${mode} cache: growth past 
   const m1 = await plain.forwardStep([[3], [4]], a.cache);
   const m2 = await fast.forwardStep([[3], [4]], b.cache);
   assert.ok(maxAbsDiff(m1.logits, m2.logits) <= 1e-4);
-  // and the other buffer form (position-major ↔ head-major)
+  // and the other buffer form (values transposed ↔ not)
   const other = await CausalLM.load(dir, { ...NOCACHE, attention: mode === 'gqa' ? 'buffer' : 'gqa' });
   const m3 = await other.forwardStep([[3], [4]], a.cache);
-  assert.equal(!!m3.cache.positionMajor, mode === 'gqa');
+  assert.equal(!!m3.cache.valuesTransposed, mode === 'gqa');
   assert.ok(maxAbsDiff(m1.logits, m3.logits) <= 1e-4);
   await fast.dispose(); await plain.dispose(); await other.dispose();
 });
@@ -141,6 +142,43 @@ test('default (buffer) path on stories260K: greedy generation (batched, left-pad
   const b = await generate(plain, prompts, { maxNewTokens: 24 });
   assert.deepEqual(a.tokens, b.tokens);
   await fast.dispose(); await plain.dispose();
+});
+
+test('buffer cache: positions past the valid length never count (junk there; the NaN a failed run wrote there is cleared)', async () => {
+  // the buffer graph's decode step reads the whole capacity; positions ≥ P are masked out (keys) and get probability 0
+  // (values)
+  const dir = await llama({ seed: 15, hidden: 64, intermediate: 96, layers: 2, heads: 4, kvHeads: 2, vocab: 64 });
+  const cfg = await loadModelConfig(dir), w = await loadFloatWeights(dir);
+  const emb = w.get('model.embed_tokens.weight')!.slice();
+  emb[9 * 64] = Infinity; // token 9's embedding: its keys/values and everything after it become NaN
+  // past the NaN/Inf check of checkpoint tensors (the way activations that overflow would get there)
+  class Unchecked extends InitializerWeights {
+    override tensor(g: GraphBuilder, name: string, shape: readonly number[]): string {
+      return name === 'model.embed_tokens.weight' ? g.init(name, 'float32', shape, emb) : super.tensor(g, name, shape);
+    }
+  }
+  const m = await CausalLM.fromWeights(cfg, () => new Unchecked((k) => w.get(k)), { attention: 'buffer' });
+  const plain = await CausalLM.load(dir, { ...NOCACHE, attention: 'plain' });
+  assert.equal(m.attention, 'buffer');
+  const ids = [1, 5, 7, 11, 13, 17, 19, 23];
+  const want = await plain.logits([ids]);
+  const row = (s: number) => want.subarray(s * 64, (s + 1) * 64);
+  // junk (large finite values) past the valid length of a truncated cache
+  let r = await m.forwardStep([ids.slice(0, 6)], m.emptyCache(1));
+  const short = m.truncateCache(r.cache, 3);
+  assert.ok(short.capacity! > 6 && short.valuesTransposed);
+  const cap = short.capacity!, d = 16, rows = 2; // keys [rows, cap, d], values [rows·d, cap]: positions ≥ 3 filled
+  for (const k of short.keys) for (let j = 0; j < rows; j++) k.fill(1e30, (j * cap + 3) * d, (j + 1) * cap * d);
+  for (const v of short.values) for (let j = 0; j < rows * d; j++) v.fill(-1e30, j * cap + 3, (j + 1) * cap);
+  r = await m.forwardStep([[ids[3]!]], short);
+  assert.ok(maxAbsDiff(r.logits, row(3)) <= 1e-4, 'junk past the cache');
+  // a run that fails (NaN logits) after P = 4 writes NaN at 4..6; going on from the cache of length 4 must not see it
+  await assert.rejects(m.forwardStep([[9, 9, 9]], r.cache), /logits hold NaN/);
+  for (let s = 4; s < ids.length; s++) {
+    r = await m.forwardStep([[ids[s]!]], r.cache);
+    assert.ok(maxAbsDiff(r.logits, row(s)) <= 1e-4, `after the failed run, position ${s}`);
+  }
+  await m.dispose(); await plain.dispose();
 });
 
 test('buffer path, prompts longer than one run (chunks of 256): logits, NLL/argmax and prefill+decode = plain path', async () => {

@@ -24,10 +24,10 @@ export interface ModelGraphOptions {
    * works), position_ids are the new tokens' positions, and the presents are only the S new keys/values [B,kvH,S,d]
    * for the caller to write into its buffers at the same indices (src/models/attention-slots.ts). Throws
    * GqaUnsupportedError when a layer does not compute its attention with attention().
-   * 'buffer' (the CPU default, src/models/attention-buffer.ts): past inputs are POSITION-major [P,B,kvH,d] (zero-copy
-   * views of the first P positions of the runtime's buffers), attention_mask [B,P+S], and the presents are only
-   * the S new keys/values [S,B,kvH,d]. Throws GqaUnsupportedError when a layer does not compute its attention with
-   * attention().
+   * 'buffer' (the CPU default, src/models/attention-buffer.ts): past inputs are the runtime's whole buffers, keys
+   * [B,kvH,capacity,d] and values transposed [B,kvH,d,capacity], of which the first P are valid, attention_mask
+   * [B,P+S], and the presents are only the S new keys [B,kvH,S,d] and values [B,kvH,d,S]. Throws GqaUnsupportedError
+   * when a layer does not compute its attention with attention().
    */
   kvMode?: 'concat' | 'gqa' | 'slots' | 'buffer';
   /**
@@ -66,7 +66,9 @@ export const kvNames = (i: number) => ({
 /**
  * input_ids [B,S] → logits. With kvCache: inputs position_ids [B,S], attention_mask [B,P+S] and past KV
  * [B,kvH,P,d] per layer; outputs present KV [B,kvH,P+S,d] (kvMode 'gqa': both [B,kvH,capacity,d], one buffer;
- * 'slots': past [B,kvH,T,d] (T = attention_mask's length), present the new [B,kvH,S,d]; 'buffer': past [P,B,kvH,d], present the new [S,B,kvH,d]).
+ * 'slots': past [B,kvH,T,d] (T = attention_mask's length), present the new [B,kvH,S,d]; 'buffer': past keys
+ * [B,kvH,capacity,d] and values [B,kvH,d,capacity] (first T − S positions valid), present the new keys [B,kvH,S,d] and
+ * values [B,kvH,d,S]).
  */
 export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightSource, o: ModelGraphOptions): GraphBuilder {
   const g = new GraphBuilder(`${cfg.modelType}_causal_lm`);
@@ -75,9 +77,9 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
   let positions: string, mask: string, maskOf: (window: number | null) => string;
   const pasts: { key: string; value: string }[] = [];
   const gqa = o.kvCache && o.kvMode === 'gqa', slots = o.kvCache && o.kvMode === 'slots', buffer = o.kvCache && o.kvMode === 'buffer';
-  const kvLen = gqa ? 'capacity' : slots ? 'total' : 'past', presentLen = gqa ? 'capacity' : slots || buffer ? 'seq' : 'total';
-  /** [B,kvH,len,d], or position-major [len,B,kvH,d] for 'buffer' */
-  const kvShape = (len: string) => (buffer ? [len, 'batch', cfg.numKvHeads, cfg.headDim] : ['batch', cfg.numKvHeads, len, cfg.headDim]);
+  const kvLen = gqa || buffer ? 'capacity' : slots ? 'total' : 'past', presentLen = gqa ? 'capacity' : slots || buffer ? 'seq' : 'total';
+  /** [B,kvH,len,d]; values [B,kvH,d,len] for 'buffer' */
+  const kvShape = (len: string, value = false) => (buffer && value ? ['batch', cfg.numKvHeads, cfg.headDim, len] : ['batch', cfg.numKvHeads, len, cfg.headDim]);
   let gqaState: GqaState | undefined, slotState: SlotState | undefined, bufferState: BufferState | undefined;
   if (o.kvCache) {
     positions = g.input('position_ids', 'int64', ['batch', 'seq']);
@@ -86,7 +88,7 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
       const n = kvNames(i);
       pasts.push({
         key: g.input(n.pastKey, 'float32', kvShape(kvLen)),
-        value: g.input(n.pastValue, 'float32', kvShape(kvLen)),
+        value: g.input(n.pastValue, 'float32', kvShape(kvLen, true)),
       });
     }
     const T = dim(g, am, 1);
@@ -106,7 +108,10 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
       const B = g.op('Shape', [ids], { start: 0, end: 1 });
       const seqlensK = g.op('Expand', [g.op('Sub', [total, g.op('Cast', [g.constI64(1)], { to: 6 })]), B]);
       if (gqa) gqaState = { seqlensK, totalLength: total, kvHeads: cfg.numKvHeads, headDim: cfg.headDim, calls: 0 };
-      else bufferState = { seqlensK, total, kvHeads: cfg.numKvHeads, headDim: cfg.headDim, calls: 0 };
+      else {
+        const past = g.op('Sub', [g.op('Shape', [am], { start: 1, end: 2 }), g.op('Shape', [ids], { start: 1, end: 2 })]);
+        bufferState = { seqlensK, total, past, kvHeads: cfg.numKvHeads, headDim: cfg.headDim, padded: new Map(), calls: 0 };
+      }
     }
   } else {
     positions = g.op('Unsqueeze', [g.op('Range', [g.constI64(0), S, g.constI64(1)]), g.constI64([0])]);
@@ -130,7 +135,7 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
     if (o.kvCache) {
       const n = kvNames(i);
       g.output(ctx.present!.key, 'float32', kvShape(presentLen), n.presentKey);
-      g.output(ctx.present!.value, 'float32', kvShape(presentLen), n.presentValue);
+      g.output(ctx.present!.value, 'float32', kvShape(presentLen, true), n.presentValue);
     }
   }
   let logitsLen: string | number = 'seq';

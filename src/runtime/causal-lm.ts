@@ -55,9 +55,9 @@ export interface LoadOptions {
   onLog?: (msg: string) => void;
   /**
    * KV-cache attention. 'auto' (default): 'buffer' on the CPU EP when every layer can run on it, else 'plain'.
-   * 'buffer': one graph (perplexity, prefill and decode) that reads the cache in place from position-major buffers the
-   * runtime owns and returns only the new keys/values (src/models/attention-buffer.ts; its cost per step grows with
-   * the context only by the attention arithmetic). 'gqa': com.microsoft.GroupQueryAttention appending into a
+   * 'buffer': one graph (perplexity, prefill and decode) that reads the cache in place from buffers the runtime owns
+   * (keys head-major, values transposed) and returns only the new keys/values (src/models/attention-buffer.ts; its cost
+   * per step grows with the context only by the attention arithmetic). 'gqa': com.microsoft.GroupQueryAttention appending into a
    * preallocated buffer in place (CPU EP only; onnxruntime-node copies every bound buffer back after each run, so a
    * decode step costs more the larger the cache — kept for comparison). 'plain': the portable graph that grows the
    * cache with Concat (a full-sequence and a decode session). All compute the same function (tests compare them). 'slots': the KV-slot graph of continuous batching
@@ -113,13 +113,13 @@ export interface LoadOptions {
 
 /**
  * KV cache of a running sequence batch, per layer. Plain form: [B, kvH, length, d]. Buffer form (`capacity` set):
- * [B, kvH, capacity, d] (GroupQueryAttention, slots), or with `positionMajor` [capacity, B, kvH, d] (attention
- * 'buffer'), the first `length` positions valid. Any model takes any form (converted when needed). Steps append in place, so the
- * cache forwardStep returns shares storage with the one passed in: an older cache object still holds its first
- * `length` positions (they are never rewritten; see truncateCache), but two continuations of one cache overwrite each
- * other's new positions — use `cloneCache` to branch.
+ * [B, kvH, capacity, d] (GroupQueryAttention, slots), with `valuesTransposed` the values [B, kvH, d, capacity]
+ * (attention 'buffer'; keys as before), the first `length` positions valid. Any model takes any form (converted when
+ * needed). Steps append in place, so the cache forwardStep returns shares storage with the one passed in: an older
+ * cache object still holds its first `length` positions (they are never rewritten; see truncateCache), but two
+ * continuations of one cache overwrite each other's new positions — use `cloneCache` to branch.
  */
-export interface KvCache { keys: Float32Array[]; values: Float32Array[]; length: number; batch: number; capacity?: number; positionMajor?: boolean }
+export interface KvCache { keys: Float32Array[]; values: Float32Array[]; length: number; batch: number; capacity?: number; valuesTransposed?: boolean }
 
 /**
  * Read every float tensor of a checkpoint as fp32 (small/medium models; the quantizer streams instead), by the model's
@@ -132,7 +132,7 @@ export async function loadFloatWeights(dir: string, model?: { cfg: ModelConfig; 
 }
 
 /**
- * The graph set a model runs on: the KV cache read in place from position-major buffers, in-place GroupQueryAttention,
+ * The graph set a model runs on: the KV cache read in place from buffers (values transposed), in-place GroupQueryAttention,
  * plain Concat KV, or KV slots (continuous batching).
  */
 export type GraphKind = 'buffer' | 'gqa' | 'plain' | 'slots';
@@ -163,6 +163,13 @@ const DEFAULT_QUANTIZED_HEAD_BITS = 8;
 
 /** Default first capacity of a KV buffer beyond the positions needed right away (grows by doubling). */
 const CAPACITY_SLACK = 256;
+
+/**
+ * Capacity of a grown KV buffer of attention 'buffer' for T positions: T and a sixteenth more (at least 64). Its
+ * decode step reads the whole buffer (src/models/attention-buffer.ts), so the room beyond T is kept small: on average
+ * ~3% more reads, against a copy of the cache every T/16 steps (one read and write of it, ~16 positions per step).
+ */
+const bufferCapacity = (T: number) => T + Math.max(64, Math.ceil(T / 16));
 
 export class CausalLM {
   /** Set for GPTQ checkpoints: settings and the kernel each quantized module runs on. */
@@ -200,7 +207,7 @@ export class CausalLM {
   }
 
   /**
-   * 'buffer': cache read in place from position-major buffers; 'gqa': KV decode appends in place with
+   * 'buffer': cache read in place from buffers (values transposed); 'gqa': KV decode appends in place with
    * GroupQueryAttention; 'plain': Concat graphs; 'slots': KV-slot graph.
    */
   get attention(): GraphKind { return this.s.kind; }
@@ -548,13 +555,15 @@ export class CausalLM {
   }
 
   /**
-   * An empty cache for `batch` rows. `capacity` (GroupQueryAttention path): preallocate room for that many positions
-   * (e.g. prompt + max new tokens), so that no step has to grow the buffers.
+   * An empty cache for `batch` rows. `capacity` (attention 'gqa' and 'slots'): preallocate room for that many positions
+   * (e.g. prompt + max new tokens), so that no step has to grow the buffers. Attention 'buffer' does not use it: its
+   * decode step reads the whole buffer, so room that is not yet needed would cost reads on every step; its steps grow
+   * the buffers themselves, by a sixteenth of the length.
    */
   emptyCache(batch: number, capacity?: number): KvCache {
     const z = () => Array.from({ length: this.cfg.numLayers }, () => new Float32Array(0));
     const empty: KvCache = { keys: z(), values: z(), length: 0, batch };
-    if (this.s.kind !== 'plain' && capacity && capacity > 0) return this.relayout(empty, { capacity, positionMajor: this.s.kind === 'buffer' });
+    if ((this.s.kind === 'gqa' || this.s.kind === 'slots') && capacity && capacity > 0) return this.relayout(empty, { capacity });
     return empty;
   }
 
@@ -624,9 +633,9 @@ export class CausalLM {
       return { logits: await this.finite(r.logits!.data as Float32Array, 'logits'), cache: next };
     }
     let c = cache;
-    const positionMajor = this.s.kind === 'buffer';
-    if (c.capacity === undefined || c.capacity < T || !!c.positionMajor !== positionMajor) {
-      c = this.relayout(c, { capacity: Math.max(T + CAPACITY_SLACK, (c.capacity ?? 0) * 2), positionMajor });
+    const valuesTransposed = this.s.kind === 'buffer';
+    if (c.capacity === undefined || c.capacity < T || !!c.valuesTransposed !== valuesTransposed) {
+      c = this.relayout(c, { capacity: valuesTransposed ? bufferCapacity(T) : Math.max(T + CAPACITY_SLACK, (c.capacity ?? 0) * 2), valuesTransposed });
     }
     if (this.s.kind === 'buffer') {
       // long prompts run in chunks (the scores of a run are heads × chunk × context floats)
@@ -698,7 +707,7 @@ export class CausalLM {
    */
   private async bufferFull(session: InferenceSession, ids: BigInt64Array, pos: BigInt64Array, mask: BigInt64Array, B: number, S: number,
     fetch: string[], labels?: ort.Tensor): Promise<Record<string, ort.Tensor>> {
-    const c = this.emptyCache(B, S), V = this.cfg.vocabSize;
+    const c = this.relayout(this.emptyCache(B), { capacity: S, valuesTransposed: true }), V = this.cfg.vocabSize;
     const L = labels?.dims[1] ?? 0, lab = labels?.data as BigInt64Array | undefined;
     const parts: Record<string, ort.Tensor>[] = [];
     for (let s0 = 0; s0 < S; s0 += PREFILL_CHUNK) {
@@ -728,15 +737,18 @@ export class CausalLM {
   }
 
   /**
-   * One run of the buffer graph (attention 'buffer') after the first P positions of the position-major cache `c`
-   * (capacity ≥ P + S): ids and positions [B,S], attention mask [B,P+S], `keep` logits per row; the new keys/values are
-   * written into `c` at P..P+S−1. The past is fed as zero-copy views of the buffers' first P positions. `extra`:
-   * `labels` when the graph has them.
+   * One run of the buffer graph (attention 'buffer') after the first P positions of the cache `c` (values transposed,
+   * capacity ≥ P + S): ids and positions [B,S], attention mask [B,P+S], `keep` logits per row; the new keys/values are
+   * written into `c` at P..P+S−1. The whole buffers are fed as they are (no copy). `extra`: `labels` when the graph has
+   * them. Throws (`finite`) when the run's logits or NLL are not all finite, after setting the keys and values it
+   * wrote back to zero: the decode step scores the positions beyond P too and masks them out, then multiplies their
+   * values by zero probabilities, and an earlier cache object that shares these buffers may go on from P (NaN + mask
+   * and 0 · NaN would be NaN).
    */
   private async bufferRun(session: InferenceSession, c: KvCache, P: number, ids: BigInt64Array, pos: BigInt64Array, am: BigInt64Array,
     keep: number, extra: Record<string, ort.Tensor>, fetch: string[]): Promise<Record<string, ort.Tensor>> {
     const { numLayers, numKvHeads: kvH, headDim: d } = this.cfg;
-    const B = c.batch, S = ids.length / B, row = B * kvH * d;
+    const B = c.batch, S = ids.length / B, rows = B * kvH, cap = c.capacity!;
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', ids, [B, S]), position_ids: new ort.Tensor('int64', pos, [B, S]),
       attention_mask: new ort.Tensor('int64', am, [B, P + S]), num_logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(BigInt(keep)), []),
@@ -745,15 +757,22 @@ export class CausalLM {
     const names: string[] = [...fetch];
     for (let i = 0; i < numLayers; i++) {
       const n = kvNames(i);
-      feeds[n.pastKey] = f32(c.keys[i]!.subarray(0, P * row), [P, B, kvH, d]);
-      feeds[n.pastValue] = f32(c.values[i]!.subarray(0, P * row), [P, B, kvH, d]);
+      feeds[n.pastKey] = this.bufferTensor(c.keys[i]!, [B, kvH, cap, d]);
+      feeds[n.pastValue] = this.bufferTensor(c.values[i]!, [B, kvH, d, cap]);
       names.push(n.presentKey, n.presentValue);
     }
     const r = await session.run(feeds, names);
     for (let i = 0; i < numLayers; i++) {
       const n = kvNames(i);
-      c.keys[i]!.set(r[n.presentKey]!.data as Float32Array, P * row);
-      c.values[i]!.set(r[n.presentValue]!.data as Float32Array, P * row);
+      const k = r[n.presentKey]!.data as Float32Array, v = r[n.presentValue]!.data as Float32Array, keys = c.keys[i]!, values = c.values[i]!;
+      // keys [rows, S, d] → [rows, cap, d] at P; values [rows·d, S] → [rows·d, cap] at P
+      for (let row = 0; row < rows; row++) keys.set(k.subarray(row * S * d, (row + 1) * S * d), (row * cap + P) * d);
+      for (let j = 0, o = P, at = 0; j < rows * d; j++, o += cap) for (let s = 0; s < S; s++) values[o + s] = v[at++]!;
+    }
+    if ((['logits', 'nll'] as const).some((name) => r[name] && firstNonFinite(r[name].data as Float32Array) >= 0)) {
+      for (const keys of c.keys) for (let row = 0; row < rows; row++) keys.fill(0, (row * cap + P) * d, (row * cap + P + S) * d);
+      for (const values of c.values) for (let j = 0, o = P; j < rows * d; j++, o += cap) values.fill(0, o, o + S);
+      await this.finiteOutputs(r); // throws
     }
     return r;
   }
@@ -799,28 +818,35 @@ export class CausalLM {
 
   /**
    * A copy of the first `P` (default: all valid) positions of `cache`, any form, in the form `to`: plain
-   * [B,kvH,P,d] (no capacity), head-major buffer [B,kvH,capacity,d], or position-major buffer [capacity,B,kvH,d].
+   * [B,kvH,P,d] (no capacity), buffer [B,kvH,capacity,d], or buffer with values transposed [B,kvH,d,capacity].
    */
-  private relayout(cache: KvCache, to: { capacity?: number; positionMajor?: boolean }, P = cache.length): KvCache {
+  private relayout(cache: KvCache, to: { capacity?: number; valuesTransposed?: boolean }, P = cache.length): KvCache {
     const { numKvHeads: kvH, headDim: d } = this.cfg;
     const B = cache.batch, rows = B * kvH, from = cache.capacity ?? cache.length, cap = to.capacity ?? P;
+    // keys, and values in the same form: (row r, position p) at (r·len + p)·d
     const move = (src: Float32Array) => {
       const dst = new Float32Array(rows * cap * d);
-      if (cache.positionMajor && to.positionMajor) dst.set(src.subarray(0, P * rows * d));
-      else if (!cache.positionMajor && !to.positionMajor) {
-        for (let r = 0; r < rows; r++) dst.set(src.subarray(r * from * d, (r * from + P) * d), r * cap * d);
-      } else {
-        // (row r = b·kvH + h, position p) sits at (p·rows + r)·d position-major, (r·len + p)·d head-major
-        const [sa, sb, da, db] = cache.positionMajor ? [rows, 1, 1, cap] : [1, from, rows, 1];
-        for (let r = 0; r < rows; r++) {
-          for (let p = 0; p < P; p++) dst.set(src.subarray((p * sa + r * sb) * d, (p * sa + r * sb + 1) * d), (p * da + r * db) * d);
-        }
+      for (let r = 0; r < rows; r++) dst.set(src.subarray(r * from * d, (r * from + P) * d), r * cap * d);
+      return dst;
+    };
+    // values: element e of (row r, position p) at (r·len + p)·d + e, or transposed at (r·d + e)·len + p
+    const moveValues = (src: Float32Array) => {
+      if (!cache.valuesTransposed && !to.valuesTransposed) return move(src);
+      const dst = new Float32Array(rows * cap * d);
+      if (cache.valuesTransposed && to.valuesTransposed) {
+        for (let j = 0; j < rows * d; j++) dst.set(src.subarray(j * from, j * from + P), j * cap);
+        return dst;
+      }
+      const [sl, se, dl, de] = cache.valuesTransposed ? [1, from, d, 1] : [d, 1, 1, cap]; // strides of p and e
+      for (let r = 0; r < rows; r++) {
+        const s0 = cache.valuesTransposed ? r * d * from : r * from * d, d0 = to.valuesTransposed ? r * d * cap : r * cap * d;
+        for (let p = 0; p < P; p++) for (let e = 0; e < d; e++) dst[d0 + p * dl + e * de] = src[s0 + p * sl + e * se]!;
       }
       return dst;
     };
     return {
-      keys: cache.keys.map(move), values: cache.values.map(move), length: P, batch: B,
-      ...(to.capacity === undefined ? {} : { capacity: cap }), ...(to.positionMajor ? { positionMajor: true } : {}),
+      keys: cache.keys.map(move), values: cache.values.map(moveValues), length: P, batch: B,
+      ...(to.capacity === undefined ? {} : { capacity: cap }), ...(to.valuesTransposed ? { valuesTransposed: true } : {}),
     };
   }
 
