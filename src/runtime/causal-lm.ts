@@ -839,7 +839,7 @@ export class CausalLM {
       }
       const [sl, se, dl, de] = cache.valuesTransposed ? [1, from, d, 1] : [d, 1, 1, cap]; // strides of p and e
       for (let r = 0; r < rows; r++) {
-        const s0 = cache.valuesTransposed ? r * d * from : r * from * d, d0 = to.valuesTransposed ? r * d * cap : r * cap * d;
+        const s0 = r * from * d, d0 = r * cap * d; // a row's d·len values start there in either form
         for (let p = 0; p < P; p++) for (let e = 0; e < d; e++) dst[d0 + p * dl + e * de] = src[s0 + p * sl + e * se]!;
       }
       return dst;
