@@ -16,7 +16,7 @@
  *   where it lies and packs only the right one (here a few KB), so each cached key and value is read once per step and
  *   never copied. With the cache as the right operand (q·Kᵀ and p·V over position-major buffers, the graph before
  *   this one) MLAS packed every cached key and value first: a decode step of a 1B shape (8 layers, 4 kv heads of 64)
- *   at 2048 positions spent 4.2–4.5 ms in these products, against 2.5–2.6 ms now (ORT's per-op profile, `npm run
+ *   at 2048 positions spent 3.8–4.5 ms in these products, against 2.1–2.6 ms now (ORT's per-op profile, `npm run
  *   bench:profile -- --ort-profile`), near the rate at which MatMulNBits streams the weights.
  *   The new key is scored separately. The scores of all capacity positions and the new key's are concatenated to
  *   [B, heads, 1, capacity + 1] for the layer's additive mask (padding, sliding window and ALiBi biases exactly as in
