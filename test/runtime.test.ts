@@ -1,5 +1,5 @@
 /**
- * Runtime fast paths: the buffer graph (cache read in place, position-major) and GroupQueryAttention in-place KV
+ * Runtime fast paths: the buffer graph (cache read in place, values transposed) and GroupQueryAttention in-place KV
  * decode vs the plain Concat graphs (GQA, sliding window,
  * left-padded batches, ALiBi, cache growth, multi-token steps), the opt-in quantized lm_head, the compiled-graph
  * cache, `gptq bench` and `gptq chat` (piped stdin).

@@ -84,13 +84,17 @@ export function bufferAttention(state: BufferState): NonNullable<LayerContext['f
         fill: g.op('Sub', [cap, P]),
       };
     })());
-    // the layer's mask [.., T] with capacity − P columns of -max-float inserted before its last S (the decode scores'
-    // order: the capacity's positions, then the new key); computed once per distinct mask, outside the If
+    // for decode, the layer's mask [.., P + 1] with capacity − P columns of -max-float inserted before its last (the
+    // decode scores' order: the capacity's positions, then the new key); built once per distinct mask in its own If
+    // outside the layers' (prompt runs skip it: an ALiBi mask [B, heads, S, T] padded would be tens of MB per chunk)
     let mask = state.padded.get(ctx.mask);
     if (!mask) {
-      const cols = (from: string, to: string) => g.op('Slice', [ctx.mask, from, to, g.constI64([3])]);
-      const fill = g.op('Expand', [g.constF(-3.4028234663852886e38), g.op('Concat', [g.op('Shape', [ctx.mask], { start: 0, end: 3 }), sh.fill], { axis: 0 })]);
-      mask = g.op('Concat', [cols(g.constI64([0]), P), fill, cols(P, g.constI64([2 ** 62]))], { axis: 3 });
+      const m = ctx.mask;
+      mask = g.ifElse(sh.decode, (b) => {
+        const cols = (from: string, to: string) => b.op('Slice', [m, from, to, b.constI64([3])]);
+        const fill = b.op('Expand', [b.constF(-3.4028234663852886e38), b.op('Concat', [b.op('Shape', [m], { start: 0, end: 3 }), sh.fill], { axis: 0 })]);
+        return [b.op('Concat', [cols(b.constI64([0]), P), fill, cols(P, b.constI64([2 ** 62]))], { axis: 3 })];
+      }, (b) => [b.constF(0)], ['float32'])[0]!;
       state.padded.set(ctx.mask, mask);
     }
     const decode = (b: GraphBuilder): string[] => {

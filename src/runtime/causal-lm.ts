@@ -542,7 +542,8 @@ export class CausalLM {
     const { numLayers, numKvHeads: kvH, headDim: d } = this.cfg;
     const pos = new BigInt64Array(B * S), mask = new BigInt64Array(B * S).fill(1n);
     for (let b = 0; b < B; b++) for (let s = 0; s < S; s++) pos[b * S + s] = BigInt(s);
-    if (this.s.kind === 'buffer') return this.finiteOutputs(await this.bufferFull(nllSession ?? this.s.fast, input_ids.data as BigInt64Array, pos, mask, B, S, fetch, labels.labels));
+    // (bufferRun checks each run's outputs are finite)
+    if (this.s.kind === 'buffer') return this.bufferFull(nllSession ?? this.s.fast, input_ids.data as BigInt64Array, pos, mask, B, S, fetch, labels.labels);
     const feeds: Record<string, ort.Tensor> = {
       input_ids, position_ids: new ort.Tensor('int64', pos, [B, S]), attention_mask: new ort.Tensor('int64', mask, [B, S]),
       num_logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(BigInt(S)), []), ...labels,
@@ -646,7 +647,7 @@ export class CausalLM {
         const r = await this.bufferRun(this.s.fast, c, P + s0, cols(input, B, S, s0, s1), cols(pos, B, S, s0, s1), cols(am, B, T, 0, P + s1), 1, this.nllInMain ? { labels: noLabels(B) } : {}, ['logits']);
         logits = r.logits!.data as Float32Array;
       }
-      return { logits: await this.finite(logits, 'logits'), cache: { ...c, length: T } };
+      return { logits, cache: { ...c, length: T } }; // finite: bufferRun checks each run's
     }
     if (this.s.kind === 'slots') {
       // every row's new positions go to P..T−1 (left padding stays in the buffer, as in the other graphs); the graph
