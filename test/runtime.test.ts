@@ -210,6 +210,14 @@ test('generate continues after a cached prefix (chat turns): same tokens as gene
     const cache = m.truncateCache(first.cache, prefix.length);
     const cont = await generate(m, [more], { maxNewTokens: 10, cache });
     assert.deepEqual(cont.tokens, whole.tokens, attention);
+    if (attention === 'buffer') {
+      // a long cache cut back to a short prefix is copied into a buffer sized for it (decode reads the whole buffer)
+      const long = await generate(m, [prefix], { maxNewTokens: 300, eosTokenIds: [] });
+      assert.ok(long.cache.capacity! >= 305);
+      const again = await generate(m, [more], { maxNewTokens: 10, cache: m.truncateCache(long.cache, prefix.length) });
+      assert.deepEqual(again.tokens, whole.tokens);
+      assert.ok(again.cache.capacity! < 150, `capacity ${again.cache.capacity}`);
+    }
     assert.equal(cont.cache.length, prefix.length + more.length + 9);
     await m.dispose();
   }

@@ -635,7 +635,9 @@ export class CausalLM {
     }
     let c = cache;
     const valuesTransposed = this.s.kind === 'buffer';
-    if (c.capacity === undefined || c.capacity < T || !!c.valuesTransposed !== valuesTransposed) {
+    // (buffer: also a buffer more than twice the size T needs, e.g. a long cache truncated to a short prefix, since
+    // each decode step reads all of it)
+    if (c.capacity === undefined || c.capacity < T || !!c.valuesTransposed !== valuesTransposed || (valuesTransposed && c.capacity > 2 * bufferCapacity(T))) {
       c = this.relayout(c, { capacity: valuesTransposed ? bufferCapacity(T) : Math.max(T + CAPACITY_SLACK, (c.capacity ?? 0) * 2), valuesTransposed });
     }
     if (this.s.kind === 'buffer') {
