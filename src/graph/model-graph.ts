@@ -26,8 +26,8 @@ export interface ModelGraphOptions {
    * GqaUnsupportedError when a layer does not compute its attention with attention().
    * 'buffer' (the CPU default, src/models/attention-buffer.ts): past inputs are the runtime's whole buffers, keys
    * [B,kvH,capacity,d] and values transposed [B,kvH,d,capacity], of which the first P are valid, attention_mask
-   * [B,P+S], and the presents are only the S new keys [B,kvH,S,d] and values [B,kvH,d,S]. Throws GqaUnsupportedError
-   * when a layer does not compute its attention with attention().
+   * [B,P+S], and the presents are only the S new keys and values [B,kvH,S,d] (the runtime transposes the values as it
+   * writes them). Throws GqaUnsupportedError when a layer does not compute its attention with attention().
    */
   kvMode?: 'concat' | 'gqa' | 'slots' | 'buffer';
   /**
@@ -67,8 +67,8 @@ export const kvNames = (i: number) => ({
  * input_ids [B,S] → logits. With kvCache: inputs position_ids [B,S], attention_mask [B,P+S] and past KV
  * [B,kvH,P,d] per layer; outputs present KV [B,kvH,P+S,d] (kvMode 'gqa': both [B,kvH,capacity,d], one buffer;
  * 'slots': past [B,kvH,T,d] (T = attention_mask's length), present the new [B,kvH,S,d]; 'buffer': past keys
- * [B,kvH,capacity,d] and values [B,kvH,d,capacity] (first T − S positions valid), present the new keys [B,kvH,S,d] and
- * values [B,kvH,d,S]).
+ * [B,kvH,capacity,d] and values [B,kvH,d,capacity] (first T − S positions valid), present the new keys and values
+ * [B,kvH,S,d]).
  */
 export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightSource, o: ModelGraphOptions): GraphBuilder {
   const g = new GraphBuilder(`${cfg.modelType}_causal_lm`);
@@ -135,7 +135,7 @@ export function buildCausalLM(arch: ArchDefinition, cfg: ModelConfig, w: WeightS
     if (o.kvCache) {
       const n = kvNames(i);
       g.output(ctx.present!.key, 'float32', kvShape(presentLen), n.presentKey);
-      g.output(ctx.present!.value, 'float32', kvShape(presentLen, true), n.presentValue);
+      g.output(ctx.present!.value, 'float32', kvShape(presentLen), n.presentValue);
     }
   }
   let logitsLen: string | number = 'seq';

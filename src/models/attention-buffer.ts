@@ -5,8 +5,8 @@
  * Layout: the runtime keeps one buffer per layer and K/V with room for `capacity` positions, of which the first P are
  * valid: keys head-major [B, kvH, capacity, d], values transposed [B, kvH, d, capacity]. Each run feeds the whole
  * buffers as they are (onnxruntime-node passes typed arrays to the kernels without a copy); P is the attention mask's
- * length minus the new tokens. The outputs `present.<i>.key/value` are the S new keys [B, kvH, S, d] and values
- * [B, kvH, d, S] (after rotary); the runtime writes them at positions P..P+S−1.
+ * length minus the new tokens. The outputs `present.<i>.key/value` are the S new keys and values [B, kvH, S, d]
+ * (after rotary); the runtime writes them at positions P..P+S−1 (the values transposed as it writes them).
  *
  * Two ways to attend, chosen per run by an ONNX If on the shapes (the same function; tests compare both with the plain
  * graph):
@@ -129,8 +129,8 @@ export function bufferAttention(state: BufferState): NonNullable<LayerContext['f
     };
     const prompt = (b: GraphBuilder): string[] => (d % 8 === 0 ? b.ifElse(sh.gqaOk, gqa, concat, ['float32']) : concat(b));
     const [out] = g.ifElse(sh.decode, decode, prompt, ['float32']);
-    // the new keys [B, kvH, S, d] and values [B, kvH, d, S], for the runtime to write at positions P..P+S−1
-    ctx.present = { key: k, value: g.op('Transpose', [v], { perm: [0, 1, 3, 2] }) };
+    // the new keys and values [B, kvH, S, d], for the runtime to write at positions P..P+S−1
+    ctx.present = { key: k, value: v };
     state.calls++;
     return out!;
   };

@@ -768,9 +768,11 @@ export class CausalLM {
     for (let i = 0; i < numLayers; i++) {
       const n = kvNames(i);
       const k = r[n.presentKey]!.data as Float32Array, v = r[n.presentValue]!.data as Float32Array, keys = c.keys[i]!, values = c.values[i]!;
-      // keys [rows, S, d] → [rows, cap, d] at P; values [rows·d, S] → [rows·d, cap] at P
+      // keys [rows, S, d] → [rows, cap, d] at P; values [rows, S, d] → transposed [rows, d, cap] at P
       for (let row = 0; row < rows; row++) keys.set(k.subarray(row * S * d, (row + 1) * S * d), (row * cap + P) * d);
-      for (let j = 0, o = P, at = 0; j < rows * d; j++, o += cap) for (let s = 0; s < S; s++) values[o + s] = v[at++]!;
+      for (let row = 0, at = 0; row < rows; row++) {
+        for (let s = 0; s < S; s++) for (let e = 0, o = row * d * cap + P + s; e < d; e++, o += cap) values[o] = v[at++]!;
+      }
     }
     if ((['logits', 'nll'] as const).some((name) => r[name] && firstNonFinite(r[name].data as Float32Array) >= 0)) {
       for (const keys of c.keys) for (let row = 0; row < rows; row++) keys.fill(0, (row * cap + P) * d, (row * cap + P + S) * d);
