@@ -50,7 +50,10 @@ export interface BufferState {
   past: string;
   /** values shared by every layer (built by the first one; all layers have the same B, S, P, heads) */
   shared?: { decode: string; gqaOk: string; scores4: string; scores3: string; split: string; keys: string; values: string; fill: string };
-  /** each layer mask (by name) with `fill` inserted before its last column: [.., capacity + 1] (see bufferAttention) */
+  /**
+   * each layer mask (by name) with `fill` columns of -max-float inserted before its last: [.., capacity + 1] in decode
+   * runs, a scalar 0 in the others (see bufferAttention)
+   */
   padded: Map<string, string>;
   calls: number;
 }
