@@ -228,13 +228,20 @@ test('mirrorTriangle: either triangle onto the other, across tile edges; the dia
   }
 });
 
-test('transpose: a block of a wider matrix (stride), with and without a column order; rows in blocks of 8 and a tail', () => {
+test('transpose: a block of a wider matrix (stride) into a block of a wider one (dstStride), with and without a column order; rows in blocks of 8 and a tail', () => {
   const n = 150, a = randn(n * n, 64); // the block: rows [10, 140), columns [7, 77) (16 blocks of 8 rows and 2 more)
   const r0 = 10, rows = 130, c0 = 7, cols = 70, order = Array.from({ length: cols }, (_, j) => (j * 31) % cols);
   const t = transpose(a.subarray(r0 * n + c0), rows, cols, new Float64Array(rows * cols), { stride: n });
   const g = transpose(a.subarray(r0 * n + c0), rows, cols, new Float32Array(rows * cols), { stride: n, colOrder: order });
   const back = Array.from({ length: rows }, (_, i) => rows - 1 - i);
   const h = transpose(a.subarray(r0 * n + c0), rows, cols, new Float64Array(rows * cols), { stride: n, colOrder: order, rowOrder: back });
+  // into a block of a wider destination (dstStride): nothing outside it written
+  const wide = new Float64Array(cols * 200 + 5).fill(-1);
+  transpose(a.subarray(r0 * n + c0), rows, cols, wide.subarray(5), { stride: n, dstStride: 200 });
+  for (let x = 0; x < wide.length; x++) {
+    const j = Math.floor((x - 5) / 200), i = (x - 5) % 200;
+    assert.equal(wide[x], x >= 5 && i < rows ? a[(r0 + i) * n + c0 + j] : -1, `dstStride [${x}]`);
+  }
   for (let j = 0; j < cols; j++) for (let i = 0; i < rows; i++) {
     assert.equal(t[j * rows + i], a[(r0 + i) * n + c0 + j], `[${j}, ${i}]`);
     assert.equal(g[j * rows + i], a[(r0 + i) * n + c0 + order[j]!], `gathered [${j}, ${i}]`);

@@ -167,7 +167,7 @@ test('buffer cache: positions past the valid length never count (junk there; the
   let r = await m.forwardStep([ids.slice(0, 6)], m.emptyCache(1));
   const short = m.truncateCache(r.cache, 3);
   assert.ok(short.capacity! > 6 && short.valuesTransposed);
-  const cap = short.capacity!, d = 16, rows = 2; // keys [rows, cap, d], values [rows·d, cap]: positions ≥ 3 filled
+  const cap = short.capacity!, d = cfg.headDim, rows = cfg.numKvHeads; // keys [rows, cap, d], values [rows·d, cap]: positions ≥ 3 filled
   for (const k of short.keys) for (let j = 0; j < rows; j++) k.fill(1e30, (j * cap + 3) * d, (j + 1) * cap * d);
   for (const v of short.values) for (let j = 0; j < rows * d; j++) v.fill(-1e30, j * cap + 3, (j + 1) * cap);
   r = await m.forwardStep([[ids[3]!]], short);

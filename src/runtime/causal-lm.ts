@@ -16,7 +16,7 @@ import { createSession, f32, type Device } from '../graph/session.ts';
 import { archFor } from '../models/registry.ts';
 import type { ArchDefinition, WeightSource } from '../models/types.ts';
 import { fail, GptqError, option } from '../errors.ts';
-import { firstNonFinite } from '../tensor.ts';
+import { firstNonFinite, transpose } from '../tensor.ts';
 import { checkAccuracyLevel, type AccuracyLevel } from './quantized-weights.ts';
 import type { QuantizedLoadInfo } from './gptq-checkpoint.ts';
 import { checkLmHeadBits, lmHeadNote, type LmHeadBits } from './lm-head.ts';
@@ -769,9 +769,9 @@ export class CausalLM {
       const n = kvNames(i);
       const k = r[n.presentKey]!.data as Float32Array, v = r[n.presentValue]!.data as Float32Array, keys = c.keys[i]!, values = c.values[i]!;
       // keys [rows, S, d] → [rows, cap, d] at P; values [rows, S, d] → transposed [rows, d, cap] at P
-      for (let row = 0; row < rows; row++) keys.set(k.subarray(row * S * d, (row + 1) * S * d), (row * cap + P) * d);
-      for (let row = 0, at = 0; row < rows; row++) {
-        for (let s = 0; s < S; s++) for (let e = 0, o = row * d * cap + P + s; e < d; e++, o += cap) values[o] = v[at++]!;
+      for (let row = 0; row < rows; row++) {
+        keys.set(k.subarray(row * S * d, (row + 1) * S * d), (row * cap + P) * d);
+        transpose(v.subarray(row * S * d), S, d, values.subarray(row * d * cap + P), { dstStride: cap });
       }
     }
     if ((['logits', 'nll'] as const).some((name) => r[name] && firstNonFinite(r[name].data as Float32Array) >= 0)) {
@@ -842,10 +842,10 @@ export class CausalLM {
         for (let j = 0; j < rows * d; j++) dst.set(src.subarray(j * from, j * from + P), j * cap);
         return dst;
       }
-      const [sl, se, dl, de] = cache.valuesTransposed ? [1, from, d, 1] : [d, 1, 1, cap]; // strides of p and e
-      for (let r = 0; r < rows; r++) {
-        const s0 = r * from * d, d0 = r * cap * d; // a row's d·len values start there in either form
-        for (let p = 0; p < P; p++) for (let e = 0; e < d; e++) dst[d0 + p * dl + e * de] = src[s0 + p * sl + e * se]!;
+      for (let r = 0; r < rows; r++) { // a row's d·len values start at r·len·d in either form
+        const s = src.subarray(r * from * d), t = dst.subarray(r * cap * d);
+        if (cache.valuesTransposed) transpose(s, d, P, t, { stride: from }); // [d, from] → [P, d]
+        else transpose(s, P, d, t, { dstStride: cap }); // [P, d] → [d, cap]
       }
       return dst;
     };
